@@ -1,0 +1,52 @@
+# ironfleet — run `make help` for the targets.
+GO            ?= go
+BIN           := bin/ironfleet
+VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS       := -s -w -X github.com/ironfleet/ironfleet/internal/buildinfo.Version=$(VERSION)
+GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
+# Flags for `make run`, e.g. make run RUN_ARGS="--nodes 50".
+RUN_ARGS      ?=
+TEST_FLAGS    ?= -race -timeout 15m
+
+.DEFAULT_GOAL := help
+.PHONY: help build run test test-unit bench lint fmt fmt-check vet tidy clean deps
+
+help: ## Show this help
+	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## Build bin/ironfleet
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ironfleet
+
+run: build ## Start the whole fleet on embedded defaults (ironfleet dev)
+	@scripts/ensure-deps.sh run
+	exec $(BIN) dev $(RUN_ARGS)
+
+deps: ## Install the system packages the tests need (apt-get, when missing)
+	@scripts/ensure-deps.sh test
+
+test: deps fmt-check vet ## Install what tests need, then gofmt check, go vet, go test -race
+	$(GO) test $(TEST_FLAGS) ./...
+
+test-unit: ## Fast loop: go test without -race and without the slow suites
+	$(GO) test -short ./...
+
+bench: build ## Run the Go benchmarks once each
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+lint: ## golangci-lint (pinned, fetched through the Go toolchain)
+	$(GO) run $(GOLANGCI_LINT) run ./...
+
+vet: ## go vet
+	$(GO) vet ./...
+
+fmt: ## gofmt -w every Go file
+	gofmt -w $$(git ls-files -co --exclude-standard '*.go')
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+tidy: ## go mod tidy
+	$(GO) mod tidy
+
+clean: ## Remove build output
+	rm -rf bin

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ironfleet/ironfleet/internal/redistest"
+)
+
+// buildBinary builds ironfleet once per test binary run into dir.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "ironfleet")
+	out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestDevStartsAnswersAndStopsOnSIGINT is `make run` in a test: the real
+// binary starts the fleet, answers on the address it prints, and on SIGINT
+// stops everything and exits 0 with no child process left behind.
+func TestDevStartsAnswersAndStopsOnSIGINT(t *testing.T) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		redistest.Unavailable(t, err)
+	}
+	bin := buildBinary(t)
+	dataDir := t.TempDir()
+	cmd := exec.Command(bin, "dev", "--api-addr", "127.0.0.1:0", "--data-dir", dataDir)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+
+	addrRe := regexp.MustCompile(`API\s+(http://\S+)`)
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if m := addrRe.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m[1]
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	var base string
+	select {
+	case base = <-found:
+	case <-time.After(60 * time.Second):
+		t.Fatal("ironfleet dev printed no API address within 60s")
+	}
+
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s = %d, want 200", path, resp.StatusCode)
+		}
+	}
+	redisPID := findProcess(t, dataDir)
+	if redisPID == "" {
+		t.Fatal("no redis-server child found for the dev fleet")
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			t.Fatalf("ironfleet dev exited %d after SIGINT, want 0", ee.ExitCode())
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("ironfleet dev did not exit within 30s of SIGINT")
+	}
+	if _, err := os.Stat("/proc/" + redisPID); err == nil {
+		t.Fatalf("redis-server (pid %s) still running after ironfleet dev exited", redisPID)
+	}
+}
+
+// findProcess returns the pid of a process whose command line mentions s.
+func findProcess(t *testing.T, s string) string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(b), s) && strings.Contains(string(b), "redis") {
+			return e.Name()
+		}
+	}
+	return ""
+}

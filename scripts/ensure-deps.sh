@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs the system packages ironfleet's tests and dev fleet need, when they
+# are missing, from Debian's archive: as root directly, otherwise through sudo.
+# Usage: scripts/ensure-deps.sh [group...]   groups: test (default), run, e2e
+set -euo pipefail
+
+declare -A need=()
+want() { command -v "$1" >/dev/null 2>&1 || need["$2"]=1; }
+
+groups=("${@:-test}")
+for g in "${groups[@]}"; do
+  case "$g" in
+    run)  want redis-server redis-server ;;
+    test) want redis-server redis-server
+          want ipmi_sim openipmi
+          want ipmitool ipmitool
+          want tftp tftp-hpa ;;
+    e2e)  want ipmi_sim openipmi
+          want qemu-system-x86_64 qemu-system-x86
+          [ -e /usr/lib/ipxe/qemu/efi-virtio.rom ] || need[ipxe-qemu]=1
+          [ -e /usr/lib/syslinux/modules/bios/ldlinux.c32 ] || need[syslinux-common]=1
+          want syslinux syslinux
+          want mcopy mtools
+          want mkfs.vfat dosfstools ;;
+    *) echo "ensure-deps: unknown group '$g'" >&2; exit 2 ;;
+  esac
+done
+
+[ ${#need[@]} -eq 0 ] && exit 0
+pkgs=("${!need[@]}")
+echo "ensure-deps: installing missing packages: ${pkgs[*]}"
+
+if [ "$(id -u)" -eq 0 ]; then
+  sudo=()
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+  sudo=(sudo -n)
+else
+  echo "ensure-deps: cannot install ${pkgs[*]}: not root and no password-less sudo." >&2
+  echo "ensure-deps: install them yourself (apt-get install ${pkgs[*]}) and run again." >&2
+  exit 1
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "ensure-deps: no apt-get here; install ${pkgs[*]} with your system's package manager." >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+echo "ensure-deps: installed ${pkgs[*]}"
