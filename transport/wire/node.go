@@ -1,0 +1,140 @@
+package wire
+
+import "time"
+
+// ProvisionState is a node's provisioning state, spelled as Ironic spells it
+// on the API ("wait call-back", with spaces).
+type ProvisionState string
+
+// Provision states. Which are stable, transient, wait or failed states, and
+// the transitions between them, are the conductor's state machine.
+const (
+	StateEnroll        ProvisionState = "enroll"
+	StateVerifying     ProvisionState = "verifying"
+	StateManageable    ProvisionState = "manageable"
+	StateInspecting    ProvisionState = "inspecting"
+	StateInspectWait   ProvisionState = "inspect wait"
+	StateInspectFailed ProvisionState = "inspect failed"
+	StateCleaning      ProvisionState = "cleaning"
+	StateCleanWait     ProvisionState = "clean wait"
+	StateCleanFailed   ProvisionState = "clean failed"
+	StateAvailable     ProvisionState = "available"
+	StateDeploying     ProvisionState = "deploying"
+	StateWaitCallback  ProvisionState = "wait call-back"
+	StateDeployFailed  ProvisionState = "deploy failed"
+	StateActive        ProvisionState = "active"
+	StateDeleting      ProvisionState = "deleting"
+	StateError         ProvisionState = "error"
+	// StateNone is the empty target: no provisioning action under way.
+	StateNone ProvisionState = ""
+)
+
+// PowerState is a node's power state as Ironic spells it.
+type PowerState string
+
+// Power states and power targets. PowerRebooting is only ever a target.
+const (
+	PowerOn        PowerState = "power on"
+	PowerOff       PowerState = "power off"
+	PowerRebooting PowerState = "rebooting"
+	// PowerUnknown is a state not read yet (JSON null on the API).
+	PowerUnknown PowerState = ""
+)
+
+// BootDevice is where a machine boots from.
+type BootDevice string
+
+// Boot devices ironfleet drives.
+const (
+	BootPXE  BootDevice = "pxe"
+	BootDisk BootDevice = "disk"
+)
+
+// Node is the inventory record of one machine. It is stored as JSON in the
+// node inventory and owned by whoever holds the node's lock; the API renders
+// it in Ironic's shape (and masks secrets) rather than exposing it as is.
+type Node struct {
+	UUID        string `json:"uuid"`
+	Name        string `json:"name,omitempty"`
+	Driver      string `json:"driver"`
+	Description string `json:"description,omitempty"`
+	// DriverInfo holds the BMC's address and credentials (ipmi_address,
+	// ipmi_port, ipmi_username, ipmi_password, ipmi_cipher_suite, …).
+	// Secrets in it never appear in events, logs or API output.
+	DriverInfo map[string]any `json:"driver_info,omitempty"`
+	// InstanceInfo holds what to deploy (image_source, image_checksum, …).
+	InstanceInfo map[string]any `json:"instance_info,omitempty"`
+	Properties   map[string]any `json:"properties,omitempty"`
+	Extra        map[string]any `json:"extra,omitempty"`
+	InstanceUUID string         `json:"instance_uuid,omitempty"`
+
+	ProvisionState       ProvisionState `json:"provision_state"`
+	TargetProvisionState ProvisionState `json:"target_provision_state,omitempty"`
+	ProvisionUpdatedAt   time.Time      `json:"provision_updated_at,omitzero"`
+	PowerState           PowerState     `json:"power_state,omitempty"`
+	TargetPowerState     PowerState     `json:"target_power_state,omitempty"`
+	BootDevice           BootDevice     `json:"boot_device,omitempty"`
+	BootDevicePersistent bool           `json:"boot_device_persistent,omitempty"`
+
+	Maintenance       bool   `json:"maintenance"`
+	MaintenanceReason string `json:"maintenance_reason,omitempty"`
+	// Fault is why ironfleet put the node in maintenance by itself
+	// ("power failure", …); cleared when maintenance is turned off.
+	Fault     string `json:"fault,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+	// PowerFailures counts consecutive failed power-state syncs.
+	PowerFailures int `json:"power_failures,omitempty"`
+
+	ConductorGroup string `json:"conductor_group"`
+	// Conductor is the host of the conductor that last worked on the node.
+	Conductor string `json:"conductor,omitempty"`
+	// Reservation is the host holding the node's lock, as the lock reports it
+	// (filled in by readers from the lock view, not stored).
+	Reservation string `json:"reservation,omitempty"`
+
+	ResourceClass  string `json:"resource_class,omitempty"`
+	Owner          string `json:"owner,omitempty"`
+	Lessee         string `json:"lessee,omitempty"`
+	AutomatedClean *bool  `json:"automated_clean,omitempty"`
+	Protected      bool   `json:"protected,omitempty"`
+
+	// Agent is what the node's agent told us; nil until its first lookup.
+	Agent *AgentInfo `json:"agent,omitempty"`
+	// Step is the conductor's progress inside a multi-phase flow (deploy,
+	// clean), so that a redelivered or recovered task resumes, not restarts.
+	Step string `json:"step,omitempty"`
+
+	// Fence is the highest lock fencing token the inventory accepted a write
+	// with; writes carrying a lower token are rejected.
+	Fence uint64 `json:"fence,omitempty"`
+
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
+}
+
+// AgentInfo is the agent's side of a node: where it listens and how to prove
+// it is the agent the API handed a token to.
+type AgentInfo struct {
+	// URL is the agent's command API callback address.
+	URL string `json:"url,omitempty"`
+	// TokenHash is the SHA-256 (hex) of the one-time agent token; the token
+	// itself is never stored.
+	TokenHash string `json:"token_hash,omitempty"`
+	// Token is the agent token itself, kept so the conductor can call the
+	// agent's command API. It never appears in API output, events or logs.
+	Token         string    `json:"token,omitempty"`
+	Version       string    `json:"version,omitempty"`
+	LastHeartbeat time.Time `json:"last_heartbeat,omitzero"`
+}
+
+// Port is a NIC of a node, identified by its MAC address; the agent looks
+// its node up by these.
+type Port struct {
+	UUID      string         `json:"uuid"`
+	NodeUUID  string         `json:"node_uuid"`
+	Address   string         `json:"address"` // MAC, lower case, colon-separated
+	PXEEnable bool           `json:"pxe_enabled"`
+	Extra     map[string]any `json:"extra,omitempty"`
+	CreatedAt time.Time      `json:"created_at"`
+	UpdatedAt time.Time      `json:"updated_at,omitzero"`
+}

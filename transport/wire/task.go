@@ -1,0 +1,67 @@
+package wire
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// TaskVersion is the version of the task envelope this code writes and reads.
+const TaskVersion = 1
+
+// Operation is what a task asks a conductor to do to a node.
+type Operation string
+
+// Operations. Continuations (continue_*) carry a lock ticket: the conductor
+// that ended the previous phase handed the node's lock to it.
+const (
+	OpManage         Operation = "manage"          // enroll → verifying → manageable
+	OpProvide        Operation = "provide"         // manageable → (cleaning →) available
+	OpDeploy         Operation = "deploy"          // available → deploying → …
+	OpContinueDeploy Operation = "continue_deploy" // next deploy phase, with a ticket
+	OpRebuild        Operation = "rebuild"         // active → deploying
+	OpUndeploy       Operation = "undeploy"        // active/failed → deleting → cleaning
+	OpClean          Operation = "clean"           // manageable → cleaning (manual)
+	OpContinueClean  Operation = "continue_clean"  // next clean phase, with a ticket
+	OpInspect        Operation = "inspect"         // manageable → inspecting
+	OpAbort          Operation = "abort"           // a wait state → its failed state
+	OpPower          Operation = "power"           // params: PowerParams
+	OpBootDevice     Operation = "boot_device"     // params: BootDeviceParams
+	OpHeartbeat      Operation = "heartbeat"       // params: HeartbeatParams
+)
+
+// Task is the envelope of one unit of work on the task bus. ID is unique per
+// task and is the JetStream message ID, so a republished task is deduplicated
+// and a redelivered one can be recognised as done.
+type Task struct {
+	Version int       `json:"v"`
+	ID      string    `json:"id"`
+	Node    string    `json:"node"`
+	Op      Operation `json:"op"`
+	// Group is the conductor group that must run the task ("" is the default group).
+	Group string `json:"group"`
+	// Ticket, when set, is the lock ticket the previous holder handed the
+	// node's lock to; the consumer acquires with it.
+	Ticket      string          `json:"ticket,omitempty"`
+	RequestedBy string          `json:"requested_by,omitempty"`
+	CreatedAt   time.Time       `json:"created_at"`
+	Params      json.RawMessage `json:"params,omitempty"`
+}
+
+// PowerParams are the parameters of OpPower.
+type PowerParams struct {
+	Target PowerState `json:"target"`
+	// TimeoutSeconds bounds the power action; 0 means the conductor's default.
+	TimeoutSeconds int `json:"timeout,omitempty"`
+}
+
+// BootDeviceParams are the parameters of OpBootDevice.
+type BootDeviceParams struct {
+	Device     BootDevice `json:"boot_device"`
+	Persistent bool       `json:"persistent"`
+}
+
+// HeartbeatParams are the parameters of OpHeartbeat.
+type HeartbeatParams struct {
+	CallbackURL  string `json:"callback_url"`
+	AgentVersion string `json:"agent_version,omitempty"`
+}
