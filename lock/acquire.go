@@ -1,0 +1,299 @@
+package lock
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Mode is how Acquire waits.
+type Mode int
+
+const (
+	// Standard is Ironic's mode for user-facing actions: a few attempts at a
+	// fixed interval, then ErrLocked naming the holder. It never joins the
+	// line, and never barges past it either.
+	Standard Mode = iota
+	// Patient joins the fair line and waits until granted or ctx ends.
+	Patient
+)
+
+func (m Mode) String() string {
+	if m == Patient {
+		return "patient"
+	}
+	return "standard"
+}
+
+// Options are per-Acquire settings; a nil *Options means standard mode with
+// the Locker's defaults.
+type Options struct {
+	// Mode is Standard (the zero value) or Patient.
+	Mode Mode
+	// Purpose says why the lock is wanted ("deploy", "console", …); it is
+	// shown in snapshots and in ErrLocked.
+	Purpose string
+	// Holder overrides Config.Holder for this acquisition.
+	Holder string
+	// Ticket claims a ticket the lock was handed off to (Lock.Handoff) or
+	// reserved for (Locker.Reserve). Empty means a fresh ticket.
+	Ticket string
+	// TTL overrides Config.TTL for this acquisition.
+	TTL time.Duration
+	// Attempts and Interval override the standard mode's retries.
+	Attempts int
+	Interval time.Duration
+}
+
+func (o *Options) orZero() Options {
+	if o == nil {
+		return Options{}
+	}
+	return *o
+}
+
+// Acquire takes the lock on resource. In standard mode it returns a
+// *LockedError (errors.Is ErrLocked) when it could not within its attempts;
+// in patient mode it waits in line until granted or ctx ends, leaving the
+// line on the way out. The returned Lock must be released (or handed off).
+func (l *Locker) Acquire(ctx context.Context, resource string, opts *Options) (*Lock, error) {
+	o := opts.orZero()
+	if err := validResource(resource); err != nil {
+		return nil, err
+	}
+	if o.Ticket != "" {
+		if err := validTicket(o.Ticket); err != nil {
+			return nil, err
+		}
+	}
+	if o.TTL < 0 || o.Interval < 0 || o.Attempts < 0 {
+		return nil, invalid("negative TTL, Interval or Attempts in Options")
+	}
+	if o.TTL != 0 && o.TTL < 10*time.Millisecond {
+		return nil, invalid("Options.TTL %s is below 10ms", o.TTL)
+	}
+	a := &attempt{
+		l:        l,
+		resource: resource,
+		keys:     l.keys(resource),
+		ticket:   o.Ticket,
+		claimer:  l.newClaimer(),
+		mode:     o.Mode,
+		purpose:  o.Purpose,
+		holder:   o.Holder,
+		ttl:      o.TTL,
+		start:    time.Now(),
+	}
+	if a.ticket == "" {
+		a.ticket = NewTicket()
+	}
+	if a.holder == "" {
+		a.holder = l.cfg.Holder
+	}
+	if a.ttl == 0 {
+		a.ttl = l.cfg.TTL
+	}
+	if o.Mode == Patient {
+		return a.patient(ctx)
+	}
+	attempts, interval := o.Attempts, o.Interval
+	if attempts == 0 {
+		attempts = l.cfg.Attempts
+	}
+	if interval == 0 {
+		interval = l.cfg.Interval
+	}
+	return a.standard(ctx, attempts, interval)
+}
+
+// attempt is one Acquire call in progress.
+type attempt struct {
+	l        *Locker
+	resource string
+	keys     []string
+	ticket   string
+	claimer  string
+	mode     Mode
+	purpose  string
+	holder   string
+	ttl      time.Duration
+	start    time.Time
+}
+
+func (a *attempt) try(ctx context.Context, index bool) (reply, error) {
+	args := []any{a.ticket, a.claimer, a.mode.String(), ms(a.ttl), a.holder, a.purpose, a.l.channel, ms(a.l.cfg.Grace)}
+	if !index {
+		return a.l.run(ctx, scriptAcquire, a.keys, args...)
+	}
+	return a.l.runIndexed(ctx, a.resource, scriptAcquire, a.keys, args...)
+}
+
+func (a *attempt) standard(ctx context.Context, attempts int, interval time.Duration) (*Lock, error) {
+	var last reply
+	for i := 1; ; i++ {
+		r, err := a.try(ctx, i == 1)
+		if err != nil {
+			return nil, fmt.Errorf("lock: acquire %s: %w", a.resource, err)
+		}
+		switch r.status {
+		case stGranted:
+			return a.granted(ctx, uint64(r.value), r.extra == 1, time.Now()), nil
+		case stDuplicate:
+			a.l.metrics.claims.WithLabelValues("duplicate").Inc()
+			return nil, fmt.Errorf("lock: acquire %s: %w", a.resource, ErrTicketClaimed)
+		}
+		last = r
+		if i >= attempts {
+			break
+		}
+		t := time.NewTimer(interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("lock: acquire %s: %w", a.resource, context.Cause(ctx))
+		case <-t.C:
+		}
+	}
+	a.l.metrics.locked.Inc()
+	return nil, &LockedError{
+		Resource: a.resource, Holder: last.holder, Purpose: last.purpose,
+		Attempts: attempts, Waited: time.Since(a.start),
+	}
+}
+
+func (a *attempt) patient(ctx context.Context) (*Lock, error) {
+	wake, err := a.l.register(a.ticket)
+	if err != nil {
+		return nil, err
+	}
+	defer a.l.unregister(a.ticket)
+	backoff := time.Millisecond
+	for first := true; ; first = false {
+		r, err := a.try(ctx, first)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, a.leave(ctx, err)
+			}
+			// Redis unreachable or restarting: keep our place by retrying
+			// within the lease, backing off up to the fallback interval.
+			backoff = min(backoff*2, a.l.cfg.Fallback)
+			if !sleepCtx(ctx, backoff) {
+				return nil, a.leave(ctx, err)
+			}
+			continue
+		}
+		backoff = time.Millisecond
+		switch r.status {
+		case stGranted:
+			return a.granted(ctx, uint64(r.value), r.extra == 1, time.Now()), nil
+		case stDuplicate:
+			a.l.metrics.claims.WithLabelValues("duplicate").Inc()
+			return nil, fmt.Errorf("lock: acquire %s: %w", a.resource, ErrTicketClaimed)
+		case stQueued:
+		default:
+			return nil, fmt.Errorf("lock: acquire %s: unexpected status %d", a.resource, r.status)
+		}
+		// Wait for our wake-up, but never longer than the fallback (which
+		// also renews our place in line); at the head of the line, re-check
+		// right when the owner's lease would end.
+		wait := a.l.cfg.Fallback
+		if r.value == 0 && r.ownerLeftMS > 0 {
+			wait = min(wait, time.Duration(r.ownerLeftMS+1)*time.Millisecond)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case tok := <-wake:
+			t.Stop()
+			if tok > 0 {
+				return a.granted(ctx, tok, false, time.Now()), nil
+			}
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, a.leave(ctx, context.Cause(ctx))
+		}
+	}
+}
+
+// leave takes the ticket out of the line (or passes the lock on, if it was
+// granted meanwhile) on a context that outlives the caller's, briefly.
+func (a *attempt) leave(ctx context.Context, cause error) error {
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.l.cfg.Fallback+time.Second)
+	defer cancel()
+	if _, err := a.l.run(lctx, scriptLeave, a.keys, a.ticket, a.claimer, ms(a.l.cfg.Grace)); err != nil {
+		// The lease will drop us within TTL anyway.
+		a.l.cfg.Logger.Debug("lock: leave line failed", "resource", a.resource, "err", err)
+	}
+	return fmt.Errorf("lock: acquire %s: %w", a.resource, cause)
+}
+
+func (a *attempt) granted(ctx context.Context, token uint64, claimed bool, at time.Time) *Lock {
+	m := a.l.metrics
+	m.wait.WithLabelValues(a.mode.String()).Observe(time.Since(a.start).Seconds())
+	m.grants.WithLabelValues(a.mode.String()).Inc()
+	if claimed {
+		m.claims.WithLabelValues("granted").Inc()
+	}
+	return newLock(ctx, a, token, at)
+}
+
+// Reserve takes a place at the back of resource's line now for ticket, to be
+// claimed later by an Acquire with Options.Ticket (for example by the
+// consumer of a task published with it). Once the reservation reaches the
+// front, it holds the lock for at most claim (zero means
+// Config.ClaimTimeout) waiting for its claimer; then it expires and the lock
+// moves on. Reserving the same ticket twice is harmless.
+func (l *Locker) Reserve(ctx context.Context, resource, ticket, purpose string, claim time.Duration) error {
+	if err := validResource(resource); err != nil {
+		return err
+	}
+	if err := validTicket(ticket); err != nil {
+		return err
+	}
+	if claim < 0 {
+		return invalid("negative claim timeout %s", claim)
+	}
+	if claim == 0 {
+		claim = l.cfg.ClaimTimeout
+	}
+	_, err := l.runIndexed(ctx, resource, scriptReserve, l.keys(resource), ticket, ms(claim), l.cfg.Holder, purpose, ms(l.cfg.Grace))
+	if err != nil {
+		return fmt.Errorf("lock: reserve %s: %w", resource, err)
+	}
+	return nil
+}
+
+// runIndexed runs a script and, in the same round trip, marks resource as
+// active in the index the cluster-wide summary reads (no SCAN needed).
+func (l *Locker) runIndexed(ctx context.Context, resource string, s *redis.Script, keys []string, args ...any) (reply, error) {
+	pipe := l.client.Pipeline()
+	res := s.EvalSha(ctx, pipe, keys, args...)
+	pipe.ZIncrBy(ctx, l.indexKey(), 1, resource)
+	_, _ = pipe.Exec(ctx)
+	v, err := res.Result()
+	if err != nil && isNoScript(err) {
+		return l.run(ctx, s, keys, args...)
+	}
+	if err != nil {
+		return reply{}, err
+	}
+	r, err := parseReply(v)
+	if err == nil {
+		l.metrics.observeExpiries(r)
+	}
+	return r, err
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+

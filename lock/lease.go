@@ -1,0 +1,185 @@
+package lock
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Lock is a held lock. Its Context is cancelled with cause ErrLost before
+// the lease could expire on the server if the lease cannot be kept, and with
+// ErrReleased after Release or Handoff: do the protected work under it, and
+// carry Token into every write that must not happen after the lock is lost.
+type Lock struct {
+	l        *Locker
+	resource string
+	ticket   string
+	claimer  string
+	token    uint64
+	ttl      time.Duration
+	keys     []string
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	done   chan struct{} // closed when the refresher has exited
+
+	mu    sync.Mutex
+	ended bool
+	// pause stops refreshing without telling anyone, as a process frozen by
+	// SIGSTOP would (tests only).
+	pause chan struct{}
+}
+
+func newLock(ctx context.Context, a *attempt, token uint64, grantedAt time.Time) *Lock {
+	lctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	lk := &Lock{
+		l: a.l, resource: a.resource, ticket: a.ticket, claimer: a.claimer, token: token,
+		ttl: a.ttl, keys: a.keys, ctx: lctx, cancel: cancel,
+		done: make(chan struct{}), pause: make(chan struct{}),
+	}
+	go lk.refresh(grantedAt)
+	return lk
+}
+
+// Resource is the locked resource's name.
+func (lk *Lock) Resource() string { return lk.resource }
+
+// Token is the fencing token of this grant: strictly greater than every
+// token granted before for the resource.
+func (lk *Lock) Token() uint64 { return lk.token }
+
+// Context is cancelled when the lock is lost (cause ErrLost) or given up
+// (cause ErrReleased). Use context.Cause to tell which.
+func (lk *Lock) Context() context.Context { return lk.ctx }
+
+// margin is how long before the lease's end the holder gives up: its local
+// view of the lease starts when it sent the refresh, before the server
+// started the lease, so ending a margin early keeps it on the safe side of
+// clock-rate drift and scheduling delays.
+func (lk *Lock) margin() time.Duration { return max(lk.ttl/10, 2*time.Millisecond) }
+
+// refresh renews the lease every TTL/3 and cancels the lock's context with
+// ErrLost before its lease can run out when renewing keeps failing.
+func (lk *Lock) refresh(grantedAt time.Time) {
+	defer close(lk.done)
+	deadline := grantedAt.Add(lk.ttl - lk.margin())
+	// The first renewal happens at once: a grant learnt from a wake-up
+	// message may be older than it looks, so confirm the lease right away.
+	next := time.Duration(0)
+	for {
+		wait := min(next, time.Until(deadline))
+		t := time.NewTimer(max(wait, 0))
+		select {
+		case <-lk.ctx.Done():
+			t.Stop()
+			return
+		case <-lk.pause:
+			t.Stop()
+			<-lk.ctx.Done()
+			return
+		case <-t.C:
+		}
+		if !time.Now().Before(deadline) {
+			lk.lose("lease could not be renewed before it ran out")
+			return
+		}
+		sent := time.Now()
+		rctx, cancel := context.WithDeadline(lk.ctx, deadline)
+		r, err := lk.l.run(rctx, scriptRefresh, lk.keys, lk.ticket, lk.claimer, ms(lk.ttl), ms(lk.l.cfg.Grace))
+		cancel()
+		switch {
+		case err != nil:
+			// Try again soon; give up at the deadline.
+			next = max(lk.ttl/10, time.Millisecond)
+		case r.status == stNotHeld:
+			lk.lose("lock is owned by someone else")
+			return
+		default:
+			deadline = sent.Add(lk.ttl - lk.margin())
+			next = lk.ttl / 3
+		}
+	}
+}
+
+func (lk *Lock) lose(why string) {
+	lk.mu.Lock()
+	defer lk.mu.Unlock()
+	if lk.ended {
+		return
+	}
+	lk.ended = true
+	lk.l.metrics.lost.Inc()
+	lk.l.cfg.Logger.Warn("lock lost", "resource", lk.resource, "why", why)
+	lk.cancel(ErrLost)
+}
+
+// end marks the lock given up and stops its refresher.
+func (lk *Lock) end() error {
+	lk.mu.Lock()
+	if lk.ended {
+		lk.mu.Unlock()
+		if cause := context.Cause(lk.ctx); cause == ErrLost {
+			return fmt.Errorf("lock: %s: %w (%w)", lk.resource, ErrNotHeld, ErrLost)
+		}
+		return fmt.Errorf("lock: %s: %w", lk.resource, ErrNotHeld)
+	}
+	lk.ended = true
+	lk.mu.Unlock()
+	lk.cancel(ErrReleased)
+	<-lk.done
+	return nil
+}
+
+// Release gives the lock up. Inside the same script, ownership passes to the
+// live head of the line, and only that waiter is woken. Releasing a lock that
+// was lost or already released returns ErrNotHeld.
+func (lk *Lock) Release(ctx context.Context) error {
+	if err := lk.end(); err != nil {
+		return err
+	}
+	r, err := lk.l.run(ctx, scriptRelease, lk.keys, lk.ticket, lk.claimer, ms(lk.l.cfg.Grace))
+	if err != nil {
+		return fmt.Errorf("lock: release %s: %w", lk.resource, err)
+	}
+	if r.status == stNotHeld {
+		return fmt.Errorf("lock: release %s: %w", lk.resource, ErrNotHeld)
+	}
+	if r.extra == 1 {
+		lk.l.metrics.handoffs.WithLabelValues("line").Inc()
+	}
+	return nil
+}
+
+// Handoff passes the lock to ticket next, which the consumer of a task will
+// present as Options.Ticket: nobody else can take the lock in between. If
+// that consumer is already waiting in line with next, it is granted at once;
+// otherwise the ticket holds the lock unclaimed for at most claim (zero means
+// Config.ClaimTimeout). It returns the fencing token of the new grant. This
+// Lock is given up whatever the outcome.
+func (lk *Lock) Handoff(ctx context.Context, next string, claim time.Duration) (uint64, error) {
+	if err := validTicket(next); err != nil {
+		return 0, err
+	}
+	if next == lk.ticket {
+		return 0, invalid("handoff to the holder's own ticket")
+	}
+	if claim < 0 {
+		return 0, invalid("negative claim timeout %s", claim)
+	}
+	if claim == 0 {
+		claim = lk.l.cfg.ClaimTimeout
+	}
+	if err := lk.end(); err != nil {
+		return 0, err
+	}
+	r, err := lk.l.runIndexed(ctx, lk.resource, scriptHandoff, lk.keys, lk.ticket, lk.claimer, next, ms(claim), ms(lk.l.cfg.Grace), "handoff")
+	if err != nil {
+		return 0, fmt.Errorf("lock: handoff %s: %w", lk.resource, err)
+	}
+	if r.status == stNotHeld {
+		return 0, fmt.Errorf("lock: handoff %s: %w", lk.resource, ErrNotHeld)
+	}
+	lk.l.metrics.handoffs.WithLabelValues("ticket").Inc()
+	return uint64(r.value), nil
+}

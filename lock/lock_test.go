@@ -1,0 +1,399 @@
+package lock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ironfleet/ironfleet/internal/redistest"
+)
+
+func TestAcquireRelease(t *testing.T) {
+	srv := redistest.Start(t)
+	l := newLocker(t, newClient(t, srv), fastConfig())
+	ctx := t.Context()
+
+	var last uint64
+	for i := range 5 {
+		lk, err := l.Acquire(ctx, "node-1", &Options{Purpose: "deploy"})
+		if err != nil {
+			t.Fatalf("Acquire #%d: %v", i, err)
+		}
+		if lk.Token() <= last {
+			t.Fatalf("token #%d = %d, want > %d", i, lk.Token(), last)
+		}
+		last = lk.Token()
+		s, err := l.Snapshot(ctx, "node-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !s.Held || s.Purpose != "deploy" || s.Token != lk.Token() || !s.Claimed {
+			t.Fatalf("snapshot while held = %+v, want held for deploy with token %d", s, lk.Token())
+		}
+		mustRelease(t, lk)
+		if err := lk.Release(ctx); !errors.Is(err, ErrNotHeld) {
+			t.Fatalf("second Release = %v, want ErrNotHeld", err)
+		}
+		if cause := context.Cause(lk.Context()); cause != ErrReleased {
+			t.Fatalf("context cause after Release = %v, want ErrReleased", cause)
+		}
+	}
+	s, _ := l.Snapshot(ctx, "node-1")
+	if !s.Empty() {
+		t.Fatalf("snapshot after release = %+v, want empty", s)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newClient(t, srv)
+	l := newLocker(t, c, fastConfig())
+	ctx := t.Context()
+	held, err := l.Acquire(ctx, "held", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mustRelease(t, held)
+
+	tests := []struct {
+		name string
+		call func() error
+	}{
+		{"empty resource", func() error { _, err := l.Acquire(ctx, "", nil); return err }},
+		{"oversized resource", func() error { _, err := l.Acquire(ctx, strings.Repeat("n", MaxResourceLen+1), nil); return err }},
+		{"resource with hash-tag braces", func() error { _, err := l.Acquire(ctx, "a{b}", nil); return err }},
+		{"resource with space", func() error { _, err := l.Acquire(ctx, "a b", nil); return err }},
+		{"negative TTL", func() error { _, err := l.Acquire(ctx, "n", &Options{TTL: -time.Second}); return err }},
+		{"tiny TTL", func() error { _, err := l.Acquire(ctx, "n", &Options{TTL: time.Millisecond}); return err }},
+		{"negative attempts", func() error { _, err := l.Acquire(ctx, "n", &Options{Attempts: -1}); return err }},
+		{"ticket with space", func() error { _, err := l.Acquire(ctx, "n", &Options{Ticket: "a b"}); return err }},
+		{"oversized ticket", func() error {
+			_, err := l.Acquire(ctx, "n", &Options{Ticket: strings.Repeat("t", MaxTicketLen+1)})
+			return err
+		}},
+		{"reserve empty ticket", func() error { return l.Reserve(ctx, "n", "", "", 0) }},
+		{"reserve negative claim", func() error { return l.Reserve(ctx, "n", "t", "", -time.Second) }},
+		{"snapshot empty resource", func() error { _, err := l.Snapshot(ctx, ""); return err }},
+		{"handoff to own ticket", func() error { _, err := held.Handoff(ctx, held.ticket, 0); return err }},
+		{"handoff negative claim", func() error { _, err := held.Handoff(ctx, NewTicket(), -time.Second); return err }},
+		{"handoff empty ticket", func() error { _, err := held.Handoff(ctx, "", 0); return err }},
+		{"nil client", func() error { _, err := New(ctx, nil, Config{}); return err }},
+		{"negative config TTL", func() error { _, err := New(ctx, c, Config{TTL: -1}); return err }},
+		{"negative config attempts", func() error { _, err := New(ctx, c, Config{Attempts: -1}); return err }},
+		{"prefix with brace", func() error { _, err := New(ctx, c, Config{Prefix: "x{"}); return err }},
+		{"client without context deadlines", func() error {
+			plain := redis.NewClient(srv.Options())
+			defer plain.Close()
+			_, err := New(ctx, plain, Config{})
+			return err
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.call(); !errors.Is(err, ErrInvalid) {
+				t.Fatalf("got %v, want ErrInvalid", err)
+			}
+		})
+	}
+	// A rejected handoff leaves the lock held.
+	if s, _ := l.Snapshot(ctx, "held"); !s.Held {
+		t.Fatal("lock not held after rejected handoffs")
+	}
+}
+
+func TestDuplicateRegistrationIsAnError(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newClient(t, srv)
+	reg := newRegistry()
+	newLocker(t, c, Config{Registerer: reg})
+	if _, err := New(t.Context(), c, Config{Registerer: reg}); err == nil {
+		t.Fatal("second Locker on the same registerer: got nil error, want a registration error")
+	}
+}
+
+func TestStandardModeReportsHolder(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newClient(t, srv)
+	a := newLocker(t, c, Config{Holder: "conductor-a", TTL: time.Second, Interval: 5 * time.Millisecond})
+	b := newLocker(t, c, Config{Holder: "console", TTL: time.Second, Interval: 5 * time.Millisecond})
+	lk, err := a.Acquire(t.Context(), "node-1", &Options{Purpose: "deploy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mustRelease(t, lk)
+
+	_, err = b.Acquire(t.Context(), "node-1", &Options{Purpose: "console"})
+	var le *LockedError
+	if !errors.As(err, &le) || !errors.Is(err, ErrLocked) {
+		t.Fatalf("Acquire of held lock = %v, want *LockedError", err)
+	}
+	if le.Holder != "conductor-a" || le.Purpose != "deploy" || le.Attempts != 3 {
+		t.Fatalf("LockedError = %+v, want holder conductor-a, purpose deploy, 3 attempts", le)
+	}
+	if !strings.Contains(le.Error(), "is locked by conductor-a (deploy)") {
+		t.Fatalf("message %q does not name the holder", le.Error())
+	}
+}
+
+// TestFIFO: waiters are granted in the order they joined the line.
+func TestFIFO(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newClient(t, srv)
+	l := newLocker(t, c, fastConfig())
+	ctx := t.Context()
+	first, err := l.Acquire(ctx, "n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	chans := make([]<-chan acquired, n)
+	for i := range n {
+		// Several Lockers, as several processes would be.
+		w := newLocker(t, newClient(t, srv), fastConfig())
+		chans[i] = acquireAsync(t, ctx, w, l, "n", &Options{Mode: Patient, Purpose: fmt.Sprint(i)}, i+1)
+	}
+	s, _ := l.Snapshot(ctx, "n")
+	for i, w := range s.Line {
+		if w.Purpose != fmt.Sprint(i) {
+			t.Fatalf("line[%d] purpose = %q, want %d", i, w.Purpose, i)
+		}
+	}
+	mustRelease(t, first)
+	for i := range n {
+		lk := recv(t, chans[i], fmt.Sprintf("waiter %d", i))
+		// Nobody after i may have been granted yet.
+		for j := i + 1; j < n; j++ {
+			select {
+			case a := <-chans[j]:
+				t.Fatalf("waiter %d granted while %d still held the lock (err %v)", j, i, a.err)
+			default:
+			}
+		}
+		mustRelease(t, lk)
+	}
+}
+
+// TestNoBarging: while a patient waiter is in line, standard-mode callers
+// never get the lock, not even in the instant of release.
+func TestNoBarging(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newClient(t, srv)
+	cfg := fastConfig()
+	cfg.Interval = time.Millisecond
+	l := newLocker(t, c, cfg)
+	ctx := t.Context()
+	holder, err := l.Acquire(ctx, "n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiter := acquireAsync(t, ctx, newLocker(t, newClient(t, srv), cfg), l, "n", &Options{Mode: Patient}, 1)
+
+	stop := make(chan struct{})
+	barged := make(chan uint64, 100)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pest := newLocker(t, newClient(t, srv), cfg)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			lk, err := pest.Acquire(ctx, "n", &Options{Attempts: 1, Purpose: "pest"})
+			if err == nil {
+				barged <- lk.Token()
+				_ = lk.Release(ctx)
+			}
+		}
+	}()
+	time.Sleep(20 * time.Millisecond) // let the pest hammer while the holder holds
+	mustRelease(t, holder)
+	lk := recv(t, waiter, "patient waiter")
+	close(stop)
+	<-done
+	select {
+	case tok := <-barged:
+		t.Fatalf("a standard-mode pest got the lock (token %d) while a patient waiter was in line", tok)
+	default:
+	}
+	mustRelease(t, lk)
+}
+
+// TestHandoffToTicket: the holder hands the lock to a ticket; nobody can take
+// it in between; the ticket's claimer gets the handoff's token; a second
+// claim of the same ticket (the task delivered twice) is refused.
+func TestHandoffToTicket(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newClient(t, srv)
+	cfg := fastConfig()
+	cfg.ClaimTimeout = 5 * time.Second
+	a := newLocker(t, c, cfg)
+	b := newLocker(t, newClient(t, srv), cfg)
+	ctx := t.Context()
+
+	lk, err := a.Acquire(ctx, "n", &Options{Purpose: "deploy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ticket := NewTicket()
+	tok, err := lk.Handoff(ctx, ticket, 0)
+	if err != nil {
+		t.Fatalf("Handoff: %v", err)
+	}
+	if tok <= lk.Token() {
+		t.Fatalf("handoff token %d, want > holder's %d", tok, lk.Token())
+	}
+	if cause := context.Cause(lk.Context()); cause != ErrReleased {
+		t.Fatalf("holder's context after handoff: cause %v, want ErrReleased", cause)
+	}
+	if err := lk.Release(ctx); !errors.Is(err, ErrNotHeld) {
+		t.Fatalf("Release after Handoff = %v, want ErrNotHeld", err)
+	}
+	s, _ := a.Snapshot(ctx, "n")
+	if !s.Held || s.Claimed || s.Mode != "handoff" {
+		t.Fatalf("snapshot after handoff = %+v, want held, unclaimed, mode handoff", s)
+	}
+
+	// A pest in standard mode cannot take it.
+	if _, err := b.Acquire(ctx, "n", &Options{Attempts: 2}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("pest Acquire during handoff = %v, want ErrLocked", err)
+	}
+
+	claimed, err := b.Acquire(ctx, "n", &Options{Ticket: ticket, Purpose: "continue_deploy"})
+	if err != nil {
+		t.Fatalf("claim: %v", err)
+	}
+	if claimed.Token() != tok {
+		t.Fatalf("claimed token %d, want the handoff's %d", claimed.Token(), tok)
+	}
+	if _, err := a.Acquire(ctx, "n", &Options{Ticket: ticket}); !errors.Is(err, ErrTicketClaimed) {
+		t.Fatalf("duplicate claim = %v, want ErrTicketClaimed", err)
+	}
+	if _, err := a.Acquire(ctx, "n", &Options{Ticket: ticket, Mode: Patient}); !errors.Is(err, ErrTicketClaimed) {
+		t.Fatalf("duplicate patient claim = %v, want ErrTicketClaimed", err)
+	}
+	mustRelease(t, claimed)
+}
+
+// TestHandoffToWaitingClaimer: the task carrying the ticket was consumed
+// before the handoff happened (publish, then hand off); its consumer waits in
+// line with the ticket and is pulled out ahead of everyone at the handoff.
+func TestHandoffToWaitingClaimer(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := fastConfig()
+	a := newLocker(t, newClient(t, srv), cfg)
+	b := newLocker(t, newClient(t, srv), cfg)
+	c := newLocker(t, newClient(t, srv), cfg)
+	ctx := t.Context()
+
+	lk, err := a.Acquire(ctx, "n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := acquireAsync(t, ctx, c, a, "n", &Options{Mode: Patient, Purpose: "other"}, 1)
+	ticket := NewTicket()
+	claimer := acquireAsync(t, ctx, b, a, "n", &Options{Mode: Patient, Ticket: ticket, Purpose: "continue"}, 2)
+
+	tok, err := lk.Handoff(ctx, ticket, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := recv(t, claimer, "claimer")
+	if got.Token() != tok {
+		t.Fatalf("claimer token %d, want %d", got.Token(), tok)
+	}
+	select {
+	case a := <-other:
+		t.Fatalf("the other waiter was granted during the handoff (err %v)", a.err)
+	default:
+	}
+	mustRelease(t, got)
+	mustRelease(t, recv(t, other, "other waiter"))
+}
+
+func TestUnclaimedTicketExpires(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := fastConfig()
+	cfg.ClaimTimeout = 100 * time.Millisecond
+	l := newLocker(t, newClient(t, srv), cfg)
+	ctx := t.Context()
+	lk, err := l.Acquire(ctx, "n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The waiter's Locker runs the script that finds the ticket dead, so its
+	// metrics count the expiry.
+	reg := newRegistry()
+	wcfg := fastConfig()
+	wcfg.Registerer = reg
+	waiter := acquireAsync(t, ctx, newLocker(t, newClient(t, srv), wcfg), l, "n", &Options{Mode: Patient}, 1)
+	if _, err := lk.Handoff(ctx, NewTicket(), 0); err != nil {
+		t.Fatal(err)
+	}
+	// Nobody claims the ticket: the waiter gets the lock once it expires.
+	mustRelease(t, recv(t, waiter, "waiter behind an unclaimed ticket"))
+	if got := counterValue(t, reg, "ironfleet_lock_expired_total", "kind", "ticket"); got < 1 {
+		t.Fatalf("expired tickets = %v, want >= 1", got)
+	}
+}
+
+// TestReserve: a reservation keeps its place in line until claimed, so the
+// lock is taken in the order tasks were issued.
+func TestReserve(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := fastConfig()
+	cfg.ClaimTimeout = 5 * time.Second
+	l := newLocker(t, newClient(t, srv), cfg)
+	ctx := t.Context()
+
+	// Free lock: a reservation is granted at once, unclaimed.
+	free := NewTicket()
+	if err := l.Reserve(ctx, "free", free, "task-1", 0); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := l.Snapshot(ctx, "free"); !s.Held || s.Claimed {
+		t.Fatalf("reservation of a free lock: snapshot %+v, want held unclaimed", s)
+	}
+	if _, err := l.Acquire(ctx, "free", &Options{Attempts: 1}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("Acquire past a granted reservation = %v, want ErrLocked", err)
+	}
+	lk, err := l.Acquire(ctx, "free", &Options{Ticket: free})
+	if err != nil {
+		t.Fatalf("claim granted reservation: %v", err)
+	}
+	mustRelease(t, lk)
+
+	// Held lock: reserve, then a later waiter; the reservation goes first.
+	holder, err := l.Acquire(ctx, "n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ticket := NewTicket()
+	if err := l.Reserve(ctx, "n", ticket, "task-1", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Reserve(ctx, "n", ticket, "task-1", 0); err != nil {
+		t.Fatalf("reserving twice: %v", err)
+	}
+	later := acquireAsync(t, ctx, newLocker(t, newClient(t, srv), cfg), l, "n", &Options{Mode: Patient, Purpose: "later"}, 2)
+	s, _ := l.Snapshot(ctx, "n")
+	if !s.Line[0].Reserved || s.Line[1].Purpose != "later" {
+		t.Fatalf("line = %+v, want the reservation first", s.Line)
+	}
+	claimer := acquireAsync(t, ctx, newLocker(t, newClient(t, srv), cfg), l, "n", &Options{Mode: Patient, Ticket: ticket}, 2)
+	mustRelease(t, holder)
+	got := recv(t, claimer, "claimer of the reservation")
+	select {
+	case a := <-later:
+		t.Fatalf("later waiter granted before the reservation's claimer released (err %v)", a.err)
+	default:
+	}
+	mustRelease(t, got)
+	mustRelease(t, recv(t, later, "later waiter"))
+}

@@ -1,0 +1,78 @@
+-- acquire(ticket, claimer, mode, ttl, holder, purpose, channel, grace)
+-- Grants the lock to ticket when it may have it, queues it (patient mode) or
+-- reports the holder (standard mode). Idempotent: a retry after a lost reply
+-- finds the same grant or the same place in line.
+-- Returns result(status, value, extra): status 1 granted (value token,
+-- extra 1 when this claimed a handed-off or reserved ticket), 2 queued (value
+-- position, 0 = head), 3 locked, 4 ticket claimed by someone else.
+local ticket, claimer, mode = ARGV[1], ARGV[2], ARGV[3]
+local ttl, holder, purpose, channel = tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
+local grace = tonumber(ARGV[8])
+
+evict()
+
+local function grant_self(claimed)
+  local tok = make_owner(ticket, claimer, ttl, holder, purpose, mode, grace)
+  return result(1, tok, claimed)
+end
+
+local function join()
+  local info = winfo(ticket)
+  if info then
+    if info.c and info.c ~= '' and info.c ~= claimer then
+      return result(4, 0)
+    end
+    info.c, info.ch, info.ttl, info.m = claimer, channel, ttl, mode
+    if holder ~= '' then info.h = holder end
+    if purpose ~= '' then info.p = purpose end
+  else
+    info = {h = holder, p = purpose, j = NOW, c = claimer, ch = channel, ttl = ttl, m = mode, r = 0}
+    redis.call('RPUSH', K_LINE, ticket)
+  end
+  redis.call('HSET', K_WAITERS, ticket, cjson.encode(info))
+  redis.call('ZADD', K_LEASES, NOW + ttl, ticket)
+  touch(grace)
+  return result(2, redis.call('LPOS', K_LINE, ticket))
+end
+
+local owner_ticket = redis.call('HGET', K_OWNER, 't')
+if owner_ticket == ticket then
+  local c = redis.call('HGET', K_OWNER, 'c')
+  if c == '' or c == claimer then
+    -- Claim of a ticket handed to us (or re-run of our own grant): keep the
+    -- token granted at handoff, take over the lease.
+    redis.call('HSET', K_OWNER, 'c', claimer, 'e', NOW + ttl, 'm', mode)
+    if holder ~= '' then redis.call('HSET', K_OWNER, 'h', holder) end
+    if purpose ~= '' then redis.call('HSET', K_OWNER, 'p', purpose) end
+    redis.call('PEXPIRE', K_OWNER, ttl + grace)
+    local claimed = 0
+    if c == '' then claimed = 1 end
+    return result(1, tonumber(redis.call('HGET', K_OWNER, 'k')), claimed)
+  end
+  return result(4, 0)
+end
+
+if not owner_ticket then
+  local head = redis.call('LINDEX', K_LINE, 0)
+  if not head then
+    return grant_self(0)
+  end
+  if head == ticket then
+    local info = winfo(ticket) or {}
+    if info.c and info.c ~= '' and info.c ~= claimer then
+      return result(4, 0)
+    end
+    dequeue(ticket)
+    local claimed = 0
+    if info.r == 1 then claimed = 1 end
+    return grant_self(claimed)
+  end
+  -- Free while others wait (an owner expired): the lock is never left free
+  -- while someone waits, so pass it to the head now.
+  promote_head(grace)
+end
+
+if mode == 'patient' or winfo(ticket) then
+  return join()
+end
+return result(3, 0)

@@ -1,0 +1,29 @@
+-- handoff(ticket, claimer, next, claim, grace, purpose)
+-- Only the owner may hand off. Ownership passes to the ticket next, which the
+-- consumer of a task will present: at once to its claimer if one is already
+-- waiting in line with it (and that claimer is woken), otherwise unclaimed
+-- with a lease of claim ms. Nobody can take the lock in between.
+-- Returns result(status, value): 1 handed off (value: the new token), 5 not held.
+local ticket, claimer, nxt = ARGV[1], ARGV[2], ARGV[3]
+local claim, grace, purpose = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+
+evict()
+
+if redis.call('HGET', K_OWNER, 't') ~= ticket or redis.call('HGET', K_OWNER, 'c') ~= claimer then
+  return result(5, 0)
+end
+
+local info = winfo(nxt)
+local tok
+if info and info.c and info.c ~= '' then
+  dequeue(nxt)
+  tok = make_owner(nxt, info.c, tonumber(info.ttl), info.h, info.p, info.m, grace)
+  if info.ch and info.ch ~= '' then
+    redis.call('PUBLISH', info.ch, nxt .. ' ' .. tok)
+  end
+else
+  if info then dequeue(nxt) end
+  tok = make_owner(nxt, '', claim, 'ticket', purpose, 'handoff', grace)
+end
+touch(grace)
+return result(1, tok)

@@ -1,0 +1,20 @@
+-- release(ticket, claimer, grace)
+-- Only the owner may release. Ownership passes directly to the live head of
+-- the line inside this script (no moment where the lock is free while someone
+-- waits), and only that waiter is woken.
+-- Returns result(status, value, extra): status 6 released (value: the next
+-- owner's token or 0, extra: 1 when ownership passed to a waiter), 5 not held.
+local ticket, claimer, grace = ARGV[1], ARGV[2], tonumber(ARGV[3])
+
+evict()
+
+if redis.call('HGET', K_OWNER, 't') ~= ticket or redis.call('HGET', K_OWNER, 'c') ~= claimer then
+  return result(5, 0)
+end
+redis.call('DEL', K_OWNER)
+local nxt, tok = promote_head(grace)
+touch(grace)
+if nxt then
+  return result(6, tok, 1)
+end
+return result(6, 0, 0)
