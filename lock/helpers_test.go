@@ -142,3 +142,16 @@ func mustRelease(t testing.TB, lk *Lock) {
 		t.Fatalf("Release: %v", err)
 	}
 }
+
+// freeze stops the lock's refresher as a SIGSTOP would: no more renewals,
+// and nothing tells the holder.
+func (lk *Lock) freeze() { lk.pause <- struct{}{} }
+
+// newKillableClient is a client whose commands all fail once ks is flipped.
+func newKillableClient(t testing.TB, srv *redistest.Server) (*redis.Client, *killSwitch) {
+	t.Helper()
+	c := newClient(t, srv)
+	ks := &killSwitch{}
+	c.AddHook(ks)
+	return c, ks
+}

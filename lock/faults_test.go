@@ -1,0 +1,320 @@
+package lock
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ironfleet/ironfleet/internal/redistest"
+)
+
+// TestLossIsCancellation: a holder that cannot renew its lease sees its
+// context cancelled with ErrLost before the lease ends on the server (same
+// host, same clock).
+func TestLossIsCancellation(t *testing.T) {
+	srv := redistest.Start(t)
+	reg := newRegistry()
+	cfg := fastConfig()
+	cfg.Registerer = reg
+	c, ks := newKillableClient(t, srv)
+	l := newLocker(t, c, cfg)
+	observer := newLocker(t, newClient(t, srv), fastConfig())
+	lk, err := l.Acquire(t.Context(), "n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancelled := make(chan time.Time, 1)
+	context.AfterFunc(lk.Context(), func() { cancelled <- time.Now() })
+
+	ks.dead.Store(true) // every renewal now fails
+	s, err := observer.Snapshot(t.Context(), "n")
+	if err != nil || !s.Held {
+		t.Fatalf("snapshot = %+v, %v; want held", s, err)
+	}
+	var at time.Time
+	select {
+	case at = <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("context not cancelled after renewals failed")
+	}
+	if cause := context.Cause(lk.Context()); cause != ErrLost {
+		t.Fatalf("cause = %v, want ErrLost", cause)
+	}
+	// Renewals failed from the moment the switch flipped, so the lease on the
+	// server ends no later than the snapshot's expiry; the holder stopped before.
+	if !at.Before(s.Expires) {
+		t.Fatalf("cancelled at %s, not before the server-side expiry %s", at.Format(time.StampMicro), s.Expires.Format(time.StampMicro))
+	}
+	if got := counterValue(t, reg, "ironfleet_lock_leases_lost_total", "", ""); got != 1 {
+		t.Fatalf("leases lost = %v, want 1", got)
+	}
+	if err := lk.Release(t.Context()); !errors.Is(err, ErrNotHeld) || !errors.Is(err, ErrLost) {
+		t.Fatalf("Release after loss = %v, want ErrNotHeld and ErrLost", err)
+	}
+}
+
+// TestDeadHolder: a holder that stops renewing (killed, or frozen by
+// SIGSTOP) blocks the next waiter for at most its TTL, and its later write is
+// rejected by fencing.
+func TestDeadHolder(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := fastConfig()
+	l := newLocker(t, newClient(t, srv), cfg)
+	reg := newRegistry()
+	wcfg := fastConfig()
+	wcfg.Registerer = reg
+	w := newLocker(t, newClient(t, srv), wcfg)
+	ctx := t.Context()
+	store := &fencedStore{}
+
+	frozen, err := l.Acquire(ctx, "n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !store.write(frozen.Token()) {
+		t.Fatal("first write rejected")
+	}
+	frozen.freeze()
+	next := recv(t, acquireAsync(t, ctx, w, l, "n", &Options{Mode: Patient}, 1), "waiter behind a dead holder")
+	if next.Token() <= frozen.Token() {
+		t.Fatalf("next token %d, want > %d", next.Token(), frozen.Token())
+	}
+	if !store.write(next.Token()) {
+		t.Fatal("new holder's write rejected")
+	}
+	// The frozen holder wakes up and writes: fencing rejects it.
+	if store.write(frozen.Token()) {
+		t.Fatal("stale holder's write accepted")
+	}
+	if got := counterValue(t, reg, "ironfleet_lock_expired_total", "kind", "holder"); got != 1 {
+		t.Fatalf("expired holders = %v, want 1", got)
+	}
+	mustRelease(t, next)
+}
+
+// TestDeadWaiters: a waiter that dies at the head or in the middle of the
+// line stops blocking those behind it within its TTL.
+func TestDeadWaiters(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		dead int // index in the line of the waiter that dies
+	}{{"head", 0}, {"middle", 1}} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := redistest.Start(t)
+			cfg := fastConfig()
+			l := newLocker(t, newClient(t, srv), cfg)
+			ctx := t.Context()
+			holder, err := l.Acquire(ctx, "n", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var live []<-chan acquired
+			var kill *killSwitch
+			for i := range 3 {
+				c, ks := newKillableClient(t, srv)
+				wctx, cancel := context.WithCancel(ctx)
+				defer cancel()
+				ch := acquireAsync(t, wctx, newLocker(t, c, cfg), l, "n", &Options{Mode: Patient}, i+1)
+				if i == tt.dead {
+					kill = ks
+					continue
+				}
+				live = append(live, ch)
+			}
+			kill.dead.Store(true) // the waiter can no longer renew or leave
+			mustRelease(t, holder)
+			for _, ch := range live {
+				mustRelease(t, recv(t, ch, "live waiter"))
+			}
+		})
+	}
+}
+
+// TestLostWakeMessage: a waiter whose wake-up message never arrives is still
+// granted, by its fallback re-check.
+func TestLostWakeMessage(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := fastConfig()
+	l := newLocker(t, newClient(t, srv), cfg)
+	deaf := newLocker(t, deafClient{newClient(t, srv)}, cfg)
+	ctx := t.Context()
+	holder, err := l.Acquire(ctx, "n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiter := acquireAsync(t, ctx, deaf, l, "n", &Options{Mode: Patient}, 1)
+	mustRelease(t, holder)
+	mustRelease(t, recv(t, waiter, "deaf waiter"))
+}
+
+// TestPubSubReconnect: the wake-up connection is killed while a waiter
+// waits; it reconnects and the waiter is granted.
+func TestPubSubReconnect(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := fastConfig()
+	cfg.Fallback = 100 * time.Millisecond
+	admin := newClient(t, srv)
+	l := newLocker(t, newClient(t, srv), cfg)
+	w := newLocker(t, newClient(t, srv), cfg)
+	ctx := t.Context()
+	holder, err := l.Acquire(ctx, "n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiter := acquireAsync(t, ctx, w, l, "n", &Options{Mode: Patient}, 1)
+	if n, err := admin.ClientKillByFilter(ctx, "TYPE", "pubsub").Result(); err != nil || n < 2 {
+		t.Fatalf("CLIENT KILL TYPE pubsub = %d, %v; want both lockers' subscriptions killed", n, err)
+	}
+	mustRelease(t, holder)
+	mustRelease(t, recv(t, waiter, "waiter after its subscription was killed"))
+}
+
+// TestRedisUnreachable: with Redis gone, every call returns an error within
+// the caller's deadline; nothing hangs.
+func TestRedisUnreachable(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := fastConfig()
+	l := newLocker(t, newClient(t, srv), cfg)
+	held, err := l.Acquire(t.Context(), "held", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]func(ctx context.Context) error{
+		"standard acquire": func(ctx context.Context) error { _, err := l.Acquire(ctx, "n", nil); return err },
+		"patient acquire":  func(ctx context.Context) error { _, err := l.Acquire(ctx, "n", &Options{Mode: Patient}); return err },
+		"reserve":          func(ctx context.Context) error { return l.Reserve(ctx, "n", NewTicket(), "", 0) },
+		"snapshot":         func(ctx context.Context) error { _, err := l.Snapshot(ctx, "n"); return err },
+		"summary":          func(ctx context.Context) error { _, err := l.Summary(ctx); return err },
+		"release":          func(ctx context.Context) error { return held.Release(ctx) },
+	}
+	for name, call := range calls {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- call(ctx) }()
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Fatal("got nil error with Redis down")
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("call still blocked 10s after its 200ms deadline")
+			}
+		})
+	}
+}
+
+// TestRedisRestart: Redis restarts while a holder holds and waiters wait.
+// With the data kept, the line survives and the waiters are served in order;
+// without it, the holder learns it lost the lock, the waiters are served, and
+// fencing tokens keep increasing.
+func TestRedisRestart(t *testing.T) {
+	for _, keep := range []bool{true, false} {
+		name := map[bool]string{true: "with data", false: "without data"}[keep]
+		t.Run(name, func(t *testing.T) {
+			srv := redistest.Start(t, redistest.WithAOF())
+			cfg := fastConfig()
+			cfg.TTL = 2 * time.Second
+			cfg.Fallback = 50 * time.Millisecond
+			l := newLocker(t, newClient(t, srv), cfg)
+			ctx := t.Context()
+			holder, err := l.Acquire(ctx, "n", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w1 := acquireAsync(t, ctx, newLocker(t, newClient(t, srv), cfg), l, "n", &Options{Mode: Patient}, 1)
+			w2 := acquireAsync(t, ctx, newLocker(t, newClient(t, srv), cfg), l, "n", &Options{Mode: Patient}, 2)
+
+			srv.Restart(t, keep)
+
+			var first *Lock
+			if keep {
+				mustRelease(t, holder)
+				first = recv(t, w1, "first waiter")
+				select {
+				case a := <-w2:
+					t.Fatalf("second waiter granted out of order (err %v)", a.err)
+				default:
+				}
+			} else {
+				select {
+				case <-holder.Context().Done():
+				case <-time.After(10 * time.Second):
+					t.Fatal("holder not told it lost the lock after Redis lost its data")
+				}
+				if cause := context.Cause(holder.Context()); cause != ErrLost {
+					t.Fatalf("holder cause = %v, want ErrLost", cause)
+				}
+				// Both waiters re-join the line; either may be first now.
+				select {
+				case a := <-w1:
+					first, w1 = a.lk, w2
+				case a := <-w2:
+					first = a.lk
+				case <-time.After(10 * time.Second):
+					t.Fatal("no waiter granted after the restart")
+				}
+			}
+			if first.Token() <= holder.Token() {
+				t.Fatalf("token after restart %d, want > %d", first.Token(), holder.Token())
+			}
+			mustRelease(t, first)
+			if keep {
+				mustRelease(t, recv(t, w2, "second waiter"))
+			} else {
+				mustRelease(t, recv(t, w1, "other waiter"))
+			}
+		})
+	}
+}
+
+// TestScriptFlush: scripts are run by EVALSHA and loaded again when Redis
+// no longer has them.
+func TestScriptFlush(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newClient(t, srv)
+	l := newLocker(t, c, fastConfig())
+	for range 2 {
+		lk, err := l.Acquire(t.Context(), "n", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.ScriptFlush(t.Context()).Err(); err != nil {
+			t.Fatal(err)
+		}
+		mustRelease(t, lk)
+		if _, err := l.Summary(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.ScriptFlush(t.Context()).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// fencedStore accepts a write only with a token at least as high as the
+// last one it accepted, as the node inventory does.
+type fencedStore struct {
+	mu       sync.Mutex
+	last     uint64
+	accepted int
+	rejected int
+}
+
+func (s *fencedStore) write(token uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if token < s.last {
+		s.rejected++
+		return false
+	}
+	s.last = token
+	s.accepted++
+	return true
+}
