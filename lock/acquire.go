@@ -120,9 +120,15 @@ type attempt struct {
 	holder   string
 	ttl      time.Duration
 	start    time.Time
+	// sent is when the last acquire script was sent. The server started
+	// (or renewed) this ticket's lease after that, and any grant comes
+	// later still, so a lease counted from sent ends no later than the
+	// server's: that is what the holder's deadline is counted from.
+	sent time.Time
 }
 
 func (a *attempt) try(ctx context.Context, index bool) (reply, error) {
+	a.sent = time.Now()
 	args := []any{a.ticket, a.claimer, a.mode.String(), ms(a.ttl), a.holder, a.purpose, a.l.channel, ms(a.l.cfg.Grace)}
 	if !index {
 		return a.l.run(ctx, scriptAcquire, a.keys, args...)
@@ -139,7 +145,7 @@ func (a *attempt) standard(ctx context.Context, attempts int, interval time.Dura
 		}
 		switch r.status {
 		case stGranted:
-			return a.granted(ctx, uint64(r.value), r.extra == 1, time.Now()), nil
+			return a.granted(ctx, uint64(r.value), r.extra == 1), nil
 		case stDuplicate:
 			a.l.metrics.claims.WithLabelValues("duplicate").Inc()
 			return nil, fmt.Errorf("lock: acquire %s: %w", a.resource, ErrTicketClaimed)
@@ -187,7 +193,7 @@ func (a *attempt) patient(ctx context.Context) (*Lock, error) {
 		backoff = time.Millisecond
 		switch r.status {
 		case stGranted:
-			return a.granted(ctx, uint64(r.value), r.extra == 1, time.Now()), nil
+			return a.granted(ctx, uint64(r.value), r.extra == 1), nil
 		case stDuplicate:
 			a.l.metrics.claims.WithLabelValues("duplicate").Inc()
 			return nil, fmt.Errorf("lock: acquire %s: %w", a.resource, ErrTicketClaimed)
@@ -207,7 +213,7 @@ func (a *attempt) patient(ctx context.Context) (*Lock, error) {
 		case tok := <-wake:
 			t.Stop()
 			if tok > 0 {
-				return a.granted(ctx, tok, false, time.Now()), nil
+				return a.granted(ctx, tok, false), nil
 			}
 		case <-t.C:
 		case <-ctx.Done():
@@ -229,14 +235,14 @@ func (a *attempt) leave(ctx context.Context, cause error) error {
 	return fmt.Errorf("lock: acquire %s: %w", a.resource, cause)
 }
 
-func (a *attempt) granted(ctx context.Context, token uint64, claimed bool, at time.Time) *Lock {
+func (a *attempt) granted(ctx context.Context, token uint64, claimed bool) *Lock {
 	m := a.l.metrics
 	m.wait.WithLabelValues(a.mode.String()).Observe(time.Since(a.start).Seconds())
 	m.grants.WithLabelValues(a.mode.String()).Inc()
 	if claimed {
 		m.claims.WithLabelValues("granted").Inc()
 	}
-	return newLock(ctx, a, token, at)
+	return newLock(ctx, a, token, a.sent)
 }
 
 // Reserve takes a place at the back of resource's line now for ticket, to be

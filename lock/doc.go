@@ -1,3 +1,91 @@
-// Package lock is ironfleet's fair, patient node lock on Redis, with
-// race-free handoff to a ticket and fencing tokens.
+// Package lock is ironfleet's node lock on Redis: a fair line per resource,
+// a direct handoff of ownership that nothing can race, and fencing tokens.
+//
+// # Why
+//
+// Ironic passes a node from one step of a deploy to the next by releasing
+// its lock and sending the next task; whatever grabs the lock in between (a
+// serial console, a heartbeat) wins, and after three one-second retries the
+// next step gives up, leaving the node in DEPLOYING. This package makes that
+// handoff structurally race-free and every wait fair and bounded.
+//
+// # Use
+//
+//	l, _ := lock.New(ctx, redisClient, lock.Config{})        // one per process
+//	lk, err := l.Acquire(ctx, nodeID, &lock.Options{Purpose: "power"})
+//	if errors.Is(err, lock.ErrLocked) { … }                  // 409 NodeLocked
+//	defer lk.Release(ctx)
+//	doWork(lk.Context(), lk.Token())                         // cancelled with ErrLost on loss
+//
+// Modes: Standard (Ironic's few attempts at a fixed interval, then a
+// *LockedError naming the holder; it never joins the line and never barges
+// past it) and Patient (waits in the fair line until granted or ctx ends).
+//
+// Handoff: the holder of a finished step publishes the next task carrying a
+// fresh ticket (NewTicket) and calls Lock.Handoff(ctx, ticket, claim). The
+// consumer of that task acquires with Options.Ticket. Whichever comes first,
+// nobody else can take the lock in between: if the consumer is already
+// waiting in line with the ticket, the handoff pulls it to the front and
+// wakes it; otherwise the ticket owns the lock, unclaimed, for at most
+// claim. A second claim of the same ticket (the task delivered twice) gets
+// ErrTicketClaimed. Reserve queues a ticket at the back of the line now, to
+// be claimed later, so that tasks issued in order take the lock in order.
+//
+// # Protocol
+//
+// Each resource R has five keys sharing the hash tag {R}, so one resource
+// lives in one Redis Cluster slot:
+//
+//	<prefix>:{R}:owner    hash: ticket, claimer, token, since, expiry, holder, purpose, mode
+//	<prefix>:{R}:line     list of waiting tickets, first in line first
+//	<prefix>:{R}:leases   zset ticket → lease expiry (ms, Redis clock)
+//	<prefix>:{R}:waiters  hash ticket → {holder, purpose, joined, claimer, wake channel, ttl}
+//	<prefix>:{R}:fence    the last fencing token granted
+//	<prefix>:index        zset of resources touched (for Summary, no SCAN)
+//
+// Every change is one Lua script (lua/*.lua, sharing lua/lib.lua), run by
+// EVALSHA and loaded again on NOSCRIPT. Each script first evicts, by the
+// server's clock, waiters whose lease ran out (wherever they stand in the
+// line) and an owner whose lease ran out, then:
+//
+//   - acquire: grant if the caller's ticket owns the lock (a claim, or a
+//     retry), or if the lock is free and the line is empty or starts with
+//     the caller; if the lock is free while others wait, pass it to the head
+//     first; otherwise join the line (patient) or report the holder
+//     (standard).
+//   - release: only the owner; ownership passes to the head of the line
+//     inside the script and the new owner's process is told on its wake
+//     channel — the lock is never free while someone waits.
+//   - handoff: only the owner; ownership passes to the ticket.
+//   - reserve, refresh (the holder's lease), leave (a waiter giving up).
+//
+// Wake-ups: each Locker subscribes once, at New, to its own channel and
+// waits for the confirmation; a grant publishes "ticket token" there, so
+// exactly one process gets each message and only the granted waiter acts.
+// Pub/sub is fire-and-forget, so a waiter also re-runs acquire on a
+// fallback timer (≤ min(1s, TTL/3); the re-run renews its place), right when
+// the owner's lease would end if it is at the head, and whenever the
+// subscription reconnects.
+//
+// Fencing: a token is max(last+1, server time in µs), so tokens strictly
+// increase per resource even after a restart that lost the counter —
+// assuming Redis's clock is not set back. Stores must reject writes whose
+// token is below the last they accepted.
+//
+// Leases: holders renew every TTL/3. A holder counts its lease from when it
+// sent the acquire that led to the grant (the server started the lease
+// later) and cancels its Context with cause ErrLost a margin (TTL/10) before
+// that lease could end when renewals keep failing.
+//
+// # Guarantees and what they assume
+//
+// Mutual exclusion holds by Redis's clock while Redis keeps its data; if it
+// restarts without persistence (or fails over losing writes), two processes
+// may both believe they hold a lock until the older one's next renewal —
+// fencing tokens are what keep their writes apart then. Run Redis with AOF
+// (see deployments/). The client must enable go-redis's
+// ContextTimeoutEnabled so that no call outlives its context; New checks.
+//
+// See README.md in this directory for the invariants, the faults tested and
+// the benchmark.
 package lock

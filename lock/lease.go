@@ -31,14 +31,16 @@ type Lock struct {
 	pause chan struct{}
 }
 
-func newLock(ctx context.Context, a *attempt, token uint64, grantedAt time.Time) *Lock {
+// newLock starts holding: leaseFrom is a time no later than when the server
+// started the lease (the sending of the acquire that led to the grant).
+func newLock(ctx context.Context, a *attempt, token uint64, leaseFrom time.Time) *Lock {
 	lctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	lk := &Lock{
 		l: a.l, resource: a.resource, ticket: a.ticket, claimer: a.claimer, token: token,
 		ttl: a.ttl, keys: a.keys, ctx: lctx, cancel: cancel,
 		done: make(chan struct{}), pause: make(chan struct{}),
 	}
-	go lk.refresh(grantedAt)
+	go lk.refresh(leaseFrom)
 	return lk
 }
 
@@ -61,12 +63,10 @@ func (lk *Lock) margin() time.Duration { return max(lk.ttl/10, 2*time.Millisecon
 
 // refresh renews the lease every TTL/3 and cancels the lock's context with
 // ErrLost before its lease can run out when renewing keeps failing.
-func (lk *Lock) refresh(grantedAt time.Time) {
+func (lk *Lock) refresh(leaseFrom time.Time) {
 	defer close(lk.done)
-	deadline := grantedAt.Add(lk.ttl - lk.margin())
-	// The first renewal happens at once: a grant learnt from a wake-up
-	// message may be older than it looks, so confirm the lease right away.
-	next := time.Duration(0)
+	deadline := leaseFrom.Add(lk.ttl - lk.margin())
+	next := time.Until(leaseFrom.Add(lk.ttl / 3))
 	for {
 		wait := min(next, time.Until(deadline))
 		t := time.NewTimer(max(wait, 0))
@@ -114,7 +114,9 @@ func (lk *Lock) lose(why string) {
 	lk.cancel(ErrLost)
 }
 
-// end marks the lock given up and stops its refresher.
+// end marks the lock given up and cancels its context; the caller waits on
+// lk.done after its last Redis call, so that stopping the refresher costs
+// nothing on the handoff's path.
 func (lk *Lock) end() error {
 	lk.mu.Lock()
 	if lk.ended {
@@ -127,7 +129,6 @@ func (lk *Lock) end() error {
 	lk.ended = true
 	lk.mu.Unlock()
 	lk.cancel(ErrReleased)
-	<-lk.done
 	return nil
 }
 
@@ -139,6 +140,7 @@ func (lk *Lock) Release(ctx context.Context) error {
 		return err
 	}
 	r, err := lk.l.run(ctx, scriptRelease, lk.keys, lk.ticket, lk.claimer, ms(lk.l.cfg.Grace))
+	<-lk.done
 	if err != nil {
 		return fmt.Errorf("lock: release %s: %w", lk.resource, err)
 	}
@@ -174,6 +176,7 @@ func (lk *Lock) Handoff(ctx context.Context, next string, claim time.Duration) (
 		return 0, err
 	}
 	r, err := lk.l.runIndexed(ctx, lk.resource, scriptHandoff, lk.keys, lk.ticket, lk.claimer, next, ms(claim), ms(lk.l.cfg.Grace), "handoff")
+	<-lk.done
 	if err != nil {
 		return 0, fmt.Errorf("lock: handoff %s: %w", lk.resource, err)
 	}

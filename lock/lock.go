@@ -213,25 +213,30 @@ func (l *Locker) Close() error {
 // dispatch delivers wake-ups to the waiters of this process. A wake-up names
 // the ticket granted and its token; after the subscription reconnects (a
 // message may have been lost meanwhile) every waiter is told to re-check.
+// It reads the subscription itself, so a wake-up costs one goroutine switch.
 func (l *Locker) dispatch(ctx context.Context) {
 	defer close(l.done)
-	ch := l.pubsub.ChannelWithSubscriptions(redis.WithChannelSize(1024))
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case m, ok := <-ch:
-			if !ok {
+		m, err := l.pubsub.Receive(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
 				return
 			}
-			switch m := m.(type) {
-			case *redis.Message:
-				ticket, tok, _ := strings.Cut(m.Payload, " ")
-				token, _ := strconv.ParseUint(tok, 10, 64)
-				l.wake(ticket, token)
-			case *redis.Subscription:
-				l.wakeAll()
+			// The connection broke: go-redis reconnects and subscribes
+			// again on the next Receive; waiters re-check meanwhile.
+			l.wakeAll()
+			if !sleepCtx(ctx, 10*time.Millisecond) {
+				return
 			}
+			continue
+		}
+		switch m := m.(type) {
+		case *redis.Message:
+			ticket, tok, _ := strings.Cut(m.Payload, " ")
+			token, _ := strconv.ParseUint(tok, 10, 64)
+			l.wake(ticket, token)
+		case *redis.Subscription:
+			l.wakeAll()
 		}
 	}
 }
