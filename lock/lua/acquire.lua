@@ -13,7 +13,7 @@ evict()
 
 local function grant_self(claimed)
   local tok = make_owner(ticket, claimer, ttl, holder, purpose, mode, grace)
-  return result(1, tok, claimed)
+  return result(1, tok, claimed, true)
 end
 
 local function join()
@@ -32,7 +32,7 @@ local function join()
   redis.call('HSET', K_WAITERS, ticket, cjson.encode(info))
   redis.call('ZADD', K_LEASES, NOW + ttl, ticket)
   touch(grace)
-  return result(2, redis.call('LPOS', K_LINE, ticket))
+  return result(2, redis.call('LPOS', K_LINE, ticket), 0, true)
 end
 
 local owner_ticket = redis.call('HGET', K_OWNER, 't')
@@ -75,4 +75,4 @@ end
 if mode == 'patient' or winfo(ticket) then
   return join()
 end
-return result(3, 0)
+return result(3, 0, 0, true)

@@ -9,7 +9,7 @@ local claim, grace, purpose = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 
 evict()
 
-if redis.call('HGET', K_OWNER, 't') ~= ticket or redis.call('HGET', K_OWNER, 'c') ~= claimer then
+if not is_owner(ticket, claimer) then
   return result(5, 0)
 end
 
@@ -25,5 +25,4 @@ else
   if info then dequeue(nxt) end
   tok = make_owner(nxt, '', claim, 'ticket', purpose, 'handoff', grace)
 end
-touch(grace)
 return result(1, tok)

@@ -7,17 +7,15 @@ local ticket, claimer, grace = ARGV[1], ARGV[2], tonumber(ARGV[3])
 
 evict()
 
-if redis.call('HGET', K_OWNER, 't') == ticket and redis.call('HGET', K_OWNER, 'c') == claimer then
+if is_owner(ticket, claimer) then
   redis.call('DEL', K_OWNER)
   local nxt, tok = promote_head(grace)
-  touch(grace)
   if nxt then return result(6, tok, 1) end
   return result(6, 0, 0)
 end
 local info = winfo(ticket)
 if info and (info.c == claimer or info.c == nil or info.c == '') then
   dequeue(ticket)
-  touch(grace)
   return result(2, 0)
 end
 return result(5, 0)

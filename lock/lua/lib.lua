@@ -66,7 +66,7 @@ end
 -- (a handoff or a reservation granted before its claimer arrived).
 local function make_owner(ticket, claimer, lease, holder, purpose, mode, grace)
   local tok = next_token()
-  redis.call('DEL', K_OWNER)
+  -- Every field is written, so the previous owner's need no DEL.
   redis.call('HSET', K_OWNER, 't', ticket, 'c', claimer, 'k', tok, 's', NOW,
     'e', NOW + lease, 'h', holder or '', 'p', purpose or '', 'm', mode or '')
   redis.call('PEXPIRE', K_OWNER, lease + grace)
@@ -94,7 +94,8 @@ local function promote_head(grace)
 end
 
 -- Keep the line's keys alive exactly as long as their longest lease (plus
--- grace), so that a fleet that died entirely leaves nothing behind.
+-- grace), so that a fleet that died entirely leaves nothing behind. Called
+-- where a lease is added or extended; removing waiters never needs it.
 local function touch(grace)
   local last = redis.call('ZRANGE', K_LEASES, -1, -1, 'WITHSCORES')
   if last[2] then
@@ -112,7 +113,16 @@ local function owner_view()
   return o[1] or '', o[2] or '', left
 end
 
-local function result(status, value, extra)
-  local h, p, left = owner_view()
+-- result is every mutating script's reply. Only acquire needs the owner's
+-- view (who holds it, how long its lease has left); the others skip it.
+local function result(status, value, extra, with_owner)
+  local h, p, left = '', '', 0
+  if with_owner then h, p, left = owner_view() end
   return {status, value, h, p, left, EXP_WAITERS, EXP_HOLDERS, EXP_TICKETS, extra or 0}
+end
+
+-- is_owner reports whether ticket, claimed by claimer, owns the lock.
+local function is_owner(ticket, claimer)
+  local o = redis.call('HMGET', K_OWNER, 't', 'c')
+  return o[1] == ticket and o[2] == claimer
 end

@@ -4,7 +4,7 @@ local ticket, claimer, ttl, grace = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumbe
 
 evict()
 
-if redis.call('HGET', K_OWNER, 't') ~= ticket or redis.call('HGET', K_OWNER, 'c') ~= claimer then
+if not is_owner(ticket, claimer) then
   return result(5, 0)
 end
 redis.call('HSET', K_OWNER, 'e', NOW + ttl)

@@ -8,12 +8,11 @@ local ticket, claimer, grace = ARGV[1], ARGV[2], tonumber(ARGV[3])
 
 evict()
 
-if redis.call('HGET', K_OWNER, 't') ~= ticket or redis.call('HGET', K_OWNER, 'c') ~= claimer then
+if not is_owner(ticket, claimer) then
   return result(5, 0)
 end
 redis.call('DEL', K_OWNER)
 local nxt, tok = promote_head(grace)
-touch(grace)
 if nxt then
   return result(6, tok, 1)
 end
