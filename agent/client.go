@@ -186,6 +186,7 @@ func (c *Client) do(ctx context.Context, method, path string, body any, want int
 		default:
 			return fmt.Errorf("agent: %s %s: %s: %s", method, path, resp.Status, msg)
 		}
+		msg = strings.TrimPrefix(msg, sentinel.Error()+": ")
 		return fmt.Errorf("%w: %s %s: %s", sentinel, method, path, msg)
 	}
 	if err := json.Unmarshal(b, out); err != nil {

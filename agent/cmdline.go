@@ -113,9 +113,9 @@ func (p *BootParams) set(name, val string) error {
 // does: on white space, except inside double quotes, which are removed.
 func splitCmdline(s string) ([]string, error) {
 	var (
-		words []string
-		cur   strings.Builder
-		in    bool
+		words   []string
+		cur     strings.Builder
+		in      bool
 		started bool
 	)
 	for _, r := range s {

@@ -117,7 +117,8 @@ type command struct {
 	progress progress
 }
 
-// NewCommandServer returns a command server that powers machine.
+// NewCommandServer returns a command server that powers machine; with a
+// nil machine, reboot and power_off are refused.
 func NewCommandServer(machine Machine, cfg CommandConfig) *CommandServer {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -276,6 +277,9 @@ func (s *CommandServer) prepare(req CommandRequest) (func(context.Context, *prog
 	case CmdReboot, CmdPowerOff:
 		if err := decode(&struct{}{}); err != nil {
 			return nil, err
+		}
+		if s.machine == nil {
+			return nil, fmt.Errorf("%w: %s: this agent has no machine to power", ErrInvalidParams, req.Name)
 		}
 		act := s.machine.Reboot
 		if req.Name == CmdPowerOff {

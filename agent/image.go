@@ -90,6 +90,28 @@ func (w *imageWriter) writeImage(ctx context.Context, p WriteImageParams, pr *pr
 	watchdog := time.AfterFunc(w.stall, func() { cancel(ErrDownloadStalled) })
 	defer watchdog.Stop()
 
+	// The target first: a wrong one fails before any download, and from
+	// here on every failure wipes it.
+	f, capacity, err := w.openTarget(p.Target)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			if werr := wipe(f); werr != nil {
+				err = errors.Join(err, fmt.Errorf("wiping %s after the failure: %w", p.Target, werr))
+			} else {
+				err = fmt.Errorf("%w (target %s wiped)", err, p.Target)
+			}
+		}
+		if cerr := f.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close %s: %w", p.Target, cerr)
+		}
+	}()
+	if capacity > 0 && p.Size > capacity {
+		return fmt.Errorf("%w: image is %d bytes, %s holds %d", ErrTargetTooSmall, p.Size, p.Target, capacity)
+	}
+
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL, nil)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrDownload, err)
@@ -112,22 +134,6 @@ func (w *imageWriter) writeImage(ctx context.Context, p WriteImageParams, pr *pr
 	}
 	pr.total.Store(total)
 
-	f, capacity, err := w.openTarget(p.Target)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			if werr := wipe(f); werr != nil {
-				err = errors.Join(err, fmt.Errorf("wiping %s after the failure: %w", p.Target, werr))
-			} else {
-				err = fmt.Errorf("%w (target %s wiped)", err, p.Target)
-			}
-		}
-		if cerr := f.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("close %s: %w", p.Target, cerr)
-		}
-	}()
 	if capacity > 0 && total > capacity {
 		return fmt.Errorf("%w: image is %d bytes, %s holds %d", ErrTargetTooSmall, total, p.Target, capacity)
 	}
