@@ -264,6 +264,9 @@ func (a *Agent) lookupLoop(parent context.Context) (wire.LookupResponse, error) 
 		if err == nil {
 			return res, nil
 		}
+		if ctx.Err() != nil && lastErr != nil {
+			break // this attempt was cut by the deadline: report the one before
+		}
 		lastErr = err
 		pause := a.cfg.Lookup.backoff(n, a.cfg.Rand())
 		if status == http.StatusConflict {
