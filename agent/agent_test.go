@@ -62,7 +62,7 @@ func TestHeartbeatInterval(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := c.interval(timeout, tt.failed, tt.r); (got-tt.want).Abs() > time.Microsecond {
+			if got := c.interval(timeout, tt.failed, tt.r); (got - tt.want).Abs() > time.Microsecond {
 				t.Errorf("interval(%v, %v, %v) = %v, want %v", timeout, tt.failed, tt.r, got, tt.want)
 			}
 		})
