@@ -145,9 +145,10 @@ type Config struct {
 // Agent looks its node up, heartbeats, and serves the command API with the
 // token the lookup returned.
 type Agent struct {
-	cfg  Config
-	cmds *CommandServer
-	log  *slog.Logger
+	cfg       Config
+	cmds      *CommandServer
+	log       *slog.Logger
+	ownClient bool // cfg.HTTPClient is ours to close
 
 	mu     sync.Mutex
 	lookup wire.LookupResponse
@@ -181,7 +182,8 @@ func New(machine Machine, cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.HTTPClient == nil {
+	ownClient := cfg.HTTPClient == nil
+	if ownClient {
 		cfg.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
 	if cfg.RequestTimeout <= 0 {
@@ -196,7 +198,7 @@ func New(machine Machine, cfg Config) (*Agent, error) {
 		cfg.Commands.Logger = cfg.Logger
 	}
 	cfg.APIURL = strings.TrimRight(cfg.APIURL, "/")
-	return &Agent{cfg: cfg, cmds: NewCommandServer(machine, cfg.Commands), log: cfg.Logger}, nil
+	return &Agent{cfg: cfg, cmds: NewCommandServer(machine, cfg.Commands), log: cfg.Logger, ownClient: ownClient}, nil
 }
 
 // Handler is the command API (answering 401 to everything until the lookup
@@ -216,6 +218,9 @@ func (a *Agent) Node() wire.LookupNode {
 // successful lookup.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.cmds.Close()
+	if a.ownClient {
+		defer a.cfg.HTTPClient.CloseIdleConnections()
+	}
 	res, err := a.lookupLoop(ctx)
 	if err != nil {
 		return err

@@ -95,10 +95,11 @@ type CommandConfig struct {
 // one command at a time, each in a goroutine it owns, and refuses others
 // while one runs. Until SetToken is called every request is refused.
 type CommandServer struct {
-	cfg     CommandConfig
-	machine Machine
-	images  imageWriter
-	mux     *http.ServeMux
+	cfg       CommandConfig
+	ownClient bool // cfg.HTTPClient is ours to close
+	machine   Machine
+	images    imageWriter
+	mux       *http.ServeMux
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -126,7 +127,8 @@ func NewCommandServer(machine Machine, cfg CommandConfig) *CommandServer {
 	if cfg.Inventory == nil {
 		cfg.Inventory = func(context.Context) (Inventory, error) { return ReadInventory("/") }
 	}
-	if cfg.HTTPClient == nil {
+	ownClient := cfg.HTTPClient == nil
+	if ownClient {
 		cfg.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
 	if cfg.StallTimeout <= 0 {
@@ -140,12 +142,13 @@ func NewCommandServer(machine Machine, cfg CommandConfig) *CommandServer {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &CommandServer{
-		cfg:      cfg,
-		machine:  machine,
-		ctx:      ctx,
-		cancel:   cancel,
-		commands: make(map[string]*command),
-		mux:      http.NewServeMux(),
+		cfg:       cfg,
+		ownClient: ownClient,
+		machine:   machine,
+		ctx:       ctx,
+		cancel:    cancel,
+		commands:  make(map[string]*command),
+		mux:       http.NewServeMux(),
 	}
 	s.images = imageWriter{client: cfg.HTTPClient, stall: cfg.StallTimeout, capacity: s.fileCapacity}
 	s.mux.HandleFunc("GET /v1/inventory", s.getInventory)
@@ -181,6 +184,9 @@ func (s *CommandServer) Close() {
 	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
+	if s.ownClient {
+		s.cfg.HTTPClient.CloseIdleConnections()
+	}
 }
 
 func (s *CommandServer) authorized(r *http.Request) bool {

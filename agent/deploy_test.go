@@ -325,4 +325,3 @@ func TestFleetBadInput(t *testing.T) {
 		t.Errorf("Boot after Serve returned: %v, want %v", err, ErrFleetClosed)
 	}
 }
-

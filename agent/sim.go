@@ -149,6 +149,9 @@ func (f *Fleet) Serve(ctx context.Context) error {
 	f.mu.Unlock()
 	f.cancel()
 	f.wg.Wait()
+	if f.cfg.HTTPClient == nil {
+		f.hc.CloseIdleConnections()
+	}
 	return err
 }
 
