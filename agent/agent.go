@@ -250,12 +250,16 @@ func (a *Agent) Serve(ctx context.Context, l net.Listener) error {
 	case err = <-serveErr:
 		err = fmt.Errorf("agent: command API: %w", err)
 		cancel()
-		<-runErr
+		if rerr := <-runErr; rerr != nil && !errors.Is(rerr, context.Canceled) {
+			err = errors.Join(err, rerr)
+		}
 	case err = <-runErr:
 		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		_ = srv.Shutdown(sctx)
 		scancel()
-		<-serveErr
+		if serr := <-serveErr; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+			err = errors.Join(err, fmt.Errorf("agent: command API: %w", serr))
+		}
 	}
 	return err
 }

@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// ErrFleetClosed: Boot was called on a fleet that has stopped serving.
+// ErrFleetClosed is returned by Boot on a fleet that has stopped serving.
 var ErrFleetClosed = errors.New("agent: simulated fleet closed")
 
 // FleetConfig configures a fleet of simulated agents. Zero fields take the
