@@ -144,7 +144,7 @@ func (m *simMachine) Reboot(context.Context) error {
 
 func (m *simMachine) PowerOff(ctx context.Context) error { return m.Reboot(ctx) }
 
-func newFleet(t *testing.T, api string) (*Fleet, func() error) {
+func newFleet(t testing.TB, api string) (*Fleet, func() error) {
 	t.Helper()
 	f, err := NewFleet(listen(t), FleetConfig{
 		APIURL:     api,

@@ -71,7 +71,7 @@ type image struct {
 	sum  string
 }
 
-func newImage(t *testing.T, size int) image {
+func newImage(t testing.TB, size int) image {
 	t.Helper()
 	b := make([]byte, size)
 	_, _ = rand.Read(b)
@@ -93,7 +93,7 @@ type imageServer struct {
 	gate chan struct{}
 }
 
-func newImageServer(t *testing.T, img image) *imageServer {
+func newImageServer(t testing.TB, img image) *imageServer {
 	t.Helper()
 	s := &imageServer{img: img, gate: make(chan struct{})}
 	mux := http.NewServeMux()
@@ -135,7 +135,7 @@ const testToken = "s3cret-agent-token"
 
 // commandServer runs a CommandServer with testToken on a real HTTP server
 // and returns it, a client of it and its URL.
-func commandServer(t *testing.T, m Machine, cfg CommandConfig) (*CommandServer, *Client, string) {
+func commandServer(t testing.TB, m Machine, cfg CommandConfig) (*CommandServer, *Client, string) {
 	t.Helper()
 	cs := NewCommandServer(m, cfg)
 	cs.SetToken(testToken)
@@ -153,7 +153,7 @@ func commandServer(t *testing.T, m Machine, cfg CommandConfig) (*CommandServer, 
 // nodes by MAC, hands out a token per lookup, and records heartbeats.
 type fakeAPI struct {
 	*httptest.Server
-	t                *testing.T
+	t                testing.TB
 	heartbeatTimeout float64
 
 	mu         sync.Mutex
@@ -165,7 +165,7 @@ type fakeAPI struct {
 	beats      map[string][]wire.HeartbeatRequest // node uuid → heartbeats
 }
 
-func newFakeAPI(t *testing.T) *fakeAPI {
+func newFakeAPI(t testing.TB) *fakeAPI {
 	t.Helper()
 	a := &fakeAPI{
 		t:                t,
@@ -261,7 +261,7 @@ func (a *fakeAPI) lookupCount() int {
 }
 
 // listen opens a loopback TCP listener.
-func listen(t *testing.T) net.Listener {
+func listen(t testing.TB) net.Listener {
 	t.Helper()
 	l, err := new(net.ListenConfig).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
