@@ -402,3 +402,24 @@ func TestNewClientBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteImageMissingDevice: a block device that is not there is an
+// error, never a file created in /dev.
+func TestWriteImageMissingDevice(t *testing.T) {
+	img := newImage(t, 1<<10)
+	is := newImageServer(t, img)
+	target := "/dev/ironfleet-test-no-such-disk"
+	_, c, _ := commandServer(t, &recordingMachine{}, CommandConfig{})
+	cmd, err := c.WriteImage(t.Context(), WriteImageParams{URL: is.URL + "/image", SHA256: img.sum, Target: target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Wait(t.Context(), cmd.ID, poll)
+	if err == nil || got.Code != CodeIO {
+		t.Errorf("write_image to a missing device = %+v, %v; want failed with %s", got, err, CodeIO)
+	}
+	if _, err := os.Stat(target); err == nil {
+		_ = os.Remove(target)
+		t.Errorf("write_image created %s", target)
+	}
+}

@@ -179,8 +179,15 @@ func downloadErr(ctx context.Context, what string, err error) error {
 // openTarget opens a target for writing and returns its capacity (0 when
 // unbounded). A regular file is truncated first; a block device is written
 // in place.
+//
+// A missing target is created as a file, except under /dev: a disk that is
+// not there must fail, not become a file in RAM that the image fills.
 func (w *imageWriter) openTarget(target string) (*os.File, int64, error) {
-	f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE, 0o600) //nolint:gosec // the conductor names the target, authenticated by the agent token
+	flags := os.O_WRONLY | os.O_CREATE
+	if strings.HasPrefix(target, "/dev/") {
+		flags = os.O_WRONLY
+	}
+	f, err := os.OpenFile(target, flags, 0o600) //nolint:gosec // the conductor names the target, authenticated by the agent token
 	if err != nil {
 		return nil, 0, fmt.Errorf("open target: %w", err)
 	}
