@@ -334,14 +334,12 @@ func (a *Agent) heartbeatLoop(ctx context.Context, res wire.LookupResponse) {
 	if timeout <= 0 {
 		timeout = a.cfg.Heartbeat.DefaultTimeout
 	}
-	body, err := json.Marshal(wire.HeartbeatRequest{
+	// Three strings: marshalling cannot fail.
+	body, _ := json.Marshal(wire.HeartbeatRequest{
 		CallbackURL:  a.cfg.CallbackURL,
 		AgentToken:   res.Config.AgentToken,
 		AgentVersion: a.cfg.Version,
 	})
-	if err != nil {
-		panic(err) // three strings always marshal
-	}
 	u := a.cfg.APIURL + "/v1/heartbeat/" + url.PathEscape(res.Node.UUID)
 	for {
 		err := a.heartbeatOnce(ctx, u, body)
