@@ -1,6 +1,7 @@
 # ironfleet — run `make help` for the targets.
 GO            ?= go
 BIN           := bin/ironfleet
+AGENT_BIN     := bin/ironfleet-agent
 VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS       := -s -w -X github.com/ironfleet/ironfleet/internal/buildinfo.Version=$(VERSION)
 GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
@@ -9,13 +10,17 @@ RUN_ARGS      ?=
 TEST_FLAGS    ?= -race -timeout 15m
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test test-unit bench lint fmt fmt-check vet tidy clean deps
+.PHONY: help build build-agent run test test-unit bench lint fmt fmt-check vet tidy clean deps
 
 help: ## Show this help
-	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## Build bin/ironfleet
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ironfleet
+
+build-agent: ## Build bin/ironfleet-agent, the static agent for the deploy ramdisk
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(AGENT_BIN) ./cmd/ironfleet-agent
+	@ls -l $(AGENT_BIN)
 
 run: build ## Start the whole fleet on embedded defaults (ironfleet dev)
 	@scripts/ensure-deps.sh run

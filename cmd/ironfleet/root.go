@@ -34,6 +34,7 @@ flag's name in upper case with dashes as underscores (--api-addr → IRONFLEET_A
 	root.AddCommand(
 		newVersionCmd(),
 		newDevCmd(),
+		newAgentCmd(),
 		newBenchCmd(),
 	)
 	return root

@@ -1,0 +1,107 @@
+//go:build linux
+
+package agent
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ironfleet/ironfleet/internal/redistest"
+)
+
+// loopDevice attaches a size-byte file to a free loop device and returns
+// the device, detached when t ends. It needs root and losetup.
+func loopDevice(t *testing.T, size int64) string {
+	t.Helper()
+	if _, err := exec.LookPath("losetup"); err != nil {
+		redistest.Unavailable(t, err)
+	}
+	if os.Geteuid() != 0 {
+		redistest.Unavailable(t, errors.New("loop devices need root"))
+	}
+	backing := filepath.Join(t.TempDir(), "backing.img")
+	if err := os.WriteFile(backing, bytes.Repeat([]byte{0xee}, int(size)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.CommandContext(t.Context(), "losetup", "--find", "--show", backing).CombinedOutput()
+	if err != nil {
+		redistest.Unavailable(t, errors.New("losetup: "+strings.TrimSpace(string(out))))
+	}
+	dev := strings.TrimSpace(string(out))
+	t.Cleanup(func() { _ = exec.Command("losetup", "--detach", dev).Run() })
+	return dev
+}
+
+func readDevice(t *testing.T, dev string) []byte {
+	t.Helper()
+	f, err := os.Open(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestWriteImageBlockDevice writes to a real block device (a loop device):
+// in place, capacity from the device, and a failure zeroes both ends.
+func TestWriteImageBlockDevice(t *testing.T) {
+	const size = 4 << 20
+	img := newImage(t, 3<<20+512)
+	big := newImage(t, 5<<20)
+	is := newImageServer(t, img)
+	bigs := newImageServer(t, big)
+	tests := []struct {
+		name     string
+		url, sha string
+		wantCode string
+	}{
+		{name: "good", url: is.URL + "/image", sha: img.sum},
+		{name: "checksum mismatch", url: is.URL + "/image", sha: big.sum, wantCode: CodeChecksumMismatch},
+		{name: "too large, known up front", url: bigs.URL + "/image", sha: big.sum, wantCode: CodeTargetTooSmall},
+		{name: "too large, found while writing", url: bigs.URL + "/chunked", sha: big.sum, wantCode: CodeTargetTooSmall},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dev := loopDevice(t, size)
+			_, c, _ := commandServer(t, &recordingMachine{}, CommandConfig{})
+			cmd, err := c.WriteImage(t.Context(), WriteImageParams{URL: tt.url, SHA256: tt.sha, Target: dev})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := c.Wait(t.Context(), cmd.ID, poll)
+			content := readDevice(t, dev)
+			if len(content) != size {
+				t.Fatalf("device is %d bytes after the write, want %d", len(content), size)
+			}
+			if tt.wantCode == "" {
+				if got.Status != StatusSucceeded {
+					t.Fatalf("command = %+v, want succeeded", got)
+				}
+				if !bytes.Equal(content[:len(img.data)], img.data) {
+					t.Error("device does not start with the image")
+				}
+				if content[len(content)-1] != 0xee {
+					t.Error("bytes past the image were touched")
+				}
+				return
+			}
+			if got.Status != StatusFailed || got.Code != tt.wantCode {
+				t.Fatalf("command = %s (code %q, %s), want failed with %q", got.Status, got.Code, got.Error, tt.wantCode)
+			}
+			zero := make([]byte, eraseSpan)
+			if !bytes.Equal(content[:eraseSpan], zero) || !bytes.Equal(content[size-eraseSpan:], zero) {
+				t.Error("after a failed write the device's first and last MiB are not zeroed")
+			}
+		})
+	}
+}

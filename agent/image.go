@@ -1,0 +1,329 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// WriteImageParams are the parameters of the write_image command.
+type WriteImageParams struct {
+	// URL is where to download the image: http:// or https://.
+	URL string `json:"url"`
+	// SHA256 is the image's checksum, 64 hex digits.
+	SHA256 string `json:"sha256"`
+	// Target is the block device (/dev/sda) or file the image is written to.
+	Target string `json:"target"`
+	// Size is the image's size in bytes, if known; 0 means unknown. When
+	// set, an image that does not fit is refused before downloading and a
+	// body of another length is an error.
+	Size int64 `json:"size,omitempty"`
+}
+
+func (p WriteImageParams) validate() error {
+	u, err := url.Parse(p.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%w: url %q: want an http:// or https:// URL", ErrInvalidParams, p.URL)
+	}
+	if b, err := hex.DecodeString(p.SHA256); err != nil || len(b) != sha256.Size {
+		return fmt.Errorf("%w: sha256 %q: want 64 hex digits", ErrInvalidParams, p.SHA256)
+	}
+	if err := validTarget(p.Target); err != nil {
+		return err
+	}
+	if p.Size < 0 {
+		return fmt.Errorf("%w: size %d is negative", ErrInvalidParams, p.Size)
+	}
+	return nil
+}
+
+// EraseDiskParams are the parameters of the erase_disk command.
+type EraseDiskParams struct {
+	// Target is the block device or file to erase.
+	Target string `json:"target"`
+}
+
+func validTarget(t string) error {
+	if t == "" || !filepath.IsAbs(t) || filepath.Clean(t) != t {
+		return fmt.Errorf("%w: target %q: want a clean absolute path", ErrInvalidParams, t)
+	}
+	return nil
+}
+
+// eraseSpan is how much erase_disk zeroes at each end of a target: enough
+// for an MBR, a GPT header and its backup, and most filesystem signatures.
+const eraseSpan = 1 << 20
+
+// progress counts bytes done out of a total (0 when unknown).
+type progress struct {
+	done, total atomic.Int64
+}
+
+// imageWriter downloads images and writes them to targets.
+type imageWriter struct {
+	client *http.Client
+	// stall is how long a download may go without receiving a byte
+	// (including waiting for the response headers).
+	stall time.Duration
+	// capacity returns the size of a regular-file target, 0 meaning
+	// unbounded. Block devices report their own size.
+	capacity func(target string) int64
+}
+
+// writeImage streams p.URL into p.Target through a sha256, never holding
+// the image in memory, then syncs. On any failure after the target was
+// opened, the target is wiped so it does not look like a valid disk.
+func (w *imageWriter) writeImage(ctx context.Context, p WriteImageParams, pr *progress) (err error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	watchdog := time.AfterFunc(w.stall, func() { cancel(ErrDownloadStalled) })
+	defer watchdog.Stop()
+
+	// The target first: a wrong one fails before any download, and from
+	// here on every failure wipes it.
+	f, capacity, err := w.openTarget(p.Target)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			if werr := wipe(f); werr != nil {
+				err = errors.Join(err, fmt.Errorf("wiping %s after the failure: %w", p.Target, werr))
+			} else {
+				err = fmt.Errorf("%w (target %s wiped)", err, p.Target)
+			}
+		}
+		if cerr := f.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close %s: %w", p.Target, cerr)
+		}
+	}()
+	if capacity > 0 && p.Size > capacity {
+		return fmt.Errorf("%w: image is %d bytes, %s holds %d", ErrTargetTooSmall, p.Size, p.Target, capacity)
+	}
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL, nil)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrDownload, err)
+	}
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return downloadErr(ctx, "GET "+redactURL(p.URL), err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%w: GET %s: %s", ErrDownload, redactURL(p.URL), resp.Status)
+	}
+	total := p.Size
+	if total == 0 && resp.ContentLength > 0 {
+		total = resp.ContentLength
+	}
+	if p.Size > 0 && resp.ContentLength >= 0 && resp.ContentLength != p.Size {
+		return fmt.Errorf("%w: GET %s: server sends %d bytes, expected size is %d",
+			ErrDownload, redactURL(p.URL), resp.ContentLength, p.Size)
+	}
+	pr.total.Store(total)
+
+	if capacity > 0 && total > capacity {
+		return fmt.Errorf("%w: image is %d bytes, %s holds %d", ErrTargetTooSmall, total, p.Target, capacity)
+	}
+
+	h := sha256.New()
+	body := &watchedReader{r: resp.Body, watchdog: watchdog, stall: w.stall}
+	dst := &countingWriter{w: f, pr: pr, limit: capacity}
+	buf := make([]byte, 1<<20)
+	n, err := io.CopyBuffer(dst, io.TeeReader(body, h), buf)
+	if err != nil {
+		if errors.Is(err, ErrTargetTooSmall) {
+			return fmt.Errorf("%w: %s holds %d bytes, image is larger", ErrTargetTooSmall, p.Target, capacity)
+		}
+		if dst.err != nil {
+			return fmt.Errorf("write %s: %w", p.Target, err)
+		}
+		return downloadErr(ctx, "read "+redactURL(p.URL), err)
+	}
+	if p.Size > 0 && n != p.Size {
+		return fmt.Errorf("%w: GET %s: got %d bytes, expected %d", ErrDownload, redactURL(p.URL), n, p.Size)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); !strings.EqualFold(got, p.SHA256) {
+		return fmt.Errorf("%w: got sha256 %s, want %s", ErrChecksumMismatch, got, strings.ToLower(p.SHA256))
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", p.Target, err)
+	}
+	return nil
+}
+
+// downloadErr names a failed download stalled when the watchdog fired and
+// cancelled because the command was when the caller's context ended.
+func downloadErr(ctx context.Context, what string, err error) error {
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, ErrDownloadStalled):
+		return fmt.Errorf("%w: %s: no data received for the stall timeout", ErrDownloadStalled, what)
+	case cause != nil:
+		return fmt.Errorf("%w: %s: %w", ErrCanceled, what, cause)
+	}
+	return fmt.Errorf("%w: %s: %w", ErrDownload, what, err)
+}
+
+// openTarget opens a target for writing and returns its capacity (0 when
+// unbounded). A regular file is truncated first; a block device is written
+// in place.
+//
+// A missing target is created as a file, except under /dev: a disk that is
+// not there must fail, not become a file in RAM that the image fills.
+func (w *imageWriter) openTarget(target string) (*os.File, int64, error) {
+	flags := os.O_WRONLY | os.O_CREATE
+	if strings.HasPrefix(target, "/dev/") {
+		flags = os.O_WRONLY
+	}
+	f, err := os.OpenFile(target, flags, 0o600) //nolint:gosec // the conductor names the target, authenticated by the agent token
+	if err != nil {
+		return nil, 0, fmt.Errorf("open target: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, 0, fmt.Errorf("stat target: %w", err)
+	}
+	switch mode := fi.Mode(); {
+	case mode&fs.ModeDevice != 0 && mode&fs.ModeCharDevice == 0:
+		size, err := f.Seek(0, io.SeekEnd)
+		if err == nil {
+			_, err = f.Seek(0, io.SeekStart)
+		}
+		if err != nil {
+			_ = f.Close()
+			return nil, 0, fmt.Errorf("size of block device %s: %w", target, err)
+		}
+		return f, size, nil
+	case mode.IsRegular():
+		if err := f.Truncate(0); err != nil {
+			_ = f.Close()
+			return nil, 0, fmt.Errorf("truncate target: %w", err)
+		}
+		var c int64
+		if w.capacity != nil {
+			c = w.capacity(target)
+		}
+		return f, c, nil
+	default:
+		_ = f.Close()
+		return nil, 0, fmt.Errorf("%w: target %s is neither a block device nor a regular file", ErrInvalidParams, target)
+	}
+}
+
+// wipe makes a target stop looking like a disk with an image: a regular
+// file is truncated to nothing, a block device has both ends zeroed.
+func wipe(f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Mode().IsRegular() {
+		if err := f.Truncate(0); err != nil {
+			return err
+		}
+		return f.Sync()
+	}
+	return zeroEnds(f)
+}
+
+// eraseDisk zeroes the first and last MiB of target (all of it when it is
+// smaller than 2 MiB), keeping its size, and syncs.
+func eraseDisk(target string) error {
+	f, err := os.OpenFile(target, os.O_WRONLY, 0) //nolint:gosec // the conductor names the target, authenticated by the agent token
+	if err != nil {
+		return fmt.Errorf("open target: %w", err)
+	}
+	if err := zeroEnds(f); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("erase %s: %w", target, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("erase %s: %w", target, err)
+	}
+	return nil
+}
+
+func zeroEnds(f *os.File) error {
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return err
+	}
+	zero := make([]byte, min(size, eraseSpan))
+	if _, err := f.WriteAt(zero, 0); err != nil {
+		return err
+	}
+	if tail := size - int64(len(zero)); tail > int64(len(zero)) {
+		if _, err := f.WriteAt(zero, tail); err != nil {
+			return err
+		}
+	} else if tail > 0 {
+		if _, err := f.WriteAt(make([]byte, tail), int64(len(zero))); err != nil {
+			return err
+		}
+	}
+	return f.Sync()
+}
+
+// watchedReader pushes the stall watchdog back whenever data arrives.
+type watchedReader struct {
+	r        io.Reader
+	watchdog *time.Timer
+	stall    time.Duration
+}
+
+func (r *watchedReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.watchdog.Reset(r.stall)
+	}
+	return n, err
+}
+
+// countingWriter counts progress and refuses to write past limit (0 = no
+// limit).
+type countingWriter struct {
+	w     io.Writer
+	pr    *progress
+	limit int64
+	n     int64
+	err   error // the underlying writer's error, if any
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.limit > 0 && c.n+int64(len(p)) > c.limit {
+		return 0, ErrTargetTooSmall
+	}
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	c.pr.done.Store(c.n)
+	if err != nil {
+		c.err = err
+	}
+	return n, err
+}
+
+// redactURL drops the query and user info of an image URL (temporary URLs
+// carry signatures there) for errors and logs.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "<unparsable url>"
+	}
+	u.User = nil
+	u.RawQuery = ""
+	u.Fragment = ""
+	return u.String()
+}

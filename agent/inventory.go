@@ -1,0 +1,263 @@
+package agent
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Inventory is the hardware of the machine the agent runs on, as served by
+// GET /v1/inventory.
+type Inventory struct {
+	CPU        CPU    `json:"cpu"`
+	Memory     Memory `json:"memory"`
+	Disks      []Disk `json:"disks"`
+	Interfaces []NIC  `json:"interfaces"`
+}
+
+// CPU describes the processors.
+type CPU struct {
+	Model string `json:"model"`
+	// Count is the number of logical CPUs.
+	Count int `json:"count"`
+}
+
+// Memory describes the RAM.
+type Memory struct {
+	// TotalBytes is MemTotal from /proc/meminfo.
+	TotalBytes uint64 `json:"total_bytes"`
+}
+
+// Disk is a block device a deploy can write to.
+type Disk struct {
+	Name string `json:"name"` // sda, vda, nvme0n1
+	// Path is where the disk is written: /dev/<name> on a real machine, a
+	// file on a simulated one.
+	Path       string `json:"path"`
+	SizeBytes  int64  `json:"size_bytes"`
+	Serial     string `json:"serial,omitempty"`
+	WWN        string `json:"wwn,omitempty"`
+	Model      string `json:"model,omitempty"`
+	Vendor     string `json:"vendor,omitempty"`
+	Rotational bool   `json:"rotational"`
+	Removable  bool   `json:"removable,omitempty"`
+}
+
+// NIC is a physical network interface.
+type NIC struct {
+	Name       string `json:"name"`
+	MACAddress string `json:"mac_address"`
+	HasCarrier bool   `json:"has_carrier"`
+	OperState  string `json:"oper_state,omitempty"`
+	// SpeedMbps is the link speed; 0 when unknown or down.
+	SpeedMbps int `json:"speed_mbps,omitempty"`
+}
+
+// ReadInventory reads the hardware inventory from the /proc and /sys trees
+// under root ("/" on a real machine, a fixture tree in tests).
+func ReadInventory(root string) (Inventory, error) {
+	var inv Inventory
+	var err error
+	if inv.CPU, err = readCPU(filepath.Join(root, "proc", "cpuinfo")); err != nil {
+		return inv, err
+	}
+	if inv.Memory, err = readMemory(filepath.Join(root, "proc", "meminfo")); err != nil {
+		return inv, err
+	}
+	if inv.Disks, err = readDisks(root); err != nil {
+		return inv, err
+	}
+	if inv.Interfaces, err = readNICs(root); err != nil {
+		return inv, err
+	}
+	return inv, nil
+}
+
+// MACs returns the MAC addresses of the physical NICs under root's
+// /sys/class/net (lower case, sorted by interface name): what the agent
+// looks itself up by. Loopback and virtual interfaces (those without a
+// device link: bridges, bonds, veths, ifb) are skipped.
+func MACs(root string) ([]string, error) {
+	nics, err := readNICs(root)
+	if err != nil {
+		return nil, err
+	}
+	macs := make([]string, 0, len(nics))
+	for _, n := range nics {
+		macs = append(macs, n.MACAddress)
+	}
+	return macs, nil
+}
+
+func readCPU(path string) (CPU, error) {
+	var c CPU
+	f, err := os.Open(path) //nolint:gosec // path is root + a fixed name
+	if err != nil {
+		return c, fmt.Errorf("agent: inventory: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024) // flags lines are long
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		switch k {
+		case "processor":
+			c.Count++
+		case "model name", "Model", "cpu model":
+			if c.Model == "" {
+				c.Model = v
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return c, fmt.Errorf("agent: inventory: %s: %w", path, err)
+	}
+	if c.Count == 0 {
+		return c, fmt.Errorf("agent: inventory: %s: no processor entries", path)
+	}
+	return c, nil
+}
+
+func readMemory(path string) (Memory, error) {
+	var m Memory
+	b, err := os.ReadFile(path) //nolint:gosec // path is root + a fixed name
+	if err != nil {
+		return m, fmt.Errorf("agent: inventory: %w", err)
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, "MemTotal:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) != 2 || f[1] != "kB" {
+			return m, fmt.Errorf("agent: inventory: %s: malformed MemTotal line %q", path, line)
+		}
+		kb, err := strconv.ParseUint(f[0], 10, 64)
+		if err != nil {
+			return m, fmt.Errorf("agent: inventory: %s: MemTotal: %w", path, err)
+		}
+		m.TotalBytes = kb * 1024
+		return m, nil
+	}
+	return m, fmt.Errorf("agent: inventory: %s: no MemTotal line", path)
+}
+
+func readDisks(root string) ([]Disk, error) {
+	dir := filepath.Join(root, "sys", "block")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("agent: inventory: %w", err)
+	}
+	var disks []Disk
+	for _, e := range entries {
+		name := e.Name()
+		d := filepath.Join(dir, name)
+		// Virtual devices (loop, ram, zram, dm-, md) have no device link.
+		if !exists(filepath.Join(d, "device")) {
+			continue
+		}
+		// CD-ROMs are not deploy targets.
+		if strings.HasPrefix(name, "sr") {
+			continue
+		}
+		sectors, err := readInt(filepath.Join(d, "size"))
+		if err != nil {
+			return nil, fmt.Errorf("agent: inventory: disk %s: %w", name, err)
+		}
+		disk := Disk{
+			Name:       name,
+			Path:       "/dev/" + name,
+			SizeBytes:  sectors * 512, // /sys/block/*/size is always in 512-byte sectors
+			Serial:     firstAttr(d, "device/serial", "serial"),
+			WWN:        firstAttr(d, "device/wwid", "wwid"),
+			Model:      firstAttr(d, "device/model"),
+			Vendor:     firstAttr(d, "device/vendor"),
+			Rotational: firstAttr(d, "queue/rotational") == "1",
+			Removable:  firstAttr(d, "removable") == "1",
+		}
+		if disk.Serial == "" {
+			disk.Serial = disk.WWN
+		}
+		disks = append(disks, disk)
+	}
+	return disks, nil
+}
+
+func readNICs(root string) ([]NIC, error) {
+	dir := filepath.Join(root, "sys", "class", "net")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("agent: inventory: %w", err)
+	}
+	var nics []NIC
+	for _, e := range entries {
+		name := e.Name()
+		d := filepath.Join(dir, name)
+		if name == "lo" || !exists(filepath.Join(d, "device")) {
+			continue
+		}
+		mac := strings.ToLower(firstAttr(d, "address"))
+		if mac == "" || mac == "00:00:00:00:00:00" {
+			continue
+		}
+		n := NIC{
+			Name:       name,
+			MACAddress: mac,
+			HasCarrier: firstAttr(d, "carrier") == "1", // reading carrier of a down link fails: no carrier
+			OperState:  firstAttr(d, "operstate"),
+		}
+		if s, err := strconv.Atoi(firstAttr(d, "speed")); err == nil && s > 0 {
+			n.SpeedMbps = s
+		}
+		nics = append(nics, n)
+	}
+	slices.SortFunc(nics, func(a, b NIC) int { return strings.Compare(a.Name, b.Name) })
+	return nics, nil
+}
+
+// firstAttr returns the trimmed contents of the first readable, non-empty
+// sysfs attribute among names under dir, or "".
+func firstAttr(dir string, names ...string) string {
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join(dir, n)) //nolint:gosec // sysfs attribute under root
+		if err != nil {
+			continue
+		}
+		if s := string(bytes.TrimSpace(b)); s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+func readInt(path string) (int64, error) {
+	b, err := os.ReadFile(path) //nolint:gosec // sysfs attribute under root
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseInt(string(bytes.TrimSpace(b)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	if n < 0 {
+		return 0, fmt.Errorf("%s: negative value %d", path, n)
+	}
+	return n, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil || !errors.Is(err, fs.ErrNotExist)
+}
