@@ -14,7 +14,8 @@ for g in "${groups[@]}"; do
     test) want redis-server redis-server
           want ipmi_sim openipmi
           want ipmitool ipmitool
-          want tftp tftp-hpa ;;
+          want tftp tftp-hpa
+          want curl curl ;;
     e2e)  want ipmi_sim openipmi
           want qemu-system-x86_64 qemu-system-x86
           [ -e /usr/lib/ipxe/qemu/efi-virtio.rom ] || need[ipxe-qemu]=1

@@ -113,7 +113,7 @@ func TestInfoNeverShowsThePassword(t *testing.T) {
 	}
 	renderings := map[string]string{
 		"%v": fmt.Sprintf("%v", info), "%+v": fmt.Sprintf("%+v", info), "%#v": fmt.Sprintf("%#v", info),
-		"%s": fmt.Sprintf("%s", info.Password), "%q": fmt.Sprintf("%q", info.Password),
+		"%s": fmt.Sprintf("%s!", info.Password), "%q": fmt.Sprintf("%q", info.Password),
 		"json": string(js), "slog": buf.String(),
 	}
 	for how, s := range renderings {

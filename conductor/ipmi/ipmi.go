@@ -350,7 +350,7 @@ func (b *BMC) do(ctx context.Context, op string, fn func(context.Context, *clien
 	if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return b.canceled(ctx, op)
 	}
-	kind, outcome := classify(err)
+	outcome, kind := classify(err)
 	b.d.ops.WithLabelValues(op, outcome).Inc()
 	msg := fmt.Sprintf("%v: %s at %s failed (%d attempt%s): %s", kind, op, b.info.Addr(), attempt, plural(attempt), b.scrub(err.Error()))
 	b.d.cfg.Logger.WarnContext(ctx, "IPMI operation failed", "node", b.node, "bmc", b.info.Addr(), "op", op, "attempts", attempt, "err", msg)
@@ -367,7 +367,8 @@ func (b *BMC) session(ctx context.Context, fn func(context.Context, *client.Clie
 	if err != nil {
 		return err
 	}
-	c.WithCipherSuiteID(types.CipherSuiteID(b.info.CipherSuite)).
+	suite := types.CipherSuiteID(b.info.CipherSuite) //nolint:gosec // ParseInfo bounds it to 0–17
+	c.WithCipherSuiteID(suite).
 		WithTimeout(b.timeout).
 		WithRetry(b.d.cfg.Retransmits).
 		WithMaxPrivilegeLevel(privLevels[b.info.PrivLevel])
@@ -413,31 +414,31 @@ var permanentCodes = map[uint8]bool{
 
 // classify sorts a go-ipmi error into one of our sentinels and a metric
 // outcome.
-func classify(err error) (kind error, outcome string) {
+func classify(err error) (outcome string, kind error) {
 	var status *types.RmcpStatusError
 	if errors.As(err, &status) {
-		return ErrAuth, "auth"
+		return "auth", ErrAuth
 	}
 	if rerr, ok := types.IsResponseError(err); ok {
 		if rerr.CompletionCode() == 0xd4 {
-			return ErrAuth, "auth"
+			return "auth", ErrAuth
 		}
-		return ErrBMC, "error"
+		return "error", ErrBMC
 	}
 	msg := err.Error()
 	switch {
 	case errors.Is(err, client.ErrRAKPAuthentication) || strings.Contains(msg, "RAKP"):
 		// go-ipmi v0.9.1 flattens the RAKP error into a string.
-		return ErrAuth, "auth"
+		return "auth", ErrAuth
 	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(msg, "deadline") || strings.Contains(msg, "timeout"):
-		return ErrNoAnswer, "no_answer"
+		return "no_answer", ErrNoAnswer
 	}
-	return ErrBMC, "error"
+	return "error", ErrBMC
 }
 
 // retryable reports whether another attempt may succeed.
 func retryable(err error) bool {
-	if kind, _ := classify(err); kind == ErrAuth {
+	if _, kind := classify(err); errors.Is(kind, ErrAuth) {
 		return false
 	}
 	if rerr, ok := types.IsResponseError(err); ok {

@@ -146,7 +146,7 @@ func NodeScriptPath(mac net.HardwareAddr) string {
 
 // PXELinuxPath is the PXELINUX config path of a MAC under the root
 // ("01-" is the ARP hardware type of Ethernet).
-func PXELinuxPath(mac net.HardwareAddr) string {
+func PXELinuxPath(mac net.HardwareAddr) string { //nolint:revive // PXELINUX is the bootloader's name
 	return path.Join(PXELinuxDir, "01-"+hyphenated(mac))
 }
 

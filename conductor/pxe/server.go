@@ -143,8 +143,11 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	select {
 	case <-ctx.Done():
 		srv.Shutdown()
-		<-errc
+		err := <-errc
 		_ = conn.Close()
+		if err != nil {
+			return fmt.Errorf("pxe: serve: %w", err)
+		}
 		return nil
 	case err := <-errc:
 		srv.Shutdown()
@@ -233,7 +236,7 @@ func CleanPath(filename string) (string, error) {
 	}
 	for _, elem := range strings.Split(name, "/") {
 		if elem == ".." {
-			return "", fmt.Errorf("%w: %q contains ..", ErrBadPath, filename)
+			return "", fmt.Errorf("%w: %q has a \"..\" element", ErrBadPath, filename)
 		}
 	}
 	name = path.Clean(name)

@@ -237,6 +237,14 @@ func (f *Fleet) Close() {
 	f.wg.Wait()
 }
 
+// untilClosed returns a context with ctx's values that ends only when the
+// fleet closes: for actions that complete once started.
+func (f *Fleet) untilClosed(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(f.base, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
 // startBoot returns the context of a new boot and counts its goroutine.
 func (f *Fleet) startBoot() (context.Context, context.CancelFunc, error) {
 	f.mu.RLock()

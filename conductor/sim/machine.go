@@ -177,7 +177,9 @@ func (m *Machine) Reboot(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return m.canceled(ctx, "reboot")
 	}
-	return m.setPower(m.fleet.base, wire.PowerRebooting)
+	ctx, stop := m.fleet.untilClosed(ctx)
+	defer stop()
+	return m.setPower(ctx, wire.PowerRebooting)
 }
 
 // PowerOff is the operating system shutting the machine down; like Reboot,
@@ -186,7 +188,9 @@ func (m *Machine) PowerOff(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return m.canceled(ctx, "power off")
 	}
-	return m.setPower(m.fleet.base, wire.PowerOff)
+	ctx, stop := m.fleet.untilClosed(ctx)
+	defer stop()
+	return m.setPower(ctx, wire.PowerOff)
 }
 
 // bmc simulates one BMC exchange: an injected failure or hang, else delay.
@@ -253,7 +257,7 @@ func (m *Machine) setPower(ctx context.Context, target wire.PowerState) error {
 	}
 }
 
-func (m *Machine) switchOn(ctx context.Context) error {
+func (m *Machine) switchOn(ctx context.Context) error { //nolint:contextcheck // a boot outlives the call that started it
 	if err := m.fleet.sleep(ctx, m.fleet.cfg.Timings.PowerOn); err != nil {
 		return m.canceled(ctx, "power on")
 	}

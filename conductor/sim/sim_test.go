@@ -335,12 +335,12 @@ func TestRealisticTimings(t *testing.T) {
 			t.Fatal("the machine booted as soon as it was powered on")
 		}
 		bootedAt := <-booted // virtual time runs on until the boot
-		min := func(d time.Duration) time.Duration { return time.Duration(float64(d) * (1 - tm.Jitter)) }
-		if took := onAt.Sub(start); took < min(tm.Status+tm.PowerOn) {
-			t.Errorf("power on took %s, want at least %s", took, min(tm.Status+tm.PowerOn))
+		atLeast := func(d time.Duration) time.Duration { return time.Duration(float64(d) * (1 - tm.Jitter)) }
+		if took := onAt.Sub(start); took < atLeast(tm.Status+tm.PowerOn) {
+			t.Errorf("power on took %s, want at least %s", took, atLeast(tm.Status+tm.PowerOn))
 		}
-		if bootedAt.Sub(onAt) < min(tm.Boot) {
-			t.Errorf("booted %s after power on, want at least %s", bootedAt.Sub(onAt), min(tm.Boot))
+		if bootedAt.Sub(onAt) < atLeast(tm.Boot) {
+			t.Errorf("booted %s after power on, want at least %s", bootedAt.Sub(onAt), atLeast(tm.Boot))
 		}
 	})
 }

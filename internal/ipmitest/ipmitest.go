@@ -43,7 +43,7 @@ import (
 // Default credentials of the simulated BMC's administrator.
 const (
 	DefaultUsername = "admin"
-	DefaultPassword = "sim-bmc-secret"
+	DefaultPassword = "sim-bmc-secret" //nolint:gosec // a test BMC's password
 )
 
 //go:embed chassis.sh
@@ -132,8 +132,9 @@ func Start(tb testing.TB, opts ...Option) *BMC {
 	return b
 }
 
-func freeUDPPort() (int, error) {
-	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+func freeUDPPort(ctx context.Context) (int, error) {
+	var lc net.ListenConfig
+	c, err := lc.ListenPacket(ctx, "udp4", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
@@ -142,7 +143,7 @@ func freeUDPPort() (int, error) {
 }
 
 func (b *BMC) start(ctx context.Context, bin string, cfg config) error {
-	port, err := freeUDPPort()
+	port, err := freeUDPPort(ctx)
 	if err != nil {
 		return fmt.Errorf("free port: %w", err)
 	}
@@ -304,7 +305,7 @@ func (b *BMC) Thaw(tb testing.TB) {
 
 func (b *BMC) readState(tb testing.TB, name string) string {
 	tb.Helper()
-	data, err := os.ReadFile(filepath.Join(b.Dir, name))
+	data, err := os.ReadFile(filepath.Join(b.Dir, name)) //nolint:gosec // the harness's own files
 	if errors.Is(err, os.ErrNotExist) {
 		return ""
 	}
