@@ -408,3 +408,39 @@ func TestConcurrentOperations(t *testing.T) {
 		t.Errorf("concurrent PowerState: %v", err)
 	}
 }
+
+// Benchmarks against a real ipmi_sim: every operation opens and closes its
+// own lanplus session (cipher suite 3).
+func BenchmarkBMC(b *testing.B) {
+	sim := ipmitest.Start(b)
+	drv, err := ipmi.New(fastConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	bmc, err := drv.NodePower(wire.Node{UUID: "bench", DriverInfo: sim.DriverInfo()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.Run("PowerState", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := bmc.PowerState(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("SetBootDevice", func(b *testing.B) {
+		for b.Loop() {
+			if err := bmc.SetBootDevice(ctx, wire.BootPXE, false); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Reboot", func(b *testing.B) {
+		for b.Loop() {
+			if err := bmc.SetPower(ctx, wire.PowerRebooting); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -143,8 +143,10 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	select {
 	case <-ctx.Done():
 		srv.Shutdown()
-		err := <-errc
+		// In single-port mode pin/tftp v3.1.0's Shutdown neither closes the
+		// connection nor waits: its read loop stays blocked until we do.
 		_ = conn.Close()
+		err := <-errc
 		if err != nil {
 			return fmt.Errorf("pxe: serve: %w", err)
 		}

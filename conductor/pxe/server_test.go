@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pin/tftp/v3"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ironfleet/ironfleet/conductor/pxe"
@@ -392,5 +394,66 @@ func TestCleanPath(t *testing.T) {
 		if !tt.ok && (err == nil || !errors.Is(err, pxe.ErrBadPath)) {
 			t.Errorf("CleanPath(%q) = %q, %v; want ErrBadPath", tt.in, got, err)
 		}
+	}
+}
+
+func TestSinglePort(t *testing.T) {
+	s := serve(t, "", pxe.ServerConfig{SinglePort: true})
+	want := randomFile(t, filepath.Join(s.root, "agent", "vmlinuz"), 100*1024)
+	got, err := s.curlGet(t, "agent/vmlinuz", "--tftp-blksize", "1432")
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("single-port get = %d bytes, %v; want %d identical bytes", len(got), err, len(want))
+	}
+	if _, err := s.hpaGet(t, "../etc/passwd"); err == nil {
+		t.Error("single-port server served an escape")
+	}
+}
+
+// BenchmarkTransfer fetches an 8 MiB file (the size of a small agent
+// ramdisk) with pin/tftp's Go client, at TFTP's default and at iPXE's block
+// size.
+func BenchmarkTransfer(b *testing.B) {
+	root := b.TempDir()
+	data := make([]byte, 8<<20)
+	_, _ = rand.Read(data)
+	if err := os.WriteFile(filepath.Join(root, "ramdisk"), data, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	srv, err := pxe.NewServer(pxe.ServerConfig{Root: root})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, conn) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Errorf("Serve: %v", err)
+		}
+	}()
+	for _, blk := range []int{512, 1432} {
+		b.Run(fmt.Sprintf("blksize=%d", blk), func(b *testing.B) {
+			c, err := tftp.NewClient(conn.LocalAddr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.SetBlockSize(blk)
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				wt, err := c.Receive("ramdisk", "octet")
+				if err != nil {
+					b.Fatal(err)
+				}
+				if n, err := wt.WriteTo(io.Discard); err != nil || n != int64(len(data)) {
+					b.Fatalf("got %d bytes, %v", n, err)
+				}
+			}
+		})
 	}
 }
