@@ -22,6 +22,8 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -289,7 +291,7 @@ func (b *BMC) SetBootDevice(ctx context.Context, dev wire.BootDevice, persistent
 					return err // the exchange failed: worth a retry
 				}
 				b.d.cfg.Logger.DebugContext(ctx, "BMC does not keep boot flags past 60s",
-					"node", b.node, "bmc", b.info.Addr(), "err", err)
+					"node", b.node, "bmc", b.info.Addr(), "err", b.scrub(err.Error()))
 			}
 		}
 		return c.SetSystemBootOptionsParamFor(ctx, flags)
@@ -412,11 +414,34 @@ var permanentCodes = map[uint8]bool{
 	0x80: true, // (boot options) parameter not supported
 }
 
-// classify sorts a go-ipmi error into one of our sentinels and a metric
-// outcome.
+// RMCP+ session setup statuses (IPMI 2.0 table 13-15) no retry will change:
+// true for refused credentials, false for a cipher suite the BMC lacks.
+var permanentStatuses = map[uint8]bool{
+	0x04: false, 0x05: false, 0x06: false, 0x07: false, 0x10: false, 0x11: false,
+	0x09: true, 0x0a: true, 0x0c: true, 0x0d: true, 0x0e: true, 0x0f: true,
+}
+
+// go-ipmi v0.9.1 flattens session setup errors into strings.
+var statusRE = regexp.MustCompile(`RMCP\+ status 0x([0-9a-f]{2})`)
+
+// rmcpStatus finds the RMCP+ status of a failed session setup.
+func rmcpStatus(err error) (uint8, bool) {
+	var st *types.RmcpStatusError
+	if errors.As(err, &st) {
+		return uint8(st.StatusCode()), true
+	}
+	m := statusRE.FindStringSubmatch(err.Error())
+	if m == nil {
+		return 0, false
+	}
+	v, perr := strconv.ParseUint(m[1], 16, 8)
+	return uint8(v), perr == nil
+}
+
+// classify sorts a go-ipmi error into a metric outcome and one of our
+// sentinels.
 func classify(err error) (outcome string, kind error) {
-	var status *types.RmcpStatusError
-	if errors.As(err, &status) {
+	if code, ok := rmcpStatus(err); ok && permanentStatuses[code] {
 		return "auth", ErrAuth
 	}
 	if rerr, ok := types.IsResponseError(err); ok {
@@ -428,7 +453,6 @@ func classify(err error) (outcome string, kind error) {
 	msg := err.Error()
 	switch {
 	case errors.Is(err, client.ErrRAKPAuthentication) || strings.Contains(msg, "RAKP"):
-		// go-ipmi v0.9.1 flattens the RAKP error into a string.
 		return "auth", ErrAuth
 	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(msg, "deadline") || strings.Contains(msg, "timeout"):
 		return "no_answer", ErrNoAnswer
@@ -440,6 +464,11 @@ func classify(err error) (outcome string, kind error) {
 func retryable(err error) bool {
 	if _, kind := classify(err); errors.Is(kind, ErrAuth) {
 		return false
+	}
+	if code, ok := rmcpStatus(err); ok {
+		if _, permanent := permanentStatuses[code]; permanent {
+			return false
+		}
 	}
 	if rerr, ok := types.IsResponseError(err); ok {
 		return !permanentCodes[uint8(rerr.CompletionCode())]

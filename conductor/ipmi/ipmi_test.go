@@ -243,6 +243,15 @@ func TestBadInputIsRefusedBeforeTheBMC(t *testing.T) {
 	}
 }
 
+func TestUnknownUserIsRefused(t *testing.T) {
+	h := start(t, fastConfig())
+	b := h.bmc(t, map[string]any{"ipmi_username": "mallory"})
+	_, err := b.PowerState(t.Context())
+	if !errors.Is(err, ipmi.ErrAuth) || !strings.Contains(err.Error(), "(1 attempt)") {
+		t.Fatalf("PowerState as an unknown user = %v, want ErrAuth after 1 attempt", err)
+	}
+}
+
 func TestWrongPasswordFailsClearlyWithoutRetries(t *testing.T) {
 	h := start(t, fastConfig())
 	const wrong = "not-the-password"
