@@ -16,5 +16,5 @@
 //
 // The server sets the transfer size (tsize) for every file and offers
 // blocks of up to 1468 bytes; a client that vanishes mid-transfer costs one
-// goroutine for Timeout×Retries and nothing else.
+// goroutine for Retries×(Timeout+Backoff) and nothing else.
 package pxe

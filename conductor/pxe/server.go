@@ -43,6 +43,10 @@ type ServerConfig struct {
 	// Retries is how many times a block is sent before the transfer is
 	// abandoned; zero means 5.
 	Retries int
+	// Backoff is the pause before resending an unacknowledged block (after
+	// Timeout has passed); zero means pin/tftp's default, a random pause of
+	// up to 1s.
+	Backoff time.Duration
 	// SinglePort serves every transfer from the listening port instead of
 	// one ephemeral port per transfer (for NATs and firewalls that only
 	// pass port 69); slower.
@@ -128,13 +132,16 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 
 // Serve serves TFTP read requests arriving on conn until ctx is done, then
 // stops taking requests, waits for the transfers under way (each ends
-// within Timeout×Retries of its client going silent) and returns nil.
+// within Retries×(Timeout+Backoff) of its client going silent) and returns nil.
 // conn is closed on return.
 func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	srv := tftp.NewServer(s.read, nil)
 	srv.SetBlockSize(s.cfg.BlockSize)
 	srv.SetTimeout(s.cfg.Timeout)
 	srv.SetRetries(s.cfg.Retries)
+	if d := s.cfg.Backoff; d > 0 {
+		srv.SetBackoff(func(int) time.Duration { return d })
+	}
 	if s.cfg.SinglePort {
 		srv.EnableSinglePort()
 	}

@@ -44,6 +44,9 @@ func serve(t *testing.T, root string, cfg pxe.ServerConfig) *tftpServer {
 	if cfg.Retries == 0 {
 		cfg.Retries = 3
 	}
+	if cfg.Backoff == 0 {
+		cfg.Backoff = time.Millisecond
+	}
 	srv, err := pxe.NewServer(cfg)
 	if err != nil {
 		t.Fatalf("NewServer: %v", err)
