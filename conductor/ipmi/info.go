@@ -78,6 +78,40 @@ type Info struct {
 	// Timeout and Retries are zero / -1 when driver_info does not set them.
 	Timeout time.Duration
 	Retries int
+	// UEFI makes boot device requests ask for an EFI boot (else legacy
+	// BIOS). NodePower sets it from the node's boot_mode capability.
+	UEFI bool
+}
+
+// BootModeUEFI reads the boot mode from a node's properties, as Ironic
+// keeps it: properties.capabilities "boot_mode:uefi" (a "k:v,k:v" string
+// or an object). Absent means BIOS.
+func BootModeUEFI(properties map[string]any) (bool, error) {
+	var mode any
+	switch c := properties["capabilities"].(type) {
+	case nil:
+	case string:
+		for _, kv := range strings.Split(c, ",") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(kv), ":"); ok && strings.TrimSpace(k) == "boot_mode" {
+				mode = strings.TrimSpace(v)
+			}
+		}
+	case map[string]any:
+		mode = c["boot_mode"]
+	default:
+		return false, invalidProperty(fmt.Sprintf("capabilities must be a string or an object, got %T", c))
+	}
+	switch mode {
+	case nil, "", "bios":
+		return false, nil
+	case "uefi":
+		return true, nil
+	}
+	return false, invalidProperty(fmt.Sprintf("capability boot_mode must be bios or uefi, got %v", mode))
+}
+
+func invalidProperty(why string) error {
+	return &wire.Error{Code: wire.CodeInvalidInput, Message: fmt.Sprintf("%v: properties %s", ErrInvalidInfo, why), Err: ErrInvalidInfo}
 }
 
 // Addr is the BMC's host:port.

@@ -122,3 +122,31 @@ func TestInfoNeverShowsThePassword(t *testing.T) {
 		}
 	}
 }
+
+func TestBootModeUEFI(t *testing.T) {
+	tests := []struct {
+		name    string
+		props   map[string]any
+		want    bool
+		wantErr bool
+	}{
+		{"no properties", nil, false, false},
+		{"no boot mode", map[string]any{"capabilities": "secure_boot:true"}, false, false},
+		{"uefi string", map[string]any{"capabilities": "secure_boot:true, boot_mode:uefi"}, true, false},
+		{"bios string", map[string]any{"capabilities": "boot_mode:bios"}, false, false},
+		{"uefi object", map[string]any{"capabilities": map[string]any{"boot_mode": "uefi"}}, true, false},
+		{"unknown mode", map[string]any{"capabilities": "boot_mode:coreboot"}, false, true},
+		{"capabilities a number", map[string]any{"capabilities": 1}, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ipmi.BootModeUEFI(tt.props)
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Errorf("BootModeUEFI = %v, %v; want %v, error %v", got, err, tt.want, tt.wantErr)
+			}
+			if err != nil && (!errors.Is(err, ipmi.ErrInvalidInfo) || wire.CodeOf(err) != wire.CodeInvalidInput) {
+				t.Errorf("error %v: want ErrInvalidInfo with code %s", err, wire.CodeInvalidInput)
+			}
+		})
+	}
+}

@@ -18,16 +18,19 @@ func TestBootFlagsBits(t *testing.T) {
 	tests := []struct {
 		dev        wire.BootDevice
 		persistent bool
+		uefi       bool
 		byte1      byte // bit 7 valid, bit 6 persistent, bit 5 EFI
 		byte2      byte // bits 5:2 device selector
 	}{
-		{wire.BootPXE, false, 0x80, 0x04},
-		{wire.BootPXE, true, 0xc0, 0x04},
-		{wire.BootDisk, false, 0x80, 0x08},
-		{wire.BootDisk, true, 0xc0, 0x08},
+		{wire.BootPXE, false, false, 0x80, 0x04},
+		{wire.BootPXE, true, false, 0xc0, 0x04},
+		{wire.BootDisk, false, false, 0x80, 0x08},
+		{wire.BootDisk, true, false, 0xc0, 0x08},
+		{wire.BootPXE, false, true, 0xa0, 0x04},
+		{wire.BootDisk, true, true, 0xe0, 0x08},
 	}
 	for _, tt := range tests {
-		f, err := bootFlags(tt.dev, tt.persistent)
+		f, err := bootFlags(tt.dev, tt.persistent, tt.uefi)
 		if err != nil {
 			t.Fatalf("bootFlags(%s, %v): %v", tt.dev, tt.persistent, err)
 		}
@@ -36,7 +39,7 @@ func TestBootFlagsBits(t *testing.T) {
 			t.Errorf("bootFlags(%s, %v) = % x, want %02x %02x …", tt.dev, tt.persistent, got, tt.byte1, tt.byte2)
 		}
 	}
-	if _, err := bootFlags("floppy", false); wire.CodeOf(err) != wire.CodeInvalidInput {
+	if _, err := bootFlags("floppy", false, false); wire.CodeOf(err) != wire.CodeInvalidInput {
 		t.Errorf("bootFlags(floppy) = %v, want code %s", err, wire.CodeInvalidInput)
 	}
 }

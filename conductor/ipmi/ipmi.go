@@ -150,11 +150,14 @@ func New(cfg Config) (*Driver, error) {
 // ValidateDriverInfo is Validate.
 func (d *Driver) ValidateDriverInfo(driverInfo map[string]any) error { return Validate(driverInfo) }
 
-// NodePower returns the BMC of node, from its driver_info. It does not
-// contact the BMC.
+// NodePower returns the BMC of node, from its driver_info and the boot mode
+// in its properties. It does not contact the BMC.
 func (d *Driver) NodePower(node wire.Node) (*BMC, error) {
 	info, err := ParseInfo(node.DriverInfo)
 	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", node.UUID, err)
+	}
+	if info.UEFI, err = BootModeUEFI(node.Properties); err != nil {
 		return nil, fmt.Errorf("node %s: %w", node.UUID, err)
 	}
 	return d.BMC(node.UUID, info), nil
@@ -277,7 +280,7 @@ func (b *BMC) switchPower(ctx context.Context, target wire.PowerState) error {
 // the boot flags past the IPMI spec's 60 s timeout (a BMC that does not
 // support this is not an error).
 func (b *BMC) SetBootDevice(ctx context.Context, dev wire.BootDevice, persistent bool) error {
-	flags, err := bootFlags(dev, persistent)
+	flags, err := bootFlags(dev, persistent, b.info.UEFI)
 	if err != nil {
 		return err
 	}
@@ -299,7 +302,7 @@ func (b *BMC) SetBootDevice(ctx context.Context, dev wire.BootDevice, persistent
 }
 
 // bootFlags is the IPMI boot flags parameter (5) for dev.
-func bootFlags(dev wire.BootDevice, persistent bool) (*types.BootOptionParam_BootFlags, error) {
+func bootFlags(dev wire.BootDevice, persistent, uefi bool) (*types.BootOptionParam_BootFlags, error) {
 	var sel types.BootDeviceSelector
 	switch dev {
 	case wire.BootPXE:
@@ -312,7 +315,7 @@ func bootFlags(dev wire.BootDevice, persistent bool) (*types.BootOptionParam_Boo
 	return &types.BootOptionParam_BootFlags{
 		BootFlagsValid:     true,
 		Persist:            persistent,
-		BIOSBootType:       types.BIOSBootTypeLegacy,
+		BIOSBootType:       types.BIOSBootType(uefi),
 		BootDeviceSelector: sel,
 	}, nil
 }

@@ -453,3 +453,22 @@ func BenchmarkBMC(b *testing.B) {
 		}
 	})
 }
+
+func TestSetBootDeviceUEFI(t *testing.T) {
+	h := start(t, fastConfig())
+	b, err := h.drv.NodePower(wire.Node{UUID: "uefi", DriverInfo: h.sim.DriverInfo(),
+		Properties: map[string]any{"capabilities": "boot_mode:uefi"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetBootDevice(t.Context(), wire.BootPXE, true); err != nil {
+		t.Fatalf("SetBootDevice on a UEFI node: %v", err)
+	}
+	if got := h.sim.BootDevice(t); got != "pxe" {
+		t.Errorf("BMC boot device %q, want pxe", got)
+	}
+	if _, err := h.drv.NodePower(wire.Node{UUID: "bad", DriverInfo: h.sim.DriverInfo(),
+		Properties: map[string]any{"capabilities": "boot_mode:coreboot"}}); !errors.Is(err, ipmi.ErrInvalidInfo) {
+		t.Errorf("NodePower with boot_mode coreboot = %v, want ErrInvalidInfo", err)
+	}
+}
