@@ -1,8 +1,10 @@
 package conductor_test
 
 import (
+	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/ironfleet/ironfleet/conductor"
 	"github.com/ironfleet/ironfleet/conductor/ipmi"
@@ -88,5 +90,61 @@ func TestDriversRefuseBadNodes(t *testing.T) {
 				t.Errorf("Power = %v, %v; want an error", p, err)
 			}
 		})
+	}
+}
+
+// The drivers as a deploy uses them: Boot prepares the node's PXE config,
+// Power sets a one-time PXE boot and reboots, the machine boots the agent;
+// after CleanUp, the same request lands on the disk.
+func TestBootAndPowerTogether(t *testing.T) {
+	configs, err := pxe.NewConfigs(pxe.Config{Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer configs.Close()
+	fleet := sim.NewFleet(sim.Config{PXEConfigured: configs.Configured})
+	defer fleet.Close()
+	m, err := fleet.Add("sim-0001", "52:54:00:00:00:01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	booted := make(chan wire.BootDevice, 4)
+	m.OnBoot(func(_ context.Context, dev wire.BootDevice) { booted <- dev })
+
+	var boot conductor.Boot = configs
+	node := wire.Node{UUID: "n1", Driver: "sim", DriverInfo: map[string]any{sim.KeyMachine: "sim-0001"}}
+	power, err := drivers(t, fleet).Power(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	params := wire.BootParams{Purpose: wire.BootForDeploy, Kernel: "agent/vmlinuz", Ramdisk: "agent/initrd", APIURL: "http://127.0.0.1:6385"}
+	deploy := func() wire.BootDevice {
+		t.Helper()
+		if err := power.SetBootDevice(ctx, wire.BootPXE, false); err != nil {
+			t.Fatal(err)
+		}
+		if err := power.SetPower(ctx, wire.PowerRebooting); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case dev := <-booted:
+			return dev
+		case <-time.After(10 * time.Second):
+			t.Fatal("no boot")
+			return ""
+		}
+	}
+	if err := boot.Prepare(ctx, node, m.MACs(), params); err != nil {
+		t.Fatal(err)
+	}
+	if dev := deploy(); dev != wire.BootPXE {
+		t.Errorf("with a config: booted from %s, want pxe", dev)
+	}
+	if err := boot.CleanUp(ctx, node, m.MACs()); err != nil {
+		t.Fatal(err)
+	}
+	if dev := deploy(); dev != wire.BootDisk {
+		t.Errorf("without a config: booted from %s, want disk", dev)
 	}
 }

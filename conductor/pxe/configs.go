@@ -200,6 +200,17 @@ func (c *Configs) Prepare(ctx context.Context, node wire.Node, macs []string, pa
 	return nil
 }
 
+// Configured reports whether an iPXE script exists for mac: whether a
+// machine PXE-booting from that NIC would find a config.
+func (c *Configs) Configured(mac string) bool {
+	hw, err := net.ParseMAC(strings.TrimSpace(mac))
+	if err != nil || len(hw) != 6 {
+		return false
+	}
+	st, err := c.root.Stat(NodeScriptPath(hw))
+	return err == nil && st.Mode().IsRegular()
+}
+
 // CleanUp removes node's boot configs for each MAC; those already gone are
 // skipped.
 func (c *Configs) CleanUp(ctx context.Context, node wire.Node, macs []string) error {

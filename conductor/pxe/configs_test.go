@@ -256,3 +256,27 @@ func TestConfigsServedOverTFTP(t *testing.T) {
 		t.Error("the node script is still served after CleanUp")
 	}
 }
+
+func TestConfigured(t *testing.T) {
+	c := newConfigs(t, t.TempDir(), pxe.Config{})
+	if c.Configured(macs[0]) {
+		t.Error("Configured before Prepare")
+	}
+	if err := c.Prepare(t.Context(), node, macs, params); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range append([]string{"52-54-00-12-34-56", "52:54:00:AB:CD:EF"}, macs...) {
+		if !c.Configured(m) {
+			t.Errorf("Configured(%q) = false after Prepare", m)
+		}
+	}
+	if c.Configured("not-a-mac") || c.Configured("52:54:00:00:00:09") {
+		t.Error("Configured is true for a bad or unknown MAC")
+	}
+	if err := c.CleanUp(t.Context(), node, macs); err != nil {
+		t.Fatal(err)
+	}
+	if c.Configured(macs[0]) {
+		t.Error("Configured after CleanUp")
+	}
+}

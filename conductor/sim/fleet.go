@@ -79,6 +79,11 @@ type Config struct {
 	Timings Timings
 	// BMCTimeout is how long an injected hang lasts; zero means 5s.
 	BMCTimeout time.Duration
+	// PXEConfigured, when set, is asked at each PXE boot whether a boot
+	// config exists for a MAC (pxe.Configs.Configured); a machine none of
+	// whose MACs has one falls through to its disk, as boot.ipxe makes real
+	// machines do. Nil means every PXE boot finds its config.
+	PXEConfigured func(mac string) bool
 	// Logger receives one debug record per machine added; nil discards.
 	Logger *slog.Logger
 }

@@ -261,6 +261,7 @@ func (m *Machine) switchOn(ctx context.Context) error { //nolint:contextcheck //
 	if err := m.fleet.sleep(ctx, m.fleet.cfg.Timings.PowerOn); err != nil {
 		return m.canceled(ctx, "power on")
 	}
+	configured := m.pxeConfigured()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.power == wire.PowerOn {
@@ -269,6 +270,9 @@ func (m *Machine) switchOn(ctx context.Context) error { //nolint:contextcheck //
 	dev := m.persistent
 	if m.next != "" {
 		dev, m.next = m.next, ""
+	}
+	if dev == wire.BootPXE && !configured {
+		dev = wire.BootDisk // boot.ipxe found no config: exit to the disk
 	}
 	bootCtx, stop, err := m.fleet.startBoot()
 	if err != nil {
@@ -287,6 +291,21 @@ func (m *Machine) switchOn(ctx context.Context) error { //nolint:contextcheck //
 		f(bootCtx, dev)
 	}()
 	return nil
+}
+
+// pxeConfigured reports whether a PXE boot would find a config for one of
+// the machine's MACs.
+func (m *Machine) pxeConfigured() bool {
+	f := m.fleet.cfg.PXEConfigured
+	if f == nil {
+		return true
+	}
+	for _, mac := range m.macs {
+		if f(mac) {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *Machine) switchOff(ctx context.Context) error {

@@ -412,3 +412,40 @@ func BenchmarkAddMachine(b *testing.B) {
 		i++
 	}
 }
+
+// A PXE boot without a boot config for any of the machine's NICs falls
+// through to the disk, as boot.ipxe's "|| exit" makes real machines do.
+func TestPXEBootNeedsAConfig(t *testing.T) {
+	var mu sync.Mutex
+	configured := map[string]bool{}
+	f := newFleet(t, sim.Config{PXEConfigured: func(mac string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return configured[mac]
+	}})
+	m := add(t, f, "m1", "52:54:00:00:00:01", "52:54:00:00:00:02")
+	b := record(m)
+	ctx := t.Context()
+	for _, tt := range []struct {
+		configure string
+		want      wire.BootDevice
+	}{
+		{"", wire.BootDisk},
+		{"52:54:00:00:00:02", wire.BootPXE},
+	} {
+		if tt.configure != "" {
+			mu.Lock()
+			configured[tt.configure] = true
+			mu.Unlock()
+		}
+		if err := m.SetBootDevice(ctx, wire.BootPXE, false); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.SetPower(ctx, wire.PowerRebooting); err != nil {
+			t.Fatal(err)
+		}
+		if got := b.next(t); got != tt.want {
+			t.Errorf("configured %q: booted from %s, want %s", tt.configure, got, tt.want)
+		}
+	}
+}
