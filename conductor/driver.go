@@ -11,7 +11,9 @@ import (
 // Power drives one node's power and boot device (its BMC, or a simulated
 // machine). Implementations retry what is worth retrying themselves and
 // return errors whose message is fit for the node's last_error: they carry
-// wire.CodeBMC and never contain credentials.
+// wire.CodeBMC (wire.CodeInvalidInput for a bad target or device) and never
+// contain credentials. When ctx is cancelled, the error wraps
+// context.Cause(ctx) instead, so a lost lock is recognisable.
 type Power interface {
 	// PowerState reads the machine's current power state (PowerOn or PowerOff).
 	PowerState(ctx context.Context) (wire.PowerState, error)

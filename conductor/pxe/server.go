@@ -51,8 +51,8 @@ type ServerConfig struct {
 	// one ephemeral port per transfer (for NATs and firewalls that only
 	// pass port 69); slower.
 	SinglePort bool
-	// Logger receives one debug record per transfer and info records for
-	// refused or failed ones; nil discards.
+	// Logger receives debug records for transfers and missing files, and
+	// info records for refused or failed transfers; nil discards.
 	Logger *slog.Logger
 	// Registerer registers the server's metrics; nil means none.
 	Registerer prometheus.Registerer
@@ -185,12 +185,14 @@ func (s *Server) read(filename string, rf io.ReaderFrom) error {
 	}
 	f, size, err := s.open(name)
 	if err != nil {
-		outcome := "not_found"
 		if errors.Is(err, ErrEscape) {
-			outcome = "refused"
+			s.transfers.WithLabelValues("refused").Inc()
+			log.Info("TFTP read refused", "err", err)
+			return err
 		}
-		s.transfers.WithLabelValues(outcome).Inc()
-		log.Info("TFTP read refused", "err", err)
+		// PXELINUX probes many names before it finds one: routine.
+		s.transfers.WithLabelValues("not_found").Inc()
+		log.Debug("TFTP file not found", "err", err)
 		return err
 	}
 	defer f.Close()
