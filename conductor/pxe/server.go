@@ -234,7 +234,10 @@ func (s *Server) open(name string) (*os.File, int64, error) {
 // CleanPath turns a TFTP file name into a slash-separated path relative to
 // the root, or refuses it: empty names, absolute names ("/x", "C:\x"),
 // names with a ".." element or control characters. Backslashes are taken
-// as separators (some PXE firmware sends them).
+// as separators (some PXE firmware sends them). Refusing absolute names
+// costs no legitimate client: iPXE strips the leading "/" of a tftp:// URI's
+// path before it asks (src/net/udp/tftp.c, tftp_send_rrq), and PXELINUX and
+// curl send relative names.
 func CleanPath(filename string) (string, error) {
 	name := strings.ReplaceAll(filename, `\`, "/")
 	switch {
