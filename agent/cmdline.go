@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ironfleet/ironfleet/transport/wire"
 )
 
 // BootParams are the agent settings a ramdisk receives on the kernel command
@@ -33,6 +35,11 @@ type BootParams struct {
 	LookupTimeout time.Duration
 	Modules       []string
 	LogLevel      string
+	// Node and Purpose are what the conductor's boot config says the boot
+	// is for (wire.KernelArgNode, wire.KernelArgPurpose): hints for logs,
+	// since lookup is by MAC.
+	Node    string
+	Purpose wire.BootPurpose
 }
 
 // ParseCmdline reads the ironfleet.* words of a kernel command line (the
@@ -63,7 +70,7 @@ func ParseCmdline(cmdline string) (BootParams, error) {
 
 func (p *BootParams) set(name, val string) error {
 	switch name {
-	case "api_url":
+	case strings.TrimPrefix(wire.KernelArgAPIURL, "ironfleet."):
 		if err := checkHTTPURL(val); err != nil {
 			return err
 		}
@@ -103,6 +110,15 @@ func (p *BootParams) set(name, val string) error {
 		}
 	case "log_level":
 		p.LogLevel = val
+	case strings.TrimPrefix(wire.KernelArgNode, "ironfleet."):
+		p.Node = val
+	case strings.TrimPrefix(wire.KernelArgPurpose, "ironfleet."):
+		switch bp := wire.BootPurpose(val); bp {
+		case wire.BootForDeploy, wire.BootForClean, wire.BootForInspect:
+			p.Purpose = bp
+		default:
+			return fmt.Errorf("unknown boot purpose (want deploy, clean or inspect)")
+		}
 	default:
 		return fmt.Errorf("unknown key %q", name)
 	}

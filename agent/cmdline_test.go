@@ -27,6 +27,17 @@ func TestParseCmdline(t *testing.T) {
 			},
 		},
 		{
+			// What conductor/pxe renders into a node's boot config.
+			name: "conductor boot config",
+			in:   "ironfleet.api_url=http://10.0.2.2:6385 ironfleet.node=3f2a ironfleet.purpose=deploy BOOTIF=01-52-54-00-12-34-56 console=ttyS0",
+			want: BootParams{APIURL: "http://10.0.2.2:6385", Node: "3f2a", Purpose: "deploy"},
+		},
+		{
+			name:    "unknown boot purpose",
+			in:      "ironfleet.purpose=rescue",
+			wantErr: "unknown boot purpose",
+		},
+		{
 			name: "every key, quoted value, duration timeout",
 			in: `ironfleet.api_url="https://api.example:6385" ironfleet.interface=eth1 ironfleet.listen=:9999 ` +
 				`ironfleet.callback_url=http://192.0.2.7:9999 ironfleet.lookup_timeout=5m ironfleet.log_level=debug`,
