@@ -228,8 +228,10 @@ func (b *Bus) Publish(ctx context.Context, t wire.Task) (uint64, error) {
 	if len(data) > b.cfg.MaxTaskBytes {
 		return 0, codedf(wire.CodeInvalidInput, "%w: task %s is %d bytes, the limit is %d", ErrTooLarge, t.ID, len(data), b.cfg.MaxTaskBytes)
 	}
-	subj, _ := TaskSubject(t.Group, t.Op)
-	ack, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: data, Header: nats.Header{}}, jetstream.WithMsgID(t.ID), jetstream.WithExpectStream(TasksStream))
+	subj, _ := TaskSubject(t.Group, t.Op) // validated by EncodeTask
+	// Only TASKS listens on ifl.tasks.>, so no expected-stream header: one
+	// header less for the server to parse on the hot path.
+	ack, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: data, Header: nats.Header{}}, jetstream.WithMsgID(t.ID))
 	if err != nil {
 		b.m.publishErrors.Inc()
 		return 0, codedf(wire.CodeUnavailable, "transport: publish task %s: %w", t.ID, err)
@@ -259,7 +261,7 @@ func (b *Bus) PublishEvent(ctx context.Context, ev wire.Event) error {
 	if err != nil {
 		return err
 	}
-	if _, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: data, Header: nats.Header{}}, jetstream.WithMsgID(ev.ID), jetstream.WithExpectStream(EventsStream)); err != nil {
+	if _, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: data, Header: nats.Header{}}, jetstream.WithMsgID(ev.ID)); err != nil {
 		return codedf(wire.CodeUnavailable, "transport: publish event %s: %w", ev.Type, err)
 	}
 	b.m.events.WithLabelValues(string(ev.Type)).Inc()
@@ -278,12 +280,26 @@ type EventSubscription struct {
 	// Follow keeps delivering new events until ctx ends; otherwise
 	// SubscribeEvents returns once the stored events are delivered.
 	Follow bool
+	// OnError receives events that do not decode (they are skipped); nil
+	// means skip them silently (Bus.SubscribeEvents logs them).
+	OnError func(error)
 }
 
 // SubscribeEvents calls fn, in order and from one goroutine, for each event
-// the subscription selects. Events that do not decode are skipped (and
-// logged). It returns nil when caught up without Follow, or when ctx ends.
+// the subscription selects; see the package function SubscribeEvents.
 func (b *Bus) SubscribeEvents(ctx context.Context, sub EventSubscription, fn func(wire.Event)) error {
+	if sub.OnError == nil {
+		sub.OnError = func(err error) { b.log.Warn("skipping undecodable event", "err", err) }
+	}
+	return SubscribeEvents(ctx, b.js, sub, fn)
+}
+
+// SubscribeEvents calls fn, in order and from one goroutine, for each event
+// of the EVENTS stream the subscription selects, through an ordered
+// consumer (it creates nothing durable: `ironfleet events` uses it
+// read-only). Events that do not decode are passed to sub.OnError and
+// skipped. It returns nil when caught up without Follow, or when ctx ends.
+func SubscribeEvents(ctx context.Context, js jetstream.JetStream, sub EventSubscription, fn func(wire.Event)) error {
 	filter, err := EventFilter(sub.Node)
 	if err != nil {
 		return err
@@ -297,14 +313,14 @@ func (b *Bus) SubscribeEvents(ctx context.Context, sub EventSubscription, fn fun
 		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
 		cfg.OptStartTime = &since
 	}
-	cons, err := b.js.OrderedConsumer(ctx, EventsStream, cfg)
+	cons, err := js.OrderedConsumer(ctx, EventsStream, cfg)
 	if err != nil {
-		return fmt.Errorf("transport: subscribe events: %w", err)
+		return codedf(wire.CodeUnavailable, "transport: subscribe events: %w", err)
 	}
 	if !sub.Follow {
 		info, err := cons.Info(ctx)
 		if err != nil {
-			return fmt.Errorf("transport: subscribe events: %w", err)
+			return codedf(wire.CodeUnavailable, "transport: subscribe events: %w", err)
 		}
 		if info.NumPending == 0 || sub.NewOnly {
 			return nil
@@ -312,7 +328,7 @@ func (b *Bus) SubscribeEvents(ctx context.Context, sub EventSubscription, fn fun
 	}
 	it, err := cons.Messages()
 	if err != nil {
-		return fmt.Errorf("transport: subscribe events: %w", err)
+		return codedf(wire.CodeUnavailable, "transport: subscribe events: %w", err)
 	}
 	quit, stopped := make(chan struct{}), make(chan struct{})
 	defer func() { close(quit); <-stopped; it.Stop() }()
@@ -333,11 +349,13 @@ func (b *Bus) SubscribeEvents(ctx context.Context, sub EventSubscription, fn fun
 			if errors.Is(err, jetstream.ErrNoHeartbeat) {
 				continue
 			}
-			return fmt.Errorf("transport: events: %w", err)
+			return codedf(wire.CodeUnavailable, "transport: events: %w", err)
 		}
 		ev, err := DecodeEvent(msg.Data())
 		if err != nil {
-			b.log.Warn("skipping undecodable event", "subject", msg.Subject(), "err", err)
+			if sub.OnError != nil {
+				sub.OnError(fmt.Errorf("event on %s: %w", msg.Subject(), err))
+			}
 		} else {
 			fn(ev)
 		}

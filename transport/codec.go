@@ -39,27 +39,41 @@ func EncodeTask(t wire.Task) ([]byte, error) {
 // version fails with code wire.CodeUnknownVersion (ErrUnknownVersion), one
 // that does not decode or lacks required fields with wire.CodeDecode (ErrDecode).
 func DecodeTask(data []byte) (wire.Task, error) {
-	var probe struct {
-		Version *int `json:"v"`
-	}
-	if err := json.Unmarshal(data, &probe); err != nil {
-		return wire.Task{}, codedf(wire.CodeDecode, "%w: %w", ErrDecode, err)
-	}
-	if probe.Version == nil || *probe.Version != wire.TaskVersion {
-		v := "none"
-		if probe.Version != nil {
-			v = fmt.Sprint(*probe.Version)
-		}
-		return wire.Task{}, codedf(wire.CodeUnknownVersion, "%w: task version %s, this build reads %d", ErrUnknownVersion, v, wire.TaskVersion)
-	}
 	var t wire.Task
 	if err := json.Unmarshal(data, &t); err != nil {
+		// Another version may have changed a field's type: say so rather
+		// than "does not decode" when the version says it is not ours.
+		if v, ok := peekVersion(data); ok && v != wire.TaskVersion {
+			return wire.Task{}, unknownTaskVersion(fmt.Sprint(v))
+		}
 		return wire.Task{}, codedf(wire.CodeDecode, "%w: %w", ErrDecode, err)
+	}
+	if t.Version != wire.TaskVersion {
+		v := fmt.Sprint(t.Version)
+		if t.Version == 0 {
+			v = "none"
+		}
+		return wire.Task{}, unknownTaskVersion(v)
 	}
 	if err := validateTask(t); err != nil {
 		return t, codedf(wire.CodeDecode, "%w: %w", ErrDecode, err)
 	}
 	return t, nil
+}
+
+func unknownTaskVersion(v string) error {
+	return codedf(wire.CodeUnknownVersion, "%w: task version %s, this build reads %d", ErrUnknownVersion, v, wire.TaskVersion)
+}
+
+// peekVersion reads only the "v" field of an envelope.
+func peekVersion(data []byte) (int, bool) {
+	var probe struct {
+		Version *int `json:"v"`
+	}
+	if json.Unmarshal(data, &probe) != nil || probe.Version == nil {
+		return 0, false
+	}
+	return *probe.Version, true
 }
 
 func validateTask(t wire.Task) error {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
@@ -76,7 +77,13 @@ type ConsumeConfig struct {
 	// InProgressEvery is how often a running handler's task is marked in
 	// progress; 0 means a third of the shortest ack wait.
 	InProgressEvery time.Duration
-	// AckTimeout bounds each acknowledgement round trip; 0 means 5s.
+	// ConfirmAcks makes every ack wait for the server's confirmation
+	// (DoubleAck), so a lost ack is logged. It halves consume throughput
+	// and buys no safety the loop lacks without it: an unconfirmed ack is
+	// buffered by the client across a reconnect, and a task whose ack was
+	// lost anyway is redelivered and recognised as done (see Remember).
+	ConfirmAcks bool
+	// AckTimeout bounds each confirmed ack and each task.dead publish; 0 means 5s.
 	AckTimeout time.Duration
 	// RestartDelay is the pause before the loop re-creates its consumer
 	// after an error (a deleted consumer, a lost leader); 0 means 500ms.
@@ -134,11 +141,21 @@ func (b *Bus) Consume(ctx context.Context, group string, h Handler, cfg ConsumeC
 	cfg.setDefaults(b)
 	l := &loop{
 		b: b, group: group, h: h, cfg: cfg,
-		sem:     make(chan struct{}, cfg.Concurrency),
-		done:    newRecent(cfg.Remember),
-		running: map[string]bool{},
+		work:     make(chan jetstream.Msg),
+		done:     newRecent(cfg.Remember),
+		running:  map[string]bool{},
+		counters: map[string]prometheus.Counter{},
 	}
-	defer l.wg.Wait()
+	// A fixed pool of handlers, cheaper per task than a goroutine each;
+	// with Concurrency 1 the pull loop runs the handler itself.
+	for range cfg.Concurrency * btoi(cfg.Concurrency > 1) {
+		l.wg.Go(func() {
+			for msg := range l.work {
+				l.handle(ctx, msg)
+			}
+		})
+	}
+	defer func() { close(l.work); l.wg.Wait() }()
 	for ctx.Err() == nil {
 		err := l.run(ctx)
 		if err == nil || ctx.Err() != nil {
@@ -160,12 +177,15 @@ type loop struct {
 	group string
 	h     Handler
 	cfg   ConsumeConfig
-	sem   chan struct{}
+	work  chan jetstream.Msg // to the handler pool
 	wg    sync.WaitGroup
 	done  *recent
 
 	mu      sync.Mutex
 	running map[string]bool
+
+	cmu      sync.Mutex
+	counters map[string]prometheus.Counter
 }
 
 // run pulls from the group's consumer until ctx ends (nil) or the iterator
@@ -208,17 +228,15 @@ func (l *loop) run(ctx context.Context) error {
 			l.settle(context.WithoutCancel(ctx), msg, func(m jetstream.Msg) error { return m.Nak() }, "nak")
 			continue
 		}
-		select {
-		case l.sem <- struct{}{}:
-		case <-ctx.Done():
-			l.settle(context.WithoutCancel(ctx), msg, func(m jetstream.Msg) error { return m.Nak() }, "nak")
+		if l.cfg.Concurrency == 1 {
+			l.handle(ctx, msg) // no hand-off: one context switch less per task
 			continue
 		}
-		l.wg.Add(1)
-		go func() {
-			defer func() { <-l.sem; l.wg.Done() }()
-			l.handle(ctx, msg)
-		}()
+		select {
+		case l.work <- msg:
+		case <-ctx.Done():
+			l.settle(context.WithoutCancel(ctx), msg, func(m jetstream.Msg) error { return m.Nak() }, "nak")
+		}
 	}
 }
 
@@ -261,7 +279,7 @@ func (l *loop) handle(ctx context.Context, msg jetstream.Msg) {
 		l.mu.Unlock()
 		// The ack wait passed while this very task runs here: keep it ours.
 		_ = msg.InProgress()
-		l.b.m.outcomes.WithLabelValues(l.groupLabel(), "skip").Inc()
+		l.count("skip")
 		return
 	}
 	l.running[t.ID] = true
@@ -273,6 +291,9 @@ func (l *loop) handle(ctx context.Context, msg jetstream.Msg) {
 	case out.kind == outcomeAck:
 		l.done.add(t.ID)
 		l.settle(actx, msg, func(m jetstream.Msg) error {
+			if !l.cfg.ConfirmAcks {
+				return m.Ack()
+			}
 			c, cancel := context.WithTimeout(actx, l.cfg.AckTimeout)
 			defer cancel()
 			return m.DoubleAck(c)
@@ -301,24 +322,11 @@ func (l *loop) handle(ctx context.Context, msg jetstream.Msg) {
 // run1 runs the handler, marking the task in progress while it runs and
 // turning a panic into a Retry.
 func (l *loop) run1(ctx context.Context, msg jetstream.Msg, t wire.Task, d Delivery) (out Outcome) {
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		tick := time.NewTicker(l.cfg.InProgressEvery)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				_ = msg.InProgress() // best effort; a lost one only risks a redelivery we detect
-			}
-		}
-	})
+	ip := &inProgress{msg: msg, every: l.cfg.InProgressEvery}
+	ip.start()
 	start := time.Now()
 	defer func() {
-		close(stop)
-		wg.Wait()
+		ip.stop()
 		l.b.m.handle.Observe(time.Since(start).Seconds())
 		if r := recover(); r != nil {
 			l.b.log.Error("task handler panicked", "task", t.ID, "panic", r, "stack", string(debug.Stack()))
@@ -326,6 +334,41 @@ func (l *loop) run1(ctx context.Context, msg jetstream.Msg, t wire.Task, d Deliv
 		}
 	}()
 	return l.h(ctx, t, d)
+}
+
+// inProgress marks a message in progress every interval until stopped,
+// from a timer rather than a goroutine of its own: most handlers finish
+// before the first tick, and then it costs one timer.
+type inProgress struct {
+	msg   jetstream.Msg
+	every time.Duration
+	mu    sync.Mutex
+	t     *time.Timer
+	done  bool
+}
+
+func (p *inProgress) start() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.t = time.AfterFunc(p.every, p.tick)
+}
+
+func (p *inProgress) tick() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done {
+		return
+	}
+	_ = p.msg.InProgress() // best effort; a lost one only risks a redelivery we detect
+	p.t.Reset(p.every)
+}
+
+// stop ends the ticks; once it returns no further InProgress is sent.
+func (p *inProgress) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done = true
+	p.t.Stop()
 }
 
 // dead publishes a task.dead event for t and terminates msg. If the event
@@ -369,12 +412,20 @@ func (l *loop) settle(_ context.Context, msg jetstream.Msg, f func(jetstream.Msg
 		l.b.log.Warn("task acknowledgement failed", "outcome", outcome, "subject", msg.Subject(), "err", err)
 		outcome += "_failed"
 	}
-	l.b.m.outcomes.WithLabelValues(l.groupLabel(), outcome).Inc()
+	l.count(outcome)
 }
 
-func (l *loop) groupLabel() string {
-	g, _ := groupToken(l.group)
-	return g
+// count increments the outcome counter, resolving each label once.
+func (l *loop) count(outcome string) {
+	l.cmu.Lock()
+	c, ok := l.counters[outcome]
+	if !ok {
+		g, _ := groupToken(l.group)
+		c = l.b.m.outcomes.WithLabelValues(g, outcome)
+		l.counters[outcome] = c
+	}
+	l.cmu.Unlock()
+	c.Inc()
 }
 
 // recent is a bounded set of task IDs, forgetting the oldest first.
@@ -408,4 +459,11 @@ func (r *recent) has(id string) bool {
 	defer r.mu.Unlock()
 	_, ok := r.set[id]
 	return ok
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -34,6 +34,8 @@ flag's name in upper case with dashes as underscores (--api-addr → IRONFLEET_A
 	root.AddCommand(
 		newVersionCmd(),
 		newDevCmd(),
+		newEventsCmd(),
+		newBenchCmd(),
 	)
 	return root
 }

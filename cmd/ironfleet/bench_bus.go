@@ -1,0 +1,411 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/pprof"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ironfleet/ironfleet/transport"
+	"github.com/ironfleet/ironfleet/transport/wire"
+)
+
+func newBenchBusCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bus",
+		Short: "Task publish → consume → ack throughput and latency: our bus vs raw JetStream",
+		Long: `bus measures, in one run and on the same server, tasks going through ironfleet's
+bus (Bus.Publish with the task ID as message ID, the Consume loop with its
+decode, InProgress and confirmed ack) and the same number of same-sized
+messages through raw nats.go JetStream (Publish, a pull consumer's Messages,
+Ack) on an identically configured work-queue stream.
+
+Throughput counts from the first publish until the stream is empty (every task
+acked); latency is from just before a task's publish until its handler starts.
+Rounds alternate the two so drift on a shared machine hits both; the table
+shows the median round of each. By default it starts its own embedded NATS
+server (sync on every write, as ironfleet runs it) in a temporary directory.`,
+		Args: cobra.NoArgs,
+		RunE: runBenchBus,
+	}
+	f := cmd.Flags()
+	f.String("nats", "", "NATS URL to benchmark against (default: an embedded server)")
+	f.Int("tasks", 10000, "tasks per round and implementation")
+	f.Int("publishers", 8, "concurrent publishers")
+	f.Int("concurrency", 16, "handlers running at once, on both sides; each pulls batches of twice this")
+	f.Int("rounds", 3, "rounds per implementation, alternating")
+	f.Bool("json", false, "print one JSON object per implementation and line")
+	f.Duration("sync-interval", 0, "embedded server's fsync interval (0: sync on every write)")
+	f.String("cpuprofile", "", "write a CPU profile of the whole run (client and embedded server) to this file")
+	return cmd
+}
+
+type busResult struct {
+	Impl        string  `json:"impl"`
+	Tasks       int     `json:"tasks"`
+	Publishers  int     `json:"publishers"`
+	Concurrency int     `json:"concurrency"`
+	Rounds      int     `json:"rounds"`
+	TasksPerS   float64 `json:"tasks_per_s"`
+	P50us       float64 `json:"p50_us"`
+	P99us       float64 `json:"p99_us"`
+	Seconds     float64 `json:"seconds"`
+	Bytes       int     `json:"msg_bytes"`
+}
+
+type benchParams struct {
+	tasks, publishers, concurrency int
+}
+
+func runBenchBus(cmd *cobra.Command, _ []string) error {
+	f := cmd.Flags()
+	url, _ := f.GetString("nats")
+	tasks, _ := f.GetInt("tasks")
+	pubs, _ := f.GetInt("publishers")
+	conc, _ := f.GetInt("concurrency")
+	rounds, _ := f.GetInt("rounds")
+	asJSON, _ := f.GetBool("json")
+	syncInterval, _ := f.GetDuration("sync-interval")
+	if tasks < 1 || pubs < 1 || conc < 1 || rounds < 1 {
+		return errors.New("--tasks, --publishers, --concurrency and --rounds must be at least 1")
+	}
+	ctx := cmd.Context()
+	if path, _ := f.GetString("cpuprofile"); path != "" {
+		pf, err := os.Create(path) //nolint:gosec // an operator-given path
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if url == "" {
+		dir, err := os.MkdirTemp("", "ironfleet-bench-bus-")
+		if err != nil {
+			return fmt.Errorf("temp dir: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		ns, err := transport.StartEmbedded(ctx, transport.EmbeddedConfig{StoreDir: dir, ServerName: "bench", SyncInterval: syncInterval})
+		if err != nil {
+			return err
+		}
+		defer ns.Shutdown()
+		url = ns.URL()
+	}
+	nc, err := transport.Connect(ctx, transport.ConnectConfig{URLs: []string{url}, Name: "ironfleet-bench-bus"})
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	p := benchParams{tasks: tasks, publishers: pubs, concurrency: conc}
+	type run func(context.Context, *nats.Conn, benchParams) (roundResult, error)
+	impls := []struct {
+		name string
+		run  run
+	}{{"ironfleet", benchOurs}, {"jetstream-raw", benchRaw}}
+	all := map[string][]roundResult{}
+	for r := range rounds {
+		for i := range impls {
+			im := impls[(i+r)%len(impls)] // alternate who goes first
+			res, err := im.run(ctx, nc, p)
+			if err != nil {
+				return fmt.Errorf("%s round %d: %w", im.name, r+1, err)
+			}
+			all[im.name] = append(all[im.name], res)
+		}
+	}
+	var results []busResult
+	for _, im := range impls {
+		rs := all[im.name]
+		slices.SortFunc(rs, func(a, b roundResult) int { return int(a.perS - b.perS) })
+		med := rs[len(rs)/2]
+		results = append(results, busResult{
+			Impl: im.name, Tasks: tasks, Publishers: pubs, Concurrency: conc, Rounds: rounds,
+			TasksPerS: round1(med.perS), P50us: round1(med.p50), P99us: round1(med.p99),
+			Seconds: round1(med.seconds), Bytes: med.bytes,
+		})
+	}
+	return printBusResults(cmd.OutOrStdout(), results, asJSON)
+}
+
+func round1(x float64) float64 { return float64(int64(x*10+0.5)) / 10 }
+
+func printBusResults(w io.Writer, rs []busResult, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		for _, r := range rs {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "impl\ttasks/s\tp50 µs\tp99 µs\tmsg bytes\t")
+	for _, r := range rs {
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t%d\t\n", r.Impl, r.TasksPerS, r.P50us, r.P99us, r.Bytes)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(rs) == 2 && rs[1].TasksPerS > 0 {
+		_, err := fmt.Fprintf(w, "throughput ours/raw: %.2f  (%d tasks × %d rounds, %d publishers, concurrency %d)\n",
+			rs[0].TasksPerS/rs[1].TasksPerS, rs[0].Tasks, rs[0].Rounds, rs[0].Publishers, rs[0].Concurrency)
+		return err
+	}
+	return nil
+}
+
+type roundResult struct {
+	perS, p50, p99, seconds float64
+	bytes                   int
+}
+
+// latencies records publish-start → handler-start per task index.
+type latencies struct {
+	start []atomic.Int64 // unix nanos before publish
+	lat   []int64
+	seen  atomic.Int64
+	done  chan struct{}
+	n     int64
+	once  sync.Once
+}
+
+func newLatencies(n int) *latencies {
+	return &latencies{start: make([]atomic.Int64, n), lat: make([]int64, n), done: make(chan struct{}), n: int64(n)}
+}
+
+func (l *latencies) delivered(i int) {
+	if i < 0 || i >= len(l.lat) {
+		return
+	}
+	if s := l.start[i].Load(); s != 0 && l.lat[i] == 0 {
+		l.lat[i] = time.Now().UnixNano() - s
+	}
+	if l.seen.Add(1) >= l.n {
+		l.once.Do(func() { close(l.done) })
+	}
+}
+
+func (l *latencies) result(elapsed time.Duration, bytes int) roundResult {
+	ls := slices.Clone(l.lat)
+	slices.Sort(ls)
+	q := func(p float64) float64 { return float64(ls[int(p*float64(len(ls)-1))]) / 1e3 }
+	return roundResult{perS: float64(len(ls)) / elapsed.Seconds(), p50: q(0.50), p99: q(0.99), seconds: elapsed.Seconds(), bytes: bytes}
+}
+
+// publishAll runs p.publishers goroutines publishing task indexes 0..n-1.
+func publishAll(ctx context.Context, p benchParams, lat *latencies, pub func(ctx context.Context, i int) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	var next atomic.Int64
+	for range p.publishers {
+		g.Go(func() error {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= p.tasks {
+					return nil
+				}
+				lat.start[i].Store(time.Now().UnixNano())
+				if err := pub(gctx, i); err != nil {
+					return err
+				}
+			}
+		})
+	}
+	return g.Wait()
+}
+
+// waitDrained waits until the work-queue stream holds no message: every task acked.
+func waitDrained(ctx context.Context, js jetstream.JetStream, stream string) error {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return err
+	}
+	for {
+		info, err := s.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.State.Msgs == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+func waitAll(ctx context.Context, lat *latencies) error {
+	select {
+	case <-lat.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for deliveries (%d of %d): %w", lat.seen.Load(), lat.n, ctx.Err())
+	}
+}
+
+var benchRunID atomic.Int64
+
+func benchTask(run int64, i int) wire.Task {
+	return wire.Task{
+		ID: fmt.Sprintf("bench-%d-%d-%d", os.Getpid(), run, i), Node: fmt.Sprintf("bench-node-%d", i%1000),
+		Op: wire.OpPower, Group: "bench", RequestedBy: "bench", CreatedAt: time.Now().UTC(),
+		Params: json.RawMessage(`{"target":"power on"}`),
+	}
+}
+
+func benchOurs(ctx context.Context, nc *nats.Conn, p benchParams) (roundResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	b, err := transport.NewBus(ctx, nc, transport.BusConfig{Groups: []string{"bench"}})
+	if err != nil {
+		return roundResult{}, err
+	}
+	run := benchRunID.Add(1)
+	// Build the tasks before the clock starts, as the raw side builds its payloads.
+	index := make(map[string]int, p.tasks)
+	all := make([]wire.Task, p.tasks)
+	for i := range p.tasks {
+		all[i] = benchTask(run, i)
+		index[all[i].ID] = i
+	}
+	lat := newLatencies(p.tasks)
+	cctx, stop := context.WithCancel(ctx)
+	consumed := make(chan error, 1)
+	go func() {
+		consumed <- b.Consume(cctx, "bench", func(_ context.Context, t wire.Task, _ transport.Delivery) transport.Outcome {
+			lat.delivered(index[t.ID])
+			return transport.Done()
+		}, transport.ConsumeConfig{Concurrency: p.concurrency, Conductor: "bench"})
+	}()
+	defer func() { stop(); <-consumed }()
+	size, _ := transport.EncodeTask(benchTask(run, 0))
+	start := time.Now()
+	err = publishAll(ctx, p, lat, func(ctx context.Context, i int) error {
+		_, err := b.Publish(ctx, all[i])
+		return err
+	})
+	if err != nil {
+		return roundResult{}, err
+	}
+	if err := waitAll(ctx, lat); err != nil {
+		return roundResult{}, err
+	}
+	if err := waitDrained(ctx, b.JetStream(), transport.TasksStream); err != nil {
+		return roundResult{}, err
+	}
+	return lat.result(time.Since(start), len(size)), nil
+}
+
+const rawStream = "BENCH_RAW"
+
+func benchRaw(ctx context.Context, nc *nats.Conn, p benchParams) (roundResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return roundResult{}, err
+	}
+	// The same stream configuration as TASKS, minus what only we use.
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: rawStream, Subjects: []string{"bench.raw.>"}, Retention: jetstream.WorkQueuePolicy,
+		Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute,
+	}); err != nil {
+		return roundResult{}, err
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, rawStream, jetstream.ConsumerConfig{
+		Durable: "raw", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
+		MaxDeliver: 5, MaxAckPending: 1000,
+	})
+	if err != nil {
+		return roundResult{}, err
+	}
+	// Same payload size as our envelope; the index rides in the first bytes.
+	sample, _ := transport.EncodeTask(benchTask(benchRunID.Load(), 0))
+	size := len(sample)
+	lat := newLatencies(p.tasks)
+	payloads := make([][]byte, p.tasks)
+	for i := range payloads {
+		payloads[i] = make([]byte, size)
+		binary.BigEndian.PutUint64(payloads[i], uint64(i)) //nolint:gosec // i ≥ 0
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(2 * p.concurrency))
+	if err != nil {
+		return roundResult{}, err
+	}
+	// One pull loop; with --concurrency > 1 it hands messages to that many
+	// workers, as a raw nats.go consumer with parallel handlers does.
+	handle := func(msg jetstream.Msg) {
+		lat.delivered(int(binary.BigEndian.Uint64(msg.Data())))
+		_ = msg.Ack()
+	}
+	work := make(chan jetstream.Msg)
+	var workers sync.WaitGroup
+	for range p.concurrency * btoi(p.concurrency > 1) {
+		workers.Go(func() {
+			for msg := range work {
+				handle(msg)
+			}
+		})
+	}
+	consumed := make(chan struct{})
+	go func() {
+		defer close(consumed)
+		defer func() { close(work); workers.Wait() }()
+		for {
+			msg, err := it.Next()
+			if err != nil {
+				if errors.Is(err, jetstream.ErrNoHeartbeat) {
+					continue
+				}
+				return
+			}
+			if p.concurrency == 1 {
+				handle(msg)
+			} else {
+				work <- msg
+			}
+		}
+	}()
+	defer func() { it.Stop(); <-consumed }()
+	start := time.Now()
+	err = publishAll(ctx, p, lat, func(ctx context.Context, i int) error {
+		_, err := js.Publish(ctx, "bench.raw.power", payloads[i])
+		return err
+	})
+	if err != nil {
+		return roundResult{}, err
+	}
+	if err := waitAll(ctx, lat); err != nil {
+		return roundResult{}, err
+	}
+	if err := waitDrained(ctx, js, rawStream); err != nil {
+		return roundResult{}, err
+	}
+	return lat.result(time.Since(start), size), nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
