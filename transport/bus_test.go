@@ -179,7 +179,7 @@ func TestOutcomeMapping(t *testing.T) {
 			var mu sync.Mutex
 			var calls uint64
 			finished := make(chan struct{}, 10)
-			h := func(ctx context.Context, tk wire.Task, d transport.Delivery) transport.Outcome {
+			h := func(ctx context.Context, _ wire.Task, d transport.Delivery) transport.Outcome {
 				mu.Lock()
 				calls++
 				mu.Unlock()
@@ -365,7 +365,7 @@ func TestRedeliveryAfterConsumerDiesMidTask(t *testing.T) {
 	b1 := newBus(t, nc1, cfg)
 	started := make(chan struct{})
 	release := make(chan struct{})
-	stop1 := consume(t, b1, "", func(ctx context.Context, _ wire.Task, _ transport.Delivery) transport.Outcome {
+	stop1 := consume(t, b1, "", func(context.Context, wire.Task, transport.Delivery) transport.Outcome {
 		close(started)
 		<-release
 		return transport.Done()

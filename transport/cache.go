@@ -295,7 +295,7 @@ type NodeQuery struct {
 var nodeSortKeys = map[string]func(a, b wire.Node) int{
 	"created_at":      func(a, b wire.Node) int { return a.CreatedAt.Compare(b.CreatedAt) },
 	"updated_at":      func(a, b wire.Node) int { return a.UpdatedAt.Compare(b.UpdatedAt) },
-	"uuid":            func(a, b wire.Node) int { return 0 },
+	"uuid":            func(wire.Node, wire.Node) int { return 0 }, // the tie-break is the order
 	"name":            func(a, b wire.Node) int { return cmp.Compare(a.Name, b.Name) },
 	"provision_state": func(a, b wire.Node) int { return cmp.Compare(a.ProvisionState, b.ProvisionState) },
 	"power_state":     func(a, b wire.Node) int { return cmp.Compare(a.PowerState, b.PowerState) },

@@ -296,7 +296,12 @@ func benchOurs(ctx context.Context, nc *nats.Conn, p benchParams) (roundResult, 
 			return transport.Done()
 		}, transport.ConsumeConfig{Concurrency: p.concurrency, Conductor: "bench"})
 	}()
-	defer func() { stop(); <-consumed }()
+	defer func() {
+		stop()
+		if err := <-consumed; err != nil {
+			fmt.Fprintln(os.Stderr, "bench bus: consume:", err)
+		}
+	}()
 	size, _ := transport.EncodeTask(benchTask(run, 0))
 	start := time.Now()
 	err = publishAll(ctx, p, lat, func(ctx context.Context, i int) error {
@@ -354,7 +359,7 @@ func benchRaw(ctx context.Context, nc *nats.Conn, p benchParams) (roundResult, e
 	// One pull loop; with --concurrency > 1 it hands messages to that many
 	// workers, as a raw nats.go consumer with parallel handlers does.
 	handle := func(msg jetstream.Msg) {
-		lat.delivered(int(binary.BigEndian.Uint64(msg.Data())))
+		lat.delivered(int(binary.BigEndian.Uint64(msg.Data()) & 0x7fffffff)) // an index < 2^31
 		_ = msg.Ack()
 	}
 	work := make(chan jetstream.Msg)
