@@ -34,8 +34,12 @@ decode, InProgress and confirmed ack) and the same number of same-sized
 messages through raw nats.go JetStream (Publish, a pull consumer's Messages,
 Ack) on an identically configured work-queue stream.
 
-Throughput counts from the first publish until the stream is empty (every task
-acked); latency is from just before a task's publish until its handler starts.
+Each round has two phases. Throughput: --publishers goroutines publish --tasks
+tasks as fast as they are stored, and the clock runs from the first publish
+until the stream is empty (every task acked). Latency: --latency-tasks tasks are
+published one at a time, each after the previous reached its handler; p50/p99
+are from just before a task's publish until its handler starts. (The "loaded"
+quantiles are the same measure during the throughput phase: mostly backlog.)
 Rounds alternate the two so drift on a shared machine hits both; the table
 shows the median round of each. By default it starts its own embedded NATS
 server (sync on every write, as ironfleet runs it) in a temporary directory.`,
@@ -44,7 +48,8 @@ server (sync on every write, as ironfleet runs it) in a temporary directory.`,
 	}
 	f := cmd.Flags()
 	f.String("nats", "", "NATS URL to benchmark against (default: an embedded server)")
-	f.Int("tasks", 10000, "tasks per round and implementation")
+	f.Int("tasks", 10000, "tasks per round and implementation in the throughput phase")
+	f.Int("latency-tasks", 500, "tasks per round and implementation in the latency phase, one in flight at a time")
 	f.Int("publishers", 8, "concurrent publishers")
 	f.Int("concurrency", 16, "handlers running at once, on both sides; each pulls batches of twice this")
 	f.Int("rounds", 3, "rounds per implementation, alternating")
@@ -55,33 +60,40 @@ server (sync on every write, as ironfleet runs it) in a temporary directory.`,
 }
 
 type busResult struct {
-	Impl        string  `json:"impl"`
-	Tasks       int     `json:"tasks"`
-	Publishers  int     `json:"publishers"`
-	Concurrency int     `json:"concurrency"`
-	Rounds      int     `json:"rounds"`
-	TasksPerS   float64 `json:"tasks_per_s"`
-	P50us       float64 `json:"p50_us"`
-	P99us       float64 `json:"p99_us"`
+	Impl         string  `json:"impl"`
+	Tasks        int     `json:"tasks"`
+	LatencyTasks int     `json:"latency_tasks"`
+	Publishers   int     `json:"publishers"`
+	Concurrency  int     `json:"concurrency"`
+	Rounds       int     `json:"rounds"`
+	TasksPerS    float64 `json:"tasks_per_s"`
+	// P50us and P99us: one task in flight (the latency phase).
+	P50us float64 `json:"p50_us"`
+	P99us float64 `json:"p99_us"`
+	// LoadedP50us and LoadedP99us: during the throughput phase, where a
+	// backlog builds when publishers outrun the consumer.
+	LoadedP50us float64 `json:"loaded_p50_us"`
+	LoadedP99us float64 `json:"loaded_p99_us"`
 	Seconds     float64 `json:"seconds"`
 	Bytes       int     `json:"msg_bytes"`
 }
 
 type benchParams struct {
-	tasks, publishers, concurrency int
+	tasks, latencyTasks, publishers, concurrency int
 }
 
 func runBenchBus(cmd *cobra.Command, _ []string) error {
 	f := cmd.Flags()
 	url, _ := f.GetString("nats")
 	tasks, _ := f.GetInt("tasks")
+	latTasks, _ := f.GetInt("latency-tasks")
 	pubs, _ := f.GetInt("publishers")
 	conc, _ := f.GetInt("concurrency")
 	rounds, _ := f.GetInt("rounds")
 	asJSON, _ := f.GetBool("json")
 	syncInterval, _ := f.GetDuration("sync-interval")
-	if tasks < 1 || pubs < 1 || conc < 1 || rounds < 1 {
-		return errors.New("--tasks, --publishers, --concurrency and --rounds must be at least 1")
+	if tasks < 1 || latTasks < 1 || pubs < 1 || conc < 1 || rounds < 1 {
+		return errors.New("--tasks, --latency-tasks, --publishers, --concurrency and --rounds must be at least 1")
 	}
 	ctx := cmd.Context()
 	if path, _ := f.GetString("cpuprofile"); path != "" {
@@ -113,7 +125,7 @@ func runBenchBus(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	defer nc.Close()
-	p := benchParams{tasks: tasks, publishers: pubs, concurrency: conc}
+	p := benchParams{tasks: tasks, latencyTasks: latTasks, publishers: pubs, concurrency: conc}
 	type run func(context.Context, *nats.Conn, benchParams) (roundResult, error)
 	impls := []struct {
 		name string
@@ -136,8 +148,9 @@ func runBenchBus(cmd *cobra.Command, _ []string) error {
 		slices.SortFunc(rs, func(a, b roundResult) int { return int(a.perS - b.perS) })
 		med := rs[len(rs)/2]
 		results = append(results, busResult{
-			Impl: im.name, Tasks: tasks, Publishers: pubs, Concurrency: conc, Rounds: rounds,
+			Impl: im.name, Tasks: tasks, LatencyTasks: latTasks, Publishers: pubs, Concurrency: conc, Rounds: rounds,
 			TasksPerS: round1(med.perS), P50us: round1(med.p50), P99us: round1(med.p99),
+			LoadedP50us: round1(med.loadedP50), LoadedP99us: round1(med.loadedP99),
 			Seconds: round1(med.seconds), Bytes: med.bytes,
 		})
 	}
@@ -157,9 +170,9 @@ func printBusResults(w io.Writer, rs []busResult, asJSON bool) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "impl\ttasks/s\tp50 µs\tp99 µs\tmsg bytes\t")
+	fmt.Fprintln(tw, "impl\ttasks/s\tp50 µs\tp99 µs\tloaded p50 µs\tloaded p99 µs\tmsg bytes\t")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t%d\t\n", r.Impl, r.TasksPerS, r.P50us, r.P99us, r.Bytes)
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%d\t\n", r.Impl, r.TasksPerS, r.P50us, r.P99us, r.LoadedP50us, r.LoadedP99us, r.Bytes)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -173,44 +186,92 @@ func printBusResults(w io.Writer, rs []busResult, asJSON bool) error {
 }
 
 type roundResult struct {
-	perS, p50, p99, seconds float64
-	bytes                   int
+	perS, p50, p99, loadedP50, loadedP99, seconds float64
+	bytes                                         int
 }
 
-// latencies records publish-start → handler-start per task index.
+// latencies records, per task index, publish-start → handler-start.
 type latencies struct {
-	start []atomic.Int64 // unix nanos before publish
-	lat   []int64
-	seen  atomic.Int64
-	done  chan struct{}
-	n     int64
-	once  sync.Once
+	start  []atomic.Int64 // unix nanos just before publish
+	lat    []atomic.Int64 // nanos; 0 until first delivered
+	seen   atomic.Int64   // tasks delivered at least once
+	notify chan struct{}  // a token after each first delivery
 }
 
 func newLatencies(n int) *latencies {
-	return &latencies{start: make([]atomic.Int64, n), lat: make([]int64, n), done: make(chan struct{}), n: int64(n)}
+	return &latencies{start: make([]atomic.Int64, n), lat: make([]atomic.Int64, n), notify: make(chan struct{}, 1)}
 }
 
+// delivered records task i's first delivery.
 func (l *latencies) delivered(i int) {
 	if i < 0 || i >= len(l.lat) {
 		return
 	}
-	if s := l.start[i].Load(); s != 0 && l.lat[i] == 0 {
-		l.lat[i] = time.Now().UnixNano() - s
+	if !l.lat[i].CompareAndSwap(0, max(time.Now().UnixNano()-l.start[i].Load(), 1)) {
+		return // a redelivery
 	}
-	if l.seen.Add(1) >= l.n {
-		l.once.Do(func() { close(l.done) })
+	l.seen.Add(1)
+	select {
+	case l.notify <- struct{}{}:
+	default:
 	}
 }
 
-func (l *latencies) result(elapsed time.Duration, bytes int) roundResult {
-	ls := slices.Clone(l.lat)
+// waitSeen waits until k tasks were delivered.
+func (l *latencies) waitSeen(ctx context.Context, k int) error {
+	for l.seen.Load() < int64(k) {
+		select {
+		case <-l.notify:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for deliveries (%d of %d): %w", l.seen.Load(), k, ctx.Err())
+		}
+	}
+	return nil
+}
+
+// quantiles returns p50 and p99 in µs of tasks [from, to).
+func (l *latencies) quantiles(from, to int) (p50, p99 float64) {
+	ls := make([]int64, 0, to-from)
+	for i := from; i < to; i++ {
+		ls = append(ls, l.lat[i].Load())
+	}
 	slices.Sort(ls)
 	q := func(p float64) float64 { return float64(ls[int(p*float64(len(ls)-1))]) / 1e3 }
-	return roundResult{perS: float64(len(ls)) / elapsed.Seconds(), p50: q(0.50), p99: q(0.99), seconds: elapsed.Seconds(), bytes: bytes}
+	return q(0.50), q(0.99)
 }
 
-// publishAll runs p.publishers goroutines publishing task indexes 0..n-1.
+// measure runs one round: the throughput phase publishes tasks [0, p.tasks)
+// from p.publishers goroutines and ends when the stream is empty; the
+// latency phase then publishes tasks [p.tasks, p.tasks+p.latencyTasks) one
+// at a time, each after the previous was delivered.
+func measure(ctx context.Context, p benchParams, lat *latencies, js jetstream.JetStream, stream string, bytes int, pub func(ctx context.Context, i int) error) (roundResult, error) {
+	start := time.Now()
+	if err := publishAll(ctx, p, lat, pub); err != nil {
+		return roundResult{}, err
+	}
+	if err := lat.waitSeen(ctx, p.tasks); err != nil {
+		return roundResult{}, err
+	}
+	if err := waitDrained(ctx, js, stream); err != nil {
+		return roundResult{}, err
+	}
+	elapsed := time.Since(start)
+	r := roundResult{perS: float64(p.tasks) / elapsed.Seconds(), seconds: elapsed.Seconds(), bytes: bytes}
+	r.loadedP50, r.loadedP99 = lat.quantiles(0, p.tasks)
+	for i := p.tasks; i < p.tasks+p.latencyTasks; i++ {
+		lat.start[i].Store(time.Now().UnixNano())
+		if err := pub(ctx, i); err != nil {
+			return roundResult{}, err
+		}
+		if err := lat.waitSeen(ctx, i+1); err != nil {
+			return roundResult{}, err
+		}
+	}
+	r.p50, r.p99 = lat.quantiles(p.tasks, p.tasks+p.latencyTasks)
+	return r, nil
+}
+
+// publishAll runs p.publishers goroutines publishing task indexes 0..p.tasks-1.
 func publishAll(ctx context.Context, p benchParams, lat *latencies, pub func(ctx context.Context, i int) error) error {
 	g, gctx := errgroup.WithContext(ctx)
 	var next atomic.Int64
@@ -253,15 +314,6 @@ func waitDrained(ctx context.Context, js jetstream.JetStream, stream string) err
 	}
 }
 
-func waitAll(ctx context.Context, lat *latencies) error {
-	select {
-	case <-lat.done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("waiting for deliveries (%d of %d): %w", lat.seen.Load(), lat.n, ctx.Err())
-	}
-}
-
 var benchRunID atomic.Int64
 
 func benchTask(run int64, i int) wire.Task {
@@ -281,13 +333,14 @@ func benchOurs(ctx context.Context, nc *nats.Conn, p benchParams) (roundResult, 
 	}
 	run := benchRunID.Add(1)
 	// Build the tasks before the clock starts, as the raw side builds its payloads.
-	index := make(map[string]int, p.tasks)
-	all := make([]wire.Task, p.tasks)
-	for i := range p.tasks {
+	n := p.tasks + p.latencyTasks
+	index := make(map[string]int, n)
+	all := make([]wire.Task, n)
+	for i := range n {
 		all[i] = benchTask(run, i)
 		index[all[i].ID] = i
 	}
-	lat := newLatencies(p.tasks)
+	lat := newLatencies(n)
 	cctx, stop := context.WithCancel(ctx)
 	consumed := make(chan error, 1)
 	go func() {
@@ -303,21 +356,10 @@ func benchOurs(ctx context.Context, nc *nats.Conn, p benchParams) (roundResult, 
 		}
 	}()
 	size, _ := transport.EncodeTask(benchTask(run, 0))
-	start := time.Now()
-	err = publishAll(ctx, p, lat, func(ctx context.Context, i int) error {
+	return measure(ctx, p, lat, b.JetStream(), transport.TasksStream, len(size), func(ctx context.Context, i int) error {
 		_, err := b.Publish(ctx, all[i])
 		return err
 	})
-	if err != nil {
-		return roundResult{}, err
-	}
-	if err := waitAll(ctx, lat); err != nil {
-		return roundResult{}, err
-	}
-	if err := waitDrained(ctx, b.JetStream(), transport.TasksStream); err != nil {
-		return roundResult{}, err
-	}
-	return lat.result(time.Since(start), len(size)), nil
 }
 
 const rawStream = "BENCH_RAW"
@@ -346,8 +388,9 @@ func benchRaw(ctx context.Context, nc *nats.Conn, p benchParams) (roundResult, e
 	// Same payload size as our envelope; the index rides in the first bytes.
 	sample, _ := transport.EncodeTask(benchTask(benchRunID.Load(), 0))
 	size := len(sample)
-	lat := newLatencies(p.tasks)
-	payloads := make([][]byte, p.tasks)
+	n := p.tasks + p.latencyTasks
+	lat := newLatencies(n)
+	payloads := make([][]byte, n)
 	for i := range payloads {
 		payloads[i] = make([]byte, size)
 		binary.BigEndian.PutUint64(payloads[i], uint64(i)) //nolint:gosec // i ≥ 0
@@ -391,21 +434,10 @@ func benchRaw(ctx context.Context, nc *nats.Conn, p benchParams) (roundResult, e
 		}
 	}()
 	defer func() { it.Stop(); <-consumed }()
-	start := time.Now()
-	err = publishAll(ctx, p, lat, func(ctx context.Context, i int) error {
+	return measure(ctx, p, lat, js, rawStream, size, func(ctx context.Context, i int) error {
 		_, err := js.Publish(ctx, "bench.raw.power", payloads[i])
 		return err
 	})
-	if err != nil {
-		return roundResult{}, err
-	}
-	if err := waitAll(ctx, lat); err != nil {
-		return roundResult{}, err
-	}
-	if err := waitDrained(ctx, js, rawStream); err != nil {
-		return roundResult{}, err
-	}
-	return lat.result(time.Since(start), size), nil
 }
 
 func btoi(b bool) int {
