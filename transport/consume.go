@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -143,7 +144,7 @@ func (b *Bus) Consume(ctx context.Context, group string, h Handler, cfg ConsumeC
 		b: b, group: group, h: h, cfg: cfg,
 		work:     make(chan jetstream.Msg),
 		done:     newRecent(cfg.Remember),
-		running:  map[string]bool{},
+		running:  map[string]*runningTask{},
 		counters: map[string]prometheus.Counter{},
 	}
 	// A fixed pool of handlers, cheaper per task than a goroutine each;
@@ -155,7 +156,11 @@ func (b *Bus) Consume(ctx context.Context, group string, h Handler, cfg ConsumeC
 			}
 		})
 	}
-	defer func() { close(l.work); l.wg.Wait() }()
+	// In-progress ticks run until every handler has returned.
+	ipctx, ipstop := context.WithCancel(context.WithoutCancel(ctx))
+	var ipwg sync.WaitGroup
+	ipwg.Go(func() { l.keepInProgress(ipctx) })
+	defer func() { close(l.work); l.wg.Wait(); ipstop(); ipwg.Wait() }()
 	for ctx.Err() == nil {
 		err := l.run(ctx)
 		if err == nil || ctx.Err() != nil {
@@ -182,10 +187,12 @@ type loop struct {
 	done  *recent
 
 	mu      sync.Mutex
-	running map[string]bool
+	running map[string]*runningTask // task ID → its message, while a handler runs
 
 	cmu      sync.Mutex
 	counters map[string]prometheus.Counter
+
+	tick atomic.Uint64 // in-progress ticks so far
 }
 
 // run pulls from the group's consumer until ctx ends (nil) or the iterator
@@ -275,18 +282,18 @@ func (l *loop) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	l.mu.Lock()
-	if l.running[t.ID] {
+	if l.running[t.ID] != nil {
 		l.mu.Unlock()
 		// The ack wait passed while this very task runs here: keep it ours.
 		_ = msg.InProgress()
 		l.count("skip")
 		return
 	}
-	l.running[t.ID] = true
+	l.running[t.ID] = &runningTask{msg: msg, tick: l.tick.Load()}
 	l.mu.Unlock()
 	defer func() { l.mu.Lock(); delete(l.running, t.ID); l.mu.Unlock() }()
 
-	out := l.run1(ctx, msg, t, d)
+	out := l.run1(ctx, t, d)
 	switch {
 	case out.kind == outcomeAck:
 		l.done.add(t.ID)
@@ -321,12 +328,9 @@ func (l *loop) handle(ctx context.Context, msg jetstream.Msg) {
 
 // run1 runs the handler, marking the task in progress while it runs and
 // turning a panic into a Retry.
-func (l *loop) run1(ctx context.Context, msg jetstream.Msg, t wire.Task, d Delivery) (out Outcome) {
-	ip := &inProgress{msg: msg, every: l.cfg.InProgressEvery}
-	ip.start()
+func (l *loop) run1(ctx context.Context, t wire.Task, d Delivery) (out Outcome) {
 	start := time.Now()
 	defer func() {
-		ip.stop()
 		l.b.m.handle.Observe(time.Since(start).Seconds())
 		if r := recover(); r != nil {
 			l.b.log.Error("task handler panicked", "task", t.ID, "panic", r, "stack", string(debug.Stack()))
@@ -336,39 +340,41 @@ func (l *loop) run1(ctx context.Context, msg jetstream.Msg, t wire.Task, d Deliv
 	return l.h(ctx, t, d)
 }
 
-// inProgress marks a message in progress every interval until stopped,
-// from a timer rather than a goroutine of its own: most handlers finish
-// before the first tick, and then it costs one timer.
-type inProgress struct {
-	msg   jetstream.Msg
-	every time.Duration
-	mu    sync.Mutex
-	t     *time.Timer
-	done  bool
+// runningTask is a task whose handler is running.
+type runningTask struct {
+	msg  jetstream.Msg
+	tick uint64 // the in-progress tick count when it started
 }
 
-func (p *inProgress) start() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.t = time.AfterFunc(p.every, p.tick)
-}
-
-func (p *inProgress) tick() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.done {
-		return
+// keepInProgress marks every task whose handler has been running since
+// before the previous tick as in progress, each InProgressEvery, until ctx
+// ends: one goroutine and one timer per loop instead of one per task, since
+// most handlers finish before their first tick. A task is marked at most
+// 2×InProgressEvery after it starts (⅔ of the ack wait by default), then
+// every InProgressEvery.
+func (l *loop) keepInProgress(ctx context.Context) {
+	tick := time.NewTicker(l.cfg.InProgressEvery)
+	defer tick.Stop()
+	var due []jetstream.Msg
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		now := l.tick.Add(1)
+		due = due[:0]
+		l.mu.Lock()
+		for _, r := range l.running {
+			if r.tick < now-1 {
+				due = append(due, r.msg)
+			}
+		}
+		l.mu.Unlock()
+		for _, m := range due {
+			_ = m.InProgress() // best effort; a lost one only risks a redelivery we detect
+		}
 	}
-	_ = p.msg.InProgress() // best effort; a lost one only risks a redelivery we detect
-	p.t.Reset(p.every)
-}
-
-// stop ends the ticks; once it returns no further InProgress is sent.
-func (p *inProgress) stop() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.done = true
-	p.t.Stop()
 }
 
 // dead publishes a task.dead event for t and terminates msg. If the event

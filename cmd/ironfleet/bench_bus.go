@@ -48,11 +48,12 @@ server (sync on every write, as ironfleet runs it) in a temporary directory.`,
 	}
 	f := cmd.Flags()
 	f.String("nats", "", "NATS URL to benchmark against (default: an embedded server)")
-	f.Int("tasks", 10000, "tasks per round and implementation in the throughput phase")
+	f.Int("tasks", 5000, "tasks per round and implementation in the throughput phase")
 	f.Int("latency-tasks", 500, "tasks per round and implementation in the latency phase, one in flight at a time")
 	f.Int("publishers", 8, "concurrent publishers")
 	f.Int("concurrency", 16, "handlers running at once, on both sides; each pulls batches of twice this")
-	f.Int("rounds", 3, "rounds per implementation, alternating")
+	f.Int("rounds", 5, "rounds per implementation, alternating")
+	f.Duration("max-time", 90*time.Second, "start no new round after this long (at least one round always runs)")
 	f.Bool("json", false, "print one JSON object per implementation and line")
 	f.Duration("sync-interval", 0, "embedded server's fsync interval (0: sync on every write)")
 	f.String("cpuprofile", "", "write a CPU profile of the whole run (client and embedded server) to this file")
@@ -131,8 +132,14 @@ func runBenchBus(cmd *cobra.Command, _ []string) error {
 		name string
 		run  run
 	}{{"ironfleet", benchOurs}, {"jetstream-raw", benchRaw}}
+	maxTime, _ := f.GetDuration("max-time")
+	began := time.Now()
 	all := map[string][]roundResult{}
 	for r := range rounds {
+		if r > 0 && time.Since(began) > maxTime {
+			rounds = r
+			break
+		}
 		for i := range impls {
 			im := impls[(i+r)%len(impls)] // alternate who goes first
 			res, err := im.run(ctx, nc, p)
