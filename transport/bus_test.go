@@ -28,6 +28,7 @@ func fastConsume() transport.ConsumeConfig {
 	return transport.ConsumeConfig{
 		RetryDelays:  []time.Duration{10 * time.Millisecond},
 		RestartDelay: 20 * time.Millisecond,
+		PullExpiry:   time.Second,
 		AckTimeout:   2 * time.Second,
 		Conductor:    "c1",
 	}
@@ -493,14 +494,22 @@ func TestClusterLosesANodeWhileTasksFlow(t *testing.T) {
 			}
 		}
 	}
-	waitFor(t, "every task to complete", func() bool {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
 		mu.Lock()
-		defer mu.Unlock()
-		return len(completed) == n
-	})
+		got := len(completed)
+		mu.Unlock()
+		if got == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d tasks completed after 30s; %d still in the stream", got, n, pendingTasks(t, b))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	mu.Lock()
 	defer mu.Unlock()
-	for id, c := range completed {
+	for id, c := range completed { // cluster
 		if c != 1 {
 			t.Errorf("task %s completed %d times, want 1", id, c)
 		}

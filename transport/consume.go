@@ -86,6 +86,11 @@ type ConsumeConfig struct {
 	ConfirmAcks bool
 	// AckTimeout bounds each confirmed ack and each task.dead publish; 0 means 5s.
 	AckTimeout time.Duration
+	// PullExpiry is how long one pull request waits on the server; the
+	// server heartbeats at half of it, and a missing heartbeat (the server
+	// or the consumer's leader went away) makes the loop re-create its
+	// pull at once. 0 means 30s; at least 1s.
+	PullExpiry time.Duration
 	// RestartDelay is the pause before the loop re-creates its consumer
 	// after an error (a deleted consumer, a lost leader); 0 means 500ms.
 	RestartDelay time.Duration
@@ -112,6 +117,9 @@ func (c *ConsumeConfig) setDefaults(b *Bus) {
 	}
 	if c.AckTimeout <= 0 {
 		c.AckTimeout = 5 * time.Second
+	}
+	if c.PullExpiry <= 0 {
+		c.PullExpiry = 30 * time.Second
 	}
 	if c.RestartDelay <= 0 {
 		c.RestartDelay = 500 * time.Millisecond
@@ -140,6 +148,9 @@ func (b *Bus) Consume(ctx context.Context, group string, h Handler, cfg ConsumeC
 		return err
 	}
 	cfg.setDefaults(b)
+	if cfg.PullExpiry < time.Second {
+		return fmt.Errorf("transport: ConsumeConfig.PullExpiry %s: at least 1s", cfg.PullExpiry)
+	}
 	l := &loop{
 		b: b, group: group, h: h, cfg: cfg,
 		work:     make(chan jetstream.Msg),
@@ -202,7 +213,7 @@ func (l *loop) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(l.cfg.Prefetch))
+	it, err := cons.Messages(jetstream.PullMaxMessages(l.cfg.Prefetch), jetstream.PullExpiry(l.cfg.PullExpiry))
 	if err != nil {
 		return fmt.Errorf("transport: pull: %w", err)
 	}
@@ -222,12 +233,11 @@ func (l *loop) run(ctx context.Context) error {
 	for {
 		msg, err := it.Next()
 		if err != nil {
-			if errors.Is(err, jetstream.ErrNoHeartbeat) && ctx.Err() == nil {
-				continue
-			}
 			if ctx.Err() != nil {
 				return nil
 			}
+			// Including a missing heartbeat: our pull is gone with the server
+			// or the consumer's leader; start over rather than wait it out.
 			return fmt.Errorf("transport: next task: %w", err)
 		}
 		if ctx.Err() != nil {
