@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ironfleet/ironfleet/internal/natstest"
 	"github.com/ironfleet/ironfleet/transport"
@@ -549,4 +550,79 @@ func TestSubscribeEventsFiltersByNode(t *testing.T) {
 	if err := b.PublishEvent(t.Context(), wire.Event{Type: wire.EventPowerState, Node: "bad node"}); wire.CodeOf(err) != wire.CodeInvalidInput {
 		t.Errorf("event with a bad node: err %v, want code invalid_input", err)
 	}
+}
+
+// TestRedeliveryOfARunningOrDoneTaskIsNotRunAgain lets the ack wait pass
+// while the handler runs (no InProgress in time), so JetStream redelivers to
+// the same loop: with free handlers the copy finds the task running here,
+// with one handler it arrives after the task is done; neither runs it again.
+func TestRedeliveryOfARunningOrDoneTaskIsNotRunAgain(t *testing.T) {
+	for _, conc := range []int{1, 4} {
+		t.Run(fmt.Sprintf("concurrency %d", conc), func(t *testing.T) {
+			srv := natstest.Start(t)
+			cfg := fastBus()
+			cfg.AckWait = 100 * time.Millisecond
+			cfg.MaxDeliver = 10
+			reg := prometheus.NewRegistry()
+			cfg.Registerer = reg
+			b := newBus(t, srv.Conn(t), cfg)
+			var mu sync.Mutex
+			calls := 0
+			redelivered := make(chan struct{})
+			ccfg := fastConsume()
+			ccfg.Concurrency = conc
+			ccfg.InProgressEvery = time.Hour // let the ack wait pass
+			consume(t, b, "", func(ctx context.Context, _ wire.Task, _ transport.Delivery) transport.Outcome {
+				mu.Lock()
+				calls++
+				mu.Unlock()
+				// Hold the task until JetStream has redelivered it.
+				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+					c, err := b.JetStream().Consumer(ctx, transport.TasksStream, "tasks-default")
+					if err != nil {
+						continue
+					}
+					if info, err := c.Info(ctx); err == nil && info.NumRedelivered > 0 {
+						break
+					}
+				}
+				close(redelivered)
+				return transport.Done()
+			}, ccfg)
+			publish(t, b, task("slow"))
+			<-redelivered
+			waitFor(t, "the queue to empty", func() bool { return pendingTasks(t, b) == 0 })
+			mu.Lock()
+			defer mu.Unlock()
+			if calls != 1 {
+				t.Errorf("handler ran %d times, want 1", calls)
+			}
+			waitFor(t, "the redelivered copy to be settled as a skip", func() bool {
+				return counterValue(t, reg, "ironfleet_bus_task_outcomes_total", "skip") > 0
+			})
+		})
+	}
+}
+
+// counterValue reads one labelled counter from a registry.
+func counterValue(t *testing.T, reg *prometheus.Registry, name, outcome string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "outcome" && lp.GetValue() == outcome {
+					sum += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return sum
 }
