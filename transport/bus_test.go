@@ -145,10 +145,11 @@ func TestOutcomeMapping(t *testing.T) {
 		wantCode   wire.Code
 		wantInMsg  string
 		slowFirst  bool
-		maxDeliver int
+		confirm    bool
 	}{
 		{name: "done acks at once", handler: func(uint64) transport.Outcome { return transport.Done() }, wantCalls: 1},
 		{name: "zero outcome is done", handler: func(uint64) transport.Outcome { return transport.Outcome{} }, wantCalls: 1},
+		{name: "done with a confirmed ack", handler: func(uint64) transport.Outcome { return transport.Done() }, wantCalls: 1, confirm: true},
 		{name: "retry then done redelivers", handler: func(n uint64) transport.Outcome {
 			if n < 2 {
 				return transport.Retry(0, errors.New("bmc busy"))
@@ -197,6 +198,7 @@ func TestOutcomeMapping(t *testing.T) {
 			}
 			cfg := fastConsume()
 			cfg.InProgressEvery = 50 * time.Millisecond
+			cfg.ConfirmAcks = tt.confirm
 			consume(t, b, "", h, cfg)
 			publish(t, b, task("t1"))
 			for range tt.wantCalls {

@@ -160,7 +160,11 @@ func (b *Bus) Consume(ctx context.Context, group string, h Handler, cfg ConsumeC
 	}
 	// A fixed pool of handlers, cheaper per task than a goroutine each;
 	// with Concurrency 1 the pull loop runs the handler itself.
-	for range cfg.Concurrency * btoi(cfg.Concurrency > 1) {
+	workers := cfg.Concurrency
+	if workers == 1 {
+		workers = 0
+	}
+	for range workers {
 		l.wg.Go(func() {
 			for msg := range l.work {
 				l.handle(ctx, msg)
@@ -242,7 +246,7 @@ func (l *loop) run(ctx context.Context) error {
 		}
 		if ctx.Err() != nil {
 			// Pulled but not started: give it back at once.
-			l.settle(context.WithoutCancel(ctx), msg, func(m jetstream.Msg) error { return m.Nak() }, "nak")
+			l.settle(msg, func(m jetstream.Msg) error { return m.Nak() }, "nak")
 			continue
 		}
 		if l.cfg.Concurrency == 1 {
@@ -252,7 +256,7 @@ func (l *loop) run(ctx context.Context) error {
 		select {
 		case l.work <- msg:
 		case <-ctx.Done():
-			l.settle(context.WithoutCancel(ctx), msg, func(m jetstream.Msg) error { return m.Nak() }, "nak")
+			l.settle(msg, func(m jetstream.Msg) error { return m.Nak() }, "nak")
 		}
 	}
 }
@@ -288,7 +292,7 @@ func (l *loop) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	if l.done.has(t.ID) {
 		// Completed here before, and the ack was lost: ack, do not redo.
-		l.settle(actx, msg, func(m jetstream.Msg) error { return m.DoubleAck(actx) }, "skip")
+		l.settle(msg, l.ack, "skip")
 		return
 	}
 	l.mu.Lock()
@@ -307,19 +311,12 @@ func (l *loop) handle(ctx context.Context, msg jetstream.Msg) {
 	switch {
 	case out.kind == outcomeAck:
 		l.done.add(t.ID)
-		l.settle(actx, msg, func(m jetstream.Msg) error {
-			if !l.cfg.ConfirmAcks {
-				return m.Ack()
-			}
-			c, cancel := context.WithTimeout(actx, l.cfg.AckTimeout)
-			defer cancel()
-			return m.DoubleAck(c)
-		}, "ack")
+		l.settle(msg, l.ack, "ack")
 	case out.kind == outcomeFail:
 		l.dead(actx, msg, d, t, out.err)
 	case ctx.Err() != nil && !d.Last:
 		// Stopping: hand the task back for another conductor at once.
-		l.settle(actx, msg, func(m jetstream.Msg) error { return m.Nak() }, "nak")
+		l.settle(msg, func(m jetstream.Msg) error { return m.Nak() }, "nak")
 	case d.Last:
 		err := out.err
 		if err == nil {
@@ -332,7 +329,7 @@ func (l *loop) handle(ctx context.Context, msg jetstream.Msg) {
 			i := min(int(d.NumDelivered)-1, len(l.cfg.RetryDelays)-1) //nolint:gosec // small
 			delay = l.cfg.RetryDelays[max(i, 0)]
 		}
-		l.settle(actx, msg, func(m jetstream.Msg) error { return m.NakWithDelay(delay) }, "nak")
+		l.settle(msg, func(m jetstream.Msg) error { return m.NakWithDelay(delay) }, "nak")
 	}
 }
 
@@ -414,21 +411,32 @@ func (l *loop) dead(ctx context.Context, msg jetstream.Msg, d Delivery, t wire.T
 	cancel()
 	if err != nil {
 		l.b.log.Error("cannot publish task.dead; handing the task back", "task", t.ID, "err", err)
-		l.settle(ctx, msg, func(m jetstream.Msg) error { return m.NakWithDelay(l.cfg.RetryDelays[0]) }, "nak")
+		l.settle(msg, func(m jetstream.Msg) error { return m.NakWithDelay(l.cfg.RetryDelays[0]) }, "nak")
 		return
 	}
 	l.b.m.dead.Inc()
-	l.settle(ctx, msg, func(m jetstream.Msg) error { return m.TermWithReason(string(code)) }, "term")
+	l.settle(msg, func(m jetstream.Msg) error { return m.TermWithReason(string(code)) }, "term")
 }
 
 // settle sends an acknowledgement and counts it; a failure is logged (the
 // server redelivers after the ack wait, and the done set recognises it).
-func (l *loop) settle(_ context.Context, msg jetstream.Msg, f func(jetstream.Msg) error, outcome string) {
+func (l *loop) settle(msg jetstream.Msg, f func(jetstream.Msg) error, outcome string) {
 	if err := f(msg); err != nil {
 		l.b.log.Warn("task acknowledgement failed", "outcome", outcome, "subject", msg.Subject(), "err", err)
 		outcome += "_failed"
 	}
 	l.count(outcome)
+}
+
+// ack acknowledges msg, waiting for the server's confirmation (at most
+// AckTimeout) only with ConfirmAcks.
+func (l *loop) ack(m jetstream.Msg) error {
+	if !l.cfg.ConfirmAcks {
+		return m.Ack()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.AckTimeout)
+	defer cancel()
+	return m.DoubleAck(ctx)
 }
 
 // count increments the outcome counter, resolving each label once.
@@ -475,11 +483,4 @@ func (r *recent) has(id string) bool {
 	defer r.mu.Unlock()
 	_, ok := r.set[id]
 	return ok
-}
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }

@@ -414,7 +414,11 @@ func benchRaw(ctx context.Context, nc *nats.Conn, p benchParams) (roundResult, e
 	}
 	work := make(chan jetstream.Msg)
 	var workers sync.WaitGroup
-	for range p.concurrency * btoi(p.concurrency > 1) {
+	nworkers := p.concurrency
+	if nworkers == 1 {
+		nworkers = 0 // the pull loop handles inline
+	}
+	for range nworkers {
 		workers.Go(func() {
 			for msg := range work {
 				handle(msg)
@@ -445,11 +449,4 @@ func benchRaw(ctx context.Context, nc *nats.Conn, p benchParams) (roundResult, e
 		_, err := js.Publish(ctx, "bench.raw.power", payloads[i])
 		return err
 	})
-}
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
