@@ -134,12 +134,14 @@ func (c *ConsumeConfig) setDefaults(b *Bus) {
 // returns nil when ctx ends (after the running handlers return and their
 // tasks are settled), or an error when its configuration is invalid.
 //
-// Outcome mapping: Done → Ack (confirmed by the server); Retry → NakWithDelay,
-// or on the last delivery Term plus a task.dead event; Fail → Term plus a
-// task.dead event; a handler still running → InProgress every
-// InProgressEvery. A message that is too large, of an unknown version or that
-// does not decode is terminated with a task.dead event saying why. A handler
-// that panics is treated as Retry with code internal.
+// Outcome mapping: Done → Ack (waiting for the server's confirmation only
+// with ConfirmAcks); Retry → NakWithDelay, or on the last delivery Term plus
+// a task.dead event; Fail → Term plus a task.dead event; a handler still
+// running → InProgress at least every InProgressEvery after its first
+// interval; the loop stopping → Nak. A message that is too large, of an
+// unknown version or that does not decode is terminated with a task.dead
+// event saying why. A handler that panics is treated as Retry with code
+// internal. The package documentation has the whole table.
 func (b *Bus) Consume(ctx context.Context, group string, h Handler, cfg ConsumeConfig) error {
 	if h == nil {
 		return errors.New("transport: Consume: nil handler")
@@ -333,8 +335,8 @@ func (l *loop) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 }
 
-// run1 runs the handler, marking the task in progress while it runs and
-// turning a panic into a Retry.
+// run1 runs the handler (keepInProgress marks it while it runs), turning a
+// panic into a Retry.
 func (l *loop) run1(ctx context.Context, t wire.Task, d Delivery) (out Outcome) {
 	start := time.Now()
 	defer func() {
