@@ -139,13 +139,13 @@ func TestOutcomeMapping(t *testing.T) {
 	tests := []struct {
 		name string
 		// handler returns the outcome of the n-th delivery (1-based).
-		handler    func(n uint64) transport.Outcome
-		wantCalls  uint64
-		wantDead   bool
-		wantCode   wire.Code
-		wantInMsg  string
-		slowFirst  bool
-		confirm    bool
+		handler   func(n uint64) transport.Outcome
+		wantCalls uint64
+		wantDead  bool
+		wantCode  wire.Code
+		wantInMsg string
+		slowFirst bool
+		confirm   bool
 	}{
 		{name: "done acks at once", handler: func(uint64) transport.Outcome { return transport.Done() }, wantCalls: 1},
 		{name: "zero outcome is done", handler: func(uint64) transport.Outcome { return transport.Outcome{} }, wantCalls: 1},
