@@ -25,6 +25,12 @@ type EmbeddedConfig struct {
 	ServerName string
 	// ReadyTimeout bounds start-up; zero means 10s.
 	ReadyTimeout time.Duration
+	// SyncInterval is how often JetStream fsyncs its files. Zero means on
+	// every write (nats-server's sync_interval: always): an acknowledged
+	// task or inventory write survives a power cut, at the cost of a disk
+	// flush per write. A positive interval (the server's own default is 2m)
+	// trades the last interval's writes, on a machine crash, for throughput.
+	SyncInterval time.Duration
 }
 
 // Embedded is a running in-process NATS server.
@@ -51,14 +57,20 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	if cfg.ReadyTimeout <= 0 {
 		cfg.ReadyTimeout = 10 * time.Second
 	}
+	syncInterval, syncAlways := cfg.SyncInterval, cfg.SyncInterval <= 0
+	if syncAlways {
+		syncInterval = 2 * time.Minute // only paces flushes of what is already synced
+	}
 	srv, err := server.NewServer(&server.Options{
-		ServerName: cfg.ServerName,
-		Host:       cfg.Host,
-		Port:       port,
-		JetStream:  true,
-		StoreDir:   cfg.StoreDir,
-		NoLog:      true,
-		NoSigs:     true,
+		ServerName:   cfg.ServerName,
+		Host:         cfg.Host,
+		Port:         port,
+		JetStream:    true,
+		StoreDir:     cfg.StoreDir,
+		NoLog:        true,
+		NoSigs:       true,
+		SyncAlways:   syncAlways,
+		SyncInterval: syncInterval,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("transport: embedded server: %w", err)

@@ -35,6 +35,7 @@ flag's name in upper case with dashes as underscores (--api-addr → IRONFLEET_A
 		newVersionCmd(),
 		newDevCmd(),
 		newAgentCmd(),
+		newEventsCmd(),
 		newBenchCmd(),
 	)
 	return root
