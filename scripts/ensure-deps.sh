@@ -15,13 +15,10 @@ for g in "${groups[@]}"; do
           want ipmi_sim openipmi
           want ipmitool ipmitool
           want tftp tftp-hpa
-<<<<<<< HEAD
           want ip iproute2
           want unshare util-linux
-          want losetup mount ;;
-=======
+          want losetup mount
           want curl curl ;;
->>>>>>> drivers
     e2e)  want ipmi_sim openipmi
           want qemu-system-x86_64 qemu-system-x86
           [ -e /usr/lib/ipxe/qemu/efi-virtio.rom ] || need[ipxe-qemu]=1
