@@ -255,7 +255,11 @@ func (a *Agent) Serve(ctx context.Context, l net.Listener) error {
 		}
 	case err = <-runErr:
 		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		_ = srv.Shutdown(sctx)
+		if srv.Shutdown(sctx) != nil {
+			// Connections that never sent a request outlive a graceful
+			// shutdown; close them rather than leave them open.
+			_ = srv.Close()
+		}
 		scancel()
 		if serr := <-serveErr; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 			err = errors.Join(err, fmt.Errorf("agent: command API: %w", serr))

@@ -138,7 +138,9 @@ func (f *Fleet) Serve(ctx context.Context) error {
 		err = fmt.Errorf("agent: fleet: %w", err)
 	case <-ctx.Done():
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		_ = srv.Shutdown(sctx)
+		if srv.Shutdown(sctx) != nil {
+			_ = srv.Close() // close what a graceful shutdown left open
+		}
 		cancel()
 		if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
 			err = fmt.Errorf("agent: fleet: %w", serr)
