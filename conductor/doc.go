@@ -2,6 +2,73 @@
 // consumes its groups' tasks from the bus, takes each node's lock, runs the
 // provisioning state machine and drives hardware through small interfaces.
 //
+// # Tasks and locks
+//
+// A Conductor (New, Run) consumes the tasks of its conductor groups with
+// bounded concurrency (Config.Workers, of which ReservedWorkers never run
+// heartbeats, so agents cannot starve user actions; at most MaxDeploys and
+// MaxCleans nodes of a group deploying and cleaning at once). Every task
+// takes its node's lock before touching the node:
+//
+//   - a task carrying a ticket — a user action the api published after
+//     taking the lock in standard mode, or a continuation — claims the
+//     ticket (patient mode, bounded by ClaimWait);
+//   - a heartbeat tries once and never waits: the agent beats again;
+//   - anything else tries Ironic's way (standard mode, 3 attempts).
+//
+// Under the lock the task re-reads the node and re-validates its action
+// against the state machine (conductor/provision); an action that no longer
+// applies (a redelivery of work already done, two requests racing) changes
+// nothing and publishes a task.failed event saying why. Every write carries
+// the lock's fencing token, so a conductor that lost its lock cannot
+// overwrite the node. The node's Step records where a multi-phase flow
+// stands, so a redelivered task resumes rather than restarts.
+//
+// # Deploy and clean: phases joined by handoff
+//
+// A deploy boots the node into the agent (PXE config, boot device, reboot)
+// and leaves it in wait call-back. The agent's heartbeat (a task) finds it
+// there, moves it back to deploying and hands over to continue_deploy, which
+// has the agent write the image, switches the boot device to disk and
+// reboots: active. Cleaning runs the same way through clean wait and
+// continue_clean (the agent erases the disk's first and last MiB).
+//
+// The handoff (continueWith) is why ironfleet exists: the phase that ends
+// publishes the continuation task carrying a fresh ticket, then hands its
+// lock to that ticket. Nothing — a console, another heartbeat, the power
+// sync — can take the lock in between, however long the task sits in the
+// queue (up to the ticket's claim timeout).
+//
+// Publish first, hand off second:
+//
+//   - crash after publishing, before handing off: the continuation's
+//     consumer, claiming a ticket that does not own the lock yet, waits in
+//     line with it; the dead holder's lease ends within its TTL and the line
+//     passes the lock on. The flow continues, late by at most the TTL.
+//   - the other order would be worse: a crash after the handoff but before
+//     the publish leaves the lock owned by a ticket no task carries (blocked
+//     for the claim timeout) and no task to continue the flow at all.
+//   - publish fails: the node goes back to its wait state, so the agent's
+//     next heartbeat retries the handoff.
+//   - the continuation's conductor dies mid-step: JetStream redelivers the
+//     task after AckWait; its ticket was claimed, so the new consumer waits
+//     in line like anyone and gets the lock when the dead lease ends, then
+//     redoes the step (writing an image twice is harmless).
+//
+// TestSeedScenario runs a deploy while eight clients hammer the node's lock;
+// TestConductorKilledMidDeploy kills the conductor writing the image.
+//
+// # Periodic work
+//
+// One conductor per group at a time (a bsm/redislock lease) sweeps every
+// Config.Periodic: nodes in a wait state past WaitTimeout fail into their
+// failed state; nodes left in a transient state past RecoverAfter with
+// their lock free (their conductor died) fail with a last_error saying so;
+// every PowerSync the power states of stable nodes are read, drift recorded,
+// and a node whose BMC fails PowerSyncFailures times in a row is put in
+// maintenance. At start a conductor fails the transient nodes it left
+// behind itself. The registry record is kept alive by Run.
+//
 // # Drivers
 //
 // Hardware is reached through the interfaces in driver.go, implemented in

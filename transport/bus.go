@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -151,8 +152,8 @@ func (b *Bus) ensureStreams(ctx context.Context) error {
 		MaxMsgSize:  int32(min(b.cfg.MaxTaskBytes+4096, 1<<30)), //nolint:gosec // bounded above
 		Discard:     jetstream.DiscardOld,
 	}
-	if _, err := b.js.CreateOrUpdateStream(ctx, tasks); err != nil {
-		return fmt.Errorf("transport: ensure stream %s: %w", TasksStream, err)
+	if err := b.ensureStream(ctx, tasks); err != nil {
+		return err
 	}
 	events := jetstream.StreamConfig{
 		Name:        EventsStream,
@@ -164,10 +165,39 @@ func (b *Bus) ensureStreams(ctx context.Context) error {
 		MaxAge:      b.cfg.EventsMaxAge,
 		Duplicates:  min(b.cfg.Duplicates, b.cfg.EventsMaxAge),
 	}
-	if _, err := b.js.CreateOrUpdateStream(ctx, events); err != nil {
-		return fmt.Errorf("transport: ensure stream %s: %w", EventsStream, err)
+	return b.ensureStream(ctx, events)
+}
+
+// ensureStream creates the stream, or updates it when its configuration
+// differs from want. An unchanged stream is left alone: every process
+// ensures the streams at start, and a fleet starting together would
+// otherwise update them concurrently for nothing (nats-server 2.15 races a
+// stream update against a consumer being created on it).
+func (b *Bus) ensureStream(ctx context.Context, want jetstream.StreamConfig) error {
+	if st, err := b.js.Stream(ctx, want.Name); err == nil {
+		if sameStream(st.CachedInfo().Config, want) {
+			return nil
+		}
+	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("transport: ensure stream %s: %w", want.Name, err)
+	}
+	if _, err := b.js.CreateOrUpdateStream(ctx, want); err != nil {
+		return fmt.Errorf("transport: ensure stream %s: %w", want.Name, err)
 	}
 	return nil
+}
+
+// sameStream compares the fields ensureStreams sets (the server fills in
+// defaults for the others).
+func sameStream(have, want jetstream.StreamConfig) bool {
+	replicas := func(n int) int { return max(n, 1) }
+	return have.Description == want.Description &&
+		slices.Equal(have.Subjects, want.Subjects) &&
+		have.Retention == want.Retention && have.Storage == want.Storage &&
+		replicas(have.Replicas) == replicas(want.Replicas) &&
+		have.Duplicates == want.Duplicates && have.MaxAge == want.MaxAge &&
+		(want.MaxMsgSize == 0 || have.MaxMsgSize == want.MaxMsgSize) &&
+		have.Discard == want.Discard
 }
 
 // ensureConsumer creates or updates the durable pull consumer shared by

@@ -1,0 +1,327 @@
+package conductor_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/bsm/redislock"
+	"github.com/nats-io/nats.go"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ironfleet/ironfleet/agent"
+	"github.com/ironfleet/ironfleet/conductor"
+	"github.com/ironfleet/ironfleet/conductor/pxe"
+	"github.com/ironfleet/ironfleet/conductor/sim"
+	"github.com/ironfleet/ironfleet/internal/natstest"
+	"github.com/ironfleet/ironfleet/internal/redistest"
+	"github.com/ironfleet/ironfleet/lock"
+	"github.com/ironfleet/ironfleet/transport"
+	"github.com/ironfleet/ironfleet/transport/wire"
+)
+
+// env is a fleet on real NATS JetStream and a real redis-server, with
+// simulated machines. The test plays the API's part in the agent protocol
+// (recording the agent's token at lookup, publishing its heartbeats as
+// tasks); each booted machine runs a real agent command server.
+type env struct {
+	t        *testing.T
+	nats     *natstest.Server
+	redis    *redistest.Server
+	bus      *transport.Bus
+	inv      *transport.Inventory
+	reg      *transport.Registry
+	rc       *redis.Client
+	locks    *lock.Locker
+	machines *sim.Fleet
+	boot     *pxe.Configs
+	image    []byte
+	imageURL string
+	imageSHA string
+	diskDir  string
+	// heartbeat is how often simulated agents beat.
+	heartbeat time.Duration
+	busCfg    transport.BusConfig
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{t: t, heartbeat: 20 * time.Millisecond, diskDir: t.TempDir()}
+	e.nats = natstest.Start(t)
+	e.redis = redistest.Start(t)
+	e.busCfg = transport.BusConfig{AckWait: 2 * time.Second, MaxDeliver: 10}
+	e.connect(t)
+	e.machines = sim.NewFleet(sim.Config{})
+	t.Cleanup(e.machines.Close)
+	var err error
+	e.boot, err = pxe.NewConfigs(pxe.Config{Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.image = make([]byte, 256<<10)
+	for i := range e.image {
+		e.image[i] = byte(i * 7)
+	}
+	sum := sha256.Sum256(e.image)
+	e.imageSHA = hex.EncodeToString(sum[:])
+	img := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "image.img", time.Time{}, bytes.NewReader(e.image))
+	}))
+	t.Cleanup(img.Close)
+	e.imageURL = img.URL + "/image.img"
+	return e
+}
+
+func (e *env) connect(t *testing.T) {
+	t.Helper()
+	ctx := t.Context()
+	nc := e.nats.Conn(t)
+	var err error
+	if e.bus, err = transport.NewBus(ctx, nc, e.busCfg); err != nil {
+		t.Fatal(err)
+	}
+	if e.inv, err = transport.NewInventory(ctx, e.bus.JetStream(), transport.InventoryConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.inv.Close)
+	if e.reg, err = transport.NewRegistry(ctx, e.bus.JetStream(), transport.RegistryConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	opts := e.redis.Options()
+	opts.ContextTimeoutEnabled = true
+	e.rc = redis.NewClient(opts)
+	t.Cleanup(func() { _ = e.rc.Close() })
+	e.locks = newLocker(t, e.rc, "test")
+}
+
+func newLocker(t *testing.T, rc *redis.Client, holder string) *lock.Locker {
+	t.Helper()
+	l, err := lock.New(t.Context(), rc, lock.Config{TTL: time.Second, ClaimTimeout: 5 * time.Second, Interval: 50 * time.Millisecond, Holder: holder})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	return l
+}
+
+// conductorDeps are one conductor process's own connections: killing them
+// is killing the process, as far as NATS and Redis can tell.
+type conductorProc struct {
+	c      *conductor.Conductor
+	nc     *nats.Conn
+	rc     *redis.Client
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func (e *env) startConductor(t *testing.T, host string, groups []string, mod func(*conductor.Config)) *conductorProc {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	nc := natstest.Connect(t, e.nats.URL())
+	bus, err := transport.NewBus(ctx, nc, transport.BusConfig{AckWait: e.busCfg.AckWait, MaxDeliver: e.busCfg.MaxDeliver, Groups: groups})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := transport.NewInventory(ctx, bus.JetStream(), transport.InventoryConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := transport.NewRegistry(ctx, bus.JetStream(), transport.RegistryConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := e.redis.Options()
+	opts.ContextTimeoutEnabled = true
+	rc := redis.NewClient(opts)
+	cfg := conductor.Config{
+		Host: host, Groups: groups, Workers: 16,
+		ClaimWait: 10 * time.Second, AgentPoll: 10 * time.Millisecond, Periodic: 50 * time.Millisecond,
+		Boot: wire.BootParams{Kernel: "agent/vmlinuz", Ramdisk: "agent/initramfs", APIURL: "http://127.0.0.1:6385"},
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	c, err := conductor.New(conductor.Deps{
+		Tasks: bus, Nodes: inv, Locks: newLocker(t, rc, host), Registry: reg,
+		Leases: redislock.New(rc), Boot: e.boot,
+		Drivers: conductor.Drivers{"sim": conductor.NewPowerDriver(e.machines.ValidateDriverInfo, e.machines.NodePower)},
+	}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &conductorProc{c: c, nc: nc, rc: rc, cancel: cancel, done: make(chan error, 1)}
+	go func() { p.done <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		p.stop()
+		inv.Close()
+		_ = rc.Close()
+	})
+	return p
+}
+
+// stop shuts the conductor down and waits for it.
+func (p *conductorProc) stop() {
+	p.cancel()
+	<-p.done
+	p.done <- nil
+}
+
+// enroll creates a simulated machine and its node (driver sim) and port.
+func (e *env) enroll(t *testing.T, name, group string) wire.Node {
+	t.Helper()
+	mac := fmt.Sprintf("52:54:00:%02x:%02x:%02x", len(name), name[len(name)-1], len(group))
+	m, err := e.machines.Add(name, mac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := e.inv.CreateNode(t.Context(), wire.Node{
+		UUID: transport.NewUUID(), Name: name, Driver: "sim", ConductorGroup: group,
+		DriverInfo:     map[string]any{sim.KeyMachine: name},
+		InstanceInfo:   map[string]any{"image_source": e.imageURL, "image_checksum": e.imageSHA},
+		ProvisionState: wire.StateEnroll, CreatedAt: time.Now().UTC(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.inv.CreatePort(t.Context(), wire.Port{UUID: transport.NewUUID(), NodeUUID: n.UUID, Address: mac, PXEEnable: true, CreatedAt: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	e.runAgentOnBoot(t, m, n.UUID)
+	return n
+}
+
+// runAgentOnBoot starts a real agent command server each time the machine
+// PXE-boots, records its token as the API's lookup would, and publishes its
+// heartbeats as the API would, until the machine powers off.
+func (e *env) runAgentOnBoot(t *testing.T, m *sim.Machine, node string) {
+	disk := filepath.Join(e.diskDir, m.Name()+".img")
+	f, err := os.Create(disk) // a sparse 1 GiB disk
+	if err == nil {
+		err = f.Truncate(1 << 30)
+		_ = f.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.OnBoot(func(ctx context.Context, dev wire.BootDevice) {
+		if dev != wire.BootPXE {
+			return
+		}
+		cs := agent.NewCommandServer(m, agent.CommandConfig{
+			PowerDelay: time.Millisecond,
+			Inventory: func(context.Context) (agent.Inventory, error) {
+				return agent.Inventory{CPU: agent.CPU{Count: 4}, Memory: agent.Memory{TotalBytes: 8 << 30},
+					Disks: []agent.Disk{{Name: "vda", Path: disk, SizeBytes: 1 << 30}}}, nil
+			},
+		})
+		srv := httptest.NewServer(cs)
+		defer srv.Close()
+		defer cs.Close()
+		token := fmt.Sprintf("token-%s-%d", m.Name(), time.Now().UnixNano())
+		cs.SetToken(token)
+		sum := sha256.Sum256([]byte(token))
+		// Lookup: the API issues the token once per boot.
+		for ctx.Err() == nil {
+			_, err := e.inv.UpdateNode(ctx, node, 0, func(n *wire.Node) error {
+				if n.Agent != nil && n.Agent.TokenHash != "" {
+					return errors.New("token already issued")
+				}
+				n.Agent = &wire.AgentInfo{TokenHash: hex.EncodeToString(sum[:]), Token: token}
+				return nil
+			})
+			if err == nil {
+				break
+			}
+			sleep(ctx, e.heartbeat)
+		}
+		params, _ := json.Marshal(wire.HeartbeatParams{CallbackURL: srv.URL, AgentVersion: "test"})
+		for ctx.Err() == nil {
+			_, _ = e.bus.Publish(ctx, wire.Task{Version: wire.TaskVersion, ID: transport.NewUUID(), Node: node,
+				Op: wire.OpHeartbeat, CreatedAt: time.Now().UTC(), Params: params})
+			sleep(ctx, e.heartbeat)
+		}
+	})
+}
+
+// request asks for an operation the way the API does: the node's lock in
+// standard mode, the task published with a ticket, the lock handed to it.
+func (e *env) request(t *testing.T, node string, op wire.Operation, params any) {
+	t.Helper()
+	ctx := t.Context()
+	n, err := e.inv.Get(ctx, node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw json.RawMessage
+	if params != nil {
+		raw, _ = json.Marshal(params)
+	}
+	var lk *lock.Lock
+	for {
+		lk, err = e.locks.Acquire(ctx, node, &lock.Options{Purpose: string(op), Holder: "api"})
+		if !errors.Is(err, lock.ErrLocked) {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := wire.Task{Version: wire.TaskVersion, ID: transport.NewUUID(), Node: node, Op: op, Group: n.ConductorGroup,
+		Ticket: lock.NewTicket(), RequestedBy: "test", CreatedAt: time.Now().UTC(), Params: raw}
+	if _, err := e.bus.Publish(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lk.Handoff(ctx, task.Ticket, 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitState waits until the node reaches state (failing fast on an
+// unexpected failed state).
+func (e *env) waitState(t *testing.T, node string, want wire.ProvisionState, within time.Duration) wire.Node {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var n wire.Node
+	for time.Now().Before(deadline) {
+		var err error
+		n, err = e.inv.Get(t.Context(), node)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n.ProvisionState == want {
+			return n
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("node %s (%s) is %q (step %q, last_error %q) after %s, want %q", n.Name, node, n.ProvisionState, n.Step, n.LastError, within, want)
+	return n
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// newImageServer serves image, calling hold before each response body.
+func newImageServer(t *testing.T, image []byte, hold func()) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hold()
+		http.ServeContent(w, r, "image.img", time.Time{}, bytes.NewReader(image))
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}

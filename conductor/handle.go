@@ -1,0 +1,284 @@
+package conductor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ironfleet/ironfleet/conductor/provision"
+	"github.com/ironfleet/ironfleet/lock"
+	"github.com/ironfleet/ironfleet/transport"
+	"github.com/ironfleet/ironfleet/transport/wire"
+)
+
+// Steps record where a multi-phase flow stands (wire.Node.Step), so that a
+// redelivered or recovered task resumes instead of starting over.
+const (
+	stepBoot       = "boot"        // booting the node into the agent
+	stepWaitAgent  = "wait_agent"  // waiting for the agent's heartbeat
+	stepWriteImage = "write_image" // the agent writes the image (continue_deploy)
+	stepErase      = "erase"       // the agent erases the disk (continue_clean)
+)
+
+// handle is the task handler of every group: it maps a task onto its
+// operation and the operation's error onto an outcome. Operations record
+// failures of the node itself (a BMC error, a bad image) on the node and
+// return nil; what they return is a failure to do the work at all (NATS or
+// Redis unreachable, the lock lost), which a redelivery retries.
+func (c *Conductor) handle(ctx context.Context, t wire.Task, d transport.Delivery) transport.Outcome {
+	start := time.Now()
+	var out transport.Outcome
+	var outcome string
+	switch t.Op {
+	case wire.OpHeartbeat:
+		out, outcome = c.heartbeat(ctx, t)
+	case wire.OpManage, wire.OpProvide, wire.OpDeploy, wire.OpRebuild, wire.OpUndeploy,
+		wire.OpClean, wire.OpInspect, wire.OpAbort, wire.OpPower, wire.OpBootDevice,
+		wire.OpContinueDeploy, wire.OpContinueClean:
+		out, outcome = c.withLock(ctx, t, d)
+	default:
+		out, outcome = transport.Fail(wire.Errorf(wire.CodeInvalidInput, "conductor: unknown operation %q", t.Op)), "failed"
+	}
+	c.metrics.tasks.WithLabelValues(string(t.Op), outcome).Inc()
+	c.metrics.taskSeconds.WithLabelValues(string(t.Op)).Observe(time.Since(start).Seconds())
+	return out
+}
+
+// errBusy marks work that cannot start now but will later (a limit reached).
+var errBusy = errors.New("conductor: busy")
+
+// withLock takes the task's node lock, runs the operation under it and
+// releases it (unless the operation handed it off).
+func (c *Conductor) withLock(ctx context.Context, t wire.Task, d transport.Delivery) (transport.Outcome, string) {
+	lk, err := c.acquire(ctx, t)
+	if err != nil {
+		if ctx.Err() != nil {
+			return transport.Retry(0, err), "interrupted"
+		}
+		c.log.Info("task waits for its node's lock", "task", t.ID, "op", t.Op, "node", t.Node, "delivery", d.NumDelivered, "err", err)
+		return transport.Retry(0, err), "locked"
+	}
+	defer c.release(ctx, lk)
+	if err := c.run(lk.Context(), ctx, lk, t); err != nil {
+		if errors.Is(err, errBusy) {
+			return transport.Retry(0, err), "busy"
+		}
+		if cause := context.Cause(lk.Context()); errors.Is(cause, lock.ErrLost) {
+			err = fmt.Errorf("%w (%w)", err, cause)
+		}
+		c.log.Warn("task failed; it will be retried", "task", t.ID, "op", t.Op, "node", t.Node, "err", err)
+		return transport.Retry(0, err), "retry"
+	}
+	return transport.Done(), "done"
+}
+
+// acquire takes the lock a task needs: a continuation or a user action
+// published by the api claims the ticket the lock was handed to (waiting in
+// line with it if the handoff has not happened yet, or if the ticket expired
+// while the task was queued); a task without a ticket tries Ironic's way.
+func (c *Conductor) acquire(ctx context.Context, t wire.Task) (*lock.Lock, error) {
+	opts := &lock.Options{Purpose: string(t.Op), Holder: c.cfg.Host, TTL: c.cfg.LockTTL}
+	if t.Ticket == "" {
+		return c.d.Locks.Acquire(ctx, t.Node, opts)
+	}
+	opts.Mode, opts.Ticket = lock.Patient, t.Ticket
+	wctx, cancel := context.WithTimeout(ctx, c.cfg.ClaimWait)
+	defer cancel()
+	lk, err := c.d.Locks.Acquire(wctx, t.Node, opts)
+	if errors.Is(err, lock.ErrTicketClaimed) {
+		// The same task delivered twice: the other copy holds the lock.
+		return nil, err
+	}
+	return lk, err
+}
+
+func (c *Conductor) release(ctx context.Context, lk *lock.Lock) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := lk.Release(rctx); err != nil && !errors.Is(err, lock.ErrNotHeld) {
+		c.log.Warn("releasing node lock", "node", lk.Resource(), "err", err)
+	}
+}
+
+// run re-validates the task under the lock and does its work. work is the
+// lock's context (cancelled if the lock is lost); outer outlives the lock,
+// for the handoff that ends it.
+func (c *Conductor) run(work, outer context.Context, lk *lock.Lock, t wire.Task) error {
+	node, err := c.d.Nodes.Get(work, t.Node)
+	if err != nil {
+		if wire.CodeOf(err) == wire.CodeNotFound {
+			c.log.Info("task for a node that no longer exists", "task", t.ID, "node", t.Node)
+			return nil
+		}
+		return err
+	}
+	w := &work_{c: c, ctx: work, outer: outer, lk: lk, node: node, task: t}
+	switch t.Op {
+	case wire.OpPower:
+		return w.power()
+	case wire.OpBootDevice:
+		return w.bootDevice()
+	case wire.OpContinueDeploy:
+		return w.continueDeploy()
+	case wire.OpContinueClean:
+		return w.continueClean()
+	}
+	return w.userAction()
+}
+
+// work_ is one task's work on one node, under its lock.
+type work_ struct {
+	c     *Conductor
+	ctx   context.Context // the lock's context
+	outer context.Context
+	lk    *lock.Lock
+	node  wire.Node
+	task  wire.Task
+}
+
+func (w *work_) log(msg string, args ...any) {
+	w.c.log.Info(msg, append([]any{"node", w.node.UUID, "task", w.task.ID, "op", w.task.Op}, args...)...)
+}
+
+// update writes the node with this lock's fencing token.
+func (w *work_) update(fn func(*wire.Node)) error {
+	n, err := w.c.d.Nodes.UpdateNode(w.ctx, w.node.UUID, w.lk.Token(), func(n *wire.Node) error {
+		fn(n)
+		n.Conductor = w.c.cfg.Host
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("conductor: write node %s: %w", w.node.UUID, err)
+	}
+	w.node = n
+	return nil
+}
+
+// move changes the node's provision state (and anything else fn sets) and
+// publishes the change.
+func (w *work_) move(to, target wire.ProvisionState, fn func(*wire.Node)) error {
+	from := w.node.ProvisionState
+	if err := w.update(func(n *wire.Node) {
+		n.ProvisionState, n.TargetProvisionState = to, target
+		n.ProvisionUpdatedAt = time.Now().UTC()
+		if fn != nil {
+			fn(n)
+		}
+	}); err != nil {
+		return err
+	}
+	if from != to {
+		w.c.event(w.outer, wire.Event{Type: wire.EventProvisionState, Node: w.node.UUID, Task: w.task.ID,
+			Op: w.task.Op, From: string(from), To: string(to), Message: w.node.LastError})
+	}
+	return nil
+}
+
+// next applies an internal event of the state machine.
+func (w *work_) next(e provision.Event, fn func(*wire.Node)) error {
+	tr, err := provision.Next(w.node.UUID, w.node.ProvisionState, e)
+	if err != nil {
+		return err
+	}
+	return w.move(tr.To, tr.Target, fn)
+}
+
+// fail moves the node to the failed state of where it stands, recording why,
+// and cleans up its network boot. The node's failure is recorded, so fail
+// returns only errors in recording it.
+func (w *work_) fail(cause error) error {
+	msg := cause.Error()
+	w.c.log.Warn("node failed", "node", w.node.UUID, "state", w.node.ProvisionState, "err", msg)
+	w.cleanUpBoot()
+	to, ok := provision.FailedState(w.node.ProvisionState)
+	if !ok {
+		return w.update(func(n *wire.Node) { n.LastError = msg })
+	}
+	err := w.move(to, "", func(n *wire.Node) {
+		n.LastError, n.Step, n.Agent = msg, "", nil
+	})
+	w.c.event(w.outer, wire.Event{Type: wire.EventTaskFailed, Node: w.node.UUID, Task: w.task.ID, Op: w.task.Op,
+		Code: wire.CodeOf(cause), Message: msg})
+	return err
+}
+
+func (c *Conductor) event(ctx context.Context, ev wire.Event) {
+	ev.Version, ev.Conductor = wire.EventVersion, c.cfg.Host
+	if ev.ID == "" {
+		ev.ID = transport.NewUUID()
+	}
+	if ev.Time.IsZero() {
+		ev.Time = time.Now().UTC()
+	}
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := c.d.Tasks.PublishEvent(ectx, ev); err != nil {
+		c.log.Warn("publishing event", "type", ev.Type, "node", ev.Node, "err", err)
+	}
+}
+
+func (w *work_) powerOf() (Power, error) {
+	return w.c.d.Drivers.Power(w.node)
+}
+
+func (w *work_) power() error {
+	var p wire.PowerParams
+	if err := json.Unmarshal(w.task.Params, &p); err != nil {
+		return w.update(func(n *wire.Node) { n.LastError = "bad power request: " + err.Error() })
+	}
+	pw, err := w.powerOf()
+	if err != nil {
+		return w.update(func(n *wire.Node) { n.LastError = err.Error() })
+	}
+	if err := w.update(func(n *wire.Node) { n.TargetPowerState = p.Target }); err != nil {
+		return err
+	}
+	ctx := w.ctx
+	if p.TimeoutSeconds > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(p.TimeoutSeconds)*time.Second)
+		defer cancel()
+	}
+	before := w.node.PowerState
+	setErr := pw.SetPower(ctx, p.Target)
+	state, readErr := pw.PowerState(w.ctx)
+	err = w.update(func(n *wire.Node) {
+		n.TargetPowerState = ""
+		if readErr == nil {
+			n.PowerState = state
+		}
+		switch {
+		case setErr != nil:
+			n.LastError = fmt.Sprintf("Failed to change power state to %q: %v", p.Target, setErr)
+		case readErr != nil:
+			n.LastError = fmt.Sprintf("Failed to read the power state: %v", readErr)
+		default:
+			n.LastError = ""
+		}
+	})
+	if readErr == nil && state != before {
+		w.c.event(w.outer, wire.Event{Type: wire.EventPowerState, Node: w.node.UUID, Task: w.task.ID, Op: w.task.Op,
+			From: string(before), To: string(state)})
+	}
+	return err
+}
+
+func (w *work_) bootDevice() error {
+	var p wire.BootDeviceParams
+	if err := json.Unmarshal(w.task.Params, &p); err != nil {
+		return w.update(func(n *wire.Node) { n.LastError = "bad boot device request: " + err.Error() })
+	}
+	pw, err := w.powerOf()
+	if err == nil {
+		err = pw.SetBootDevice(w.ctx, p.Device, p.Persistent)
+	}
+	return w.update(func(n *wire.Node) {
+		if err != nil {
+			n.LastError = fmt.Sprintf("Failed to set boot device to %q: %v", p.Device, err)
+			return
+		}
+		n.BootDevice, n.BootDevicePersistent, n.LastError = p.Device, p.Persistent, ""
+	})
+}

@@ -1,0 +1,39 @@
+package conductor
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	tasks       *prometheus.CounterVec
+	taskSeconds *prometheus.HistogramVec
+	handoffs    prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		tasks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ironfleet_conductor_tasks_total",
+			Help: "Tasks handled, by operation and outcome.",
+		}, []string{"op", "outcome"}),
+		taskSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ironfleet_conductor_task_seconds",
+			Help:    "Time a task's handler ran, by operation.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+		}, []string{"op"}),
+		handoffs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ironfleet_conductor_handoffs_total",
+			Help: "Node locks handed to a continuation task's ticket.",
+		}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.tasks, m.taskSeconds, m.handoffs} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("conductor: register metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}
