@@ -7,7 +7,7 @@ LDFLAGS       := -s -w -X github.com/ironfleet/ironfleet/internal/buildinfo.Vers
 GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 # Flags for `make run`, e.g. make run RUN_ARGS="--nodes 50".
 RUN_ARGS      ?=
-TEST_FLAGS    ?= -race -timeout 15m
+TEST_FLAGS    ?= -race -count=1 -timeout 15m
 
 .DEFAULT_GOAL := help
 .PHONY: help build build-agent run test test-unit bench lint fmt fmt-check vet tidy clean deps

@@ -1,0 +1,104 @@
+package fleet
+
+import (
+	"context"
+	"log/slog"
+	"net"
+
+	"github.com/bsm/redislock"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ironfleet/ironfleet/conductor"
+	"github.com/ironfleet/ironfleet/conductor/ipmi"
+	"github.com/ironfleet/ironfleet/conductor/pxe"
+)
+
+// ConductorConfig is one conductor process: the conductor itself, its
+// network boot files and optionally the TFTP server that serves them.
+type ConductorConfig struct {
+	Conductor conductor.Config
+	// TFTPRoot is where boot configs are written (and served from). Required.
+	TFTPRoot string
+	// TFTPListen, when set, runs a TFTP server on that UDP address.
+	TFTPListen string
+	// IPMI configures the ipmi driver.
+	IPMI ipmi.Config
+	// Extra drivers beside "ipmi" (e.g. "sim" in a dev fleet).
+	Drivers conductor.Drivers
+	// Logger and Registerer are passed on; nil means slog.Default() and none.
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Conductor is a conductor and its TFTP server, ready to Run.
+type Conductor struct {
+	*conductor.Conductor
+	Boot *pxe.Configs
+	tftp *pxe.Server
+	cfg  ConductorConfig
+}
+
+// NewConductor wires a conductor on infra.
+func NewConductor(infra *Infra, cfg ConductorConfig) (*Conductor, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Registerer != nil {
+		// Several conductors may share a process (a dev fleet): tell their
+		// metrics apart.
+		cfg.Registerer = prometheus.WrapRegistererWith(prometheus.Labels{"conductor": cfg.Conductor.Host}, cfg.Registerer)
+	}
+	boot, err := pxe.NewConfigs(pxe.Config{Root: cfg.TFTPRoot, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	cfg.IPMI.Logger, cfg.IPMI.Registerer = cfg.Logger, cfg.Registerer
+	ipmiDriver, err := ipmi.New(cfg.IPMI)
+	if err != nil {
+		return nil, err
+	}
+	drivers := conductor.Drivers{"ipmi": conductor.NewPowerDriver(ipmiDriver.ValidateDriverInfo, ipmiDriver.NodePower)}
+	for name, d := range cfg.Drivers {
+		drivers[name] = d
+	}
+	cc := cfg.Conductor
+	cc.Logger, cc.Registerer = cfg.Logger, cfg.Registerer
+	c, err := conductor.New(conductor.Deps{
+		Tasks: infra.Bus, Nodes: infra.Inventory, Locks: infra.Locks, Registry: infra.Registry,
+		Leases: redislock.New(infra.Redis), Drivers: drivers, Boot: boot,
+	}, cc)
+	if err != nil {
+		return nil, err
+	}
+	out := &Conductor{Conductor: c, Boot: boot, cfg: cfg}
+	if cfg.TFTPListen != "" {
+		out.tftp, err = pxe.NewServer(pxe.ServerConfig{Root: cfg.TFTPRoot, Logger: cfg.Logger, Registerer: cfg.Registerer})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// ListenTFTP opens the TFTP server's socket, if one is configured, so that
+// a bad address is reported before anything runs.
+func (c *Conductor) ListenTFTP(ctx context.Context) (net.PacketConn, error) {
+	if c.tftp == nil {
+		return nil, nil
+	}
+	return new(net.ListenConfig).ListenPacket(ctx, "udp", c.cfg.TFTPListen)
+}
+
+// Serve runs the conductor (and the TFTP server on pc, when not nil) until ctx ends.
+func (c *Conductor) Serve(ctx context.Context, pc net.PacketConn) error {
+	if pc == nil {
+		return c.Run(ctx)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- c.tftp.Serve(ctx, pc) }()
+	err := c.Run(ctx)
+	if terr := <-errc; err == nil {
+		err = terr
+	}
+	return err
+}

@@ -1,0 +1,100 @@
+// Package fleet assembles ironfleet's components into running processes:
+// the shared infrastructure clients (bus, inventory, registry, lock), a
+// conductor with its drivers, and a whole fleet in one process with
+// simulated machines for `ironfleet dev`. cmd/ironfleet and the end-to-end
+// tests use it, so that every process is wired the same way.
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ironfleet/ironfleet/lock"
+	"github.com/ironfleet/ironfleet/transport"
+)
+
+// InfraConfig configures the clients of NATS and Redis one process uses.
+type InfraConfig struct {
+	// Bus configures the task bus (Groups are the groups this process serves).
+	Bus transport.BusConfig
+	// Inventory and Registry configure the KV buckets.
+	Inventory transport.InventoryConfig
+	Registry  transport.RegistryConfig
+	// Lock configures the node lock (Holder names this process).
+	Lock lock.Config
+	// Logger and Registerer are passed to every component; nil means
+	// slog.Default() and no metrics.
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Infra is one process's view of the shared state.
+type Infra struct {
+	NATS      *nats.Conn
+	Redis     *redis.Client
+	Bus       *transport.Bus
+	Inventory *transport.Inventory
+	Registry  *transport.Registry
+	Locks     *lock.Locker
+}
+
+// NewInfra builds the bus, inventory, registry and lock on nc and rc, which
+// stay the caller's to close. rc must have ContextTimeoutEnabled.
+func NewInfra(ctx context.Context, nc *nats.Conn, rc *redis.Client, cfg InfraConfig) (*Infra, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cfg.Bus.Logger, cfg.Bus.Registerer = cfg.Logger, cfg.Registerer
+	cfg.Lock.Logger, cfg.Lock.Registerer = cfg.Logger, cfg.Registerer
+	bus, err := transport.NewBus(ctx, nc, cfg.Bus)
+	if err != nil {
+		return nil, err
+	}
+	inv, err := transport.NewInventory(ctx, bus.JetStream(), cfg.Inventory)
+	if err != nil {
+		return nil, err
+	}
+	reg, err := transport.NewRegistry(ctx, bus.JetStream(), cfg.Registry)
+	if err != nil {
+		inv.Close()
+		return nil, err
+	}
+	locks, err := lock.New(ctx, rc, cfg.Lock)
+	if err != nil {
+		inv.Close()
+		return nil, err
+	}
+	return &Infra{NATS: nc, Redis: rc, Bus: bus, Inventory: inv, Registry: reg, Locks: locks}, nil
+}
+
+// Close stops the inventory's watch and the lock's subscription.
+func (i *Infra) Close() {
+	i.Inventory.Close()
+	_ = i.Locks.Close()
+}
+
+// NewRedis returns a client of the Redis at url (redis://, rediss:// or
+// unix://), set up as the lock needs (context deadlines honoured), after
+// checking that it answers.
+func NewRedis(ctx context.Context, url string) (*redis.Client, error) {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("redis URL %q: %w", url, err)
+	}
+	opts.ContextTimeoutEnabled = true
+	rc := redis.NewClient(opts)
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := rc.Ping(pctx).Err(); err != nil {
+		_ = rc.Close()
+		return nil, fmt.Errorf("redis at %s: %w", url, errors.Join(err, errors.New("is redis-server running? (make run starts one)")))
+	}
+	return rc, nil
+}
