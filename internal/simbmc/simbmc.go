@@ -146,6 +146,9 @@ func (b *BMC) Serve(ctx context.Context) error {
 	return nil
 }
 
+// Close closes the socket of a BMC that will not be served.
+func (b *BMC) Close() error { return b.srv.Close() }
+
 // machineHAL is go-ipmi's in-memory HAL (sensors, FRU, LAN settings) with
 // a chassis that is the simulated machine.
 type machineHAL struct {
