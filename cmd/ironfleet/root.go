@@ -38,6 +38,7 @@ flag's name in upper case with dashes as underscores (--api-addr → IRONFLEET_A
 		newEventsCmd(),
 		newConductorCmd(),
 		newBenchCmd(),
+		newSimCmd(),
 	)
 	return root
 }
