@@ -191,8 +191,8 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 	}
 	agents, err := agent.NewFleet(agentL, agent.FleetConfig{
 		APIURL: d.apiURL, Dir: dirs["disks"], Logger: d.log.With("component", "agents"),
-		Lookup: agent.LookupConfig{InitialBackoff: 200 * time.Millisecond, MaxBackoff: 5 * time.Second, ConflictPause: 2 * time.Second},
-		Heartbeat: agent.HeartbeatConfig{ErrorMin: time.Second, ErrorMax: 2 * time.Second},
+		Lookup:     agent.LookupConfig{InitialBackoff: 200 * time.Millisecond, MaxBackoff: 5 * time.Second, ConflictPause: 2 * time.Second},
+		Heartbeat:  agent.HeartbeatConfig{ErrorMin: time.Second, ErrorMax: 2 * time.Second},
 		PowerDelay: 100 * time.Millisecond,
 	})
 	if err != nil {
@@ -346,4 +346,3 @@ func serveImage(ctx context.Context, l net.Listener, image []byte) error {
 	<-errc
 	return nil
 }
-
