@@ -40,8 +40,10 @@ and, with --enroll, the node's uuid; then it runs until interrupted.`,
 	f.String("bmc-username", "admin", "the BMCs' user name")
 	f.String("bmc-password", "password", "the BMCs' password")
 	f.String("timings", "instant", "machine delays: instant, or realistic (the lab's ipmi_sim + QEMU machines)")
+	f.Duration("boot-time", 0, "from power on until the boot device has the machine (0: as --timings says)")
 	f.Int("image-size", 1<<20, "size in bytes of the deploy image served")
 	f.Duration("lookup-timeout", 0, "how long an agent tries to look itself up (0: the agent's default, 300s)")
+	f.Duration("lookup-conflict-pause", 0, "an agent's pause after a 409 (node locked) at lookup (0: the agent's default, 60s)")
 	f.Bool("enroll", false, "create the machines as nodes (driver ipmi) with their ports through the API")
 	return cmd
 }
@@ -70,6 +72,8 @@ func runSim(cmd *cobra.Command, _ []string) error {
 	timings, _ := f.GetString("timings")
 	imageSize, _ := f.GetInt("image-size")
 	lookupTimeout, _ := f.GetDuration("lookup-timeout")
+	conflictPause, _ := f.GetDuration("lookup-conflict-pause")
+	bootTime, _ := f.GetDuration("boot-time")
 	enroll, _ := f.GetBool("enroll")
 
 	var t sim.Timings
@@ -79,6 +83,12 @@ func runSim(cmd *cobra.Command, _ []string) error {
 		t = sim.RealisticTimings()
 	default:
 		return fmt.Errorf("--timings %q: want instant or realistic", timings)
+	}
+	if bootTime < 0 {
+		return fmt.Errorf("--boot-time %s: want 0 or more", bootTime)
+	}
+	if bootTime > 0 {
+		t.Boot = bootTime
 	}
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "ironfleet-sim-"); err != nil {
@@ -91,7 +101,7 @@ func runSim(cmd *cobra.Command, _ []string) error {
 	lab, err := simlab.New(ctx, simlab.Config{
 		Nodes: nodes, First: first, Prefix: prefix, Host: host, APIURL: apiURL, Dir: dir,
 		BMCUsername: user, BMCPassword: pass, Timings: t, ImageSize: imageSize,
-		Lookup: agent.LookupConfig{Timeout: lookupTimeout}, Logger: log,
+		Lookup: agent.LookupConfig{Timeout: lookupTimeout, ConflictPause: conflictPause}, Logger: log,
 	})
 	if err != nil {
 		return err

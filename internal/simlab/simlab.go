@@ -248,24 +248,33 @@ func (l *Lab) serveImage(w http.ResponseWriter, r *http.Request) {
 
 // Enroll creates each machine as a node of driver "ipmi" with its ports
 // through the API's REST endpoints, with instance_info pointing at the
-// lab's image, and returns the nodes' UUIDs by name. A machine whose node
-// exists already (409) is an error.
+// lab's image, and returns the nodes' UUIDs by name. A node of that name
+// that exists already (a lab run before against the same API) is reused:
+// its driver_info and instance_info are replaced with this lab's, and
+// ports that exist are kept.
 func (l *Lab) Enroll(ctx context.Context) (map[string]string, error) {
 	base := strings.TrimRight(l.cfg.APIURL, "/")
 	uuids := make(map[string]string, len(l.machines))
+	instance := map[string]any{"image_source": l.ImageURL(), "image_checksum": l.imageSHA}
 	for _, m := range l.machines {
 		var node struct {
 			UUID string `json:"uuid"`
 		}
-		err := l.post(ctx, base+"/v1/nodes", map[string]any{
-			"name": m.Name, "driver": "ipmi", "driver_info": m.DriverInfo,
-			"instance_info": map[string]any{"image_source": l.ImageURL(), "image_checksum": l.imageSHA},
+		status, err := l.call(ctx, http.MethodPost, base+"/v1/nodes", map[string]any{
+			"name": m.Name, "driver": "ipmi", "driver_info": m.DriverInfo, "instance_info": instance,
 		}, &node)
+		if status == http.StatusConflict {
+			_, err = l.call(ctx, http.MethodPatch, base+"/v1/nodes/"+m.Name, []map[string]any{
+				{"op": "replace", "path": "/driver_info", "value": m.DriverInfo},
+				{"op": "replace", "path": "/instance_info", "value": instance},
+			}, &node)
+		}
 		if err != nil {
 			return uuids, fmt.Errorf("simlab: enroll %s: %w", m.Name, err)
 		}
 		for _, mac := range m.MACs {
-			if err := l.post(ctx, base+"/v1/ports", map[string]any{"address": mac, "node_uuid": node.UUID}, nil); err != nil {
+			status, err := l.call(ctx, http.MethodPost, base+"/v1/ports", map[string]any{"address": mac, "node_uuid": node.UUID}, nil)
+			if err != nil && status != http.StatusConflict {
 				return uuids, fmt.Errorf("simlab: enroll %s: port %s: %w", m.Name, mac, err)
 			}
 		}
@@ -274,35 +283,39 @@ func (l *Lab) Enroll(ctx context.Context) (map[string]string, error) {
 	return uuids, nil
 }
 
-// post sends body as JSON and decodes a 2xx answer into out (if not nil).
-func (l *Lab) post(ctx context.Context, url string, body, out any) error {
+// call sends body as JSON and decodes a 2xx answer into out (if not nil).
+// It returns the status (0 when there was no answer) and an error unless
+// the status is 2xx.
+func (l *Lab) call(ctx context.Context, method, url string, body, out any) (int, error) {
 	b, err := json.Marshal(body)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(b))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	// The newest microversion: names and other fields need one past 1.1.
+	req.Header.Set("X-OpenStack-Ironic-API-Version", "latest")
 	resp, err := l.hc.Do(req)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return err
+		return resp.StatusCode, err
 	}
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("POST %s: %s: %s", url, resp.Status, bytes.TrimSpace(raw))
+		return resp.StatusCode, fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, bytes.TrimSpace(raw))
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
-			return fmt.Errorf("POST %s: %w", url, err)
+			return resp.StatusCode, fmt.Errorf("%s %s: %w", method, url, err)
 		}
 	}
-	return nil
+	return resp.StatusCode, nil
 }
 
 // macOf is machine i's MAC: locally administered (52:54), a byte from the

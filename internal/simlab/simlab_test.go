@@ -25,6 +25,7 @@ type fakeAPI struct {
 	mu      sync.Mutex
 	nodes   []map[string]any
 	ports   []map[string]any
+	patched int
 	lookups chan string
 }
 
@@ -40,10 +41,30 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.Unlock()
 	switch {
 	case r.Method == http.MethodPost && r.URL.Path == "/v1/nodes":
+		for _, n := range f.nodes {
+			if n["name"] == body["name"] {
+				http.Error(w, `{"error_message":"exists"}`, http.StatusConflict)
+				return
+			}
+		}
 		f.nodes = append(f.nodes, body)
 		w.WriteHeader(http.StatusCreated)
 		_ = json.NewEncoder(w).Encode(map[string]any{"uuid": "uuid-" + body["name"].(string)})
+	case r.Method == http.MethodPatch && strings.HasPrefix(r.URL.Path, "/v1/nodes/"):
+		var patch []map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&patch); err != nil || len(patch) != 2 {
+			http.Error(w, "bad patch", http.StatusBadRequest)
+			return
+		}
+		f.patched++
+		_ = json.NewEncoder(w).Encode(map[string]any{"uuid": "uuid-" + strings.TrimPrefix(r.URL.Path, "/v1/nodes/")})
 	case r.Method == http.MethodPost && r.URL.Path == "/v1/ports":
+		for _, p := range f.ports {
+			if p["address"] == body["address"] {
+				http.Error(w, `{"error_message":"exists"}`, http.StatusConflict)
+				return
+			}
+		}
 		f.ports = append(f.ports, body)
 		w.WriteHeader(http.StatusCreated)
 		_, _ = io.WriteString(w, "{}")
@@ -142,6 +163,18 @@ func TestLab(t *testing.T) {
 		t.Errorf("node %v, port %v", nodes[0], ports[0])
 	}
 	ii, _ := nodes[0]["instance_info"].(map[string]any)
+
+	// Enrolling again reuses the nodes: their driver_info is replaced.
+	again, err := lab.Enroll(ctx)
+	if err != nil || again["sim-0009"] != "uuid-sim-0009" {
+		t.Fatalf("second Enroll = %v, %v", again, err)
+	}
+	api.mu.Lock()
+	if api.patched != 3 || len(api.nodes) != 3 || len(api.ports) != 3 {
+		t.Errorf("second Enroll: %d patched, %d nodes, %d ports; want 3, 3, 3", api.patched, len(api.nodes), len(api.ports))
+	}
+	api.mu.Unlock()
+
 	resp, err := http.Get(ii["image_source"].(string)) //nolint:noctx // test
 	if err != nil {
 		t.Fatal(err)
@@ -159,12 +192,12 @@ func TestLab(t *testing.T) {
 
 func TestEnrollError(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		http.Error(w, `{"error_message":"conflict"}`, http.StatusConflict)
+		http.Error(w, `{"error_message":"unavailable"}`, http.StatusServiceUnavailable)
 	}))
 	t.Cleanup(srv.Close)
 	lab := start(t, simlab.Config{Nodes: 1, APIURL: srv.URL, Dir: t.TempDir()})
-	if _, err := lab.Enroll(t.Context()); err == nil || !strings.Contains(err.Error(), "409") {
-		t.Fatalf("Enroll against a 409: %v, want the status in the error", err)
+	if _, err := lab.Enroll(t.Context()); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("Enroll against a 503: %v, want the status in the error", err)
 	}
 }
 

@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# A real multi-process ironfleet fleet on this machine: 3 nats-server
+# processes (one JetStream cluster, deployments/nats), a redis-server with
+# AOF (deployments/redis/redis.conf), `ironfleet api` and two `ironfleet
+# conductor` processes, each its own process with a pid file and a log under
+# the state directory; optionally `ironfleet sim` with simulated machines.
+#
+#   deployments/local/fleet.sh up       (make up)   start, wait until each is healthy
+#   deployments/local/fleet.sh down     (make down) stop in reverse order
+#   deployments/local/fleet.sh status   which processes run
+#
+# Environment (defaults in brackets):
+#   FLEET_DIR [.fleet]             state: pid/, log/, data of nats, redis, tftp
+#   IRONFLEET [bin/ironfleet]      the ironfleet binary
+#   NATS_SERVER [bin/nats-server]  nats-server (make up builds it from the Go module)
+#   REDIS_SERVER [redis-server]    redis-server
+#   FLEET_REDIS_PORT [6390]        Redis port (not 6379: leave a system Redis alone)
+#   FLEET_API [127.0.0.1:6385]     API listen address
+#   FLEET_HEARTBEAT_TIMEOUT [30s]  heartbeat timeout the API gives agents
+#   FLEET_SIM_NODES [0]            start `ironfleet sim --enroll` with this many machines
+#   FLEET_WAIT [60]                seconds to wait for each process to be healthy
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root"
+state=${FLEET_DIR:-.fleet}
+ironfleet=${IRONFLEET:-bin/ironfleet}
+nats_server=${NATS_SERVER:-bin/nats-server}
+redis_server=${REDIS_SERVER:-redis-server}
+redis_port=${FLEET_REDIS_PORT:-6390}
+api=${FLEET_API:-127.0.0.1:6385}
+hb=${FLEET_HEARTBEAT_TIMEOUT:-30s}
+sim_nodes=${FLEET_SIM_NODES:-0}
+wait_s=${FLEET_WAIT:-60}
+nats_urls=nats://127.0.0.1:4222,nats://127.0.0.1:4223,nats://127.0.0.1:4224
+redis_url=redis://127.0.0.1:${redis_port}/0
+# Start order; down stops in reverse.
+procs=(nats-1 nats-2 nats-3 redis api conductor-1 conductor-2 sim)
+
+log() { printf 'fleet: %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+pidfile() { echo "$state/pid/$1.pid"; }
+
+# alive NAME: the process of NAME's pid file runs (and is the one we
+# started: its command line names the binary we gave it).
+alive() {
+  local f pid
+  f=$(pidfile "$1")
+  [ -f "$f" ] || return 1
+  pid=$(cat "$f")
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  grep -qa -- "$(cat "$state/pid/$1.bin" 2>/dev/null || echo /nonexistent)" "/proc/$pid/cmdline" 2>/dev/null
+}
+
+# start NAME CMD...: run CMD in the background, detached from this shell's
+# session, output to NAME's log, pid to NAME's pid file.
+start() {
+  local name=$1; shift
+  mkdir -p "$state/pid" "$state/log"
+  printf '%s' "$1" >"$state/pid/$name.bin"
+  setsid "$@" >>"$state/log/$name.log" 2>&1 </dev/null &
+  echo $! >"$(pidfile "$name")"
+  log "started $name (pid $!): $*"
+}
+
+# healthy NAME CHECK...: wait until CHECK succeeds, failing if NAME dies.
+healthy() {
+  local name=$1; shift
+  local deadline=$((SECONDS + wait_s))
+  until "$@" >/dev/null 2>&1; do
+    alive "$name" || { tail -n 30 "$state/log/$name.log" >&2 || true; die "$name exited; log: $state/log/$name.log"; }
+    [ $SECONDS -lt $deadline ] || { tail -n 30 "$state/log/$name.log" >&2 || true; die "$name not healthy after ${wait_s}s; log: $state/log/$name.log"; }
+    sleep 0.2
+  done
+  log "$name healthy"
+}
+
+http_ok() { curl -fsS --max-time 2 -o /dev/null "$1"; }
+
+stop() {
+  local name=$1 pid t0=$SECONDS
+  alive "$name" || { rm -f "$(pidfile "$name")" "$state/pid/$name.bin"; return 0; }
+  pid=$(cat "$(pidfile "$name")")
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 150); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "$name (pid $pid) ignored SIGTERM for 15s: SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$(pidfile "$name")" "$state/pid/$name.bin"
+  log "stopped $name ($((SECONDS - t0))s)"
+}
+
+up() {
+  for p in "${procs[@]}"; do
+    alive "$p" && die "$p is already running (pid $(cat "$(pidfile "$p")")): run make down first"
+  done
+  [ -x "$ironfleet" ] || die "$ironfleet not found: run make build"
+  [ -x "$nats_server" ] || command -v "$nats_server" >/dev/null || die "$nats_server not found: make up builds it"
+  command -v "$redis_server" >/dev/null || [ -x "$redis_server" ] || die "$redis_server not found: scripts/ensure-deps.sh run"
+  command -v curl >/dev/null || die "curl not found: scripts/ensure-deps.sh run"
+  trap 'rc=$?; if [ $rc -ne 0 ]; then log "up failed: stopping what started"; down; fi' EXIT
+
+  for i in 1 2 3; do
+    # The deployments' config with the store under the state directory.
+    mkdir -p "$state/nats-$i"
+    sed "s|^\( *store_dir:\).*|\1 \"$(cd "$state/nats-$i" && pwd)\"|" \
+      "deployments/nats/nats-$i.conf" >"$state/nats-$i.conf"
+    start "nats-$i" "$nats_server" -c "$state/nats-$i.conf"
+  done
+  # A JetStream cluster is healthy once its meta group has a leader, which
+  # needs a quorum: wait for all three together.
+  for i in 1 2 3; do
+    healthy "nats-$i" http_ok "http://127.0.0.1:$((8221 + i))/healthz"
+  done
+
+  mkdir -p "$state/redis"
+  start redis "$redis_server" deployments/redis/redis.conf --port "$redis_port" \
+    --dir "$(cd "$state/redis" && pwd)" --daemonize no --logfile ""
+  healthy redis redis_ping
+
+  start api "$ironfleet" api --listen "$api" --nats "$nats_urls" --redis "$redis_url" \
+    --replicas 3 --heartbeat-timeout "$hb" --host api-1
+  healthy api http_ok "http://$api/readyz"
+
+  for i in 1 2; do
+    mkdir -p "$state/tftp-$i"
+    start "conductor-$i" "$ironfleet" conductor --host "conductor-$i" --nats "$nats_urls" \
+      --redis "$redis_url" --replicas 3 --tftp-root "$state/tftp-$i" \
+      --tftp-listen "127.0.0.1:$((6968 + i))" --metrics-listen "127.0.0.1:$((9385 + i))" \
+      --api-url "http://$api"
+  done
+  for i in 1 2; do
+    healthy "conductor-$i" conductor_registered "conductor-$i"
+  done
+
+  if [ "$sim_nodes" -gt 0 ]; then
+    # A second of boot lets the conductor finish its step before the agent
+    # looks itself up (as on hardware, where it takes far longer).
+    start sim "$ironfleet" sim --nodes "$sim_nodes" --enroll --api-url "http://$api" --disk-dir "$state/disks" \
+      --boot-time 1s --lookup-conflict-pause 2s
+    healthy sim sim_enrolled
+  fi
+  trap - EXIT
+  cat <<EOT
+
+ironfleet is up: 3 NATS servers, Redis, the API and two conductors, each its own process.
+  API        http://$api   (noauth)     metrics http://$api/metrics
+  conductors metrics http://127.0.0.1:9386/metrics http://127.0.0.1:9387/metrics
+  NATS       $nats_urls   monitor :8222-8224
+  Redis      $redis_url
+  logs       $state/log/   pids $state/pid/
+Try:
+  curl -s http://$api/v1/nodes | head
+  $ironfleet sim --nodes 5 --enroll --api-url http://$api      # simulated machines
+  $ironfleet watch --api http://$api
+Stop with: make down
+EOT
+}
+
+redis_ping() { [ "$(redis-cli -p "$redis_port" ping)" = PONG ]; }
+
+conductor_registered() {
+  curl -fsS --max-time 2 "http://$api/v1/conductors" -H 'X-OpenStack-Ironic-API-Version: latest' | grep -q "\"$1\""
+}
+
+sim_enrolled() { grep -q '"uuid"' "$state/log/sim.log"; }
+
+down() {
+  local i
+  for ((i = ${#procs[@]} - 1; i >= 0; i--)); do
+    stop "${procs[i]}"
+  done
+}
+
+status() {
+  for p in "${procs[@]}"; do
+    if alive "$p"; then echo "$p running (pid $(cat "$(pidfile "$p")"))"; else echo "$p stopped"; fi
+  done
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac
