@@ -14,8 +14,12 @@
 #   IRONFLEET [bin/ironfleet]      the ironfleet binary
 #   NATS_SERVER [bin/nats-server]  nats-server (make up builds it from the Go module)
 #   REDIS_SERVER [redis-server]    redis-server
+#   FLEET_PORT_OFFSET [0]          added to every port below and to the NATS configs
+#                                  (4222-4224 clients, 6222-6224 routes, 8222-8224 monitor),
+#                                  to run beside another fleet (the deployments test does)
 #   FLEET_REDIS_PORT [6390]        Redis port (not 6379: leave a system Redis alone)
 #   FLEET_API [127.0.0.1:6385]     API listen address
+#   conductors: TFTP on UDP 6969 and 6970, metrics on 9386 and 9387
 #   FLEET_HEARTBEAT_TIMEOUT [30s]  heartbeat timeout the API gives agents
 #   FLEET_SIM_NODES [0]            start `ironfleet sim --enroll` with this many machines
 #   FLEET_WAIT [60]                seconds to wait for each process to be healthy
@@ -27,12 +31,13 @@ state=${FLEET_DIR:-.fleet}
 ironfleet=${IRONFLEET:-bin/ironfleet}
 nats_server=${NATS_SERVER:-bin/nats-server}
 redis_server=${REDIS_SERVER:-redis-server}
-redis_port=${FLEET_REDIS_PORT:-6390}
-api=${FLEET_API:-127.0.0.1:6385}
+off=${FLEET_PORT_OFFSET:-0}
+redis_port=${FLEET_REDIS_PORT:-$((6390 + off))}
+api=${FLEET_API:-127.0.0.1:$((6385 + off))}
 hb=${FLEET_HEARTBEAT_TIMEOUT:-30s}
 sim_nodes=${FLEET_SIM_NODES:-0}
 wait_s=${FLEET_WAIT:-60}
-nats_urls=nats://127.0.0.1:4222,nats://127.0.0.1:4223,nats://127.0.0.1:4224
+nats_urls=nats://127.0.0.1:$((4222 + off)),nats://127.0.0.1:$((4223 + off)),nats://127.0.0.1:$((4224 + off))
 redis_url=redis://127.0.0.1:${redis_port}/0
 # Start order; down stops in reverse.
 procs=(nats-1 nats-2 nats-3 redis api conductor-1 conductor-2 sim)
@@ -78,16 +83,24 @@ healthy() {
 
 http_ok() { curl -fsS --max-time 2 -o /dev/null "$1"; }
 
+# running PID: the process exists and is not a zombie waiting to be reaped
+# (our processes outlive the shell that started them).
+running() {
+  local st
+  st=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$st" ] && [ "$st" != Z ]
+}
+
 stop() {
   local name=$1 pid t0=$SECONDS
   alive "$name" || { rm -f "$(pidfile "$name")" "$state/pid/$name.bin"; return 0; }
   pid=$(cat "$(pidfile "$name")")
   kill -TERM "$pid" 2>/dev/null || true
   for _ in $(seq 1 150); do
-    kill -0 "$pid" 2>/dev/null || break
+    running "$pid" || break
     sleep 0.1
   done
-  if kill -0 "$pid" 2>/dev/null; then
+  if running "$pid"; then
     log "$name (pid $pid) ignored SIGTERM for 15s: SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true
   fi
@@ -106,16 +119,24 @@ up() {
   trap 'rc=$?; if [ $rc -ne 0 ]; then log "up failed: stopping what started"; down; fi' EXIT
 
   for i in 1 2 3; do
-    # The deployments' config with the store under the state directory.
+    # The deployments' config with the store under the state directory and
+    # every port moved by the offset.
     mkdir -p "$state/nats-$i"
-    sed "s|^\( *store_dir:\).*|\1 \"$(cd "$state/nats-$i" && pwd)\"|" \
-      "deployments/nats/nats-$i.conf" >"$state/nats-$i.conf"
+    awk -v off="$off" -v sd="$(cd "$state/nats-$i" && pwd)" '
+      $1 == "store_dir:" { print "  store_dir: \"" sd "\""; next }
+      { out = ""
+        while (match($0, /127\.0\.0\.1:[0-9]+/)) {
+          out = out substr($0, 1, RSTART - 1) "127.0.0.1:" (substr($0, RSTART + 10, RLENGTH - 10) + off)
+          $0 = substr($0, RSTART + RLENGTH)
+        }
+        print out $0 }' "deployments/nats/nats-$i.conf" >"$state/nats-$i.conf"
     start "nats-$i" "$nats_server" -c "$state/nats-$i.conf"
   done
-  # A JetStream cluster is healthy once its meta group has a leader, which
-  # needs a quorum: wait for all three together.
+  # A JetStream cluster is ready once its meta group and every stream
+  # (after a restart: each R3 stream elects anew) have a leader, which needs
+  # a quorum: wait for all three together.
   for i in 1 2 3; do
-    healthy "nats-$i" http_ok "http://127.0.0.1:$((8221 + i))/healthz"
+    healthy "nats-$i" nats_ready "$((8221 + i + off))"
   done
 
   mkdir -p "$state/redis"
@@ -131,7 +152,7 @@ up() {
     mkdir -p "$state/tftp-$i"
     start "conductor-$i" "$ironfleet" conductor --host "conductor-$i" --nats "$nats_urls" \
       --redis "$redis_url" --replicas 3 --tftp-root "$state/tftp-$i" \
-      --tftp-listen "127.0.0.1:$((6968 + i))" --metrics-listen "127.0.0.1:$((9385 + i))" \
+      --tftp-listen "127.0.0.1:$((6968 + i + off))" --metrics-listen "127.0.0.1:$((9385 + i + off))" \
       --api-url "http://$api"
   done
   for i in 1 2; do
@@ -150,8 +171,8 @@ up() {
 
 ironfleet is up: 3 NATS servers, Redis, the API and two conductors, each its own process.
   API        http://$api   (noauth)     metrics http://$api/metrics
-  conductors metrics http://127.0.0.1:9386/metrics http://127.0.0.1:9387/metrics
-  NATS       $nats_urls   monitor :8222-8224
+  conductors metrics http://127.0.0.1:$((9386 + off))/metrics http://127.0.0.1:$((9387 + off))/metrics
+  NATS       $nats_urls   monitor :$((8222 + off))-$((8224 + off))
   Redis      $redis_url
   logs       $state/log/   pids $state/pid/
 Try:
@@ -160,6 +181,15 @@ Try:
   $ironfleet watch --api http://$api
 Stop with: make down
 EOT
+}
+
+# nats_ready PORT: the server's view of the cluster has a meta leader and a
+# leader for every stream.
+nats_ready() {
+  local j
+  j=$(curl -fsS --max-time 2 "http://127.0.0.1:$1/jsz?streams=true" | tr -d ' \n') || return 1
+  grep -q '"meta_cluster":{[^}]*"leader":"' <<<"$j" || return 1
+  [ "$(grep -o '"raft_group":"S-[^"]*"' <<<"$j" | wc -l)" = "$(grep -o '"raft_group":"S-[^"]*","leader":"' <<<"$j" | wc -l)" ]
 }
 
 redis_ping() { [ "$(redis-cli -p "$redis_port" ping)" = PONG ]; }
