@@ -183,7 +183,7 @@ func (s *Server) heartbeat(c *gin.Context) {
 		s.fail(c, badRequest("Invalid callback_url %q: want http(s)://host:port.", hb.CallbackURL))
 		return
 	}
-	params, _ := json.Marshal(wire.HeartbeatParams{CallbackURL: hb.CallbackURL, AgentVersion: hb.AgentVersion}) // plain struct
+	params, _ := json.Marshal(wire.HeartbeatParams{CallbackURL: hb.CallbackURL, AgentVersion: hb.AgentVersion, TokenHash: got}) // plain struct
 	task := wire.Task{
 		Version: wire.TaskVersion, ID: transport.NewUUID(), Node: n.UUID, Op: wire.OpHeartbeat,
 		Group: n.ConductorGroup, RequestedBy: "agent", CreatedAt: time.Now().UTC(), Params: params,
