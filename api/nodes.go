@@ -217,6 +217,10 @@ func (s *Server) listNodes(detail bool) gin.HandlerFunc {
 		}
 		out := make([]map[string]any, 0, len(nodes))
 		for _, n := range nodes {
+			if !detail && fields == "" {
+				out = append(out, renderNodeShort(n, base, v))
+				continue
+			}
 			doc := renderNode(n, held[n.UUID], base, v)
 			switch {
 			case fields != "":
@@ -224,14 +228,6 @@ func (s *Server) listNodes(detail bool) gin.HandlerFunc {
 					s.fail(c, err)
 					return
 				}
-			case !detail:
-				short := make(map[string]any, len(nodeListFields))
-				for _, f := range nodeListFields {
-					if val, ok := doc[f]; ok {
-						short[f] = val
-					}
-				}
-				doc = short
 			}
 			out = append(out, doc)
 		}

@@ -36,7 +36,8 @@ flag's name in upper case with dashes as underscores (--api-addr → IRONFLEET_A
 		newDevCmd(),
 		newAgentCmd(),
 		newEventsCmd(),
-		newBenchCmd(),
+		withBenchAPI(newBenchCmd()),
+		newAPICmd(),
 	)
 	return root
 }
