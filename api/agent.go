@@ -182,7 +182,10 @@ func (s *Server) heartbeat(c *gin.Context) {
 	if !matches(n) {
 		// The cache may not have the lookup that issued the token yet.
 		fresh, err := s.deps.Nodes.Get(ctx, n.UUID)
-		if err != nil && wire.CodeOf(err) != wire.CodeNotFound {
+		if wire.CodeOf(err) == wire.CodeNotFound {
+			err = nodeNotFound(n.UUID)
+		}
+		if err != nil {
 			s.fail(c, err)
 			return
 		}

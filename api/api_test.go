@@ -680,3 +680,30 @@ func TestDependencyDown(t *testing.T) {
 		t.Errorf("a task was published without the lock")
 	}
 }
+
+func TestNewValidates(t *testing.T) {
+	e := newEnv(t)
+	full := api.Deps{Nodes: e.inv, Ports: e.inv, Tasks: e.bus, Locks: e.locker, Conductors: e.reg,
+		Drivers: drivers(t), DriverNames: []string{"sim"}}
+	tests := []struct {
+		name string
+		deps func(d api.Deps) api.Deps
+		cfg  api.Config
+	}{
+		{"no nodes", func(d api.Deps) api.Deps { d.Nodes = nil; return d }, api.Config{}},
+		{"no locks", func(d api.Deps) api.Deps { d.Locks = nil; return d }, api.Config{}},
+		{"no drivers", func(d api.Deps) api.Deps { d.DriverNames = nil; return d }, api.Config{}},
+		{"unknown auth", func(d api.Deps) api.Deps { return d }, api.Config{Auth: "keystone"}},
+		{"http_basic without file", func(d api.Deps) api.Deps { return d }, api.Config{Auth: api.AuthHTTPBasic}},
+		{"missing htpasswd", func(d api.Deps) api.Deps { return d }, api.Config{Auth: api.AuthHTTPBasic, HTPasswd: "/nonexistent"}},
+		{"bad role", func(d api.Deps) api.Deps { return d }, api.Config{Roles: map[string]api.Role{"u": "root"}}},
+		{"negative knob", func(d api.Deps) api.Deps { return d }, api.Config{LockAttempts: -1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := api.New(tt.deps(full), tt.cfg); err == nil {
+				t.Errorf("New accepted it")
+			}
+		})
+	}
+}

@@ -131,11 +131,14 @@ func runBenchAPI(cmd *cobra.Command, _ []string) error {
 		}
 		hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 		g.Go(func() error {
-			go func() { <-sctx.Done(); _ = hs.Close() }()
 			if err := hs.Serve(l); !errors.Is(err, http.ErrServerClosed) {
 				return err
 			}
 			return nil
+		})
+		g.Go(func() error {
+			<-sctx.Done()
+			return hs.Close()
 		})
 		return "http://" + l.Addr().String(), nil
 	}
