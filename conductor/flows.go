@@ -236,6 +236,9 @@ func (w *work_) continueWith(op wire.Operation, back func() error) error {
 		Group: w.node.ConductorGroup, Ticket: lock.NewTicket(),
 		RequestedBy: "conductor:" + w.c.cfg.Host, CreatedAt: time.Now().UTC(),
 	}
+	if w.c.cfg.Handoff != HandoffTicket {
+		return w.releaseThenPublish(t)
+	}
 	if _, err := w.c.d.Tasks.Publish(w.ctx, t); err != nil {
 		// Nothing will continue the flow: go back to waiting, so that the
 		// agent's next heartbeat tries again.
@@ -252,6 +255,18 @@ func (w *work_) continueWith(op wire.Operation, back func() error) error {
 	w.c.metrics.handoffs.Inc()
 	w.c.event(w.outer, wire.Event{Type: wire.EventLockHandoff, Node: w.node.UUID, Task: t.ID, Op: op,
 		Message: fmt.Sprintf("lock handed to %s (fencing token %d)", op, tok)})
+	return nil
+}
+
+// releaseThenPublish is how Ironic hands a node on (the strategies ironfleet
+// is measured against): release the lock, then publish the continuation
+// without a ticket. Whoever grabs the lock in between wins.
+func (w *work_) releaseThenPublish(t wire.Task) error {
+	t.Ticket = ""
+	w.c.release(w.outer, w.lk)
+	if _, err := w.c.d.Tasks.Publish(w.outer, t); err != nil {
+		return fmt.Errorf("publishing %s: %w", t.Op, err)
+	}
 	return nil
 }
 
@@ -384,8 +399,8 @@ func (c *Conductor) heartbeat(ctx context.Context, t wire.Task, d transport.Deli
 		return transport.Retry(time.Second, errBusy), "busy"
 	}
 	var p wire.HeartbeatParams
-	if err := json.Unmarshal(t.Params, &p); err != nil || p.CallbackURL == "" {
-		return transport.Fail(wire.Errorf(wire.CodeInvalidInput, "heartbeat without a callback_url")), "failed"
+	if err := json.Unmarshal(t.Params, &p); err != nil || p.CallbackURL == "" || p.TokenHash == "" {
+		return transport.Fail(wire.Errorf(wire.CodeInvalidInput, "heartbeat without a callback_url or token hash")), "failed"
 	}
 	lk, err := c.d.Locks.Acquire(ctx, t.Node, &lock.Options{Attempts: 1, Purpose: "heartbeat", Holder: c.cfg.Host, TTL: c.cfg.LockTTL})
 	if errors.Is(err, lock.ErrLocked) {
@@ -408,9 +423,10 @@ func (c *Conductor) heartbeat(ctx context.Context, t wire.Task, d transport.Deli
 		}
 		return transport.Retry(0, err), "retry"
 	}
-	if node.Agent == nil || node.Agent.TokenHash == "" {
-		// An agent of an earlier boot (its token was forgotten at reboot).
-		return transport.Done(), "skipped"
+	if node.Agent == nil || node.Agent.TokenHash != p.TokenHash {
+		// The agent of an earlier boot: its token was forgotten when the
+		// node rebooted, or replaced by the current agent's.
+		return transport.Done(), "stale"
 	}
 	w := &work_{c: c, ctx: lk.Context(), outer: ctx, lk: lk, node: node, task: t}
 	if err := w.update(func(n *wire.Node) {
