@@ -19,7 +19,7 @@ func newSimCmd() *cobra.Command {
 		Use:   "sim",
 		Short: "Run simulated machines with IPMI BMCs and agents, for conductors in other processes",
 		Long: `sim runs --nodes simulated bare-metal machines. Each has an IPMI BMC (RMCP+,
-lanplus, cipher suite 3) on its own UDP port of --host, which conductors drive
+lanplus, cipher suite 3) on its own UDP port of --ip, which conductors drive
 with the real ipmi driver; when a machine boots from the network its simulated
 agent looks itself up and heartbeats at --api-url, and writes the deploy image
 that sim serves over HTTP. With --enroll, sim also creates the machines as nodes
@@ -34,7 +34,7 @@ and, with --enroll, the node's uuid; then it runs until interrupted.`,
 	f.Int("nodes", 5, "simulated machines")
 	f.Int("first", 0, "index of the first machine (names are <prefix>-<index>)")
 	f.String("prefix", "sim", "machine name prefix")
-	f.String("host", "127.0.0.1", "IP address the BMCs, agents and image server listen on")
+	f.String("ip", "127.0.0.1", "IP address the BMCs, agents and image server listen on")
 	f.String("api-url", "http://127.0.0.1:6385", "API the agents look up and heartbeat at, and --enroll posts to")
 	f.String("disk-dir", "", "directory of the agents' simulated disks (default: a temporary directory, removed at exit)")
 	f.String("bmc-username", "admin", "the BMCs' user name")
@@ -64,7 +64,7 @@ func runSim(cmd *cobra.Command, _ []string) error {
 	nodes, _ := f.GetInt("nodes")
 	first, _ := f.GetInt("first")
 	prefix, _ := f.GetString("prefix")
-	host, _ := f.GetString("host")
+	host, _ := f.GetString("ip")
 	apiURL, _ := f.GetString("api-url")
 	dir, _ := f.GetString("disk-dir")
 	user, _ := f.GetString("bmc-username")
