@@ -69,7 +69,7 @@ func TestMakeUp(t *testing.T) {
 	env := append(os.Environ(),
 		"FLEET_DIR="+state, "FLEET_PORT_OFFSET="+strconv.Itoa(off), "FLEET_SIM_NODES=4",
 		"FLEET_HEARTBEAT_TIMEOUT=10s")
-	make := func(target string) {
+	runMake := func(target string) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
@@ -82,8 +82,8 @@ func TestMakeUp(t *testing.T) {
 		}
 		t.Logf("make %s:\n%s", target, tail(out, 12))
 	}
-	t.Cleanup(func() { make("down") })
-	make("up")
+	t.Cleanup(func() { runMake("down") })
+	runMake("up")
 
 	api := fmt.Sprintf("http://127.0.0.1:%d", 6385+off)
 	c := &client{t: t, base: api}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -117,8 +118,7 @@ func runSim(cmd *cobra.Command, _ []string) error {
 		uuids, err = lab.Enroll(ctx)
 		if err != nil {
 			stop()
-			<-errc
-			return err
+			return errors.Join(err, <-errc)
 		}
 		log.Info("machines enrolled", "nodes", len(uuids), "took", time.Since(start).Round(time.Millisecond))
 	}

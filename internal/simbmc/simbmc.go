@@ -27,7 +27,7 @@ import (
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
 
-// ErrConfig: a Config the BMC cannot serve with.
+// ErrConfig is returned by New for a Config the BMC cannot serve with.
 var ErrConfig = errors.New("simbmc: invalid config")
 
 // Machine is what the BMC drives: conductor/sim's Machine.

@@ -30,7 +30,7 @@ import (
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
 
-// ErrConfig: a Config the lab cannot run with.
+// ErrConfig is returned by New for a Config the lab cannot run with.
 var ErrConfig = errors.New("simlab: invalid config")
 
 // Config holds a lab's settings; every zero value is documented.
@@ -185,7 +185,8 @@ func (l *Lab) wire(m *sim.Machine) {
 		if dev != wire.BootPXE {
 			return // the deployed "OS": nothing to run
 		}
-		a, err := l.agents.Boot(agent.SimNode{Name: m.Name(), MACs: m.MACs(), Machine: m})
+		// An agent lives until its machine powers off, not for a call.
+		a, err := l.agents.Boot(agent.SimNode{Name: m.Name(), MACs: m.MACs(), Machine: m}) //nolint:contextcheck // see above
 		if err != nil {
 			l.cfg.Logger.Warn("simulated agent did not start", "machine", m.Name(), "err", err)
 			return
@@ -322,15 +323,15 @@ func (l *Lab) call(ctx context.Context, method, url string, body, out any) (int,
 // prefix so labs with different prefixes do not collide, and i.
 func macOf(prefix string, i int) string {
 	h := sha256.Sum256([]byte(prefix))
-	return fmt.Sprintf("52:54:%02x:%02x:%02x:%02x", h[0], byte(i>>16), byte(i>>8), byte(i))
+	return fmt.Sprintf("52:54:%02x:%02x:%02x:%02x", h[0], i>>16&0xff, i>>8&0xff, i&0xff)
 }
 
 // imageBytes is a deterministic image of n bytes.
 func imageBytes(n int) []byte {
+	const pattern = "ironfleet simulated image\n"
 	b := make([]byte, n)
-	copy(b, "ironfleet simulated image\n")
-	for i := 32; i < n; i++ {
-		b[i] = byte(i * 31)
+	for i := range b {
+		b[i] = pattern[i%len(pattern)]
 	}
 	return b
 }
