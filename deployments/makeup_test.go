@@ -83,7 +83,9 @@ func TestMakeUp(t *testing.T) {
 		t.Logf("make %s:\n%s", target, tail(out, 12))
 	}
 	t.Cleanup(func() { runMake("down") })
+	start := time.Now()
 	runMake("up")
+	t.Logf("make up took %s", time.Since(start).Round(100*time.Millisecond))
 
 	api := fmt.Sprintf("http://127.0.0.1:%d", 6385+off)
 	c := &client{t: t, base: api}
@@ -133,7 +135,9 @@ func TestMakeUp(t *testing.T) {
 			t.Fatal("conductor-1 never held a deploying node")
 		}
 	}
+	killedAt := time.Now()
 	c.waitAll(ids, "active", 120*time.Second)
+	t.Logf("all %d nodes active %s after the kill", len(ids), time.Since(killedAt).Round(100*time.Millisecond))
 	for _, id := range ids {
 		if n := c.node(id); n.LastError != "" {
 			t.Errorf("node %s active with last_error %q", id, n.LastError)
