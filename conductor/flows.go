@@ -37,21 +37,42 @@ func (w *work_) userAction() error {
 			return w.bootAgent(wire.BootForInspect)
 		}
 	}
-	tr, err := provision.Apply(n.UUID, n.ProvisionState, verbOf[w.task.Op])
-	if err != nil {
-		w.log("task no longer applies", "state", n.ProvisionState, "err", err)
-		w.c.event(w.outer, wire.Event{Type: wire.EventTaskFailed, Node: n.UUID, Task: w.task.ID, Op: w.task.Op,
-			Code: wire.CodeInvalidTransition, Message: err.Error()})
-		return nil
+	// The API may already have made the verb's first step (enroll →
+	// verifying, available → deploying …) under the lock it handed us.
+	tr, started := provision.Started(n.ProvisionState, n.TargetProvisionState, verbOf[w.task.Op])
+	started = started && n.Step == ""
+	if !started {
+		var err error
+		if tr, err = provision.Apply(n.UUID, n.ProvisionState, verbOf[w.task.Op]); err != nil {
+			w.log("task no longer applies", "state", n.ProvisionState, "err", err)
+			w.c.event(w.outer, wire.Event{Type: wire.EventTaskFailed, Node: n.UUID, Task: w.task.ID, Op: w.task.Op,
+				Code: wire.CodeInvalidTransition, Message: err.Error()})
+			return nil
+		}
+	}
+	// begin makes the verb's first move, unless the API made it.
+	begin := func(fn func(*wire.Node)) error {
+		if started {
+			if fn == nil {
+				return nil
+			}
+			return w.update(fn)
+		}
+		return w.move(tr.To, tr.Target, func(n *wire.Node) {
+			n.LastError = ""
+			if fn != nil {
+				fn(n)
+			}
+		})
 	}
 	switch w.task.Op {
 	case wire.OpManage:
-		if n.ProvisionState == wire.StateEnroll {
-			return w.verify(tr)
+		if n.ProvisionState == wire.StateEnroll || started {
+			return w.verify(begin)
 		}
-		return w.move(tr.To, tr.Target, func(n *wire.Node) { n.LastError = "" })
+		return begin(nil)
 	case wire.OpProvide, wire.OpClean:
-		if err := w.move(tr.To, tr.Target, func(n *wire.Node) { n.LastError = "" }); err != nil {
+		if err := begin(nil); err != nil {
 			return err
 		}
 		return w.startCleaning()
@@ -60,14 +81,17 @@ func (w *work_) userAction() error {
 			return err
 		}
 		if _, _, err := imageOf(w.node); err != nil {
+			if started {
+				return w.fail(err)
+			}
 			return w.update(func(n *wire.Node) { n.LastError = err.Error() })
 		}
-		if err := w.move(tr.To, tr.Target, func(n *wire.Node) { n.LastError, n.Step = "", stepBoot }); err != nil {
+		if err := begin(func(n *wire.Node) { n.Step = stepBoot }); err != nil {
 			return err
 		}
 		return w.bootAgent(wire.BootForDeploy)
 	case wire.OpUndeploy:
-		if err := w.move(tr.To, tr.Target, func(n *wire.Node) { n.LastError, n.Agent = "", nil }); err != nil {
+		if err := begin(func(n *wire.Node) { n.Agent = nil }); err != nil {
 			return err
 		}
 		w.cleanUpBoot()
@@ -79,7 +103,7 @@ func (w *work_) userAction() error {
 		}
 		return w.startCleaning()
 	case wire.OpInspect:
-		if err := w.move(tr.To, tr.Target, func(n *wire.Node) { n.LastError, n.Step = "", stepBoot }); err != nil {
+		if err := begin(func(n *wire.Node) { n.Step = stepBoot }); err != nil {
 			return err
 		}
 		return w.bootAgent(wire.BootForInspect)
@@ -93,12 +117,16 @@ func (w *work_) userAction() error {
 	return nil
 }
 
-// verify checks the BMC of an enrolled node (enroll → verifying → manageable).
-func (w *work_) verify(tr provision.Transition) error {
+// verify checks the BMC of an enrolled node (enroll → verifying → manageable);
+// begin makes the move to verifying (or finds it made).
+func (w *work_) verify(begin func(func(*wire.Node)) error) error {
 	if err := w.c.d.Drivers.ValidateDriverInfo(w.node); err != nil {
+		if w.node.ProvisionState == wire.StateVerifying {
+			return w.fail(err)
+		}
 		return w.update(func(n *wire.Node) { n.LastError = err.Error() })
 	}
-	if err := w.move(tr.To, tr.Target, func(n *wire.Node) { n.LastError = "" }); err != nil {
+	if err := begin(nil); err != nil {
 		return err
 	}
 	pw, err := w.powerOf()
