@@ -86,7 +86,7 @@ func conductorConfigFromFlags(f *pflag.FlagSet) (fleet.ConductorConfig, lock.Con
 	lockTTL, _ := f.GetDuration("lock-ttl")
 	claim, _ := f.GetDuration("claim-timeout")
 	wait, _ := f.GetDuration("wait-timeout")
-	recover, _ := f.GetDuration("recover-after")
+	recoverAfter, _ := f.GetDuration("recover-after")
 	sync, _ := f.GetDuration("power-sync")
 	ipmiTimeout, _ := f.GetDuration("ipmi-timeout")
 	if host == "" {
@@ -95,7 +95,7 @@ func conductorConfigFromFlags(f *pflag.FlagSet) (fleet.ConductorConfig, lock.Con
 	return fleet.ConductorConfig{
 			Conductor: conductor.Config{
 				Host: host, Groups: groups, Workers: workers, MaxDeploys: maxDeploys, MaxCleans: maxCleans,
-				LockTTL: lockTTL, ClaimTimeout: claim, WaitTimeout: wait, RecoverAfter: recover, PowerSync: sync,
+				LockTTL: lockTTL, ClaimTimeout: claim, WaitTimeout: wait, RecoverAfter: recoverAfter, PowerSync: sync,
 				Boot: wire.BootParams{Kernel: kernel, Ramdisk: ramdisk, APIURL: apiURL, ExtraArgs: args},
 			},
 			TFTPRoot: root, TFTPListen: tftpListen,

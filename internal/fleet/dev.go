@@ -117,7 +117,7 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 	}
 	d = &Dev{cfg: cfg, log: cfg.Logger, Registry: prometheus.NewRegistry()}
 	d.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	defer func() {
+	defer func() { //nolint:contextcheck // stopping uses its own bounded contexts, not the caller's
 		if err != nil {
 			d.Stop()
 		}
@@ -214,7 +214,7 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 		}
 		conductors[i] = c
 	}
-	srv, err := NewAPI(infra, drivers, api.Config{
+	srv, err := NewAPI(infra, drivers, api.Config{ //nolint:contextcheck // New does no I/O
 		Auth: api.AuthNone, Host: "dev", HeartbeatTimeout: cfg.HeartbeatTimeout,
 		Logger: d.log.With("component", "api"), Registerer: d.Registry, Gatherer: d.Registry,
 	})
@@ -250,6 +250,7 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 			if dev != wire.BootPXE {
 				return
 			}
+			//nolint:contextcheck // the agent lives on the fleet's context, not the boot callback's
 			if _, err := agents.Boot(agent.SimNode{Name: name, MACs: []string{mac}, Machine: m}); err != nil {
 				d.log.Warn("starting simulated agent", "machine", name, "err", err)
 			}
@@ -304,7 +305,7 @@ func demoImage() ([]byte, string) {
 	img := make([]byte, 4<<20)
 	copy(img, "ironfleet demo image\n")
 	for i := 4096; i < len(img); i++ {
-		img[i] = byte(i)
+		img[i] = byte(i) //nolint:gosec // a byte pattern: wrapping is the point
 	}
 	sum := sha256.Sum256(img)
 	return img, hex.EncodeToString(sum[:])
@@ -329,6 +330,8 @@ func serveImage(ctx context.Context, l net.Listener, image []byte) error {
 	if srv.Shutdown(sctx) != nil {
 		_ = srv.Close()
 	}
-	<-errc
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
 	return nil
 }
