@@ -106,10 +106,10 @@ func runBenchFleet(cmd *cobra.Command, _ []string) error {
 }
 
 func writeSVG(path string, results []fleetbench.Result) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return err
 	}
-	fh, err := os.Create(path)
+	fh, err := os.Create(path) //nolint:gosec // the user names the chart's file
 	if err != nil {
 		return err
 	}

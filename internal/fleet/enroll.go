@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -122,7 +123,7 @@ func (e *httpError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.Status,
 func (c *apiClient) provision(ctx context.Context, uuid, target, want string) error {
 	for {
 		err := c.do(ctx, http.MethodPut, "/v1/nodes/"+uuid+"/states/provision", map[string]any{"target": target}, nil)
-		if he, ok := err.(*httpError); ok && he.Status == http.StatusConflict {
+		if he := (*httpError)(nil); errors.As(err, &he) && he.Status == http.StatusConflict {
 			time.Sleep(500 * time.Millisecond)
 			continue
 		}

@@ -195,7 +195,7 @@ func runOne(ctx context.Context, cfg Config, s conductor.HandoffStrategy, dir st
 	if err != nil {
 		return r, err
 	}
-	defer d.Stop()
+	defer d.Stop() //nolint:contextcheck // Stop bounds its own shutdown and must run after ctx ends too
 	c := newClient(d.APIURL())
 	nodes, err := c.waitAllIn(ctx, cfg.Nodes, "available", 5*time.Minute)
 	if err != nil {
@@ -317,7 +317,7 @@ func startPests(ctx context.Context, rc *redis.Client, nodes []node, cfg Config)
 	p := &pestSet{lk: lk}
 	for i, n := range nodes {
 		for j := range cfg.Pests {
-			rng := rand.New(rand.NewPCG(uint64(i), uint64(j)))
+			rng := rand.New(rand.NewPCG(uint64(i), uint64(j))) //nolint:gosec // jitter, not secrets
 			p.wg.Go(func() { p.run(ctx, n.UUID, cfg, rng) })
 		}
 	}
@@ -654,7 +654,10 @@ func (c *client) waitAllIn(ctx context.Context, n int, state string, timeout tim
 			}
 		}
 		if !sleep(ctx, 250*time.Millisecond) {
-			return nil, fmt.Errorf("waiting for %d nodes %s: %w (last error: %v)", n, state, ctx.Err(), err)
+			if err != nil {
+				return nil, fmt.Errorf("waiting for %d nodes %s: %w (last error: %w)", n, state, ctx.Err(), err)
+			}
+			return nil, fmt.Errorf("waiting for %d nodes %s: %w", n, state, ctx.Err())
 		}
 	}
 }
