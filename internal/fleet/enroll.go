@@ -14,29 +14,47 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// enroll registers n simulated nodes (sim-0001…) and their ports through
-// the API, as an operator would, and with provide takes each to available.
-func enroll(ctx context.Context, apiURL string, n int, imageURL, imageSum string, provide bool, log *slog.Logger) error {
+// enrollment is what enroll registers.
+type enrollment struct {
+	n                  int
+	imageURL, imageSum string
+	// provide takes each node to available; manualClean enrolls them with
+	// automated_clean false (providing skips cleaning).
+	provide, manualClean bool
+	// workers nodes at a time; zero means 8.
+	workers int
+}
+
+// enroll registers e.n simulated nodes (sim-0001…) and their ports through
+// the API, as an operator would, and with e.provide takes each to available.
+func enroll(ctx context.Context, apiURL string, e enrollment, log *slog.Logger) error {
 	c := &apiClient{base: apiURL, hc: &http.Client{Timeout: 30 * time.Second}}
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(8)
-	for i := range n {
+	if e.workers <= 0 {
+		e.workers = 8
+	}
+	g.SetLimit(e.workers)
+	for i := range e.n {
 		name := fmt.Sprintf("sim-%04d", i+1)
 		mac := fmt.Sprintf("52:54:00:%02x:%02x:%02x", (i>>16)&0xff, (i>>8)&0xff, i&0xff)
 		g.Go(func() error {
 			var node struct {
 				UUID string `json:"uuid"`
 			}
-			if err := c.do(gctx, http.MethodPost, "/v1/nodes", map[string]any{
+			body := map[string]any{
 				"name": name, "driver": "sim", "driver_info": map[string]any{"sim_machine": name},
-				"instance_info": map[string]any{"image_source": imageURL, "image_checksum": imageSum},
-			}, &node); err != nil {
+				"instance_info": map[string]any{"image_source": e.imageURL, "image_checksum": e.imageSum},
+			}
+			if e.manualClean {
+				body["automated_clean"] = false
+			}
+			if err := c.do(gctx, http.MethodPost, "/v1/nodes", body, &node); err != nil {
 				return fmt.Errorf("enroll %s: %w", name, err)
 			}
 			if err := c.do(gctx, http.MethodPost, "/v1/ports", map[string]any{"node_uuid": node.UUID, "address": mac}, nil); err != nil {
 				return fmt.Errorf("port of %s: %w", name, err)
 			}
-			if !provide {
+			if !e.provide {
 				return nil
 			}
 			for _, step := range []struct{ target, want string }{{"manage", "manageable"}, {"provide", "available"}} {
@@ -49,7 +67,7 @@ func enroll(ctx context.Context, apiURL string, n int, imageURL, imageSum string
 	}
 	err := g.Wait()
 	if err == nil {
-		log.Info("simulated nodes enrolled", "nodes", n, "provided", provide)
+		log.Info("simulated nodes enrolled", "nodes", e.n, "provided", e.provide)
 	}
 	return err
 }
