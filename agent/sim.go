@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -174,6 +175,13 @@ func (f *Fleet) Boot(n SimNode) (*SimAgent, error) {
 		callback: f.base + "/agents/" + n.Name,
 		done:     make(chan struct{}),
 	}
+	// A machine's disk exists before anything is written to it (cleaning may
+	// come first); the file stays sparse until written.
+	df, err := os.OpenFile(s.disk, os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("agent: fleet: node %s: disk: %w", n.Name, err)
+	}
+	_ = df.Close()
 	inv := simInventory(n, s.disk, f.cfg.DiskSize)
 	version := f.cfg.Version
 	if version == "" {

@@ -3,13 +3,73 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ironfleet/ironfleet/lock"
+	"github.com/ironfleet/ironfleet/transport"
+	"github.com/ironfleet/ironfleet/transport/wire"
 )
+
+// Nodes is what the API needs of the node inventory (*transport.Inventory):
+// cached reads, compare-and-set writes and read-your-writes.
+type Nodes interface {
+	// Node reads a node from the cache.
+	Node(uuid string) (wire.Node, bool)
+	// List reads one page of cached nodes.
+	List(q transport.NodeQuery) ([]wire.Node, error)
+	// Get reads a node from the store (not the cache).
+	Get(ctx context.Context, uuid string) (wire.Node, error)
+	NodeByName(ctx context.Context, name string) (wire.Node, error)
+	NodeByMAC(ctx context.Context, mac string) (wire.Node, error)
+	CreateNode(ctx context.Context, n wire.Node) (wire.Node, error)
+	UpdateNode(ctx context.Context, uuid string, fence uint64, fn func(*wire.Node) error) (wire.Node, error)
+	DeleteNode(ctx context.Context, uuid string, fence uint64) error
+	// Sync waits until the cache holds every write stored before the call.
+	Sync(ctx context.Context) error
+}
+
+// Ports is what the API needs of the port inventory (*transport.Inventory).
+type Ports interface {
+	Ports(q transport.PortQuery) ([]wire.Port, error)
+	GetPort(ctx context.Context, uuid string) (wire.Port, error)
+	CreatePort(ctx context.Context, p wire.Port) (wire.Port, error)
+	UpdatePort(ctx context.Context, uuid string, fn func(*wire.Port) error) (wire.Port, error)
+	DeletePort(ctx context.Context, uuid string) error
+}
+
+// Tasks publishes tasks for conductors (*transport.Bus).
+type Tasks interface {
+	Publish(ctx context.Context, t wire.Task) (uint64, error)
+}
+
+// Locks is what the API needs of the node lock (*lock.Locker): a
+// standard-mode attempt before publishing a user action, and the lock view.
+type Locks interface {
+	Acquire(ctx context.Context, resource string, opts *lock.Options) (*lock.Lock, error)
+	Snapshot(ctx context.Context, resource string) (lock.Snapshot, error)
+	Summary(ctx context.Context) ([]lock.Snapshot, error)
+}
+
+// Conductors lists the registered conductors (*transport.Registry).
+type Conductors interface {
+	Conductors(ctx context.Context) ([]transport.ConductorInfo, error)
+}
+
+// DriverValidator checks a node's driver_info without touching hardware
+// (conductor.Drivers).
+type DriverValidator interface {
+	ValidateDriverInfo(node wire.Node) error
+}
 
 // Checker reports whether a dependency (NATS, Redis) is reachable.
 type Checker interface {
@@ -22,33 +82,214 @@ type CheckFunc func(ctx context.Context) error
 // Check calls f.
 func (f CheckFunc) Check(ctx context.Context) error { return f(ctx) }
 
-// Config holds the API's optional settings.
-type Config struct {
-	// Logger receives request logs; nil means slog.Default().
-	Logger *slog.Logger
-	// Checks are run by /readyz, by name; nil means none (always ready).
+// Deps are the API's required dependencies. Every field must be set except
+// Checks.
+type Deps struct {
+	Nodes      Nodes
+	Ports      Ports
+	Tasks      Tasks
+	Locks      Locks
+	Conductors Conductors
+	Drivers    DriverValidator
+	// DriverNames are the hardware types nodes may use ("ipmi", "sim"),
+	// the keys of the conductor.Drivers map.
+	DriverNames []string
+	// Checks are run by /readyz, by name ("nats", "redis").
 	Checks map[string]Checker
+}
+
+// AuthMode selects how API users authenticate.
+type AuthMode string
+
+// Auth modes.
+const (
+	// AuthNone lets everyone in as admin: development only; New logs a
+	// warning.
+	AuthNone AuthMode = "noauth"
+	// AuthHTTPBasic checks users against an htpasswd file (bcrypt entries),
+	// as Ironic's standalone mode does.
+	AuthHTTPBasic AuthMode = "http_basic"
+)
+
+// Role is what an authenticated user may do.
+type Role string
+
+// Roles.
+const (
+	// RoleAdmin may do everything.
+	RoleAdmin Role = "admin"
+	// RoleReader may only read (GET and HEAD).
+	RoleReader Role = "reader"
+)
+
+// Config holds the API's settings. Every zero value means the documented
+// default.
+type Config struct {
+	// Auth is the auth mode; "" means AuthNone.
+	Auth AuthMode
+	// HTPasswd is the htpasswd file for AuthHTTPBasic (bcrypt entries only).
+	HTPasswd string
+	// Roles maps htpasswd users to roles; users not in it get DefaultRole.
+	Roles map[string]Role
+	// DefaultRole is the role of users not in Roles; "" means RoleAdmin
+	// (Ironic's http_basic lets every listed user do everything).
+	DefaultRole Role
+	// MaxBodyBytes caps request bodies (413 beyond); 0 means 1 MiB.
+	MaxBodyBytes int64
+	// LockAttempts and LockInterval are the standard-mode lock attempts
+	// before 409 NodeLocked; 0 means Ironic's 3 × 1s.
+	LockAttempts int
+	LockInterval time.Duration
+	// ClaimTimeout is how long a task's lock ticket may wait for its
+	// conductor after the API hands the lock off; 0 means 30s.
+	ClaimTimeout time.Duration
+	// HeartbeatTimeout is told to agents at lookup; 0 means 300s.
+	HeartbeatTimeout time.Duration
+	// Host names this API process as a lock holder ("api:<Host>"); ""
+	// means the hostname.
+	Host string
+	// PublicURL is the base of links in responses (http://host:6385); ""
+	// means the request's own scheme and Host header.
+	PublicURL string
+	// LockViewTimeout bounds the lock reads behind reservation fields, the
+	// lock view and the lock gauges; 0 means 2s.
+	LockViewTimeout time.Duration
+	// BusiestLocks is how many nodes the per-node lock gauges cover; 0
+	// means 20.
+	BusiestLocks int
+	// Logger receives request and error logs; nil means slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the API's metrics; nil means a private registry.
+	Registerer prometheus.Registerer
+	// Gatherer is what /metrics serves; nil means the Registerer when it is
+	// also a Gatherer (a *prometheus.Registry), else the private registry.
+	Gatherer prometheus.Gatherer
+}
+
+func (c *Config) setDefaults() error {
+	switch c.Auth {
+	case "":
+		c.Auth = AuthNone
+	case AuthNone, AuthHTTPBasic:
+	default:
+		return fmt.Errorf("api: auth mode %q: want %s or %s", c.Auth, AuthNone, AuthHTTPBasic)
+	}
+	if c.Auth == AuthHTTPBasic && c.HTPasswd == "" {
+		return errors.New("api: auth http_basic needs an htpasswd file")
+	}
+	if c.DefaultRole == "" {
+		c.DefaultRole = RoleAdmin
+	}
+	for u, r := range c.Roles {
+		if r != RoleAdmin && r != RoleReader {
+			return fmt.Errorf("api: role %q of user %q: want %s or %s", r, u, RoleAdmin, RoleReader)
+		}
+	}
+	if c.DefaultRole != RoleAdmin && c.DefaultRole != RoleReader {
+		return fmt.Errorf("api: default role %q: want %s or %s", c.DefaultRole, RoleAdmin, RoleReader)
+	}
+	if c.MaxBodyBytes < 0 || c.LockAttempts < 0 || c.LockInterval < 0 || c.ClaimTimeout < 0 ||
+		c.HeartbeatTimeout < 0 || c.LockViewTimeout < 0 || c.BusiestLocks < 0 {
+		return errors.New("api: negative size, count or duration in Config")
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.LockAttempts == 0 {
+		c.LockAttempts = 3
+	}
+	if c.LockInterval == 0 {
+		c.LockInterval = time.Second
+	}
+	if c.ClaimTimeout == 0 {
+		c.ClaimTimeout = 30 * time.Second
+	}
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = 300 * time.Second
+	}
+	if c.LockViewTimeout == 0 {
+		c.LockViewTimeout = 2 * time.Second
+	}
+	if c.BusiestLocks == 0 {
+		c.BusiestLocks = 20
+	}
+	if c.Host == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "localhost"
+		}
+		c.Host = h
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Registerer == nil {
+		r := prometheus.NewRegistry()
+		c.Registerer, c.Gatherer = r, r
+	}
+	if c.Gatherer == nil {
+		if g, ok := c.Registerer.(prometheus.Gatherer); ok {
+			c.Gatherer = g
+		} else {
+			c.Gatherer = prometheus.NewRegistry()
+		}
+	}
+	return nil
 }
 
 // Server is the HTTP API.
 type Server struct {
-	cfg    Config
-	engine *gin.Engine
-	http   *http.Server
+	deps    Deps
+	cfg     Config
+	log     *slog.Logger
+	holder  string
+	users   map[string][]byte // htpasswd: user → bcrypt hash
+	basic   basicCache
+	drivers []string
+	metrics *metrics
+	engine  *gin.Engine
 }
 
-// New builds the API's handler.
-func New(cfg Config) *Server {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+// New validates deps and cfg, reads the htpasswd file when needed,
+// registers the API's metrics and builds the routes.
+func New(deps Deps, cfg Config) (*Server, error) {
+	if deps.Nodes == nil || deps.Ports == nil || deps.Tasks == nil || deps.Locks == nil ||
+		deps.Conductors == nil || deps.Drivers == nil {
+		return nil, errors.New("api: Deps needs Nodes, Ports, Tasks, Locks, Conductors and Drivers")
 	}
+	if len(deps.DriverNames) == 0 {
+		return nil, errors.New("api: Deps.DriverNames is empty: no hardware type to offer")
+	}
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		deps:    deps,
+		cfg:     cfg,
+		log:     cfg.Logger,
+		holder:  "api:" + cfg.Host,
+		drivers: slices.Sorted(slices.Values(deps.DriverNames)),
+	}
+	if cfg.Auth == AuthHTTPBasic {
+		users, err := readHTPasswd(cfg.HTPasswd)
+		if err != nil {
+			return nil, err
+		}
+		s.users = users
+	} else {
+		s.log.Warn("API AUTHENTICATION IS OFF (auth=noauth): anyone who can reach the API may provision and delete nodes; use http_basic outside development")
+	}
+	m, err := newMetrics(cfg.Registerer, s)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
 	gin.SetMode(gin.ReleaseMode)
-	e := gin.New()
-	e.Use(gin.Recovery())
-	s := &Server{cfg: cfg, engine: e}
-	e.GET("/healthz", s.healthz)
-	e.GET("/readyz", s.readyz)
-	return s
+	s.engine = gin.New()
+	s.engine.ContextWithFallback = false
+	s.routes()
+	return s, nil
 }
 
 // Handler is the API as an http.Handler.
@@ -56,9 +297,9 @@ func (s *Server) Handler() http.Handler { return s.engine }
 
 // Serve answers on l until ctx is done, then shuts down gracefully.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	s.http = &http.Server{Handler: s.engine, ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: s.engine, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
-	go func() { errc <- s.http.Serve(l) }()
+	go func() { errc <- hs.Serve(l) }()
 	select {
 	case err := <-errc:
 		return err
@@ -66,9 +307,9 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	err := s.http.Shutdown(sctx)
+	err := hs.Shutdown(sctx)
 	if err != nil {
-		_ = s.http.Close() // close what a graceful shutdown left open
+		_ = hs.Close() // close what a graceful shutdown left open
 	}
 	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		return serr
@@ -85,7 +326,7 @@ func (s *Server) readyz(c *gin.Context) {
 	defer cancel()
 	out := gin.H{}
 	status := http.StatusOK
-	for name, chk := range s.cfg.Checks {
+	for name, chk := range s.deps.Checks {
 		if err := chk.Check(ctx); err != nil {
 			out[name] = err.Error()
 			status = http.StatusServiceUnavailable

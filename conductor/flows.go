@@ -376,7 +376,7 @@ func (w *work_) continueClean() error {
 // heartbeat records an agent's call-back and, when its node was waiting for
 // it, resumes the flow. Heartbeats never wait for the lock (the agent beats
 // again) and never take the workers reserved for user actions.
-func (c *Conductor) heartbeat(ctx context.Context, t wire.Task) (transport.Outcome, string) {
+func (c *Conductor) heartbeat(ctx context.Context, t wire.Task, d transport.Delivery) (transport.Outcome, string) {
 	select {
 	case c.heartbeats <- struct{}{}:
 		defer func() { <-c.heartbeats }()
@@ -389,6 +389,12 @@ func (c *Conductor) heartbeat(ctx context.Context, t wire.Task) (transport.Outco
 	}
 	lk, err := c.d.Locks.Acquire(ctx, t.Node, &lock.Options{Attempts: 1, Purpose: "heartbeat", Holder: c.cfg.Host, TTL: c.cfg.LockTTL})
 	if errors.Is(err, lock.ErrLocked) {
+		// The conductor that booted the node may still hold it, finishing
+		// the boot step: this first beat is the one that resumes the flow,
+		// so try it again shortly rather than wait for the next beat.
+		if n, gerr := c.d.Nodes.Get(ctx, t.Node); gerr == nil && !d.Last && (n.Step == stepBoot || n.Step == stepWaitAgent) {
+			return transport.Retry(200*time.Millisecond, err), "retry"
+		}
 		return transport.Done(), "skipped"
 	}
 	if err != nil {

@@ -33,7 +33,7 @@ func (c *Conductor) handle(ctx context.Context, t wire.Task, d transport.Deliver
 	var outcome string
 	switch t.Op {
 	case wire.OpHeartbeat:
-		out, outcome = c.heartbeat(ctx, t)
+		out, outcome = c.heartbeat(ctx, t, d)
 	case wire.OpManage, wire.OpProvide, wire.OpDeploy, wire.OpRebuild, wire.OpUndeploy,
 		wire.OpClean, wire.OpInspect, wire.OpAbort, wire.OpPower, wire.OpBootDevice,
 		wire.OpContinueDeploy, wire.OpContinueClean:

@@ -1,20 +1,13 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"net"
 	"os"
-	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
 
-	"github.com/ironfleet/ironfleet/api"
-	"github.com/ironfleet/ironfleet/internal/redisproc"
-	"github.com/ironfleet/ironfleet/transport"
+	"github.com/ironfleet/ironfleet/conductor/sim"
+	"github.com/ironfleet/ironfleet/internal/fleet"
 )
 
 func newDevCmd() *cobra.Command {
@@ -22,15 +15,23 @@ func newDevCmd() *cobra.Command {
 		Use:   "dev",
 		Short: "Run the whole fleet in one process on embedded defaults",
 		Long: `dev starts, in this process, an embedded NATS server with JetStream, a private
-redis-server child process and the API, and stops them in reverse order on Ctrl-C.
-Its state lives in a temporary directory removed at exit unless --data-dir is given.`,
+redis-server child process, the API (noauth), two conductors in one group, a TFTP
+server on a high port and --nodes simulated machines with simulated agents, which
+it enrolls through the API and takes to available. Ctrl-C stops everything in
+order. Its state lives in a temporary directory removed at exit unless --data-dir
+is given.`,
 		Args: cobra.NoArgs,
 		RunE: runDev,
 	}
 	f := cmd.Flags()
 	f.String("api-addr", "127.0.0.1:6385", "address the API listens on")
-	f.String("data-dir", "", "directory for NATS and Redis data (default: a temporary directory removed at exit)")
+	f.String("tftp-addr", "127.0.0.1:0", "UDP address of the TFTP server (default: a free high port)")
+	f.String("data-dir", "", "directory for NATS, Redis, TFTP and disk data (default: a temporary directory removed at exit)")
 	f.String("redis-server", "redis-server", "redis-server binary to run")
+	f.Int("nodes", 20, "simulated machines to run and enroll")
+	f.Int("conductors", 2, "conductors to run")
+	f.Bool("provide", true, "take the enrolled nodes to available")
+	f.Bool("realistic", true, "simulate the lab machines' timings (power, ~12s boot) instead of instant ones")
 	return cmd
 }
 
@@ -41,88 +42,59 @@ func runDev(cmd *cobra.Command, _ []string) error {
 	}
 	f := cmd.Flags()
 	apiAddr, _ := f.GetString("api-addr")
+	tftpAddr, _ := f.GetString("tftp-addr")
 	dataDir, _ := f.GetString("data-dir")
 	redisBin, _ := f.GetString("redis-server")
-	ctx := cmd.Context()
-
+	nodes, _ := f.GetInt("nodes")
+	conductors, _ := f.GetInt("conductors")
+	provide, _ := f.GetBool("provide")
+	realistic, _ := f.GetBool("realistic")
+	if nodes < 0 || nodes > 10000 {
+		return fmt.Errorf("--nodes %d: want 0 to 10000", nodes)
+	}
 	if dataDir == "" {
-		dataDir, err = os.MkdirTemp("", "ironfleet-dev-")
-		if err != nil {
+		if dataDir, err = os.MkdirTemp("", "ironfleet-dev-"); err != nil {
 			return fmt.Errorf("data dir: %w", err)
 		}
 		defer os.RemoveAll(dataDir)
 	}
-	for _, d := range []string{"nats", "redis"} {
-		if err := os.MkdirAll(dataDir+"/"+d, 0o700); err != nil {
-			return fmt.Errorf("data dir: %w", err)
-		}
+	cfg := fleet.DevConfig{
+		DataDir: dataDir, APIAddr: apiAddr, TFTPAddr: tftpAddr, RedisServer: redisBin,
+		Nodes: nodes, Conductors: conductors, Provide: provide, Logger: log,
 	}
-
-	// Listen first: a port already in use is the most likely start-up error,
-	// and it should come before anything else is started.
-	l, err := new(net.ListenConfig).Listen(ctx, "tcp", apiAddr)
-	if err != nil {
-		return fmt.Errorf("api: listen on %s: %w (is another ironfleet running? use --api-addr)", apiAddr, err)
+	if realistic {
+		cfg.Timings = sim.RealisticTimings()
 	}
-
-	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	ns, err := transport.StartEmbedded(startCtx, transport.EmbeddedConfig{StoreDir: dataDir + "/nats"})
+	d, err := fleet.StartDev(cmd.Context(), cfg)
 	if err != nil {
-		_ = l.Close()
 		return err
 	}
-	defer func() { ns.Shutdown(); log.Info("nats stopped") }()
-	log.Info("nats started", "url", ns.URL())
+	defer d.Stop()
 
-	rs, err := redisproc.Start(startCtx, redisproc.Config{Dir: dataDir + "/redis", Binary: redisBin, AOF: true})
-	if err != nil {
-		_ = l.Close()
-		return fmt.Errorf("redis: %w", err)
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		_ = rs.Stop(sctx, true)
-		log.Info("redis stopped")
-	}()
-	log.Info("redis started", "url", rs.URL())
-
-	nc, err := nats.Connect(ns.URL(), nats.Name("ironfleet-dev"))
-	if err != nil {
-		_ = l.Close()
-		return fmt.Errorf("nats: connect: %w", err)
-	}
-	defer nc.Close()
-	rc := redis.NewClient(rs.Options())
-	defer rc.Close()
-
-	srv := api.New(api.Config{
-		Logger: log,
-		Checks: map[string]api.Checker{
-			"nats": api.CheckFunc(func(context.Context) error {
-				if !nc.IsConnected() {
-					return fmt.Errorf("nats: %s", nc.Status())
-				}
-				return nil
-			}),
-			"redis": api.CheckFunc(func(ctx context.Context) error { return rc.Ping(ctx).Err() }),
-		},
-	})
-
-	base := "http://" + l.Addr().String()
+	api := d.APIURL()
 	fmt.Fprintf(cmd.OutOrStdout(), `
 ironfleet dev is running (Ctrl-C to stop)
-  API      %[1]s
-  health   curl -s %[1]s/healthz
-  ready    curl -s %[1]s/readyz
+  API      %[1]s   (noauth; Ironic-compatible, /v1)
+  health   curl -s %[1]s/healthz ; curl -s %[1]s/readyz
+  nodes    curl -s %[1]s/v1/nodes | jq        (%[5]d simulated nodes, enrolling and providing)
+  deploy   curl -s -X PUT -H 'Content-Type: application/json' -d '{"target":"active"}' %[1]s/v1/nodes/sim-0001/states/provision
+  CLI      OS_ENDPOINT=%[1]s OS_AUTH_TYPE=none baremetal node list
+           OS_ENDPOINT=%[1]s OS_AUTH_TYPE=none baremetal node deploy sim-0002 --wait
+  locks    curl -s %[1]s/v1/locks | jq
+  metrics  curl -s %[1]s/metrics
+  watch    ironfleet watch --api %[1]s
+  events   ironfleet events --follow --nats %[2]s
   NATS     %[2]s
   Redis    %[3]s
-`, base, ns.URL(), rs.URL())
-
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return srv.Serve(gctx, l) })
-	err = g.Wait()
-	log.Info("api stopped")
-	return err
+  TFTP     %[4]s
+`, api, d.NATSURL(), d.RedisURL(), d.TFTPAddr(), nodes)
+	failed := make(chan error, 1)
+	go func() { failed <- d.Wait() }()
+	select {
+	case <-cmd.Context().Done():
+		log.Info("stopping")
+		return nil
+	case err := <-failed:
+		return fmt.Errorf("the fleet stopped: %w", err)
+	}
 }

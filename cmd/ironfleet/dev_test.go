@@ -2,9 +2,12 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,7 +40,7 @@ func TestDevStartsAnswersAndStopsOnSIGINT(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	dataDir := t.TempDir()
-	cmd := exec.Command(bin, "dev", "--api-addr", "127.0.0.1:0", "--data-dir", dataDir)
+	cmd := exec.Command(bin, "dev", "--api-addr", "127.0.0.1:0", "--data-dir", dataDir, "--nodes", "2", "--realistic=false", "--log-level", "warn")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -77,6 +80,27 @@ func TestDevStartsAnswersAndStopsOnSIGINT(t *testing.T) {
 			t.Fatalf("GET %s = %d, want 200", path, resp.StatusCode)
 		}
 	}
+	// The simulated nodes are enrolled and provided; one deploys.
+	waitNodes(t, base, "available", 2)
+	req, _ := http.NewRequest(http.MethodPut, base+"/v1/nodes/sim-0001/states/provision", strings.NewReader(`{"target":"active"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-OpenStack-Ironic-API-Version", "latest") // names need >= 1.5
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("PUT provision active = %d, want 202", resp.StatusCode)
+	}
+	waitNodes(t, base, "active", 1)
+
+	// ironfleet watch shows the states the API reports.
+	out, err := exec.CommandContext(t.Context(), bin, "watch", "--once", "--api", base).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "active") || !strings.Contains(string(out), "nodes: 2") {
+		t.Fatalf("ironfleet watch --once: %v\n%s", err, out)
+	}
+
 	redisPID := findProcess(t, dataDir)
 	if redisPID == "" {
 		t.Fatal("no redis-server child found for the dev fleet")
@@ -101,6 +125,31 @@ func TestDevStartsAnswersAndStopsOnSIGINT(t *testing.T) {
 	if _, err := os.Stat("/proc/" + redisPID); err == nil {
 		t.Fatalf("redis-server (pid %s) still running after ironfleet dev exited", redisPID)
 	}
+}
+
+// waitNodes waits until n nodes are in state, reading the API as a client does.
+func waitNodes(t *testing.T, base, state string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequest(http.MethodGet, base+"/v1/nodes?provision_state="+url.QueryEscape(state), nil)
+		req.Header.Set("X-OpenStack-Ironic-API-Version", "latest")
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			var body struct {
+				Nodes []json.RawMessage `json:"nodes"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&body)
+			_ = resp.Body.Close()
+			if err == nil && len(body.Nodes) >= n {
+				return
+			}
+			last = fmt.Sprintf("%d nodes %s", len(body.Nodes), state)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("not %d nodes %s within 90s (last: %s)", n, state, last)
 }
 
 // findProcess returns the pid of a process whose command line mentions s.

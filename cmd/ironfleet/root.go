@@ -37,6 +37,7 @@ flag's name in upper case with dashes as underscores (--api-addr → IRONFLEET_A
 		newAgentCmd(),
 		newEventsCmd(),
 		newConductorCmd(),
+		newWatchCmd(),
 		newBenchCmd(),
 	)
 	return root

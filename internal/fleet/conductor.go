@@ -19,6 +19,9 @@ type ConductorConfig struct {
 	Conductor conductor.Config
 	// TFTPRoot is where boot configs are written (and served from). Required.
 	TFTPRoot string
+	// Boot, when set, is the boot config writer to use (conductors sharing
+	// a TFTP root in one process share it); nil means one on TFTPRoot.
+	Boot *pxe.Configs
 	// TFTPListen, when set, runs a TFTP server on that UDP address.
 	TFTPListen string
 	// IPMI configures the ipmi driver.
@@ -48,9 +51,12 @@ func NewConductor(infra *Infra, cfg ConductorConfig) (*Conductor, error) {
 		// metrics apart.
 		cfg.Registerer = prometheus.WrapRegistererWith(prometheus.Labels{"conductor": cfg.Conductor.Host}, cfg.Registerer)
 	}
-	boot, err := pxe.NewConfigs(pxe.Config{Root: cfg.TFTPRoot, Logger: cfg.Logger})
-	if err != nil {
-		return nil, err
+	boot := cfg.Boot
+	if boot == nil {
+		var err error
+		if boot, err = pxe.NewConfigs(pxe.Config{Root: cfg.TFTPRoot, Logger: cfg.Logger}); err != nil {
+			return nil, err
+		}
 	}
 	cfg.IPMI.Logger, cfg.IPMI.Registerer = cfg.Logger, cfg.Registerer
 	ipmiDriver, err := ipmi.New(cfg.IPMI)
@@ -70,20 +76,17 @@ func NewConductor(infra *Infra, cfg ConductorConfig) (*Conductor, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &Conductor{Conductor: c, Boot: boot, cfg: cfg}
-	if cfg.TFTPListen != "" {
-		out.tftp, err = pxe.NewServer(pxe.ServerConfig{Root: cfg.TFTPRoot, Logger: cfg.Logger, Registerer: cfg.Registerer})
-		if err != nil {
-			return nil, err
-		}
+	tftp, err := pxe.NewServer(pxe.ServerConfig{Root: cfg.TFTPRoot, Logger: cfg.Logger, Registerer: cfg.Registerer})
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	return &Conductor{Conductor: c, Boot: boot, tftp: tftp, cfg: cfg}, nil
 }
 
 // ListenTFTP opens the TFTP server's socket, if one is configured, so that
 // a bad address is reported before anything runs.
 func (c *Conductor) ListenTFTP(ctx context.Context) (net.PacketConn, error) {
-	if c.tftp == nil {
+	if c.cfg.TFTPListen == "" {
 		return nil, nil
 	}
 	return new(net.ListenConfig).ListenPacket(ctx, "udp", c.cfg.TFTPListen)

@@ -1,0 +1,378 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/ironfleet/ironfleet/conductor/provision"
+	"github.com/ironfleet/ironfleet/lock"
+	"github.com/ironfleet/ironfleet/transport"
+	"github.com/ironfleet/ironfleet/transport/wire"
+)
+
+func (s *Server) nodeStates(c *gin.Context) {
+	n, err := s.findNode(c, c.Param("node"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, renderStates(n, version(c)))
+}
+
+// planner turns a node, as read, into the task an action asks for, or says
+// why the action is impossible in the node's state.
+type planner func(n wire.Node) (wire.Task, error)
+
+// act runs a user action the way the lead's design fixes it: validate on the
+// cached node, take the node's lock in standard mode (409 NodeLocked), re-read
+// and re-validate under it, publish the task carrying a fresh ticket, then
+// hand the lock off to that ticket. A publish failure releases the lock (503).
+func (s *Server) act(c *gin.Context, n wire.Node, purpose string, plan planner) error {
+	if _, err := plan(n); err != nil {
+		return err
+	}
+	ctx := c.Request.Context()
+	lk, err := s.lockNode(ctx, n.UUID, purpose)
+	if err != nil {
+		return err
+	}
+	// From here the lock is ours: finish on a context the client cannot cancel.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	fresh, err := s.deps.Nodes.Get(wctx, n.UUID)
+	if wire.CodeOf(err) == wire.CodeNotFound {
+		err = nodeNotFound(n.UUID)
+	}
+	var task wire.Task
+	if err == nil {
+		task, err = plan(fresh)
+	}
+	if err != nil {
+		s.release(wctx, lk)
+		return err
+	}
+	task.Version = wire.TaskVersion
+	task.ID = transport.NewUUID()
+	task.Node = fresh.UUID
+	task.Group = fresh.ConductorGroup
+	task.Ticket = lock.NewTicket()
+	task.RequestedBy = requestedBy(c)
+	task.CreatedAt = time.Now().UTC()
+	if _, err := s.deps.Tasks.Publish(wctx, task); err != nil {
+		s.release(wctx, lk)
+		if wire.CodeOf(err) == wire.CodeInvalidInput {
+			return err
+		}
+		return unavailable("task bus (NATS)", err)
+	}
+	if _, err := lk.Handoff(wctx, task.Ticket, s.cfg.ClaimTimeout); err != nil {
+		// The task is on the bus; its conductor gets the lock when our
+		// lease runs out instead of at once.
+		s.log.WarnContext(wctx, "lock handoff failed after publishing; the task waits for the lease to expire",
+			"node", fresh.UUID, "task", task.ID, "err", err)
+	}
+	s.metrics.tasks.WithLabelValues(string(task.Op)).Inc()
+	return nil
+}
+
+// accepted answers 202 with Ironic's Location for an action on n.
+func (s *Server) accepted(c *gin.Context, n wire.Node) {
+	c.Header("Location", s.base(c)+"/v1/nodes/"+n.UUID+"/states")
+	c.Status(http.StatusAccepted)
+}
+
+// checkKeys refuses keys not in allowed, with Ironic's words.
+func checkKeys(body map[string]json.RawMessage, allowed ...string) error {
+	var extra []string
+	for k := range body {
+		if !slices.Contains(allowed, k) {
+			extra = append(extra, k)
+		}
+	}
+	if len(extra) > 0 {
+		sort.Strings(extra)
+		return badRequest("Unexpected arguments: %s", strings.Join(extra, ", "))
+	}
+	return nil
+}
+
+func stringField(body map[string]json.RawMessage, key string) (string, error) {
+	raw, ok := body[key]
+	if !ok {
+		return "", badRequest("Missing argument: %q", key)
+	}
+	var v string
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return "", badRequest("Invalid %s: %s is not a string.", key, raw)
+	}
+	return v, nil
+}
+
+// verbVersion is the microversion each provision target appeared in.
+var verbVersion = map[string]int{"manage": 4, "provide": 4, "inspect": 6, "abort": 13, "clean": 15, "deploy": 73, "undeploy": 73}
+
+func badAction(action string, n wire.Node, state string) error {
+	if state == "" {
+		state = "None"
+	}
+	return badRequest("The requested action %q can not be performed on node %q while it is in state %q.", action, n.UUID, state)
+}
+
+func (s *Server) setProvision(c *gin.Context) {
+	v := version(c)
+	body, err := decodeObject(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	n, err := s.findNode(c, c.Param("node"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := checkKeys(body, "target", "configdrive", "clean_steps", "deploy_steps", "disable_ramdisk"); err != nil {
+		s.fail(c, err)
+		return
+	}
+	target, err := stringField(body, "target")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	verb, err := provision.ParseVerb(target)
+	if err != nil {
+		s.fail(c, badAction(target, n, string(n.ProvisionState)))
+		return
+	}
+	if minor, ok := verbVersion[target]; ok && !v.AtLeast(minor) {
+		s.fail(c, notAcceptable())
+		return
+	}
+	if verb == provision.VerbClean {
+		if _, ok := body["clean_steps"]; !ok {
+			s.fail(c, badRequest("\"clean_steps\" is required when setting target provision state to clean"))
+			return
+		}
+	}
+	var params json.RawMessage
+	delete(body, "target")
+	if len(body) > 0 {
+		params, _ = json.Marshal(body) // decoded JSON re-encodes
+	}
+	plan := func(n wire.Node) (wire.Task, error) {
+		t, err := provision.Apply(n.UUID, n.ProvisionState, verb)
+		if err != nil {
+			return wire.Task{}, err
+		}
+		if n.Maintenance && (verb == provision.VerbDeploy || verb == provision.VerbRebuild) {
+			return wire.Task{}, badRequest("Node %s is in maintenance mode; %s is refused.", n.UUID, target)
+		}
+		if n.Protected && (verb == provision.VerbRebuild || verb == provision.VerbUndeploy) {
+			return wire.Task{}, badRequest("Node %s is protected and cannot be undeployed, rebuilt or deleted.", n.UUID)
+		}
+		return wire.Task{Op: t.Op, Params: params}, nil
+	}
+	if err := s.act(c, n, string(verb), plan); err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.accepted(c, n)
+}
+
+func (s *Server) setPower(c *gin.Context) {
+	body, err := decodeObject(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	n, err := s.findNode(c, c.Param("node"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := checkKeys(body, "target", "timeout"); err != nil {
+		s.fail(c, err)
+		return
+	}
+	target, err := stringField(body, "target")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	p := wire.PowerParams{Target: wire.PowerState(target)}
+	switch p.Target {
+	case wire.PowerOn, wire.PowerOff, wire.PowerRebooting:
+	default:
+		s.fail(c, badAction(target, n, string(n.PowerState)))
+		return
+	}
+	if raw, ok := body["timeout"]; ok {
+		if !version(c).AtLeast(27) {
+			s.fail(c, notAcceptable())
+			return
+		}
+		if err := json.Unmarshal(raw, &p.TimeoutSeconds); err != nil || p.TimeoutSeconds < 1 {
+			s.fail(c, badRequest("Invalid timeout %s: a positive whole number of seconds.", raw))
+			return
+		}
+	}
+	params, _ := json.Marshal(p) // plain struct
+	plan := func(wire.Node) (wire.Task, error) { return wire.Task{Op: wire.OpPower, Params: params}, nil }
+	if err := s.act(c, n, "power "+target, plan); err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.accepted(c, n)
+}
+
+func (s *Server) getBootDevice(c *gin.Context) {
+	n, err := s.findNode(c, c.Param("node"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var dev any
+	if n.BootDevice != "" {
+		dev = string(n.BootDevice)
+	}
+	c.JSON(http.StatusOK, gin.H{"boot_device": dev, "persistent": n.BootDevicePersistent})
+}
+
+func (s *Server) supportedBootDevices(c *gin.Context) {
+	if _, err := s.findNode(c, c.Param("node")); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"supported_boot_devices": []wire.BootDevice{wire.BootPXE, wire.BootDisk}})
+}
+
+func (s *Server) setBootDevice(c *gin.Context) {
+	body, err := decodeObject(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	n, err := s.findNode(c, c.Param("node"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := checkKeys(body, "boot_device", "persistent"); err != nil {
+		s.fail(c, err)
+		return
+	}
+	dev, err := stringField(body, "boot_device")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	p := wire.BootDeviceParams{Device: wire.BootDevice(dev)}
+	if p.Device != wire.BootPXE && p.Device != wire.BootDisk {
+		s.fail(c, badRequest("Invalid boot device %q: want pxe or disk.", dev))
+		return
+	}
+	if raw, ok := body["persistent"]; ok {
+		if err := json.Unmarshal(raw, &p.Persistent); err != nil {
+			s.fail(c, badRequest("Invalid persistent %s: want true or false.", raw))
+			return
+		}
+	}
+	params, _ := json.Marshal(p) // plain struct
+	plan := func(wire.Node) (wire.Task, error) { return wire.Task{Op: wire.OpBootDevice, Params: params}, nil }
+	if err := s.act(c, n, "boot device", plan); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// setMaintenance turns maintenance on (with an optional reason) or off. It
+// is a compare-and-set of fields the lock holder does not own, so it needs
+// no lock and cannot undo a conductor's write.
+func (s *Server) setMaintenance(on bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		n, err := s.findNode(c, c.Param("node"))
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		reason := c.Query("reason")
+		if on && c.Request.ContentLength != 0 {
+			body, err := decodeObject(c)
+			if err == nil {
+				err = checkKeys(body, "reason")
+			}
+			if err == nil {
+				if _, ok := body["reason"]; ok {
+					reason, err = stringField(body, "reason")
+				}
+			}
+			if err != nil {
+				s.fail(c, err)
+				return
+			}
+		}
+		ctx := c.Request.Context()
+		_, err = s.deps.Nodes.UpdateNode(ctx, n.UUID, 0, func(cur *wire.Node) error {
+			cur.Maintenance = on
+			cur.MaintenanceReason = reason
+			if !on {
+				cur.MaintenanceReason, cur.Fault = "", ""
+			}
+			return nil
+		})
+		if wire.CodeOf(err) == wire.CodeNotFound {
+			err = nodeNotFound(n.UUID)
+		}
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		s.syncCache(ctx)
+		s.accepted(c, n)
+	}
+}
+
+// validateNode checks what can be checked without hardware: driver_info
+// for power and management, instance_info for deploy, a PXE port for boot.
+func (s *Server) validateNode(c *gin.Context) {
+	n, err := s.findNode(c, c.Param("node"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	result := func(err error) gin.H {
+		if err != nil {
+			return gin.H{"result": false, "reason": err.Error()}
+		}
+		return gin.H{"result": true}
+	}
+	unsupported := gin.H{"result": nil, "reason": "not supported by ironfleet"}
+	drv := s.deps.Drivers.ValidateDriverInfo(n)
+	var deploy error
+	if src, _ := n.InstanceInfo["image_source"].(string); src == "" {
+		deploy = errors.New("missing instance_info.image_source")
+	}
+	var boot error
+	ports, err := s.deps.Ports.Ports(transport.PortQuery{NodeUUID: n.UUID})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if !slices.ContainsFunc(ports, func(p wire.Port) bool { return p.PXEEnable }) {
+		boot = errors.New("no PXE-enabled port: create a port with pxe_enabled=true")
+	}
+	c.JSON(http.StatusOK, gin.H{
+		"boot": result(boot), "deploy": result(deploy), "management": result(drv), "power": result(drv),
+		"network": result(nil), "storage": result(nil), "inspect": result(drv),
+		"bios": unsupported, "console": unsupported, "raid": unsupported, "rescue": unsupported,
+	})
+}

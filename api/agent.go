@@ -1,0 +1,197 @@
+package api
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/ironfleet/ironfleet/conductor/provision"
+	"github.com/ironfleet/ironfleet/transport"
+	"github.com/ironfleet/ironfleet/transport/wire"
+)
+
+// errTokenIssued: a lookup for a node whose agent token was already handed
+// out (the agent retries; the conductor clears it when it boots the node
+// into the agent again).
+var errTokenIssued = errors.New("api: agent token already issued")
+
+func tokenHash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+func newToken() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:]) // crypto/rand does not fail
+	return hex.EncodeToString(b[:])
+}
+
+// lookup finds the node of an agent by its MACs (or node_uuid) and hands
+// out the node's one-time agent token. Nodes that do not expect an agent
+// are "not found", as Ironic answers (restrict_lookup).
+func (s *Server) lookup(c *gin.Context) {
+	ctx := c.Request.Context()
+	addrs, hint := c.Query("addresses"), c.Query("node_uuid")
+	if addrs == "" && hint == "" {
+		s.fail(c, badRequest("Lookup needs addresses (MACs, comma-separated) or node_uuid."))
+		return
+	}
+	var (
+		node  wire.Node
+		found bool
+	)
+	if hint != "" {
+		if !isUUID(hint) {
+			s.fail(c, badRequest("node_uuid %q is not a UUID.", hint))
+			return
+		}
+		n, err := s.deps.Nodes.Get(ctx, strings.ToLower(hint))
+		if err != nil && wire.CodeOf(err) != wire.CodeNotFound {
+			s.fail(c, err)
+			return
+		}
+		node, found = n, err == nil
+	}
+	for a := range strings.SplitSeq(addrs, ",") {
+		if found || strings.TrimSpace(a) == "" {
+			continue
+		}
+		mac, err := transport.NormalizeMAC(strings.TrimSpace(a))
+		if err != nil {
+			s.fail(c, badMAC(a))
+			return
+		}
+		n, err := s.deps.Nodes.NodeByMAC(ctx, mac)
+		if wire.CodeOf(err) == wire.CodeNotFound {
+			continue
+		}
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		node, found = n, true
+	}
+	notFound := coded(wire.CodeNotFound, "Node with addresses %s could not be found.", addrs)
+	if !found || !provision.ExpectsAgent(node.ProvisionState) {
+		s.fail(c, notFound)
+		return
+	}
+	token := newToken()
+	updated, err := s.deps.Nodes.UpdateNode(ctx, node.UUID, 0, func(n *wire.Node) error {
+		if !provision.ExpectsAgent(n.ProvisionState) {
+			return notFound
+		}
+		if n.Agent != nil && n.Agent.TokenHash != "" {
+			return errTokenIssued
+		}
+		if n.Agent == nil {
+			n.Agent = &wire.AgentInfo{}
+		}
+		n.Agent.TokenHash, n.Agent.Token = tokenHash(token), token
+		return nil
+	})
+	switch {
+	case errors.Is(err, errTokenIssued):
+		err = coded(wire.CodeConflict, "An agent token was already issued for node %s; the agent must wait until the node is booted into it again.", node.UUID)
+	case wire.CodeOf(err) == wire.CodeNotFound:
+		err = notFound
+	}
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.log.InfoContext(ctx, "agent token issued", "request_id", c.GetString(ctxRequestID), "node", updated.UUID,
+		"client", c.ClientIP())
+	c.JSON(http.StatusOK, wire.LookupResponse{
+		Node: wire.LookupNode{
+			UUID:         updated.UUID,
+			Properties:   updated.Properties,
+			InstanceInfo: updated.InstanceInfo,
+			DriverInternalInfo: map[string]any{
+				"agent_url": agentURL(updated),
+			},
+		},
+		Config: wire.LookupConfig{
+			HeartbeatTimeout:   s.cfg.HeartbeatTimeout.Seconds(),
+			AgentToken:         token,
+			AgentTokenRequired: true,
+		},
+	})
+}
+
+func agentURL(n wire.Node) any {
+	if n.Agent == nil || n.Agent.URL == "" {
+		return nil
+	}
+	return n.Agent.URL
+}
+
+// heartbeat checks the agent token and publishes a heartbeat task without
+// taking the lock (the conductor tries it once; the agent beats again).
+func (s *Server) heartbeat(c *gin.Context) {
+	ctx := c.Request.Context()
+	body, err := decodeObject(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var hb wire.HeartbeatRequest
+	raw, _ := json.Marshal(body) // decoded JSON re-encodes
+	if err := json.Unmarshal(raw, &hb); err != nil {
+		s.fail(c, badRequest("Invalid heartbeat: %v", err))
+		return
+	}
+	n, err := s.findNode(c, c.Param("node"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if hb.AgentToken == "" {
+		s.log.WarnContext(ctx, "heartbeat without an agent token", "request_id", c.GetString(ctxRequestID), "node", n.UUID, "client", c.ClientIP())
+		s.fail(c, fmt.Errorf("%w: the heartbeat carries no agent_token", ErrUnauthorized))
+		return
+	}
+	got := tokenHash(hb.AgentToken)
+	matches := func(n wire.Node) bool {
+		return n.Agent != nil && n.Agent.TokenHash != "" && subtle.ConstantTimeCompare([]byte(got), []byte(n.Agent.TokenHash)) == 1
+	}
+	if !matches(n) {
+		// The cache may not have the lookup that issued the token yet.
+		fresh, err := s.deps.Nodes.Get(ctx, n.UUID)
+		if err != nil && wire.CodeOf(err) != wire.CodeNotFound {
+			s.fail(c, err)
+			return
+		}
+		n = fresh
+	}
+	if !matches(n) {
+		s.log.WarnContext(ctx, "heartbeat with a wrong agent token", "request_id", c.GetString(ctxRequestID), "node", n.UUID, "client", c.ClientIP())
+		s.fail(c, fmt.Errorf("%w: invalid agent token for node %s", ErrForbidden, n.UUID))
+		return
+	}
+	if u, err := url.Parse(hb.CallbackURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		s.fail(c, badRequest("Invalid callback_url %q: want http(s)://host:port.", hb.CallbackURL))
+		return
+	}
+	params, _ := json.Marshal(wire.HeartbeatParams{CallbackURL: hb.CallbackURL, AgentVersion: hb.AgentVersion}) // plain struct
+	task := wire.Task{
+		Version: wire.TaskVersion, ID: transport.NewUUID(), Node: n.UUID, Op: wire.OpHeartbeat,
+		Group: n.ConductorGroup, RequestedBy: "agent", CreatedAt: time.Now().UTC(), Params: params,
+	}
+	if _, err := s.deps.Tasks.Publish(ctx, task); err != nil {
+		s.fail(c, unavailable("task bus (NATS)", err))
+		return
+	}
+	s.metrics.tasks.WithLabelValues(string(task.Op)).Inc()
+	c.Status(http.StatusAccepted)
+}

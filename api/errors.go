@@ -1,0 +1,124 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/ironfleet/ironfleet/conductor/provision"
+	"github.com/ironfleet/ironfleet/lock"
+	"github.com/ironfleet/ironfleet/transport/wire"
+)
+
+// Errors the API's handlers return for what has no wire.Code.
+var (
+	// ErrUnauthorized: no or bad credentials (401).
+	ErrUnauthorized = errors.New("api: authentication required")
+	// ErrForbidden: credentials fine, action not allowed (403).
+	ErrForbidden = errors.New("api: forbidden")
+	// ErrNotAcceptable: a microversion out of range or a field the
+	// requested microversion does not have (406).
+	ErrNotAcceptable = errors.New("api: request not acceptable")
+)
+
+// coded returns a *wire.Error whose message is what the client reads.
+func coded(code wire.Code, format string, args ...any) error {
+	return wire.Errorf(code, format, args...)
+}
+
+func badRequest(format string, args ...any) error {
+	return coded(wire.CodeInvalidInput, format, args...)
+}
+
+// notAcceptable is ErrNotAcceptable with Ironic's faultstring.
+func notAcceptable() error { return fmt.Errorf("%w", ErrNotAcceptable) }
+
+// unavailable marks err (a dependency failing) as a 503.
+func unavailable(what string, err error) error {
+	return &wire.Error{Code: wire.CodeUnavailable, Message: what + " unavailable: " + err.Error(), Err: err}
+}
+
+// httpStatus is the one place that maps errors to HTTP: it returns the
+// status and the faultstring the client reads. Server-side faults (5xx)
+// never reveal the underlying error.
+func httpStatus(err error) (int, string) {
+	var (
+		locked  *lock.LockedError
+		invalid *provision.InvalidTransitionError
+		tooBig  *http.MaxBytesError
+		syntax  *json.SyntaxError
+		typ     *json.UnmarshalTypeError
+		netErr  net.Error
+	)
+	switch {
+	case errors.As(err, &tooBig):
+		return http.StatusRequestEntityTooLarge, fmt.Sprintf("Request body larger than %d bytes.", tooBig.Limit)
+	case errors.Is(err, ErrUnauthorized):
+		return http.StatusUnauthorized, err.Error()
+	case errors.Is(err, ErrForbidden):
+		return http.StatusForbidden, err.Error()
+	case errors.Is(err, ErrNotAcceptable):
+		return http.StatusNotAcceptable, "Request not acceptable."
+	case errors.As(err, &locked):
+		holder := locked.Holder
+		if holder == "" {
+			holder = "(a task waiting in line)"
+		}
+		return http.StatusConflict, fmt.Sprintf("Node %s is locked by host %s, please retry after the current operation is completed.", locked.Resource, holder)
+	case errors.As(err, &invalid):
+		return http.StatusBadRequest, invalid.Error()
+	case errors.As(err, &syntax), errors.As(err, &typ):
+		return http.StatusBadRequest, "Invalid JSON in request body: " + err.Error()
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, "A dependency did not answer in time; retry."
+	}
+	switch wire.CodeOf(err) {
+	case wire.CodeInvalidInput, wire.CodeInvalidTransition, wire.CodeDecode, wire.CodeUnknownVersion:
+		return http.StatusBadRequest, err.Error()
+	case wire.CodeNotFound:
+		return http.StatusNotFound, err.Error()
+	case wire.CodeConflict, wire.CodeNodeLocked:
+		return http.StatusConflict, err.Error()
+	case wire.CodeUnavailable, wire.CodeTimeout:
+		return http.StatusServiceUnavailable, "Service temporarily unavailable: a dependency (NATS or Redis) is down; retry."
+	}
+	if errors.As(err, &netErr) || errors.Is(err, lock.ErrClosed) {
+		return http.StatusServiceUnavailable, "Service temporarily unavailable: a dependency (NATS or Redis) is down; retry."
+	}
+	return http.StatusInternalServerError, "Internal server error."
+}
+
+// fault is the inner object of Ironic's error body.
+type fault struct {
+	FaultCode   string  `json:"faultcode"`
+	FaultString string  `json:"faultstring"`
+	DebugInfo   *string `json:"debuginfo"`
+}
+
+// errorBody encodes Ironic's error document: error_message holds the
+// fault object JSON-encoded a second time.
+func errorBody(status int, msg string) gin.H {
+	code := "Client"
+	if status >= 500 {
+		code = "Server"
+	}
+	inner, _ := json.Marshal(fault{FaultCode: code, FaultString: msg}) // cannot fail
+	return gin.H{"error_message": string(inner)}
+}
+
+// fail answers c with err in Ironic's format and logs what the client is not
+// told.
+func (s *Server) fail(c *gin.Context, err error) {
+	status, msg := httpStatus(err)
+	if status >= 500 {
+		s.log.ErrorContext(c.Request.Context(), "request failed", "request_id", c.GetString(ctxRequestID),
+			"method", c.Request.Method, "path", c.FullPath(), "status", status, "err", err)
+	}
+	c.Abort()
+	c.JSON(status, errorBody(status, msg))
+}

@@ -1,0 +1,184 @@
+package api_test
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/httpbasic"
+	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/noauth"
+	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/nodes"
+	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/ports"
+	"github.com/gophercloud/gophercloud/v2/pagination"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/ironfleet/ironfleet/api"
+	"github.com/ironfleet/ironfleet/transport/wire"
+)
+
+// TestGophercloud drives the API with gophercloud v2's baremetal client,
+// unchanged, in both of Ironic's standalone auth modes: everything a client
+// does that needs no conductor. (With a conductor the same flow continues to
+// "active"; that test lives with the conductor.)
+func TestGophercloud(t *testing.T) {
+	h, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	htpasswd := filepath.Join(t.TempDir(), "htpasswd")
+	if err := os.WriteFile(htpasswd, []byte("operator:"+string(h)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	modes := []struct {
+		name   string
+		opt    envOption
+		client func(endpoint string) (*gophercloud.ServiceClient, error)
+	}{
+		{"noauth", func(*api.Config) {}, func(ep string) (*gophercloud.ServiceClient, error) {
+			return noauth.NewBareMetalNoAuth(noauth.EndpointOpts{IronicEndpoint: ep})
+		}},
+		{"http_basic", func(c *api.Config) { c.Auth, c.HTPasswd = api.AuthHTTPBasic, htpasswd }, func(ep string) (*gophercloud.ServiceClient, error) {
+			return httpbasic.NewBareMetalHTTPBasic(httpbasic.EndpointOpts{IronicEndpoint: ep, IronicUser: "operator", IronicUserPassword: "pw"})
+		}},
+	}
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			e := newEnv(t, m.opt)
+			client, err := m.client(e.url + "/v1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			client.Microversion = "1.82"
+			gophercloudFlow(t, e, client)
+		})
+	}
+}
+
+func gophercloudFlow(t *testing.T, e *env, client *gophercloud.ServiceClient) {
+	ctx := t.Context()
+	// Create nodes and a port each.
+	var uuids []string
+	for i := range 5 {
+		name := "gc-" + string(rune('a'+i))
+		n, err := nodes.Create(ctx, client, nodes.CreateOpts{
+			Name: name, Driver: "sim", DriverInfo: map[string]any{"sim_machine": name, "sim_password": "hidden"},
+			ConductorGroup: "rack1",
+		}).Extract()
+		if err != nil {
+			t.Fatalf("create %s: %v", name, err)
+		}
+		if n.ProvisionState != "enroll" || n.DriverInfo["sim_password"] != api.Mask {
+			t.Errorf("created node %+v", n)
+		}
+		uuids = append(uuids, n.UUID)
+		mac := "52:54:00:00:10:0" + string(rune('0'+i))
+		if _, err := ports.Create(ctx, client, ports.CreateOpts{NodeUUID: n.UUID, Address: mac}).Extract(); err != nil {
+			t.Fatalf("create port: %v", err)
+		}
+	}
+	// A duplicate name is a 409 to gophercloud too.
+	_, err := nodes.Create(ctx, client, nodes.CreateOpts{Name: "gc-a", Driver: "sim"}).Extract()
+	if !gophercloud.ResponseCodeIs(err, http.StatusConflict) {
+		t.Errorf("duplicate create: %v, want 409", err)
+	}
+
+	// List through pages of 2: gophercloud follows nodes_links.
+	var names []string
+	pages := 0
+	err = nodes.ListDetail(client, nodes.ListOpts{Limit: 2, SortKey: "name", ConductorGroup: "rack1"}).EachPage(ctx,
+		func(_ context.Context, p pagination.Page) (bool, error) {
+			ns, err := nodes.ExtractNodes(p)
+			if err != nil {
+				return false, err
+			}
+			pages++
+			for _, n := range ns {
+				names = append(names, n.Name)
+			}
+			return true, nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"gc-a", "gc-b", "gc-c", "gc-d", "gc-e"}; !slices.Equal(names, want) || pages < 3 {
+		t.Errorf("listed %v in %d pages, want %v in 3+", names, pages, want)
+	}
+	all, err := nodes.List(client, nodes.ListOpts{ProvisionState: nodes.Enroll, Fields: []string{"uuid", "name"}}).AllPages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ns, _ := nodes.ExtractNodes(all); len(ns) != 5 {
+		t.Errorf("filtered list has %d nodes", len(ns))
+	}
+
+	// Get by name, patch.
+	n, err := nodes.Get(ctx, client, "gc-a").Extract()
+	if err != nil || n.UUID != uuids[0] {
+		t.Fatalf("get by name: %+v, %v", n, err)
+	}
+	n, err = nodes.Update(ctx, client, n.UUID, nodes.UpdateOpts{
+		nodes.UpdateOperation{Op: nodes.AddOp, Path: "/instance_info/image_source", Value: "http://images/x.qcow2"},
+		nodes.UpdateOperation{Op: nodes.ReplaceOp, Path: "/description", Value: "rack 1, slot 1"},
+	}).Extract()
+	if err != nil || n.InstanceInfo["image_source"] != "http://images/x.qcow2" || n.Description != "rack 1, slot 1" {
+		t.Fatalf("update: %+v, %v", n, err)
+	}
+	_, err = nodes.Update(ctx, client, n.UUID, nodes.UpdateOpts{
+		nodes.UpdateOperation{Op: nodes.ReplaceOp, Path: "/provision_state", Value: "active"},
+	}).Extract()
+	if !gophercloud.ResponseCodeIs(err, http.StatusBadRequest) {
+		t.Errorf("patching provision_state: %v, want 400", err)
+	}
+
+	// Provision: accepted (202) and invalid (400).
+	if err := nodes.ChangeProvisionState(ctx, client, uuids[0], nodes.ProvisionStateOpts{Target: nodes.TargetManage}).ExtractErr(); err != nil {
+		t.Fatalf("manage: %v", err)
+	}
+	err = nodes.ChangeProvisionState(ctx, client, uuids[1], nodes.ProvisionStateOpts{Target: nodes.TargetActive}).ExtractErr()
+	if !gophercloud.ResponseCodeIs(err, http.StatusBadRequest) {
+		t.Errorf("deploy from enroll: %v, want 400", err)
+	}
+	// Power: 202.
+	if err := nodes.ChangePowerState(ctx, client, uuids[1], nodes.PowerStateOpts{Target: nodes.PowerOn}).ExtractErr(); err != nil {
+		t.Fatalf("power on: %v", err)
+	}
+	// 409 while the lock is held (here by the manage task's ticket, never
+	// claimed since no conductor runs: it stays reserved for its claim timeout).
+	err = nodes.ChangePowerState(ctx, client, uuids[0], nodes.PowerStateOpts{Target: nodes.PowerOff}).ExtractErr()
+	if !gophercloud.ResponseCodeIs(err, http.StatusConflict) {
+		t.Errorf("power while the manage task holds the lock: %v, want 409", err)
+	}
+	// Boot device and validate.
+	if err := nodes.SetBootDevice(ctx, client, uuids[2], nodes.BootDeviceOpts{BootDevice: "pxe"}).ExtractErr(); err != nil {
+		t.Errorf("boot device: %v", err)
+	}
+	if _, err := nodes.Validate(ctx, client, uuids[2]).Extract(); err != nil {
+		t.Errorf("validate: %v", err)
+	}
+	// Delete: enroll nodes may go; the handed-off one is locked.
+	if err := nodes.Delete(ctx, client, uuids[4]).ExtractErr(); err != nil {
+		t.Errorf("delete: %v", err)
+	}
+	if _, err := nodes.Get(ctx, client, uuids[4]).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
+		t.Errorf("get after delete: %v, want 404", err)
+	}
+	if err := nodes.Delete(ctx, client, uuids[0]).ExtractErr(); !gophercloud.ResponseCodeIs(err, http.StatusConflict) {
+		t.Errorf("delete of a locked node: %v, want 409", err)
+	}
+	// The tasks a conductor would get.
+	var ops []wire.Operation
+	for _, task := range e.tasks() {
+		ops = append(ops, task.Op)
+	}
+	if want := []wire.Operation{wire.OpManage, wire.OpPower, wire.OpBootDevice}; !slices.Equal(ops, want) {
+		t.Errorf("published %v, want %v", ops, want)
+	}
+	snap, err := e.locker.Snapshot(ctx, uuids[0])
+	if err != nil || !snap.Held || snap.Mode != "handoff" {
+		t.Errorf("manage's lock %+v, %v", snap, err)
+	}
+}

@@ -1,0 +1,699 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+	"github.com/gin-gonic/gin"
+
+	"github.com/ironfleet/ironfleet/conductor/provision"
+	"github.com/ironfleet/ironfleet/lock"
+	"github.com/ironfleet/ironfleet/transport"
+	"github.com/ironfleet/ironfleet/transport/wire"
+)
+
+var (
+	uuidRe  = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	nameRe  = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,255}$`)
+	groupRe = regexp.MustCompile(`^[A-Za-z0-9_-]{0,255}$`)
+)
+
+func isUUID(s string) bool { return uuidRe.MatchString(s) }
+
+func nodeNotFound(ident string) error {
+	return coded(wire.CodeNotFound, "Node %s could not be found.", ident)
+}
+
+// findNode resolves a path's node by UUID (the cache, then the store for a
+// node written elsewhere a moment ago) or by name (from 1.5).
+func (s *Server) findNode(c *gin.Context, ident string) (wire.Node, error) {
+	if isUUID(ident) {
+		ident = strings.ToLower(ident)
+		if n, ok := s.deps.Nodes.Node(ident); ok {
+			return n, nil
+		}
+		n, err := s.deps.Nodes.Get(c.Request.Context(), ident)
+		if wire.CodeOf(err) == wire.CodeNotFound {
+			return wire.Node{}, nodeNotFound(ident)
+		}
+		return n, err
+	}
+	if !version(c).AtLeast(5) || !nameRe.MatchString(ident) {
+		return wire.Node{}, nodeNotFound(ident)
+	}
+	n, err := s.deps.Nodes.NodeByName(c.Request.Context(), ident)
+	if wire.CodeOf(err) == wire.CodeNotFound {
+		return wire.Node{}, nodeNotFound(ident)
+	}
+	return n, err
+}
+
+// reservation is the holder of a node's lock, "" when free or unknown: the
+// lock view is advisory in a node's rendering, so Redis being down degrades
+// it rather than failing the read.
+func (s *Server) reservation(ctx context.Context, uuid string) string {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.LockViewTimeout)
+	defer cancel()
+	snap, err := s.deps.Locks.Snapshot(ctx, uuid)
+	if err != nil {
+		s.log.DebugContext(ctx, "reservation unknown", "node", uuid, "err", err)
+		return ""
+	}
+	if !snap.Held {
+		return ""
+	}
+	return snap.Holder
+}
+
+// reservations is every held lock's holder, from one Summary call.
+func (s *Server) reservations(ctx context.Context) map[string]string {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.LockViewTimeout)
+	defer cancel()
+	snaps, err := s.deps.Locks.Summary(ctx)
+	if err != nil {
+		s.log.DebugContext(ctx, "reservations unknown", "err", err)
+		return nil
+	}
+	out := make(map[string]string, len(snaps))
+	for _, sn := range snaps {
+		if sn.Held {
+			out[sn.Resource] = sn.Holder
+		}
+	}
+	return out
+}
+
+func (s *Server) getNode(c *gin.Context) {
+	n, err := s.findNode(c, c.Param("node"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	v := version(c)
+	out := renderNode(n, s.reservation(c.Request.Context(), n.UUID), s.base(c), v)
+	if f := c.Query("fields"); f != "" {
+		if out, err = pickFields(out, f, v); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// pickFields keeps the fields asked for (plus links), from 1.8.
+func pickFields(doc map[string]any, fields string, v Version) (map[string]any, error) {
+	if !v.AtLeast(8) {
+		return nil, notAcceptable()
+	}
+	out := map[string]any{"links": doc["links"]}
+	for f := range strings.SplitSeq(fields, ",") {
+		f = strings.TrimSpace(f)
+		val, ok := doc[f]
+		if !ok {
+			return nil, badRequest("Field(s) %q are not valid", f)
+		}
+		out[f] = val
+	}
+	return out, nil
+}
+
+func parseBool(name, s string) (*bool, error) {
+	if s == "" {
+		return nil, nil
+	}
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return nil, badRequest("Invalid value for %s: %q is not a boolean.", name, s)
+	}
+	return &b, nil
+}
+
+// nodeQuery reads a list's filters, sort and page from the query string.
+func nodeQuery(c *gin.Context, v Version) (transport.NodeQuery, int, error) {
+	var q transport.NodeQuery
+	limit := transport.MaxLimit
+	if l := c.Query("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 0 {
+			return q, 0, badRequest("Limit must be a non-negative integer, got %q.", l)
+		}
+		if n > 0 && n < limit {
+			limit = n
+		}
+	}
+	q.Limit = limit
+	q.Marker = c.Query("marker")
+	if q.Marker != "" && !isUUID(q.Marker) {
+		return q, 0, badRequest("Marker %q is not a node UUID.", q.Marker)
+	}
+	q.SortKey, q.SortDir = c.Query("sort_key"), c.Query("sort_dir")
+	gated := map[string]int{"provision_state": 9, "driver": 16, "conductor_group": 46}
+	for k, minor := range gated {
+		if c.Query(k) != "" && !v.AtLeast(minor) {
+			return q, 0, notAcceptable()
+		}
+	}
+	q.ProvisionState = wire.ProvisionState(c.Query("provision_state"))
+	q.Driver = c.Query("driver")
+	if g, ok := c.GetQuery("conductor_group"); ok {
+		g = strings.ToLower(g)
+		q.ConductorGroup = &g
+	}
+	var err error
+	if q.Maintenance, err = parseBool("maintenance", c.Query("maintenance")); err != nil {
+		return q, 0, err
+	}
+	if q.Associated, err = parseBool("associated", c.Query("associated")); err != nil {
+		return q, 0, err
+	}
+	return q, limit, nil
+}
+
+func (s *Server) listNodes(detail bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		v := version(c)
+		if d := c.Query("detail"); d != "" {
+			b, err := parseBool("detail", d)
+			if err != nil {
+				s.fail(c, err)
+				return
+			}
+			if detail || !v.AtLeast(43) {
+				s.fail(c, badRequest("The detail parameter is only valid on /v1/nodes from version 1.43."))
+				return
+			}
+			detail = *b
+		}
+		fields := c.Query("fields")
+		if detail && fields != "" {
+			s.fail(c, badRequest("Can not specify ?detail=True and fields in the same request."))
+			return
+		}
+		q, limit, err := nodeQuery(c, v)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		nodes, err := s.deps.Nodes.List(q)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		base := s.base(c)
+		var held map[string]string
+		if detail || strings.Contains(fields, "reservation") {
+			held = s.reservations(c.Request.Context())
+		}
+		out := make([]map[string]any, 0, len(nodes))
+		for _, n := range nodes {
+			doc := renderNode(n, held[n.UUID], base, v)
+			switch {
+			case fields != "":
+				if doc, err = pickFields(doc, fields, v); err != nil {
+					s.fail(c, err)
+					return
+				}
+			case !detail:
+				short := make(map[string]any, len(nodeListFields))
+				for _, f := range nodeListFields {
+					if val, ok := doc[f]; ok {
+						short[f] = val
+					}
+				}
+				doc = short
+			}
+			out = append(out, doc)
+		}
+		body := gin.H{"nodes": out}
+		if len(nodes) == limit && limit > 0 {
+			next := nextURL(base, c.Request.URL, limit, nodes[len(nodes)-1].UUID)
+			// Ironic sends "next"; gophercloud reads only "nodes_links".
+			body["next"] = next
+			body["nodes_links"] = []link{{Href: next, Rel: "next"}}
+		}
+		c.JSON(http.StatusOK, body)
+	}
+}
+
+// nextURL is the request's URL with limit and marker set for the next page.
+func nextURL(base string, u *url.URL, limit int, marker string) string {
+	q := u.Query()
+	q.Set("limit", strconv.Itoa(limit))
+	q.Set("marker", marker)
+	return base + u.Path + "?" + q.Encode()
+}
+
+// readBody reads the (size-limited) body.
+func readBody(c *gin.Context) ([]byte, error) {
+	b, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, err
+		}
+		return nil, badRequest("Reading the request body: %v", err)
+	}
+	return b, nil
+}
+
+// decodeObject reads the body as one JSON object.
+func decodeObject(c *gin.Context) (map[string]json.RawMessage, error) {
+	b, err := readBody(c)
+	if err != nil {
+		return nil, err
+	}
+	return parseObject(b)
+}
+
+func parseObject(b []byte) (map[string]json.RawMessage, error) {
+	var m map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&m); err != nil {
+		return nil, badRequest("The request body is not a JSON object: %v", err)
+	}
+	if dec.More() {
+		return nil, badRequest("The request body holds more than one JSON value.")
+	}
+	if m == nil {
+		return nil, badRequest("The request body must be a JSON object.")
+	}
+	return m, nil
+}
+
+// nodeDoc is the writable part of a node as clients see it: the body of a
+// create, and the document a PATCH is applied to.
+type nodeDoc struct {
+	Name              *string        `json:"name"`
+	Description       *string        `json:"description"`
+	Driver            *string        `json:"driver"`
+	DriverInfo        map[string]any `json:"driver_info"`
+	InstanceInfo      map[string]any `json:"instance_info"`
+	Properties        map[string]any `json:"properties"`
+	Extra             map[string]any `json:"extra"`
+	InstanceUUID      *string        `json:"instance_uuid"`
+	Maintenance       *bool          `json:"maintenance"`
+	MaintenanceReason *string        `json:"maintenance_reason"`
+	ConductorGroup    *string        `json:"conductor_group"`
+	ResourceClass     *string        `json:"resource_class"`
+	Owner             *string        `json:"owner"`
+	Lessee            *string        `json:"lessee"`
+	AutomatedClean    *bool          `json:"automated_clean"`
+	Protected         *bool          `json:"protected"`
+}
+
+// writable are nodeDoc's keys.
+var writable = []string{"name", "description", "driver", "driver_info", "instance_info", "properties", "extra",
+	"instance_uuid", "maintenance", "maintenance_reason", "conductor_group", "resource_class", "owner", "lessee",
+	"automated_clean", "protected"}
+
+func strp(s string) *string { return &s }
+
+// docOf is n's writable part, secrets unmasked (it never leaves the server).
+func docOf(n wire.Node) nodeDoc {
+	opt := func(s string) *string {
+		if s == "" {
+			return nil
+		}
+		return strp(s)
+	}
+	return nodeDoc{
+		Name: opt(n.Name), Description: opt(n.Description), Driver: strp(n.Driver),
+		DriverInfo: orEmpty(n.DriverInfo), InstanceInfo: orEmpty(n.InstanceInfo), Properties: orEmpty(n.Properties),
+		Extra: orEmpty(n.Extra), InstanceUUID: opt(n.InstanceUUID), Maintenance: &n.Maintenance,
+		MaintenanceReason: opt(n.MaintenanceReason), ConductorGroup: strp(n.ConductorGroup),
+		ResourceClass: opt(n.ResourceClass), Owner: opt(n.Owner), Lessee: opt(n.Lessee),
+		AutomatedClean: n.AutomatedClean, Protected: &n.Protected,
+	}
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+// keepSecrets puts back secrets a client sent as the Mask it read.
+func keepSecrets(updated, old map[string]any) {
+	for k, v := range updated {
+		if s, ok := v.(string); ok && s == Mask && isSecret(k) {
+			if prev, had := old[k]; had {
+				updated[k] = prev
+			}
+		}
+	}
+}
+
+// applyDoc validates d and writes it onto n.
+func (s *Server) applyDoc(n *wire.Node, d nodeDoc) error {
+	driver := deref(d.Driver)
+	if driver == "" {
+		return badRequest("Mandatory field missing: driver.")
+	}
+	if !slices.Contains(s.drivers, driver) {
+		return badRequest("No valid host was found. Reason: No conductor service registered which supports driver %s for conductor group %q.",
+			driver, deref(d.ConductorGroup))
+	}
+	name := deref(d.Name)
+	if name != "" && (!nameRe.MatchString(name) || isUUID(name)) {
+		return badRequest("Expected a logical name but received %q: letters, digits and ._~- only, not a UUID.", name)
+	}
+	iu := deref(d.InstanceUUID)
+	if iu != "" && !isUUID(iu) {
+		return badRequest("Expected a UUID for instance_uuid but received %q.", iu)
+	}
+	group := strings.ToLower(deref(d.ConductorGroup))
+	if !groupRe.MatchString(group) {
+		return badRequest("Invalid conductor_group %q: letters, digits, '-' and '_' only.", group)
+	}
+	keepSecrets(d.DriverInfo, n.DriverInfo)
+	keepSecrets(d.InstanceInfo, n.InstanceInfo)
+	n.Name, n.Description, n.Driver = name, deref(d.Description), driver
+	n.DriverInfo, n.InstanceInfo, n.Properties, n.Extra = d.DriverInfo, d.InstanceInfo, d.Properties, d.Extra
+	n.InstanceUUID = strings.ToLower(iu)
+	n.Maintenance = deref(d.Maintenance)
+	n.MaintenanceReason = deref(d.MaintenanceReason)
+	if !n.Maintenance {
+		n.MaintenanceReason, n.Fault = "", ""
+	}
+	n.ConductorGroup = group
+	n.ResourceClass, n.Owner, n.Lessee = deref(d.ResourceClass), deref(d.Owner), deref(d.Lessee)
+	n.AutomatedClean = d.AutomatedClean
+	n.Protected = deref(d.Protected)
+	return nil
+}
+
+// decodeDoc decodes a writable document, rejecting unknown keys.
+func decodeDoc(raw []byte) (nodeDoc, error) {
+	var d nodeDoc
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d); err != nil {
+		return d, badRequest("Invalid node: %v", err)
+	}
+	return d, nil
+}
+
+func (s *Server) createNode(c *gin.Context) {
+	v := version(c)
+	body, err := decodeObject(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var n wire.Node
+	if raw, ok := body["uuid"]; ok {
+		var id string
+		if err := json.Unmarshal(raw, &id); err != nil || !isUUID(id) {
+			s.fail(c, badRequest("Expected a UUID for uuid but received %s.", raw))
+			return
+		}
+		n.UUID = strings.ToLower(id)
+		delete(body, "uuid")
+	}
+	var driver string
+	_ = json.Unmarshal(body["driver"], &driver)
+	ifaces := interfaces(driver)
+	for k, raw := range body {
+		if want, ok := ifaces[k]; ok {
+			var got string
+			if err := json.Unmarshal(raw, &got); err != nil || (got != want && got != "") {
+				s.fail(c, badRequest("Interface %s %s is not supported by hardware type %q; it uses %s.", k, raw, driver, want))
+				return
+			}
+			delete(body, k)
+			continue
+		}
+		if !slices.Contains(writable, k) || k == "maintenance" || k == "maintenance_reason" {
+			s.fail(c, badRequest("Unknown attribute for node: %s.", k))
+			return
+		}
+		if !fieldIn(k, v) {
+			s.fail(c, notAcceptable())
+			return
+		}
+	}
+	raw, _ := json.Marshal(body) // re-encoding decoded JSON cannot fail
+	d, err := decodeDoc(raw)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if d.Driver == nil {
+		s.fail(c, badRequest("Mandatory field missing: driver."))
+		return
+	}
+	if d.ConductorGroup == nil {
+		d.ConductorGroup = strp("")
+	}
+	if err := s.applyDoc(&n, d); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if !v.AtLeast(11) {
+		n.ProvisionState = wire.StateAvailable // before 1.11 new nodes started available
+	}
+	ctx := c.Request.Context()
+	created, err := s.deps.Nodes.CreateNode(ctx, n)
+	if errors.Is(err, transport.ErrExists) {
+		if n.Name != "" {
+			err = coded(wire.CodeConflict, "A node with name %s already exists.", n.Name)
+		} else {
+			err = coded(wire.CodeConflict, "A node with UUID %s already exists.", n.UUID)
+		}
+	}
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.syncCache(ctx)
+	c.Header("Location", s.base(c)+"/v1/nodes/"+created.UUID)
+	c.JSON(http.StatusCreated, renderNode(created, "", s.base(c), v))
+}
+
+// syncCache waits, briefly, until this process's cache has its own write,
+// so that the client's next read here sees it.
+func (s *Server) syncCache(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.LockViewTimeout)
+	defer cancel()
+	if err := s.deps.Nodes.Sync(ctx); err != nil {
+		s.log.WarnContext(ctx, "inventory cache did not catch up with a write", "err", err)
+	}
+}
+
+// patchableAt reports whether a JSON pointer names a writable field at v.
+func patchableAt(path string, v Version) error {
+	top, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	top = strings.ReplaceAll(strings.ReplaceAll(top, "~1", "/"), "~0", "~")
+	if !slices.Contains(writable, top) {
+		return badRequest("'/%s' is an internal or read-only attribute and can not be updated.", top)
+	}
+	if !fieldIn(top, v) {
+		return notAcceptable()
+	}
+	return nil
+}
+
+// decodeJSONPatch decodes a JSON Patch (RFC 6902) document: a non-empty
+// list of operations.
+func decodeJSONPatch(body []byte) (jsonpatch.Patch, error) {
+	patch, err := jsonpatch.DecodePatch(body)
+	if err != nil {
+		return nil, badRequest("Invalid JSON Patch: %v", err)
+	}
+	if len(patch) == 0 {
+		return nil, badRequest("The JSON Patch is empty.")
+	}
+	return patch, nil
+}
+
+// checkPatch checks every operation's kind and the paths it reads and
+// writes with allow.
+func checkPatch(patch jsonpatch.Patch, allow func(path string) error) error {
+	for _, op := range patch {
+		kind := op.Kind()
+		if !slices.Contains([]string{"add", "remove", "replace", "move", "copy", "test"}, kind) {
+			return badRequest("Invalid JSON Patch operation %q.", kind)
+		}
+		path, err := op.Path()
+		if err != nil {
+			return badRequest("Invalid JSON Patch: %v", err)
+		}
+		if err := allow(path); err != nil {
+			return err
+		}
+		if kind == "move" || kind == "copy" {
+			from, err := op.From()
+			if err != nil {
+				return badRequest("Invalid JSON Patch: %v", err)
+			}
+			if err := allow(from); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// patchOps decodes a node's JSON Patch: operations on writable fields only.
+func patchOps(body []byte, v Version) (jsonpatch.Patch, error) {
+	patch, err := decodeJSONPatch(body)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkPatch(patch, func(path string) error { return patchableAt(path, v) }); err != nil {
+		return nil, err
+	}
+	return patch, nil
+}
+
+// applyPatch applies a checked patch to n's writable document and decodes
+// the result; it never touches anything but writable fields.
+func applyPatch(n wire.Node, patch jsonpatch.Patch) (nodeDoc, error) {
+	doc, err := json.Marshal(docOf(n))
+	if err != nil {
+		return nodeDoc{}, fmt.Errorf("api: node %s document: %w", n.UUID, err)
+	}
+	opts := jsonpatch.NewApplyOptions()
+	opts.EnsurePathExistsOnAdd = true
+	out, err := patch.ApplyWithOptions(doc, opts)
+	if err != nil {
+		return nodeDoc{}, badRequest("Applying the JSON Patch: %v", err)
+	}
+	return decodeDoc(out)
+}
+
+func (s *Server) patchNode(c *gin.Context) {
+	v := version(c)
+	body, err := readBody(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	patch, err := patchOps(body, v)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	n, err := s.findNode(c, c.Param("node"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	updated, err := s.deps.Nodes.UpdateNode(ctx, n.UUID, 0, func(cur *wire.Node) error {
+		d, err := applyPatch(*cur, patch)
+		if err != nil {
+			return err
+		}
+		return s.applyDoc(cur, d)
+	})
+	if errors.Is(err, transport.ErrExists) {
+		err = coded(wire.CodeConflict, "A node with name %s already exists.", n.Name)
+	}
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.syncCache(ctx)
+	c.JSON(http.StatusOK, renderNode(updated, s.reservation(ctx, updated.UUID), s.base(c), v))
+}
+
+// lockNode takes a node's lock in standard mode, as Ironic's API-side
+// actions do: a few attempts, then 409 NodeLocked naming the holder.
+func (s *Server) lockNode(ctx context.Context, uuid, purpose string) (*lock.Lock, error) {
+	lk, err := s.deps.Locks.Acquire(ctx, uuid, &lock.Options{
+		Mode: lock.Standard, Purpose: purpose, Holder: s.holder,
+		Attempts: s.cfg.LockAttempts, Interval: s.cfg.LockInterval,
+	})
+	switch {
+	case err == nil:
+		return lk, nil
+	case errors.Is(err, lock.ErrLocked):
+		return nil, err
+	case errors.Is(err, lock.ErrInvalid):
+		return nil, badRequest("%v", err)
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("api: lock %s: %w", uuid, context.Cause(ctx))
+	}
+	return nil, unavailable("node lock (Redis)", err)
+}
+
+// release gives a lock back, on a context of its own: a client that hung up
+// must not leave the lock to expire.
+func (s *Server) release(ctx context.Context, lk *lock.Lock) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.LockViewTimeout)
+	defer cancel()
+	if err := lk.Release(ctx); err != nil {
+		s.log.WarnContext(ctx, "releasing a node lock failed; it expires with its lease", "node", lk.Resource(), "err", err)
+	}
+}
+
+// deletableStates lists, for the message, the states a node may be deleted in.
+func deletableStates() string {
+	var out []string
+	for st := range provision.States {
+		if provision.Deletable(st) {
+			out = append(out, "'"+string(st)+"'")
+		}
+	}
+	slices.Sort(out)
+	return "(" + strings.Join(out, ", ") + ")"
+}
+
+func (s *Server) deleteNode(c *gin.Context) {
+	n, err := s.findNode(c, c.Param("node"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	check := func(n wire.Node) error {
+		if n.Protected {
+			return badRequest("Node %s is protected and cannot be undeployed, rebuilt or deleted.", n.UUID)
+		}
+		if !provision.Deletable(n.ProvisionState) && !n.Maintenance {
+			return coded(wire.CodeConflict, "Can not delete node %q while it is in provision state %q. Valid provision states to perform deletion are: %q, or set the node into maintenance mode",
+				n.UUID, n.ProvisionState, deletableStates())
+		}
+		return nil
+	}
+	if err := check(n); err != nil {
+		s.fail(c, err)
+		return
+	}
+	lk, err := s.lockNode(ctx, n.UUID, "delete")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	defer s.release(ctx, lk)
+	fresh, err := s.deps.Nodes.Get(ctx, n.UUID)
+	if wire.CodeOf(err) == wire.CodeNotFound {
+		err = nodeNotFound(n.UUID)
+	}
+	if err == nil {
+		err = check(fresh)
+	}
+	if err == nil {
+		err = s.deps.Nodes.DeleteNode(ctx, n.UUID, lk.Token())
+	}
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.syncCache(ctx)
+	c.Status(http.StatusNoContent)
+}

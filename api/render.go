@@ -1,0 +1,239 @@
+package api
+
+import (
+	"maps"
+	"strings"
+	"time"
+
+	"github.com/ironfleet/ironfleet/transport/wire"
+)
+
+// Mask is what a secret in driver_info or instance_info reads as.
+const Mask = "******"
+
+// isSecret reports whether a driver_info or instance_info key holds a secret.
+func isSecret(key string) bool {
+	k := strings.ToLower(key)
+	return strings.Contains(k, "password") || strings.Contains(k, "secret") || strings.Contains(k, "token")
+}
+
+// masked copies m with every secret value replaced by Mask.
+func masked(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		if isSecret(k) {
+			v = Mask
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// nodeFieldVersion is the microversion each node field appeared in; a field
+// absent here is in every version.
+var nodeFieldVersion = map[string]int{
+	"driver_internal_info":  3,
+	"name":                  5,
+	"inspection_started_at": 6, "inspection_finished_at": 6,
+	"clean_step":  7,
+	"raid_config": 12, "target_raid_config": 12,
+	"states":            14,
+	"network_interface": 20,
+	"resource_class":    21,
+	"portgroups":        24,
+	"boot_interface":    31, "console_interface": 31, "deploy_interface": 31, "inspect_interface": 31,
+	"management_interface": 31, "power_interface": 31, "raid_interface": 31, "vendor_interface": 31,
+	"volume":            32,
+	"storage_interface": 33,
+	"traits":            37,
+	"rescue_interface":  38,
+	"bios_interface":    40,
+	"fault":             42,
+	"deploy_step":       44,
+	"conductor_group":   46,
+	"automated_clean":   47,
+	"protected":         48, "protected_reason": 48,
+	"conductor":       49,
+	"owner":           50,
+	"description":     51,
+	"allocation_uuid": 52,
+	"retired":         61, "retired_reason": 61,
+	"lessee":       65,
+	"network_data": 66,
+	"boot_mode":    75, "secure_boot": 75,
+	"shard": 82,
+}
+
+// fieldIn reports whether a node field exists at v.
+func fieldIn(field string, v Version) bool { return v.AtLeast(nodeFieldVersion[field]) }
+
+// nodeListFields are the fields of a list without detail.
+var nodeListFields = []string{"uuid", "instance_uuid", "maintenance", "power_state", "provision_state", "name", "links"}
+
+// interfaces are the driver interfaces each hardware type implies.
+func interfaces(driver string) map[string]string {
+	power := "ipmitool"
+	if driver == "sim" {
+		power = "sim"
+	}
+	return map[string]string{
+		"boot_interface": "pxe", "console_interface": "no-console", "deploy_interface": "direct",
+		"inspect_interface": "agent", "management_interface": power, "power_interface": power,
+		"raid_interface": "no-raid", "rescue_interface": "no-rescue", "vendor_interface": "no-vendor",
+		"bios_interface": "no-bios", "network_interface": "noop", "storage_interface": "noop",
+	}
+}
+
+// ironicTime renders a time as Ironic does, or null when unset.
+func ironicTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.000000-07:00")
+}
+
+// nullable renders "" as null.
+func nullable[S ~string](s S) any {
+	if s == "" {
+		return nil
+	}
+	return string(s)
+}
+
+func orEmpty(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
+	}
+	return m
+}
+
+// renderNode renders n in Ironic's shape at microversion v: every field
+// the version has, nulls where unset, secrets masked, never the fence, the
+// conductor's step or the agent token. reservation is the lock holder.
+func renderNode(n wire.Node, reservation, base string, v Version) map[string]any {
+	provision := nullable(n.ProvisionState)
+	if !v.AtLeast(2) && n.ProvisionState == wire.StateAvailable {
+		provision = nil // before 1.2, "available" was spelled None
+	}
+	internal := map[string]any{}
+	if a := n.Agent; a != nil {
+		if a.URL != "" {
+			internal["agent_url"] = a.URL
+		}
+		if a.Version != "" {
+			internal["agent_version"] = a.Version
+		}
+		if !a.LastHeartbeat.IsZero() {
+			internal["agent_last_heartbeat"] = ironicTime(a.LastHeartbeat)
+		}
+	}
+	var automated any
+	if n.AutomatedClean != nil {
+		automated = *n.AutomatedClean
+	}
+	path := "nodes/" + n.UUID
+	out := map[string]any{
+		"uuid":                   n.UUID,
+		"name":                   nullable(n.Name),
+		"created_at":             ironicTime(n.CreatedAt),
+		"updated_at":             ironicTime(n.UpdatedAt),
+		"automated_clean":        automated,
+		"boot_mode":              nil,
+		"clean_step":             map[string]any{},
+		"conductor_group":        n.ConductorGroup,
+		"console_enabled":        false,
+		"deploy_step":            map[string]any{},
+		"description":            nullable(n.Description),
+		"driver":                 n.Driver,
+		"driver_info":            masked(n.DriverInfo),
+		"driver_internal_info":   internal,
+		"extra":                  orEmpty(maps.Clone(n.Extra)),
+		"fault":                  nullable(n.Fault),
+		"inspection_finished_at": nil,
+		"inspection_started_at":  nil,
+		"instance_info":          masked(n.InstanceInfo),
+		"instance_uuid":          nullable(n.InstanceUUID),
+		"last_error":             nullable(n.LastError),
+		"lessee":                 nullable(n.Lessee),
+		"maintenance":            n.Maintenance,
+		"maintenance_reason":     nullable(n.MaintenanceReason),
+		"network_data":           map[string]any{},
+		"owner":                  nullable(n.Owner),
+		"power_state":            nullable(n.PowerState),
+		"properties":             orEmpty(maps.Clone(n.Properties)),
+		"protected":              n.Protected,
+		"protected_reason":       nil,
+		"provision_state":        provision,
+		"provision_updated_at":   ironicTime(n.ProvisionUpdatedAt),
+		"raid_config":            map[string]any{},
+		"reservation":            nullable(reservation),
+		"resource_class":         nullable(n.ResourceClass),
+		"retired":                false,
+		"retired_reason":         nil,
+		"secure_boot":            nil,
+		"shard":                  nil,
+		"target_power_state":     nullable(n.TargetPowerState),
+		"target_provision_state": nullable(n.TargetProvisionState),
+		"target_raid_config":     map[string]any{},
+		"traits":                 []string{},
+		"conductor":              nullable(n.Conductor),
+		"allocation_uuid":        nil,
+		"chassis_uuid":           nil,
+		"links":                  links(base, path),
+		"ports":                  links(base, path+"/ports"),
+		"states":                 links(base, path+"/states"),
+		"portgroups":             links(base, path+"/portgroups"),
+		"volume":                 links(base, path+"/volume"),
+	}
+	for k, val := range interfaces(n.Driver) {
+		out[k] = val
+	}
+	if v.Minor < MaxVersion.Minor {
+		for k := range out {
+			if !fieldIn(k, v) {
+				delete(out, k)
+			}
+		}
+	}
+	return out
+}
+
+// renderStates is GET /v1/nodes/{node}/states.
+func renderStates(n wire.Node, v Version) map[string]any {
+	full := renderNode(n, "", "", v)
+	out := map[string]any{}
+	for _, k := range []string{"console_enabled", "last_error", "power_state", "provision_state", "target_power_state",
+		"target_provision_state", "provision_updated_at", "raid_config", "target_raid_config", "boot_mode", "secure_boot"} {
+		if val, ok := full[k]; ok {
+			out[k] = val
+		}
+	}
+	return out
+}
+
+// renderPort renders a port in Ironic's shape at v.
+func renderPort(p wire.Port, base string, v Version) map[string]any {
+	out := map[string]any{
+		"uuid":                  p.UUID,
+		"address":               p.Address,
+		"node_uuid":             p.NodeUUID,
+		"extra":                 orEmpty(maps.Clone(p.Extra)),
+		"created_at":            ironicTime(p.CreatedAt),
+		"updated_at":            ironicTime(p.UpdatedAt),
+		"links":                 links(base, "ports/"+p.UUID),
+		"local_link_connection": map[string]any{},
+		"pxe_enabled":           p.PXEEnable,
+		"internal_info":         map[string]any{},
+		"portgroup_uuid":        nil,
+		"physical_network":      nil,
+		"is_smartnic":           false,
+	}
+	gates := map[string]int{"internal_info": 18, "local_link_connection": 19, "pxe_enabled": 19,
+		"portgroup_uuid": 24, "physical_network": 34, "is_smartnic": 53}
+	for k, min := range gates {
+		if !v.AtLeast(min) {
+			delete(out, k)
+		}
+	}
+	return out
+}

@@ -1,0 +1,167 @@
+package api
+
+import (
+	"crypto/rand"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/ironfleet/ironfleet/transport/wire"
+)
+
+// Keys of values the middleware leaves on the gin.Context.
+const (
+	ctxRequestID = "ironfleet.request_id"
+	ctxVersion   = "ironfleet.version"
+	ctxUser      = "ironfleet.user"
+)
+
+// route is one served endpoint; the table drives both the router and the
+// OpenAPI document, so the two cannot drift.
+type route struct {
+	method  string
+	path    string // gin syntax
+	summary string
+	access  access
+	minVer  int // 0: any version
+	handler gin.HandlerFunc
+}
+
+// access says who may call a route.
+type access int
+
+const (
+	public access = iota // no auth (discovery, health, metrics)
+	read                 // reader or admin
+	write                // admin only
+	agent                // the agent token, checked by the handler
+)
+
+func (s *Server) table() []route {
+	return []route{
+		{http.MethodGet, "/v1/nodes", "List nodes (filters, pages, fields)", read, 0, s.listNodes(false)},
+		{http.MethodGet, "/v1/nodes/detail", "List nodes with every field", read, 0, s.listNodes(true)},
+		{http.MethodPost, "/v1/nodes", "Create a node", write, 0, s.createNode},
+		{http.MethodGet, "/v1/nodes/:node", "Show a node by UUID or name", read, 0, s.getNode},
+		{http.MethodPatch, "/v1/nodes/:node", "Update a node with a JSON Patch (RFC 6902)", write, 0, s.patchNode},
+		{http.MethodDelete, "/v1/nodes/:node", "Delete a node and its ports", write, 0, s.deleteNode},
+		{http.MethodGet, "/v1/nodes/:node/states", "Show a node's states", read, 0, s.nodeStates},
+		{http.MethodPut, "/v1/nodes/:node/states/provision", "Change a node's provision state (202)", write, 0, s.setProvision},
+		{http.MethodPut, "/v1/nodes/:node/states/power", "Change a node's power state (202)", write, 0, s.setPower},
+		{http.MethodGet, "/v1/nodes/:node/management/boot_device", "Show a node's boot device", read, 0, s.getBootDevice},
+		{http.MethodPut, "/v1/nodes/:node/management/boot_device", "Set a node's boot device (204)", write, 0, s.setBootDevice},
+		{http.MethodGet, "/v1/nodes/:node/management/boot_device/supported", "List supported boot devices", read, 0, s.supportedBootDevices},
+		{http.MethodPut, "/v1/nodes/:node/maintenance", "Put a node in maintenance (202)", write, 0, s.setMaintenance(true)},
+		{http.MethodDelete, "/v1/nodes/:node/maintenance", "Take a node out of maintenance (202)", write, 0, s.setMaintenance(false)},
+		{http.MethodGet, "/v1/nodes/:node/validate", "Validate a node's driver interfaces", read, 0, s.validateNode},
+		{http.MethodGet, "/v1/nodes/:node/ports", "List a node's ports", read, 0, s.listPorts(false, true)},
+		{http.MethodGet, "/v1/nodes/:node/ports/detail", "List a node's ports with every field", read, 0, s.listPorts(true, true)},
+		{http.MethodGet, "/v1/ports", "List ports", read, 0, s.listPorts(false, false)},
+		{http.MethodGet, "/v1/ports/detail", "List ports with every field", read, 0, s.listPorts(true, false)},
+		{http.MethodPost, "/v1/ports", "Create a port (unique MAC)", write, 0, s.createPort},
+		{http.MethodGet, "/v1/ports/:port", "Show a port", read, 0, s.getPort},
+		{http.MethodPatch, "/v1/ports/:port", "Update a port with a JSON Patch", write, 0, s.patchPort},
+		{http.MethodDelete, "/v1/ports/:port", "Delete a port", write, 0, s.deletePort},
+		{http.MethodGet, "/v1/lookup", "Agent lookup by MAC: the node and a one-time agent token", agent, 22, s.lookup},
+		{http.MethodPost, "/v1/heartbeat/:node", "Agent heartbeat with its token (202)", agent, 22, s.heartbeat},
+		{http.MethodGet, "/v1/conductors", "List conductors", read, 49, s.listConductors},
+		{http.MethodGet, "/v1/conductors/:host", "Show a conductor", read, 49, s.getConductor},
+		{http.MethodGet, "/v1/drivers", "List hardware types", read, 0, s.listDrivers},
+		{http.MethodGet, "/v1/drivers/:driver", "Show a hardware type", read, 0, s.getDriver},
+		{http.MethodGet, "/v1/locks", "ironfleet: the node locks held or waited for, longest lines first", read, 0, s.listLocks},
+		{http.MethodGet, "/v1/locks/:node", "ironfleet: one node's lock, holder and line", read, 0, s.getLock},
+	}
+}
+
+func (s *Server) routes() {
+	e := s.engine
+	e.Use(s.recover, s.requestID, s.observe)
+	e.NoRoute(func(c *gin.Context) { s.fail(c, coded(wire.CodeNotFound, "The resource could not be found.")) })
+	e.NoMethod(func(c *gin.Context) { s.fail(c, badRequest("Method not allowed.")) })
+	e.HandleMethodNotAllowed = true
+	e.GET("/", s.root)
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", s.serveMetrics)
+	e.GET("/openapi.json", s.openAPI)
+	e.GET("/v1", s.versions, s.v1)
+	e.GET("/v1/", s.versions, s.v1)
+	for _, r := range s.table() {
+		hs := []gin.HandlerFunc{s.versions, s.limitBody}
+		if r.minVer > 0 {
+			hs = append(hs, requireVersion(r.minVer))
+		}
+		if r.access == read || r.access == write {
+			hs = append(hs, s.authenticate(r.access))
+		}
+		e.Handle(r.method, r.path, append(hs, r.handler)...)
+	}
+}
+
+// requireVersion answers 404, as Ironic does, for a resource newer than the
+// requested microversion.
+func requireVersion(minor int) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if !version(c).AtLeast(minor) {
+			c.Abort()
+			status, msg := httpStatus(coded(wire.CodeNotFound, "The resource could not be found."))
+			c.JSON(status, errorBody(status, msg))
+		}
+	}
+}
+
+// recover turns a panic into a 500 in Ironic's format; the stack is logged.
+func (s *Server) recover(c *gin.Context) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler { //nolint:errorlint,err113 // a sentinel re-panicked as is
+				panic(p)
+			}
+			s.fail(c, fmt.Errorf("api: panic in %s %s: %v", c.Request.Method, c.FullPath(), p))
+		}
+	}()
+	c.Next()
+}
+
+// requestID gives every request an ID, in the response and in the logs.
+func (s *Server) requestID(c *gin.Context) {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	id := fmt.Sprintf("req-%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	c.Set(ctxRequestID, id)
+	c.Header(headerRequestID, id)
+	c.Next()
+}
+
+// observe logs each request (debug level; warnings for 5xx) and counts it.
+func (s *Server) observe(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	status := c.Writer.Status()
+	d := time.Since(start)
+	s.metrics.requests.WithLabelValues(c.Request.Method, route, strconv.Itoa(status)).Inc()
+	s.metrics.latency.WithLabelValues(c.Request.Method, route).Observe(d.Seconds())
+	ctx := c.Request.Context()
+	if s.log.Enabled(ctx, -4) || status >= 500 {
+		s.log.DebugContext(ctx, "request", "request_id", c.GetString(ctxRequestID), "method", c.Request.Method,
+			"path", c.Request.URL.Path, "status", status, "duration", d, "user", c.GetString(ctxUser))
+	}
+}
+
+// limitBody caps the body; reading past the cap fails with
+// *http.MaxBytesError, which httpStatus maps to 413.
+func (s *Server) limitBody(c *gin.Context) {
+	if c.Request.ContentLength > s.cfg.MaxBodyBytes {
+		s.fail(c, &http.MaxBytesError{Limit: s.cfg.MaxBodyBytes})
+		return
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes)
+	c.Next()
+}

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func newWatchCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "watch",
+		Short: "Show nodes per provision state and the lock lines, live",
+		Long: `watch polls the API and redraws, every --interval, how many nodes are in each
+provision state and the nodes whose lock has the longest lines (holder, purpose,
+waiters, longest wait). Ctrl-C stops it.`,
+		Args: cobra.NoArgs,
+		RunE: runWatch,
+	}
+	f := cmd.Flags()
+	f.String("api", "http://127.0.0.1:6385", "API URL")
+	f.Duration("interval", time.Second, "how often to redraw")
+	f.Int("locks", 10, "lock lines to show")
+	f.Bool("once", false, "draw once and exit (no screen clearing)")
+	return cmd
+}
+
+type watchLock struct {
+	Node          string `json:"node"`
+	Holder        string `json:"holder"`
+	Purpose       string `json:"purpose"`
+	LineLength    int    `json:"line_length"`
+	LongestWaitMS int64  `json:"longest_wait_ms"`
+}
+
+func runWatch(cmd *cobra.Command, _ []string) error {
+	f := cmd.Flags()
+	base, _ := f.GetString("api")
+	interval, _ := f.GetDuration("interval")
+	nlocks, _ := f.GetInt("locks")
+	once, _ := f.GetBool("once")
+	if interval < 100*time.Millisecond {
+		return fmt.Errorf("--interval %s: want at least 100ms", interval)
+	}
+	ctx := cmd.Context()
+	hc := &http.Client{Timeout: 5 * time.Second}
+	out := cmd.OutOrStdout()
+	for {
+		screen, err := watchScreen(ctx, hc, strings.TrimRight(base, "/"), nlocks)
+		if err != nil {
+			screen = fmt.Sprintf("ironfleet watch — %s\n\n  cannot read the API: %v\n", base, err)
+		}
+		if once {
+			_, werr := io.WriteString(out, screen)
+			if err != nil {
+				return err
+			}
+			return werr
+		}
+		// Clear the screen and draw from the top.
+		fmt.Fprint(out, "\033[H\033[2J"+screen)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(interval):
+		}
+	}
+}
+
+func watchScreen(ctx context.Context, hc *http.Client, base string, nlocks int) (string, error) {
+	var nodes struct {
+		Nodes []struct {
+			State string `json:"provision_state"`
+		} `json:"nodes"`
+		Next string `json:"next"`
+	}
+	counts := map[string]int{}
+	total := 0
+	next := base + "/v1/nodes?fields=provision_state&limit=1000"
+	for next != "" {
+		nodes.Next = ""
+		nodes.Nodes = nil
+		if err := getJSON(ctx, hc, next, &nodes); err != nil {
+			return "", err
+		}
+		for _, n := range nodes.Nodes {
+			counts[n.State]++
+			total++
+		}
+		next = nodes.Next
+	}
+	var locks struct {
+		Locks []watchLock `json:"locks"`
+	}
+	if err := getJSON(ctx, hc, base+"/v1/locks", &locks); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "ironfleet watch — %s — %s\n\nnodes: %d\n", base, time.Now().Format(time.TimeOnly), total)
+	states := make([]string, 0, len(counts))
+	for s := range counts {
+		states = append(states, s)
+	}
+	sort.Strings(states)
+	for _, s := range states {
+		fmt.Fprintf(&b, "  %-16s %5d  %s\n", s, counts[s], strings.Repeat("█", min(counts[s], 60)))
+	}
+	fmt.Fprintf(&b, "\nlocks held: %d (longest lines first)\n", len(locks.Locks))
+	for i, l := range locks.Locks {
+		if i >= nlocks {
+			fmt.Fprintf(&b, "  … %d more\n", len(locks.Locks)-nlocks)
+			break
+		}
+		fmt.Fprintf(&b, "  %-36s %-14s %-16s line %2d  longest wait %s\n", l.Node, l.Holder, l.Purpose,
+			l.LineLength, (time.Duration(l.LongestWaitMS) * time.Millisecond).String())
+	}
+	return b.String(), nil
+}
+
+func getJSON(ctx context.Context, hc *http.Client, url string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-OpenStack-Ironic-API-Version", "latest")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, body)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}

@@ -1,0 +1,348 @@
+package fleet
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ironfleet/ironfleet/agent"
+	"github.com/ironfleet/ironfleet/api"
+	"github.com/ironfleet/ironfleet/conductor"
+	"github.com/ironfleet/ironfleet/conductor/pxe"
+	"github.com/ironfleet/ironfleet/conductor/sim"
+	"github.com/ironfleet/ironfleet/internal/redisproc"
+	"github.com/ironfleet/ironfleet/lock"
+	"github.com/ironfleet/ironfleet/transport"
+	"github.com/ironfleet/ironfleet/transport/wire"
+)
+
+// DevConfig is a whole fleet in one process: what `ironfleet dev` runs.
+type DevConfig struct {
+	// DataDir holds NATS's and Redis's data, the TFTP root, simulated disks. Required.
+	DataDir string
+	// APIAddr is where the API listens; empty means 127.0.0.1:6385.
+	APIAddr string
+	// TFTPAddr is where the TFTP server listens (UDP); empty means a free
+	// high port on 127.0.0.1.
+	TFTPAddr string
+	// Nodes is how many simulated machines (with simulated agents) to run
+	// and enroll; zero means none.
+	Nodes int
+	// Conductors is how many conductors to run in the default group; zero means 2.
+	Conductors int
+	// Provide takes the enrolled nodes to available (manage, then provide),
+	// through the API, as an operator would.
+	Provide bool
+	// Timings of the simulated machines; the zero value is instant.
+	Timings sim.Timings
+	// HeartbeatTimeout is what the API tells agents (they beat every 30–60 %
+	// of it); zero means 10s, so that dev deploys move quickly.
+	HeartbeatTimeout time.Duration
+	// RedisServer is the redis-server binary; empty means "redis-server".
+	RedisServer string
+	// Lock tunes the node lock; LockTTL zero means 15s.
+	LockTTL time.Duration
+	// Conductor tunes every conductor (Host and Groups are set per conductor).
+	Conductor conductor.Config
+	// Logger receives everything's logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Dev is a running dev fleet.
+type Dev struct {
+	cfg      DevConfig
+	log      *slog.Logger
+	nats     *transport.Embedded
+	redis    *redisproc.Server
+	stops    []func() // in the order to run them
+	g        *errgroup.Group
+	cancel   context.CancelFunc
+	apiURL   string
+	tftpAddr string
+	imageURL string
+	Registry *prometheus.Registry
+}
+
+// APIURL is the API's base URL.
+func (d *Dev) APIURL() string { return d.apiURL }
+
+// NATSURL is the embedded NATS server's URL.
+func (d *Dev) NATSURL() string { return d.nats.URL() }
+
+// RedisURL is the private redis-server's URL.
+func (d *Dev) RedisURL() string { return d.redis.URL() }
+
+// TFTPAddr is the TFTP server's address.
+func (d *Dev) TFTPAddr() string { return d.tftpAddr }
+
+// ImageURL is the demo image the nodes' instance_info points at.
+func (d *Dev) ImageURL() string { return d.imageURL }
+
+// StartDev starts the whole fleet and returns once the API answers; the
+// nodes are enrolled (and provided) in the background. Stop ends it.
+func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("fleet: DevConfig.DataDir is required")
+	}
+	if cfg.APIAddr == "" {
+		cfg.APIAddr = "127.0.0.1:6385"
+	}
+	if cfg.TFTPAddr == "" {
+		cfg.TFTPAddr = "127.0.0.1:0"
+	}
+	if cfg.Conductors <= 0 {
+		cfg.Conductors = 2
+	}
+	if cfg.HeartbeatTimeout <= 0 {
+		cfg.HeartbeatTimeout = 10 * time.Second
+	}
+	if cfg.LockTTL <= 0 {
+		cfg.LockTTL = 15 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	d = &Dev{cfg: cfg, log: cfg.Logger, Registry: prometheus.NewRegistry()}
+	d.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	defer func() {
+		if err != nil {
+			d.Stop()
+		}
+	}()
+	dirs := map[string]string{}
+	for _, name := range []string{"nats", "redis", "tftp", "disks"} {
+		dirs[name] = filepath.Join(cfg.DataDir, name)
+		if err := os.MkdirAll(dirs[name], 0o700); err != nil {
+			return nil, fmt.Errorf("fleet: data dir: %w", err)
+		}
+	}
+
+	// Sockets first: an address in use is the likeliest start-up error.
+	apiL, err := new(net.ListenConfig).Listen(ctx, "tcp", cfg.APIAddr)
+	if err != nil {
+		return nil, fmt.Errorf("api: listen on %s: %w (is another ironfleet running? use --api-addr)", cfg.APIAddr, err)
+	}
+	d.stops = append(d.stops, func() { _ = apiL.Close() })
+	d.apiURL = "http://" + apiL.Addr().String()
+	tftpC, err := new(net.ListenConfig).ListenPacket(ctx, "udp", cfg.TFTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("tftp: listen on %s: %w", cfg.TFTPAddr, err)
+	}
+	d.tftpAddr = tftpC.LocalAddr().String()
+
+	if d.nats, err = transport.StartEmbedded(ctx, transport.EmbeddedConfig{StoreDir: dirs["nats"]}); err != nil {
+		return nil, err
+	}
+	d.log.Info("nats started", "url", d.nats.URL())
+	if d.redis, err = redisproc.Start(ctx, redisproc.Config{Dir: dirs["redis"], Binary: cfg.RedisServer, AOF: true}); err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	d.log.Info("redis started", "url", d.redis.URL())
+
+	nc, err := transport.Connect(ctx, transport.ConnectConfig{URLs: []string{d.nats.URL()}, Name: "ironfleet-dev", Logger: d.log})
+	if err != nil {
+		return nil, err
+	}
+	d.stops = append(d.stops, nc.Close)
+	rc, err := NewRedis(ctx, d.redis.URL())
+	if err != nil {
+		return nil, err
+	}
+	d.stops = append(d.stops, func() { _ = rc.Close() })
+	infra, err := NewInfra(ctx, nc, rc, InfraConfig{
+		Lock:   lock.Config{TTL: cfg.LockTTL, Holder: "dev"},
+		Logger: d.log, Registerer: d.Registry,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.stops = append(d.stops, infra.Close)
+
+	// The demo image every node deploys, and the simulated world.
+	image, imageSum := demoImage()
+	imgL, err := new(net.ListenConfig).Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	d.imageURL = "http://" + imgL.Addr().String() + "/demo.img"
+	boot, err := pxe.NewConfigs(pxe.Config{Root: dirs["tftp"], Logger: d.log})
+	if err != nil {
+		return nil, err
+	}
+	// Machines PXE-boot into their agent only when a conductor wrote a boot
+	// config for them, as real ones do (boot.ipxe falls through to disk).
+	machines := sim.NewFleet(sim.Config{Timings: cfg.Timings, Logger: d.log, PXEConfigured: boot.Configured})
+	agentL, err := new(net.ListenConfig).Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	agents, err := agent.NewFleet(agentL, agent.FleetConfig{
+		APIURL: d.apiURL, Dir: dirs["disks"], Logger: d.log.With("component", "agents"),
+		Lookup:     agent.LookupConfig{InitialBackoff: 200 * time.Millisecond, MaxBackoff: 5 * time.Second, ConflictPause: 2 * time.Second},
+		Heartbeat:  agent.HeartbeatConfig{ErrorMin: time.Second, ErrorMax: 2 * time.Second},
+		PowerDelay: 100 * time.Millisecond,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	conductors := make([]*Conductor, cfg.Conductors)
+	drivers := conductor.Drivers{"sim": conductor.NewPowerDriver(machines.ValidateDriverInfo, machines.NodePower)}
+	for i := range conductors {
+		cc := cfg.Conductor
+		cc.Host = fmt.Sprintf("conductor-%d", i+1)
+		cc.Boot = wire.BootParams{Kernel: "agent/vmlinuz", Ramdisk: "agent/initramfs", APIURL: d.apiURL}
+		c, err := NewConductor(infra, ConductorConfig{
+			Conductor: cc, TFTPRoot: dirs["tftp"], Boot: boot, Drivers: drivers,
+			Logger: d.log, Registerer: d.Registry,
+		})
+		if err != nil {
+			return nil, err
+		}
+		conductors[i] = c
+	}
+	srv, err := api.New(api.Deps{
+		Nodes: infra.Inventory, Ports: infra.Inventory, Tasks: infra.Bus, Locks: infra.Locks,
+		Conductors: infra.Registry, Drivers: drivers, DriverNames: []string{"ipmi", "sim"},
+		Checks: map[string]api.Checker{
+			"nats":  api.CheckFunc(func(context.Context) error { return natsStatus(nc.IsConnected(), nc.Status().String()) }),
+			"redis": api.CheckFunc(func(ctx context.Context) error { return rc.Ping(ctx).Err() }),
+		},
+	}, api.Config{
+		Auth: api.AuthNone, Host: "dev", HeartbeatTimeout: cfg.HeartbeatTimeout,
+		Logger: d.log.With("component", "api"), Registerer: d.Registry, Gatherer: d.Registry,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	d.cancel = cancel
+	g, gctx := errgroup.WithContext(rctx)
+	d.g = g
+	g.Go(func() error { return srv.Serve(gctx, apiL) })
+	g.Go(func() error { return serveImage(gctx, imgL, image) })
+	g.Go(func() error { return agents.Serve(gctx) })
+	g.Go(func() error { <-gctx.Done(); machines.Close(); return nil })
+	for i, c := range conductors {
+		var pc net.PacketConn
+		if i == 0 {
+			pc = tftpC // the first conductor serves the shared TFTP root
+		}
+		g.Go(func() error { return c.Serve(gctx, pc) })
+	}
+
+	// Simulated machines and their nodes.
+	for i := range cfg.Nodes {
+		name := fmt.Sprintf("sim-%04d", i+1)
+		mac := fmt.Sprintf("52:54:00:%02x:%02x:%02x", (i>>16)&0xff, (i>>8)&0xff, i&0xff)
+		m, err := machines.Add(name, mac)
+		if err != nil {
+			return nil, err
+		}
+		m.OnBoot(func(_ context.Context, dev wire.BootDevice) {
+			if dev != wire.BootPXE {
+				return
+			}
+			if _, err := agents.Boot(agent.SimNode{Name: name, MACs: []string{mac}, Machine: m}); err != nil {
+				d.log.Warn("starting simulated agent", "machine", name, "err", err)
+			}
+		})
+		m.OnPowerOff(func() {
+			if a := agents.Agent(name); a != nil {
+				a.Shutdown()
+			}
+		})
+	}
+	if cfg.Nodes > 0 {
+		g.Go(func() error {
+			if err := enroll(gctx, d.apiURL, cfg.Nodes, d.imageURL, imageSum, cfg.Provide, d.log); err != nil && gctx.Err() == nil {
+				d.log.Warn("enrolling the simulated nodes", "err", err)
+			}
+			return nil
+		})
+	}
+	return d, nil
+}
+
+func natsStatus(connected bool, status string) error {
+	if !connected {
+		return fmt.Errorf("nats: %s", status)
+	}
+	return nil
+}
+
+// Wait blocks until a component of the fleet fails or Stop is called.
+func (d *Dev) Wait() error { return d.g.Wait() }
+
+// Stop stops every component in order — API and conductors first, then
+// Redis, then NATS — and waits for them.
+func (d *Dev) Stop() {
+	if d.cancel != nil {
+		d.cancel()
+		_ = d.g.Wait()
+	}
+	for _, stop := range d.stops {
+		stop()
+	}
+	d.stops = nil
+	if d.redis != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = d.redis.Stop(sctx, true)
+		cancel()
+		d.log.Info("redis stopped")
+		d.redis = nil
+	}
+	if d.nats != nil {
+		d.nats.Shutdown()
+		d.log.Info("nats stopped")
+		d.nats = nil
+	}
+}
+
+// demoImage is the image dev nodes deploy: 4 MiB with a recognisable header.
+func demoImage() ([]byte, string) {
+	img := make([]byte, 4<<20)
+	copy(img, "ironfleet demo image\n")
+	for i := 4096; i < len(img); i++ {
+		img[i] = byte(i)
+	}
+	sum := sha256.Sum256(img)
+	return img, hex.EncodeToString(sum[:])
+}
+
+func serveImage(ctx context.Context, l net.Listener, image []byte) error {
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.ServeContent(w, r, "demo.img", time.Time{}, bytes.NewReader(image))
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if srv.Shutdown(sctx) != nil {
+		_ = srv.Close()
+	}
+	<-errc
+	return nil
+}
