@@ -20,6 +20,15 @@ import (
 type reports struct {
 	port int
 	ch   chan string
+	mu   sync.Mutex
+	at   []time.Time
+}
+
+// seen returns when each report arrived.
+func (r *reports) seen() []time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]time.Time(nil), r.at...)
 }
 
 func reportServer(t *testing.T) *reports {
@@ -32,6 +41,9 @@ func reportServer(t *testing.T) *reports {
 	r.port = l.Addr().(*net.TCPAddr).Port
 	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		b, _ := io.ReadAll(io.LimitReader(req.Body, 1024))
+		r.mu.Lock()
+		r.at = append(r.at, time.Now())
+		r.mu.Unlock()
 		select {
 		case r.ch <- string(b):
 		default:

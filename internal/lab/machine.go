@@ -168,6 +168,17 @@ func (m *Machine) Running(ctx context.Context) (bool, error) {
 	return out == "power:1", err
 }
 
+// BootDevice is the boot device the BMC last set, as ipmi_sim passes it
+// ("pxe", "default" for the disk), "" when never set. A PXE boot consumes
+// "pxe": the machine records "default" once it has started from the network.
+func (m *Machine) BootDevice() string {
+	b, err := os.ReadFile(filepath.Join(m.Dir, "boot"))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
 // Kill stops QEMU if it runs. Call it in t.Cleanup: the daemonized QEMU is
 // nobody's child and would outlive the test.
 func (m *Machine) Kill() {
