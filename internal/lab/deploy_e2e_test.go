@@ -78,8 +78,8 @@ func startLab(t *testing.T) *lab {
 	ctx := t.Context()
 	l := &lab{t: t}
 	k, rd := agentRamdisk(t)
-	l.rep = reportServer(t)
-	img, sum := instanceImage(t, l.rep.port)
+	l.rep = labReports
+	img, sum := instanceImage(t)
 	l.imageSum = sum
 
 	l.bin = filepath.Join(buildDir, "ironfleet")
@@ -489,6 +489,7 @@ func (l *lab) deploy(ctx context.Context, t *testing.T, uuid, title string, duri
 	l.setTimeline(&tl)
 	start := time.Now()
 	before := len(l.rep.seen())
+	serialFrom := l.machine.SerialSize()
 	l.provision(ctx, uuid, "active")
 	if during != nil {
 		during(&tl, start)
@@ -496,17 +497,14 @@ func (l *lab) deploy(ctx context.Context, t *testing.T, uuid, title string, duri
 	got := l.waitState(ctx, uuid, "active")
 	tl.Mark("active (seen through the API)", time.Now())
 	// The instance prints its marker and reports.
-	if err := l.machine.WaitSerial(ctx, InstanceMarker, 100*time.Millisecond); err != nil {
+	if err := l.machine.WaitSerial(ctx, InstanceMarker, serialFrom, 100*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	for len(l.rep.seen()) == before {
-		select {
-		case <-ctx.Done():
-			t.Fatal("the instance never reported to the host")
-		case <-time.After(100 * time.Millisecond):
-		}
+	at, _, err := l.rep.waitAfter(ctx, before)
+	if err != nil {
+		t.Fatal(err)
 	}
-	tl.Mark("instance up (marker on the serial console, report to the host)", l.rep.seen()[len(l.rep.seen())-1])
+	tl.Mark("instance up (marker on the serial console, report to the host)", at)
 	l.chassisMarks(start)
 	l.tftpMarks(start)
 	if got.PowerState == nil || *got.PowerState != "power on" {

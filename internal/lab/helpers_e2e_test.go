@@ -101,7 +101,13 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	buildDir = d
+	rep, stop, err := startReports()
+	if err != nil {
+		panic(err)
+	}
+	labReports = rep
 	code := m.Run()
+	stop()
 	_ = os.RemoveAll(d)
 	os.Exit(code)
 }

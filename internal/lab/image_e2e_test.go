@@ -16,13 +16,17 @@ import (
 	"time"
 )
 
-// reports is the host endpoint instances POST to when they are up.
+// reports is the host endpoint instances POST to when they are up. One
+// serves the whole test binary (TestMain owns it), since the instance image,
+// built once, has its URL baked in.
 type reports struct {
 	port int
-	ch   chan string
 	mu   sync.Mutex
 	at   []time.Time
+	body []string
 }
+
+var labReports *reports
 
 // seen returns when each report arrived.
 func (r *reports) seen() []time.Time {
@@ -31,28 +35,41 @@ func (r *reports) seen() []time.Time {
 	return append([]time.Time(nil), r.at...)
 }
 
-func reportServer(t *testing.T) *reports {
-	t.Helper()
-	r := &reports{ch: make(chan string, 8)}
-	l, err := new(net.ListenConfig).Listen(t.Context(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// waitAfter waits for a report beyond the first n and returns its time and body.
+func (r *reports) waitAfter(ctx context.Context, n int) (time.Time, string, error) {
+	for {
+		r.mu.Lock()
+		if len(r.at) > n {
+			at, body := r.at[n], r.body[n]
+			r.mu.Unlock()
+			return at, body, nil
+		}
+		r.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return time.Time{}, "", fmt.Errorf("no instance report: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	r.port = l.Addr().(*net.TCPAddr).Port
-	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+}
+
+// startReports serves reports until the returned stop is called.
+func startReports() (*reports, func(), error) {
+	l, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
+	}
+	r := &reports{port: l.Addr().(*net.TCPAddr).Port}
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(_ http.ResponseWriter, req *http.Request) {
 		b, _ := io.ReadAll(io.LimitReader(req.Body, 1024))
 		r.mu.Lock()
 		r.at = append(r.at, time.Now())
+		r.body = append(r.body, string(b))
 		r.mu.Unlock()
-		select {
-		case r.ch <- string(b):
-		default:
-		}
 	})}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close(); <-done })
-	return r
+	return r, func() { _ = srv.Close(); <-done }, nil
 }
 
 var (
@@ -63,8 +80,8 @@ var (
 )
 
 // instanceImage builds the instance image once per test binary; it reports
-// to host port reportPort (the first caller's).
-func instanceImage(t *testing.T, reportPort int) (path, sum string) {
+// to labReports.
+func instanceImage(t *testing.T) (path, sum string) {
 	t.Helper()
 	requireTools(t, "mkfs.vfat", "syslinux", "mcopy")
 	k, _ := agentRamdisk(t)
@@ -83,7 +100,7 @@ func instanceImage(t *testing.T, reportPort int) (path, sum string) {
 		imageSum, imageErr = Image{
 			Kernel: k, Modules: mods, Init: init,
 			Append: fmt.Sprintf("console=ttyS0 quiet ironfleet.ip=10.0.2.15/24 ironfleet.gateway=10.0.2.2 ironfleet.modules=%s lab.report=http://10.0.2.2:%d/booted",
-				strings.Join(Modules, ","), reportPort),
+				strings.Join(Modules, ","), labReports.port),
 		}.Build(ctx, imagePath)
 	})
 	if imageErr != nil {
@@ -96,8 +113,8 @@ func instanceImage(t *testing.T, reportPort int) (path, sum string) {
 // disk by hand and powers it on: SeaBIOS boots SYSLINUX from the disk, the
 // instance prints its marker on the serial console and reports to the host.
 func TestInstanceImageBoots(t *testing.T) {
-	rep := reportServer(t)
-	img, _ := instanceImage(t, rep.port)
+	img, _ := instanceImage(t)
+	before := len(labReports.seen())
 	m := newMachine(t, MachineConfig{MAC: "52:54:00:1a:b0:03"})
 	data, err := os.ReadFile(img)
 	if err != nil {
@@ -119,16 +136,15 @@ func TestInstanceImageBoots(t *testing.T) {
 	if err := m.PowerOn(ctx); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case got := <-rep.ch:
-		t.Logf("instance reported %.1fs after power on: %q", time.Since(start).Seconds(), got)
-		if !strings.HasPrefix(got, InstanceMarker) {
-			t.Errorf("report = %q, want it to start with %q", got, InstanceMarker)
-		}
-	case <-ctx.Done():
-		t.Fatal("the instance did not report within 2 minutes")
+	at, got, err := labReports.waitAfter(ctx, before)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !m.SerialContains(InstanceMarker) {
+	t.Logf("instance reported %.1fs after power on: %q", at.Sub(start).Seconds(), got)
+	if !strings.HasPrefix(got, InstanceMarker) {
+		t.Errorf("report = %q, want it to start with %q", got, InstanceMarker)
+	}
+	if !m.SerialContains(InstanceMarker, 0) {
 		t.Errorf("serial console lacks %q", InstanceMarker)
 	}
 }

@@ -226,17 +226,31 @@ func (m *Machine) ChassisLog() ([]ChassisEvent, error) {
 	return evs, sc.Err()
 }
 
-// SerialContains reports whether the serial console has printed marker.
-func (m *Machine) SerialContains(marker string) bool {
-	b, err := os.ReadFile(m.Serial)
-	return err == nil && bytes.Contains(b, []byte(marker))
+// SerialSize is how much the serial console has printed so far: an offset
+// for SerialContains and WaitSerial to look past (the log spans every boot).
+func (m *Machine) SerialSize() int64 {
+	st, err := os.Stat(m.Serial)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
 }
 
-// WaitSerial waits until the serial console prints marker, the machine
-// stops, or ctx ends.
-func (m *Machine) WaitSerial(ctx context.Context, marker string, poll time.Duration) error {
+// SerialContains reports whether the serial console has printed marker
+// after offset from.
+func (m *Machine) SerialContains(marker string, from int64) bool {
+	b, err := os.ReadFile(m.Serial)
+	if err != nil || int64(len(b)) < from {
+		return false
+	}
+	return bytes.Contains(b[from:], []byte(marker))
+}
+
+// WaitSerial waits until the serial console prints marker after offset
+// from, or ctx ends.
+func (m *Machine) WaitSerial(ctx context.Context, marker string, from int64, poll time.Duration) error {
 	for {
-		if m.SerialContains(marker) {
+		if m.SerialContains(marker, from) {
 			return nil
 		}
 		select {
