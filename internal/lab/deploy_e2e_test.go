@@ -427,7 +427,7 @@ func TestLab(t *testing.T) {
 			t.Errorf("the VM still runs after cleaning")
 		}
 		checkErased(t, l.machine.Disk)
-		l.report(t, "run 1: undeploy and clean", &tl)
+		l.report(ctx, t, "run 1: undeploy and clean", &tl)
 	})
 
 	t.Run("conductor killed in wait call-back", func(t *testing.T) {
@@ -513,17 +513,17 @@ func (l *lab) deploy(ctx context.Context, t *testing.T, uuid, title string, duri
 	if dev := l.machine.BootDevice(); dev != "default" {
 		t.Errorf("boot device = %q, want default (disk)", dev)
 	}
-	l.report(t, title, &tl)
+	l.report(ctx, t, title, &tl)
 }
 
 // report prints a run's timeline and keeps it as an artifact
 // ($IRONFLEET_E2E_ARTIFACTS or the cache dir).
-func (l *lab) report(t *testing.T, title string, tl *Timeline) {
+func (l *lab) report(ctx context.Context, t *testing.T, title string, tl *Timeline) {
 	out := tl.Render(title+" — seconds since power on", "power on (PXE)")
 	t.Log("\n" + out)
 	dir := os.Getenv("IRONFLEET_E2E_ARTIFACTS")
 	if dir == "" {
-		dir = cacheDir(t)
+		dir = cacheDir(ctx, t)
 	}
 	f, err := os.OpenFile(filepath.Join(dir, "timeline.txt"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {

@@ -16,12 +16,12 @@ import (
 
 // cacheDir is where downloads (the Debian kernel) are kept across runs:
 // $IRONFLEET_E2E_CACHE, else .e2e/ at the repository root (gitignored).
-func cacheDir(tb testing.TB) string {
+func cacheDir(ctx context.Context, tb testing.TB) string {
 	tb.Helper()
 	if d := os.Getenv("IRONFLEET_E2E_CACHE"); d != "" {
 		return d
 	}
-	out, err := exec.CommandContext(context.Background(), "go", "env", "GOMOD").Output()
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	if err != nil {
 		tb.Fatalf("go env GOMOD: %v", err)
 	}
@@ -65,7 +65,7 @@ func agentRamdisk(tb testing.TB) (Kernel, string) {
 			art.err = err
 			return
 		}
-		k, err := FetchKernel(ctx, cacheDir(tb), rel)
+		k, err := FetchKernel(ctx, cacheDir(ctx, tb), rel)
 		if err != nil {
 			art.err = err
 			return

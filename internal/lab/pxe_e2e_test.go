@@ -55,7 +55,13 @@ func TestIPMIBootsMachineOverPXE(t *testing.T) {
 	sctx, stop := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(sctx, pc) }()
-	t.Cleanup(func() { stop(); <-served; _ = srv.Close() })
+	t.Cleanup(func() {
+		stop()
+		if err := <-served; err != nil {
+			t.Errorf("TFTP server: %v", err)
+		}
+		_ = srv.Close()
+	})
 
 	const mac, token = "52:54:00:1a:b0:02", "lab-pxe-token"
 	port, beats := fakeAPI(t, mac, token)

@@ -24,7 +24,7 @@ func initSystem(ctx context.Context, log *slog.Logger, p agent.BootParams) error
 // line is read from /proc/cmdline: nothing has mounted it yet. BringUp
 // mounts the rest (and finds /proc already there).
 func mountProc() error {
-	if err := os.MkdirAll("/proc", 0o555); err != nil {
+	if err := os.MkdirAll("/proc", 0o555); err != nil { //nolint:gosec // a mount point is world-readable
 		return err
 	}
 	err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")

@@ -34,9 +34,6 @@ func main() {
 
 func run(log *slog.Logger) error {
 	ctx := context.Background()
-	if err := os.MkdirAll("/proc", 0o555); err != nil {
-		return err
-	}
 	// BringUp mounts /proc too; the command line needs it first.
 	if err := agent.BringUp(ctx, log, agent.BootParams{}, agent.BringUpConfig{}); err != nil {
 		return err
