@@ -29,8 +29,9 @@ run: build ## Start the whole fleet on embedded defaults (ironfleet dev)
 deps: ## Install the system packages the tests need (apt-get, when missing)
 	@scripts/ensure-deps.sh test
 
-test: deps fmt-check vet ## Install what tests need, then gofmt check, go vet, go test -race
+test: deps fmt-check vet ## Install what tests need, then gofmt check, go vet, go test -race, the hardware lab
 	$(GO) test $(TEST_FLAGS) ./...
+	$(MAKE) e2e
 
 test-unit: ## Fast loop: go test without -race and without the slow suites
 	$(GO) test -short ./...

@@ -282,7 +282,7 @@ func (l *lab) chassisMarks(since time.Time) {
 			l.mark("power on (PXE)", ev.At)
 			pxeDone = true
 		case ev.What == "set boot default" && pxeDone:
-			l.mark("boot device set to disk", ev.At)
+			l.mark("image written; boot device set to disk over IPMI", ev.At)
 		case strings.HasPrefix(ev.What, "started order=c") && pxeDone:
 			l.mark("reboot (from disk)", ev.At)
 		}
