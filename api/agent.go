@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -62,24 +63,13 @@ func (s *Server) lookup(c *gin.Context) {
 		}
 		node, found = n, err == nil
 	}
-	for a := range strings.SplitSeq(addrs, ",") {
-		if found || strings.TrimSpace(a) == "" {
-			continue
-		}
-		mac, err := transport.NormalizeMAC(strings.TrimSpace(a))
-		if err != nil {
-			s.fail(c, badMAC(a))
-			return
-		}
-		n, err := s.deps.Nodes.NodeByMAC(ctx, mac)
-		if wire.CodeOf(err) == wire.CodeNotFound {
-			continue
-		}
+	if !found {
+		n, ok, err := s.nodeByMACs(ctx, addrs)
 		if err != nil {
 			s.fail(c, err)
 			return
 		}
-		node, found = n, true
+		node, found = n, ok
 	}
 	notFound := coded(wire.CodeNotFound, "Node with addresses %s could not be found.", addrs)
 	if !found || !provision.ExpectsAgent(node.ProvisionState) {
@@ -129,6 +119,30 @@ func (s *Server) lookup(c *gin.Context) {
 	})
 }
 
+// nodeByMACs finds the node owning the first known MAC of a comma-separated
+// list.
+func (s *Server) nodeByMACs(ctx context.Context, addrs string) (wire.Node, bool, error) {
+	for a := range strings.SplitSeq(addrs, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
+		mac, err := transport.NormalizeMAC(a)
+		if err != nil {
+			return wire.Node{}, false, badMAC(a)
+		}
+		n, err := s.deps.Nodes.NodeByMAC(ctx, mac)
+		if wire.CodeOf(err) == wire.CodeNotFound {
+			continue
+		}
+		if err != nil {
+			return wire.Node{}, false, err
+		}
+		return n, true, nil
+	}
+	return wire.Node{}, false, nil
+}
+
 func agentURL(n wire.Node) any {
 	if n.Agent == nil || n.Agent.URL == "" {
 		return nil
@@ -168,7 +182,10 @@ func (s *Server) heartbeat(c *gin.Context) {
 	if !matches(n) {
 		// The cache may not have the lookup that issued the token yet.
 		fresh, err := s.deps.Nodes.Get(ctx, n.UUID)
-		if err != nil && wire.CodeOf(err) != wire.CodeNotFound {
+		if wire.CodeOf(err) == wire.CodeNotFound {
+			err = nodeNotFound(n.UUID)
+		}
+		if err != nil {
 			s.fail(c, err)
 			return
 		}
@@ -183,7 +200,7 @@ func (s *Server) heartbeat(c *gin.Context) {
 		s.fail(c, badRequest("Invalid callback_url %q: want http(s)://host:port.", hb.CallbackURL))
 		return
 	}
-	params, _ := json.Marshal(wire.HeartbeatParams{CallbackURL: hb.CallbackURL, AgentVersion: hb.AgentVersion}) // plain struct
+	params, _ := json.Marshal(wire.HeartbeatParams{CallbackURL: hb.CallbackURL, AgentVersion: hb.AgentVersion, TokenHash: got}) // plain struct
 	task := wire.Task{
 		Version: wire.TaskVersion, ID: transport.NewUUID(), Node: n.UUID, Op: wire.OpHeartbeat,
 		Group: n.ConductorGroup, RequestedBy: "agent", CreatedAt: time.Now().UTC(), Params: params,

@@ -246,7 +246,7 @@ func TestNodeList(t *testing.T) {
 	if n := r.json(t)["nodes"].([]any)[0].(map[string]any); n["driver_info"] == nil {
 		t.Errorf("detail: %v", n)
 	}
-	for _, q := range []string{"?limit=x", "?fields=nosuch", "?sort_key=colour", "?sort_dir=up", "?maintenance=perhaps", "?marker=nope"} {
+	for _, q := range []string{"?limit=x", "?fields=nosuch", "?sort_key=colour", "?sort_dir=up", "?maintenance=perhaps", "?marker=nope", "?resource_class=gpu"} {
 		mustStatus(t, e.do(http.MethodGet, "/v1/nodes"+q, nil), 400)
 	}
 }
@@ -678,5 +678,32 @@ func TestDependencyDown(t *testing.T) {
 	mustStatus(t, e.do(http.MethodGet, "/v1/locks", nil), 503)
 	if len(e.tasks()) != 0 {
 		t.Errorf("a task was published without the lock")
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	e := newEnv(t)
+	full := api.Deps{Nodes: e.inv, Ports: e.inv, Tasks: e.bus, Locks: e.locker, Conductors: e.reg,
+		Drivers: drivers(t), DriverNames: []string{"sim"}}
+	tests := []struct {
+		name string
+		deps func(d api.Deps) api.Deps
+		cfg  api.Config
+	}{
+		{"no nodes", func(d api.Deps) api.Deps { d.Nodes = nil; return d }, api.Config{}},
+		{"no locks", func(d api.Deps) api.Deps { d.Locks = nil; return d }, api.Config{}},
+		{"no drivers", func(d api.Deps) api.Deps { d.DriverNames = nil; return d }, api.Config{}},
+		{"unknown auth", func(d api.Deps) api.Deps { return d }, api.Config{Auth: "keystone"}},
+		{"http_basic without file", func(d api.Deps) api.Deps { return d }, api.Config{Auth: api.AuthHTTPBasic}},
+		{"missing htpasswd", func(d api.Deps) api.Deps { return d }, api.Config{Auth: api.AuthHTTPBasic, HTPasswd: "/nonexistent"}},
+		{"bad role", func(d api.Deps) api.Deps { return d }, api.Config{Roles: map[string]api.Role{"u": "root"}}},
+		{"negative knob", func(d api.Deps) api.Deps { return d }, api.Config{LockAttempts: -1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := api.New(tt.deps(full), tt.cfg); err == nil {
+				t.Errorf("New accepted it")
+			}
+		})
 	}
 }

@@ -1,4 +1,49 @@
 // Package api is ironfleet's HTTP surface: the Ironic-compatible REST API on
-// Gin, the agent endpoints, health and metrics. No other package serves HTTP
-// for operators.
+// Gin, the agent endpoints, the lock view, health and metrics. No other
+// package serves HTTP for operators.
+//
+// # Building it
+//
+// New(Deps, Config) takes small interfaces declared here, which the real
+// parts satisfy: *transport.Inventory (Nodes, Ports), *transport.Bus
+// (Tasks), *lock.Locker (Locks), *transport.Registry (Conductors) and
+// conductor.Drivers (DriverValidator). Serve runs it on a listener until its
+// context ends; Handler is the http.Handler.
+//
+// # Reads and writes
+//
+// Reads come from the inventory's cache (a KV watch); a node's
+// "reservation" is its lock holder, from one lock Snapshot (one Summary for a
+// list). Writes are compare-and-set on the inventory (create, PATCH,
+// maintenance, ports — fields the lock holder does not own) or tasks:
+//
+//	PUT …/states/provision, …/states/power, …/management/boot_device:
+//	  validate on the cached node (400 with Ironic's words)
+//	  → lock.Acquire standard mode, holder "api:<host>" (409 NodeLocked naming the holder)
+//	  → re-read the node from the store and re-validate under the lock
+//	  → publish the task with a fresh lock ticket (503 and release on failure)
+//	  → Lock.Handoff to that ticket → 202, Location …/states
+//
+// Publish comes before the handoff: if the API dies between the two, the
+// task's conductor waits in line with its ticket and gets the lock when the
+// API's lease runs out. DELETE takes the lock the same way, deletes with the
+// lock's fencing token and releases. The API never holds a lock longer than
+// that.
+//
+// # Agent
+//
+// GET /v1/lookup?addresses=… finds the node by MAC, and only for nodes whose
+// state expects an agent (provision.ExpectsAgent; others are 404, as
+// Ironic's restricted lookup answers) issues a one-time agent token: its
+// SHA-256 is stored with a compare-and-set that fails with 409 if a token was
+// already issued (the conductor clears it when it boots the node into the
+// agent again). POST /v1/heartbeat/{node} needs that token (none: 401, wrong:
+// 403, logged without it) and publishes a heartbeat task without the lock.
+//
+// # Errors
+//
+// httpStatus is the one place errors become HTTP statuses; bodies follow
+// Ironic: {"error_message": "<JSON-encoded {faultcode, faultstring, debuginfo}>"}.
+//
+// See README.md for microversions, fields, auth and the lock view.
 package api

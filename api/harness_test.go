@@ -41,7 +41,7 @@ func TestMain(m *testing.M) {
 // env is one API over real NATS (JetStream) and a real redis-server,
 // through the real transport and lock packages.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *api.Server
 	http   *httptest.Server
 	url    string
@@ -56,7 +56,7 @@ type env struct {
 
 type envOption func(*api.Config)
 
-func drivers(t *testing.T) conductor.Drivers {
+func drivers(t testing.TB) conductor.Drivers {
 	t.Helper()
 	ipmiDrv, err := ipmi.New(ipmi.Config{})
 	if err != nil {
@@ -70,7 +70,7 @@ func drivers(t *testing.T) conductor.Drivers {
 	}
 }
 
-func newEnv(t *testing.T, opts ...envOption) *env {
+func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -132,7 +132,7 @@ type resp struct {
 	body   []byte
 }
 
-func (r resp) json(t *testing.T) map[string]any {
+func (r resp) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.body, &m); err != nil {
@@ -142,7 +142,7 @@ func (r resp) json(t *testing.T) map[string]any {
 }
 
 // fault decodes Ironic's error body: error_message holds a JSON string.
-func (r resp) fault(t *testing.T) map[string]any {
+func (r resp) fault(t testing.TB) map[string]any {
 	t.Helper()
 	var inner map[string]any
 	msg, _ := r.json(t)["error_message"].(string)
@@ -198,7 +198,7 @@ func (e *env) do(method, path string, body any, headers ...string) resp {
 }
 
 // mustStatus fails unless r has status want.
-func mustStatus(t *testing.T, r resp, want int) {
+func mustStatus(t testing.TB, r resp, want int) {
 	t.Helper()
 	if r.status != want {
 		t.Fatalf("status %d, want %d; body %s", r.status, want, r.body)

@@ -139,6 +139,11 @@ func parseBool(name, s string) (*bool, error) {
 	return &b, nil
 }
 
+// unsupportedFilters are Ironic node filters ironfleet cannot apply:
+// refusing them beats answering an unfiltered list as if filtered.
+var unsupportedFilters = []string{"instance_uuid", "chassis_uuid", "resource_class", "fault", "owner", "lessee",
+	"project", "description_contains", "retired", "shard", "sharded", "conductor", "include_children", "parent_node"}
+
 // nodeQuery reads a list's filters, sort and page from the query string.
 func nodeQuery(c *gin.Context, v Version) (transport.NodeQuery, int, error) {
 	var q transport.NodeQuery
@@ -156,6 +161,11 @@ func nodeQuery(c *gin.Context, v Version) (transport.NodeQuery, int, error) {
 	q.Marker = c.Query("marker")
 	if q.Marker != "" && !isUUID(q.Marker) {
 		return q, 0, badRequest("Marker %q is not a node UUID.", q.Marker)
+	}
+	for _, f := range unsupportedFilters {
+		if c.Query(f) != "" {
+			return q, 0, badRequest("The %s filter is not supported by ironfleet.", f)
+		}
 	}
 	q.SortKey, q.SortDir = c.Query("sort_key"), c.Query("sort_dir")
 	gated := map[string]int{"provision_state": 9, "driver": 16, "conductor_group": 46}
@@ -217,6 +227,10 @@ func (s *Server) listNodes(detail bool) gin.HandlerFunc {
 		}
 		out := make([]map[string]any, 0, len(nodes))
 		for _, n := range nodes {
+			if !detail && fields == "" {
+				out = append(out, renderNodeShort(n, base, v))
+				continue
+			}
 			doc := renderNode(n, held[n.UUID], base, v)
 			switch {
 			case fields != "":
@@ -224,14 +238,6 @@ func (s *Server) listNodes(detail bool) gin.HandlerFunc {
 					s.fail(c, err)
 					return
 				}
-			case !detail:
-				short := make(map[string]any, len(nodeListFields))
-				for _, f := range nodeListFields {
-					if val, ok := doc[f]; ok {
-						short[f] = val
-					}
-				}
-				doc = short
 			}
 			out = append(out, doc)
 		}

@@ -88,7 +88,6 @@ func (s *Server) routes() {
 	e.GET("/metrics", s.serveMetrics)
 	e.GET("/openapi.json", s.openAPI)
 	e.GET("/v1", s.versions, s.v1)
-	e.GET("/v1/", s.versions, s.v1)
 	for _, r := range s.table() {
 		hs := []gin.HandlerFunc{s.versions, s.limitBody}
 		if r.minVer > 0 {

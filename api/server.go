@@ -287,17 +287,32 @@ func New(deps Deps, cfg Config) (*Server, error) {
 	s.metrics = m
 	gin.SetMode(gin.ReleaseMode)
 	s.engine = gin.New()
-	s.engine.ContextWithFallback = false
+	s.engine.RedirectTrailingSlash = false
+	s.engine.RedirectFixedPath = false
 	s.routes()
 	return s, nil
 }
 
-// Handler is the API as an http.Handler.
-func (s *Server) Handler() http.Handler { return s.engine }
+// Handler is the API as an http.Handler. A trailing slash is dropped
+// before routing, as Ironic accepts both forms: clients (python-ironicclient)
+// send "/v1/ports/?node=…", and a redirect with a relative Location breaks
+// them.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") {
+			r.URL.Path = strings.TrimRight(p, "/")
+			if r.URL.Path == "" {
+				r.URL.Path = "/"
+			}
+			r.URL.RawPath = ""
+		}
+		s.engine.ServeHTTP(w, r)
+	})
+}
 
 // Serve answers on l until ctx is done, then shuts down gracefully.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	hs := &http.Server{Handler: s.engine, ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(l) }()
 	select {

@@ -105,6 +105,10 @@ type Config struct {
 	ClaimTimeout time.Duration
 	// Boot is what nodes network-boot into (kernel, ramdisk, API URL).
 	Boot wire.BootParams
+	// Handoff is how a phase passes the node to its continuation; empty
+	// means HandoffTicket. The others exist to measure what ironfleet fixes
+	// (ironfleet bench fleet) and are never what an operator wants.
+	Handoff HandoffStrategy
 	// AgentPoll is how often a running agent command is polled; zero means 1s.
 	AgentPoll time.Duration
 	// AgentTimeout bounds one agent command (writing an image); zero means 1h.
@@ -162,6 +166,13 @@ func (c *Config) defaults() error {
 	def(&c.MaxCleans, 50)
 	def(&c.PowerSyncFailures, 3)
 	defd(&c.ClaimWait, 2*time.Minute)
+	switch c.Handoff {
+	case "":
+		c.Handoff = HandoffTicket
+	case HandoffTicket, HandoffReleaseReacquire, HandoffPatientRetry:
+	default:
+		return fmt.Errorf("conductor: handoff strategy %q: want %s, %s or %s", c.Handoff, HandoffTicket, HandoffReleaseReacquire, HandoffPatientRetry)
+	}
 	defd(&c.AgentPoll, time.Second)
 	defd(&c.AgentTimeout, time.Hour)
 	defd(&c.WaitTimeout, 1800*time.Second)
@@ -173,6 +184,26 @@ func (c *Config) defaults() error {
 	}
 	return nil
 }
+
+// HandoffStrategy is how one phase of a flow passes the node's lock to the
+// task that continues it.
+type HandoffStrategy string
+
+// Handoff strategies.
+const (
+	// HandoffTicket is ironfleet's: publish the continuation with a ticket,
+	// then hand the lock to that ticket; nothing can take it in between.
+	HandoffTicket HandoffStrategy = "handoff"
+	// HandoffReleaseReacquire is Ironic's original: release the lock, publish
+	// the continuation, which tries the lock in standard mode (Attempts ×
+	// Interval) and gives up if it cannot get it — leaving the node in its
+	// transient state until something recovers it.
+	HandoffReleaseReacquire HandoffStrategy = "release-reacquire"
+	// HandoffPatientRetry is Ironic's fix: the same, but the continuation
+	// retries forever at a fixed interval, with no line (bounded here by
+	// ClaimWait).
+	HandoffPatientRetry HandoffStrategy = "patient-retry"
+)
 
 // Conductor runs tasks for its groups. Create it with New, run it with Run.
 type Conductor struct {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/bsm/redislock"
 	"os"
 	"path/filepath"
 	"sync"
@@ -272,5 +273,20 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestHandoffStrategyIsValidated: only the three known strategies are accepted.
+func TestHandoffStrategyIsValidated(t *testing.T) {
+	e := newEnv(t)
+	deps := conductor.Deps{Tasks: e.bus, Nodes: e.inv, Locks: e.locks, Registry: e.reg, Leases: redislock.New(e.rc), Boot: e.boot,
+		Drivers: conductor.Drivers{"sim": conductor.NewPowerDriver(e.machines.ValidateDriverInfo, e.machines.NodePower)}}
+	for _, s := range []conductor.HandoffStrategy{"", conductor.HandoffTicket, conductor.HandoffReleaseReacquire, conductor.HandoffPatientRetry} {
+		if _, err := conductor.New(deps, conductor.Config{Handoff: s}); err != nil {
+			t.Errorf("strategy %q refused: %v", s, err)
+		}
+	}
+	if _, err := conductor.New(deps, conductor.Config{Handoff: "yolo"}); err == nil {
+		t.Error("unknown strategy accepted")
 	}
 }

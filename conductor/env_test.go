@@ -244,7 +244,7 @@ func (e *env) runAgentOnBoot(t *testing.T, m *sim.Machine, node string) {
 			}
 			sleep(ctx, e.heartbeat)
 		}
-		params, _ := json.Marshal(wire.HeartbeatParams{CallbackURL: srv.URL, AgentVersion: "test"})
+		params, _ := json.Marshal(wire.HeartbeatParams{CallbackURL: srv.URL, AgentVersion: "test", TokenHash: hex.EncodeToString(sum[:])})
 		for ctx.Err() == nil {
 			_, _ = e.bus.Publish(ctx, wire.Task{Version: wire.TaskVersion, ID: transport.NewUUID(), Node: node,
 				Op: wire.OpHeartbeat, CreatedAt: time.Now().UTC(), Params: params})

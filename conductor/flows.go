@@ -37,21 +37,42 @@ func (w *work_) userAction() error {
 			return w.bootAgent(wire.BootForInspect)
 		}
 	}
-	tr, err := provision.Apply(n.UUID, n.ProvisionState, verbOf[w.task.Op])
-	if err != nil {
-		w.log("task no longer applies", "state", n.ProvisionState, "err", err)
-		w.c.event(w.outer, wire.Event{Type: wire.EventTaskFailed, Node: n.UUID, Task: w.task.ID, Op: w.task.Op,
-			Code: wire.CodeInvalidTransition, Message: err.Error()})
-		return nil
+	// The API may already have made the verb's first step (enroll →
+	// verifying, available → deploying …) under the lock it handed us.
+	tr, started := provision.Started(n.ProvisionState, n.TargetProvisionState, verbOf[w.task.Op])
+	started = started && n.Step == ""
+	if !started {
+		var err error
+		if tr, err = provision.Apply(n.UUID, n.ProvisionState, verbOf[w.task.Op]); err != nil {
+			w.log("task no longer applies", "state", n.ProvisionState, "err", err)
+			w.c.event(w.outer, wire.Event{Type: wire.EventTaskFailed, Node: n.UUID, Task: w.task.ID, Op: w.task.Op,
+				Code: wire.CodeInvalidTransition, Message: err.Error()})
+			return nil
+		}
+	}
+	// begin makes the verb's first move, unless the API made it.
+	begin := func(fn func(*wire.Node)) error {
+		if started {
+			if fn == nil {
+				return nil
+			}
+			return w.update(fn)
+		}
+		return w.move(tr.To, tr.Target, func(n *wire.Node) {
+			n.LastError = ""
+			if fn != nil {
+				fn(n)
+			}
+		})
 	}
 	switch w.task.Op {
 	case wire.OpManage:
-		if n.ProvisionState == wire.StateEnroll {
-			return w.verify(tr)
+		if n.ProvisionState == wire.StateEnroll || started {
+			return w.verify(begin)
 		}
-		return w.move(tr.To, tr.Target, func(n *wire.Node) { n.LastError = "" })
+		return begin(nil)
 	case wire.OpProvide, wire.OpClean:
-		if err := w.move(tr.To, tr.Target, func(n *wire.Node) { n.LastError = "" }); err != nil {
+		if err := begin(nil); err != nil {
 			return err
 		}
 		return w.startCleaning()
@@ -60,14 +81,17 @@ func (w *work_) userAction() error {
 			return err
 		}
 		if _, _, err := imageOf(w.node); err != nil {
+			if started {
+				return w.fail(err)
+			}
 			return w.update(func(n *wire.Node) { n.LastError = err.Error() })
 		}
-		if err := w.move(tr.To, tr.Target, func(n *wire.Node) { n.LastError, n.Step = "", stepBoot }); err != nil {
+		if err := begin(func(n *wire.Node) { n.Step = stepBoot }); err != nil {
 			return err
 		}
 		return w.bootAgent(wire.BootForDeploy)
 	case wire.OpUndeploy:
-		if err := w.move(tr.To, tr.Target, func(n *wire.Node) { n.LastError, n.Agent = "", nil }); err != nil {
+		if err := begin(func(n *wire.Node) { n.Agent = nil }); err != nil {
 			return err
 		}
 		w.cleanUpBoot()
@@ -79,7 +103,7 @@ func (w *work_) userAction() error {
 		}
 		return w.startCleaning()
 	case wire.OpInspect:
-		if err := w.move(tr.To, tr.Target, func(n *wire.Node) { n.LastError, n.Step = "", stepBoot }); err != nil {
+		if err := begin(func(n *wire.Node) { n.Step = stepBoot }); err != nil {
 			return err
 		}
 		return w.bootAgent(wire.BootForInspect)
@@ -93,12 +117,16 @@ func (w *work_) userAction() error {
 	return nil
 }
 
-// verify checks the BMC of an enrolled node (enroll → verifying → manageable).
-func (w *work_) verify(tr provision.Transition) error {
+// verify checks the BMC of an enrolled node (enroll → verifying → manageable);
+// begin makes the move to verifying (or finds it made).
+func (w *work_) verify(begin func(func(*wire.Node)) error) error {
 	if err := w.c.d.Drivers.ValidateDriverInfo(w.node); err != nil {
+		if w.node.ProvisionState == wire.StateVerifying {
+			return w.fail(err)
+		}
 		return w.update(func(n *wire.Node) { n.LastError = err.Error() })
 	}
-	if err := w.move(tr.To, tr.Target, func(n *wire.Node) { n.LastError = "" }); err != nil {
+	if err := begin(nil); err != nil {
 		return err
 	}
 	pw, err := w.powerOf()
@@ -236,6 +264,9 @@ func (w *work_) continueWith(op wire.Operation, back func() error) error {
 		Group: w.node.ConductorGroup, Ticket: lock.NewTicket(),
 		RequestedBy: "conductor:" + w.c.cfg.Host, CreatedAt: time.Now().UTC(),
 	}
+	if w.c.cfg.Handoff != HandoffTicket {
+		return w.releaseThenPublish(t)
+	}
 	if _, err := w.c.d.Tasks.Publish(w.ctx, t); err != nil {
 		// Nothing will continue the flow: go back to waiting, so that the
 		// agent's next heartbeat tries again.
@@ -252,6 +283,18 @@ func (w *work_) continueWith(op wire.Operation, back func() error) error {
 	w.c.metrics.handoffs.Inc()
 	w.c.event(w.outer, wire.Event{Type: wire.EventLockHandoff, Node: w.node.UUID, Task: t.ID, Op: op,
 		Message: fmt.Sprintf("lock handed to %s (fencing token %d)", op, tok)})
+	return nil
+}
+
+// releaseThenPublish is how Ironic hands a node on (the strategies ironfleet
+// is measured against): release the lock, then publish the continuation
+// without a ticket. Whoever grabs the lock in between wins.
+func (w *work_) releaseThenPublish(t wire.Task) error {
+	t.Ticket = ""
+	w.c.release(w.outer, w.lk)
+	if _, err := w.c.d.Tasks.Publish(w.outer, t); err != nil {
+		return fmt.Errorf("publishing %s: %w", t.Op, err)
+	}
 	return nil
 }
 
@@ -384,8 +427,8 @@ func (c *Conductor) heartbeat(ctx context.Context, t wire.Task, d transport.Deli
 		return transport.Retry(time.Second, errBusy), "busy"
 	}
 	var p wire.HeartbeatParams
-	if err := json.Unmarshal(t.Params, &p); err != nil || p.CallbackURL == "" {
-		return transport.Fail(wire.Errorf(wire.CodeInvalidInput, "heartbeat without a callback_url")), "failed"
+	if err := json.Unmarshal(t.Params, &p); err != nil || p.CallbackURL == "" || p.TokenHash == "" {
+		return transport.Fail(wire.Errorf(wire.CodeInvalidInput, "heartbeat without a callback_url or token hash")), "failed"
 	}
 	lk, err := c.d.Locks.Acquire(ctx, t.Node, &lock.Options{Attempts: 1, Purpose: "heartbeat", Holder: c.cfg.Host, TTL: c.cfg.LockTTL})
 	if errors.Is(err, lock.ErrLocked) {
@@ -408,9 +451,10 @@ func (c *Conductor) heartbeat(ctx context.Context, t wire.Task, d transport.Deli
 		}
 		return transport.Retry(0, err), "retry"
 	}
-	if node.Agent == nil || node.Agent.TokenHash == "" {
-		// An agent of an earlier boot (its token was forgotten at reboot).
-		return transport.Done(), "skipped"
+	if node.Agent == nil || node.Agent.TokenHash != p.TokenHash {
+		// The agent of an earlier boot: its token was forgotten when the
+		// node rebooted, or replaced by the current agent's.
+		return transport.Done(), "stale"
 	}
 	w := &work_{c: c, ctx: lk.Context(), outer: ctx, lk: lk, node: node, task: t}
 	if err := w.update(func(n *wire.Node) {

@@ -53,6 +53,14 @@ var errBusy = errors.New("conductor: busy")
 // releases it (unless the operation handed it off).
 func (c *Conductor) withLock(ctx context.Context, t wire.Task, d transport.Delivery) (transport.Outcome, string) {
 	lk, err := c.acquire(ctx, t)
+	if errors.Is(err, errGaveUp) {
+		// Ironic's way: the continuation is dropped and the node stays in
+		// its transient state (stuck) until recovery.
+		c.log.Warn("continuation gave up on the node's lock; the node is stuck", "task", t.ID, "op", t.Op, "node", t.Node, "err", err)
+		c.event(ctx, wire.Event{Type: wire.EventTaskFailed, Node: t.Node, Task: t.ID, Op: t.Op, Code: wire.CodeNodeLocked,
+			Message: "gave up on the node's lock; the node is left in its transient state: " + err.Error()})
+		return transport.Done(), "gave_up"
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return transport.Retry(0, err), "interrupted"
@@ -81,6 +89,9 @@ func (c *Conductor) withLock(ctx context.Context, t wire.Task, d transport.Deliv
 func (c *Conductor) acquire(ctx context.Context, t wire.Task) (*lock.Lock, error) {
 	opts := &lock.Options{Purpose: string(t.Op), Holder: c.cfg.Host, TTL: c.cfg.LockTTL}
 	if t.Ticket == "" {
+		if isContinuation(t.Op) {
+			return c.reacquire(ctx, t, opts)
+		}
 		return c.d.Locks.Acquire(ctx, t.Node, opts)
 	}
 	opts.Mode, opts.Ticket = lock.Patient, t.Ticket
@@ -92,6 +103,47 @@ func (c *Conductor) acquire(ctx context.Context, t wire.Task) (*lock.Lock, error
 		return nil, err
 	}
 	return lk, err
+}
+
+func isContinuation(op wire.Operation) bool {
+	return op == wire.OpContinueDeploy || op == wire.OpContinueClean
+}
+
+// errGaveUp marks a continuation that could not get its node's lock the
+// way Ironic's release-then-reacquire tries: the node is left where it is.
+var errGaveUp = errors.New("conductor: continuation gave up on the node's lock")
+
+// reacquire is how a continuation published without a ticket (the
+// strategies ironfleet is measured against) takes its node's lock: a
+// standard-mode try (Ironic), or a try at a fixed interval until ClaimWait
+// (Ironic's patient fix). Each continuation that finds the lock taken is a
+// raced handoff.
+func (c *Conductor) reacquire(ctx context.Context, t wire.Task, opts *lock.Options) (*lock.Lock, error) {
+	lk, err := c.d.Locks.Acquire(ctx, t.Node, opts)
+	if !errors.Is(err, lock.ErrLocked) {
+		return lk, err
+	}
+	c.metrics.raced.Inc()
+	if c.cfg.Handoff != HandoffPatientRetry {
+		return nil, fmt.Errorf("%w: %w", errGaveUp, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, c.cfg.ClaimWait)
+	defer cancel()
+	interval := opts.Interval
+	if interval <= 0 {
+		interval = time.Second
+	}
+	for {
+		select {
+		case <-wctx.Done():
+			return nil, fmt.Errorf("%w: %w", errGaveUp, err)
+		case <-time.After(interval):
+		}
+		lk, err = c.d.Locks.Acquire(wctx, t.Node, &lock.Options{Purpose: opts.Purpose, Holder: opts.Holder, TTL: opts.TTL, Attempts: 1})
+		if !errors.Is(err, lock.ErrLocked) {
+			return lk, err
+		}
+	}
 }
 
 func (c *Conductor) release(ctx context.Context, lk *lock.Lock) {

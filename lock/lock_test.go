@@ -397,3 +397,29 @@ func TestReserve(t *testing.T) {
 	mustRelease(t, got)
 	mustRelease(t, recv(t, later, "later waiter"))
 }
+
+// TestStandardClaimOfQueuedReservationLeavesIt: a standard-mode caller
+// presenting a reserved ticket that is still in line is refused without
+// taking the reservation over, so the reservation's patient claimer still
+// gets the lock in its turn.
+func TestStandardClaimOfQueuedReservationLeavesIt(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := fastConfig()
+	cfg.ClaimTimeout = 5 * time.Second
+	l := newLocker(t, newClient(t, srv), cfg)
+	ctx := t.Context()
+	holder, err := l.Acquire(ctx, "n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ticket := NewTicket()
+	if err := l.Reserve(ctx, "n", ticket, "task", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Acquire(ctx, "n", &Options{Ticket: ticket, Attempts: 2}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("standard claim of a queued reservation = %v, want ErrLocked", err)
+	}
+	claimer := acquireAsync(t, ctx, newLocker(t, newClient(t, srv), cfg), l, "n", &Options{Mode: Patient, Ticket: ticket}, 1)
+	mustRelease(t, holder)
+	mustRelease(t, recv(t, claimer, "patient claimer of the reservation"))
+}

@@ -36,6 +36,7 @@ flag's name in upper case with dashes as underscores (--api-addr → IRONFLEET_A
 		newDevCmd(),
 		newAgentCmd(),
 		newEventsCmd(),
+		newAPICmd(),
 		newConductorCmd(),
 		newWatchCmd(),
 		newBenchCmd(),

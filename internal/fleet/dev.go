@@ -214,14 +214,7 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 		}
 		conductors[i] = c
 	}
-	srv, err := api.New(api.Deps{
-		Nodes: infra.Inventory, Ports: infra.Inventory, Tasks: infra.Bus, Locks: infra.Locks,
-		Conductors: infra.Registry, Drivers: drivers, DriverNames: []string{"ipmi", "sim"},
-		Checks: map[string]api.Checker{
-			"nats":  api.CheckFunc(func(context.Context) error { return natsStatus(nc.IsConnected(), nc.Status().String()) }),
-			"redis": api.CheckFunc(func(ctx context.Context) error { return rc.Ping(ctx).Err() }),
-		},
-	}, api.Config{
+	srv, err := NewAPI(infra, drivers, api.Config{
 		Auth: api.AuthNone, Host: "dev", HeartbeatTimeout: cfg.HeartbeatTimeout,
 		Logger: d.log.With("component", "api"), Registerer: d.Registry, Gatherer: d.Registry,
 	})
@@ -276,13 +269,6 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 		})
 	}
 	return d, nil
-}
-
-func natsStatus(connected bool, status string) error {
-	if !connected {
-		return fmt.Errorf("nats: %s", status)
-	}
-	return nil
 }
 
 // Wait blocks until a component of the fleet fails or Stop is called.

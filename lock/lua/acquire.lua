@@ -72,7 +72,9 @@ if not owner_ticket then
   promote_head(grace)
 end
 
-if mode == 'patient' or winfo(ticket) then
+-- Only patient callers wait in line; a standard caller presenting a ticket
+-- that is queued (a reservation) leaves it for a patient claimer.
+if mode == 'patient' then
   return join()
 end
 return result(3, 0, 0, true)

@@ -64,4 +64,8 @@ type BootDeviceParams struct {
 type HeartbeatParams struct {
 	CallbackURL  string `json:"callback_url"`
 	AgentVersion string `json:"agent_version,omitempty"`
+	// TokenHash is the SHA-256 (hex) of the agent token the heartbeat was
+	// authenticated with (never the token): a heartbeat queued by the agent
+	// of an earlier boot is told apart from the current agent's, and dropped.
+	TokenHash string `json:"token_hash"`
 }

@@ -1,0 +1,320 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ironfleet/ironfleet/api"
+	"github.com/ironfleet/ironfleet/internal/fleet"
+	"github.com/ironfleet/ironfleet/internal/redisproc"
+	"github.com/ironfleet/ironfleet/lock"
+	"github.com/ironfleet/ironfleet/transport"
+)
+
+func newBenchAPICmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "api",
+		Short: "GET node and filtered list latency and throughput: ironfleet's API vs a bare Gin handler",
+		Long: `bench api starts an embedded NATS server, a private redis-server and the API
+(noauth), seeds nodes through the API, then has concurrent clients GET one node
+and list with a filter, each for --duration, against the API and against a bare
+Gin handler answering the same JSON documents from memory (the ceiling), in one run.`,
+		Args: cobra.NoArgs,
+		RunE: runBenchAPI,
+	}
+	f := cmd.Flags()
+	f.Bool("json", false, "print one JSON object per benchmark and implementation per line")
+	f.Int("nodes", 1000, "nodes to seed")
+	f.Int("clients", 32, "concurrent clients")
+	f.Duration("duration", 5*time.Second, "how long each benchmark runs per implementation")
+	f.Duration("warmup", time.Second, "unmeasured load before each measurement")
+	f.String("redis-server", "redis-server", "redis-server binary to run")
+	return cmd
+}
+
+// apiBenchResult is one benchmark's figures for one implementation.
+type apiBenchResult struct {
+	Bench    string  `json:"bench"`
+	Impl     string  `json:"impl"`
+	Requests int     `json:"requests"`
+	ReqPerS  float64 `json:"req_per_s"`
+	P50us    float64 `json:"p50_us"`
+	P99us    float64 `json:"p99_us"`
+	Clients  int     `json:"clients"`
+	Nodes    int     `json:"nodes"`
+	// RatioToBare is this implementation's req/s over the bare handler's.
+	RatioToBare float64 `json:"ratio_to_bare"`
+}
+
+func runBenchAPI(cmd *cobra.Command, _ []string) error {
+	ctx := cmd.Context()
+	f := cmd.Flags()
+	asJSON, _ := f.GetBool("json")
+	nNodes, _ := f.GetInt("nodes")
+	clients, _ := f.GetInt("clients")
+	dur, _ := f.GetDuration("duration")
+	warmup, _ := f.GetDuration("warmup")
+	redisBin, _ := f.GetString("redis-server")
+	if nNodes < 2 || clients < 1 || dur <= 0 || warmup < 0 {
+		return errors.New("bench api: --nodes ≥ 2, --clients ≥ 1, --duration > 0, --warmup ≥ 0")
+	}
+
+	dir, err := os.MkdirTemp("", "ironfleet-bench-api-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	ns, err := transport.StartEmbedded(startCtx, transport.EmbeddedConfig{StoreDir: dir + "/nats"})
+	if err != nil {
+		return err
+	}
+	defer ns.Shutdown()
+	rs, err := redisproc.Start(startCtx, redisproc.Config{Dir: dir, Binary: redisBin})
+	if err != nil {
+		return fmt.Errorf("start redis-server: %w", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = rs.Stop(sctx, false)
+	}()
+	nc, err := nats.Connect(ns.URL(), nats.Name("ironfleet-bench-api"))
+	if err != nil {
+		return fmt.Errorf("nats: %w", err)
+	}
+	defer nc.Close()
+	ropts := rs.Options()
+	ropts.ContextTimeoutEnabled = true
+	ropts.PoolSize = 64
+	rc := redis.NewClient(ropts)
+	defer rc.Close()
+
+	quiet := slog.New(slog.DiscardHandler)
+	infra, err := fleet.NewInfra(startCtx, nc, rc, fleet.InfraConfig{Lock: lock.Config{Holder: "api:bench"}, Logger: quiet})
+	if err != nil {
+		return err
+	}
+	defer infra.Close()
+	srv, err := fleet.NewAPI(infra, fleet.ValidateOnlyDrivers(), api.Config{Logger: quiet, Registerer: prometheus.NewRegistry(), Host: "bench"}) //nolint:contextcheck // New does no I/O
+	if err != nil {
+		return err
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	sctx, stop := context.WithCancel(gctx)
+	defer func() { stop(); _ = g.Wait() }()
+	serve := func(h http.Handler) (string, error) {
+		l, err := new(net.ListenConfig).Listen(ctx, "tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		g.Go(func() error {
+			if err := hs.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-sctx.Done()
+			return hs.Close()
+		})
+		return "http://" + l.Addr().String(), nil
+	}
+	ours, err := serve(srv.Handler())
+	if err != nil {
+		return err
+	}
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients * 2, MaxConnsPerHost: clients * 2}}
+
+	// Seed through the API, 8 at a time.
+	var uuids []string
+	var mu sync.Mutex
+	seed, sctx2 := errgroup.WithContext(ctx)
+	seed.SetLimit(8)
+	for i := range nNodes {
+		seed.Go(func() error {
+			group := "rack1"
+			if i%2 == 1 {
+				group = "rack2"
+			}
+			body := fmt.Sprintf(`{"name":"bench-%05d","driver":"sim","driver_info":{"sim_machine":"m-%05d"},"conductor_group":%q}`, i, i, group)
+			var out struct {
+				UUID string `json:"uuid"`
+			}
+			if err := benchDo(sctx2, hc, http.MethodPost, ours+"/v1/nodes", body, http.StatusCreated, &out); err != nil {
+				return err
+			}
+			mu.Lock()
+			uuids = append(uuids, out.UUID)
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := seed.Wait(); err != nil {
+		return fmt.Errorf("seeding: %w", err)
+	}
+	slices.Sort(uuids)
+	getPath := func(i int) string { return "/v1/nodes/" + uuids[i%len(uuids)] }
+	const listPath = "/v1/nodes?conductor_group=rack1&maintenance=false&limit=100"
+
+	// The bare Gin ceiling answers the same documents from memory.
+	var nodeDoc, listDoc map[string]any
+	if err := benchDo(ctx, hc, http.MethodGet, ours+getPath(0), "", http.StatusOK, &nodeDoc); err != nil {
+		return err
+	}
+	if err := benchDo(ctx, hc, http.MethodGet, ours+listPath, "", http.StatusOK, &listDoc); err != nil {
+		return err
+	}
+	gin.SetMode(gin.ReleaseMode)
+	bare := gin.New()
+	bare.GET("/v1/nodes/:node", func(c *gin.Context) { c.JSON(http.StatusOK, nodeDoc) })
+	bare.GET("/v1/nodes", func(c *gin.Context) { c.JSON(http.StatusOK, listDoc) })
+	bareURL, err := serve(bare)
+	if err != nil {
+		return err
+	}
+
+	var results []apiBenchResult
+	for _, b := range []struct {
+		name string
+		path func(i int) string
+	}{
+		{"get_node", getPath},
+		{"list_filtered", func(int) string { return listPath }},
+	} {
+		var pair []apiBenchResult
+		for _, impl := range []struct{ name, url string }{{"ironfleet", ours}, {"bare-gin", bareURL}} {
+			if _, err := benchLoad(ctx, hc, impl.url, b.path, clients, warmup); err != nil {
+				return err
+			}
+			lat, err := benchLoad(ctx, hc, impl.url, b.path, clients, dur)
+			if err != nil {
+				return err
+			}
+			slices.Sort(lat)
+			pair = append(pair, apiBenchResult{
+				Bench: b.name, Impl: impl.name, Requests: len(lat), ReqPerS: float64(len(lat)) / dur.Seconds(),
+				P50us: quantileUS(lat, 0.50), P99us: quantileUS(lat, 0.99), Clients: clients, Nodes: nNodes,
+			})
+		}
+		for i := range pair {
+			pair[i].RatioToBare = pair[i].ReqPerS / pair[len(pair)-1].ReqPerS
+		}
+		results = append(results, pair...)
+	}
+
+	out := cmd.OutOrStdout()
+	if asJSON {
+		enc := json.NewEncoder(out)
+		for _, r := range results {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "bench\timpl\treq/s\tp50 µs\tp99 µs\tvs bare\t\n")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.0f\t%.2f×\t\n", r.Bench, r.Impl, r.ReqPerS, r.P50us, r.P99us, r.RatioToBare)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(out, "%d clients, %d nodes, %s per row\n", clients, nNodes, dur)
+	return err
+}
+
+// benchLoad has clients send GETs to base+path(i) back to back for d and
+// returns every request's latency.
+func benchLoad(ctx context.Context, hc *http.Client, base string, path func(int) string, clients int, d time.Duration) ([]time.Duration, error) {
+	if d == 0 {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	lats := make([][]time.Duration, clients)
+	g, gctx := errgroup.WithContext(ctx)
+	for w := range clients {
+		g.Go(func() error {
+			for i := w; ; i += clients {
+				start := time.Now()
+				err := benchDo(gctx, hc, http.MethodGet, base+path(i), "", http.StatusOK, nil)
+				if gctx.Err() != nil {
+					return nil // the time is up; the cut-off request does not count
+				}
+				if err != nil {
+					return err
+				}
+				lats[w] = append(lats[w], time.Since(start))
+			}
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return slices.Concat(lats...), nil
+}
+
+// benchDo sends one request and checks its status; out, when set, receives
+// the decoded body.
+func benchDo(ctx context.Context, hc *http.Client, method, url, body string, want int, out any) error {
+	var rd io.Reader
+	if body != "" {
+		rd = bytes.NewReader([]byte(body))
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-OpenStack-Ironic-API-Version", "latest")
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(res.Body)
+	if err != nil {
+		return err
+	}
+	if res.StatusCode != want {
+		return fmt.Errorf("%s %s: %s: %s", method, url, res.Status, data)
+	}
+	if out != nil {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+func quantileUS(sorted []time.Duration, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := min(int(q*float64(len(sorted))), len(sorted)-1)
+	return float64(sorted[i].Microseconds())
+}

@@ -1,0 +1,53 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/ironfleet/ironfleet/api"
+	"github.com/ironfleet/ironfleet/conductor"
+	"github.com/ironfleet/ironfleet/conductor/ipmi"
+	"github.com/ironfleet/ironfleet/conductor/sim"
+	"github.com/ironfleet/ironfleet/transport/wire"
+)
+
+// errValidateOnly is what a validate-only driver answers when asked to
+// drive hardware: the API process validates driver_info, it never powers
+// anything.
+var errValidateOnly = errors.New("fleet: this driver only validates driver_info in the API process")
+
+// ValidateOnlyDrivers are the hardware types an API process accepts,
+// checking driver_info as the conductors' drivers would.
+func ValidateOnlyDrivers() conductor.Drivers {
+	none := func(wire.Node) (conductor.Power, error) { return nil, errValidateOnly }
+	return conductor.Drivers{
+		"ipmi": conductor.NewPowerDriver(ipmi.Validate, none),
+		"sim":  conductor.NewPowerDriver(sim.Validate, none),
+	}
+}
+
+// NewAPI builds the API on infra, with drivers to validate nodes against and
+// readiness checks of NATS and Redis.
+func NewAPI(infra *Infra, drivers conductor.Drivers, cfg api.Config) (*api.Server, error) {
+	names := make([]string, 0, len(drivers))
+	for name := range drivers {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	nc, rc := infra.NATS, infra.Redis
+	return api.New(api.Deps{
+		Nodes: infra.Inventory, Ports: infra.Inventory, Tasks: infra.Bus, Locks: infra.Locks,
+		Conductors: infra.Registry, Drivers: drivers, DriverNames: names,
+		Checks: map[string]api.Checker{
+			"nats": api.CheckFunc(func(context.Context) error {
+				if !nc.IsConnected() {
+					return fmt.Errorf("nats: %s", nc.Status())
+				}
+				return nil
+			}),
+			"redis": api.CheckFunc(func(ctx context.Context) error { return rc.Ping(ctx).Err() }),
+		},
+	}, cfg)
+}
