@@ -26,8 +26,6 @@ import (
 	"time"
 
 	"github.com/ironfleet/ironfleet/api"
-	"github.com/ironfleet/ironfleet/conductor"
-	"github.com/ironfleet/ironfleet/conductor/ipmi"
 	"github.com/ironfleet/ironfleet/internal/fleet"
 	"github.com/ironfleet/ironfleet/internal/ipmitest"
 	"github.com/ironfleet/ironfleet/internal/redistest"
@@ -114,15 +112,9 @@ func startLab(t *testing.T) *lab {
 	}
 	t.Cleanup(l.infra.Close)
 
-	drv, err := ipmi.New(ipmi.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	drivers := conductor.Drivers{"ipmi": conductor.NewPowerDriver(drv.ValidateDriverInfo, drv.NodePower)}
-	srv, err := api.New(api.Deps{
-		Nodes: l.infra.Inventory, Ports: l.infra.Inventory, Tasks: l.infra.Bus, Locks: l.infra.Locks,
-		Conductors: l.infra.Registry, Drivers: drivers, DriverNames: []string{"ipmi"},
-	}, api.Config{Auth: api.AuthNone, Host: "lab", HeartbeatTimeout: 10 * time.Second, Logger: log})
+	// The API as every API process wires it (ironfleet api, ironfleet dev).
+	srv, err := fleet.NewAPI(l.infra, fleet.ValidateOnlyDrivers(),
+		api.Config{Auth: api.AuthNone, Host: "lab", HeartbeatTimeout: 10 * time.Second, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
