@@ -48,6 +48,18 @@ start() {
 		</dev/null >/dev/null 2>>"$M/qemu.err" || return 1
 	[ "$boot" = pxe ] && echo default > "$M/boot"
 	note started "$order"
+	if [ -n "$OWNER" ]; then
+		# QEMU is nobody's child: should the process owning the machine
+		# die without cleaning up (a test binary's timeout panic), a
+		# watchdog kills it. It holds none of our stdio.
+		qpid=$(cat "$M/qemu.pid")
+		(
+			while kill -0 "$OWNER" 2>/dev/null && kill -0 "$qpid" 2>/dev/null; do
+				sleep 1
+			done
+			kill -0 "$OWNER" 2>/dev/null || kill -9 "$qpid" 2>/dev/null
+		) </dev/null >/dev/null 2>&1 &
+	fi
 }
 
 op=$1

@@ -130,6 +130,7 @@ func newMachine(t *testing.T, cfg MachineConfig) *Machine {
 	if cfg.Dir == "" {
 		cfg.Dir = filepath.Join(t.TempDir(), "vm")
 	}
+	cfg.Owner = os.Getpid()
 	m, err := NewMachine(cfg)
 	if err != nil {
 		t.Fatal(err)

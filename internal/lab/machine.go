@@ -47,6 +47,10 @@ type MachineConfig struct {
 	Kernel, Initrd, Append string
 	// QEMU is the binary; empty means qemu-system-x86_64 on PATH.
 	QEMU string
+	// Owner is the process the machine belongs to: when it dies, a
+	// watchdog started with QEMU kills the VM (which is daemonized and
+	// would survive it). Zero means no watchdog.
+	Owner int
 }
 
 // Machine is a QEMU VM with a blank disk and one NIC, powered on and off by
@@ -124,8 +128,12 @@ func NewMachine(cfg MachineConfig) (*Machine, error) {
 		// killed one may still be releasing the file.
 		"-drive", "file=" + m.Disk + ",if=virtio,format=raw,file.locking=off",
 	}
-	env := fmt.Sprintf("QEMU='%s'\nQEMU_ARGS='%s'\nKERNEL='%s'\nINITRD='%s'\nAPPEND='%s'\n",
-		bin, strings.Join(args, " "), cfg.Kernel, cfg.Initrd, cfg.Append)
+	owner := ""
+	if cfg.Owner > 0 {
+		owner = strconv.Itoa(cfg.Owner)
+	}
+	env := fmt.Sprintf("QEMU='%s'\nQEMU_ARGS='%s'\nKERNEL='%s'\nINITRD='%s'\nAPPEND='%s'\nOWNER='%s'\n",
+		bin, strings.Join(args, " "), cfg.Kernel, cfg.Initrd, cfg.Append, owner)
 	if err := os.WriteFile(filepath.Join(cfg.Dir, "machine.env"), []byte(env), 0o600); err != nil {
 		return nil, err
 	}
