@@ -2,6 +2,7 @@
 GO            ?= go
 BIN           := bin/ironfleet
 AGENT_BIN     := bin/ironfleet-agent
+NATS_BIN      := bin/nats-server
 VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS       := -s -w -X github.com/ironfleet/ironfleet/internal/buildinfo.Version=$(VERSION)
 GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
@@ -10,7 +11,7 @@ RUN_ARGS      ?=
 TEST_FLAGS    ?= -race -count=1 -timeout 15m
 
 .DEFAULT_GOAL := help
-.PHONY: help build build-agent run test test-unit e2e bench lint fmt fmt-check vet tidy clean deps
+.PHONY: help build build-agent build-nats up down run test test-unit e2e bench lint fmt fmt-check vet tidy clean deps
 
 help: ## Show this help
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -21,6 +22,16 @@ build: ## Build bin/ironfleet
 build-agent: ## Build bin/ironfleet-agent, the static agent for the deploy ramdisk
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(AGENT_BIN) ./cmd/ironfleet-agent
 	@ls -l $(AGENT_BIN)
+
+build-nats: ## Build bin/nats-server from the nats-server Go module go.mod pins
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(NATS_BIN) github.com/nats-io/nats-server/v2
+
+up: build build-nats ## Start a multi-process fleet: 3 NATS, Redis, api, 2 conductors (FLEET_SIM_NODES=5 adds machines)
+	@scripts/ensure-deps.sh run
+	deployments/local/fleet.sh up
+
+down: ## Stop the fleet make up started, in reverse order (its state stays in .fleet/)
+	deployments/local/fleet.sh down
 
 run: build ## Start the whole fleet on embedded defaults (ironfleet dev)
 	@scripts/ensure-deps.sh run

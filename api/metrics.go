@@ -39,7 +39,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 			Help: "Tasks the API published, by operation.",
 		}, []string{"op"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.tasks, &lockCollector{s: s}} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.tasks, &lockCollector{s: s}, &nodeCollector{s: s}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -10,7 +10,10 @@ want() { command -v "$1" >/dev/null 2>&1 || need["$2"]=1; }
 groups=("${@:-test}")
 for g in "${groups[@]}"; do
   case "$g" in
-    run)  want redis-server redis-server ;;
+    run)  want redis-server redis-server
+          want redis-cli redis-tools
+          want curl curl
+          want setsid util-linux ;;
     test) want redis-server redis-server
           want ipmi_sim openipmi
           want ipmitool ipmitool

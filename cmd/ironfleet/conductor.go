@@ -52,6 +52,7 @@ has the node's agent write the image. Run as many as you like per group.`,
 	f.String("kernel-args", "console=ttyS0", "extra kernel command line for the agent")
 	addConductorTimingFlags(f)
 	f.String("metrics-listen", "", "address to serve Prometheus /metrics on (e.g. 127.0.0.1:9386); empty: none")
+	f.Int("replicas", 1, "replicas of the streams and KV buckets when this process creates them (3 on a cluster)")
 	return cmd
 }
 
@@ -115,6 +116,10 @@ func runConductor(cmd *cobra.Command, _ []string) error {
 	cfg, lockCfg := conductorConfigFromFlags(f)
 	metricsListen, _ := f.GetString("metrics-listen")
 	redisURL, _ := f.GetString("redis")
+	replicas, _ := f.GetInt("replicas")
+	if replicas < 1 || replicas > 5 {
+		return fmt.Errorf("--replicas %d: want 1 to 5", replicas)
+	}
 	if err := os.MkdirAll(cfg.TFTPRoot, 0o755); err != nil { //nolint:gosec // served to machines over TFTP
 		return fmt.Errorf("--tftp-root: %w", err)
 	}
@@ -144,7 +149,10 @@ func runConductor(cmd *cobra.Command, _ []string) error {
 		groups = []string{""}
 	}
 	infra, err := fleet.NewInfra(ctx, nc, rc, fleet.InfraConfig{
-		Bus: transport.BusConfig{Groups: groups}, Lock: lockCfg, Logger: log, Registerer: reg,
+		Bus:       transport.BusConfig{Groups: groups, Replicas: replicas},
+		Inventory: transport.InventoryConfig{Replicas: replicas},
+		Registry:  transport.RegistryConfig{Replicas: replicas},
+		Lock:      lockCfg, Logger: log, Registerer: reg,
 	})
 	if err != nil {
 		return err

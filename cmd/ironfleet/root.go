@@ -40,6 +40,7 @@ flag's name in upper case with dashes as underscores (--api-addr → IRONFLEET_A
 		newConductorCmd(),
 		newWatchCmd(),
 		newBenchCmd(),
+		newSimCmd(),
 	)
 	return root
 }
