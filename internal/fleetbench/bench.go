@@ -8,12 +8,8 @@
 package fleetbench
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -541,10 +537,7 @@ func quantile(sorted []float64, q float64) float64 {
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // client speaks the API as the baremetal CLI does.
-type client struct {
-	base string
-	hc   *http.Client
-}
+type client struct{ *fleet.APIClient }
 
 type node struct {
 	UUID  string `json:"uuid"`
@@ -555,47 +548,7 @@ type node struct {
 func newClient(base string) *client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256
-	return &client{base: base, hc: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
-}
-
-type httpError struct {
-	status int
-	body   string
-}
-
-func (e *httpError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.status, e.body) }
-
-func (c *client) do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-OpenStack-Ironic-API-Version", "latest")
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode >= 300 {
-		return &httpError{status: resp.StatusCode, body: string(data)}
-	}
-	if out != nil {
-		return json.Unmarshal(data, out)
-	}
-	return nil
+	return &client{&fleet.APIClient{Base: base, HTTP: &http.Client{Transport: tr, Timeout: 30 * time.Second}}}
 }
 
 // provision asks for target until the API accepts it, retrying on 409
@@ -603,9 +556,8 @@ func (c *client) do(ctx context.Context, method, path string, body, out any) err
 func (c *client) provision(ctx context.Context, uuid, target string) (int, error) {
 	conflicts := 0
 	for {
-		err := c.do(ctx, http.MethodPut, "/v1/nodes/"+uuid+"/states/provision", map[string]any{"target": target}, nil)
-		var he *httpError
-		if errors.As(err, &he) && he.status == http.StatusConflict {
+		err := c.Do(ctx, http.MethodPut, "/v1/nodes/"+uuid+"/states/provision", map[string]any{"target": target}, nil)
+		if fleet.IsStatus(err, http.StatusConflict) {
 			conflicts++
 			if !sleep(ctx, 100*time.Millisecond) {
 				return conflicts, ctx.Err()
@@ -625,14 +577,14 @@ func (c *client) list(ctx context.Context) ([]node, error) {
 			Nodes []node `json:"nodes"`
 			Next  string `json:"next"`
 		}
-		if err := c.do(ctx, http.MethodGet, path, nil, &page); err != nil {
+		if err := c.Do(ctx, http.MethodGet, path, nil, &page); err != nil {
 			return nil, err
 		}
 		all = append(all, page.Nodes...)
 		if page.Next == "" || len(page.Nodes) == 0 {
 			return all, nil
 		}
-		path = strings.TrimPrefix(page.Next, c.base)
+		path = strings.TrimPrefix(page.Next, c.Base)
 	}
 }
 
