@@ -11,7 +11,7 @@ RUN_ARGS      ?=
 TEST_FLAGS    ?= -race -count=1 -timeout 15m
 
 .DEFAULT_GOAL := help
-.PHONY: help build build-agent build-nats up down run test test-unit bench lint fmt fmt-check vet tidy clean deps
+.PHONY: help build build-agent build-nats up down run test test-unit e2e bench lint fmt fmt-check vet tidy clean deps
 
 help: ## Show this help
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,17 +40,23 @@ run: build ## Start the whole fleet on embedded defaults (ironfleet dev)
 deps: ## Install the system packages the tests need (apt-get, when missing)
 	@scripts/ensure-deps.sh test
 
-test: deps fmt-check vet ## Install what tests need, then gofmt check, go vet, go test -race
+test: deps fmt-check vet ## Install what tests need, then gofmt check, go vet, go test -race, the hardware lab
 	$(GO) test $(TEST_FLAGS) ./...
+	$(MAKE) e2e
 
 test-unit: ## Fast loop: go test without -race and without the slow suites
 	$(GO) test -short ./...
+
+e2e: ## The hardware lab: deploy a QEMU machine over IPMI (ipmi_sim) and PXE through the API
+	@scripts/ensure-deps.sh test e2e
+	$(GO) vet -tags e2e ./internal/lab/...
+	$(GO) test -tags e2e $(TEST_FLAGS) ./internal/lab/...
 
 bench: build ## Run the Go benchmarks once each
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
 lint: ## golangci-lint (pinned, fetched through the Go toolchain)
-	$(GO) run $(GOLANGCI_LINT) run ./...
+	$(GO) run $(GOLANGCI_LINT) run --build-tags e2e ./...
 
 vet: ## go vet
 	$(GO) vet ./...

@@ -28,15 +28,20 @@ func (s *Server) nodeStates(c *gin.Context) {
 }
 
 // planner turns a node, as read, into the task an action asks for, or says
-// why the action is impossible in the node's state.
-type planner func(n wire.Node) (wire.Task, error)
+// why the action is impossible in the node's state. start, when not nil,
+// is the state change the action makes at once, under the lock, before the
+// task is published (see act).
+type planner func(n wire.Node) (task wire.Task, start func(*wire.Node), err error)
 
-// act runs a user action the way the lead's design fixes it: validate on the
-// cached node, take the node's lock in standard mode (409 NodeLocked), re-read
-// and re-validate under it, publish the task carrying a fresh ticket, then
-// hand the lock off to that ticket. A publish failure releases the lock (503).
+// act runs a user action: validate on the cached node, take the node's lock
+// in standard mode (409 NodeLocked), re-read and re-validate under it, make
+// the action's first state change (as Ironic's conductor does before its RPC
+// returns, so that a client polling right after the 202 — the baremetal CLI's
+// --wait — sees "verifying" or "deploying", not the stable state it left),
+// publish the task carrying a fresh ticket, then hand the lock off to that
+// ticket. A publish failure undoes the state change and releases the lock (503).
 func (s *Server) act(c *gin.Context, n wire.Node, purpose string, plan planner) error {
-	if _, err := plan(n); err != nil {
+	if _, _, err := plan(n); err != nil {
 		return err
 	}
 	ctx := c.Request.Context()
@@ -52,8 +57,12 @@ func (s *Server) act(c *gin.Context, n wire.Node, purpose string, plan planner) 
 		err = nodeNotFound(n.UUID)
 	}
 	var task wire.Task
+	var start func(*wire.Node)
 	if err == nil {
-		task, err = plan(fresh)
+		task, start, err = plan(fresh)
+	}
+	if err == nil && start != nil {
+		_, err = s.deps.Nodes.UpdateNode(wctx, fresh.UUID, lk.Token(), func(n *wire.Node) error { start(n); return nil })
 	}
 	if err != nil {
 		s.release(wctx, lk)
@@ -67,6 +76,15 @@ func (s *Server) act(c *gin.Context, n wire.Node, purpose string, plan planner) 
 	task.RequestedBy = requestedBy(c)
 	task.CreatedAt = time.Now().UTC()
 	if _, err := s.deps.Tasks.Publish(wctx, task); err != nil {
+		if start != nil {
+			if _, uerr := s.deps.Nodes.UpdateNode(wctx, fresh.UUID, lk.Token(), func(n *wire.Node) error {
+				n.ProvisionState, n.TargetProvisionState = fresh.ProvisionState, fresh.TargetProvisionState
+				n.ProvisionUpdatedAt = fresh.ProvisionUpdatedAt
+				return nil
+			}); uerr != nil {
+				s.log.WarnContext(wctx, "undoing a state change after a failed publish", "node", fresh.UUID, "err", uerr)
+			}
+		}
 		s.release(wctx, lk)
 		if wire.CodeOf(err) == wire.CodeInvalidInput {
 			return err
@@ -167,18 +185,26 @@ func (s *Server) setProvision(c *gin.Context) {
 	if len(body) > 0 {
 		params, _ = json.Marshal(body) // decoded JSON re-encodes
 	}
-	plan := func(n wire.Node) (wire.Task, error) {
+	plan := func(n wire.Node) (wire.Task, func(*wire.Node), error) {
 		t, err := provision.Apply(n.UUID, n.ProvisionState, verb)
 		if err != nil {
-			return wire.Task{}, err
+			return wire.Task{}, nil, err
 		}
 		if n.Maintenance && (verb == provision.VerbDeploy || verb == provision.VerbRebuild) {
-			return wire.Task{}, badRequest("Node %s is in maintenance mode; %s is refused.", n.UUID, target)
+			return wire.Task{}, nil, badRequest("Node %s is in maintenance mode; %s is refused.", n.UUID, target)
 		}
 		if n.Protected && (verb == provision.VerbRebuild || verb == provision.VerbUndeploy) {
-			return wire.Task{}, badRequest("Node %s is protected and cannot be undeployed, rebuilt or deleted.", n.UUID)
+			return wire.Task{}, nil, badRequest("Node %s is protected and cannot be undeployed, rebuilt or deleted.", n.UUID)
 		}
-		return wire.Task{Op: t.Op, Params: params}, nil
+		var start func(*wire.Node)
+		if provision.KindOf(t.To) == provision.Transient {
+			// The conductor takes the flow on from here (provision.Started).
+			start = func(n *wire.Node) {
+				n.ProvisionState, n.TargetProvisionState = t.To, t.Target
+				n.ProvisionUpdatedAt, n.LastError = time.Now().UTC(), ""
+			}
+		}
+		return wire.Task{Op: t.Op, Params: params}, start, nil
 	}
 	if err := s.act(c, n, string(verb), plan); err != nil {
 		s.fail(c, err)
@@ -225,7 +251,9 @@ func (s *Server) setPower(c *gin.Context) {
 		}
 	}
 	params, _ := json.Marshal(p) // plain struct
-	plan := func(wire.Node) (wire.Task, error) { return wire.Task{Op: wire.OpPower, Params: params}, nil }
+	plan := func(wire.Node) (wire.Task, func(*wire.Node), error) {
+		return wire.Task{Op: wire.OpPower, Params: params}, nil, nil
+	}
 	if err := s.act(c, n, "power "+target, plan); err != nil {
 		s.fail(c, err)
 		return
@@ -286,7 +314,9 @@ func (s *Server) setBootDevice(c *gin.Context) {
 		}
 	}
 	params, _ := json.Marshal(p) // plain struct
-	plan := func(wire.Node) (wire.Task, error) { return wire.Task{Op: wire.OpBootDevice, Params: params}, nil }
+	plan := func(wire.Node) (wire.Task, func(*wire.Node), error) {
+		return wire.Task{Op: wire.OpBootDevice, Params: params}, nil, nil
+	}
 	if err := s.act(c, n, "boot device", plan); err != nil {
 		s.fail(c, err)
 		return

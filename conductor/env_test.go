@@ -169,11 +169,12 @@ func (e *env) startConductor(t *testing.T, host string, groups []string, mod fun
 	return p
 }
 
-// stop shuts the conductor down and waits for it.
+// stop shuts the conductor down and waits for it; it may be called again
+// (Run's result is put back for the next caller).
 func (p *conductorProc) stop() {
 	p.cancel()
-	<-p.done
-	p.done <- nil
+	err := <-p.done
+	p.done <- err
 }
 
 // enroll creates a simulated machine and its node (driver sim) and port.

@@ -24,7 +24,7 @@ var verbOf = map[wire.Operation]provision.Verb{
 
 // userAction runs a provisioning verb. A task whose verb no longer applies
 // (a redelivery of work already done, two requests racing) changes nothing.
-func (w *work_) userAction() error {
+func (w *job) userAction() error {
 	n := &w.node
 	// A redelivery of a task that died while booting the node resumes it.
 	if n.Step == stepBoot {
@@ -37,21 +37,42 @@ func (w *work_) userAction() error {
 			return w.bootAgent(wire.BootForInspect)
 		}
 	}
-	tr, err := provision.Apply(n.UUID, n.ProvisionState, verbOf[w.task.Op])
-	if err != nil {
-		w.log("task no longer applies", "state", n.ProvisionState, "err", err)
-		w.c.event(w.outer, wire.Event{Type: wire.EventTaskFailed, Node: n.UUID, Task: w.task.ID, Op: w.task.Op,
-			Code: wire.CodeInvalidTransition, Message: err.Error()})
-		return nil
+	// The API may already have made the verb's first step (enroll →
+	// verifying, available → deploying …) under the lock it handed us.
+	tr, started := provision.Started(n.ProvisionState, n.TargetProvisionState, verbOf[w.task.Op])
+	started = started && n.Step == ""
+	if !started {
+		var err error
+		if tr, err = provision.Apply(n.UUID, n.ProvisionState, verbOf[w.task.Op]); err != nil {
+			w.log("task no longer applies", "state", n.ProvisionState, "err", err)
+			w.c.event(w.outer, wire.Event{Type: wire.EventTaskFailed, Node: n.UUID, Task: w.task.ID, Op: w.task.Op,
+				Code: wire.CodeInvalidTransition, Message: err.Error()})
+			return nil
+		}
+	}
+	// begin makes the verb's first move, unless the API made it.
+	begin := func(fn func(*wire.Node)) error {
+		if started {
+			if fn == nil {
+				return nil
+			}
+			return w.update(fn)
+		}
+		return w.move(tr.To, tr.Target, func(n *wire.Node) {
+			n.LastError = ""
+			if fn != nil {
+				fn(n)
+			}
+		})
 	}
 	switch w.task.Op {
 	case wire.OpManage:
-		if n.ProvisionState == wire.StateEnroll {
-			return w.verify(tr)
+		if n.ProvisionState == wire.StateEnroll || started {
+			return w.verify(begin)
 		}
-		return w.move(tr.To, tr.Target, func(n *wire.Node) { n.LastError = "" })
+		return begin(nil)
 	case wire.OpProvide, wire.OpClean:
-		if err := w.move(tr.To, tr.Target, func(n *wire.Node) { n.LastError = "" }); err != nil {
+		if err := begin(nil); err != nil {
 			return err
 		}
 		return w.startCleaning()
@@ -60,14 +81,17 @@ func (w *work_) userAction() error {
 			return err
 		}
 		if _, _, err := imageOf(w.node); err != nil {
+			if started {
+				return w.fail(err)
+			}
 			return w.update(func(n *wire.Node) { n.LastError = err.Error() })
 		}
-		if err := w.move(tr.To, tr.Target, func(n *wire.Node) { n.LastError, n.Step = "", stepBoot }); err != nil {
+		if err := begin(func(n *wire.Node) { n.Step = stepBoot }); err != nil {
 			return err
 		}
 		return w.bootAgent(wire.BootForDeploy)
 	case wire.OpUndeploy:
-		if err := w.move(tr.To, tr.Target, func(n *wire.Node) { n.LastError, n.Agent = "", nil }); err != nil {
+		if err := begin(func(n *wire.Node) { n.Agent = nil }); err != nil {
 			return err
 		}
 		w.cleanUpBoot()
@@ -79,7 +103,7 @@ func (w *work_) userAction() error {
 		}
 		return w.startCleaning()
 	case wire.OpInspect:
-		if err := w.move(tr.To, tr.Target, func(n *wire.Node) { n.LastError, n.Step = "", stepBoot }); err != nil {
+		if err := begin(func(n *wire.Node) { n.Step = stepBoot }); err != nil {
 			return err
 		}
 		return w.bootAgent(wire.BootForInspect)
@@ -93,12 +117,16 @@ func (w *work_) userAction() error {
 	return nil
 }
 
-// verify checks the BMC of an enrolled node (enroll → verifying → manageable).
-func (w *work_) verify(tr provision.Transition) error {
+// verify checks the BMC of an enrolled node (enroll → verifying → manageable);
+// begin makes the move to verifying (or finds it made).
+func (w *job) verify(begin func(func(*wire.Node)) error) error {
 	if err := w.c.d.Drivers.ValidateDriverInfo(w.node); err != nil {
+		if w.node.ProvisionState == wire.StateVerifying {
+			return w.fail(err)
+		}
 		return w.update(func(n *wire.Node) { n.LastError = err.Error() })
 	}
-	if err := w.move(tr.To, tr.Target, func(n *wire.Node) { n.LastError = "" }); err != nil {
+	if err := begin(nil); err != nil {
 		return err
 	}
 	pw, err := w.powerOf()
@@ -115,7 +143,7 @@ func (w *work_) verify(tr provision.Transition) error {
 // startCleaning runs automated or manual cleaning from the cleaning state:
 // skipped when the node opts out of automated cleaning, otherwise the node
 // boots the agent, which will erase its disk.
-func (w *work_) startCleaning() error {
+func (w *job) startCleaning() error {
 	if w.node.TargetProvisionState == wire.StateAvailable && w.node.AutomatedClean != nil && !*w.node.AutomatedClean {
 		return w.finishCleaning()
 	}
@@ -133,7 +161,7 @@ func (w *work_) startCleaning() error {
 
 // finishCleaning ends cleaning where it was aimed: available after
 // automated cleaning, manageable after a manual clean.
-func (w *work_) finishCleaning() error {
+func (w *job) finishCleaning() error {
 	to := w.node.TargetProvisionState
 	if to != wire.StateManageable {
 		to = wire.StateAvailable
@@ -143,7 +171,7 @@ func (w *work_) finishCleaning() error {
 
 // bootAgent network-boots the node into the agent ramdisk and leaves it in
 // the wait state where its first heartbeat will find it.
-func (w *work_) bootAgent(purpose wire.BootPurpose) error {
+func (w *job) bootAgent(purpose wire.BootPurpose) error {
 	ports, err := w.c.d.Nodes.Ports(transport.PortQuery{NodeUUID: w.node.UUID})
 	if err != nil {
 		return err
@@ -180,7 +208,7 @@ func (w *work_) bootAgent(purpose wire.BootPurpose) error {
 }
 
 // setPower drives the node's power and records where it ended.
-func (w *work_) setPower(target wire.PowerState) error {
+func (w *job) setPower(target wire.PowerState) error {
 	pw, err := w.powerOf()
 	if err != nil {
 		return err
@@ -205,7 +233,7 @@ func (w *work_) setPower(target wire.PowerState) error {
 
 // cleanUpBoot removes the node's network boot config (best effort: a stale
 // config only makes a machine boot the agent again, which finds no work).
-func (w *work_) cleanUpBoot() {
+func (w *job) cleanUpBoot() {
 	ports, err := w.c.d.Nodes.Ports(transport.PortQuery{NodeUUID: w.node.UUID})
 	if err != nil {
 		w.log("listing ports to clean up network boot", "err", err)
@@ -230,7 +258,7 @@ func (w *work_) cleanUpBoot() {
 // this holder's lease expires (at most the lock TTL). The other order would
 // leave the lock owned by a ticket no task carries until its claim timeout,
 // and the node with no next step at all.
-func (w *work_) continueWith(op wire.Operation, back func() error) error {
+func (w *job) continueWith(op wire.Operation, back func() error) error {
 	t := wire.Task{
 		Version: wire.TaskVersion, ID: transport.NewUUID(), Node: w.node.UUID, Op: op,
 		Group: w.node.ConductorGroup, Ticket: lock.NewTicket(),
@@ -261,7 +289,7 @@ func (w *work_) continueWith(op wire.Operation, back func() error) error {
 // releaseThenPublish is how Ironic hands a node on (the strategies ironfleet
 // is measured against): release the lock, then publish the continuation
 // without a ticket. Whoever grabs the lock in between wins.
-func (w *work_) releaseThenPublish(t wire.Task) error {
+func (w *job) releaseThenPublish(t wire.Task) error {
 	t.Ticket = ""
 	w.c.release(w.outer, w.lk)
 	if _, err := w.c.d.Tasks.Publish(w.outer, t); err != nil {
@@ -271,7 +299,7 @@ func (w *work_) releaseThenPublish(t wire.Task) error {
 }
 
 // agentClient dials the node's agent from what its heartbeats recorded.
-func (w *work_) agentClient() (AgentClient, error) {
+func (w *job) agentClient() (AgentClient, error) {
 	a := w.node.Agent
 	if a == nil || a.URL == "" || a.Token == "" {
 		return nil, errors.New("no agent has called back for this node")
@@ -280,7 +308,7 @@ func (w *work_) agentClient() (AgentClient, error) {
 }
 
 // runAgent runs one agent command to its end.
-func (w *work_) runAgent(start func(ctx context.Context, cl AgentClient, target string) (agent.Command, error)) error {
+func (w *job) runAgent(start func(ctx context.Context, cl AgentClient, target string) (agent.Command, error)) error {
 	cl, err := w.agentClient()
 	if err != nil {
 		return err
@@ -329,7 +357,7 @@ func imageOf(n wire.Node) (url, sha string, err error) {
 
 // continueDeploy is the deploy's second phase: the agent writes the image,
 // the node boots from disk and is active.
-func (w *work_) continueDeploy() error {
+func (w *job) continueDeploy() error {
 	if w.node.ProvisionState != wire.StateDeploying || w.node.Step != stepWriteImage {
 		w.log("continue_deploy finds nothing to do", "state", w.node.ProvisionState, "step", w.node.Step)
 		return nil
@@ -366,7 +394,7 @@ func (w *work_) continueDeploy() error {
 
 // continueClean is cleaning's second phase: the agent erases the disk and
 // the node powers off, available (or manageable after a manual clean).
-func (w *work_) continueClean() error {
+func (w *job) continueClean() error {
 	if w.node.ProvisionState != wire.StateCleaning || w.node.Step != stepErase {
 		w.log("continue_clean finds nothing to do", "state", w.node.ProvisionState, "step", w.node.Step)
 		return nil
@@ -416,7 +444,7 @@ func (c *Conductor) heartbeat(ctx context.Context, t wire.Task, d transport.Deli
 		return transport.Retry(0, err), "retry"
 	}
 	defer c.release(ctx, lk)
-	node, err := c.d.Nodes.Get(lk.Context(), t.Node)
+	node, err := c.d.Nodes.Get(lk.Context(), t.Node) //nolint:contextcheck // work under a node lock runs on the lock's context: losing the lock cancels it
 	if err != nil {
 		if wire.CodeOf(err) == wire.CodeNotFound {
 			return transport.Done(), "done"
@@ -428,20 +456,20 @@ func (c *Conductor) heartbeat(ctx context.Context, t wire.Task, d transport.Deli
 		// node rebooted, or replaced by the current agent's.
 		return transport.Done(), "stale"
 	}
-	w := &work_{c: c, ctx: lk.Context(), outer: ctx, lk: lk, node: node, task: t}
+	w := &job{c: c, ctx: lk.Context(), outer: ctx, lk: lk, node: node, task: t}
 	if err := w.update(func(n *wire.Node) {
 		n.Agent.URL, n.Agent.Version, n.Agent.LastHeartbeat = p.CallbackURL, p.AgentVersion, time.Now().UTC()
 	}); err != nil {
 		return transport.Retry(0, err), "retry"
 	}
-	if err := w.resume(); err != nil {
+	if err := w.resume(); err != nil { //nolint:contextcheck // work under a node lock runs on the lock's context: losing the lock cancels it
 		return transport.Retry(0, err), "retry"
 	}
 	return transport.Done(), "done"
 }
 
 // resume moves a node waiting for its agent on to the next phase.
-func (w *work_) resume() error {
+func (w *job) resume() error {
 	switch w.node.ProvisionState {
 	case wire.StateWaitCallback:
 		if err := w.next(provision.EventResume, func(n *wire.Node) { n.Step = stepWriteImage }); err != nil {
@@ -466,7 +494,7 @@ func (w *work_) resume() error {
 
 // inspect reads the hardware through the agent and records it in the node's
 // properties (as Ironic's inspection does), then powers the node off.
-func (w *work_) inspect() error {
+func (w *job) inspect() error {
 	if err := w.next(provision.EventResume, func(n *wire.Node) { n.Step = "" }); err != nil {
 		return err
 	}

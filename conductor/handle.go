@@ -69,11 +69,11 @@ func (c *Conductor) withLock(ctx context.Context, t wire.Task, d transport.Deliv
 		return transport.Retry(0, err), "locked"
 	}
 	defer c.release(ctx, lk)
-	if err := c.run(lk.Context(), ctx, lk, t); err != nil {
+	if err := c.run(lk.Context(), ctx, lk, t); err != nil { //nolint:contextcheck // work under a node lock runs on the lock's context: losing the lock cancels it
 		if errors.Is(err, errBusy) {
 			return transport.Retry(0, err), "busy"
 		}
-		if cause := context.Cause(lk.Context()); errors.Is(cause, lock.ErrLost) {
+		if cause := context.Cause(lk.Context()); errors.Is(cause, lock.ErrLost) { //nolint:contextcheck // a job's work runs on its node lock's context: losing the lock cancels it
 			err = fmt.Errorf("%w (%w)", err, cause)
 		}
 		c.log.Warn("task failed; it will be retried", "task", t.ID, "op", t.Op, "node", t.Node, "err", err)
@@ -166,22 +166,22 @@ func (c *Conductor) run(work, outer context.Context, lk *lock.Lock, t wire.Task)
 		}
 		return err
 	}
-	w := &work_{c: c, ctx: work, outer: outer, lk: lk, node: node, task: t}
-	switch t.Op {
+	w := &job{c: c, ctx: work, outer: outer, lk: lk, node: node, task: t}
+	switch t.Op { //nolint:contextcheck // work under a node lock runs on the lock's context: losing the lock cancels it
 	case wire.OpPower:
-		return w.power()
+		return w.power() //nolint:contextcheck // a job's work runs on its node lock's context: losing the lock cancels it
 	case wire.OpBootDevice:
 		return w.bootDevice()
 	case wire.OpContinueDeploy:
-		return w.continueDeploy()
+		return w.continueDeploy() //nolint:contextcheck // a job's work runs on its node lock's context: losing the lock cancels it
 	case wire.OpContinueClean:
-		return w.continueClean()
+		return w.continueClean() //nolint:contextcheck // a job's work runs on its node lock's context: losing the lock cancels it
 	}
 	return w.userAction()
 }
 
-// work_ is one task's work on one node, under its lock.
-type work_ struct {
+// job is one task's work on one node, under its lock.
+type job struct {
 	c     *Conductor
 	ctx   context.Context // the lock's context
 	outer context.Context
@@ -190,12 +190,12 @@ type work_ struct {
 	task  wire.Task
 }
 
-func (w *work_) log(msg string, args ...any) {
+func (w *job) log(msg string, args ...any) {
 	w.c.log.Info(msg, append([]any{"node", w.node.UUID, "task", w.task.ID, "op", w.task.Op}, args...)...)
 }
 
 // update writes the node with this lock's fencing token.
-func (w *work_) update(fn func(*wire.Node)) error {
+func (w *job) update(fn func(*wire.Node)) error {
 	n, err := w.c.d.Nodes.UpdateNode(w.ctx, w.node.UUID, w.lk.Token(), func(n *wire.Node) error {
 		fn(n)
 		n.Conductor = w.c.cfg.Host
@@ -210,7 +210,7 @@ func (w *work_) update(fn func(*wire.Node)) error {
 
 // move changes the node's provision state (and anything else fn sets) and
 // publishes the change.
-func (w *work_) move(to, target wire.ProvisionState, fn func(*wire.Node)) error {
+func (w *job) move(to, target wire.ProvisionState, fn func(*wire.Node)) error {
 	from := w.node.ProvisionState
 	if err := w.update(func(n *wire.Node) {
 		n.ProvisionState, n.TargetProvisionState = to, target
@@ -229,7 +229,7 @@ func (w *work_) move(to, target wire.ProvisionState, fn func(*wire.Node)) error 
 }
 
 // next applies an internal event of the state machine.
-func (w *work_) next(e provision.Event, fn func(*wire.Node)) error {
+func (w *job) next(e provision.Event, fn func(*wire.Node)) error {
 	tr, err := provision.Next(w.node.UUID, w.node.ProvisionState, e)
 	if err != nil {
 		return err
@@ -240,7 +240,7 @@ func (w *work_) next(e provision.Event, fn func(*wire.Node)) error {
 // fail moves the node to the failed state of where it stands, recording why,
 // and cleans up its network boot. The node's failure is recorded, so fail
 // returns only errors in recording it.
-func (w *work_) fail(cause error) error {
+func (w *job) fail(cause error) error {
 	msg := cause.Error()
 	w.c.log.Warn("node failed", "node", w.node.UUID, "state", w.node.ProvisionState, "err", msg)
 	w.cleanUpBoot()
@@ -271,11 +271,11 @@ func (c *Conductor) event(ctx context.Context, ev wire.Event) {
 	}
 }
 
-func (w *work_) powerOf() (Power, error) {
+func (w *job) powerOf() (Power, error) {
 	return w.c.d.Drivers.Power(w.node)
 }
 
-func (w *work_) power() error {
+func (w *job) power() error {
 	var p wire.PowerParams
 	if err := json.Unmarshal(w.task.Params, &p); err != nil {
 		return w.update(func(n *wire.Node) { n.LastError = "bad power request: " + err.Error() })
@@ -317,7 +317,7 @@ func (w *work_) power() error {
 	return err
 }
 
-func (w *work_) bootDevice() error {
+func (w *job) bootDevice() error {
 	var p wire.BootDeviceParams
 	if err := json.Unmarshal(w.task.Params, &p); err != nil {
 		return w.update(func(n *wire.Node) { n.LastError = "bad boot device request: " + err.Error() })

@@ -71,17 +71,17 @@ func (c *Conductor) nodesIn(group string, states ...wire.ProvisionState) []wire.
 
 // tryNode runs fn on a node under its lock, if the lock is free now: the
 // sweeps never wait, and never touch a node someone works on.
-func (c *Conductor) tryNode(ctx context.Context, uuid, purpose string, fn func(w *work_) error) {
+func (c *Conductor) tryNode(ctx context.Context, uuid, purpose string, fn func(w *job) error) {
 	lk, err := c.d.Locks.Acquire(ctx, uuid, &lock.Options{Attempts: 1, Purpose: purpose, Holder: c.cfg.Host, TTL: c.cfg.LockTTL})
 	if err != nil {
 		return
 	}
 	defer c.release(ctx, lk)
-	node, err := c.d.Nodes.Get(lk.Context(), uuid)
+	node, err := c.d.Nodes.Get(lk.Context(), uuid) //nolint:contextcheck // work under a node lock runs on the lock's context: losing the lock cancels it
 	if err != nil {
 		return
 	}
-	w := &work_{c: c, ctx: lk.Context(), outer: ctx, lk: lk, node: node,
+	w := &job{c: c, ctx: lk.Context(), outer: ctx, lk: lk, node: node,
 		task: wire.Task{ID: "periodic-" + purpose, Node: uuid, Op: wire.Operation(purpose)}}
 	if err := fn(w); err != nil {
 		c.log.Warn("periodic work on node", "node", uuid, "purpose", purpose, "err", err)
@@ -94,11 +94,12 @@ func (c *Conductor) sweepWaits(ctx context.Context, group string) {
 		if !n.ProvisionUpdatedAt.Before(time.Now().Add(-c.cfg.WaitTimeout)) {
 			continue
 		}
-		c.tryNode(ctx, n.UUID, "wait_timeout", func(w *work_) error {
+		c.tryNode(ctx, n.UUID, "wait_timeout", func(w *job) error {
 			if provision.KindOf(w.node.ProvisionState) != provision.Wait || w.node.ProvisionUpdatedAt != n.ProvisionUpdatedAt {
 				return nil // it moved on meanwhile
 			}
 			_ = w.setPower(wire.PowerOff)
+			//nolint:staticcheck // Ironic's words, shown to operators as last_error
 			return w.fail(fmt.Errorf("Timeout reached while waiting for callback for node %s after %s in %s",
 				n.UUID, c.cfg.WaitTimeout, n.ProvisionState))
 		})
@@ -112,7 +113,7 @@ func (c *Conductor) sweepStuck(ctx context.Context, group string, stale func(wir
 		if !stale(n) {
 			continue
 		}
-		c.tryNode(ctx, n.UUID, "recover", func(w *work_) error {
+		c.tryNode(ctx, n.UUID, "recover", func(w *job) error {
 			if w.node.ProvisionState != n.ProvisionState || w.node.ProvisionUpdatedAt != n.ProvisionUpdatedAt {
 				return nil
 			}
@@ -139,12 +140,12 @@ func (c *Conductor) syncPower(ctx context.Context, group string) {
 		if n.Maintenance {
 			continue
 		}
-		c.tryNode(ctx, n.UUID, "power_sync", func(w *work_) error {
+		c.tryNode(ctx, n.UUID, "power_sync", func(w *job) error {
 			pw, err := w.powerOf()
 			var state wire.PowerState
 			if err == nil {
 				pctx, cancel := context.WithTimeout(w.ctx, 30*time.Second)
-				state, err = pw.PowerState(pctx)
+				state, err = pw.PowerState(pctx) //nolint:contextcheck // a job's work runs on its node lock's context: losing the lock cancels it
 				cancel()
 			}
 			if err != nil {

@@ -145,7 +145,7 @@ func (a *attempt) standard(ctx context.Context, attempts int, interval time.Dura
 		}
 		switch r.status {
 		case stGranted:
-			return a.granted(ctx, uint64(r.value), r.extra == 1), nil
+			return a.granted(ctx, uint64(r.value), r.extra == 1), nil //nolint:gosec // tokens from the scripts are positive
 		case stDuplicate:
 			a.l.metrics.claims.WithLabelValues("duplicate").Inc()
 			return nil, fmt.Errorf("lock: acquire %s: %w", a.resource, ErrTicketClaimed)
@@ -193,7 +193,7 @@ func (a *attempt) patient(ctx context.Context) (*Lock, error) {
 		backoff = time.Millisecond
 		switch r.status {
 		case stGranted:
-			return a.granted(ctx, uint64(r.value), r.extra == 1), nil
+			return a.granted(ctx, uint64(r.value), r.extra == 1), nil //nolint:gosec // tokens from the scripts are positive
 		case stDuplicate:
 			a.l.metrics.claims.WithLabelValues("duplicate").Inc()
 			return nil, fmt.Errorf("lock: acquire %s: %w", a.resource, ErrTicketClaimed)

@@ -39,7 +39,7 @@ func TestLossIsCancellation(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("context not cancelled after renewals failed")
 	}
-	if cause := context.Cause(lk.Context()); cause != ErrLost {
+	if cause := context.Cause(lk.Context()); !errors.Is(cause, ErrLost) {
 		t.Fatalf("cause = %v, want ErrLost", cause)
 	}
 	// Renewals failed from the moment the switch flipped, so the lease on the
@@ -248,7 +248,7 @@ func TestRedisRestart(t *testing.T) {
 				case <-time.After(10 * time.Second):
 					t.Fatal("holder not told it lost the lock after Redis lost its data")
 				}
-				if cause := context.Cause(holder.Context()); cause != ErrLost {
+				if cause := context.Cause(holder.Context()); !errors.Is(cause, ErrLost) {
 					t.Fatalf("holder cause = %v, want ErrLost", cause)
 				}
 				// Both waiters re-join the line; either may be first now.

@@ -2,6 +2,7 @@ package lock
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -40,7 +41,7 @@ func newLock(ctx context.Context, a *attempt, token uint64, leaseFrom time.Time)
 		ttl: a.ttl, keys: a.keys, ctx: lctx, cancel: cancel,
 		done: make(chan struct{}), pause: make(chan struct{}),
 	}
-	go lk.refresh(leaseFrom)
+	go lk.refresh(leaseFrom) //nolint:contextcheck // the lease outlives Acquire's context by design; Release or loss ends it
 	return lk
 }
 
@@ -121,7 +122,7 @@ func (lk *Lock) end() error {
 	lk.mu.Lock()
 	if lk.ended {
 		lk.mu.Unlock()
-		if cause := context.Cause(lk.ctx); cause == ErrLost {
+		if errors.Is(context.Cause(lk.ctx), ErrLost) {
 			return fmt.Errorf("lock: %s: %w (%w)", lk.resource, ErrNotHeld, ErrLost)
 		}
 		return fmt.Errorf("lock: %s: %w", lk.resource, ErrNotHeld)
@@ -184,5 +185,5 @@ func (lk *Lock) Handoff(ctx context.Context, next string, claim time.Duration) (
 		return 0, fmt.Errorf("lock: handoff %s: %w", lk.resource, ErrNotHeld)
 	}
 	lk.l.metrics.handoffs.WithLabelValues("ticket").Inc()
-	return uint64(r.value), nil
+	return uint64(r.value), nil //nolint:gosec // tokens from the scripts are positive
 }

@@ -39,7 +39,7 @@ func TestAcquireRelease(t *testing.T) {
 		if err := lk.Release(ctx); !errors.Is(err, ErrNotHeld) {
 			t.Fatalf("second Release = %v, want ErrNotHeld", err)
 		}
-		if cause := context.Cause(lk.Context()); cause != ErrReleased {
+		if cause := context.Cause(lk.Context()); !errors.Is(cause, ErrReleased) {
 			t.Fatalf("context cause after Release = %v, want ErrReleased", cause)
 		}
 	}
@@ -249,7 +249,7 @@ func TestHandoffToTicket(t *testing.T) {
 	if tok <= lk.Token() {
 		t.Fatalf("handoff token %d, want > holder's %d", tok, lk.Token())
 	}
-	if cause := context.Cause(lk.Context()); cause != ErrReleased {
+	if cause := context.Cause(lk.Context()); !errors.Is(cause, ErrReleased) {
 		t.Fatalf("holder's context after handoff: cause %v, want ErrReleased", cause)
 	}
 	if err := lk.Release(ctx); !errors.Is(err, ErrNotHeld) {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -99,7 +100,7 @@ func (l *Locker) Summary(ctx context.Context) ([]Snapshot, error) {
 		}
 		if s.Empty() {
 			// Remove it unless it was touched since we read the index.
-			if err := scriptPrune.Run(ctx, l.client, []string{l.indexKey()}, resource, strconv.FormatFloat(z.Score, 'f', -1, 64)).Err(); err != nil && err != redis.Nil {
+			if err := scriptPrune.Run(ctx, l.client, []string{l.indexKey()}, resource, strconv.FormatFloat(z.Score, 'f', -1, 64)).Err(); err != nil && !errors.Is(err, redis.Nil) {
 				return nil, fmt.Errorf("lock: summary: prune %s: %w", resource, err)
 			}
 			continue
@@ -153,7 +154,7 @@ func parseSnapshot(resource string, v any) (Snapshot, error) {
 	if str(1) != "" && num(5) > now {
 		s.Held = true
 		s.Claimed = str(2) != ""
-		s.Token = uint64(num(3))
+		s.Token = uint64(num(3)) //nolint:gosec // tokens are positive
 		s.Since = time.UnixMilli(num(4))
 		s.Expires = time.UnixMilli(num(5))
 		s.Holder, s.Purpose, s.Mode = str(6), str(7), str(8)

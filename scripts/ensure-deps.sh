@@ -22,7 +22,9 @@ for g in "${groups[@]}"; do
           want unshare util-linux
           want losetup mount
           want curl curl ;;
-    e2e)  want ipmi_sim openipmi
+    e2e)  want redis-server redis-server
+          want ipmi_sim openipmi
+          want dpkg-deb dpkg
           want qemu-system-x86_64 qemu-system-x86
           [ -e /usr/lib/ipxe/qemu/efi-virtio.rom ] || need[ipxe-qemu]=1
           [ -e /usr/lib/syslinux/modules/bios/ldlinux.c32 ] || need[syslinux-common]=1

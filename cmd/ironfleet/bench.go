@@ -10,6 +10,6 @@ func newBenchCmd() *cobra.Command {
 		Short: "Measure ironfleet side by side with the alternatives, in one run",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(newBenchLockCmd(), newBenchBusCmd(), newBenchAPICmd())
+	cmd.AddCommand(newBenchLockCmd(), newBenchBusCmd(), newBenchAPICmd(), newBenchFleetCmd())
 	return cmd
 }

@@ -273,3 +273,20 @@ func ExpectsAgent(state wire.ProvisionState) bool {
 	}
 	return false
 }
+
+// Started reports whether a node in state with target is where user verb v
+// leaves it the moment it is accepted: the API makes that first step under
+// the node's lock (as Ironic's conductor does before its RPC returns), and
+// the conductor that takes the task on goes on from there. Only transient
+// states count: a stable or failed target is the conductor's to reach.
+func Started(state, target wire.ProvisionState, v Verb) (Transition, bool) {
+	if KindOf(state) != Transient {
+		return Transition{}, false
+	}
+	for _, t := range Transitions {
+		if t.Verb == v && t.To == state && t.Target == target {
+			return t, true
+		}
+	}
+	return Transition{}, false
+}

@@ -149,3 +149,25 @@ func TestParseVerb(t *testing.T) {
 		t.Error("provide not allowed from manageable")
 	}
 }
+
+func TestStarted(t *testing.T) {
+	tests := []struct {
+		state, target wire.ProvisionState
+		verb          Verb
+		want          bool
+	}{
+		{wire.StateVerifying, wire.StateManageable, VerbManage, true},
+		{wire.StateCleaning, wire.StateAvailable, VerbProvide, true},
+		{wire.StateCleaning, wire.StateManageable, VerbClean, true},
+		{wire.StateCleaning, wire.StateManageable, VerbProvide, false},
+		{wire.StateDeploying, wire.StateActive, VerbDeploy, true},
+		{wire.StateDeleting, wire.StateAvailable, VerbUndeploy, true},
+		{wire.StateManageable, "", VerbManage, false},
+		{wire.StateWaitCallback, wire.StateActive, VerbDeploy, false},
+	}
+	for _, tt := range tests {
+		if _, got := Started(tt.state, tt.target, tt.verb); got != tt.want {
+			t.Errorf("Started(%q, %q, %q) = %v, want %v", tt.state, tt.target, tt.verb, got, tt.want)
+		}
+	}
+}

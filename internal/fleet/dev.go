@@ -55,6 +55,20 @@ type DevConfig struct {
 	RedisServer string
 	// Lock tunes the node lock; LockTTL zero means 15s.
 	LockTTL time.Duration
+	// LockAttempts and LockInterval are the lock's standard mode (the API's
+	// user actions, and the continuation under release-reacquire); zero
+	// means the lock's defaults, Ironic's 3 × 1s.
+	LockAttempts int
+	LockInterval time.Duration
+	// ImageSize is the size of the demo image every node deploys; zero
+	// means 4 MiB.
+	ImageSize int
+	// ManualClean enrolls the nodes with automated_clean false, so that
+	// providing them skips cleaning (quick for large benchmark fleets).
+	ManualClean bool
+	// EnrollWorkers is how many nodes are enrolled (and provided) at once;
+	// zero means 8.
+	EnrollWorkers int
 	// Conductor tunes every conductor (Host and Groups are set per conductor).
 	Conductor conductor.Config
 	// Logger receives everything's logs; nil means slog.Default().
@@ -117,7 +131,7 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 	}
 	d = &Dev{cfg: cfg, log: cfg.Logger, Registry: prometheus.NewRegistry()}
 	d.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	defer func() {
+	defer func() { //nolint:contextcheck // stopping uses its own bounded contexts, not the caller's
 		if err != nil {
 			d.Stop()
 		}
@@ -163,7 +177,7 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 	}
 	d.stops = append(d.stops, func() { _ = rc.Close() })
 	infra, err := NewInfra(ctx, nc, rc, InfraConfig{
-		Lock:   lock.Config{TTL: cfg.LockTTL, Holder: "dev"},
+		Lock:   lock.Config{TTL: cfg.LockTTL, Attempts: cfg.LockAttempts, Interval: cfg.LockInterval, Holder: "dev"},
 		Logger: d.log, Registerer: d.Registry,
 	})
 	if err != nil {
@@ -172,7 +186,7 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 	d.stops = append(d.stops, infra.Close)
 
 	// The demo image every node deploys, and the simulated world.
-	image, imageSum := demoImage()
+	image, imageSum := demoImage(cfg.ImageSize)
 	imgL, err := new(net.ListenConfig).Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -214,7 +228,7 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 		}
 		conductors[i] = c
 	}
-	srv, err := NewAPI(infra, drivers, api.Config{
+	srv, err := NewAPI(infra, drivers, api.Config{ //nolint:contextcheck // New does no I/O
 		Auth: api.AuthNone, Host: "dev", HeartbeatTimeout: cfg.HeartbeatTimeout,
 		Logger: d.log.With("component", "api"), Registerer: d.Registry, Gatherer: d.Registry,
 	})
@@ -250,6 +264,7 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 			if dev != wire.BootPXE {
 				return
 			}
+			//nolint:contextcheck // the agent lives on the fleet's context, not the boot callback's
 			if _, err := agents.Boot(agent.SimNode{Name: name, MACs: []string{mac}, Machine: m}); err != nil {
 				d.log.Warn("starting simulated agent", "machine", name, "err", err)
 			}
@@ -262,7 +277,8 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 	}
 	if cfg.Nodes > 0 {
 		g.Go(func() error {
-			if err := enroll(gctx, d.apiURL, cfg.Nodes, d.imageURL, imageSum, cfg.Provide, d.log); err != nil && gctx.Err() == nil {
+			e := enrollment{n: cfg.Nodes, imageURL: d.imageURL, imageSum: imageSum, provide: cfg.Provide, manualClean: cfg.ManualClean, workers: cfg.EnrollWorkers}
+			if err := enroll(gctx, d.apiURL, e, d.log); err != nil && gctx.Err() == nil {
 				d.log.Warn("enrolling the simulated nodes", "err", err)
 			}
 			return nil
@@ -299,12 +315,16 @@ func (d *Dev) Stop() {
 	}
 }
 
-// demoImage is the image dev nodes deploy: 4 MiB with a recognisable header.
-func demoImage() ([]byte, string) {
-	img := make([]byte, 4<<20)
+// demoImage is the image dev nodes deploy: size bytes (zero means 4 MiB)
+// with a recognisable header.
+func demoImage(size int) ([]byte, string) {
+	if size <= 0 {
+		size = 4 << 20
+	}
+	img := make([]byte, max(size, 64))
 	copy(img, "ironfleet demo image\n")
 	for i := 4096; i < len(img); i++ {
-		img[i] = byte(i)
+		img[i] = byte(i) //nolint:gosec // a byte pattern: wrapping is the point
 	}
 	sum := sha256.Sum256(img)
 	return img, hex.EncodeToString(sum[:])
@@ -329,6 +349,8 @@ func serveImage(ctx context.Context, l net.Listener, image []byte) error {
 	if srv.Shutdown(sctx) != nil {
 		_ = srv.Close()
 	}
-	<-errc
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,29 +14,47 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// enroll registers n simulated nodes (sim-0001…) and their ports through
-// the API, as an operator would, and with provide takes each to available.
-func enroll(ctx context.Context, apiURL string, n int, imageURL, imageSum string, provide bool, log *slog.Logger) error {
-	c := &apiClient{base: apiURL, hc: &http.Client{Timeout: 30 * time.Second}}
+// enrollment is what enroll registers.
+type enrollment struct {
+	n                  int
+	imageURL, imageSum string
+	// provide takes each node to available; manualClean enrolls them with
+	// automated_clean false (providing skips cleaning).
+	provide, manualClean bool
+	// workers nodes at a time; zero means 8.
+	workers int
+}
+
+// enroll registers e.n simulated nodes (sim-0001…) and their ports through
+// the API, as an operator would, and with e.provide takes each to available.
+func enroll(ctx context.Context, apiURL string, e enrollment, log *slog.Logger) error {
+	c := &APIClient{Base: apiURL}
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(8)
-	for i := range n {
+	if e.workers <= 0 {
+		e.workers = 8
+	}
+	g.SetLimit(e.workers)
+	for i := range e.n {
 		name := fmt.Sprintf("sim-%04d", i+1)
 		mac := fmt.Sprintf("52:54:00:%02x:%02x:%02x", (i>>16)&0xff, (i>>8)&0xff, i&0xff)
 		g.Go(func() error {
 			var node struct {
 				UUID string `json:"uuid"`
 			}
-			if err := c.do(gctx, http.MethodPost, "/v1/nodes", map[string]any{
+			body := map[string]any{
 				"name": name, "driver": "sim", "driver_info": map[string]any{"sim_machine": name},
-				"instance_info": map[string]any{"image_source": imageURL, "image_checksum": imageSum},
-			}, &node); err != nil {
+				"instance_info": map[string]any{"image_source": e.imageURL, "image_checksum": e.imageSum},
+			}
+			if e.manualClean {
+				body["automated_clean"] = false
+			}
+			if err := c.Do(gctx, http.MethodPost, "/v1/nodes", body, &node); err != nil {
 				return fmt.Errorf("enroll %s: %w", name, err)
 			}
-			if err := c.do(gctx, http.MethodPost, "/v1/ports", map[string]any{"node_uuid": node.UUID, "address": mac}, nil); err != nil {
+			if err := c.Do(gctx, http.MethodPost, "/v1/ports", map[string]any{"node_uuid": node.UUID, "address": mac}, nil); err != nil {
 				return fmt.Errorf("port of %s: %w", name, err)
 			}
-			if !provide {
+			if !e.provide {
 				return nil
 			}
 			for _, step := range []struct{ target, want string }{{"manage", "manageable"}, {"provide", "available"}} {
@@ -48,18 +67,34 @@ func enroll(ctx context.Context, apiURL string, n int, imageURL, imageSum string
 	}
 	err := g.Wait()
 	if err == nil {
-		log.Info("simulated nodes enrolled", "nodes", n, "provided", provide)
+		log.Info("simulated nodes enrolled", "nodes", e.n, "provided", e.provide)
 	}
 	return err
 }
 
-// apiClient speaks the API as the baremetal CLI does (microversion latest).
-type apiClient struct {
-	base string
-	hc   *http.Client
+// APIClient is a small JSON client of ironfleet's own API, speaking as the
+// baremetal CLI does (microversion latest): what the dev fleet, the fleet
+// benchmark and the hardware lab use to drive the product from outside.
+type APIClient struct {
+	// Base is the API's base URL (http://127.0.0.1:6385).
+	Base string
+	// HTTP makes the requests; nil means a client with a 30s timeout.
+	HTTP *http.Client
 }
 
-func (c *apiClient) do(ctx context.Context, method, path string, body, out any) error {
+// HTTPError is an answer with a status of 300 or more.
+type HTTPError struct {
+	Status int
+	Body   string
+}
+
+func (e *HTTPError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.Status, e.Body) }
+
+var defaultHTTP = &http.Client{Timeout: 30 * time.Second}
+
+// Do sends body (as JSON, when not nil) and decodes the answer into out
+// (when not nil); an answer of 300 or more is an *HTTPError.
+func (c *APIClient) Do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -68,23 +103,27 @@ func (c *apiClient) do(ctx context.Context, method, path string, body, out any) 
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, rd)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-OpenStack-Ironic-API-Version", "latest")
-	resp, err := c.hc.Do(req)
+	hc := c.HTTP
+	if hc == nil {
+		hc = defaultHTTP
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
 		return err
 	}
 	if resp.StatusCode >= 300 {
-		return &httpError{Status: resp.StatusCode, Body: string(data)}
+		return &HTTPError{Status: resp.StatusCode, Body: string(data)}
 	}
 	if out != nil && len(data) > 0 {
 		return json.Unmarshal(data, out)
@@ -92,19 +131,18 @@ func (c *apiClient) do(ctx context.Context, method, path string, body, out any) 
 	return nil
 }
 
-type httpError struct {
-	Status int
-	Body   string
+// IsStatus reports whether err is an answer with status code.
+func IsStatus(err error, code int) bool {
+	var he *HTTPError
+	return errors.As(err, &he) && he.Status == code
 }
-
-func (e *httpError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.Status, e.Body) }
 
 // provision asks for target and waits until the node reaches want,
 // retrying while the node is locked (409), as `baremetal --wait` users do.
-func (c *apiClient) provision(ctx context.Context, uuid, target, want string) error {
+func (c *APIClient) provision(ctx context.Context, uuid, target, want string) error {
 	for {
-		err := c.do(ctx, http.MethodPut, "/v1/nodes/"+uuid+"/states/provision", map[string]any{"target": target}, nil)
-		if he, ok := err.(*httpError); ok && he.Status == http.StatusConflict {
+		err := c.Do(ctx, http.MethodPut, "/v1/nodes/"+uuid+"/states/provision", map[string]any{"target": target}, nil)
+		if IsStatus(err, http.StatusConflict) {
 			time.Sleep(500 * time.Millisecond)
 			continue
 		}
@@ -118,7 +156,7 @@ func (c *apiClient) provision(ctx context.Context, uuid, target, want string) er
 			State     string `json:"provision_state"`
 			LastError string `json:"last_error"`
 		}
-		if err := c.do(ctx, http.MethodGet, "/v1/nodes/"+uuid, nil, &n); err != nil {
+		if err := c.Do(ctx, http.MethodGet, "/v1/nodes/"+uuid, nil, &n); err != nil {
 			return err
 		}
 		switch {

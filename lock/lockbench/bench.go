@@ -131,7 +131,7 @@ func Run(ctx context.Context, admin *redis.Client, impls []Impl, cfg Config, don
 // pingRTT is the median PING round trip over n pings, back to back or each
 // after an idle gap like the handoff workload's.
 func pingRTT(ctx context.Context, c *redis.Client, n int, idle bool) (time.Duration, error) {
-	rng := rand.New(rand.NewPCG(3, 4))
+	rng := rand.New(rand.NewPCG(3, 4)) //nolint:gosec // workload jitter, not secrets
 	var d []time.Duration
 	for range n {
 		if idle {
@@ -176,7 +176,7 @@ func handoff(ctx context.Context, impl Impl, cfg Config, r *Result) error {
 	defer closeAll()
 	holder, waiter := ps[0], ps[1]
 	k := key(impl, "handoff")
-	rng := rand.New(rand.NewPCG(1, 2))
+	rng := rand.New(rand.NewPCG(1, 2)) //nolint:gosec // workload jitter, not secrets
 	var samples []time.Duration
 	deadline := time.Now().Add(cfg.HandoffBudget)
 	for len(samples) < cfg.HandoffSamples && time.Now().Before(deadline) {

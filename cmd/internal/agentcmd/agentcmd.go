@@ -119,6 +119,12 @@ func resolve(cmd *cobra.Command) (settings, error) {
 }
 
 func run(cmd *cobra.Command, _ []string) error {
+	if os.Getpid() == 1 {
+		// The ramdisk's /init: /proc/cmdline needs /proc.
+		if err := mountProc(); err != nil {
+			return fmt.Errorf("init: %w", err)
+		}
+	}
 	s, err := resolve(cmd)
 	if err != nil {
 		return err

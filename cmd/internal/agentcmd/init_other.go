@@ -13,3 +13,5 @@ import (
 func initSystem(context.Context, *slog.Logger, agent.BootParams) error {
 	return errors.New("running as init is only supported on Linux")
 }
+
+func mountProc() error { return nil }

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ironfleet/ironfleet/internal/redistest"
+)
+
+// TestBenchFleetJSON runs the command at its smallest — 3 nodes, handoff
+// only — and checks its output: one JSON line with the promised fields, and
+// the chart written where --svg says.
+func TestBenchFleetJSON(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a whole fleet; skipped with -short")
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		redistest.Unavailable(t, err)
+	}
+	svg := filepath.Join(t.TempDir(), "chart", "fleet.svg")
+	var out syncBuffer
+	err := runCmd(t.Context(), &out, "bench", "fleet", "--json", "--nodes", "3", "--strategies", "handoff",
+		"--timeout", "30s", "--heartbeat-timeout", "2s", "--svg", svg, "--data-dir", t.TempDir())
+	if err != nil {
+		t.Fatalf("bench fleet: %v\n%s", err, out.String())
+	}
+	var line string
+	for l := range strings.Lines(out.String()) {
+		if strings.HasPrefix(l, "{") {
+			line = l
+		}
+	}
+	var r map[string]any
+	if err := json.Unmarshal([]byte(line), &r); err != nil {
+		t.Fatalf("no JSON line in:\n%s", out.String())
+	}
+	for _, k := range []string{"strategy", "nodes", "active", "stuck", "deploy_p50_ms", "deploy_p99_ms", "raced_handoffs"} {
+		if _, ok := r[k]; !ok {
+			t.Errorf("JSON has no %q: %s", k, line)
+		}
+	}
+	if r["strategy"] != "handoff" || r["active"] != 3.0 || r["stuck"] != 0.0 || r["raced_handoffs"] != 0.0 {
+		t.Errorf("got %s, want handoff with 3 active, 0 stuck, 0 raced", line)
+	}
+	b, err := os.ReadFile(svg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := xml.Unmarshal(b, new(struct{})); err != nil {
+		t.Errorf("chart is not XML: %v", err)
+	}
+}
+
+func TestBenchFleetUnknownStrategy(t *testing.T) {
+	var out syncBuffer
+	err := runCmd(t.Context(), &out, "bench", "fleet", "--strategies", "optimistic")
+	if err == nil || !strings.Contains(err.Error(), "optimistic") {
+		t.Fatalf("got %v, want an error naming the unknown strategy", err)
+	}
+}

@@ -1,0 +1,48 @@
+package fleetbench
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+)
+
+// WriteTable prints results as a table, then how each other strategy
+// compares with handoff (ironfleet's) as ratios.
+func WriteTable(w io.Writer, results []Result) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "strategy\tnodes\tactive\tstuck\tdeploy p50 s\tp99 s\tmax s\tlock wait p99 ms\traced handoffs\tgave up\t409s\tredis cmds/deploy (fleet)\tphase s\t")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.0f\t%d\t%d\t%d\t%.0f (%.0f)\t%.0f\t\n",
+			r.Strategy, r.Nodes, r.Active, r.Stuck, r.DeployP50ms/1000, r.DeployP99ms/1000, r.DeployMaxms/1000,
+			r.LockWaitP99ms, r.RacedHandoffs, r.GaveUp, r.Conflicts, r.RedisCommandsPerDeploy, r.FleetRedisCommandsPerDeploy, r.Seconds)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	var ours *Result
+	for i := range results {
+		if results[i].Strategy == "handoff" {
+			ours = &results[i]
+		}
+	}
+	if ours == nil {
+		return nil
+	}
+	fmt.Fprintln(w)
+	for _, r := range results {
+		if r.Strategy == ours.Strategy {
+			continue
+		}
+		fmt.Fprintf(w, "vs %-18s stuck %d vs %d, deploy p50 %s, p99 %s, fleet redis cmds/deploy %s (theirs/ours)\n", r.Strategy,
+			r.Stuck, ours.Stuck, ratio(r.DeployP50ms, ours.DeployP50ms), ratio(r.DeployP99ms, ours.DeployP99ms),
+			ratio(r.FleetRedisCommandsPerDeploy, ours.FleetRedisCommandsPerDeploy))
+	}
+	return nil
+}
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", a/b)
+}
