@@ -146,21 +146,7 @@ func badAction(action string, n wire.Node, state string) error {
 
 func (s *Server) setProvision(c *gin.Context) {
 	v := version(c)
-	body, err := decodeObject(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	n, err := s.findNode(c, c.Param("node"))
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if err := checkKeys(body, "target", "configdrive", "clean_steps", "deploy_steps", "disable_ramdisk"); err != nil {
-		s.fail(c, err)
-		return
-	}
-	target, err := stringField(body, "target")
+	n, body, target, err := s.actionRequest(c, "target", "target", "configdrive", "clean_steps", "deploy_steps", "disable_ramdisk")
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -213,22 +199,30 @@ func (s *Server) setProvision(c *gin.Context) {
 	s.accepted(c, n)
 }
 
-func (s *Server) setPower(c *gin.Context) {
+// actionRequest reads what every action handler starts with, in Ironic's
+// order of complaints: a JSON object body, the node, no unexpected keys,
+// and the one string field the action names (field).
+func (s *Server) actionRequest(c *gin.Context, field string, allowed ...string) (wire.Node, map[string]json.RawMessage, string, error) {
 	body, err := decodeObject(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return wire.Node{}, nil, "", err
 	}
 	n, err := s.findNode(c, c.Param("node"))
 	if err != nil {
-		s.fail(c, err)
-		return
+		return wire.Node{}, nil, "", err
 	}
-	if err := checkKeys(body, "target", "timeout"); err != nil {
-		s.fail(c, err)
-		return
+	if err := checkKeys(body, allowed...); err != nil {
+		return wire.Node{}, nil, "", err
 	}
-	target, err := stringField(body, "target")
+	v, err := stringField(body, field)
+	if err != nil {
+		return wire.Node{}, nil, "", err
+	}
+	return n, body, v, nil
+}
+
+func (s *Server) setPower(c *gin.Context) {
+	n, body, target, err := s.actionRequest(c, "target", "target", "timeout")
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -283,21 +277,7 @@ func (s *Server) supportedBootDevices(c *gin.Context) {
 }
 
 func (s *Server) setBootDevice(c *gin.Context) {
-	body, err := decodeObject(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	n, err := s.findNode(c, c.Param("node"))
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if err := checkKeys(body, "boot_device", "persistent"); err != nil {
-		s.fail(c, err)
-		return
-	}
-	dev, err := stringField(body, "boot_device")
+	n, body, dev, err := s.actionRequest(c, "boot_device", "boot_device", "persistent")
 	if err != nil {
 		s.fail(c, err)
 		return
