@@ -216,18 +216,25 @@ func (inv *Inventory) getNode(ctx context.Context, uuid string) (wire.Node, uint
 	if err != nil {
 		return wire.Node{}, 0, err
 	}
-	e, err := inv.nodes.Get(ctx, key)
+	return getRecord[wire.Node](ctx, inv.nodes, key, "node", uuid)
+}
+
+// getRecord reads one JSON record and its revision from kv, mapping a
+// missing or deleted key to ErrNotFound and a record that does not decode
+// to CodeInternal.
+func getRecord[T any](ctx context.Context, kv jetstream.KeyValue, key, kind, id string) (T, uint64, error) {
+	var rec T
+	e, err := kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-		return wire.Node{}, 0, notFound("node", uuid)
+		return rec, 0, notFound(kind, id)
 	}
 	if err != nil {
-		return wire.Node{}, 0, kvErr("get node "+uuid, err)
+		return rec, 0, kvErr("get "+kind+" "+id, err)
 	}
-	var n wire.Node
-	if err := json.Unmarshal(e.Value(), &n); err != nil {
-		return wire.Node{}, 0, codedf(wire.CodeInternal, "transport: node %s record does not decode: %w", uuid, err)
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		return rec, 0, codedf(wire.CodeInternal, "transport: %s %s record does not decode: %w", kind, id, err)
 	}
-	return n, e.Revision(), nil
+	return rec, e.Revision(), nil
 }
 
 // NodeByName reads the node with a name through the name index.
@@ -562,18 +569,7 @@ func (inv *Inventory) getPort(ctx context.Context, uuid string) (wire.Port, uint
 	if err := checkToken("port uuid", uuid); err != nil {
 		return wire.Port{}, 0, codedf(wire.CodeInvalidInput, "%w: %w", ErrInvalid, err)
 	}
-	e, err := inv.ports.Get(ctx, uuid)
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-		return wire.Port{}, 0, notFound("port", uuid)
-	}
-	if err != nil {
-		return wire.Port{}, 0, kvErr("get port "+uuid, err)
-	}
-	var p wire.Port
-	if err := json.Unmarshal(e.Value(), &p); err != nil {
-		return wire.Port{}, 0, codedf(wire.CodeInternal, "transport: port %s record does not decode: %w", uuid, err)
-	}
-	return p, e.Revision(), nil
+	return getRecord[wire.Port](ctx, inv.ports, uuid, "port", uuid)
 }
 
 // UpdatePort applies fn to port uuid by compare-and-set, like UpdateNode

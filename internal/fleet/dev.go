@@ -81,7 +81,7 @@ type Dev struct {
 	log      *slog.Logger
 	nats     *transport.Embedded
 	redis    *redisproc.Server
-	stops    []func() // in the order to run them
+	stops    []func() // cleanups, in the order their parts were made
 	g        *errgroup.Group
 	cancel   context.CancelFunc
 	apiURL   string
@@ -297,8 +297,9 @@ func (d *Dev) Stop() {
 		d.cancel()
 		_ = d.g.Wait()
 	}
-	for _, stop := range d.stops {
-		stop()
+	// Undo in reverse: what was built on a connection goes before it.
+	for i := len(d.stops) - 1; i >= 0; i-- {
+		d.stops[i]()
 	}
 	d.stops = nil
 	if d.redis != nil {
