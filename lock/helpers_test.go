@@ -74,6 +74,24 @@ func (k *killSwitch) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 	}
 }
 
+// commandCounter is a go-redis hook counting the commands a client sends
+// (each command of a pipeline counts).
+type commandCounter struct{ n atomic.Int64 }
+
+func (c *commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+func (c *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.n.Add(int64(len(cmds)))
+		return next(ctx, cmds)
+	}
+}
+
 // deafClient subscribes to a channel nobody publishes to: every wake-up
 // message is lost, as when pub/sub drops them.
 type deafClient struct{ *redis.Client }

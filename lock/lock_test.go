@@ -178,6 +178,51 @@ func TestFIFO(t *testing.T) {
 	}
 }
 
+// TestWakeUpIsTheGrant: the message that wakes a waiter carries its grant
+// (ticket and fencing token), so the waiter holds the lock without another
+// round trip to Redis. Both the release and the handoff to a waiting
+// claimer are checked, with tokens well past 2^53/1000 (the server clock in
+// µs), which Lua would print in %.14g notation if left to itself.
+func TestWakeUpIsTheGrant(t *testing.T) {
+	srv := redistest.Start(t)
+	// Long leases and fallback: neither a refresh nor a fallback re-check
+	// can send a command during the test.
+	cfg := Config{TTL: time.Minute, Fallback: 20 * time.Second}
+	l := newLocker(t, newClient(t, srv), cfg)
+	wc := newClient(t, srv)
+	sent := &commandCounter{}
+	wc.AddHook(sent)
+	w := newLocker(t, wc, cfg)
+	ctx := t.Context()
+
+	for _, how := range []string{"release", "handoff"} {
+		t.Run(how, func(t *testing.T) {
+			holder, err := l.Acquire(ctx, "n", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ticket := NewTicket()
+			waiter := acquireAsync(t, ctx, w, l, "n", &Options{Mode: Patient, Ticket: ticket}, 1)
+			before := sent.n.Load()
+			var handed uint64
+			if how == "release" {
+				mustRelease(t, holder)
+			} else if handed, err = holder.Handoff(ctx, ticket, 0); err != nil {
+				t.Fatal(err)
+			}
+			lk := recv(t, waiter, "woken waiter")
+			if n := sent.n.Load() - before; n != 0 {
+				t.Errorf("woken waiter sent %d commands before holding the lock, want 0", n)
+			}
+			if lk.Token() <= holder.Token() || (handed != 0 && lk.Token() != handed) {
+				t.Errorf("woken waiter's token %d, holder's %d, handoff's %d: want the granted one, above the holder's",
+					lk.Token(), holder.Token(), handed)
+			}
+			mustRelease(t, lk)
+		})
+	}
+}
+
 // TestNoBarging: while a patient waiter is in line, standard-mode callers
 // never get the lock, not even in the instant of release.
 func TestNoBarging(t *testing.T) {

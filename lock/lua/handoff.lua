@@ -18,9 +18,7 @@ local tok
 if info and info.c and info.c ~= '' then
   dequeue(nxt)
   tok = make_owner(nxt, info.c, tonumber(info.ttl), info.h, info.p, info.m, grace)
-  if info.ch and info.ch ~= '' then
-    redis.call('PUBLISH', info.ch, nxt .. ' ' .. tok)
-  end
+  wake(info.ch, nxt, tok)
 else
   if info then dequeue(nxt) end
   tok = make_owner(nxt, '', claim, 'ticket', purpose, 'handoff', grace)

@@ -62,6 +62,17 @@ local function next_token()
   return NOW_US
 end
 
+-- Tell the process waiting for ticket (through its wake channel ch) that
+-- it was granted the lock with token tok. The token is formatted as an
+-- integer: Lua's own number-to-string conversion prints 16-digit tokens in
+-- %.14g notation, which the waiter could not parse (it would then spend a
+-- round trip re-checking instead of holding the lock at once).
+local function wake(ch, ticket, tok)
+  if ch and ch ~= '' then
+    redis.call('PUBLISH', ch, ticket .. ' ' .. string.format('%d', tok))
+  end
+end
+
 -- Make ticket the owner. claimer is '' for a ticket nobody has claimed yet
 -- (a handoff or a reservation granted before its claimer arrived).
 local function make_owner(ticket, claimer, lease, holder, purpose, mode, grace)
@@ -87,9 +98,7 @@ local function promote_head(grace)
   if claimer == '' then lease = tonumber(info.claim or 0) end
   if lease <= 0 then lease = 1000 end
   local tok = make_owner(head, claimer, lease, info.h, info.p, info.m, grace)
-  if info.ch and info.ch ~= '' then
-    redis.call('PUBLISH', info.ch, head .. ' ' .. tok)
-  end
+  wake(info.ch, head, tok)
   return head, tok
 end
 
