@@ -18,6 +18,7 @@ end
 
 local function join()
   local info = winfo(ticket)
+  local pos
   if info then
     if info.c and info.c ~= '' and info.c ~= claimer then
       return result(4, 0)
@@ -27,18 +28,17 @@ local function join()
     if purpose ~= '' then info.p = purpose end
   else
     info = {h = holder, p = purpose, j = NOW, c = claimer, ch = channel, ttl = ttl, m = mode, r = 0}
-    redis.call('RPUSH', K_LINE, ticket)
+    -- A newcomer's place is the line's new length less one.
+    pos = redis.call('RPUSH', K_LINE, ticket) - 1
   end
   redis.call('HSET', K_WAITERS, ticket, cjson.encode(info))
   redis.call('ZADD', K_LEASES, NOW + ttl, ticket)
-  touch(grace)
-  return result(2, redis.call('LPOS', K_LINE, ticket), 0, true)
+  touch(NOW + ttl, grace)
+  return result(2, pos or redis.call('LPOS', K_LINE, ticket), 0, true)
 end
 
-local owner_ticket = redis.call('HGET', K_OWNER, 't')
-if owner_ticket == ticket then
-  local c = redis.call('HGET', K_OWNER, 'c')
-  if c == '' or c == claimer then
+if OWNER and OWNER.t == ticket then
+  if OWNER.c == '' or OWNER.c == claimer then
     -- Claim of a ticket handed to us (or re-run of our own grant): keep the
     -- token granted at handoff, take over the lease.
     redis.call('HSET', K_OWNER, 'c', claimer, 'e', NOW + ttl, 'm', mode)
@@ -46,13 +46,13 @@ if owner_ticket == ticket then
     if purpose ~= '' then redis.call('HSET', K_OWNER, 'p', purpose) end
     redis.call('PEXPIRE', K_OWNER, ttl + grace)
     local claimed = 0
-    if c == '' then claimed = 1 end
-    return result(1, tonumber(redis.call('HGET', K_OWNER, 'k')), claimed)
+    if OWNER.c == '' then claimed = 1 end
+    return result(1, OWNER.k, claimed)
   end
   return result(4, 0)
 end
 
-if not owner_ticket then
+if not OWNER then
   local head = redis.call('LINDEX', K_LINE, 0)
   if not head then
     return grant_self(0)

@@ -8,9 +8,9 @@ local ticket, claimer, grace = ARGV[1], ARGV[2], tonumber(ARGV[3])
 evict()
 
 if is_owner(ticket, claimer) then
-  redis.call('DEL', K_OWNER)
   local nxt, tok = promote_head(grace)
   if nxt then return result(6, tok, 1) end
+  drop_owner()
   return result(6, 0, 0)
 end
 local info = winfo(ticket)

@@ -26,6 +26,30 @@ local function dequeue(ticket)
   redis.call('HDEL', K_WAITERS, ticket)
 end
 
+-- OWNER is this call's view of the owner hash: read once, by evict (every
+-- mutating script starts with it), and kept in step with every change the
+-- script makes, so no script reads the owner twice. nil when nobody owns.
+-- Fields: t ticket, c claimer ('' while unclaimed), k token, e lease expiry
+-- (ms, server clock), h holder, p purpose.
+local OWNER
+-- LAST_TOKEN is the last fencing token granted, when this call knows it.
+local LAST_TOKEN
+
+local function load_owner()
+  local o = redis.call('HMGET', K_OWNER, 't', 'c', 'k', 'e', 'h', 'p')
+  if not o[1] then
+    OWNER = nil
+    return
+  end
+  OWNER = {t = o[1], c = o[2] or '', k = tonumber(o[3]), e = tonumber(o[4] or 0), h = o[5] or '', p = o[6] or ''}
+  LAST_TOKEN = OWNER.k
+end
+
+local function drop_owner()
+  redis.call('DEL', K_OWNER)
+  OWNER = nil
+end
+
 -- Evict every waiter whose lease has expired, wherever it stands in the
 -- line (one LREM per dead waiter, paid once), and an owner past its lease.
 local function evict()
@@ -39,27 +63,28 @@ local function evict()
     end
     dequeue(t)
   end
-  local exp = redis.call('HGET', K_OWNER, 'e')
-  if exp and tonumber(exp) <= NOW then
-    if redis.call('HGET', K_OWNER, 'c') == '' then
+  load_owner()
+  if OWNER and OWNER.e <= NOW then
+    if OWNER.c == '' then
       EXP_TICKETS = EXP_TICKETS + 1
     else
       EXP_HOLDERS = EXP_HOLDERS + 1
     end
-    redis.call('DEL', K_OWNER)
+    drop_owner()
   end
 end
 
 -- The next fencing token: strictly above every token granted before, also
 -- after a restart that lost the counter, because it never falls below the
--- server clock in microseconds.
+-- server clock in microseconds. The owner hash, while it exists, carries the
+-- last token granted (every grant writes it there and to the fence key), so
+-- the fence key is read only when the lock had no owner.
 local function next_token()
-  local cur = tonumber(redis.call('GET', K_FENCE) or '0')
-  if cur + 1 >= NOW_US then
-    return redis.call('INCR', K_FENCE)
-  end
-  redis.call('SET', K_FENCE, string.format('%d', NOW_US))
-  return NOW_US
+  local cur = LAST_TOKEN or tonumber(redis.call('GET', K_FENCE) or '0')
+  local tok = math.max(cur + 1, NOW_US)
+  redis.call('SET', K_FENCE, string.format('%d', tok))
+  LAST_TOKEN = tok
+  return tok
 end
 
 -- Tell the process waiting for ticket (through its wake channel ch) that
@@ -81,6 +106,7 @@ local function make_owner(ticket, claimer, lease, holder, purpose, mode, grace)
   redis.call('HSET', K_OWNER, 't', ticket, 'c', claimer, 'k', tok, 's', NOW,
     'e', NOW + lease, 'h', holder or '', 'p', purpose or '', 'm', mode or '')
   redis.call('PEXPIRE', K_OWNER, lease + grace)
+  OWNER = {t = ticket, c = claimer, k = tok, e = NOW + lease, h = holder or '', p = purpose or ''}
   return tok
 end
 
@@ -102,24 +128,27 @@ local function promote_head(grace)
   return head, tok
 end
 
--- Keep the line's keys alive exactly as long as their longest lease (plus
--- grace), so that a fleet that died entirely leaves nothing behind. Called
--- where a lease is added or extended; removing waiters never needs it.
-local function touch(grace)
-  local last = redis.call('ZRANGE', K_LEASES, -1, -1, 'WITHSCORES')
-  if last[2] then
-    local ms = tonumber(last[2]) - NOW + grace
-    redis.call('PEXPIRE', K_LEASES, ms)
-    redis.call('PEXPIRE', K_WAITERS, ms)
-    redis.call('PEXPIRE', K_LINE, ms)
+-- Keep the line's keys alive at least grace/2 past every waiter's lease
+-- (and at most grace past the longest), so that a fleet that died entirely
+-- leaves nothing behind. Called where a lease ending at expiry is added or
+-- extended; removing waiters never needs it. The keys are only extended
+-- when they would otherwise die less than grace/2 after this lease, so most
+-- calls cost one PTTL; an extension never shortens them. The three keys
+-- always hold the same tickets (every script adds and removes a ticket in
+-- all three), so they are created and emptied together and one PTTL speaks
+-- for all of them.
+local function touch(expiry, grace)
+  local need = expiry - NOW + grace
+  if redis.call('PTTL', K_LEASES) < need - math.floor(grace / 2) then
+    redis.call('PEXPIRE', K_LEASES, need)
+    redis.call('PEXPIRE', K_WAITERS, need)
+    redis.call('PEXPIRE', K_LINE, need)
   end
 end
 
 local function owner_view()
-  local o = redis.call('HMGET', K_OWNER, 'h', 'p', 'e')
-  local left = 0
-  if o[3] then left = tonumber(o[3]) - NOW end
-  return o[1] or '', o[2] or '', left
+  if not OWNER then return '', '', 0 end
+  return OWNER.h, OWNER.p, OWNER.e - NOW
 end
 
 -- result is every mutating script's reply. Only acquire needs the owner's
@@ -132,6 +161,5 @@ end
 
 -- is_owner reports whether ticket, claimed by claimer, owns the lock.
 local function is_owner(ticket, claimer)
-  local o = redis.call('HMGET', K_OWNER, 't', 'c')
-  return o[1] == ticket and o[2] == claimer
+  return OWNER ~= nil and OWNER.t == ticket and OWNER.c == claimer
 end

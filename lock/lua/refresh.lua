@@ -9,4 +9,4 @@ if not is_owner(ticket, claimer) then
 end
 redis.call('HSET', K_OWNER, 'e', NOW + ttl)
 redis.call('PEXPIRE', K_OWNER, ttl + grace)
-return result(1, tonumber(redis.call('HGET', K_OWNER, 'k')))
+return result(1, OWNER.k)

@@ -11,9 +11,11 @@ evict()
 if not is_owner(ticket, claimer) then
   return result(5, 0)
 end
-redis.call('DEL', K_OWNER)
+-- make_owner overwrites every field, so the owner hash is deleted only
+-- when nobody waits.
 local nxt, tok = promote_head(grace)
 if nxt then
   return result(6, tok, 1)
 end
+drop_owner()
 return result(6, 0, 0)

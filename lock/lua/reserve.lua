@@ -9,19 +9,19 @@ local grace = tonumber(ARGV[5])
 
 evict()
 
-if redis.call('HGET', K_OWNER, 't') == ticket then
-  return result(1, tonumber(redis.call('HGET', K_OWNER, 'k')))
+if OWNER and OWNER.t == ticket then
+  return result(1, OWNER.k)
 end
 if winfo(ticket) then
   return result(2, redis.call('LPOS', K_LINE, ticket))
 end
-if not redis.call('HGET', K_OWNER, 't') and redis.call('LLEN', K_LINE) == 0 then
+if not OWNER and redis.call('LLEN', K_LINE) == 0 then
   local tok = make_owner(ticket, '', claim, holder, purpose, 'reserve', grace)
   return result(1, tok)
 end
 local info = {h = holder, p = purpose, j = NOW, c = '', ch = '', claim = claim, m = 'reserve', r = 1}
-redis.call('RPUSH', K_LINE, ticket)
+local pos = redis.call('RPUSH', K_LINE, ticket) - 1
 redis.call('HSET', K_WAITERS, ticket, cjson.encode(info))
 redis.call('ZADD', K_LEASES, NOW + claim, ticket)
-touch(grace)
-return result(2, redis.call('LPOS', K_LINE, ticket))
+touch(NOW + claim, grace)
+return result(2, pos)
