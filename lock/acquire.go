@@ -247,10 +247,11 @@ func (a *attempt) granted(ctx context.Context, token uint64, claimed bool) *Lock
 
 // Reserve takes a place at the back of resource's line now for ticket, to be
 // claimed later by an Acquire with Options.Ticket (for example by the
-// consumer of a task published with it). Once the reservation reaches the
-// front, it holds the lock for at most claim (zero means
-// Config.ClaimTimeout) waiting for its claimer; then it expires and the lock
-// moves on. Reserving the same ticket twice is harmless.
+// consumer of a task published with it). Its claimer must arrive within
+// claim (zero means Config.ClaimTimeout), or the reservation leaves the
+// line; if it reaches the front first, it holds the lock for at most claim
+// waiting for its claimer, then expires and the lock moves on. Reserving the
+// same ticket twice is harmless.
 func (l *Locker) Reserve(ctx context.Context, resource, ticket, purpose string, claim time.Duration) error {
 	if err := validResource(resource); err != nil {
 		return err

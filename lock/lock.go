@@ -281,10 +281,10 @@ func (l *Locker) unregister(ticket string) {
 	l.mu.Unlock()
 }
 
-// keys are the five keys of one resource, sharing its hash tag.
+// keys are the four keys of one resource, sharing its hash tag.
 func (l *Locker) keys(resource string) []string {
 	base := l.cfg.Prefix + ":{" + resource + "}:"
-	return []string{base + "owner", base + "line", base + "leases", base + "waiters", base + "fence"}
+	return []string{base + "owner", base + "line", base + "waiters", base + "fence"}
 }
 
 func (l *Locker) indexKey() string { return l.cfg.Prefix + ":index" }

@@ -12,12 +12,18 @@ local grace = tonumber(ARGV[8])
 evict()
 
 local function grant_self(claimed)
-  local tok = make_owner(ticket, claimer, ttl, holder, purpose, mode, grace)
+  local tok = make_owner(ticket, claimer, NOW + ttl, holder, purpose, mode, grace)
   return result(1, tok, claimed, true)
 end
 
 local function join()
   local info = winfo(ticket)
+  if info and not alive(info) then
+    -- Its lease ran out while it stood in line: it starts again at the back.
+    dequeue(ticket)
+    count_dead(info)
+    info = nil
+  end
   local pos
   if info then
     if info.c and info.c ~= '' and info.c ~= claimer then
@@ -31,9 +37,9 @@ local function join()
     -- A newcomer's place is the line's new length less one.
     pos = redis.call('RPUSH', K_LINE, ticket) - 1
   end
+  info.x = NOW + ttl
   redis.call('HSET', K_WAITERS, ticket, cjson.encode(info))
-  redis.call('ZADD', K_LEASES, NOW + ttl, ticket)
-  touch(NOW + ttl, grace)
+  touch(info.x, grace)
   return result(2, pos or redis.call('LPOS', K_LINE, ticket), 0, true)
 end
 
@@ -53,12 +59,11 @@ if OWNER and OWNER.t == ticket then
 end
 
 if not OWNER then
-  local head = redis.call('LINDEX', K_LINE, 0)
+  local head, info = live_head()
   if not head then
     return grant_self(0)
   end
   if head == ticket then
-    local info = winfo(ticket) or {}
     if info.c and info.c ~= '' and info.c ~= claimer then
       return result(4, 0)
     end

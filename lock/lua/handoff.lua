@@ -14,13 +14,19 @@ if not is_owner(ticket, claimer) then
 end
 
 local info = winfo(nxt)
+if info then
+  dequeue(nxt)
+  if not alive(info) then
+    count_dead(info)
+    info = nil
+  end
+end
 local tok
 if info and info.c and info.c ~= '' then
-  dequeue(nxt)
-  tok = make_owner(nxt, info.c, tonumber(info.ttl), info.h, info.p, info.m, grace)
+  -- Its claimer waits in line: it keeps the lease it has, as at a release.
+  tok = make_owner(nxt, info.c, tonumber(info.x), info.h, info.p, info.m, grace)
   wake(info.ch, nxt, tok)
 else
-  if info then dequeue(nxt) end
-  tok = make_owner(nxt, '', claim, 'ticket', purpose, 'handoff', grace)
+  tok = make_owner(nxt, '', NOW + claim, 'ticket', purpose, 'handoff', grace)
 end
 return result(1, tok)

@@ -1,10 +1,12 @@
 -- Shared prelude of every lock script. Prepended to each script by the Go
 -- side, so that every script sees the same keys, clock and helpers.
 --
--- KEYS: 1 owner (hash), 2 line (list), 3 leases (zset ticket -> expiry ms),
---       4 waiters (hash ticket -> cjson info), 5 fence (counter)
--- All five share the resource's hash tag, so one resource is one slot.
-local K_OWNER, K_LINE, K_LEASES, K_WAITERS, K_FENCE = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+-- KEYS: 1 owner (hash), 2 line (list of tickets), 3 waiters (hash ticket ->
+--       cjson info), 4 fence (the last token)
+-- All four share the resource's hash tag, so one resource is one slot.
+-- The line and the waiters hash always hold the same tickets: every script
+-- adds and removes a ticket in both.
+local K_OWNER, K_LINE, K_WAITERS, K_FENCE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 
 -- Server time: leases are judged by Redis's clock only, never a client's.
 local T = redis.call('TIME')
@@ -14,15 +16,33 @@ local NOW_US = tonumber(T[1]) * 1000000 + tonumber(T[2])
 -- Counts of what this call found dead, reported to the caller's metrics.
 local EXP_WAITERS, EXP_HOLDERS, EXP_TICKETS = 0, 0, 0
 
+-- A waiter's info: h holder, p purpose, j joined (ms), c claimer ('' for a
+-- reservation nobody has claimed yet), ch its process's wake channel, ttl,
+-- m mode, r 1 for a reservation, claim (a reservation's lease once at the
+-- front), x lease expiry (ms, server clock; renewed by every acquire the
+-- waiter runs).
 local function winfo(ticket)
   local raw = redis.call('HGET', K_WAITERS, ticket)
   if not raw then return nil end
   return cjson.decode(raw)
 end
 
+local function alive(info)
+  return info ~= nil and tonumber(info.x or 0) > NOW
+end
+
+-- count_dead records a waiter found past its lease: an unclaimed
+-- reservation is an expired ticket, anything else a dead waiter.
+local function count_dead(info)
+  if info and info.r == 1 and (info.c == nil or info.c == '') then
+    EXP_TICKETS = EXP_TICKETS + 1
+  else
+    EXP_WAITERS = EXP_WAITERS + 1
+  end
+end
+
 local function dequeue(ticket)
   redis.call('LREM', K_LINE, 1, ticket)
-  redis.call('ZREM', K_LEASES, ticket)
   redis.call('HDEL', K_WAITERS, ticket)
 end
 
@@ -50,19 +70,11 @@ local function drop_owner()
   OWNER = nil
 end
 
--- Evict every waiter whose lease has expired, wherever it stands in the
--- line (one LREM per dead waiter, paid once), and an owner past its lease.
+-- Evict the owner if its lease has run out. Dead waiters need no sweep:
+-- one in the middle of the line blocks nobody, and each is dropped, once,
+-- when it reaches the front (promote_head, live_head) — O(1) per dead
+-- waiter, never O(line) per grant.
 local function evict()
-  local dead = redis.call('ZRANGEBYSCORE', K_LEASES, '-inf', NOW)
-  for _, t in ipairs(dead) do
-    local info = winfo(t)
-    if info and info.r == 1 and (info.c == nil or info.c == '') then
-      EXP_TICKETS = EXP_TICKETS + 1
-    else
-      EXP_WAITERS = EXP_WAITERS + 1
-    end
-    dequeue(t)
-  end
   load_owner()
   if OWNER and OWNER.e <= NOW then
     if OWNER.c == '' then
@@ -98,34 +110,56 @@ local function wake(ch, ticket, tok)
   end
 end
 
--- Make ticket the owner. claimer is '' for a ticket nobody has claimed yet
--- (a handoff or a reservation granted before its claimer arrived).
-local function make_owner(ticket, claimer, lease, holder, purpose, mode, grace)
+-- Make ticket the owner until expiry (ms, server clock). claimer is '' for
+-- a ticket nobody has claimed yet (a handoff or a reservation granted
+-- before its claimer arrived).
+local function make_owner(ticket, claimer, expiry, holder, purpose, mode, grace)
   local tok = next_token()
   -- Every field is written, so the previous owner's need no DEL.
   redis.call('HSET', K_OWNER, 't', ticket, 'c', claimer, 'k', tok, 's', NOW,
-    'e', NOW + lease, 'h', holder or '', 'p', purpose or '', 'm', mode or '')
-  redis.call('PEXPIRE', K_OWNER, lease + grace)
-  OWNER = {t = ticket, c = claimer, k = tok, e = NOW + lease, h = holder or '', p = purpose or ''}
+    'e', expiry, 'h', holder or '', 'p', purpose or '', 'm', mode or '')
+  redis.call('PEXPIRE', K_OWNER, expiry - NOW + grace)
+  OWNER = {t = ticket, c = claimer, k = tok, e = expiry, h = holder or '', p = purpose or ''}
   return tok
 end
 
--- Pass ownership to the head of the line (live: evict ran first) and wake
--- only that waiter, through the channel of the process waiting for it.
--- Returns the ticket and token granted, or nil when nobody waits.
+-- Pass ownership to the first live waiter, dropping dead ones ahead of it,
+-- and wake only that waiter, through the channel of its process. A claimed
+-- waiter keeps the lease it already has (it counts its lease from the
+-- acquire that renewed it last, so a waiter that died just before its turn
+-- blocks nobody past that lease); an unclaimed reservation holds the lock
+-- for its claim timeout. Returns the ticket and token granted, or nil when
+-- nobody live waits.
 local function promote_head(grace)
-  local head = redis.call('LPOP', K_LINE)
-  if not head then return nil end
-  local info = winfo(head) or {}
-  redis.call('ZREM', K_LEASES, head)
-  redis.call('HDEL', K_WAITERS, head)
-  local claimer = info.c or ''
-  local lease = tonumber(info.ttl or 0)
-  if claimer == '' then lease = tonumber(info.claim or 0) end
-  if lease <= 0 then lease = 1000 end
-  local tok = make_owner(head, claimer, lease, info.h, info.p, info.m, grace)
-  wake(info.ch, head, tok)
-  return head, tok
+  while true do
+    local head = redis.call('LPOP', K_LINE)
+    if not head then return nil end
+    local info = winfo(head)
+    redis.call('HDEL', K_WAITERS, head)
+    if alive(info) then
+      local claimer = info.c or ''
+      local expiry = tonumber(info.x)
+      if claimer == '' then expiry = NOW + tonumber(info.claim or 1000) end
+      local tok = make_owner(head, claimer, expiry, info.h, info.p, info.m, grace)
+      wake(info.ch, head, tok)
+      return head, tok
+    end
+    count_dead(info)
+  end
+end
+
+-- live_head drops dead waiters from the front of the line and returns the
+-- first live one and its info, leaving it in line (nil when none).
+local function live_head()
+  while true do
+    local head = redis.call('LINDEX', K_LINE, 0)
+    if not head then return nil end
+    local info = winfo(head)
+    if alive(info) then return head, info end
+    redis.call('LPOP', K_LINE)
+    redis.call('HDEL', K_WAITERS, head)
+    count_dead(info)
+  end
 end
 
 -- Keep the line's keys alive at least grace/2 past every waiter's lease
@@ -133,14 +167,12 @@ end
 -- leaves nothing behind. Called where a lease ending at expiry is added or
 -- extended; removing waiters never needs it. The keys are only extended
 -- when they would otherwise die less than grace/2 after this lease, so most
--- calls cost one PTTL; an extension never shortens them. The three keys
--- always hold the same tickets (every script adds and removes a ticket in
--- all three), so they are created and emptied together and one PTTL speaks
--- for all of them.
+-- calls cost one PTTL; an extension never shortens them. The two keys hold
+-- the same tickets, so they are created and emptied together and one PTTL
+-- speaks for both.
 local function touch(expiry, grace)
   local need = expiry - NOW + grace
-  if redis.call('PTTL', K_LEASES) < need - math.floor(grace / 2) then
-    redis.call('PEXPIRE', K_LEASES, need)
+  if redis.call('PTTL', K_WAITERS) < need - math.floor(grace / 2) then
     redis.call('PEXPIRE', K_WAITERS, need)
     redis.call('PEXPIRE', K_LINE, need)
   end
