@@ -33,29 +33,30 @@
 //
 // # Protocol
 //
-// Each resource R has five keys sharing the hash tag {R}, so one resource
+// Each resource R has four keys sharing the hash tag {R}, so one resource
 // lives in one Redis Cluster slot:
 //
 //	<prefix>:{R}:owner    hash: ticket, claimer, token, since, expiry, holder, purpose, mode
 //	<prefix>:{R}:line     list of waiting tickets, first in line first
-//	<prefix>:{R}:leases   zset ticket → lease expiry (ms, Redis clock)
-//	<prefix>:{R}:waiters  hash ticket → {holder, purpose, joined, claimer, wake channel, ttl}
+//	<prefix>:{R}:waiters  hash ticket → {holder, purpose, joined, claimer, wake channel, ttl, lease expiry}
 //	<prefix>:{R}:fence    the last fencing token granted
 //	<prefix>:index        zset of resources touched (for Summary, no SCAN)
 //
 // Every change is one Lua script (lua/*.lua, sharing lua/lib.lua), run by
-// EVALSHA and loaded again on NOSCRIPT. Each script first evicts, by the
-// server's clock, waiters whose lease ran out (wherever they stand in the
-// line) and an owner whose lease ran out, then:
+// EVALSHA and loaded again on NOSCRIPT. Each script reads the owner once and
+// first evicts it if its lease ran out by the server's clock. Dead waiters
+// need no sweep: one in the middle of the line blocks nobody, and each is
+// dropped, once, when it reaches the front. Then:
 //
 //   - acquire: grant if the caller's ticket owns the lock (a claim, or a
-//     retry), or if the lock is free and the line is empty or starts with
-//     the caller; if the lock is free while others wait, pass it to the head
-//     first; otherwise join the line (patient) or report the holder
-//     (standard).
-//   - release: only the owner; ownership passes to the head of the line
-//     inside the script and the new owner's process is told on its wake
-//     channel — the lock is never free while someone waits.
+//     retry), or if the lock is free and the first live waiter is the
+//     caller or nobody waits; if the lock is free while others wait, pass it
+//     to the head first; otherwise join the line or renew the caller's place
+//     in it (patient) or report the holder (standard).
+//   - release: only the owner; ownership passes to the first live waiter
+//     inside the script, with the lease that waiter already has, and its
+//     process is told on its wake channel — the lock is never free while
+//     someone waits.
 //   - handoff: only the owner; ownership passes to the ticket.
 //   - reserve, refresh (the holder's lease), leave (a waiter giving up).
 //
