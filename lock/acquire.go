@@ -228,7 +228,7 @@ func (a *attempt) patient(ctx context.Context) (*Lock, error) {
 func (a *attempt) leave(ctx context.Context, cause error) error {
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.l.cfg.Fallback+time.Second)
 	defer cancel()
-	if _, err := a.l.run(lctx, scriptLeave, a.keys, a.ticket, a.claimer, ms(a.l.cfg.Grace)); err != nil {
+	if _, err := a.l.run(lctx, scriptLeave, a.keys, a.ticket, a.claimer); err != nil {
 		// The lease will drop us within TTL anyway.
 		a.l.cfg.Logger.Debug("lock: leave line failed", "resource", a.resource, "err", err)
 	}

@@ -33,14 +33,18 @@
 //
 // # Protocol
 //
-// Each resource R has four keys sharing the hash tag {R}, so one resource
+// Each resource R has three keys sharing the hash tag {R}, so one resource
 // lives in one Redis Cluster slot:
 //
 //	<prefix>:{R}:owner    hash: ticket, claimer, token, since, expiry, holder, purpose, mode
 //	<prefix>:{R}:line     list of waiting tickets, first in line first
 //	<prefix>:{R}:waiters  hash ticket → {holder, purpose, joined, claimer, wake channel, ttl, lease expiry}
-//	<prefix>:{R}:fence    the last fencing token granted
 //	<prefix>:index        zset of resources touched (for Summary, no SCAN)
+//
+// The owner hash is never deleted: a free lock has an empty ticket, and the
+// token field keeps the last fencing token granted. The line and the
+// waiters hash hold the same tickets and expire together, a grace period
+// after the longest lease in them.
 //
 // Every change is one Lua script (lua/*.lua, sharing lua/lib.lua), run by
 // EVALSHA and loaded again on NOSCRIPT. Each script reads the owner once and
@@ -68,10 +72,10 @@
 // the owner's lease would end if it is at the head, and whenever the
 // subscription reconnects.
 //
-// Fencing: a token is max(last+1, server time in µs), so tokens strictly
-// increase per resource even after a restart that lost the counter —
-// assuming Redis's clock is not set back. Stores must reject writes whose
-// token is below the last they accepted.
+// Fencing: a token is max(last+1, server time in µs), the last being kept
+// in the owner hash, so tokens strictly increase per resource even after a
+// restart that lost it — assuming Redis's clock is not set back. Stores
+// must reject writes whose token is below the last they accepted.
 //
 // Leases: holders renew every TTL/3. A holder counts its lease from when it
 // sent the acquire that led to the grant (the server started the lease

@@ -87,7 +87,7 @@ func (lk *Lock) refresh(leaseFrom time.Time) {
 		}
 		sent := time.Now()
 		rctx, cancel := context.WithDeadline(lk.ctx, deadline)
-		r, err := lk.l.run(rctx, scriptRefresh, lk.keys, lk.ticket, lk.claimer, ms(lk.ttl), ms(lk.l.cfg.Grace))
+		r, err := lk.l.run(rctx, scriptRefresh, lk.keys, lk.ticket, lk.claimer, ms(lk.ttl))
 		cancel()
 		switch {
 		case err != nil:
@@ -140,7 +140,7 @@ func (lk *Lock) Release(ctx context.Context) error {
 	if err := lk.end(); err != nil {
 		return err
 	}
-	r, err := lk.l.run(ctx, scriptRelease, lk.keys, lk.ticket, lk.claimer, ms(lk.l.cfg.Grace))
+	r, err := lk.l.run(ctx, scriptRelease, lk.keys, lk.ticket, lk.claimer)
 	<-lk.done
 	if err != nil {
 		return fmt.Errorf("lock: release %s: %w", lk.resource, err)
@@ -176,7 +176,7 @@ func (lk *Lock) Handoff(ctx context.Context, next string, claim time.Duration) (
 	if err := lk.end(); err != nil {
 		return 0, err
 	}
-	r, err := lk.l.runIndexed(ctx, lk.resource, scriptHandoff, lk.keys, lk.ticket, lk.claimer, next, ms(claim), ms(lk.l.cfg.Grace), "handoff")
+	r, err := lk.l.runIndexed(ctx, lk.resource, scriptHandoff, lk.keys, lk.ticket, lk.claimer, next, ms(claim), "handoff")
 	<-lk.done
 	if err != nil {
 		return 0, fmt.Errorf("lock: handoff %s: %w", lk.resource, err)

@@ -46,8 +46,10 @@ type Config struct {
 	// ClaimTimeout is how long a handed-off or reserved ticket may stay
 	// unclaimed before it expires and the lock moves on. Zero means 30s.
 	ClaimTimeout time.Duration
-	// Grace is how long dead keys linger past their lease so that expiries
-	// can be counted; zero means 60s.
+	// Grace is how long a line's keys outlive the leases in it (at least
+	// half of Grace, at most all of it), so that a fleet that died leaves
+	// nothing behind, yet dead waiters are still found and counted; zero
+	// means 60s.
 	Grace time.Duration
 	// Holder names this process in snapshots and ErrLocked; empty means
 	// "<hostname>:<pid>".
@@ -281,10 +283,10 @@ func (l *Locker) unregister(ticket string) {
 	l.mu.Unlock()
 }
 
-// keys are the four keys of one resource, sharing its hash tag.
+// keys are the three keys of one resource, sharing its hash tag.
 func (l *Locker) keys(resource string) []string {
 	base := l.cfg.Prefix + ":{" + resource + "}:"
-	return []string{base + "owner", base + "line", base + "waiters", base + "fence"}
+	return []string{base + "owner", base + "line", base + "waiters"}
 }
 
 func (l *Locker) indexKey() string { return l.cfg.Prefix + ":index" }

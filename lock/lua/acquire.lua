@@ -12,7 +12,7 @@ local grace = tonumber(ARGV[8])
 evict()
 
 local function grant_self(claimed)
-  local tok = make_owner(ticket, claimer, NOW + ttl, holder, purpose, mode, grace)
+  local tok = make_owner(ticket, claimer, NOW + ttl, holder, purpose, mode)
   return result(1, tok, claimed, true)
 end
 
@@ -50,7 +50,6 @@ if OWNER and OWNER.t == ticket then
     redis.call('HSET', K_OWNER, 'c', claimer, 'e', NOW + ttl, 'm', mode)
     if holder ~= '' then redis.call('HSET', K_OWNER, 'h', holder) end
     if purpose ~= '' then redis.call('HSET', K_OWNER, 'p', purpose) end
-    redis.call('PEXPIRE', K_OWNER, ttl + grace)
     local claimed = 0
     if OWNER.c == '' then claimed = 1 end
     return result(1, OWNER.k, claimed)
@@ -74,7 +73,7 @@ if not OWNER then
   end
   -- Free while others wait (an owner expired): the lock is never left free
   -- while someone waits, so pass it to the head now.
-  promote_head(grace)
+  promote_head()
 end
 
 -- Only patient callers wait in line; a standard caller presenting a ticket

@@ -1,11 +1,11 @@
--- handoff(ticket, claimer, next, claim, grace, purpose)
+-- handoff(ticket, claimer, next, claim, purpose)
 -- Only the owner may hand off. Ownership passes to the ticket next, which the
 -- consumer of a task will present: at once to its claimer if one is already
 -- waiting in line with it (and that claimer is woken), otherwise unclaimed
 -- with a lease of claim ms. Nobody can take the lock in between.
 -- Returns result(status, value): 1 handed off (value: the new token), 5 not held.
 local ticket, claimer, nxt = ARGV[1], ARGV[2], ARGV[3]
-local claim, grace, purpose = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local claim, purpose = tonumber(ARGV[4]), ARGV[5]
 
 evict()
 
@@ -24,9 +24,9 @@ end
 local tok
 if info and info.c and info.c ~= '' then
   -- Its claimer waits in line: it keeps the lease it has, as at a release.
-  tok = make_owner(nxt, info.c, tonumber(info.x), info.h, info.p, info.m, grace)
+  tok = make_owner(nxt, info.c, tonumber(info.x), info.h, info.p, info.m)
   wake(info.ch, nxt, tok)
 else
-  tok = make_owner(nxt, '', NOW + claim, 'ticket', purpose, 'handoff', grace)
+  tok = make_owner(nxt, '', NOW + claim, 'ticket', purpose, 'handoff')
 end
 return result(1, tok)

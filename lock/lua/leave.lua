@@ -1,14 +1,14 @@
--- leave(ticket, claimer, grace)
+-- leave(ticket, claimer)
 -- A waiter gives up (its context ended). If it was granted meanwhile, it
 -- releases, passing the lock on as release does; otherwise it leaves the line.
 -- Returns result(status, value, extra) as release does; 2 when it only left
 -- the line, 5 when it was neither owner nor in line.
-local ticket, claimer, grace = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local ticket, claimer = ARGV[1], ARGV[2]
 
 evict()
 
 if is_owner(ticket, claimer) then
-  local nxt, tok = promote_head(grace)
+  local nxt, tok = promote_head()
   if nxt then return result(6, tok, 1) end
   drop_owner()
   return result(6, 0, 0)

@@ -2,11 +2,11 @@
 -- side, so that every script sees the same keys, clock and helpers.
 --
 -- KEYS: 1 owner (hash), 2 line (list of tickets), 3 waiters (hash ticket ->
---       cjson info), 4 fence (the last token)
--- All four share the resource's hash tag, so one resource is one slot.
+--       cjson info)
+-- All three share the resource's hash tag, so one resource is one slot.
 -- The line and the waiters hash always hold the same tickets: every script
 -- adds and removes a ticket in both.
-local K_OWNER, K_LINE, K_WAITERS, K_FENCE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local K_OWNER, K_LINE, K_WAITERS = KEYS[1], KEYS[2], KEYS[3]
 
 -- Server time: leases are judged by Redis's clock only, never a client's.
 local T = redis.call('TIME')
@@ -46,6 +46,10 @@ local function dequeue(ticket)
   redis.call('HDEL', K_WAITERS, ticket)
 end
 
+-- The owner hash is never deleted: a free lock is one whose ticket (t) is
+-- empty, and its token field (k) keeps the last fencing token granted for
+-- the resource, for as long as Redis keeps its data.
+--
 -- OWNER is this call's view of the owner hash: read once, by evict (every
 -- mutating script starts with it), and kept in step with every change the
 -- script makes, so no script reads the owner twice. nil when nobody owns.
@@ -57,16 +61,16 @@ local LAST_TOKEN
 
 local function load_owner()
   local o = redis.call('HMGET', K_OWNER, 't', 'c', 'k', 'e', 'h', 'p')
-  if not o[1] then
+  LAST_TOKEN = tonumber(o[3] or '0')
+  if not o[1] or o[1] == '' then
     OWNER = nil
     return
   end
-  OWNER = {t = o[1], c = o[2] or '', k = tonumber(o[3]), e = tonumber(o[4] or 0), h = o[5] or '', p = o[6] or ''}
-  LAST_TOKEN = OWNER.k
+  OWNER = {t = o[1], c = o[2] or '', k = LAST_TOKEN, e = tonumber(o[4] or 0), h = o[5] or '', p = o[6] or ''}
 end
 
 local function drop_owner()
-  redis.call('DEL', K_OWNER)
+  redis.call('HSET', K_OWNER, 't', '', 'c', '')
   OWNER = nil
 end
 
@@ -86,15 +90,12 @@ local function evict()
   end
 end
 
--- The next fencing token: strictly above every token granted before, also
--- after a restart that lost the counter, because it never falls below the
--- server clock in microseconds. The owner hash, while it exists, carries the
--- last token granted (every grant writes it there and to the fence key), so
--- the fence key is read only when the lock had no owner.
+-- The next fencing token: strictly above every token granted before (the
+-- owner hash keeps the last), also after a restart that lost it, because
+-- it never falls below the server clock in microseconds. make_owner
+-- stores it.
 local function next_token()
-  local cur = LAST_TOKEN or tonumber(redis.call('GET', K_FENCE) or '0')
-  local tok = math.max(cur + 1, NOW_US)
-  redis.call('SET', K_FENCE, string.format('%d', tok))
+  local tok = math.max((LAST_TOKEN or 0) + 1, NOW_US)
   LAST_TOKEN = tok
   return tok
 end
@@ -113,12 +114,11 @@ end
 -- Make ticket the owner until expiry (ms, server clock). claimer is '' for
 -- a ticket nobody has claimed yet (a handoff or a reservation granted
 -- before its claimer arrived).
-local function make_owner(ticket, claimer, expiry, holder, purpose, mode, grace)
+local function make_owner(ticket, claimer, expiry, holder, purpose, mode)
   local tok = next_token()
-  -- Every field is written, so the previous owner's need no DEL.
-  redis.call('HSET', K_OWNER, 't', ticket, 'c', claimer, 'k', tok, 's', NOW,
+  -- Every field is written, so the previous owner's need no clearing.
+  redis.call('HSET', K_OWNER, 't', ticket, 'c', claimer, 'k', string.format('%d', tok), 's', NOW,
     'e', expiry, 'h', holder or '', 'p', purpose or '', 'm', mode or '')
-  redis.call('PEXPIRE', K_OWNER, expiry - NOW + grace)
   OWNER = {t = ticket, c = claimer, k = tok, e = expiry, h = holder or '', p = purpose or ''}
   return tok
 end
@@ -130,7 +130,7 @@ end
 -- blocks nobody past that lease); an unclaimed reservation holds the lock
 -- for its claim timeout. Returns the ticket and token granted, or nil when
 -- nobody live waits.
-local function promote_head(grace)
+local function promote_head()
   while true do
     local head = redis.call('LPOP', K_LINE)
     if not head then return nil end
@@ -140,7 +140,7 @@ local function promote_head(grace)
       local claimer = info.c or ''
       local expiry = tonumber(info.x)
       if claimer == '' then expiry = NOW + tonumber(info.claim or 1000) end
-      local tok = make_owner(head, claimer, expiry, info.h, info.p, info.m, grace)
+      local tok = make_owner(head, claimer, expiry, info.h, info.p, info.m)
       wake(info.ch, head, tok)
       return head, tok
     end

@@ -1,10 +1,10 @@
--- release(ticket, claimer, grace)
+-- release(ticket, claimer)
 -- Only the owner may release. Ownership passes directly to the live head of
 -- the line inside this script (no moment where the lock is free while someone
 -- waits), and only that waiter is woken.
 -- Returns result(status, value, extra): status 6 released (value: the next
 -- owner's token or 0, extra: 1 when ownership passed to a waiter), 5 not held.
-local ticket, claimer, grace = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local ticket, claimer = ARGV[1], ARGV[2]
 
 evict()
 
@@ -13,7 +13,7 @@ if not is_owner(ticket, claimer) then
 end
 -- make_owner overwrites every field, so the owner hash is deleted only
 -- when nobody waits.
-local nxt, tok = promote_head(grace)
+local nxt, tok = promote_head()
 if nxt then
   return result(6, tok, 1)
 end

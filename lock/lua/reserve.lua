@@ -24,11 +24,11 @@ if info then
 end
 if not OWNER then
   if not live_head() then
-    local tok = make_owner(ticket, '', NOW + claim, holder, purpose, 'reserve', grace)
+    local tok = make_owner(ticket, '', NOW + claim, holder, purpose, 'reserve')
     return result(1, tok)
   end
   -- Free while others wait (an owner expired): pass it to the head first.
-  promote_head(grace)
+  promote_head()
 end
 info = {h = holder, p = purpose, j = NOW, c = '', ch = '', claim = claim, m = 'reserve', r = 1, x = NOW + claim}
 local pos = redis.call('RPUSH', K_LINE, ticket) - 1
