@@ -11,8 +11,8 @@ evict()
 if not is_owner(ticket, claimer) then
   return result(5, 0)
 end
--- make_owner overwrites every field, so the owner hash is deleted only
--- when nobody waits.
+-- make_owner overwrites every field of the owner hash, so it is marked
+-- free only when nobody waits.
 local nxt, tok = promote_head()
 if nxt then
   return result(6, tok, 1)
