@@ -46,50 +46,43 @@ func newLocker(t testing.TB, c RedisClient, cfg Config) *Locker {
 	return l
 }
 
-// killSwitch is a go-redis hook that makes every command fail once flipped:
-// a process that died or was cut off, as far as Redis can tell.
+// sendHook is a go-redis hook that sees the commands a client is about to
+// send (one, or a pipeline's) and may fail them all by returning an error.
+type sendHook func(cmds []redis.Cmder) error
+
+func (h sendHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h sendHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if err := h([]redis.Cmder{cmd}); err != nil {
+			cmd.SetErr(err)
+			return err
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h sendHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if err := h(cmds); err != nil {
+			for _, c := range cmds {
+				c.SetErr(err)
+			}
+			return err
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// killSwitch makes every command of a client fail once flipped: a process
+// that died or was cut off, as far as Redis can tell.
 type killSwitch struct{ dead atomic.Bool }
 
 var errKilled = errors.New("test: client killed")
 
-func (k *killSwitch) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (k *killSwitch) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if k.dead.Load() {
-			cmd.SetErr(errKilled)
-			return errKilled
-		}
-		return next(ctx, cmd)
+func (k *killSwitch) hook(_ []redis.Cmder) error {
+	if k.dead.Load() {
+		return errKilled
 	}
-}
-func (k *killSwitch) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if k.dead.Load() {
-			for _, c := range cmds {
-				c.SetErr(errKilled)
-			}
-			return errKilled
-		}
-		return next(ctx, cmds)
-	}
-}
-
-// commandCounter is a go-redis hook counting the commands a client sends
-// (each command of a pipeline counts).
-type commandCounter struct{ n atomic.Int64 }
-
-func (c *commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (c *commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		c.n.Add(1)
-		return next(ctx, cmd)
-	}
-}
-func (c *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		c.n.Add(int64(len(cmds)))
-		return next(ctx, cmds)
-	}
+	return nil
 }
 
 // deafClient subscribes to a channel nobody publishes to: every wake-up
@@ -170,6 +163,6 @@ func newKillableClient(t testing.TB, srv *redistest.Server) (*redis.Client, *kil
 	t.Helper()
 	c := newClient(t, srv)
 	ks := &killSwitch{}
-	c.AddHook(ks)
+	c.AddHook(sendHook(ks.hook))
 	return c, ks
 }

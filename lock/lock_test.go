@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -190,8 +191,11 @@ func TestWakeUpIsTheGrant(t *testing.T) {
 	cfg := Config{TTL: time.Minute, Fallback: 20 * time.Second}
 	l := newLocker(t, newClient(t, srv), cfg)
 	wc := newClient(t, srv)
-	sent := &commandCounter{}
-	wc.AddHook(sent)
+	var sent atomic.Int64 // commands the waiter's client sends
+	wc.AddHook(sendHook(func(cmds []redis.Cmder) error {
+		sent.Add(int64(len(cmds)))
+		return nil
+	}))
 	w := newLocker(t, wc, cfg)
 	ctx := t.Context()
 
@@ -203,7 +207,7 @@ func TestWakeUpIsTheGrant(t *testing.T) {
 			}
 			ticket := NewTicket()
 			waiter := acquireAsync(t, ctx, w, l, "n", &Options{Mode: Patient, Ticket: ticket}, 1)
-			before := sent.n.Load()
+			before := sent.Load()
 			var handed uint64
 			if how == "release" {
 				mustRelease(t, holder)
@@ -211,7 +215,7 @@ func TestWakeUpIsTheGrant(t *testing.T) {
 				t.Fatal(err)
 			}
 			lk := recv(t, waiter, "woken waiter")
-			if n := sent.n.Load() - before; n != 0 {
+			if n := sent.Load() - before; n != 0 {
 				t.Errorf("woken waiter sent %d commands before holding the lock, want 0", n)
 			}
 			if lk.Token() <= holder.Token() || (handed != 0 && lk.Token() != handed) {
