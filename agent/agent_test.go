@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -11,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ironfleet/ironfleet/internal/syncbuf"
 )
 
 func TestBackoff(t *testing.T) {
@@ -221,7 +222,7 @@ func TestTokenNeverLogged(t *testing.T) {
 	api.heartbeatTimeout = 0.005
 	api.addNode("node-1", "52:54:00:12:34:56")
 	api.beatCode = []int{http.StatusUnauthorized, http.StatusInternalServerError}
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	cfg := fastConfig(api.URL, "52:54:00:12:34:56")
 	cfg.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg.Commands.PowerDelay = time.Millisecond
@@ -306,22 +307,4 @@ func TestCallbackURL(t *testing.T) {
 	if _, err := CallbackURL(t.Context(), "::not a url", &net.TCPAddr{Port: 1}); err == nil {
 		t.Error("CallbackURL with a bad API URL succeeded")
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the agent's goroutines to log to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

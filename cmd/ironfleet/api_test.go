@@ -12,6 +12,7 @@ import (
 
 	"github.com/ironfleet/ironfleet/internal/natstest"
 	"github.com/ironfleet/ironfleet/internal/redistest"
+	"github.com/ironfleet/ironfleet/internal/syncbuf"
 )
 
 func TestAPIServesAgainstExternalNATSAndRedis(t *testing.T) {
@@ -24,7 +25,7 @@ func TestAPIServesAgainstExternalNATSAndRedis(t *testing.T) {
 	addr := l.Addr().String()
 	_ = l.Close()
 	ctx, cancel := context.WithCancel(t.Context())
-	var out syncBuffer
+	var out syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- runCmd(ctx, &out, "api", "--nats", ns.URL(), "--redis", rs.URL(), "--listen", addr, "--log-level", "error")
@@ -71,7 +72,7 @@ func TestBenchAPIJSON(t *testing.T) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		redistest.Unavailable(t, err)
 	}
-	var out syncBuffer
+	var out syncbuf.Buffer
 	if err := runCmd(t.Context(), &out, "bench", "api", "--json", "--nodes", "20", "--clients", "4",
 		"--duration", "200ms", "--warmup", "0s"); err != nil {
 		t.Fatalf("bench api: %v\n%s", err, out.String())

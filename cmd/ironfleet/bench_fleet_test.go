@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ironfleet/ironfleet/internal/redistest"
+	"github.com/ironfleet/ironfleet/internal/syncbuf"
 )
 
 // TestBenchFleetJSON runs the command at its smallest — 3 nodes, handoff
@@ -23,7 +24,7 @@ func TestBenchFleetJSON(t *testing.T) {
 		redistest.Unavailable(t, err)
 	}
 	svg := filepath.Join(t.TempDir(), "chart", "fleet.svg")
-	var out syncBuffer
+	var out syncbuf.Buffer
 	err := runCmd(t.Context(), &out, "bench", "fleet", "--json", "--nodes", "3", "--strategies", "handoff",
 		"--timeout", "30s", "--heartbeat-timeout", "2s", "--svg", svg, "--data-dir", t.TempDir())
 	if err != nil {
@@ -57,7 +58,7 @@ func TestBenchFleetJSON(t *testing.T) {
 }
 
 func TestBenchFleetUnknownStrategy(t *testing.T) {
-	var out syncBuffer
+	var out syncbuf.Buffer
 	err := runCmd(t.Context(), &out, "bench", "fleet", "--strategies", "optimistic")
 	if err == nil || !strings.Contains(err.Error(), "optimistic") {
 		t.Fatalf("got %v, want an error naming the unknown strategy", err)

@@ -1,38 +1,19 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ironfleet/ironfleet/internal/natstest"
+	"github.com/ironfleet/ironfleet/internal/syncbuf"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
 
-// syncBuffer is a bytes.Buffer safe for a command writing while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func runCmd(ctx context.Context, out *syncBuffer, args ...string) error {
+func runCmd(ctx context.Context, out *syncbuf.Buffer, args ...string) error {
 	root := newRootCmd()
 	root.SetArgs(args)
 	root.SetOut(out)
@@ -67,7 +48,7 @@ func TestEventsPrintsStoredEvents(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var out syncBuffer
+			var out syncbuf.Buffer
 			args := append([]string{"events", "--nats", srv.URL()}, tt.args...)
 			if err := runCmd(t.Context(), &out, args...); err != nil {
 				t.Fatalf("events: %v\n%s", err, out.String())
@@ -96,7 +77,7 @@ func TestEventsFollow(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
-	var out syncBuffer
+	var out syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() { done <- runCmd(ctx, &out, "events", "--follow", "--nats", srv.URL()) }()
 	// Publish until the follower, which may still be subscribing, prints one.
@@ -120,7 +101,7 @@ func TestEventsFollow(t *testing.T) {
 }
 
 func TestEventsUnreachable(t *testing.T) {
-	var out syncBuffer
+	var out syncbuf.Buffer
 	err := runCmd(t.Context(), &out, "events", "--nats", "nats://127.0.0.1:1", "--nats-connect-attempts", "1")
 	if err == nil || !strings.Contains(err.Error(), "unreachable") {
 		t.Errorf("err = %v, want a clear unreachable error", err)
@@ -129,7 +110,7 @@ func TestEventsUnreachable(t *testing.T) {
 
 func TestBenchBusJSON(t *testing.T) {
 	srv := natstest.Start(t)
-	var out syncBuffer
+	var out syncbuf.Buffer
 	if err := runCmd(t.Context(), &out, "bench", "bus", "--nats", srv.URL(), "--tasks", "200", "--rounds", "1", "--json"); err != nil {
 		t.Fatalf("bench bus: %v\n%s", err, out.String())
 	}

@@ -1,7 +1,6 @@
 package ipmi_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -17,32 +16,15 @@ import (
 
 	"github.com/ironfleet/ironfleet/conductor/ipmi"
 	"github.com/ironfleet/ironfleet/internal/ipmitest"
+	"github.com/ironfleet/ironfleet/internal/syncbuf"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
-
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 type harness struct {
 	sim  *ipmitest.BMC
 	drv  *ipmi.Driver
 	reg  *prometheus.Registry
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 }
 
 // fastConfig keeps every wait in milliseconds.
@@ -59,7 +41,7 @@ func fastConfig() ipmi.Config {
 
 func start(t *testing.T, cfg ipmi.Config, opts ...ipmitest.Option) *harness {
 	t.Helper()
-	h := &harness{sim: ipmitest.Start(t, opts...), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	h := &harness{sim: ipmitest.Start(t, opts...), reg: prometheus.NewRegistry(), logs: &syncbuf.Buffer{}}
 	cfg.Registerer = h.reg
 	cfg.Logger = slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	drv, err := ipmi.New(cfg)
