@@ -405,48 +405,20 @@ func TestServerRestartMidStream(t *testing.T) {
 	cfg.MaxDeliver = 10
 	b := newBus(t, srv.Conn(t), cfg)
 	const n = 200
-	var mu sync.Mutex
-	completed := map[string]int{}
+	var done completions
 	ccfg := fastConsume()
 	ccfg.Concurrency = 4
-	consume(t, b, "", func(_ context.Context, tk wire.Task, _ transport.Delivery) transport.Outcome {
-		mu.Lock()
-		completed[tk.ID]++
-		mu.Unlock()
-		return transport.Done()
-	}, ccfg)
+	consume(t, b, "", done.handle, ccfg)
 	ctx := t.Context()
 	for i := range n {
 		if i == n/2 {
 			srv.Restart(t)
 		}
-		tk := task(fmt.Sprintf("r%03d", i))
-		// A publisher retries with the same task ID until JetStream stores it.
-		for {
-			pctx, cancel := context.WithTimeout(ctx, time.Second)
-			_, err := b.Publish(pctx, tk)
-			cancel()
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				t.Fatal(ctx.Err())
-			}
-		}
+		publishUntilStored(ctx, t, b, task(fmt.Sprintf("r%03d", i)), time.Second)
 	}
-	waitFor(t, "every task to complete", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(completed) == n
-	})
+	waitFor(t, "every task to complete", func() bool { return done.count() == n })
 	waitFor(t, "the queue to empty", func() bool { return pendingTasks(t, b) == 0 })
-	mu.Lock()
-	defer mu.Unlock()
-	for id, c := range completed {
-		if c != 1 {
-			t.Errorf("task %s completed %d times, want 1", id, c)
-		}
-	}
+	done.requireOnce(t)
 }
 
 func TestClusterLosesANodeWhileTasksFlow(t *testing.T) {
@@ -461,16 +433,10 @@ func TestClusterLosesANodeWhileTasksFlow(t *testing.T) {
 	nc := natstest.Connect(t, c.URLs())
 	b := newBus(t, nc, cfg)
 	const n = 150
-	var mu sync.Mutex
-	completed := map[string]int{}
+	var done completions
 	ccfg := fastConsume()
 	ccfg.Concurrency = 4
-	consume(t, b, "", func(_ context.Context, tk wire.Task, _ transport.Delivery) transport.Outcome {
-		mu.Lock()
-		completed[tk.ID]++
-		mu.Unlock()
-		return transport.Done()
-	}, ccfg)
+	consume(t, b, "", done.handle, ccfg)
 	ctx := t.Context()
 	for i := range n {
 		if i == n/3 {
@@ -484,24 +450,11 @@ func TestClusterLosesANodeWhileTasksFlow(t *testing.T) {
 			}
 			victim.Stop()
 		}
-		tk := task(fmt.Sprintf("c%03d", i))
-		for {
-			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			_, err := b.Publish(pctx, tk)
-			cancel()
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				t.Fatal(ctx.Err())
-			}
-		}
+		publishUntilStored(ctx, t, b, task(fmt.Sprintf("c%03d", i)), 2*time.Second)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		mu.Lock()
-		got := len(completed)
-		mu.Unlock()
+		got := done.count()
 		if got == n {
 			break
 		}
@@ -510,11 +463,58 @@ func TestClusterLosesANodeWhileTasksFlow(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	for id, c := range completed { // cluster
-		if c != 1 {
-			t.Errorf("task %s completed %d times, want 1", id, c)
+	done.requireOnce(t)
+}
+
+// completions counts, per task ID, how often a consumer completed it.
+type completions struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *completions) handle(_ context.Context, tk wire.Task, _ transport.Delivery) transport.Outcome {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	c.n[tk.ID]++
+	return transport.Done()
+}
+
+// count is how many distinct tasks completed.
+func (c *completions) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.n)
+}
+
+// requireOnce fails the test for every task completed more than once.
+func (c *completions) requireOnce(t *testing.T) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, k := range c.n {
+		if k != 1 {
+			t.Errorf("task %s completed %d times, want 1", id, k)
+		}
+	}
+}
+
+// publishUntilStored publishes tk as a publisher does while the server is
+// failing over: again with the same task ID, each try bounded by per, until
+// JetStream stores it.
+func publishUntilStored(ctx context.Context, t *testing.T, b *transport.Bus, tk wire.Task, per time.Duration) {
+	t.Helper()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, per)
+		_, err := b.Publish(pctx, tk)
+		cancel()
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatal(ctx.Err())
 		}
 	}
 }
