@@ -12,8 +12,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/ironfleet/ironfleet/conductor/provision"
-	"github.com/ironfleet/ironfleet/lock"
+	"github.com/ironfleet/ironfleet/internal/dispatch"
+	"github.com/ironfleet/ironfleet/internal/provision"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
@@ -27,21 +27,16 @@ func (s *Server) nodeStates(c *gin.Context) {
 	c.JSON(http.StatusOK, renderStates(n, version(c)))
 }
 
-// planner turns a node, as read, into the task an action asks for, or says
-// why the action is impossible in the node's state. start, when not nil,
-// is the state change the action makes at once, under the lock, before the
-// task is published (see act).
-type planner func(n wire.Node) (task wire.Task, start func(*wire.Node), err error)
-
 // act runs a user action: validate on the cached node, take the node's lock
-// in standard mode (409 NodeLocked), re-read and re-validate under it, make
-// the action's first state change (as Ironic's conductor does before its RPC
-// returns, so that a client polling right after the 202 — the baremetal CLI's
-// --wait — sees "verifying" or "deploying", not the stable state it left),
-// publish the task carrying a fresh ticket, then hand the lock off to that
-// ticket. A publish failure undoes the state change and releases the lock (503).
-func (s *Server) act(c *gin.Context, n wire.Node, purpose string, plan planner) error {
-	if _, _, err := plan(n); err != nil {
+// in standard mode (409 NodeLocked), re-read it under the lock, then
+// dispatch the operation (internal/dispatch): re-validated against the
+// node's rules, its first move made (as Ironic's conductor makes it before
+// its RPC returns, so that a client polling right after the 202 — the
+// baremetal CLI's --wait — sees "verifying" or "deploying", not the stable
+// state it left), the task published and the lock handed to its ticket. A
+// publish failure leaves the node as it was and releases the lock (503).
+func (s *Server) act(c *gin.Context, n wire.Node, purpose string, op wire.Operation, params json.RawMessage) error {
+	if _, err := provision.Accept(n, op); err != nil {
 		return err
 	}
 	ctx := c.Request.Context()
@@ -56,48 +51,17 @@ func (s *Server) act(c *gin.Context, n wire.Node, purpose string, plan planner) 
 	if wire.CodeOf(err) == wire.CodeNotFound {
 		err = nodeNotFound(n.UUID)
 	}
-	var task wire.Task
-	var start func(*wire.Node)
 	if err == nil {
-		task, start, err = plan(fresh)
-	}
-	if err == nil && start != nil {
-		_, err = s.deps.Nodes.UpdateNode(wctx, fresh.UUID, lk.Token(), func(n *wire.Node) error { start(n); return nil })
+		_, err = s.dispatch.Request(wctx, lk, fresh, op, requestedBy(c), params)
 	}
 	if err != nil {
 		s.release(wctx, lk)
+		if errors.Is(err, dispatch.ErrNotPublished) && wire.CodeOf(err) != wire.CodeInvalidInput {
+			return unavailable("task bus (NATS)", err)
+		}
 		return err
 	}
-	task.Version = wire.TaskVersion
-	task.ID = transport.NewUUID()
-	task.Node = fresh.UUID
-	task.Group = fresh.ConductorGroup
-	task.Ticket = lock.NewTicket()
-	task.RequestedBy = requestedBy(c)
-	task.CreatedAt = time.Now().UTC()
-	if _, err := s.deps.Tasks.Publish(wctx, task); err != nil {
-		if start != nil {
-			if _, uerr := s.deps.Nodes.UpdateNode(wctx, fresh.UUID, lk.Token(), func(n *wire.Node) error {
-				n.ProvisionState, n.TargetProvisionState = fresh.ProvisionState, fresh.TargetProvisionState
-				n.ProvisionUpdatedAt = fresh.ProvisionUpdatedAt
-				return nil
-			}); uerr != nil {
-				s.log.WarnContext(wctx, "undoing a state change after a failed publish", "node", fresh.UUID, "err", uerr)
-			}
-		}
-		s.release(wctx, lk)
-		if wire.CodeOf(err) == wire.CodeInvalidInput {
-			return err
-		}
-		return unavailable("task bus (NATS)", err)
-	}
-	if _, err := lk.Handoff(wctx, task.Ticket, s.cfg.ClaimTimeout); err != nil {
-		// The task is on the bus; its conductor gets the lock when our
-		// lease runs out instead of at once.
-		s.log.WarnContext(wctx, "lock handoff failed after publishing; the task waits for the lease to expire",
-			"node", fresh.UUID, "task", task.ID, "err", err)
-	}
-	s.metrics.tasks.WithLabelValues(string(task.Op)).Inc()
+	s.metrics.tasks.WithLabelValues(string(op)).Inc()
 	return nil
 }
 
@@ -151,7 +115,7 @@ func (s *Server) setProvision(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	verb, err := provision.ParseVerb(target)
+	op, err := provision.ParseTarget(target)
 	if err != nil {
 		s.fail(c, badAction(target, n, string(n.ProvisionState)))
 		return
@@ -160,7 +124,7 @@ func (s *Server) setProvision(c *gin.Context) {
 		s.fail(c, notAcceptable())
 		return
 	}
-	if verb == provision.VerbClean {
+	if op == wire.OpClean {
 		if _, ok := body["clean_steps"]; !ok {
 			s.fail(c, badRequest("\"clean_steps\" is required when setting target provision state to clean"))
 			return
@@ -171,28 +135,7 @@ func (s *Server) setProvision(c *gin.Context) {
 	if len(body) > 0 {
 		params, _ = json.Marshal(body) // decoded JSON re-encodes
 	}
-	plan := func(n wire.Node) (wire.Task, func(*wire.Node), error) {
-		t, err := provision.Apply(n.UUID, n.ProvisionState, verb)
-		if err != nil {
-			return wire.Task{}, nil, err
-		}
-		if n.Maintenance && (verb == provision.VerbDeploy || verb == provision.VerbRebuild) {
-			return wire.Task{}, nil, badRequest("Node %s is in maintenance mode; %s is refused.", n.UUID, target)
-		}
-		if n.Protected && (verb == provision.VerbRebuild || verb == provision.VerbUndeploy) {
-			return wire.Task{}, nil, badRequest("Node %s is protected and cannot be undeployed, rebuilt or deleted.", n.UUID)
-		}
-		var start func(*wire.Node)
-		if provision.KindOf(t.To) == provision.Transient {
-			// The conductor takes the flow on from here (provision.Started).
-			start = func(n *wire.Node) {
-				n.ProvisionState, n.TargetProvisionState = t.To, t.Target
-				n.ProvisionUpdatedAt, n.LastError = time.Now().UTC(), ""
-			}
-		}
-		return wire.Task{Op: t.Op, Params: params}, start, nil
-	}
-	if err := s.act(c, n, string(verb), plan); err != nil {
+	if err := s.act(c, n, provision.TargetOf(op), op, params); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -245,10 +188,7 @@ func (s *Server) setPower(c *gin.Context) {
 		}
 	}
 	params, _ := json.Marshal(p) // plain struct
-	plan := func(wire.Node) (wire.Task, func(*wire.Node), error) {
-		return wire.Task{Op: wire.OpPower, Params: params}, nil, nil
-	}
-	if err := s.act(c, n, "power "+target, plan); err != nil {
+	if err := s.act(c, n, "power "+target, wire.OpPower, params); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -294,10 +234,7 @@ func (s *Server) setBootDevice(c *gin.Context) {
 		}
 	}
 	params, _ := json.Marshal(p) // plain struct
-	plan := func(wire.Node) (wire.Task, func(*wire.Node), error) {
-		return wire.Task{Op: wire.OpBootDevice, Params: params}, nil, nil
-	}
-	if err := s.act(c, n, "boot device", plan); err != nil {
+	if err := s.act(c, n, "boot device", wire.OpBootDevice, params); err != nil {
 		s.fail(c, err)
 		return
 	}

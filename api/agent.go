@@ -12,11 +12,10 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/ironfleet/ironfleet/conductor/provision"
+	"github.com/ironfleet/ironfleet/internal/provision"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
@@ -201,10 +200,8 @@ func (s *Server) heartbeat(c *gin.Context) {
 		return
 	}
 	params, _ := json.Marshal(wire.HeartbeatParams{CallbackURL: hb.CallbackURL, AgentVersion: hb.AgentVersion, TokenHash: got}) // plain struct
-	task := wire.Task{
-		Version: wire.TaskVersion, ID: transport.NewUUID(), Node: n.UUID, Op: wire.OpHeartbeat,
-		Group: n.ConductorGroup, RequestedBy: "agent", CreatedAt: time.Now().UTC(), Params: params,
-	}
+	// A heartbeat needs no lock: its conductor tries the lock itself.
+	task := wire.NewTask(wire.OpHeartbeat, n, "agent", params)
 	if _, err := s.deps.Tasks.Publish(ctx, task); err != nil {
 		s.fail(c, unavailable("task bus (NATS)", err))
 		return

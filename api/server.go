@@ -15,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ironfleet/ironfleet/internal/dispatch"
 	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
@@ -50,6 +51,7 @@ type Ports interface {
 // Tasks publishes tasks for conductors (*transport.Bus).
 type Tasks interface {
 	Publish(ctx context.Context, t wire.Task) (uint64, error)
+	PublishEvent(ctx context.Context, ev wire.Event) error
 }
 
 // Locks is what the API needs of the node lock (*lock.Locker): a
@@ -249,6 +251,8 @@ type Server struct {
 	drivers []string
 	metrics *metrics
 	engine  *gin.Engine
+	// dispatch hands nodes to the tasks user actions publish.
+	dispatch *dispatch.Dispatcher
 }
 
 // New validates deps and cfg, reads the htpasswd file when needed,
@@ -271,6 +275,7 @@ func New(deps Deps, cfg Config) (*Server, error) {
 		holder:  "api:" + cfg.Host,
 		drivers: slices.Sorted(slices.Values(deps.DriverNames)),
 	}
+	s.dispatch = dispatch.New(deps.Tasks, deps.Nodes, dispatch.Config{ClaimTimeout: cfg.ClaimTimeout, Logger: cfg.Logger})
 	if cfg.Auth == AuthHTTPBasic {
 		users, err := readHTPasswd(cfg.HTPasswd)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ironfleet/ironfleet/agent"
+	"github.com/ironfleet/ironfleet/internal/dispatch"
 	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
@@ -77,7 +78,28 @@ type Deps struct {
 	Boot     Boot
 	// Agents dials a node's agent; nil means DialAgent.
 	Agents AgentDialer
+	// Handoff replaces how a phase's continuation takes the node over; its
+	// zero value is ironfleet's ticket handoff. Only ironfleet bench fleet
+	// sets it, to measure the ways Ironic hands a node on.
+	Handoff Handoff
 }
+
+// Handoff replaces both sides of a continuation's handoff. Either func may
+// be nil (ironfleet's own then applies to that side).
+type Handoff struct {
+	// Pass publishes a continuation and gives up the node's lock to it
+	// (internal/dispatch).
+	Pass dispatch.PassFunc
+	// Take takes the node's lock for a continuation that carries no
+	// ticket. An error wrapping ErrGaveUp drops the continuation and leaves
+	// the node where it is (Ironic's behaviour when its retries run out);
+	// any other error retries the task.
+	Take func(ctx context.Context, locks Locks, t wire.Task, opts *lock.Options) (*lock.Lock, error)
+}
+
+// ErrGaveUp marks a continuation that gave up on its node's lock: the node
+// is left in its transient state until something recovers it.
+var ErrGaveUp = errors.New("conductor: continuation gave up on the node's lock")
 
 // Config holds the conductor's settings; every zero value means the
 // documented default (Ironic's, where Ironic has one).
@@ -105,10 +127,6 @@ type Config struct {
 	ClaimTimeout time.Duration
 	// Boot is what nodes network-boot into (kernel, ramdisk, API URL).
 	Boot wire.BootParams
-	// Handoff is how a phase passes the node to its continuation; empty
-	// means HandoffTicket. The others exist to measure what ironfleet fixes
-	// (ironfleet bench fleet) and are never what an operator wants.
-	Handoff HandoffStrategy
 	// AgentPoll is how often a running agent command is polled; zero means 1s.
 	AgentPoll time.Duration
 	// AgentTimeout bounds one agent command (writing an image); zero means 1h.
@@ -166,13 +184,6 @@ func (c *Config) defaults() error {
 	def(&c.MaxCleans, 50)
 	def(&c.PowerSyncFailures, 3)
 	defd(&c.ClaimWait, 2*time.Minute)
-	switch c.Handoff {
-	case "":
-		c.Handoff = HandoffTicket
-	case HandoffTicket, HandoffReleaseReacquire, HandoffPatientRetry:
-	default:
-		return fmt.Errorf("conductor: handoff strategy %q: want %s, %s or %s", c.Handoff, HandoffTicket, HandoffReleaseReacquire, HandoffPatientRetry)
-	}
 	defd(&c.AgentPoll, time.Second)
 	defd(&c.AgentTimeout, time.Hour)
 	defd(&c.WaitTimeout, 1800*time.Second)
@@ -185,32 +196,14 @@ func (c *Config) defaults() error {
 	return nil
 }
 
-// HandoffStrategy is how one phase of a flow passes the node's lock to the
-// task that continues it.
-type HandoffStrategy string
-
-// Handoff strategies.
-const (
-	// HandoffTicket is ironfleet's: publish the continuation with a ticket,
-	// then hand the lock to that ticket; nothing can take it in between.
-	HandoffTicket HandoffStrategy = "handoff"
-	// HandoffReleaseReacquire is Ironic's original: release the lock, publish
-	// the continuation, which tries the lock in standard mode (Attempts ×
-	// Interval) and gives up if it cannot get it — leaving the node in its
-	// transient state until something recovers it.
-	HandoffReleaseReacquire HandoffStrategy = "release-reacquire"
-	// HandoffPatientRetry is Ironic's fix: the same, but the continuation
-	// retries forever at a fixed interval, with no line (bounded here by
-	// ClaimWait).
-	HandoffPatientRetry HandoffStrategy = "patient-retry"
-)
-
 // Conductor runs tasks for its groups. Create it with New, run it with Run.
 type Conductor struct {
 	d       Deps
 	cfg     Config
 	log     *slog.Logger
 	metrics *metrics
+	// dispatch hands nodes to the continuations this conductor publishes.
+	dispatch *dispatch.Dispatcher
 	// heartbeats bounds the workers heartbeats may occupy.
 	heartbeats chan struct{}
 	started    time.Time
@@ -234,9 +227,12 @@ func New(d Deps, cfg Config) (*Conductor, error) {
 	if err != nil {
 		return nil, err
 	}
+	log := cfg.Logger.With("conductor", cfg.Host)
 	return &Conductor{
-		d: d, cfg: cfg, metrics: m,
-		log:        cfg.Logger.With("conductor", cfg.Host),
+		d: d, cfg: cfg, metrics: m, log: log,
+		dispatch: dispatch.New(d.Tasks, d.Nodes, dispatch.Config{
+			Source: cfg.Host, ClaimTimeout: cfg.ClaimTimeout, Pass: d.Handoff.Pass, Logger: log,
+		}),
 		heartbeats: make(chan struct{}, cfg.Workers-cfg.ReservedWorkers),
 	}, nil
 }

@@ -17,7 +17,7 @@
 //   - anything else tries Ironic's way (standard mode, 3 attempts).
 //
 // Under the lock the task re-reads the node and re-validates its action
-// against the state machine (conductor/provision); an action that no longer
+// against the state machine (internal/provision); an action that no longer
 // applies (a redelivery of work already done, two requests racing) changes
 // nothing and publishes a task.failed event saying why. Every write carries
 // the lock's fencing token, so a conductor that lost its lock cannot

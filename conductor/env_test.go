@@ -23,6 +23,7 @@ import (
 	"github.com/ironfleet/ironfleet/conductor"
 	"github.com/ironfleet/ironfleet/conductor/pxe"
 	"github.com/ironfleet/ironfleet/conductor/sim"
+	"github.com/ironfleet/ironfleet/internal/dispatch"
 	"github.com/ironfleet/ironfleet/internal/natstest"
 	"github.com/ironfleet/ironfleet/internal/redistest"
 	"github.com/ironfleet/ironfleet/lock"
@@ -186,7 +187,7 @@ func (e *env) enroll(t *testing.T, name, group string) wire.Node {
 		t.Fatal(err)
 	}
 	n, err := e.inv.CreateNode(t.Context(), wire.Node{
-		UUID: transport.NewUUID(), Name: name, Driver: "sim", ConductorGroup: group,
+		UUID: wire.NewUUID(), Name: name, Driver: "sim", ConductorGroup: group,
 		DriverInfo:     map[string]any{sim.KeyMachine: name},
 		InstanceInfo:   map[string]any{"image_source": e.imageURL, "image_checksum": e.imageSHA},
 		ProvisionState: wire.StateEnroll, CreatedAt: time.Now().UTC(),
@@ -194,7 +195,7 @@ func (e *env) enroll(t *testing.T, name, group string) wire.Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.inv.CreatePort(t.Context(), wire.Port{UUID: transport.NewUUID(), NodeUUID: n.UUID, Address: mac, PXEEnable: true, CreatedAt: time.Now().UTC()}); err != nil {
+	if _, err := e.inv.CreatePort(t.Context(), wire.Port{UUID: wire.NewUUID(), NodeUUID: n.UUID, Address: mac, PXEEnable: true, CreatedAt: time.Now().UTC()}); err != nil {
 		t.Fatal(err)
 	}
 	e.runAgentOnBoot(t, m, n.UUID)
@@ -247,27 +248,25 @@ func (e *env) runAgentOnBoot(t *testing.T, m *sim.Machine, node string) {
 		}
 		params, _ := json.Marshal(wire.HeartbeatParams{CallbackURL: srv.URL, AgentVersion: "test", TokenHash: hex.EncodeToString(sum[:])})
 		for ctx.Err() == nil {
-			_, _ = e.bus.Publish(ctx, wire.Task{Version: wire.TaskVersion, ID: transport.NewUUID(), Node: node,
+			_, _ = e.bus.Publish(ctx, wire.Task{Version: wire.TaskVersion, ID: wire.NewUUID(), Node: node,
 				Op: wire.OpHeartbeat, CreatedAt: time.Now().UTC(), Params: params})
 			sleep(ctx, e.heartbeat)
 		}
 	})
 }
 
-// request asks for an operation the way the API does: the node's lock in
-// standard mode, the task published with a ticket, the lock handed to it.
+// request asks for an operation the way the API does, through the same
+// code: the node's lock in standard mode, then internal/dispatch's Request
+// (re-validation, the first move, publish, handoff to the task's ticket).
 func (e *env) request(t *testing.T, node string, op wire.Operation, params any) {
 	t.Helper()
 	ctx := t.Context()
-	n, err := e.inv.Get(ctx, node)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var raw json.RawMessage
 	if params != nil {
 		raw, _ = json.Marshal(params)
 	}
 	var lk *lock.Lock
+	var err error
 	for {
 		lk, err = e.locks.Acquire(ctx, node, &lock.Options{Purpose: string(op), Holder: "api"})
 		if !errors.Is(err, lock.ErrLocked) {
@@ -277,12 +276,12 @@ func (e *env) request(t *testing.T, node string, op wire.Operation, params any) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	task := wire.Task{Version: wire.TaskVersion, ID: transport.NewUUID(), Node: node, Op: op, Group: n.ConductorGroup,
-		Ticket: lock.NewTicket(), RequestedBy: "test", CreatedAt: time.Now().UTC(), Params: raw}
-	if _, err := e.bus.Publish(ctx, task); err != nil {
+	n, err := e.inv.Get(ctx, node)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lk.Handoff(ctx, task.Ticket, 0); err != nil {
+	if _, err := dispatch.New(e.bus, e.inv, dispatch.Config{}).Request(ctx, lk, n, op, "test", raw); err != nil {
+		_ = lk.Release(ctx)
 		t.Fatal(err)
 	}
 }

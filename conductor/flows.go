@@ -9,112 +9,180 @@ import (
 	"time"
 
 	"github.com/ironfleet/ironfleet/agent"
-	"github.com/ironfleet/ironfleet/conductor/provision"
+	"github.com/ironfleet/ironfleet/internal/dispatch"
+	"github.com/ironfleet/ironfleet/internal/provision"
 	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
 
-var verbOf = map[wire.Operation]provision.Verb{
-	wire.OpManage: provision.VerbManage, wire.OpProvide: provision.VerbProvide,
-	wire.OpDeploy: provision.VerbDeploy, wire.OpRebuild: provision.VerbRebuild,
-	wire.OpUndeploy: provision.VerbUndeploy, wire.OpClean: provision.VerbClean,
-	wire.OpInspect: provision.VerbInspect, wire.OpAbort: provision.VerbAbort,
+// first is a user operation's first move, re-validated under the lock.
+type first struct {
+	w  *job
+	tr provision.Transition
+	// made says the task's publisher made the move (wire.Task.FirstMove):
+	// the node is already where the move leads.
+	made bool
 }
 
-// userAction runs a provisioning verb. A task whose verb no longer applies
-// (a redelivery of work already done, two requests racing) changes nothing.
-func (w *job) userAction() error {
-	n := &w.node
-	// A redelivery of a task that died while booting the node resumes it.
-	if n.Step == stepBoot {
-		switch {
-		case n.ProvisionState == wire.StateDeploying && (w.task.Op == wire.OpDeploy || w.task.Op == wire.OpRebuild):
-			return w.bootAgent(wire.BootForDeploy)
-		case n.ProvisionState == wire.StateCleaning && (w.task.Op == wire.OpProvide || w.task.Op == wire.OpClean || w.task.Op == wire.OpUndeploy):
-			return w.bootAgent(wire.BootForClean)
-		case n.ProvisionState == wire.StateInspecting && w.task.Op == wire.OpInspect:
-			return w.bootAgent(wire.BootForInspect)
+// firstMove re-validates the task's user operation under the lock and
+// returns its first move. ok is false when the task no longer applies (a
+// redelivery of work already done, two requests racing): that is reported
+// with a task.failed event and the task is done.
+func (w *job) firstMove() (f first, ok bool) {
+	n := w.node
+	if m := w.task.FirstMove; m != nil {
+		if n.ProvisionState == m.To && n.TargetProvisionState == m.Target && n.Step == "" {
+			return first{w: w, tr: provision.Transition{From: m.From, Op: w.task.Op, To: m.To, Target: m.Target}, made: true}, true
 		}
+		w.noLongerApplies(fmt.Errorf("node %s is %s (step %q), no longer %s where this %s task's first move left it",
+			n.UUID, n.ProvisionState, n.Step, m.To, w.task.Op))
+		return first{}, false
 	}
-	// The API may already have made the verb's first step (enroll →
-	// verifying, available → deploying …) under the lock it handed us.
-	tr, started := provision.Started(n.ProvisionState, n.TargetProvisionState, verbOf[w.task.Op])
-	started = started && n.Step == ""
-	if !started {
-		var err error
-		if tr, err = provision.Apply(n.UUID, n.ProvisionState, verbOf[w.task.Op]); err != nil {
-			w.log("task no longer applies", "state", n.ProvisionState, "err", err)
-			w.c.event(w.outer, wire.Event{Type: wire.EventTaskFailed, Node: n.UUID, Task: w.task.ID, Op: w.task.Op,
-				Code: wire.CodeInvalidTransition, Message: err.Error()})
+	tr, err := provision.Apply(n.UUID, n.ProvisionState, w.task.Op)
+	if err != nil {
+		w.noLongerApplies(err)
+		return first{}, false
+	}
+	return first{w: w, tr: tr}, true
+}
+
+func (w *job) noLongerApplies(err error) {
+	w.log("task no longer applies", "state", w.node.ProvisionState, "err", err)
+	ev := w.event(wire.EventTaskFailed)
+	ev.Code, ev.Message = wire.CodeInvalidTransition, err.Error()
+	w.c.dispatch.Event(w.outer, ev)
+}
+
+// make makes the first move, with whatever fn also sets; when the
+// publisher made the move, it writes only what fn sets.
+func (f first) make(fn func(*wire.Node)) error {
+	if f.made {
+		if fn == nil {
 			return nil
 		}
+		return f.w.update(fn)
 	}
-	// begin makes the verb's first move, unless the API made it.
-	begin := func(fn func(*wire.Node)) error {
-		if started {
-			if fn == nil {
-				return nil
-			}
-			return w.update(fn)
+	return f.w.move(f.tr.To, f.tr.Target, func(n *wire.Node) {
+		n.LastError = ""
+		if fn != nil {
+			fn(n)
 		}
-		return w.move(tr.To, tr.Target, func(n *wire.Node) {
-			n.LastError = ""
-			if fn != nil {
-				fn(n)
-			}
-		})
+	})
+}
+
+// bootingIn reports whether a redelivered task finds its node where the
+// task's first delivery died booting it: in state, the boot step pending.
+// The redelivery resumes the boot.
+func (w *job) bootingIn(state wire.ProvisionState) bool {
+	return w.node.Step == stepBoot && w.node.ProvisionState == state
+}
+
+// manage verifies an enrolled node's BMC (enroll → verifying →
+// manageable), or takes a node back to manageable.
+func (w *job) manage() error {
+	f, ok := w.firstMove()
+	if !ok {
+		return nil
 	}
-	switch w.task.Op {
-	case wire.OpManage:
-		if n.ProvisionState == wire.StateEnroll || started {
-			return w.verify(begin)
-		}
-		return begin(nil)
-	case wire.OpProvide, wire.OpClean:
-		if err := begin(nil); err != nil {
-			return err
-		}
-		return w.startCleaning()
-	case wire.OpDeploy, wire.OpRebuild:
-		if err := w.c.limit(w.node, wire.StateDeploying, wire.StateWaitCallback, w.c.cfg.MaxDeploys); err != nil {
-			return err
-		}
-		if _, _, err := imageOf(w.node); err != nil {
-			if started {
-				return w.fail(err)
-			}
-			return w.update(func(n *wire.Node) { n.LastError = err.Error() })
-		}
-		if err := begin(func(n *wire.Node) { n.Step = stepBoot }); err != nil {
-			return err
-		}
+	if w.node.ProvisionState == wire.StateEnroll || f.made {
+		return w.verify(f.make)
+	}
+	return f.make(nil)
+}
+
+// provide cleans a node: automated cleaning towards available (provide)
+// or a manual clean back to manageable (clean).
+func (w *job) provide() error {
+	if w.bootingIn(wire.StateCleaning) {
+		return w.bootAgent(wire.BootForClean)
+	}
+	f, ok := w.firstMove()
+	if !ok {
+		return nil
+	}
+	if err := f.make(nil); err != nil {
+		return err
+	}
+	return w.startCleaning()
+}
+
+// deploy (and rebuild) boots the node into the agent, which will write
+// the image once its heartbeat resumes the flow (continueDeploy).
+func (w *job) deploy() error {
+	if w.bootingIn(wire.StateDeploying) {
 		return w.bootAgent(wire.BootForDeploy)
-	case wire.OpUndeploy:
-		if err := begin(func(n *wire.Node) { n.Agent = nil }); err != nil {
-			return err
-		}
-		w.cleanUpBoot()
-		if err := w.setPower(wire.PowerOff); err != nil {
+	}
+	f, ok := w.firstMove()
+	if !ok {
+		return nil
+	}
+	if err := w.c.limit(w.node, wire.StateDeploying, wire.StateWaitCallback, w.c.cfg.MaxDeploys); err != nil {
+		return err
+	}
+	if _, _, err := imageOf(w.node); err != nil {
+		if f.made {
 			return w.fail(err)
 		}
-		if err := w.next(provision.EventDone, func(n *wire.Node) { n.InstanceUUID = "" }); err != nil {
-			return err
-		}
-		return w.startCleaning()
-	case wire.OpInspect:
-		if err := begin(func(n *wire.Node) { n.Step = stepBoot }); err != nil {
-			return err
-		}
-		return w.bootAgent(wire.BootForInspect)
-	case wire.OpAbort:
-		w.cleanUpBoot()
-		_ = w.setPower(wire.PowerOff)
-		return w.move(tr.To, tr.Target, func(n *wire.Node) {
-			n.LastError, n.Step, n.Agent = "Aborted by request while in "+string(w.node.ProvisionState), "", nil
-		})
+		return w.update(func(n *wire.Node) { n.LastError = err.Error() })
 	}
-	return nil
+	if err := f.make(func(n *wire.Node) { n.Step = stepBoot }); err != nil {
+		return err
+	}
+	return w.bootAgent(wire.BootForDeploy)
+}
+
+// undeploy powers the node off and cleans it (deleting → cleaning →
+// available).
+func (w *job) undeploy() error {
+	if w.bootingIn(wire.StateCleaning) {
+		return w.bootAgent(wire.BootForClean)
+	}
+	f, ok := w.firstMove()
+	if !ok {
+		return nil
+	}
+	if err := f.make(func(n *wire.Node) { n.Agent = nil }); err != nil {
+		return err
+	}
+	w.cleanUpBoot()
+	if err := w.setPower(wire.PowerOff); err != nil {
+		return w.fail(err)
+	}
+	if err := w.next(provision.EventDone, func(n *wire.Node) { n.InstanceUUID = "" }); err != nil {
+		return err
+	}
+	return w.startCleaning()
+}
+
+// startInspection boots the node into the agent, whose heartbeat resumes
+// the flow (inspect).
+func (w *job) startInspection() error {
+	if w.bootingIn(wire.StateInspecting) {
+		return w.bootAgent(wire.BootForInspect)
+	}
+	f, ok := w.firstMove()
+	if !ok {
+		return nil
+	}
+	if err := f.make(func(n *wire.Node) { n.Step = stepBoot }); err != nil {
+		return err
+	}
+	return w.bootAgent(wire.BootForInspect)
+}
+
+// abort stops a node waiting for its agent: its failed state.
+func (w *job) abort() error {
+	f, ok := w.firstMove()
+	if !ok {
+		return nil
+	}
+	w.cleanUpBoot()
+	_ = w.setPower(wire.PowerOff)
+	was := w.node.ProvisionState
+	return f.make(func(n *wire.Node) {
+		n.LastError, n.Step, n.Agent = "Aborted by request while in "+string(was), "", nil
+	})
 }
 
 // verify checks the BMC of an enrolled node (enroll → verifying → manageable);
@@ -225,8 +293,7 @@ func (w *job) setPower(target wire.PowerState) error {
 		if err := w.update(func(n *wire.Node) { n.PowerState = state }); err != nil {
 			return err
 		}
-		w.c.event(w.outer, wire.Event{Type: wire.EventPowerState, Node: w.node.UUID, Task: w.task.ID, Op: w.task.Op,
-			From: string(before), To: string(state)})
+		w.powerChanged(before, state)
 	}
 	return nil
 }
@@ -248,53 +315,36 @@ func (w *job) cleanUpBoot() {
 	}
 }
 
-// continueWith hands the node to the next phase of its flow: it publishes
-// the continuation task carrying a fresh ticket, then hands the lock to
-// that ticket, so that nothing (a console, a heartbeat, the power sync) can
-// take the lock in between.
-//
-// Publish first, hand off second. If this process dies between the two, the
-// consumer of the task waits in line with the ticket and gets the lock when
-// this holder's lease expires (at most the lock TTL). The other order would
-// leave the lock owned by a ticket no task carries until its claim timeout,
-// and the node with no next step at all.
-func (w *job) continueWith(op wire.Operation, back func() error) error {
-	t := wire.Task{
-		Version: wire.TaskVersion, ID: transport.NewUUID(), Node: w.node.UUID, Op: op,
-		Group: w.node.ConductorGroup, Ticket: lock.NewTicket(),
-		RequestedBy: "conductor:" + w.c.cfg.Host, CreatedAt: time.Now().UTC(),
-	}
-	if w.c.cfg.Handoff != HandoffTicket {
-		return w.releaseThenPublish(t)
-	}
-	if _, err := w.c.d.Tasks.Publish(w.ctx, t); err != nil {
-		// Nothing will continue the flow: go back to waiting, so that the
-		// agent's next heartbeat tries again.
-		if berr := back(); berr != nil {
-			return errors.Join(err, berr)
-		}
-		return fmt.Errorf("publishing %s: %w", op, err)
-	}
-	tok, err := w.lk.Handoff(w.outer, t.Ticket, w.c.cfg.ClaimTimeout)
+// continueWith hands the node to the next phase of its flow, op, through
+// the dispatcher (internal/dispatch): the internal event e's move (with
+// whatever set also writes), publish, hand the lock to op's ticket — so
+// that nothing (a console, a heartbeat, the power sync) can take the lock
+// in between. If the publish fails, the node is back in its wait state and
+// the agent's next heartbeat tries again.
+func (w *job) continueWith(op wire.Operation, e provision.Event, set func(*wire.Node)) error {
+	tr, err := provision.Next(w.node.UUID, w.node.ProvisionState, e)
 	if err != nil {
-		w.log("handoff failed; the next task gets the lock when this lease expires", "next", op, "err", err)
-		return nil
+		return err
 	}
+	// The node keeps aiming where it was (Ironic keeps the target through
+	// every transient state: clients decide stability by it).
+	target := tr.Target
+	if target == "" {
+		target = w.node.TargetProvisionState
+	}
+	t := wire.NewTask(op, w.node, "conductor:"+w.c.cfg.Host, nil)
+	n, err := w.c.dispatch.Dispatch(w.ctx, w.lk, w.node, t, &dispatch.First{
+		Move: wire.Move{From: tr.From, To: tr.To, Target: target},
+		Set: func(n *wire.Node) {
+			set(n)
+			n.Conductor = w.c.cfg.Host
+		},
+	})
+	if err != nil {
+		return err
+	}
+	w.node = n
 	w.c.metrics.handoffs.Inc()
-	w.c.event(w.outer, wire.Event{Type: wire.EventLockHandoff, Node: w.node.UUID, Task: t.ID, Op: op,
-		Message: fmt.Sprintf("lock handed to %s (fencing token %d)", op, tok)})
-	return nil
-}
-
-// releaseThenPublish is how Ironic hands a node on (the strategies ironfleet
-// is measured against): release the lock, then publish the continuation
-// without a ticket. Whoever grabs the lock in between wins.
-func (w *job) releaseThenPublish(t wire.Task) error {
-	t.Ticket = ""
-	w.c.release(w.outer, w.lk)
-	if _, err := w.c.d.Tasks.Publish(w.outer, t); err != nil {
-		return fmt.Errorf("publishing %s: %w", t.Op, err)
-	}
 	return nil
 }
 
@@ -472,20 +522,9 @@ func (c *Conductor) heartbeat(ctx context.Context, t wire.Task, d transport.Deli
 func (w *job) resume() error {
 	switch w.node.ProvisionState {
 	case wire.StateWaitCallback:
-		if err := w.next(provision.EventResume, func(n *wire.Node) { n.Step = stepWriteImage }); err != nil {
-			return err
-		}
-		return w.continueWith(wire.OpContinueDeploy, func() error {
-			return w.move(wire.StateWaitCallback, wire.StateActive, func(n *wire.Node) { n.Step = stepWaitAgent })
-		})
+		return w.continueWith(wire.OpContinueDeploy, provision.EventResume, func(n *wire.Node) { n.Step = stepWriteImage })
 	case wire.StateCleanWait:
-		target := w.node.TargetProvisionState
-		if err := w.next(provision.EventResume, func(n *wire.Node) { n.Step, n.TargetProvisionState = stepErase, target }); err != nil {
-			return err
-		}
-		return w.continueWith(wire.OpContinueClean, func() error {
-			return w.move(wire.StateCleanWait, target, func(n *wire.Node) { n.Step = stepWaitAgent })
-		})
+		return w.continueWith(wire.OpContinueClean, provision.EventResume, func(n *wire.Node) { n.Step = stepErase })
 	case wire.StateInspectWait:
 		return w.inspect()
 	}

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ironfleet/ironfleet/conductor/provision"
+	"github.com/ironfleet/ironfleet/internal/provision"
 	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
@@ -22,6 +22,24 @@ const (
 	stepErase      = "erase"       // the agent erases the disk (continue_clean)
 )
 
+// operations is how the conductor runs each operation a task may carry,
+// under the node's lock: the one place an operation is looked up.
+// Heartbeats are not here: they never wait for the lock (heartbeat).
+var operations = map[wire.Operation]func(*job) error{
+	wire.OpManage:         (*job).manage,
+	wire.OpProvide:        (*job).provide,
+	wire.OpClean:          (*job).provide,
+	wire.OpDeploy:         (*job).deploy,
+	wire.OpRebuild:        (*job).deploy,
+	wire.OpUndeploy:       (*job).undeploy,
+	wire.OpInspect:        (*job).startInspection,
+	wire.OpAbort:          (*job).abort,
+	wire.OpPower:          (*job).power,
+	wire.OpBootDevice:     (*job).bootDevice,
+	wire.OpContinueDeploy: (*job).continueDeploy,
+	wire.OpContinueClean:  (*job).continueClean,
+}
+
 // handle is the task handler of every group: it maps a task onto its
 // operation and the operation's error onto an outcome. Operations record
 // failures of the node itself (a BMC error, a bad image) on the node and
@@ -31,14 +49,11 @@ func (c *Conductor) handle(ctx context.Context, t wire.Task, d transport.Deliver
 	start := time.Now()
 	var out transport.Outcome
 	var outcome string
-	switch t.Op {
-	case wire.OpHeartbeat:
+	if op, ok := operations[t.Op]; ok {
+		out, outcome = c.withLock(ctx, t, d, op)
+	} else if t.Op == wire.OpHeartbeat {
 		out, outcome = c.heartbeat(ctx, t, d)
-	case wire.OpManage, wire.OpProvide, wire.OpDeploy, wire.OpRebuild, wire.OpUndeploy,
-		wire.OpClean, wire.OpInspect, wire.OpAbort, wire.OpPower, wire.OpBootDevice,
-		wire.OpContinueDeploy, wire.OpContinueClean:
-		out, outcome = c.withLock(ctx, t, d)
-	default:
+	} else {
 		out, outcome = transport.Fail(wire.Errorf(wire.CodeInvalidInput, "conductor: unknown operation %q", t.Op)), "failed"
 	}
 	c.metrics.tasks.WithLabelValues(string(t.Op), outcome).Inc()
@@ -49,16 +64,17 @@ func (c *Conductor) handle(ctx context.Context, t wire.Task, d transport.Deliver
 // errBusy marks work that cannot start now but will later (a limit reached).
 var errBusy = errors.New("conductor: busy")
 
-// withLock takes the task's node lock, runs the operation under it and
-// releases it (unless the operation handed it off).
-func (c *Conductor) withLock(ctx context.Context, t wire.Task, d transport.Delivery) (transport.Outcome, string) {
+// withLock takes the task's node lock, runs op under it and releases it
+// (unless op handed it off).
+func (c *Conductor) withLock(ctx context.Context, t wire.Task, d transport.Delivery, op func(*job) error) (transport.Outcome, string) {
 	lk, err := c.acquire(ctx, t)
-	if errors.Is(err, errGaveUp) {
+	if errors.Is(err, ErrGaveUp) {
 		// Ironic's way: the continuation is dropped and the node stays in
 		// its transient state (stuck) until recovery.
 		c.log.Warn("continuation gave up on the node's lock; the node is stuck", "task", t.ID, "op", t.Op, "node", t.Node, "err", err)
-		c.event(ctx, wire.Event{Type: wire.EventTaskFailed, Node: t.Node, Task: t.ID, Op: t.Op, Code: wire.CodeNodeLocked,
-			Message: "gave up on the node's lock; the node is left in its transient state: " + err.Error()})
+		ev := wire.TaskEvent(wire.EventTaskFailed, t)
+		ev.Code, ev.Message = wire.CodeNodeLocked, "gave up on the node's lock; the node is left in its transient state: "+err.Error()
+		c.dispatch.Event(ctx, ev)
 		return transport.Done(), "gave_up"
 	}
 	if err != nil {
@@ -69,7 +85,7 @@ func (c *Conductor) withLock(ctx context.Context, t wire.Task, d transport.Deliv
 		return transport.Retry(0, err), "locked"
 	}
 	defer c.release(ctx, lk)
-	if err := c.run(lk.Context(), ctx, lk, t); err != nil { //nolint:contextcheck // work under a node lock runs on the lock's context: losing the lock cancels it
+	if err := c.run(lk.Context(), ctx, lk, t, op); err != nil { //nolint:contextcheck // work under a node lock runs on the lock's context: losing the lock cancels it
 		if errors.Is(err, errBusy) {
 			return transport.Retry(0, err), "busy"
 		}
@@ -85,12 +101,13 @@ func (c *Conductor) withLock(ctx context.Context, t wire.Task, d transport.Deliv
 // acquire takes the lock a task needs: a continuation or a user action
 // published by the api claims the ticket the lock was handed to (waiting in
 // line with it if the handoff has not happened yet, or if the ticket expired
-// while the task was queued); a task without a ticket tries Ironic's way.
+// while the task was queued); a task without a ticket tries Ironic's way
+// (or, for a continuation, the way Deps.Handoff.Take says).
 func (c *Conductor) acquire(ctx context.Context, t wire.Task) (*lock.Lock, error) {
 	opts := &lock.Options{Purpose: string(t.Op), Holder: c.cfg.Host, TTL: c.cfg.LockTTL}
 	if t.Ticket == "" {
-		if isContinuation(t.Op) {
-			return c.reacquire(ctx, t, opts)
+		if take := c.d.Handoff.Take; take != nil && isContinuation(t.Op) {
+			return take(ctx, c.d.Locks, t, opts)
 		}
 		return c.d.Locks.Acquire(ctx, t.Node, opts)
 	}
@@ -109,43 +126,6 @@ func isContinuation(op wire.Operation) bool {
 	return op == wire.OpContinueDeploy || op == wire.OpContinueClean
 }
 
-// errGaveUp marks a continuation that could not get its node's lock the
-// way Ironic's release-then-reacquire tries: the node is left where it is.
-var errGaveUp = errors.New("conductor: continuation gave up on the node's lock")
-
-// reacquire is how a continuation published without a ticket (the
-// strategies ironfleet is measured against) takes its node's lock: a
-// standard-mode try (Ironic), or a try at a fixed interval until ClaimWait
-// (Ironic's patient fix). Each continuation that finds the lock taken is a
-// raced handoff.
-func (c *Conductor) reacquire(ctx context.Context, t wire.Task, opts *lock.Options) (*lock.Lock, error) {
-	lk, err := c.d.Locks.Acquire(ctx, t.Node, opts)
-	if !errors.Is(err, lock.ErrLocked) {
-		return lk, err
-	}
-	c.metrics.raced.Inc()
-	if c.cfg.Handoff != HandoffPatientRetry {
-		return nil, fmt.Errorf("%w: %w", errGaveUp, err)
-	}
-	wctx, cancel := context.WithTimeout(ctx, c.cfg.ClaimWait)
-	defer cancel()
-	interval := opts.Interval
-	if interval <= 0 {
-		interval = time.Second
-	}
-	for {
-		select {
-		case <-wctx.Done():
-			return nil, fmt.Errorf("%w: %w", errGaveUp, err)
-		case <-time.After(interval):
-		}
-		lk, err = c.d.Locks.Acquire(wctx, t.Node, &lock.Options{Purpose: opts.Purpose, Holder: opts.Holder, TTL: opts.TTL, Attempts: 1})
-		if !errors.Is(err, lock.ErrLocked) {
-			return lk, err
-		}
-	}
-}
-
 func (c *Conductor) release(ctx context.Context, lk *lock.Lock) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
@@ -154,10 +134,10 @@ func (c *Conductor) release(ctx context.Context, lk *lock.Lock) {
 	}
 }
 
-// run re-validates the task under the lock and does its work. work is the
+// run re-reads the node under the lock and runs op on it. work is the
 // lock's context (cancelled if the lock is lost); outer outlives the lock,
 // for the handoff that ends it.
-func (c *Conductor) run(work, outer context.Context, lk *lock.Lock, t wire.Task) error {
+func (c *Conductor) run(work, outer context.Context, lk *lock.Lock, t wire.Task, op func(*job) error) error {
 	node, err := c.d.Nodes.Get(work, t.Node)
 	if err != nil {
 		if wire.CodeOf(err) == wire.CodeNotFound {
@@ -167,17 +147,7 @@ func (c *Conductor) run(work, outer context.Context, lk *lock.Lock, t wire.Task)
 		return err
 	}
 	w := &job{c: c, ctx: work, outer: outer, lk: lk, node: node, task: t}
-	switch t.Op { //nolint:contextcheck // work under a node lock runs on the lock's context: losing the lock cancels it
-	case wire.OpPower:
-		return w.power() //nolint:contextcheck // a job's work runs on its node lock's context: losing the lock cancels it
-	case wire.OpBootDevice:
-		return w.bootDevice()
-	case wire.OpContinueDeploy:
-		return w.continueDeploy() //nolint:contextcheck // a job's work runs on its node lock's context: losing the lock cancels it
-	case wire.OpContinueClean:
-		return w.continueClean() //nolint:contextcheck // a job's work runs on its node lock's context: losing the lock cancels it
-	}
-	return w.userAction()
+	return op(w)
 }
 
 // job is one task's work on one node, under its lock.
@@ -222,8 +192,9 @@ func (w *job) move(to, target wire.ProvisionState, fn func(*wire.Node)) error {
 		return err
 	}
 	if from != to {
-		w.c.event(w.outer, wire.Event{Type: wire.EventProvisionState, Node: w.node.UUID, Task: w.task.ID,
-			Op: w.task.Op, From: string(from), To: string(to), Message: w.node.LastError})
+		ev := w.event(wire.EventProvisionState)
+		ev.From, ev.To, ev.Message = string(from), string(to), w.node.LastError
+		w.c.dispatch.Event(w.outer, ev)
 	}
 	return nil
 }
@@ -251,24 +222,28 @@ func (w *job) fail(cause error) error {
 	err := w.move(to, "", func(n *wire.Node) {
 		n.LastError, n.Step, n.Agent = msg, "", nil
 	})
-	w.c.event(w.outer, wire.Event{Type: wire.EventTaskFailed, Node: w.node.UUID, Task: w.task.ID, Op: w.task.Op,
-		Code: wire.CodeOf(cause), Message: msg})
+	ev := w.event(wire.EventTaskFailed)
+	ev.Code, ev.Message = wire.CodeOf(cause), msg
+	w.c.dispatch.Event(w.outer, ev)
 	return err
 }
 
-func (c *Conductor) event(ctx context.Context, ev wire.Event) {
-	ev.Version, ev.Conductor = wire.EventVersion, c.cfg.Host
-	if ev.ID == "" {
-		ev.ID = transport.NewUUID()
+// event mints an event of type typ about this job's task.
+func (w *job) event(typ wire.EventType) wire.Event {
+	ev := wire.TaskEvent(typ, w.task)
+	ev.Node = w.node.UUID
+	return ev
+}
+
+// powerChanged publishes a node.power_state event when the node's power
+// moved from before.
+func (w *job) powerChanged(before, now wire.PowerState) {
+	if now == before {
+		return
 	}
-	if ev.Time.IsZero() {
-		ev.Time = time.Now().UTC()
-	}
-	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := c.d.Tasks.PublishEvent(ectx, ev); err != nil {
-		c.log.Warn("publishing event", "type", ev.Type, "node", ev.Node, "err", err)
-	}
+	ev := w.event(wire.EventPowerState)
+	ev.From, ev.To = string(before), string(now)
+	w.c.dispatch.Event(w.outer, ev)
 }
 
 func (w *job) powerOf() (Power, error) {
@@ -310,9 +285,8 @@ func (w *job) power() error {
 			n.LastError = ""
 		}
 	})
-	if readErr == nil && state != before {
-		w.c.event(w.outer, wire.Event{Type: wire.EventPowerState, Node: w.node.UUID, Task: w.task.ID, Op: w.task.Op,
-			From: string(before), To: string(state)})
+	if readErr == nil {
+		w.powerChanged(before, state)
 	}
 	return err
 }

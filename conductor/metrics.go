@@ -10,7 +10,6 @@ type metrics struct {
 	tasks       *prometheus.CounterVec
 	taskSeconds *prometheus.HistogramVec
 	handoffs    prometheus.Counter
-	raced       prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -26,15 +25,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"op"}),
 		handoffs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ironfleet_conductor_handoffs_total",
-			Help: "Node locks handed to a continuation task's ticket.",
-		}),
-		raced: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ironfleet_conductor_raced_handoffs_total",
-			Help: "Continuations that found their node's lock taken by someone else (never with the ticket handoff).",
+			Help: "Continuations dispatched: published, and the node's lock handed to them.",
 		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.tasks, m.taskSeconds, m.handoffs, m.raced} {
+		for _, c := range []prometheus.Collector{m.tasks, m.taskSeconds, m.handoffs} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("conductor: register metrics: %w", err)
 			}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/bsm/redislock"
 
-	"github.com/ironfleet/ironfleet/conductor/provision"
+	"github.com/ironfleet/ironfleet/internal/provision"
 	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
@@ -162,8 +162,9 @@ func (c *Conductor) syncPower(ctx context.Context, group string) {
 				return err
 			}
 			if before != state {
-				c.event(ctx, wire.Event{Type: wire.EventPowerState, Node: n.UUID, From: string(before), To: string(state),
-					Message: "power state drift found by the power sync"})
+				ev := wire.NewEvent(wire.EventPowerState, n.UUID)
+				ev.From, ev.To, ev.Message = string(before), string(state), "power state drift found by the power sync"
+				c.dispatch.Event(ctx, ev)
 			}
 			return nil
 		})

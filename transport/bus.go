@@ -10,7 +10,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nuid"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ironfleet/ironfleet/transport/wire"
@@ -245,12 +244,9 @@ func (b *Bus) minAckWait() time.Duration {
 // Publish validates and publishes t on ifl.tasks.<group>.<op> with t.ID as
 // the message ID, waits for JetStream to store it, and returns its stream
 // sequence. A task republished within the dedup window is stored once: the
-// second Publish returns the first one's sequence. A zero Version or
-// CreatedAt is filled in.
+// second Publish returns the first one's sequence. Envelopes are minted by
+// wire.NewTask; one without an ID or of another version is refused.
 func (b *Bus) Publish(ctx context.Context, t wire.Task) (uint64, error) {
-	if t.CreatedAt.IsZero() {
-		t.CreatedAt = time.Now().UTC()
-	}
 	data, err := EncodeTask(t)
 	if err != nil {
 		return 0, err
@@ -277,12 +273,6 @@ func (b *Bus) Publish(ctx context.Context, t wire.Task) (uint64, error) {
 // or Version is filled in; the ID is the message ID, so republishing the same
 // event is deduplicated.
 func (b *Bus) PublishEvent(ctx context.Context, ev wire.Event) error {
-	if ev.ID == "" {
-		ev.ID = nuid.Next()
-	}
-	if ev.Time.IsZero() {
-		ev.Time = time.Now().UTC()
-	}
 	subj, err := EventSubject(ev)
 	if err != nil {
 		return err

@@ -96,7 +96,7 @@ func waitEvent(t *testing.T, ch <-chan wire.Event, match func(wire.Event) bool) 
 }
 
 func task(id string) wire.Task {
-	return wire.Task{ID: id, Node: "node-" + id, Op: wire.OpPower, Params: json.RawMessage(`{"target":"power on"}`)}
+	return wire.Task{Version: wire.TaskVersion, ID: id, Node: "node-" + id, Op: wire.OpPower, CreatedAt: time.Now().UTC(), Params: json.RawMessage(`{"target":"power on"}`)}
 }
 
 func publish(t *testing.T, b *transport.Bus, tk wire.Task) uint64 {
@@ -281,10 +281,10 @@ func TestPublishRejectsBadTasks(t *testing.T) {
 		code wire.Code
 		is   error
 	}{
-		{"no id", wire.Task{Node: "n", Op: wire.OpPower}, wire.CodeInvalidInput, nil},
-		{"no node", wire.Task{ID: "a", Op: wire.OpPower}, wire.CodeInvalidInput, nil},
-		{"no op", wire.Task{ID: "a", Node: "n"}, wire.CodeInvalidInput, nil},
-		{"bad group", wire.Task{ID: "a", Node: "n", Op: wire.OpPower, Group: "a.b"}, wire.CodeInvalidInput, nil},
+		{"no id", wire.Task{Version: wire.TaskVersion, Node: "n", Op: wire.OpPower}, wire.CodeInvalidInput, nil},
+		{"no node", wire.Task{Version: wire.TaskVersion, ID: "a", Op: wire.OpPower}, wire.CodeInvalidInput, nil},
+		{"no op", wire.Task{Version: wire.TaskVersion, ID: "a", Node: "n"}, wire.CodeInvalidInput, nil},
+		{"bad group", wire.Task{Version: wire.TaskVersion, ID: "a", Node: "n", Op: wire.OpPower, Group: "a.b"}, wire.CodeInvalidInput, nil},
 		{"bad version", wire.Task{Version: 7, ID: "a", Node: "n", Op: wire.OpPower}, wire.CodeUnknownVersion, transport.ErrUnknownVersion},
 		{"too large", big, wire.CodeInvalidInput, transport.ErrTooLarge},
 	}
@@ -523,7 +523,8 @@ func TestSubscribeEventsFiltersByNode(t *testing.T) {
 	srv := natstest.Start(t)
 	b := newBus(t, srv.Conn(t), fastBus())
 	for i, node := range []string{"n1", "n2", "n1", ""} {
-		ev := wire.Event{Type: wire.EventPowerState, Node: node, From: string(wire.PowerOff), To: string(wire.PowerOn), Message: fmt.Sprint(i)}
+		ev := wire.NewEvent(wire.EventPowerState, node)
+		ev.From, ev.To, ev.Message = string(wire.PowerOff), string(wire.PowerOn), fmt.Sprint(i)
 		if err := b.PublishEvent(t.Context(), ev); err != nil {
 			t.Fatalf("PublishEvent: %v", err)
 		}
@@ -549,7 +550,7 @@ func TestSubscribeEventsFiltersByNode(t *testing.T) {
 			}
 		})
 	}
-	if err := b.PublishEvent(t.Context(), wire.Event{Type: wire.EventPowerState, Node: "bad node"}); wire.CodeOf(err) != wire.CodeInvalidInput {
+	if err := b.PublishEvent(t.Context(), wire.NewEvent(wire.EventPowerState, "bad node")); wire.CodeOf(err) != wire.CodeInvalidInput {
 		t.Errorf("event with a bad node: err %v, want code invalid_input", err)
 	}
 }

@@ -22,9 +22,6 @@ var (
 // EncodeTask validates t and encodes it as the JSON envelope of version
 // wire.TaskVersion (a zero Version is filled in).
 func EncodeTask(t wire.Task) ([]byte, error) {
-	if t.Version == 0 {
-		t.Version = wire.TaskVersion
-	}
 	if err := validateTask(t); err != nil {
 		return nil, err
 	}
@@ -93,14 +90,17 @@ func validateTask(t wire.Task) error {
 	return nil
 }
 
-// EncodeEvent encodes ev as the JSON envelope of version wire.EventVersion
-// (a zero Version is filled in).
+// EncodeEvent encodes ev as the JSON envelope of version wire.EventVersion.
+// Events are minted by wire.NewEvent; one without an ID or a time, or of
+// another version, is refused.
 func EncodeEvent(ev wire.Event) ([]byte, error) {
-	if ev.Version == 0 {
-		ev.Version = wire.EventVersion
-	}
-	if ev.Version != wire.EventVersion {
+	switch {
+	case ev.Version != wire.EventVersion:
 		return nil, codedf(wire.CodeUnknownVersion, "%w: event version %d, this build writes %d", ErrUnknownVersion, ev.Version, wire.EventVersion)
+	case ev.ID == "" || len(ev.ID) > 128:
+		return nil, codedf(wire.CodeInvalidInput, "transport: event id %q: want 1 to 128 bytes", ev.ID)
+	case ev.Time.IsZero():
+		return nil, codedf(wire.CodeInvalidInput, "transport: event %s has no time", ev.ID)
 	}
 	b, err := json.Marshal(ev)
 	if err != nil {

@@ -395,16 +395,10 @@ func (l *loop) dead(ctx context.Context, msg jetstream.Msg, d Delivery, t wire.T
 	if why != nil {
 		msgText = why.Error()
 	}
-	ev := wire.Event{
-		ID:        fmt.Sprintf("dead-%d-%d", d.StreamSeq, d.NumDelivered),
-		Type:      wire.EventTaskDead,
-		Node:      t.Node,
-		Task:      t.ID,
-		Op:        t.Op,
-		Conductor: l.cfg.Conductor,
-		Code:      code,
-		Message:   msgText,
-	}
+	ev := wire.TaskEvent(wire.EventTaskDead, t)
+	// One task.dead per delivery, however often the publish is retried.
+	ev.ID = fmt.Sprintf("dead-%d-%d", d.StreamSeq, d.NumDelivered)
+	ev.Conductor, ev.Code, ev.Message = l.cfg.Conductor, code, msgText
 	if checkToken("event node", ev.Node) != nil {
 		ev.Node = "" // an undecodable envelope's node is not to be trusted as a subject
 	}

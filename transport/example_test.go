@@ -36,9 +36,9 @@ func Example() {
 		return
 	}
 
-	seq, err := bus.Publish(ctx, wire.Task{ID: "task-1", Node: "node-1", Op: wire.OpPower, Params: []byte(`{"target":"power on"}`)})
+	seq, err := bus.Publish(ctx, wire.Task{Version: wire.TaskVersion, ID: "task-1", Node: "node-1", Op: wire.OpPower, Params: []byte(`{"target":"power on"}`)})
 	fmt.Println("api: published at sequence", seq, err)
-	again, _ := bus.Publish(ctx, wire.Task{ID: "task-1", Node: "node-1", Op: wire.OpPower})
+	again, _ := bus.Publish(ctx, wire.Task{Version: wire.TaskVersion, ID: "task-1", Node: "node-1", Op: wire.OpPower})
 	fmt.Println("api: republished, deduplicated to sequence", again)
 
 	done := make(chan struct{})

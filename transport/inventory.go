@@ -2,7 +2,6 @@ package transport
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ironfleet/ironfleet/internal/provision"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
 
@@ -187,16 +187,6 @@ func NormalizeMAC(mac string) (string, error) {
 	return hw.String(), nil
 }
 
-// NewUUID returns a random (version 4) UUID.
-func NewUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
-}
-
 func notFound(what, id string) error {
 	return codedf(wire.CodeNotFound, "%w: %s %s", ErrNotFound, what, id)
 }
@@ -262,7 +252,7 @@ func (inv *Inventory) NodeByName(ctx context.Context, name string) (wire.Node, e
 // set, must be unique (ErrExists). It returns the stored record.
 func (inv *Inventory) CreateNode(ctx context.Context, n wire.Node) (wire.Node, error) {
 	if n.UUID == "" {
-		n.UUID = NewUUID()
+		n.UUID = wire.NewUUID()
 	}
 	key, err := nodeKey(n.UUID)
 	if err != nil {
@@ -353,9 +343,8 @@ func (inv *Inventory) releaseName(ctx context.Context, name, uuid string) {
 // ErrStaleFence when lower than the node's Fence; otherwise the write is
 // accepted and Fence raised to it. A fence of 0 is a lock-free write (the
 // API's maintenance flag, descriptions, extra, …): accepted, never raising
-// Fence, but it may not change the fields the lock holder owns —
-// ProvisionState, TargetProvisionState, PowerState, TargetPowerState, Step,
-// Conductor, Fence — (ErrFenceRequired). Because every write is a CAS on the
+// Fence, but it may not change the fields the lock holder owns
+// (provision.HolderOnlyChange; ErrFenceRequired). Because every write is a CAS on the
 // revision it was computed from, a lock-free write cannot undo a fenced one
 // or the other way round.
 //
@@ -390,7 +379,7 @@ func (inv *Inventory) UpdateNode(ctx context.Context, uuid string, fence uint64,
 			return wire.Node{}, codedf(wire.CodeInvalidInput, "%w: node %s: uuid and created_at cannot change", ErrInvalid, uuid)
 		}
 		if fence == 0 {
-			if f := lockOwnedChange(old, n); f != "" {
+			if f := provision.HolderOnlyChange(old, n); f != "" {
 				return wire.Node{}, codedf(wire.CodeConflict, "%w: node %s: %s changes only under the node lock", ErrFenceRequired, uuid, f)
 			}
 		} else {
@@ -427,27 +416,6 @@ func (inv *Inventory) UpdateNode(ctx context.Context, uuid string, fence uint64,
 		return n, nil
 	}
 	return wire.Node{}, codedf(wire.CodeConflict, "%w: node %s after %d attempts", ErrCASExhausted, uuid, inv.cfg.CASRetries)
-}
-
-// lockOwnedChange names the first lock-owned field that differs, or "".
-func lockOwnedChange(old, n wire.Node) string {
-	switch {
-	case n.ProvisionState != old.ProvisionState:
-		return "provision_state"
-	case n.TargetProvisionState != old.TargetProvisionState:
-		return "target_provision_state"
-	case n.PowerState != old.PowerState:
-		return "power_state"
-	case n.TargetPowerState != old.TargetPowerState:
-		return "target_power_state"
-	case n.Step != old.Step:
-		return "step"
-	case n.Conductor != old.Conductor:
-		return "conductor"
-	case n.Fence != old.Fence:
-		return "fence"
-	}
-	return ""
 }
 
 // DeleteNode deletes a node, its ports and their index entries. fence
@@ -496,7 +464,7 @@ type macEntry struct {
 // random one; the MAC is normalised and must be unique (ErrExists).
 func (inv *Inventory) CreatePort(ctx context.Context, p wire.Port) (wire.Port, error) {
 	if p.UUID == "" {
-		p.UUID = NewUUID()
+		p.UUID = wire.NewUUID()
 	}
 	if err := checkToken("port uuid", p.UUID); err != nil {
 		return wire.Port{}, codedf(wire.CodeInvalidInput, "%w: %w", ErrInvalid, err)

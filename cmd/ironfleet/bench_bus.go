@@ -340,11 +340,11 @@ func waitDrained(ctx context.Context, js jetstream.JetStream, stream string) err
 var benchRunID atomic.Int64
 
 func benchTask(run int64, i int) wire.Task {
-	return wire.Task{
-		ID: fmt.Sprintf("bench-%d-%d-%d", os.Getpid(), run, i), Node: fmt.Sprintf("bench-node-%d", i%1000),
-		Op: wire.OpPower, Group: "bench", RequestedBy: "bench", CreatedAt: time.Now().UTC(),
-		Params: json.RawMessage(`{"target":"power on"}`),
-	}
+	t := wire.NewTask(wire.OpPower, wire.Node{UUID: fmt.Sprintf("bench-node-%d", i%1000), ConductorGroup: "bench"},
+		"bench", json.RawMessage(`{"target":"power on"}`))
+	// A readable ID, unique per process, run and task, for the dedup window.
+	t.ID = fmt.Sprintf("bench-%d-%d-%d", os.Getpid(), run, i)
+	return t
 }
 
 func benchOurs(ctx context.Context, nc *nats.Conn, p benchParams) (roundResult, error) {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ironfleet/ironfleet/conductor"
 	"github.com/ironfleet/ironfleet/internal/fleetbench"
 )
 
@@ -31,7 +30,7 @@ p50/p99/max, lock wait p99, raced handoffs and Redis commands per deploy (or, wi
 	f := cmd.Flags()
 	f.Bool("json", false, "print one JSON object per strategy per line")
 	f.Int("nodes", 500, "simulated nodes deployed at once")
-	f.StringSlice("strategies", []string{string(conductor.HandoffReleaseReacquire), string(conductor.HandoffPatientRetry), string(conductor.HandoffTicket)}, "handoff strategies to run, in order")
+	f.StringSlice("strategies", strategyNames(), "handoff strategies to run, in order")
 	f.Int("pests", 2, "pests per node contending for its lock (0: none)")
 	f.Duration("pest-hold", 200*time.Millisecond, "how long a pest holds a node's lock")
 	f.Duration("pest-gap", 100*time.Millisecond, "a pest's pause after each try (jittered ±50%)")
@@ -51,8 +50,12 @@ func runBenchFleet(cmd *cobra.Command, _ []string) error {
 	cfg := fleetbench.Config{}
 	cfg.Nodes, _ = f.GetInt("nodes")
 	strategies, _ := f.GetStringSlice("strategies")
-	for _, s := range strategies {
-		cfg.Strategies = append(cfg.Strategies, conductor.HandoffStrategy(s))
+	for _, name := range strategies {
+		s, err := fleetbench.ParseStrategy(name)
+		if err != nil {
+			return fmt.Errorf("--strategies: %w", err)
+		}
+		cfg.Strategies = append(cfg.Strategies, s)
 	}
 	cfg.Pests, _ = f.GetInt("pests")
 	if cfg.Pests == 0 {
@@ -71,13 +74,6 @@ func runBenchFleet(cmd *cobra.Command, _ []string) error {
 	svg, _ := f.GetString("svg")
 	if svg == "" {
 		svg = "fleet-bench.svg"
-	}
-	for _, s := range cfg.Strategies {
-		switch s {
-		case conductor.HandoffTicket, conductor.HandoffReleaseReacquire, conductor.HandoffPatientRetry:
-		default:
-			return fmt.Errorf("--strategies: unknown strategy %q", s)
-		}
 	}
 
 	out := cmd.OutOrStdout()
@@ -118,4 +114,12 @@ func writeSVG(path string, results []fleetbench.Result) error {
 		return err
 	}
 	return fh.Close()
+}
+
+func strategyNames() []string {
+	out := make([]string, len(fleetbench.Strategies))
+	for i, s := range fleetbench.Strategies {
+		out[i] = string(s)
+	}
+	return out
 }

@@ -32,6 +32,7 @@ func TestEventsPrintsStoredEvents(t *testing.T) {
 		{Type: wire.EventPowerState, Node: "n2", From: "power off", To: "power on"},
 		{Type: wire.EventTaskDead, Node: "n1", Task: "t9", Code: wire.CodeBMC, Message: "gave up"},
 	} {
+		ev.Version, ev.ID, ev.Time = wire.EventVersion, wire.NewUUID(), time.Now().UTC()
 		if err := b.PublishEvent(t.Context(), ev); err != nil {
 			t.Fatal(err)
 		}
@@ -73,7 +74,7 @@ func TestEventsFollow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.PublishEvent(t.Context(), wire.Event{Type: wire.EventLockHandoff, Node: "old"}); err != nil {
+	if err := b.PublishEvent(t.Context(), wire.NewEvent(wire.EventLockHandoff, "old")); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
@@ -86,7 +87,7 @@ func TestEventsFollow(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("follower printed nothing new:\n%s", out.String())
 		}
-		if err := b.PublishEvent(t.Context(), wire.Event{Type: wire.EventLockExpired, Node: "new"}); err != nil {
+		if err := b.PublishEvent(t.Context(), wire.NewEvent(wire.EventLockExpired, "new")); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -28,6 +28,9 @@ type ConductorConfig struct {
 	IPMI ipmi.Config
 	// Extra drivers beside "ipmi" (e.g. "sim" in a dev fleet).
 	Drivers conductor.Drivers
+	// Handoff replaces the continuations' handoff: only ironfleet bench
+	// fleet sets it (conductor.Deps.Handoff).
+	Handoff conductor.Handoff
 	// Logger and Registerer are passed on; nil means slog.Default() and none.
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -71,7 +74,7 @@ func NewConductor(infra *Infra, cfg ConductorConfig) (*Conductor, error) {
 	cc.Logger, cc.Registerer = cfg.Logger, cfg.Registerer
 	c, err := conductor.New(conductor.Deps{
 		Tasks: infra.Bus, Nodes: infra.Inventory, Locks: infra.Locks, Registry: infra.Registry,
-		Leases: redislock.New(infra.Redis), Drivers: drivers, Boot: boot,
+		Leases: redislock.New(infra.Redis), Drivers: drivers, Boot: boot, Handoff: cfg.Handoff,
 	}, cc)
 	if err != nil {
 		return nil, err

@@ -71,6 +71,9 @@ type DevConfig struct {
 	EnrollWorkers int
 	// Conductor tunes every conductor (Host and Groups are set per conductor).
 	Conductor conductor.Config
+	// Handoff replaces the conductors' continuation handoff (ironfleet bench
+	// fleet measures Ironic's ways with it); the zero value is ironfleet's.
+	Handoff conductor.Handoff
 	// Logger receives everything's logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -220,7 +223,7 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 		cc.Host = fmt.Sprintf("conductor-%d", i+1)
 		cc.Boot = wire.BootParams{Kernel: "agent/vmlinuz", Ramdisk: "agent/initramfs", APIURL: d.apiURL}
 		c, err := NewConductor(infra, ConductorConfig{
-			Conductor: cc, TFTPRoot: dirs["tftp"], Boot: boot, Drivers: drivers,
+			Conductor: cc, TFTPRoot: dirs["tftp"], Boot: boot, Drivers: drivers, Handoff: cfg.Handoff,
 			Logger: d.log, Registerer: d.Registry,
 		})
 		if err != nil {

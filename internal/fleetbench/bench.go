@@ -2,7 +2,7 @@
 // process (internal/fleet's dev fleet) deploys N simulated nodes at once
 // while pests — clients that take each node's lock the way a serial console
 // and heartbeats do — contend for the same locks, once per handoff strategy
-// (conductor.HandoffStrategy), each on a fresh fleet. It measures what each
+// (Strategy), each on a fresh fleet. It measures what each
 // strategy loses: nodes stuck in deploying, deploy time, lock wait, raced
 // handoffs and Redis commands per deploy.
 package fleetbench
@@ -19,11 +19,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/ironfleet/ironfleet/conductor"
 	"github.com/ironfleet/ironfleet/internal/fleet"
 	"github.com/ironfleet/ironfleet/lock"
 )
@@ -34,7 +34,7 @@ type Config struct {
 	Nodes int
 	// Strategies run in this order, each on a fresh fleet; empty means
 	// release-reacquire, patient-retry, handoff.
-	Strategies []conductor.HandoffStrategy
+	Strategies []Strategy
 	// Pests is how many pests contend for each node's lock; zero means 2,
 	// negative means none.
 	Pests int
@@ -73,7 +73,7 @@ func (c *Config) defaults() {
 		c.Nodes = 500
 	}
 	if len(c.Strategies) == 0 {
-		c.Strategies = []conductor.HandoffStrategy{conductor.HandoffReleaseReacquire, conductor.HandoffPatientRetry, conductor.HandoffTicket}
+		c.Strategies = slices.Clone(Strategies)
 	}
 	if c.Pests == 0 {
 		c.Pests = 2
@@ -120,7 +120,7 @@ type Result struct {
 	// estimated from the ironfleet_lock_wait_seconds histogram's buckets.
 	LockWaitP99ms float64 `json:"lock_wait_p99_ms"`
 	// RacedHandoffs counts continuations that found their node's lock
-	// taken (ironfleet_conductor_raced_handoffs_total); GaveUp those that
+	// taken by someone else (never with the ticket handoff); GaveUp those that
 	// gave up on it, leaving the node stuck.
 	RacedHandoffs int `json:"raced_handoffs"`
 	GaveUp        int `json:"gave_up"`
@@ -178,15 +178,20 @@ func Run(ctx context.Context, cfg Config, done func(Result)) ([]Result, error) {
 	return out, nil
 }
 
-func runOne(ctx context.Context, cfg Config, s conductor.HandoffStrategy, dir string) (Result, error) {
+// patientRetryWait bounds patient-retry's retries: the conductor's default
+// ClaimWait, as before the strategies moved out of the conductor.
+const patientRetryWait = 2 * time.Minute
+
+func runOne(ctx context.Context, cfg Config, s Strategy, dir string) (Result, error) {
+	var raced atomic.Int64
 	r := Result{Strategy: string(s), Nodes: cfg.Nodes, Pests: cfg.Pests, PestHoldms: ms(cfg.PestHold), PestGapms: ms(cfg.PestGap)}
 	d, err := fleet.StartDev(ctx, fleet.DevConfig{
 		DataDir: dir, APIAddr: "127.0.0.1:0", Nodes: cfg.Nodes, Conductors: cfg.Conductors,
 		Provide: true, ManualClean: true, EnrollWorkers: 32, ImageSize: cfg.ImageSize,
 		HeartbeatTimeout: cfg.HeartbeatTimeout, RedisServer: cfg.RedisServer,
 		LockAttempts: cfg.LockAttempts, LockInterval: cfg.LockInterval,
-		Conductor: conductor.Config{Handoff: s},
-		Logger:    cfg.Logger,
+		Handoff: s.handoff(&raced, patientRetryWait),
+		Logger:  cfg.Logger,
 	})
 	if err != nil {
 		return r, err
@@ -285,7 +290,7 @@ func runOne(ctx context.Context, cfg Config, s conductor.HandoffStrategy, dir st
 		r.DeployMaxms = r.Deploys[len(r.Deploys)-1]
 	}
 	r.Conflicts = res.conflicts
-	r.RacedHandoffs = int(after.raced - before.raced)
+	r.RacedHandoffs = int(raced.Load())
 	r.GaveUp = int(after.gaveUp - before.gaveUp)
 	r.LockWaitP99ms = 1000 * histQuantile(before.wait, after.wait, 0.99)
 	r.RedisCommandsPerDeploy = (after.commands - before.commands) / float64(cfg.Nodes)
@@ -447,8 +452,8 @@ func deployAll(ctx context.Context, c *client, nodes []node, timeout time.Durati
 }
 
 type metricsSnap struct {
-	raced, gaveUp, commands float64
-	wait                    map[float64]float64 // upper bound → cumulative count
+	gaveUp, commands float64
+	wait             map[float64]float64 // upper bound → cumulative count
 }
 
 func snapshot(ctx context.Context, d *fleet.Dev, rc *redis.Client) (metricsSnap, error) {
@@ -460,8 +465,6 @@ func snapshot(ctx context.Context, d *fleet.Dev, rc *redis.Client) (metricsSnap,
 	for _, mf := range mfs {
 		for _, m := range mf.GetMetric() {
 			switch mf.GetName() {
-			case "ironfleet_conductor_raced_handoffs_total":
-				s.raced += m.GetCounter().GetValue()
 			case "ironfleet_conductor_tasks_total":
 				for _, l := range m.GetLabel() {
 					if l.GetName() == "outcome" && l.GetValue() == "gave_up" {

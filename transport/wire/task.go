@@ -41,10 +41,23 @@ type Task struct {
 	Group string `json:"group"`
 	// Ticket, when set, is the lock ticket the previous holder handed the
 	// node's lock to; the consumer acquires with it.
-	Ticket      string          `json:"ticket,omitempty"`
+	Ticket string `json:"ticket,omitempty"`
+	// FirstMove, when set, is the state change the publisher made under the
+	// lock it handed to Ticket, before publishing: the operation's first
+	// step (Ironic's conductor makes it before its RPC returns, so a client
+	// polling right after the 202 sees "deploying"). The consumer finds the
+	// node there and goes on; without it, the consumer makes the move.
+	FirstMove   *Move           `json:"first_move,omitempty"`
 	RequestedBy string          `json:"requested_by,omitempty"`
 	CreatedAt   time.Time       `json:"created_at"`
 	Params      json.RawMessage `json:"params,omitempty"`
+}
+
+// Move is a change of a node's provision state.
+type Move struct {
+	From   ProvisionState `json:"from"`
+	To     ProvisionState `json:"to"`
+	Target ProvisionState `json:"target,omitempty"`
 }
 
 // PowerParams are the parameters of OpPower.

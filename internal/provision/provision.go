@@ -1,9 +1,15 @@
-// Package provision is ironfleet's provisioning state machine, as data: the
-// states a node moves through, what kind each is, and every transition,
-// whether asked for by a user (a verb on the API) or made by the conductor
-// as work progresses (an internal event). Both the api (to refuse an
-// impossible request at once) and the conductor (to re-validate under the
-// node's lock and to move the node) read it; nothing else decides.
+// Package provision holds a node's rules: the provisioning state machine,
+// as data — the states a node moves through, what kind each is, and every
+// transition, whether asked for by a user (an operation the API accepts) or
+// made by the conductor as work progresses (an internal event) — and which
+// of a node's fields only the holder of its lock may write. Both the api
+// (to refuse an impossible request at once) and the conductor (to
+// re-validate under the node's lock and to move the node) read it, and the
+// inventory enforces its field rule; nothing else decides.
+//
+// It imports nothing of ours but transport/wire, so that api, conductor and
+// transport may all import it; it lives under internal/ because it is not a
+// component of its own (the top-level folders are the product's components).
 //
 // It follows Ironic's machine (ironic/common/states.py) for the states
 // ironfleet supports, with Ironic's spelling on the wire.
@@ -37,21 +43,52 @@ func (k Kind) String() string {
 	return [...]string{"stable", "transient", "wait", "failed"}[k]
 }
 
-// Verb is a provisioning action a user asks for: the "target" of
-// PUT /v1/nodes/{node}/states/provision, spelled as Ironic spells it.
-type Verb string
+// targets are the "target" values of PUT /v1/nodes/{node}/states/provision,
+// spelled as Ironic spells them, and the task operation each becomes. The
+// operation is the one name the rest of ironfleet uses; the target is only
+// how a user asks for it ("deploy" and "undeploy" are Ironic's aliases of
+// "active" and "deleted").
+var targets = []struct {
+	name string
+	op   wire.Operation
+}{
+	{"manage", wire.OpManage},
+	{"provide", wire.OpProvide},
+	{"active", wire.OpDeploy},
+	{"deleted", wire.OpUndeploy},
+	{"rebuild", wire.OpRebuild},
+	{"inspect", wire.OpInspect},
+	{"clean", wire.OpClean},
+	{"abort", wire.OpAbort},
+	{"deploy", wire.OpDeploy},
+	{"undeploy", wire.OpUndeploy},
+}
 
-// Verbs.
-const (
-	VerbManage   Verb = "manage"
-	VerbProvide  Verb = "provide"
-	VerbDeploy   Verb = "active" // Ironic's target for deploy; "deploy" is accepted as an alias
-	VerbUndeploy Verb = "deleted"
-	VerbRebuild  Verb = "rebuild"
-	VerbInspect  Verb = "inspect"
-	VerbClean    Verb = "clean"
-	VerbAbort    Verb = "abort"
-)
+// ParseTarget reads a provision target as the API receives it and returns
+// the operation it asks for.
+func ParseTarget(s string) (wire.Operation, error) {
+	for _, t := range targets {
+		if t.name == s {
+			return t.op, nil
+		}
+	}
+	names := make([]string, 0, len(targets))
+	for _, t := range targets[:8] {
+		names = append(names, t.name)
+	}
+	return "", fmt.Errorf("provision: unknown target %q: want one of %s", s, strings.Join(names, ", "))
+}
+
+// TargetOf is Ironic's spelling of the target that asks for op ("active"
+// for deploy), as its error messages name it.
+func TargetOf(op wire.Operation) string {
+	for _, t := range targets {
+		if t.op == op {
+			return t.name
+		}
+	}
+	return string(op)
+}
 
 // Event is something the conductor reports as work progresses.
 type Event string
@@ -94,66 +131,65 @@ var States = map[wire.ProvisionState]StateInfo{
 // Transition is one edge of the machine.
 type Transition struct {
 	From wire.ProvisionState
-	// Verb or Event triggers it (exactly one is set).
-	Verb  Verb
+	// Op (a user's request, as a task operation) or Event (the
+	// conductor's progress) triggers it; exactly one is set.
+	Op    wire.Operation
 	Event Event
 	To    wire.ProvisionState
 	// Target is the node's target_provision_state while the action runs
 	// (the stable state it aims for), empty when it lands on a stable state.
 	Target wire.ProvisionState
-	// Op is the task a user verb becomes on the bus.
-	Op wire.Operation
 }
 
-// Transitions is the machine. A user verb is allowed from a state exactly
+// Transitions is the machine. A user's operation is allowed from a state exactly
 // when a transition lists it.
 var Transitions = []Transition{
 	// Enrolment and verification of the BMC.
-	{From: wire.StateEnroll, Verb: VerbManage, To: wire.StateVerifying, Target: wire.StateManageable, Op: wire.OpManage},
+	{From: wire.StateEnroll, To: wire.StateVerifying, Target: wire.StateManageable, Op: wire.OpManage},
 	{From: wire.StateVerifying, Event: EventDone, To: wire.StateManageable},
 	{From: wire.StateVerifying, Event: EventFail, To: wire.StateEnroll},
 
 	// Inspection.
-	{From: wire.StateManageable, Verb: VerbInspect, To: wire.StateInspecting, Target: wire.StateManageable, Op: wire.OpInspect},
-	{From: wire.StateInspectFailed, Verb: VerbInspect, To: wire.StateInspecting, Target: wire.StateManageable, Op: wire.OpInspect},
+	{From: wire.StateManageable, To: wire.StateInspecting, Target: wire.StateManageable, Op: wire.OpInspect},
+	{From: wire.StateInspectFailed, To: wire.StateInspecting, Target: wire.StateManageable, Op: wire.OpInspect},
 	{From: wire.StateInspecting, Event: EventWait, To: wire.StateInspectWait, Target: wire.StateManageable},
 	{From: wire.StateInspectWait, Event: EventResume, To: wire.StateInspecting, Target: wire.StateManageable},
 	{From: wire.StateInspecting, Event: EventDone, To: wire.StateManageable},
 	{From: wire.StateInspecting, Event: EventFail, To: wire.StateInspectFailed},
 	{From: wire.StateInspectWait, Event: EventFail, To: wire.StateInspectFailed},
-	{From: wire.StateInspectWait, Verb: VerbAbort, To: wire.StateInspectFailed, Op: wire.OpAbort},
-	{From: wire.StateInspectFailed, Verb: VerbManage, To: wire.StateManageable, Op: wire.OpManage},
+	{From: wire.StateInspectWait, To: wire.StateInspectFailed, Op: wire.OpAbort},
+	{From: wire.StateInspectFailed, To: wire.StateManageable, Op: wire.OpManage},
 
 	// Cleaning: automated (provide, undeploy) ends available; manual
 	// (clean) ends manageable — the conductor picks by the node's target.
-	{From: wire.StateManageable, Verb: VerbProvide, To: wire.StateCleaning, Target: wire.StateAvailable, Op: wire.OpProvide},
-	{From: wire.StateManageable, Verb: VerbClean, To: wire.StateCleaning, Target: wire.StateManageable, Op: wire.OpClean},
+	{From: wire.StateManageable, To: wire.StateCleaning, Target: wire.StateAvailable, Op: wire.OpProvide},
+	{From: wire.StateManageable, To: wire.StateCleaning, Target: wire.StateManageable, Op: wire.OpClean},
 	{From: wire.StateCleaning, Event: EventWait, To: wire.StateCleanWait},
 	{From: wire.StateCleanWait, Event: EventResume, To: wire.StateCleaning},
 	{From: wire.StateCleaning, Event: EventDone, To: wire.StateAvailable},
 	{From: wire.StateCleaning, Event: EventFail, To: wire.StateCleanFailed},
 	{From: wire.StateCleanWait, Event: EventFail, To: wire.StateCleanFailed},
-	{From: wire.StateCleanWait, Verb: VerbAbort, To: wire.StateCleanFailed, Op: wire.OpAbort},
-	{From: wire.StateCleanFailed, Verb: VerbManage, To: wire.StateManageable, Op: wire.OpManage},
-	{From: wire.StateAvailable, Verb: VerbManage, To: wire.StateManageable, Op: wire.OpManage},
+	{From: wire.StateCleanWait, To: wire.StateCleanFailed, Op: wire.OpAbort},
+	{From: wire.StateCleanFailed, To: wire.StateManageable, Op: wire.OpManage},
+	{From: wire.StateAvailable, To: wire.StateManageable, Op: wire.OpManage},
 
 	// Deployment.
-	{From: wire.StateAvailable, Verb: VerbDeploy, To: wire.StateDeploying, Target: wire.StateActive, Op: wire.OpDeploy},
-	{From: wire.StateDeployFailed, Verb: VerbDeploy, To: wire.StateDeploying, Target: wire.StateActive, Op: wire.OpDeploy},
-	{From: wire.StateActive, Verb: VerbRebuild, To: wire.StateDeploying, Target: wire.StateActive, Op: wire.OpRebuild},
-	{From: wire.StateDeployFailed, Verb: VerbRebuild, To: wire.StateDeploying, Target: wire.StateActive, Op: wire.OpRebuild},
-	{From: wire.StateError, Verb: VerbRebuild, To: wire.StateDeploying, Target: wire.StateActive, Op: wire.OpRebuild},
+	{From: wire.StateAvailable, To: wire.StateDeploying, Target: wire.StateActive, Op: wire.OpDeploy},
+	{From: wire.StateDeployFailed, To: wire.StateDeploying, Target: wire.StateActive, Op: wire.OpDeploy},
+	{From: wire.StateActive, To: wire.StateDeploying, Target: wire.StateActive, Op: wire.OpRebuild},
+	{From: wire.StateDeployFailed, To: wire.StateDeploying, Target: wire.StateActive, Op: wire.OpRebuild},
+	{From: wire.StateError, To: wire.StateDeploying, Target: wire.StateActive, Op: wire.OpRebuild},
 	{From: wire.StateDeploying, Event: EventWait, To: wire.StateWaitCallback, Target: wire.StateActive},
 	{From: wire.StateWaitCallback, Event: EventResume, To: wire.StateDeploying, Target: wire.StateActive},
 	{From: wire.StateDeploying, Event: EventDone, To: wire.StateActive},
 	{From: wire.StateDeploying, Event: EventFail, To: wire.StateDeployFailed},
 	{From: wire.StateWaitCallback, Event: EventFail, To: wire.StateDeployFailed},
-	{From: wire.StateWaitCallback, Verb: VerbAbort, To: wire.StateDeployFailed, Op: wire.OpAbort},
+	{From: wire.StateWaitCallback, To: wire.StateDeployFailed, Op: wire.OpAbort},
 
 	// Tear-down: deleting powers off, then automated cleaning to available.
-	{From: wire.StateActive, Verb: VerbUndeploy, To: wire.StateDeleting, Target: wire.StateAvailable, Op: wire.OpUndeploy},
-	{From: wire.StateDeployFailed, Verb: VerbUndeploy, To: wire.StateDeleting, Target: wire.StateAvailable, Op: wire.OpUndeploy},
-	{From: wire.StateError, Verb: VerbUndeploy, To: wire.StateDeleting, Target: wire.StateAvailable, Op: wire.OpUndeploy},
+	{From: wire.StateActive, To: wire.StateDeleting, Target: wire.StateAvailable, Op: wire.OpUndeploy},
+	{From: wire.StateDeployFailed, To: wire.StateDeleting, Target: wire.StateAvailable, Op: wire.OpUndeploy},
+	{From: wire.StateError, To: wire.StateDeleting, Target: wire.StateAvailable, Op: wire.OpUndeploy},
 	{From: wire.StateDeleting, Event: EventDone, To: wire.StateCleaning, Target: wire.StateAvailable},
 	{From: wire.StateDeleting, Event: EventFail, To: wire.StateError},
 }
@@ -164,15 +200,15 @@ type InvalidTransitionError struct {
 	Node    string
 	State   wire.ProvisionState
 	Action  string
-	Allowed []Verb
+	Allowed []wire.Operation
 }
 
 func (e *InvalidTransitionError) Error() string {
 	allowed := "none"
 	if len(e.Allowed) > 0 {
 		s := make([]string, len(e.Allowed))
-		for i, v := range e.Allowed {
-			s[i] = string(v)
+		for i, op := range e.Allowed {
+			s[i] = TargetOf(op)
 		}
 		allowed = strings.Join(s, ", ")
 	}
@@ -183,33 +219,15 @@ func (e *InvalidTransitionError) Error() string {
 // Code makes the error carry wire.CodeInvalidTransition across the wire.
 func (e *InvalidTransitionError) Code() wire.Code { return wire.CodeInvalidTransition }
 
-// ParseVerb reads a provision target as the API receives it ("deploy" is an
-// alias of "active", "undeploy" of "deleted").
-func ParseVerb(s string) (Verb, error) {
-	switch v := Verb(s); v {
-	case VerbManage, VerbProvide, VerbDeploy, VerbUndeploy, VerbRebuild, VerbInspect, VerbClean, VerbAbort:
-		return v, nil
-	case "deploy":
-		return VerbDeploy, nil
-	case "undeploy":
-		return VerbUndeploy, nil
-	}
-	return "", fmt.Errorf("provision: unknown target %q: want one of %s", s, strings.Join(verbNames(), ", "))
-}
-
-func verbNames() []string {
-	return []string{"manage", "provide", "active", "deleted", "rebuild", "inspect", "clean", "abort"}
-}
-
-// Apply returns the transition a user verb makes from a node's state, or an
-// *InvalidTransitionError naming the allowed verbs.
-func Apply(node string, state wire.ProvisionState, v Verb) (Transition, error) {
+// Apply returns the transition a user's operation makes from a node's
+// state, or an *InvalidTransitionError naming the allowed targets.
+func Apply(node string, state wire.ProvisionState, op wire.Operation) (Transition, error) {
 	for _, t := range Transitions {
-		if t.From == state && t.Verb == v {
+		if t.From == state && t.Op == op {
 			return t, nil
 		}
 	}
-	return Transition{}, &InvalidTransitionError{Node: node, State: state, Action: string(v), Allowed: Allowed(state)}
+	return Transition{}, &InvalidTransitionError{Node: node, State: state, Action: TargetOf(op), Allowed: Allowed(state)}
 }
 
 // Next returns the transition an internal event makes from state.
@@ -222,12 +240,12 @@ func Next(node string, state wire.ProvisionState, e Event) (Transition, error) {
 	return Transition{}, &InvalidTransitionError{Node: node, State: state, Action: string(e), Allowed: Allowed(state)}
 }
 
-// Allowed lists the verbs a user may ask for in state.
-func Allowed(state wire.ProvisionState) []Verb {
-	var out []Verb
+// Allowed lists the operations a user may ask for in state.
+func Allowed(state wire.ProvisionState) []wire.Operation {
+	var out []wire.Operation
 	for _, t := range Transitions {
-		if t.From == state && t.Verb != "" && !slices.Contains(out, t.Verb) {
-			out = append(out, t.Verb)
+		if t.From == state && t.Op != "" && !slices.Contains(out, t.Op) {
+			out = append(out, t.Op)
 		}
 	}
 	return out
@@ -274,19 +292,30 @@ func ExpectsAgent(state wire.ProvisionState) bool {
 	return false
 }
 
-// Started reports whether a node in state with target is where user verb v
-// leaves it the moment it is accepted: the API makes that first step under
-// the node's lock (as Ironic's conductor does before its RPC returns), and
-// the conductor that takes the task on goes on from there. Only transient
-// states count: a stable or failed target is the conductor's to reach.
-func Started(state, target wire.ProvisionState, v Verb) (Transition, bool) {
-	if KindOf(state) != Transient {
-		return Transition{}, false
+// Accept checks that a user may ask for op on node n as it stands and
+// returns the first move the operation makes the moment it is accepted:
+// the move into a transient state (available → deploying), which its
+// dispatcher makes under the node's lock before publishing the task, as
+// Ironic's conductor does before its RPC returns. The move is nil for an
+// operation of no state (power, boot device) and for one that lands on a
+// stable state (the conductor makes that move). An impossible request
+// fails with an *InvalidTransitionError or an invalid_input *wire.Error.
+func Accept(n wire.Node, op wire.Operation) (*wire.Move, error) {
+	if !slices.ContainsFunc(Transitions, func(t Transition) bool { return t.Op == op }) {
+		return nil, nil
 	}
-	for _, t := range Transitions {
-		if t.Verb == v && t.To == state && t.Target == target {
-			return t, true
-		}
+	t, err := Apply(n.UUID, n.ProvisionState, op)
+	if err != nil {
+		return nil, err
 	}
-	return Transition{}, false
+	if n.Maintenance && (op == wire.OpDeploy || op == wire.OpRebuild) {
+		return nil, wire.Errorf(wire.CodeInvalidInput, "Node %s is in maintenance mode; %s is refused.", n.UUID, TargetOf(op))
+	}
+	if n.Protected && (op == wire.OpRebuild || op == wire.OpUndeploy) {
+		return nil, wire.Errorf(wire.CodeInvalidInput, "Node %s is protected and cannot be undeployed, rebuilt or deleted.", n.UUID)
+	}
+	if KindOf(t.To) != Transient {
+		return nil, nil
+	}
+	return &wire.Move{From: t.From, To: t.To, Target: t.Target}, nil
 }

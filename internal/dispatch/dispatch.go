@@ -1,0 +1,237 @@
+// Package dispatch owns the one protocol ironfleet exists for: handing a
+// node from the process that holds its lock to the task that continues the
+// work, so that nothing can take the lock in between.
+//
+// A dispatch runs, under the node's lock:
+//
+//  1. the first move: the state change the task starts with (available →
+//     deploying for a deploy, wait call-back → deploying when the agent
+//     calls back), written with the lock's fencing token and announced as a
+//     node.provision_state event. The task records it (wire.Task.FirstMove)
+//     so that its consumer goes on from there instead of guessing;
+//  2. publish: the task, carrying a fresh lock ticket, goes on the bus;
+//  3. hand off: the lock passes to that ticket. The task's consumer claims
+//     it (lock.Patient with the ticket) and finds itself the owner.
+//
+// Publish first, hand off second. If the process dies between the two, the
+// task is on the bus and its consumer waits in line with the ticket: it
+// gets the lock when this holder's lease expires, at most one lock TTL
+// later. The other order would leave the lock owned by a ticket that no
+// task carries until its claim timeout, and the node with no next step at
+// all. A publish that fails undoes the first move, so the node is left as
+// it was found and the caller can answer 503 (the API) or go back to
+// waiting for the agent's next heartbeat (a conductor). A handoff that
+// fails after the publish costs at most one lease, and is only logged.
+//
+// The API runs every user action through a Dispatcher; a conductor runs
+// every continuation (continue_deploy, continue_clean) through one. Tasks
+// that need no lock (agent heartbeats) are minted with wire.NewTask and
+// published as they are.
+package dispatch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ironfleet/ironfleet/internal/provision"
+	"github.com/ironfleet/ironfleet/lock"
+	"github.com/ironfleet/ironfleet/transport/wire"
+)
+
+// Tasks is the task bus as a dispatcher uses it (*transport.Bus).
+type Tasks interface {
+	Publish(ctx context.Context, t wire.Task) (uint64, error)
+	PublishEvent(ctx context.Context, ev wire.Event) error
+}
+
+// Nodes writes node records with a lock's fencing token (*transport.Inventory).
+type Nodes interface {
+	UpdateNode(ctx context.Context, uuid string, fence uint64, fn func(*wire.Node) error) (wire.Node, error)
+}
+
+// Lock is the held node lock a dispatch ends by handing off (*lock.Lock).
+type Lock interface {
+	Token() uint64
+	Handoff(ctx context.Context, ticket string, claimTimeout time.Duration) (uint64, error)
+	Release(ctx context.Context) error
+}
+
+// PassFunc publishes t on tasks and gives up lk to it: steps 2 and 3 of a
+// dispatch. An error means t was not published.
+type PassFunc func(ctx context.Context, tasks Tasks, lk Lock, t wire.Task) error
+
+// Config holds a Dispatcher's settings; every zero value means the default.
+type Config struct {
+	// Source names who dispatches in the events it publishes (their
+	// "conductor" field): a conductor's host; empty for the API.
+	Source string
+	// ClaimTimeout is how long a handed-off ticket may stay unclaimed
+	// before the lock passes on; zero means the Locker's default.
+	ClaimTimeout time.Duration
+	// Pass replaces steps 2 and 3 (publish, hand off). Nil means ironfleet's
+	// ticket handoff; ironfleet bench fleet sets it to measure the ways
+	// Ironic hands a node on. Never set it in production.
+	Pass PassFunc
+	// Logger receives what cannot be returned (a handoff that failed after
+	// the publish); nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// handoffTimeout bounds the handoff that follows a publish.
+const handoffTimeout = 5 * time.Second
+
+// ErrNotPublished marks a dispatch whose task could not be published: the
+// node is as it was found and the caller still holds its lock.
+var ErrNotPublished = errors.New("dispatch: task not published")
+
+// Dispatcher hands nodes to the tasks that continue their work.
+type Dispatcher struct {
+	tasks Tasks
+	nodes Nodes
+	cfg   Config
+	log   *slog.Logger
+}
+
+// New returns a Dispatcher publishing on tasks and writing nodes.
+func New(tasks Tasks, nodes Nodes, cfg Config) *Dispatcher {
+	d := &Dispatcher{tasks: tasks, nodes: nodes, cfg: cfg, log: cfg.Logger}
+	if d.log == nil {
+		d.log = slog.Default()
+	}
+	return d
+}
+
+// First is a dispatch's first move.
+type First struct {
+	// Move is the provision state change; Move.From must be the node's
+	// state as read under the lock.
+	Move wire.Move
+	// Set, when not nil, changes what else the move writes (the flow's
+	// step, the conductor's name).
+	Set func(*wire.Node)
+}
+
+// Dispatch hands node n, held under lk and read under it, to task t (made
+// by wire.NewTask): it makes first (when not nil), publishes t with a fresh
+// ticket and first's move recorded in it, and hands lk to that ticket. It
+// returns the node as the first move left it.
+//
+// An error means t was not published and n is as it was found (the first
+// move undone); lk is still held and the caller releases it. Once t is
+// published, Dispatch returns nil: lk is handed off, or, if the handoff
+// failed, lapses to t's consumer at the end of its lease.
+func (d *Dispatcher) Dispatch(ctx context.Context, lk Lock, n wire.Node, t wire.Task, first *First) (wire.Node, error) {
+	before := n
+	if first != nil {
+		if first.Move.From != n.ProvisionState {
+			return n, fmt.Errorf("dispatch: node %s is %s, not %s", n.UUID, n.ProvisionState, first.Move.From)
+		}
+		moved, err := d.nodes.UpdateNode(ctx, n.UUID, lk.Token(), func(cur *wire.Node) error {
+			cur.ProvisionState, cur.TargetProvisionState = first.Move.To, first.Move.Target
+			cur.ProvisionUpdatedAt, cur.LastError = time.Now().UTC(), ""
+			if first.Set != nil {
+				first.Set(cur)
+			}
+			return nil
+		})
+		if err != nil {
+			return n, fmt.Errorf("dispatch: first move of %s %s: %w", t.Op, n.UUID, err)
+		}
+		n = moved
+		move := first.Move
+		t.FirstMove = &move
+	}
+	t.Ticket = lock.NewTicket()
+	pass := d.cfg.Pass
+	if pass == nil {
+		pass = d.publishThenHandoff
+	}
+	if err := pass(ctx, d.tasks, lk, t); err != nil {
+		if first != nil {
+			d.undo(ctx, lk, before)
+		}
+		return before, fmt.Errorf("%w: %s for %s: %w", ErrNotPublished, t.Op, t.Node, err)
+	}
+	if first != nil && first.Move.From != first.Move.To {
+		d.Event(ctx, d.moveEvent(t, first.Move, n.LastError))
+	}
+	return n, nil
+}
+
+// Request dispatches a user's operation op on node n, held under lk and
+// read under it: provision.Accept re-validates it and names its first
+// move, then Dispatch makes that move, publishes the task (params, by
+// requestedBy) and hands lk to it. It returns the task published. Errors
+// are Dispatch's, or Accept's refusal (nothing written, lk still held).
+func (d *Dispatcher) Request(ctx context.Context, lk Lock, n wire.Node, op wire.Operation, requestedBy string, params json.RawMessage) (wire.Task, error) {
+	move, err := provision.Accept(n, op)
+	if err != nil {
+		return wire.Task{}, err
+	}
+	var f *First
+	if move != nil {
+		f = &First{Move: *move}
+	}
+	t := wire.NewTask(op, n, requestedBy, params)
+	if _, err := d.Dispatch(ctx, lk, n, t, f); err != nil {
+		return wire.Task{}, err
+	}
+	return t, nil
+}
+
+// publishThenHandoff is ironfleet's pass: publish, then hand off (see the
+// package documentation for why in this order).
+func (d *Dispatcher) publishThenHandoff(ctx context.Context, tasks Tasks, lk Lock, t wire.Task) error {
+	if _, err := tasks.Publish(ctx, t); err != nil {
+		return err
+	}
+	// The handoff ends the lock, and with it the lock's context, which may
+	// be ctx itself: run it on a context of its own. Once the task is
+	// published, the handoff is owed whatever the caller's cancellation.
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), handoffTimeout)
+	defer cancel()
+	tok, err := lk.Handoff(hctx, t.Ticket, d.cfg.ClaimTimeout)
+	if err != nil {
+		d.log.WarnContext(ctx, "lock handoff failed after publishing; the task gets the lock when this lease expires",
+			"node", t.Node, "task", t.ID, "op", t.Op, "err", err)
+		return nil
+	}
+	ev := wire.TaskEvent(wire.EventLockHandoff, t)
+	ev.Message = fmt.Sprintf("lock handed to %s (fencing token %d)", t.Op, tok)
+	d.Event(ctx, ev)
+	return nil
+}
+
+// undo puts back the fields a first move changes, as they were in before.
+func (d *Dispatcher) undo(ctx context.Context, lk Lock, before wire.Node) {
+	_, err := d.nodes.UpdateNode(ctx, before.UUID, lk.Token(), func(cur *wire.Node) error {
+		cur.ProvisionState, cur.TargetProvisionState = before.ProvisionState, before.TargetProvisionState
+		cur.ProvisionUpdatedAt, cur.LastError, cur.Step = before.ProvisionUpdatedAt, before.LastError, before.Step
+		return nil
+	})
+	if err != nil {
+		d.log.WarnContext(ctx, "undoing a first move after a failed publish", "node", before.UUID, "err", err)
+	}
+}
+
+func (d *Dispatcher) moveEvent(t wire.Task, m wire.Move, lastError string) wire.Event {
+	ev := wire.TaskEvent(wire.EventProvisionState, t)
+	ev.From, ev.To, ev.Message = string(m.From), string(m.To), lastError
+	return ev
+}
+
+// Event publishes ev, stamped with this dispatcher's source, on a context
+// the caller's cancellation does not cut short (an event describes what
+// already happened). Events are best effort: a failure is logged.
+func (d *Dispatcher) Event(ctx context.Context, ev wire.Event) {
+	ev.Conductor = d.cfg.Source
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := d.tasks.PublishEvent(ectx, ev); err != nil {
+		d.log.WarnContext(ctx, "publishing event", "type", ev.Type, "node", ev.Node, "err", err)
+	}
+}
