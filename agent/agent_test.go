@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ironfleet/ironfleet/agent/protocol"
 	"github.com/ironfleet/ironfleet/internal/syncbuf"
 )
 
@@ -236,7 +237,7 @@ func TestTokenNeverLogged(t *testing.T) {
 	api.mu.Lock()
 	token := api.tokens["node-1"]
 	api.mu.Unlock()
-	c, err := NewClient(srv, token, ClientConfig{})
+	c, err := protocol.NewClient(srv, token, protocol.ClientConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,8 +245,8 @@ func TestTokenNeverLogged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Wait(t.Context(), cmd.ID, poll); !errors.Is(err, ErrMachine) {
-		t.Fatalf("reboot: %v, want %v", err, ErrMachine)
+	if _, err := c.Wait(t.Context(), cmd.ID, poll); !errors.Is(err, protocol.ErrMachine) {
+		t.Fatalf("reboot: %v, want %v", err, protocol.ErrMachine)
 	}
 	log := buf.String()
 	if !strings.Contains(log, "heartbeat failed") || !strings.Contains(log, "command failed") {

@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/ironfleet/ironfleet/agent/protocol"
 )
 
 // BenchmarkWriteImage compares write_image (download, sha256, progress,
@@ -21,7 +23,7 @@ func BenchmarkWriteImage(b *testing.B) {
 	b.Run("write_image", func(b *testing.B) {
 		target := filepath.Join(b.TempDir(), "disk.img")
 		_, c, _ := commandServer(b, nil, CommandConfig{})
-		p := WriteImageParams{URL: is.URL + "/image", SHA256: img.sum, Target: target}
+		p := protocol.WriteImageParams{URL: is.URL + "/image", SHA256: img.sum, Target: target}
 		b.SetBytes(int64(len(img.data)))
 		for b.Loop() {
 			cmd, err := c.WriteImage(b.Context(), p)

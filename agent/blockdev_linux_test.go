@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ironfleet/ironfleet/agent/protocol"
 	"github.com/ironfleet/ironfleet/internal/redistest"
 )
 
@@ -66,15 +67,15 @@ func TestWriteImageBlockDevice(t *testing.T) {
 		wantCode string
 	}{
 		{name: "good", url: is.URL + "/image", sha: img.sum},
-		{name: "checksum mismatch", url: is.URL + "/image", sha: big.sum, wantCode: CodeChecksumMismatch},
-		{name: "too large, known up front", url: bigs.URL + "/image", sha: big.sum, wantCode: CodeTargetTooSmall},
-		{name: "too large, found while writing", url: bigs.URL + "/chunked", sha: big.sum, wantCode: CodeTargetTooSmall},
+		{name: "checksum mismatch", url: is.URL + "/image", sha: big.sum, wantCode: protocol.CodeChecksumMismatch},
+		{name: "too large, known up front", url: bigs.URL + "/image", sha: big.sum, wantCode: protocol.CodeTargetTooSmall},
+		{name: "too large, found while writing", url: bigs.URL + "/chunked", sha: big.sum, wantCode: protocol.CodeTargetTooSmall},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dev := loopDevice(t, size)
 			_, c, _ := commandServer(t, &recordingMachine{}, CommandConfig{})
-			cmd, err := c.WriteImage(t.Context(), WriteImageParams{URL: tt.url, SHA256: tt.sha, Target: dev})
+			cmd, err := c.WriteImage(t.Context(), protocol.WriteImageParams{URL: tt.url, SHA256: tt.sha, Target: dev})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -84,7 +85,7 @@ func TestWriteImageBlockDevice(t *testing.T) {
 				t.Fatalf("device is %d bytes after the write, want %d", len(content), size)
 			}
 			if tt.wantCode == "" {
-				if got.Status != StatusSucceeded {
+				if got.Status != protocol.StatusSucceeded {
 					t.Fatalf("command = %+v, want succeeded", got)
 				}
 				if !bytes.Equal(content[:len(img.data)], img.data) {
@@ -95,7 +96,7 @@ func TestWriteImageBlockDevice(t *testing.T) {
 				}
 				return
 			}
-			if got.Status != StatusFailed || got.Code != tt.wantCode {
+			if got.Status != protocol.StatusFailed || got.Code != tt.wantCode {
 				t.Fatalf("command = %s (code %q, %s), want failed with %q", got.Status, got.Code, got.Error, tt.wantCode)
 			}
 			zero := make([]byte, eraseSpan)

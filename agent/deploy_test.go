@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ironfleet/ironfleet/agent/protocol"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
 
@@ -41,7 +42,7 @@ func conductDeploy(ctx context.Context, api *fakeAPI, uuid string, img image, im
 	if err != nil {
 		return "", err
 	}
-	c, err := NewClient(hb.CallbackURL, hb.AgentToken, ClientConfig{})
+	c, err := protocol.NewClient(hb.CallbackURL, hb.AgentToken, protocol.ClientConfig{})
 	if err != nil {
 		return "", err
 	}
@@ -53,7 +54,7 @@ func conductDeploy(ctx context.Context, api *fakeAPI, uuid string, img image, im
 		return "", fmt.Errorf("%s: inventory has no disks", uuid)
 	}
 	disk := inv.Disks[0].Path
-	cmd, err := c.WriteImage(ctx, WriteImageParams{URL: imageURL, SHA256: img.sum, Target: disk, Size: int64(len(img.data))})
+	cmd, err := c.WriteImage(ctx, protocol.WriteImageParams{URL: imageURL, SHA256: img.sum, Target: disk, Size: int64(len(img.data))})
 	if err != nil {
 		return "", fmt.Errorf("%s: write_image: %w", uuid, err)
 	}
@@ -92,9 +93,9 @@ func TestDeployRealAgent(t *testing.T) {
 	cfg.CallbackURL = callback
 	cfg.Commands = CommandConfig{
 		PowerDelay: time.Millisecond,
-		Inventory: func(context.Context) (Inventory, error) {
+		Inventory: func(context.Context) (protocol.Inventory, error) {
 			inv, err := ReadInventory("testdata/host1")
-			inv.Disks = []Disk{{Name: "sda", Path: disk, SizeBytes: 8 << 20}}
+			inv.Disks = []protocol.Disk{{Name: "sda", Path: disk, SizeBytes: 8 << 20}}
 			return inv, err
 		},
 	}
@@ -227,7 +228,7 @@ func TestDeploySimulatedFleet(t *testing.T) {
 		t.Errorf("%d agents still running", f.Len())
 	}
 	// A rebooted machine's agent is gone from the shared listener.
-	c, err := NewClient(agents[0].CallbackURL(), "whatever", ClientConfig{})
+	c, err := protocol.NewClient(agents[0].CallbackURL(), "whatever", protocol.ClientConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,11 +273,11 @@ func TestFleetBootAgain(t *testing.T) {
 	if hb2.AgentToken == hb1.AgentToken || hb2.CallbackURL != hb1.CallbackURL {
 		t.Errorf("second boot: token reused or callback moved: %+v then %+v", hb1, hb2)
 	}
-	old, _ := NewClient(hb1.CallbackURL, hb1.AgentToken, ClientConfig{})
-	if _, err := old.Inventory(t.Context()); !errors.Is(err, ErrUnauthorized) {
-		t.Errorf("old token after a new boot: %v, want %v", err, ErrUnauthorized)
+	old, _ := protocol.NewClient(hb1.CallbackURL, hb1.AgentToken, protocol.ClientConfig{})
+	if _, err := old.Inventory(t.Context()); !errors.Is(err, protocol.ErrUnauthorized) {
+		t.Errorf("old token after a new boot: %v, want %v", err, protocol.ErrUnauthorized)
 	}
-	cur, _ := NewClient(hb2.CallbackURL, hb2.AgentToken, ClientConfig{})
+	cur, _ := protocol.NewClient(hb2.CallbackURL, hb2.AgentToken, protocol.ClientConfig{})
 	inv, err := cur.Inventory(t.Context())
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,8 @@
 // it got, and serves the command API (CommandServer): hardware inventory
 // (ReadInventory), write_image, erase_disk, power_off and reboot, one
 // command at a time, run asynchronously with a status the conductor polls.
-// The conductor calls it through Client.
+// The command API's bodies, codes and the conductor's client of it are
+// package agent/protocol.
 //
 // The simulated agent (Fleet) is the same code behind one shared listener,
 // with files for disks and a Machine for power, cheap enough for hundreds

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ironfleet/ironfleet/agent/protocol"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
 
@@ -135,13 +136,13 @@ const testToken = "s3cret-agent-token"
 
 // commandServer runs a CommandServer with testToken on a real HTTP server
 // and returns it, a client of it and its URL.
-func commandServer(t testing.TB, m Machine, cfg CommandConfig) (*CommandServer, *Client, string) {
+func commandServer(t testing.TB, m Machine, cfg CommandConfig) (*CommandServer, *protocol.Client, string) {
 	t.Helper()
 	cs := NewCommandServer(m, cfg)
 	cs.SetToken(testToken)
 	srv := httptest.NewServer(cs)
 	t.Cleanup(func() { srv.Close(); cs.Close() })
-	c, err := NewClient(srv.URL, testToken, ClientConfig{HTTPClient: srv.Client()})
+	c, err := protocol.NewClient(srv.URL, testToken, protocol.ClientConfig{HTTPClient: srv.Client()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ironfleet/ironfleet/agent/protocol"
 )
 
 // ErrFleetClosed is returned by Boot on a fleet that has stopped serving.
@@ -200,7 +202,7 @@ func (f *Fleet) Boot(n SimNode) (*SimAgent, error) {
 		Heartbeat:      f.cfg.Heartbeat,
 		Commands: CommandConfig{
 			Logger:       log,
-			Inventory:    func(context.Context) (Inventory, error) { return inv, nil },
+			Inventory:    func(context.Context) (protocol.Inventory, error) { return inv, nil },
 			HTTPClient:   f.hc,
 			StallTimeout: f.cfg.StallTimeout,
 			PowerDelay:   f.cfg.PowerDelay,
@@ -260,14 +262,14 @@ func (f *Fleet) route(w http.ResponseWriter, r *http.Request) {
 	rest, ok := strings.CutPrefix(r.URL.Path, prefix)
 	name, _, _ := strings.Cut(rest, "/")
 	if !ok || name == "" {
-		writeError(w, http.StatusNotFound, "not_found", "no such path")
+		protocol.WriteError(w, http.StatusNotFound, protocol.CodeNotFound, "no such path")
 		return
 	}
 	s := f.Agent(name)
 	if s == nil {
 		// A machine whose agent is not running does not answer at all; the
 		// nearest an HTTP listener shared with other agents can say.
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "agent of "+name+" is not running")
+		protocol.WriteError(w, http.StatusServiceUnavailable, protocol.CodeUnavailable, "agent of "+name+" is not running")
 		return
 	}
 	http.StripPrefix(prefix+name, s.agent.Handler()).ServeHTTP(w, r)
@@ -300,16 +302,16 @@ func (s *SimAgent) Disk() string { return s.disk }
 // NodeUUID is the node's uuid once the lookup succeeded, else "".
 func (s *SimAgent) NodeUUID() string { return s.agent.Node().UUID }
 
-func simInventory(n SimNode, disk string, size int64) Inventory {
-	inv := Inventory{
-		CPU:    CPU{Model: "ironfleet simulated CPU", Count: 2},
-		Memory: Memory{TotalBytes: 4 << 30},
-		Disks: []Disk{{
+func simInventory(n SimNode, disk string, size int64) protocol.Inventory {
+	inv := protocol.Inventory{
+		CPU:    protocol.CPU{Model: "ironfleet simulated CPU", Count: 2},
+		Memory: protocol.Memory{TotalBytes: 4 << 30},
+		Disks: []protocol.Disk{{
 			Name: "vda", Path: disk, SizeBytes: size, Serial: "SIM-" + n.Name,
 		}},
 	}
 	for i, m := range n.MACs {
-		inv.Interfaces = append(inv.Interfaces, NIC{
+		inv.Interfaces = append(inv.Interfaces, protocol.NIC{
 			Name: fmt.Sprintf("eth%d", i), MACAddress: m, HasCarrier: true, OperState: "up", SpeedMbps: 10000,
 		})
 	}
