@@ -12,19 +12,20 @@ import (
 	"time"
 
 	"github.com/ironfleet/ironfleet/agent/protocol"
+	"github.com/ironfleet/ironfleet/internal/agenttest"
 )
 
 // BenchmarkWriteImage compares write_image (download, sha256, progress,
 // sync, through the command API) with a plain HTTP-to-file copy and sync,
 // for a 64 MiB image over loopback into a file.
 func BenchmarkWriteImage(b *testing.B) {
-	img := newImage(b, 64<<20)
-	is := newImageServer(b, img)
+	img := agenttest.NewImage(b, 64<<20)
+	is := agenttest.NewImageServer(b, img)
 	b.Run("write_image", func(b *testing.B) {
 		target := filepath.Join(b.TempDir(), "disk.img")
 		_, c, _ := commandServer(b, nil, CommandConfig{})
-		p := protocol.WriteImageParams{URL: is.URL + "/image", SHA256: img.sum, Target: target}
-		b.SetBytes(int64(len(img.data)))
+		p := protocol.WriteImageParams{URL: is.URL + "/image", SHA256: img.SHA256, Target: target}
+		b.SetBytes(int64(len(img.Data)))
 		for b.Loop() {
 			cmd, err := c.WriteImage(b.Context(), p)
 			if err != nil {
@@ -37,7 +38,7 @@ func BenchmarkWriteImage(b *testing.B) {
 	})
 	b.Run("plain-copy", func(b *testing.B) {
 		target := filepath.Join(b.TempDir(), "disk.img")
-		b.SetBytes(int64(len(img.data)))
+		b.SetBytes(int64(len(img.Data)))
 		for b.Loop() {
 			req, _ := http.NewRequestWithContext(b.Context(), http.MethodGet, is.URL+"/image", nil)
 			resp, err := is.Client().Do(req)
@@ -66,16 +67,14 @@ func BenchmarkWriteImage(b *testing.B) {
 func BenchmarkFleetBoot(b *testing.B) {
 	for _, n := range []int{100, 500} {
 		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) {
-			api := newFakeAPI(b)
+			api := agenttest.NewAPI(b)
 			for i := range n {
-				api.addNode(fmt.Sprintf("node-%d", i), fmt.Sprintf("52:54:00:01:%02x:%02x", i/256, i%256))
+				api.AddNode(fmt.Sprintf("node-%d", i), fmt.Sprintf("52:54:00:01:%02x:%02x", i/256, i%256))
 			}
 			var heapPer, gorPer float64
 			for b.Loop() {
 				f, stop := newFleet(b, api.URL)
-				api.mu.Lock()
-				clear(api.beats)
-				api.mu.Unlock()
+				api.ForgetBeats()
 				var before runtime.MemStats
 				runtime.GC()
 				runtime.ReadMemStats(&before)
@@ -88,7 +87,7 @@ func BenchmarkFleetBoot(b *testing.B) {
 				}
 				ctx, cancel := context.WithTimeout(b.Context(), time.Minute)
 				for i := range n {
-					if _, err := api.awaitHeartbeat(ctx, fmt.Sprintf("node-%d", i)); err != nil {
+					if _, err := api.AwaitHeartbeat(ctx, fmt.Sprintf("node-%d", i)); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ironfleet/ironfleet/agent/protocol"
+	"github.com/ironfleet/ironfleet/internal/agenttest"
 )
 
 const poll = time.Millisecond
@@ -28,9 +29,9 @@ func diskConfig(path string, capacity int64) CommandConfig {
 }
 
 func TestWriteImage(t *testing.T) {
-	img := newImage(t, 3<<20+123) // a few buffers and an odd tail
-	is := newImageServer(t, img)
-	size := int64(len(img.data))
+	img := agenttest.NewImage(t, 3<<20+123) // a few buffers and an odd tail
+	is := agenttest.NewImageServer(t, img)
+	size := int64(len(img.Data))
 	const old = "OLD IMAGE THAT MUST NOT SURVIVE A FAILED WRITE"
 	tests := []struct {
 		name      string
@@ -67,7 +68,7 @@ func TestWriteImage(t *testing.T) {
 			_, c, _ := commandServer(t, nil, diskConfig(target, tt.capacity))
 			sha := tt.sha
 			if sha == "" {
-				sha = img.sum
+				sha = img.SHA256
 			}
 			cmd, err := c.WriteImage(t.Context(), protocol.WriteImageParams{URL: is.URL + tt.path, SHA256: sha, Target: target, Size: tt.size})
 			if err != nil {
@@ -88,8 +89,8 @@ func TestWriteImage(t *testing.T) {
 				if got.Status != protocol.StatusSucceeded {
 					t.Fatalf("status = %s, want succeeded", got.Status)
 				}
-				if !bytes.Equal(content, img.data) {
-					t.Errorf("target holds %d bytes that are not the image (%d bytes)", len(content), len(img.data))
+				if !bytes.Equal(content, img.Data) {
+					t.Errorf("target holds %d bytes that are not the image (%d bytes)", len(content), len(img.Data))
 				}
 				if got.DoneBytes != size || got.TotalBytes != tt.wantTotal {
 					t.Errorf("progress = %d/%d, want %d/%d", got.DoneBytes, got.TotalBytes, size, tt.wantTotal)
@@ -112,11 +113,11 @@ func TestWriteImage(t *testing.T) {
 // TestWriteImageRetryAfterStall: a failed download leaves the agent ready
 // for the conductor to try again.
 func TestWriteImageRetryAfterStall(t *testing.T) {
-	img := newImage(t, 64<<10)
-	is := newImageServer(t, img)
+	img := agenttest.NewImage(t, 64<<10)
+	is := agenttest.NewImageServer(t, img)
 	target := filepath.Join(t.TempDir(), "disk.img")
 	_, c, _ := commandServer(t, nil, diskConfig(target, 0))
-	p := protocol.WriteImageParams{URL: is.URL + "/stall", SHA256: img.sum, Target: target}
+	p := protocol.WriteImageParams{URL: is.URL + "/stall", SHA256: img.SHA256, Target: target}
 	cmd, err := c.WriteImage(t.Context(), p)
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +133,7 @@ func TestWriteImageRetryAfterStall(t *testing.T) {
 	if _, err := c.Wait(t.Context(), cmd.ID, poll); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
-	if got, _ := os.ReadFile(target); !bytes.Equal(got, img.data) {
+	if got, _ := os.ReadFile(target); !bytes.Equal(got, img.Data) {
 		t.Error("target does not hold the image after the retry")
 	}
 }
@@ -140,12 +141,12 @@ func TestWriteImageRetryAfterStall(t *testing.T) {
 // TestSecondCommandRefusedWhileWriting: one command at a time; others are
 // refused with 409, not queued.
 func TestSecondCommandRefusedWhileWriting(t *testing.T) {
-	img := newImage(t, 1<<10)
-	is := newImageServer(t, img)
+	img := agenttest.NewImage(t, 1<<10)
+	is := agenttest.NewImageServer(t, img)
 	target := filepath.Join(t.TempDir(), "disk.img")
 	m := &recordingMachine{}
 	_, c, _ := commandServer(t, m, diskConfig(target, 0))
-	p := protocol.WriteImageParams{URL: is.URL + "/gated", SHA256: img.sum, Target: target}
+	p := protocol.WriteImageParams{URL: is.URL + "/gated", SHA256: img.SHA256, Target: target}
 	first, err := c.WriteImage(t.Context(), p)
 	if err != nil {
 		t.Fatal(err)
@@ -159,7 +160,7 @@ func TestSecondCommandRefusedWhileWriting(t *testing.T) {
 	if _, err := c.Reboot(t.Context()); !errors.Is(err, protocol.ErrBusy) {
 		t.Errorf("reboot during write_image: %v, want %v", err, protocol.ErrBusy)
 	}
-	close(is.gate)
+	close(is.Gate)
 	if _, err := c.Wait(t.Context(), first.ID, poll); err != nil {
 		t.Fatal(err)
 	}
@@ -352,11 +353,11 @@ func TestPowerCommands(t *testing.T) {
 // TestCloseCancelsRunningCommand: stopping the agent ends its command,
 // which reports why, and later commands are refused.
 func TestCloseCancelsRunningCommand(t *testing.T) {
-	img := newImage(t, 1<<10)
-	is := newImageServer(t, img)
+	img := agenttest.NewImage(t, 1<<10)
+	is := agenttest.NewImageServer(t, img)
 	target := filepath.Join(t.TempDir(), "disk.img")
 	cs, c, _ := commandServer(t, &recordingMachine{}, diskConfig(target, 0))
-	cmd, err := c.WriteImage(t.Context(), protocol.WriteImageParams{URL: is.URL + "/gated", SHA256: img.sum, Target: target})
+	cmd, err := c.WriteImage(t.Context(), protocol.WriteImageParams{URL: is.URL + "/gated", SHA256: img.SHA256, Target: target})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,11 +395,11 @@ func TestInventoryEndpoint(t *testing.T) {
 // TestWriteImageMissingDevice: a block device that is not there is an
 // error, never a file created in /dev.
 func TestWriteImageMissingDevice(t *testing.T) {
-	img := newImage(t, 1<<10)
-	is := newImageServer(t, img)
+	img := agenttest.NewImage(t, 1<<10)
+	is := agenttest.NewImageServer(t, img)
 	target := "/dev/ironfleet-test-no-such-disk"
 	_, c, _ := commandServer(t, &recordingMachine{}, CommandConfig{})
-	cmd, err := c.WriteImage(t.Context(), protocol.WriteImageParams{URL: is.URL + "/image", SHA256: img.sum, Target: target})
+	cmd, err := c.WriteImage(t.Context(), protocol.WriteImageParams{URL: is.URL + "/image", SHA256: img.SHA256, Target: target})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,75 +15,23 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ironfleet/ironfleet/agent/protocol"
-	"github.com/ironfleet/ironfleet/transport/wire"
+	"github.com/ironfleet/ironfleet/internal/agenttest"
 )
-
-// awaitHeartbeat waits until node has heartbeated and returns the last
-// heartbeat, as the conductor learns it from the API.
-func (a *fakeAPI) awaitHeartbeat(ctx context.Context, uuid string) (wire.HeartbeatRequest, error) {
-	for {
-		if n, hb := a.lastBeat(uuid); n > 0 {
-			return hb, nil
-		}
-		select {
-		case <-ctx.Done():
-			return wire.HeartbeatRequest{}, fmt.Errorf("node %s never heartbeated: %w", uuid, ctx.Err())
-		case <-time.After(time.Millisecond):
-		}
-	}
-}
-
-// conductDeploy plays the conductor's part of a deploy of one node: once
-// the agent has heartbeated, it reads the inventory, writes the image to
-// the first disk, waits for it, and reboots the machine. It returns the
-// disk written.
-func conductDeploy(ctx context.Context, api *fakeAPI, uuid string, img image, imageURL string) (string, error) {
-	hb, err := api.awaitHeartbeat(ctx, uuid)
-	if err != nil {
-		return "", err
-	}
-	c, err := protocol.NewClient(hb.CallbackURL, hb.AgentToken, protocol.ClientConfig{})
-	if err != nil {
-		return "", err
-	}
-	inv, err := c.Inventory(ctx)
-	if err != nil {
-		return "", fmt.Errorf("%s: inventory: %w", uuid, err)
-	}
-	if len(inv.Disks) == 0 {
-		return "", fmt.Errorf("%s: inventory has no disks", uuid)
-	}
-	disk := inv.Disks[0].Path
-	cmd, err := c.WriteImage(ctx, protocol.WriteImageParams{URL: imageURL, SHA256: img.sum, Target: disk, Size: int64(len(img.data))})
-	if err != nil {
-		return "", fmt.Errorf("%s: write_image: %w", uuid, err)
-	}
-	if cmd, err = c.Wait(ctx, cmd.ID, poll); err != nil {
-		return "", fmt.Errorf("%s: write_image: %w", uuid, err)
-	}
-	if cmd.DoneBytes != int64(len(img.data)) || cmd.TotalBytes != int64(len(img.data)) {
-		return "", fmt.Errorf("%s: write_image progress %d/%d, want %d", uuid, cmd.DoneBytes, cmd.TotalBytes, len(img.data))
-	}
-	if _, err := c.Reboot(ctx); err != nil {
-		return "", fmt.Errorf("%s: reboot: %w", uuid, err)
-	}
-	return disk, nil
-}
 
 // TestDeployRealAgent: the real agent, serving its command API on a real
 // listener with the callback URL it derives, is driven by the conductor
 // through a whole deploy.
 func TestDeployRealAgent(t *testing.T) {
-	api := newFakeAPI(t)
+	api := agenttest.NewAPI(t)
 	macs, err := MACs("testdata/host1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	api.addNode("node-real", macs[1])
-	img := newImage(t, 2<<20)
-	is := newImageServer(t, img)
+	api.AddNode("node-real", macs[1])
+	img := agenttest.NewImage(t, 2<<20)
+	is := agenttest.NewImageServer(t, img)
 	disk := filepath.Join(t.TempDir(), "sda")
-	l := listen(t)
+	l := agenttest.Listen(t)
 	callback, err := CallbackURL(t.Context(), api.URL, l.Addr())
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +55,7 @@ func TestDeployRealAgent(t *testing.T) {
 	served := make(chan error, 1)
 	go func() { served <- a.Serve(ctx, l) }()
 
-	got, err := conductDeploy(t.Context(), api, "node-real", img, is.URL+"/image")
+	got, err := agenttest.ConductDeploy(t.Context(), api, "node-real", img, is.URL+"/image")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +63,7 @@ func TestDeployRealAgent(t *testing.T) {
 		t.Errorf("conductor wrote %s, want %s", got, disk)
 	}
 	waitFor(t, "the machine to reboot", func() bool { r, _ := m.counts(); return r == 1 })
-	if b, _ := os.ReadFile(disk); !bytes.Equal(b, img.data) {
+	if b, _ := os.ReadFile(disk); !bytes.Equal(b, img.Data) {
 		t.Error("disk does not hold the image after the deploy")
 	}
 	cancel()
@@ -147,7 +95,7 @@ func (m *simMachine) PowerOff(ctx context.Context) error { return m.Reboot(ctx) 
 
 func newFleet(t testing.TB, api string) (*Fleet, func() error) {
 	t.Helper()
-	f, err := NewFleet(listen(t), FleetConfig{
+	f, err := NewFleet(agenttest.Listen(t), FleetConfig{
 		APIURL:     api,
 		Dir:        t.TempDir(),
 		DiskSize:   8 << 20,
@@ -174,16 +122,16 @@ func TestDeploySimulatedFleet(t *testing.T) {
 	if testing.Short() {
 		n = 10
 	}
-	api := newFakeAPI(t)
-	img := newImage(t, 64<<10)
-	is := newImageServer(t, img)
+	api := agenttest.NewAPI(t)
+	img := agenttest.NewImage(t, 64<<10)
+	is := agenttest.NewImageServer(t, img)
 	f, stop := newFleet(t, api.URL)
 
 	machines := make([]*simMachine, n)
 	agents := make([]*SimAgent, n)
 	for i := range n {
 		mac := fmt.Sprintf("52:54:00:00:%02x:%02x", i/256, i%256)
-		api.addNode(fmt.Sprintf("node-%d", i), mac)
+		api.AddNode(fmt.Sprintf("node-%d", i), mac)
 		machines[i] = &simMachine{}
 		a, err := f.Boot(SimNode{Name: fmt.Sprintf("sim-%d", i), MACs: []string{mac}, Machine: machines[i]})
 		if err != nil {
@@ -195,7 +143,7 @@ func TestDeploySimulatedFleet(t *testing.T) {
 	g, ctx := errgroup.WithContext(t.Context())
 	for i := range n {
 		g.Go(func() error {
-			disk, err := conductDeploy(ctx, api, fmt.Sprintf("node-%d", i), img, is.URL+"/image")
+			disk, err := agenttest.ConductDeploy(ctx, api, fmt.Sprintf("node-%d", i), img, is.URL+"/image")
 			if err != nil {
 				return err
 			}
@@ -220,7 +168,7 @@ func TestDeploySimulatedFleet(t *testing.T) {
 		if a.NodeUUID() != fmt.Sprintf("node-%d", i) {
 			t.Errorf("sim-%d looked itself up as %q", i, a.NodeUUID())
 		}
-		if b, _ := os.ReadFile(a.Disk()); !bytes.Equal(b, img.data) {
+		if b, _ := os.ReadFile(a.Disk()); !bytes.Equal(b, img.Data) {
 			t.Errorf("sim-%d: disk does not hold the image", i)
 		}
 	}
@@ -243,8 +191,8 @@ func TestDeploySimulatedFleet(t *testing.T) {
 // TestFleetBootAgain: booting a node's ramdisk again (a clean after a
 // deploy) starts a new agent with a new token; the old token is refused.
 func TestFleetBootAgain(t *testing.T) {
-	api := newFakeAPI(t)
-	api.addNode("node-1", "52:54:00:00:00:01")
+	api := agenttest.NewAPI(t)
+	api.AddNode("node-1", "52:54:00:00:00:01")
 	f, _ := newFleet(t, api.URL)
 	m := &simMachine{}
 	node := SimNode{Name: "sim-1", MACs: []string{"52:54:00:00:00:01"}, Machine: m}
@@ -253,20 +201,18 @@ func TestFleetBootAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.setAgent(first)
-	hb1, err := api.awaitHeartbeat(t.Context(), "node-1")
+	hb1, err := api.AwaitHeartbeat(t.Context(), "node-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	api.mu.Lock()
-	delete(api.beats, "node-1")
-	api.mu.Unlock()
+	api.ForgetBeats()
 
 	second, err := f.Boot(node)
 	if err != nil {
 		t.Fatal(err)
 	}
 	<-first.Done()
-	hb2, err := api.awaitHeartbeat(t.Context(), "node-1")
+	hb2, err := api.AwaitHeartbeat(t.Context(), "node-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,11 +234,11 @@ func TestFleetBootAgain(t *testing.T) {
 }
 
 func TestFleetBadInput(t *testing.T) {
-	api := newFakeAPI(t)
-	if _, err := NewFleet(listen(t), FleetConfig{APIURL: api.URL}); err == nil {
+	api := agenttest.NewAPI(t)
+	if _, err := NewFleet(agenttest.Listen(t), FleetConfig{APIURL: api.URL}); err == nil {
 		t.Error("NewFleet without Dir succeeded")
 	}
-	if _, err := NewFleet(listen(t), FleetConfig{APIURL: "nope", Dir: t.TempDir()}); err == nil {
+	if _, err := NewFleet(agenttest.Listen(t), FleetConfig{APIURL: "nope", Dir: t.TempDir()}); err == nil {
 		t.Error("NewFleet with a bad API URL succeeded")
 	}
 	f, stop := newFleet(t, api.URL)
