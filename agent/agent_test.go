@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ironfleet/ironfleet/agent/protocol"
+	"github.com/ironfleet/ironfleet/internal/agenttest"
 	"github.com/ironfleet/ironfleet/internal/syncbuf"
 )
 
@@ -99,23 +101,21 @@ func runAgent(t *testing.T, a *Agent) (stop func() error) {
 }
 
 func TestLookupRetriesThenHeartbeats(t *testing.T) {
-	api := newFakeAPI(t)
-	api.addNode("node-1", "52:54:00:ab:cd:ef")
-	api.lookupCode = []int{http.StatusInternalServerError, http.StatusNotFound, http.StatusServiceUnavailable}
+	api := agenttest.NewAPI(t)
+	api.AddNode("node-1", "52:54:00:ab:cd:ef")
+	api.FailLookups(http.StatusInternalServerError, http.StatusNotFound, http.StatusServiceUnavailable)
 	a, err := New(&recordingMachine{}, fastConfig(api.URL, "52:54:00:12:34:56", "52:54:00:AB:CD:EF"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	stop := runAgent(t, a)
-	waitFor(t, "a heartbeat", func() bool { n, _ := api.lastBeat("node-1"); return n >= 1 })
-	_, hb := api.lastBeat("node-1")
-	api.mu.Lock()
-	token := api.tokens["node-1"]
-	api.mu.Unlock()
+	waitFor(t, "a heartbeat", func() bool { n, _ := api.LastBeat("node-1"); return n >= 1 })
+	_, hb := api.LastBeat("node-1")
+	token := api.Token("node-1")
 	if hb.AgentToken != token || hb.CallbackURL != "http://127.0.0.1:9999" || hb.AgentVersion != "test-1" {
 		t.Errorf("heartbeat = %+v, want token %q, callback http://127.0.0.1:9999, version test-1", hb, token)
 	}
-	if n := api.lookupCount(); n != 4 {
+	if n := api.Lookups(); n != 4 {
 		t.Errorf("lookups = %d, want 4 (three failures, then found)", n)
 	}
 	if got := a.Node().UUID; got != "node-1" {
@@ -130,9 +130,9 @@ func TestLookupRetriesThenHeartbeats(t *testing.T) {
 // pause, not the backoff. The backoff is an hour here, so reaching the
 // heartbeat proves the conflict pause was used.
 func TestLookupConflictPausesLonger(t *testing.T) {
-	api := newFakeAPI(t)
-	api.addNode("node-1", "52:54:00:12:34:56")
-	api.lookupCode = []int{http.StatusConflict}
+	api := agenttest.NewAPI(t)
+	api.AddNode("node-1", "52:54:00:12:34:56")
+	api.FailLookups(http.StatusConflict)
 	cfg := fastConfig(api.URL, "52:54:00:12:34:56")
 	cfg.Lookup.InitialBackoff, cfg.Lookup.MaxBackoff, cfg.Lookup.ConflictPause = time.Hour, time.Hour, time.Millisecond
 	a, err := New(&recordingMachine{}, cfg)
@@ -140,11 +140,11 @@ func TestLookupConflictPausesLonger(t *testing.T) {
 		t.Fatal(err)
 	}
 	runAgent(t, a)
-	waitFor(t, "a heartbeat after the 409", func() bool { n, _ := api.lastBeat("node-1"); return n >= 1 })
+	waitFor(t, "a heartbeat after the 409", func() bool { n, _ := api.LastBeat("node-1"); return n >= 1 })
 }
 
 func TestLookupGivesUp(t *testing.T) {
-	closed := listen(t)
+	closed := agenttest.Listen(t)
 	deadURL := "http://" + closed.Addr().String()
 	_ = closed.Close()
 	tests := []struct {
@@ -152,7 +152,7 @@ func TestLookupGivesUp(t *testing.T) {
 		api     func(t *testing.T) string
 		wantErr string
 	}{
-		{"node never known", func(t *testing.T) string { return newFakeAPI(t).URL }, "404"},
+		{"node never known", func(t *testing.T) string { return agenttest.NewAPI(t).URL }, "404"},
 		{"API unreachable", func(*testing.T) string { return deadURL }, "connection refused"},
 	}
 	for _, tt := range tests {
@@ -172,7 +172,7 @@ func TestLookupGivesUp(t *testing.T) {
 }
 
 func TestLookupCancelled(t *testing.T) {
-	api := newFakeAPI(t)
+	api := agenttest.NewAPI(t)
 	a, err := New(&recordingMachine{}, fastConfig(api.URL, "52:54:00:12:34:56"))
 	if err != nil {
 		t.Fatal(err)
@@ -180,7 +180,7 @@ func TestLookupCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	waitFor(t, "a few lookups", func() bool { return api.lookupCount() >= 3 })
+	waitFor(t, "a few lookups", func() bool { return api.Lookups() >= 3 })
 	cancel()
 	if err := <-done; err == nil || errors.Is(err, ErrLookupTimeout) || !errors.Is(err, context.Canceled) {
 		t.Errorf("Run after cancel = %v, want context.Canceled and not a lookup timeout", err)
@@ -192,36 +192,36 @@ func TestLookupCancelled(t *testing.T) {
 // heartbeat timeout it keeps beating.
 func TestHeartbeatRhythm(t *testing.T) {
 	t.Run("retries after errors", func(t *testing.T) {
-		api := newFakeAPI(t)
-		api.addNode("node-1", "52:54:00:12:34:56")
-		api.beatCode = []int{http.StatusInternalServerError, http.StatusConflict}
+		api := agenttest.NewAPI(t)
+		api.AddNode("node-1", "52:54:00:12:34:56")
+		api.FailHeartbeats(http.StatusInternalServerError, http.StatusConflict)
 		a, err := New(&recordingMachine{}, fastConfig(api.URL, "52:54:00:12:34:56"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		runAgent(t, a)
-		waitFor(t, "a heartbeat after two failed ones", func() bool { n, _ := api.lastBeat("node-1"); return n >= 1 })
+		waitFor(t, "a heartbeat after two failed ones", func() bool { n, _ := api.LastBeat("node-1"); return n >= 1 })
 	})
 	t.Run("beats repeatedly", func(t *testing.T) {
-		api := newFakeAPI(t)
-		api.heartbeatTimeout = 0.005 // 5 ms: beats 1.5–3 ms apart
-		api.addNode("node-1", "52:54:00:12:34:56")
+		api := agenttest.NewAPI(t)
+		api.SetHeartbeatTimeout(0.005) // 5 ms: beats 1.5–3 ms apart
+		api.AddNode("node-1", "52:54:00:12:34:56")
 		a, err := New(&recordingMachine{}, fastConfig(api.URL, "52:54:00:12:34:56"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		runAgent(t, a)
-		waitFor(t, "five heartbeats", func() bool { n, _ := api.lastBeat("node-1"); return n >= 5 })
+		waitFor(t, "five heartbeats", func() bool { n, _ := api.LastBeat("node-1"); return n >= 5 })
 	})
 }
 
 // TestTokenNeverLogged runs an agent through lookup, failing heartbeats
 // and a failing command at debug level and looks for its token in the log.
 func TestTokenNeverLogged(t *testing.T) {
-	api := newFakeAPI(t)
-	api.heartbeatTimeout = 0.005
-	api.addNode("node-1", "52:54:00:12:34:56")
-	api.beatCode = []int{http.StatusUnauthorized, http.StatusInternalServerError}
+	api := agenttest.NewAPI(t)
+	api.SetHeartbeatTimeout(0.005)
+	api.AddNode("node-1", "52:54:00:12:34:56")
+	api.FailHeartbeats(http.StatusUnauthorized, http.StatusInternalServerError)
 	var buf syncbuf.Buffer
 	cfg := fastConfig(api.URL, "52:54:00:12:34:56")
 	cfg.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -232,11 +232,9 @@ func TestTokenNeverLogged(t *testing.T) {
 	}
 	srv := newHTTPServer(t, a.Handler())
 	runAgent(t, a)
-	waitFor(t, "three heartbeats", func() bool { n, _ := api.lastBeat("node-1"); return n >= 3 })
-	api.mu.Lock()
-	token := api.tokens["node-1"]
-	api.mu.Unlock()
-	c, err := NewClient(srv, token, ClientConfig{})
+	waitFor(t, "three heartbeats", func() bool { n, _ := api.LastBeat("node-1"); return n >= 3 })
+	token := api.Token("node-1")
+	c, err := protocol.NewClient(srv, token, protocol.ClientConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,8 +242,8 @@ func TestTokenNeverLogged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Wait(t.Context(), cmd.ID, poll); !errors.Is(err, ErrMachine) {
-		t.Fatalf("reboot: %v, want %v", err, ErrMachine)
+	if _, err := c.Wait(t.Context(), cmd.ID, poll); !errors.Is(err, protocol.ErrMachine) {
+		t.Fatalf("reboot: %v, want %v", err, protocol.ErrMachine)
 	}
 	log := buf.String()
 	if !strings.Contains(log, "heartbeat failed") || !strings.Contains(log, "command failed") {

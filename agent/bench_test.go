@@ -1,28 +1,28 @@
 package agent
 
 import (
-	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
+
+	"github.com/ironfleet/ironfleet/agent/protocol"
+	"github.com/ironfleet/ironfleet/internal/agenttest"
 )
 
 // BenchmarkWriteImage compares write_image (download, sha256, progress,
 // sync, through the command API) with a plain HTTP-to-file copy and sync,
 // for a 64 MiB image over loopback into a file.
 func BenchmarkWriteImage(b *testing.B) {
-	img := newImage(b, 64<<20)
-	is := newImageServer(b, img)
+	img := agenttest.NewImage(b, 64<<20)
+	is := agenttest.NewImageServer(b, img)
 	b.Run("write_image", func(b *testing.B) {
 		target := filepath.Join(b.TempDir(), "disk.img")
 		_, c, _ := commandServer(b, nil, CommandConfig{})
-		p := WriteImageParams{URL: is.URL + "/image", SHA256: img.sum, Target: target}
-		b.SetBytes(int64(len(img.data)))
+		p := protocol.WriteImageParams{URL: is.URL + "/image", SHA256: img.SHA256, Target: target}
+		b.SetBytes(int64(len(img.Data)))
 		for b.Loop() {
 			cmd, err := c.WriteImage(b.Context(), p)
 			if err != nil {
@@ -35,7 +35,7 @@ func BenchmarkWriteImage(b *testing.B) {
 	})
 	b.Run("plain-copy", func(b *testing.B) {
 		target := filepath.Join(b.TempDir(), "disk.img")
-		b.SetBytes(int64(len(img.data)))
+		b.SetBytes(int64(len(img.Data)))
 		for b.Loop() {
 			req, _ := http.NewRequestWithContext(b.Context(), http.MethodGet, is.URL+"/image", nil)
 			resp, err := is.Client().Do(req)
@@ -56,55 +56,4 @@ func BenchmarkWriteImage(b *testing.B) {
 			_ = f.Close()
 		}
 	})
-}
-
-// BenchmarkFleetBoot boots n simulated agents behind one listener and waits
-// until every one has looked itself up and heartbeated; it reports the
-// heap and goroutines each running agent costs.
-func BenchmarkFleetBoot(b *testing.B) {
-	for _, n := range []int{100, 500} {
-		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) {
-			api := newFakeAPI(b)
-			for i := range n {
-				api.addNode(fmt.Sprintf("node-%d", i), fmt.Sprintf("52:54:00:01:%02x:%02x", i/256, i%256))
-			}
-			var heapPer, gorPer float64
-			for b.Loop() {
-				f, stop := newFleet(b, api.URL)
-				api.mu.Lock()
-				clear(api.beats)
-				api.mu.Unlock()
-				var before runtime.MemStats
-				runtime.GC()
-				runtime.ReadMemStats(&before)
-				g0 := runtime.NumGoroutine()
-				for i := range n {
-					mac := fmt.Sprintf("52:54:00:01:%02x:%02x", i/256, i%256)
-					if _, err := f.Boot(SimNode{Name: fmt.Sprintf("sim-%d", i), MACs: []string{mac}, Machine: &simMachine{}}); err != nil {
-						b.Fatal(err)
-					}
-				}
-				ctx, cancel := context.WithTimeout(b.Context(), time.Minute)
-				for i := range n {
-					if _, err := api.awaitHeartbeat(ctx, fmt.Sprintf("node-%d", i)); err != nil {
-						b.Fatal(err)
-					}
-				}
-				cancel()
-				var after runtime.MemStats
-				runtime.GC()
-				runtime.ReadMemStats(&after)
-				heapPer = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n)
-				gorPer = float64(runtime.NumGoroutine()-g0) / float64(n)
-				b.StopTimer()
-				if err := stop(); err != nil {
-					b.Fatal(err)
-				}
-				b.StartTimer()
-			}
-			b.ReportMetric(heapPer, "heap-B/agent")
-			b.ReportMetric(gorPer, "goroutines/agent")
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/agent-boot")
-		})
-	}
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ironfleet/ironfleet/agent/protocol"
+	"github.com/ironfleet/ironfleet/internal/agenttest"
 	"github.com/ironfleet/ironfleet/internal/redistest"
 )
 
@@ -56,25 +58,25 @@ func readDevice(t *testing.T, dev string) []byte {
 // in place, capacity from the device, and a failure zeroes both ends.
 func TestWriteImageBlockDevice(t *testing.T) {
 	const size = 4 << 20
-	img := newImage(t, 3<<20+512)
-	big := newImage(t, 5<<20)
-	is := newImageServer(t, img)
-	bigs := newImageServer(t, big)
+	img := agenttest.NewImage(t, 3<<20+512)
+	big := agenttest.NewImage(t, 5<<20)
+	is := agenttest.NewImageServer(t, img)
+	bigs := agenttest.NewImageServer(t, big)
 	tests := []struct {
 		name     string
 		url, sha string
 		wantCode string
 	}{
-		{name: "good", url: is.URL + "/image", sha: img.sum},
-		{name: "checksum mismatch", url: is.URL + "/image", sha: big.sum, wantCode: CodeChecksumMismatch},
-		{name: "too large, known up front", url: bigs.URL + "/image", sha: big.sum, wantCode: CodeTargetTooSmall},
-		{name: "too large, found while writing", url: bigs.URL + "/chunked", sha: big.sum, wantCode: CodeTargetTooSmall},
+		{name: "good", url: is.URL + "/image", sha: img.SHA256},
+		{name: "checksum mismatch", url: is.URL + "/image", sha: big.SHA256, wantCode: protocol.CodeChecksumMismatch},
+		{name: "too large, known up front", url: bigs.URL + "/image", sha: big.SHA256, wantCode: protocol.CodeTargetTooSmall},
+		{name: "too large, found while writing", url: bigs.URL + "/chunked", sha: big.SHA256, wantCode: protocol.CodeTargetTooSmall},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dev := loopDevice(t, size)
 			_, c, _ := commandServer(t, &recordingMachine{}, CommandConfig{})
-			cmd, err := c.WriteImage(t.Context(), WriteImageParams{URL: tt.url, SHA256: tt.sha, Target: dev})
+			cmd, err := c.WriteImage(t.Context(), protocol.WriteImageParams{URL: tt.url, SHA256: tt.sha, Target: dev})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -84,10 +86,10 @@ func TestWriteImageBlockDevice(t *testing.T) {
 				t.Fatalf("device is %d bytes after the write, want %d", len(content), size)
 			}
 			if tt.wantCode == "" {
-				if got.Status != StatusSucceeded {
+				if got.Status != protocol.StatusSucceeded {
 					t.Fatalf("command = %+v, want succeeded", got)
 				}
-				if !bytes.Equal(content[:len(img.data)], img.data) {
+				if !bytes.Equal(content[:len(img.Data)], img.Data) {
 					t.Error("device does not start with the image")
 				}
 				if content[len(content)-1] != 0xee {
@@ -95,7 +97,7 @@ func TestWriteImageBlockDevice(t *testing.T) {
 				}
 				return
 			}
-			if got.Status != StatusFailed || got.Code != tt.wantCode {
+			if got.Status != protocol.StatusFailed || got.Code != tt.wantCode {
 				t.Fatalf("command = %s (code %q, %s), want failed with %q", got.Status, got.Code, got.Error, tt.wantCode)
 			}
 			zero := make([]byte, eraseSpan)

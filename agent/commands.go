@@ -12,55 +12,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ironfleet/ironfleet/agent/protocol"
 )
-
-// Command names.
-const (
-	CmdWriteImage = "write_image"
-	CmdEraseDisk  = "erase_disk"
-	CmdPowerOff   = "power_off"
-	CmdReboot     = "reboot"
-)
-
-// CommandStatus is where a command is in its life.
-type CommandStatus string
-
-// Command statuses.
-const (
-	StatusRunning   CommandStatus = "running"
-	StatusSucceeded CommandStatus = "succeeded"
-	StatusFailed    CommandStatus = "failed"
-)
-
-// Command is a command's state as the command API reports it.
-type Command struct {
-	ID     string        `json:"id"`
-	Name   string        `json:"name"`
-	Status CommandStatus `json:"status"`
-	// DoneBytes and TotalBytes are write_image's progress; TotalBytes is 0
-	// while the image size is unknown.
-	DoneBytes  int64 `json:"done_bytes,omitempty"`
-	TotalBytes int64 `json:"total_bytes,omitempty"`
-	// Code and Error say why a failed command failed (Code is one of the
-	// Code* constants).
-	Code       string    `json:"code,omitempty"`
-	Error      string    `json:"error,omitempty"`
-	StartedAt  time.Time `json:"started_at"`
-	FinishedAt time.Time `json:"finished_at,omitzero"`
-}
-
-// Err returns nil unless the command failed; then an error that wraps the
-// sentinel of its Code (ErrChecksumMismatch, ErrDownloadStalled, …) and
-// carries its message.
-func (c Command) Err() error {
-	if c.Status != StatusFailed {
-		return nil
-	}
-	if s := errOf(c.Code); s != nil {
-		return fmt.Errorf("agent: %s %s failed: %w: %s", c.Name, c.ID, s, c.Error)
-	}
-	return fmt.Errorf("agent: %s %s failed: %s", c.Name, c.ID, c.Error)
-}
 
 // Machine is the machine the agent runs on, as far as the agent powers it.
 // The real agent's is HostMachine; the simulated agent's is the simulated
@@ -76,7 +30,7 @@ type CommandConfig struct {
 	// Logger receives one line per command; nil means discard.
 	Logger *slog.Logger
 	// Inventory returns the hardware inventory; nil means ReadInventory("/").
-	Inventory func(ctx context.Context) (Inventory, error)
+	Inventory func(ctx context.Context) (protocol.Inventory, error)
 	// HTTPClient downloads images; nil means a client on a clone of
 	// http.DefaultTransport.
 	HTTPClient *http.Client
@@ -114,7 +68,7 @@ type CommandServer struct {
 }
 
 type command struct {
-	Command
+	protocol.Command
 	progress progress
 }
 
@@ -125,7 +79,7 @@ func NewCommandServer(machine Machine, cfg CommandConfig) *CommandServer {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Inventory == nil {
-		cfg.Inventory = func(context.Context) (Inventory, error) { return ReadInventory("/") }
+		cfg.Inventory = func(context.Context) (protocol.Inventory, error) { return ReadInventory("/") }
 	}
 	ownClient := cfg.HTTPClient == nil
 	if ownClient {
@@ -170,7 +124,7 @@ func (s *CommandServer) SetToken(token string) {
 func (s *CommandServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ironfleet-agent"`)
-		writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong agent token")
+		protocol.WriteError(w, http.StatusUnauthorized, protocol.CodeUnauthorized, "missing or wrong agent token")
 		return
 	}
 	s.mux.ServeHTTP(w, r)
@@ -215,41 +169,35 @@ func (s *CommandServer) fileCapacity(target string) int64 {
 func (s *CommandServer) getInventory(w http.ResponseWriter, r *http.Request) {
 	inv, err := s.cfg.Inventory(r.Context())
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, CodeIO, err.Error())
+		protocol.WriteError(w, http.StatusInternalServerError, protocol.CodeIO, err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, inv)
 }
 
-// CommandRequest is the body of POST /v1/commands.
-type CommandRequest struct {
-	Name   string          `json:"name"`
-	Params json.RawMessage `json:"params,omitempty"`
-}
-
 func (s *CommandServer) postCommand(w http.ResponseWriter, r *http.Request) {
-	var req CommandRequest
+	var req protocol.CommandRequest
 	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_params", "body: "+err.Error())
+		protocol.WriteError(w, http.StatusBadRequest, protocol.CodeInvalidParams, "body: "+err.Error())
 		return
 	}
 	run, err := s.prepare(req)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_params", err.Error())
+		protocol.WriteError(w, http.StatusBadRequest, protocol.CodeInvalidParams, err.Error())
 		return
 	}
 	cmd, err := s.start(req.Name, run)
 	if err != nil {
-		writeError(w, http.StatusConflict, "busy", err.Error())
+		protocol.WriteError(w, http.StatusConflict, protocol.CodeBusy, err.Error())
 		return
 	}
 	writeJSON(w, http.StatusAccepted, cmd)
 }
 
 // prepare validates a request and returns the work it asks for.
-func (s *CommandServer) prepare(req CommandRequest) (func(context.Context, *progress) error, error) {
+func (s *CommandServer) prepare(req protocol.CommandRequest) (func(context.Context, *progress) error, error) {
 	decode := func(v any) error {
 		if len(req.Params) == 0 {
 			return nil
@@ -257,22 +205,22 @@ func (s *CommandServer) prepare(req CommandRequest) (func(context.Context, *prog
 		dec := json.NewDecoder(strings.NewReader(string(req.Params)))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(v); err != nil {
-			return fmt.Errorf("%w: params: %w", ErrInvalidParams, err)
+			return fmt.Errorf("%w: params: %w", protocol.ErrInvalidParams, err)
 		}
 		return nil
 	}
 	switch req.Name {
-	case CmdWriteImage:
-		var p WriteImageParams
+	case protocol.CmdWriteImage:
+		var p protocol.WriteImageParams
 		if err := decode(&p); err != nil {
 			return nil, err
 		}
-		if err := p.validate(); err != nil {
+		if err := validWriteImage(p); err != nil {
 			return nil, err
 		}
 		return func(ctx context.Context, pr *progress) error { return s.images.writeImage(ctx, p, pr) }, nil
-	case CmdEraseDisk:
-		var p EraseDiskParams
+	case protocol.CmdEraseDisk:
+		var p protocol.EraseDiskParams
 		if err := decode(&p); err != nil {
 			return nil, err
 		}
@@ -280,15 +228,15 @@ func (s *CommandServer) prepare(req CommandRequest) (func(context.Context, *prog
 			return nil, err
 		}
 		return func(context.Context, *progress) error { return eraseDisk(p.Target) }, nil
-	case CmdReboot, CmdPowerOff:
+	case protocol.CmdReboot, protocol.CmdPowerOff:
 		if err := decode(&struct{}{}); err != nil {
 			return nil, err
 		}
 		if s.machine == nil {
-			return nil, fmt.Errorf("%w: %s: this agent has no machine to power", ErrInvalidParams, req.Name)
+			return nil, fmt.Errorf("%w: %s: this agent has no machine to power", protocol.ErrInvalidParams, req.Name)
 		}
 		act := s.machine.Reboot
-		if req.Name == CmdPowerOff {
+		if req.Name == protocol.CmdPowerOff {
 			act = s.machine.PowerOff
 		}
 		return func(ctx context.Context, _ *progress) error {
@@ -296,32 +244,32 @@ func (s *CommandServer) prepare(req CommandRequest) (func(context.Context, *prog
 			defer t.Stop()
 			select {
 			case <-ctx.Done():
-				return fmt.Errorf("%w: %w", ErrCanceled, context.Cause(ctx))
+				return fmt.Errorf("%w: %w", protocol.ErrCanceled, context.Cause(ctx))
 			case <-t.C:
 			}
 			if err := act(ctx); err != nil {
-				return fmt.Errorf("%w: %w", ErrMachine, err)
+				return fmt.Errorf("%w: %w", protocol.ErrMachine, err)
 			}
 			return nil
 		}, nil
 	default:
 		return nil, fmt.Errorf("%w: unknown command %q (want %s, %s, %s or %s)",
-			ErrInvalidParams, req.Name, CmdWriteImage, CmdEraseDisk, CmdPowerOff, CmdReboot)
+			protocol.ErrInvalidParams, req.Name, protocol.CmdWriteImage, protocol.CmdEraseDisk, protocol.CmdPowerOff, protocol.CmdReboot)
 	}
 }
 
 // start records a command and runs it in a goroutine, unless one is
 // running already.
-func (s *CommandServer) start(name string, run func(context.Context, *progress) error) (Command, error) {
+func (s *CommandServer) start(name string, run func(context.Context, *progress) error) (protocol.Command, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return Command{}, fmt.Errorf("%w: the agent is stopping", ErrBusy)
+		return protocol.Command{}, fmt.Errorf("%w: the agent is stopping", protocol.ErrBusy)
 	}
 	if s.running != nil {
-		return Command{}, fmt.Errorf("%w: %s %s is running", ErrBusy, s.running.Name, s.running.ID)
+		return protocol.Command{}, fmt.Errorf("%w: %s %s is running", protocol.ErrBusy, s.running.Name, s.running.ID)
 	}
-	c := &command{Command: Command{ID: rand.Text(), Name: name, Status: StatusRunning, StartedAt: time.Now().UTC()}}
+	c := &command{Command: protocol.Command{ID: rand.Text(), Name: name, Status: protocol.StatusRunning, StartedAt: time.Now().UTC()}}
 	s.running = c
 	s.commands[c.ID] = c
 	s.order = append(s.order, c.ID)
@@ -339,9 +287,9 @@ func (s *CommandServer) finish(c *command, err error) {
 	s.mu.Lock()
 	c.FinishedAt = time.Now().UTC()
 	if err != nil {
-		c.Status, c.Code, c.Error = StatusFailed, codeOf(err), err.Error()
+		c.Status, c.Code, c.Error = protocol.StatusFailed, protocol.CodeOf(err), err.Error()
 	} else {
-		c.Status = StatusSucceeded
+		c.Status = protocol.StatusSucceeded
 	}
 	s.running = nil
 	snap := s.snapshot(c)
@@ -368,7 +316,7 @@ func (s *CommandServer) forgetOld() {
 }
 
 // snapshot copies c's state. Called with s.mu held.
-func (s *CommandServer) snapshot(c *command) Command {
+func (s *CommandServer) snapshot(c *command) protocol.Command {
 	out := c.Command
 	out.DoneBytes = c.progress.done.Load()
 	out.TotalBytes = c.progress.total.Load()
@@ -378,41 +326,26 @@ func (s *CommandServer) snapshot(c *command) Command {
 func (s *CommandServer) getCommand(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	c, ok := s.commands[r.PathValue("id")]
-	var snap Command
+	var snap protocol.Command
 	if ok {
 		snap = s.snapshot(c)
 	}
 	s.mu.Unlock()
 	if !ok {
-		writeError(w, http.StatusNotFound, "not_found", "no command "+r.PathValue("id"))
+		protocol.WriteError(w, http.StatusNotFound, protocol.CodeNotFound, "no command "+r.PathValue("id"))
 		return
 	}
 	writeJSON(w, http.StatusOK, snap)
 }
 
-// CommandList is the body of GET /v1/commands.
-type CommandList struct {
-	Commands []Command `json:"commands"`
-}
-
 func (s *CommandServer) listCommands(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
-	out := CommandList{Commands: make([]Command, 0, len(s.order))}
+	out := protocol.CommandList{Commands: make([]protocol.Command, 0, len(s.order))}
 	for _, id := range s.order {
 		out.Commands = append(out.Commands, s.snapshot(s.commands[id]))
 	}
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, out)
-}
-
-// ErrorBody is the body of every error answer of the command API.
-type ErrorBody struct {
-	Code  string `json:"code"`
-	Error string `json:"error"`
-}
-
-func writeError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, ErrorBody{Code: code, Error: msg})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ironfleet/ironfleet/agent/protocol"
+	"github.com/ironfleet/ironfleet/internal/agenttest"
 )
 
 const poll = time.Millisecond
@@ -19,16 +22,16 @@ func diskConfig(path string, capacity int64) CommandConfig {
 	return CommandConfig{
 		StallTimeout: 100 * time.Millisecond,
 		PowerDelay:   time.Millisecond,
-		Inventory: func(context.Context) (Inventory, error) {
-			return Inventory{Disks: []Disk{{Name: "vda", Path: path, SizeBytes: capacity}}}, nil
+		Inventory: func(context.Context) (protocol.Inventory, error) {
+			return protocol.Inventory{Disks: []protocol.Disk{{Name: "vda", Path: path, SizeBytes: capacity}}}, nil
 		},
 	}
 }
 
 func TestWriteImage(t *testing.T) {
-	img := newImage(t, 3<<20+123) // a few buffers and an odd tail
-	is := newImageServer(t, img)
-	size := int64(len(img.data))
+	img := agenttest.NewImage(t, 3<<20+123) // a few buffers and an odd tail
+	is := agenttest.NewImageServer(t, img)
+	size := int64(len(img.Data))
 	const old = "OLD IMAGE THAT MUST NOT SURVIVE A FAILED WRITE"
 	tests := []struct {
 		name      string
@@ -45,16 +48,16 @@ func TestWriteImage(t *testing.T) {
 		{name: "good, size given", path: "/chunked", size: size, wantTotal: size},
 		{name: "good, exactly fits", path: "/image", capacity: size, wantTotal: size},
 		{name: "checksum mismatch", path: "/image", sha: strings.Repeat("ab", 32),
-			wantCode: CodeChecksumMismatch, wantErr: ErrChecksumMismatch},
-		{name: "connection cut mid-body", path: "/truncated", wantCode: CodeDownload, wantErr: ErrDownload},
-		{name: "download stalls", path: "/stall", wantCode: CodeDownloadStalled, wantErr: ErrDownloadStalled},
-		{name: "404", path: "/missing", wantCode: CodeDownload, wantErr: ErrDownload},
-		{name: "wrong size given", path: "/image", size: size + 1, wantCode: CodeDownload, wantErr: ErrDownload},
-		{name: "short body for size given", path: "/chunked", size: size + 1, wantCode: CodeDownload, wantErr: ErrDownload},
+			wantCode: protocol.CodeChecksumMismatch, wantErr: protocol.ErrChecksumMismatch},
+		{name: "connection cut mid-body", path: "/truncated", wantCode: protocol.CodeDownload, wantErr: protocol.ErrDownload},
+		{name: "download stalls", path: "/stall", wantCode: protocol.CodeDownloadStalled, wantErr: protocol.ErrDownloadStalled},
+		{name: "404", path: "/missing", wantCode: protocol.CodeDownload, wantErr: protocol.ErrDownload},
+		{name: "wrong size given", path: "/image", size: size + 1, wantCode: protocol.CodeDownload, wantErr: protocol.ErrDownload},
+		{name: "short body for size given", path: "/chunked", size: size + 1, wantCode: protocol.CodeDownload, wantErr: protocol.ErrDownload},
 		{name: "target too small, known up front", path: "/image", capacity: size - 1,
-			wantCode: CodeTargetTooSmall, wantErr: ErrTargetTooSmall},
+			wantCode: protocol.CodeTargetTooSmall, wantErr: protocol.ErrTargetTooSmall},
 		{name: "target too small, found while writing", path: "/chunked", capacity: 1 << 20,
-			wantCode: CodeTargetTooSmall, wantErr: ErrTargetTooSmall},
+			wantCode: protocol.CodeTargetTooSmall, wantErr: protocol.ErrTargetTooSmall},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -65,13 +68,13 @@ func TestWriteImage(t *testing.T) {
 			_, c, _ := commandServer(t, nil, diskConfig(target, tt.capacity))
 			sha := tt.sha
 			if sha == "" {
-				sha = img.sum
+				sha = img.SHA256
 			}
-			cmd, err := c.WriteImage(t.Context(), WriteImageParams{URL: is.URL + tt.path, SHA256: sha, Target: target, Size: tt.size})
+			cmd, err := c.WriteImage(t.Context(), protocol.WriteImageParams{URL: is.URL + tt.path, SHA256: sha, Target: target, Size: tt.size})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cmd.Status != StatusRunning || cmd.Name != CmdWriteImage || cmd.ID == "" {
+			if cmd.Status != protocol.StatusRunning || cmd.Name != protocol.CmdWriteImage || cmd.ID == "" {
 				t.Errorf("accepted command = %+v, want a running write_image with an id", cmd)
 			}
 			got, err := c.Wait(t.Context(), cmd.ID, poll)
@@ -83,18 +86,18 @@ func TestWriteImage(t *testing.T) {
 				if err != nil {
 					t.Fatalf("write_image failed: %v", err)
 				}
-				if got.Status != StatusSucceeded {
+				if got.Status != protocol.StatusSucceeded {
 					t.Fatalf("status = %s, want succeeded", got.Status)
 				}
-				if !bytes.Equal(content, img.data) {
-					t.Errorf("target holds %d bytes that are not the image (%d bytes)", len(content), len(img.data))
+				if !bytes.Equal(content, img.Data) {
+					t.Errorf("target holds %d bytes that are not the image (%d bytes)", len(content), len(img.Data))
 				}
 				if got.DoneBytes != size || got.TotalBytes != tt.wantTotal {
 					t.Errorf("progress = %d/%d, want %d/%d", got.DoneBytes, got.TotalBytes, size, tt.wantTotal)
 				}
 				return
 			}
-			if got.Status != StatusFailed || got.Code != tt.wantCode {
+			if got.Status != protocol.StatusFailed || got.Code != tt.wantCode {
 				t.Fatalf("command = %s (code %q, %s), want failed with code %q", got.Status, got.Code, got.Error, tt.wantCode)
 			}
 			if !errors.Is(err, tt.wantErr) {
@@ -110,17 +113,17 @@ func TestWriteImage(t *testing.T) {
 // TestWriteImageRetryAfterStall: a failed download leaves the agent ready
 // for the conductor to try again.
 func TestWriteImageRetryAfterStall(t *testing.T) {
-	img := newImage(t, 64<<10)
-	is := newImageServer(t, img)
+	img := agenttest.NewImage(t, 64<<10)
+	is := agenttest.NewImageServer(t, img)
 	target := filepath.Join(t.TempDir(), "disk.img")
 	_, c, _ := commandServer(t, nil, diskConfig(target, 0))
-	p := WriteImageParams{URL: is.URL + "/stall", SHA256: img.sum, Target: target}
+	p := protocol.WriteImageParams{URL: is.URL + "/stall", SHA256: img.SHA256, Target: target}
 	cmd, err := c.WriteImage(t.Context(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Wait(t.Context(), cmd.ID, poll); !errors.Is(err, ErrDownloadStalled) {
-		t.Fatalf("first try: %v, want %v", err, ErrDownloadStalled)
+	if _, err := c.Wait(t.Context(), cmd.ID, poll); !errors.Is(err, protocol.ErrDownloadStalled) {
+		t.Fatalf("first try: %v, want %v", err, protocol.ErrDownloadStalled)
 	}
 	p.URL = is.URL + "/image"
 	cmd, err = c.WriteImage(t.Context(), p)
@@ -130,7 +133,7 @@ func TestWriteImageRetryAfterStall(t *testing.T) {
 	if _, err := c.Wait(t.Context(), cmd.ID, poll); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
-	if got, _ := os.ReadFile(target); !bytes.Equal(got, img.data) {
+	if got, _ := os.ReadFile(target); !bytes.Equal(got, img.Data) {
 		t.Error("target does not hold the image after the retry")
 	}
 }
@@ -138,26 +141,26 @@ func TestWriteImageRetryAfterStall(t *testing.T) {
 // TestSecondCommandRefusedWhileWriting: one command at a time; others are
 // refused with 409, not queued.
 func TestSecondCommandRefusedWhileWriting(t *testing.T) {
-	img := newImage(t, 1<<10)
-	is := newImageServer(t, img)
+	img := agenttest.NewImage(t, 1<<10)
+	is := agenttest.NewImageServer(t, img)
 	target := filepath.Join(t.TempDir(), "disk.img")
 	m := &recordingMachine{}
 	_, c, _ := commandServer(t, m, diskConfig(target, 0))
-	p := WriteImageParams{URL: is.URL + "/gated", SHA256: img.sum, Target: target}
+	p := protocol.WriteImageParams{URL: is.URL + "/gated", SHA256: img.SHA256, Target: target}
 	first, err := c.WriteImage(t.Context(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.WriteImage(t.Context(), p); !errors.Is(err, ErrBusy) {
-		t.Errorf("second write_image: %v, want %v", err, ErrBusy)
+	if _, err := c.WriteImage(t.Context(), p); !errors.Is(err, protocol.ErrBusy) {
+		t.Errorf("second write_image: %v, want %v", err, protocol.ErrBusy)
 	}
-	if _, err := c.EraseDisk(t.Context(), target); !errors.Is(err, ErrBusy) {
-		t.Errorf("erase_disk during write_image: %v, want %v", err, ErrBusy)
+	if _, err := c.EraseDisk(t.Context(), target); !errors.Is(err, protocol.ErrBusy) {
+		t.Errorf("erase_disk during write_image: %v, want %v", err, protocol.ErrBusy)
 	}
-	if _, err := c.Reboot(t.Context()); !errors.Is(err, ErrBusy) {
-		t.Errorf("reboot during write_image: %v, want %v", err, ErrBusy)
+	if _, err := c.Reboot(t.Context()); !errors.Is(err, protocol.ErrBusy) {
+		t.Errorf("reboot during write_image: %v, want %v", err, protocol.ErrBusy)
 	}
-	close(is.gate)
+	close(is.Gate)
 	if _, err := c.Wait(t.Context(), first.ID, poll); err != nil {
 		t.Fatal(err)
 	}
@@ -196,18 +199,18 @@ func TestAuth(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := NewClient(tt.url, tt.token, ClientConfig{})
+			c, err := protocol.NewClient(tt.url, tt.token, protocol.ClientConfig{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := c.Inventory(t.Context()); !errors.Is(err, ErrUnauthorized) {
-				t.Errorf("Inventory: %v, want %v", err, ErrUnauthorized)
+			if _, err := c.Inventory(t.Context()); !errors.Is(err, protocol.ErrUnauthorized) {
+				t.Errorf("Inventory: %v, want %v", err, protocol.ErrUnauthorized)
 			}
-			if _, err := c.Reboot(t.Context()); !errors.Is(err, ErrUnauthorized) {
-				t.Errorf("Reboot: %v, want %v", err, ErrUnauthorized)
+			if _, err := c.Reboot(t.Context()); !errors.Is(err, protocol.ErrUnauthorized) {
+				t.Errorf("Reboot: %v, want %v", err, protocol.ErrUnauthorized)
 			}
-			if _, err := c.Command(t.Context(), "x"); !errors.Is(err, ErrUnauthorized) {
-				t.Errorf("Command: %v, want %v", err, ErrUnauthorized)
+			if _, err := c.Command(t.Context(), "x"); !errors.Is(err, protocol.ErrUnauthorized) {
+				t.Errorf("Command: %v, want %v", err, protocol.ErrUnauthorized)
 			}
 		})
 	}
@@ -259,8 +262,8 @@ func TestInvalidCommands(t *testing.T) {
 
 func TestCommandNotFound(t *testing.T) {
 	_, c, _ := commandServer(t, &recordingMachine{}, CommandConfig{})
-	if _, err := c.Command(t.Context(), "nope"); !errors.Is(err, ErrCommandNotFound) {
-		t.Errorf("Command(nope) = %v, want %v", err, ErrCommandNotFound)
+	if _, err := c.Command(t.Context(), "nope"); !errors.Is(err, protocol.ErrCommandNotFound) {
+		t.Errorf("Command(nope) = %v, want %v", err, protocol.ErrCommandNotFound)
 	}
 }
 
@@ -306,8 +309,8 @@ func TestEraseDisk(t *testing.T) {
 			t.Fatal(err)
 		}
 		got, err := c.Wait(t.Context(), cmd.ID, poll)
-		if err == nil || got.Code != CodeIO {
-			t.Errorf("erase of a missing target = %+v, %v; want failed with %s", got, err, CodeIO)
+		if err == nil || got.Code != protocol.CodeIO {
+			t.Errorf("erase of a missing target = %+v, %v; want failed with %s", got, err, protocol.CodeIO)
 		}
 	})
 }
@@ -316,13 +319,13 @@ func TestPowerCommands(t *testing.T) {
 	tests := []struct {
 		name       string
 		machineErr error
-		call       func(*Client, context.Context) (Command, error)
+		call       func(*protocol.Client, context.Context) (protocol.Command, error)
 		wantReboot int
 		wantOff    int
 	}{
-		{"reboot", nil, (*Client).Reboot, 1, 0},
-		{"power off", nil, (*Client).PowerOff, 0, 1},
-		{"reboot fails", errors.New("BMC says no"), (*Client).Reboot, 1, 0},
+		{"reboot", nil, (*protocol.Client).Reboot, 1, 0},
+		{"power off", nil, (*protocol.Client).PowerOff, 0, 1},
+		{"reboot fails", errors.New("BMC says no"), (*protocol.Client).Reboot, 1, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -334,8 +337,8 @@ func TestPowerCommands(t *testing.T) {
 			}
 			got, err := c.Wait(t.Context(), cmd.ID, poll)
 			if tt.machineErr != nil {
-				if got.Code != CodeMachine || !errors.Is(err, ErrMachine) || !strings.Contains(got.Error, "BMC says no") {
-					t.Errorf("command = %+v, %v; want failed with %s and the machine's error", got, err, CodeMachine)
+				if got.Code != protocol.CodeMachine || !errors.Is(err, protocol.ErrMachine) || !strings.Contains(got.Error, "BMC says no") {
+					t.Errorf("command = %+v, %v; want failed with %s and the machine's error", got, err, protocol.CodeMachine)
 				}
 			} else if err != nil {
 				t.Fatal(err)
@@ -350,11 +353,11 @@ func TestPowerCommands(t *testing.T) {
 // TestCloseCancelsRunningCommand: stopping the agent ends its command,
 // which reports why, and later commands are refused.
 func TestCloseCancelsRunningCommand(t *testing.T) {
-	img := newImage(t, 1<<10)
-	is := newImageServer(t, img)
+	img := agenttest.NewImage(t, 1<<10)
+	is := agenttest.NewImageServer(t, img)
 	target := filepath.Join(t.TempDir(), "disk.img")
 	cs, c, _ := commandServer(t, &recordingMachine{}, diskConfig(target, 0))
-	cmd, err := c.WriteImage(t.Context(), WriteImageParams{URL: is.URL + "/gated", SHA256: img.sum, Target: target})
+	cmd, err := c.WriteImage(t.Context(), protocol.WriteImageParams{URL: is.URL + "/gated", SHA256: img.SHA256, Target: target})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,11 +366,11 @@ func TestCloseCancelsRunningCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Status != StatusFailed || got.Code != CodeCanceled {
-		t.Errorf("command after Close = %+v, want failed with %s", got, CodeCanceled)
+	if got.Status != protocol.StatusFailed || got.Code != protocol.CodeCanceled {
+		t.Errorf("command after Close = %+v, want failed with %s", got, protocol.CodeCanceled)
 	}
-	if _, err := c.Reboot(t.Context()); !errors.Is(err, ErrBusy) {
-		t.Errorf("command after Close: %v, want %v", err, ErrBusy)
+	if _, err := c.Reboot(t.Context()); !errors.Is(err, protocol.ErrBusy) {
+		t.Errorf("command after Close: %v, want %v", err, protocol.ErrBusy)
 	}
 }
 
@@ -377,7 +380,7 @@ func TestInventoryEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, c, _ := commandServer(t, nil, CommandConfig{
-		Inventory: func(context.Context) (Inventory, error) { return ReadInventory("testdata/host1") },
+		Inventory: func(context.Context) (protocol.Inventory, error) { return ReadInventory("testdata/host1") },
 	})
 	got, err := c.Inventory(t.Context())
 	if err != nil {
@@ -389,34 +392,20 @@ func TestInventoryEndpoint(t *testing.T) {
 	}
 }
 
-func TestNewClientBadInput(t *testing.T) {
-	for _, tt := range []struct{ name, url, token string }{
-		{"no scheme", "10.0.0.1:9999", "t"},
-		{"ftp", "ftp://10.0.0.1", "t"},
-		{"no token", "http://10.0.0.1:9999", ""},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			if _, err := NewClient(tt.url, tt.token, ClientConfig{}); err == nil {
-				t.Errorf("NewClient(%q, %q) succeeded, want an error", tt.url, tt.token)
-			}
-		})
-	}
-}
-
 // TestWriteImageMissingDevice: a block device that is not there is an
 // error, never a file created in /dev.
 func TestWriteImageMissingDevice(t *testing.T) {
-	img := newImage(t, 1<<10)
-	is := newImageServer(t, img)
+	img := agenttest.NewImage(t, 1<<10)
+	is := agenttest.NewImageServer(t, img)
 	target := "/dev/ironfleet-test-no-such-disk"
 	_, c, _ := commandServer(t, &recordingMachine{}, CommandConfig{})
-	cmd, err := c.WriteImage(t.Context(), WriteImageParams{URL: is.URL + "/image", SHA256: img.sum, Target: target})
+	cmd, err := c.WriteImage(t.Context(), protocol.WriteImageParams{URL: is.URL + "/image", SHA256: img.SHA256, Target: target})
 	if err != nil {
 		t.Fatal(err)
 	}
 	got, err := c.Wait(t.Context(), cmd.ID, poll)
-	if err == nil || got.Code != CodeIO {
-		t.Errorf("write_image to a missing device = %+v, %v; want failed with %s", got, err, CodeIO)
+	if err == nil || got.Code != protocol.CodeIO {
+		t.Errorf("write_image to a missing device = %+v, %v; want failed with %s", got, err, protocol.CodeIO)
 	}
 	if _, err := os.Stat(target); err == nil {
 		_ = os.Remove(target)

@@ -15,48 +15,32 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/ironfleet/ironfleet/agent/protocol"
 )
 
-// WriteImageParams are the parameters of the write_image command.
-type WriteImageParams struct {
-	// URL is where to download the image: http:// or https://.
-	URL string `json:"url"`
-	// SHA256 is the image's checksum, 64 hex digits.
-	SHA256 string `json:"sha256"`
-	// Target is the block device (/dev/sda) or file the image is written to.
-	Target string `json:"target"`
-	// Size is the image's size in bytes, if known; 0 means unknown. When
-	// set, an image that does not fit is refused before downloading and a
-	// body of another length is an error.
-	Size int64 `json:"size,omitempty"`
-}
-
-func (p WriteImageParams) validate() error {
+// validWriteImage checks write_image parameters before anything is opened
+// or downloaded.
+func validWriteImage(p protocol.WriteImageParams) error {
 	u, err := url.Parse(p.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%w: url %q: want an http:// or https:// URL", ErrInvalidParams, p.URL)
+		return fmt.Errorf("%w: url %q: want an http:// or https:// URL", protocol.ErrInvalidParams, p.URL)
 	}
 	if b, err := hex.DecodeString(p.SHA256); err != nil || len(b) != sha256.Size {
-		return fmt.Errorf("%w: sha256 %q: want 64 hex digits", ErrInvalidParams, p.SHA256)
+		return fmt.Errorf("%w: sha256 %q: want 64 hex digits", protocol.ErrInvalidParams, p.SHA256)
 	}
 	if err := validTarget(p.Target); err != nil {
 		return err
 	}
 	if p.Size < 0 {
-		return fmt.Errorf("%w: size %d is negative", ErrInvalidParams, p.Size)
+		return fmt.Errorf("%w: size %d is negative", protocol.ErrInvalidParams, p.Size)
 	}
 	return nil
 }
 
-// EraseDiskParams are the parameters of the erase_disk command.
-type EraseDiskParams struct {
-	// Target is the block device or file to erase.
-	Target string `json:"target"`
-}
-
 func validTarget(t string) error {
 	if t == "" || !filepath.IsAbs(t) || filepath.Clean(t) != t {
-		return fmt.Errorf("%w: target %q: want a clean absolute path", ErrInvalidParams, t)
+		return fmt.Errorf("%w: target %q: want a clean absolute path", protocol.ErrInvalidParams, t)
 	}
 	return nil
 }
@@ -84,10 +68,10 @@ type imageWriter struct {
 // writeImage streams p.URL into p.Target through a sha256, never holding
 // the image in memory, then syncs. On any failure after the target was
 // opened, the target is wiped so it does not look like a valid disk.
-func (w *imageWriter) writeImage(ctx context.Context, p WriteImageParams, pr *progress) (err error) {
+func (w *imageWriter) writeImage(ctx context.Context, p protocol.WriteImageParams, pr *progress) (err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	watchdog := time.AfterFunc(w.stall, func() { cancel(ErrDownloadStalled) })
+	watchdog := time.AfterFunc(w.stall, func() { cancel(protocol.ErrDownloadStalled) })
 	defer watchdog.Stop()
 
 	// The target first: a wrong one fails before any download, and from
@@ -109,12 +93,12 @@ func (w *imageWriter) writeImage(ctx context.Context, p WriteImageParams, pr *pr
 		}
 	}()
 	if capacity > 0 && p.Size > capacity {
-		return fmt.Errorf("%w: image is %d bytes, %s holds %d", ErrTargetTooSmall, p.Size, p.Target, capacity)
+		return fmt.Errorf("%w: image is %d bytes, %s holds %d", protocol.ErrTargetTooSmall, p.Size, p.Target, capacity)
 	}
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL, nil)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrDownload, err)
+		return fmt.Errorf("%w: %w", protocol.ErrDownload, err)
 	}
 	resp, err := w.client.Do(req)
 	if err != nil {
@@ -122,7 +106,7 @@ func (w *imageWriter) writeImage(ctx context.Context, p WriteImageParams, pr *pr
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%w: GET %s: %s", ErrDownload, redactURL(p.URL), resp.Status)
+		return fmt.Errorf("%w: GET %s: %s", protocol.ErrDownload, redactURL(p.URL), resp.Status)
 	}
 	total := p.Size
 	if total == 0 && resp.ContentLength > 0 {
@@ -130,12 +114,12 @@ func (w *imageWriter) writeImage(ctx context.Context, p WriteImageParams, pr *pr
 	}
 	if p.Size > 0 && resp.ContentLength >= 0 && resp.ContentLength != p.Size {
 		return fmt.Errorf("%w: GET %s: server sends %d bytes, expected size is %d",
-			ErrDownload, redactURL(p.URL), resp.ContentLength, p.Size)
+			protocol.ErrDownload, redactURL(p.URL), resp.ContentLength, p.Size)
 	}
 	pr.total.Store(total)
 
 	if capacity > 0 && total > capacity {
-		return fmt.Errorf("%w: image is %d bytes, %s holds %d", ErrTargetTooSmall, total, p.Target, capacity)
+		return fmt.Errorf("%w: image is %d bytes, %s holds %d", protocol.ErrTargetTooSmall, total, p.Target, capacity)
 	}
 
 	h := sha256.New()
@@ -144,8 +128,8 @@ func (w *imageWriter) writeImage(ctx context.Context, p WriteImageParams, pr *pr
 	buf := make([]byte, 1<<20)
 	n, err := io.CopyBuffer(dst, io.TeeReader(body, h), buf)
 	if err != nil {
-		if errors.Is(err, ErrTargetTooSmall) {
-			return fmt.Errorf("%w: %s holds %d bytes, image is larger", ErrTargetTooSmall, p.Target, capacity)
+		if errors.Is(err, protocol.ErrTargetTooSmall) {
+			return fmt.Errorf("%w: %s holds %d bytes, image is larger", protocol.ErrTargetTooSmall, p.Target, capacity)
 		}
 		if dst.err != nil {
 			return fmt.Errorf("write %s: %w", p.Target, err)
@@ -153,10 +137,10 @@ func (w *imageWriter) writeImage(ctx context.Context, p WriteImageParams, pr *pr
 		return downloadErr(ctx, "read "+redactURL(p.URL), err)
 	}
 	if p.Size > 0 && n != p.Size {
-		return fmt.Errorf("%w: GET %s: got %d bytes, expected %d", ErrDownload, redactURL(p.URL), n, p.Size)
+		return fmt.Errorf("%w: GET %s: got %d bytes, expected %d", protocol.ErrDownload, redactURL(p.URL), n, p.Size)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); !strings.EqualFold(got, p.SHA256) {
-		return fmt.Errorf("%w: got sha256 %s, want %s", ErrChecksumMismatch, got, strings.ToLower(p.SHA256))
+		return fmt.Errorf("%w: got sha256 %s, want %s", protocol.ErrChecksumMismatch, got, strings.ToLower(p.SHA256))
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("sync %s: %w", p.Target, err)
@@ -168,12 +152,12 @@ func (w *imageWriter) writeImage(ctx context.Context, p WriteImageParams, pr *pr
 // cancelled because the command was when the caller's context ended.
 func downloadErr(ctx context.Context, what string, err error) error {
 	switch cause := context.Cause(ctx); {
-	case errors.Is(cause, ErrDownloadStalled):
-		return fmt.Errorf("%w: %s: no data received for the stall timeout", ErrDownloadStalled, what)
+	case errors.Is(cause, protocol.ErrDownloadStalled):
+		return fmt.Errorf("%w: %s: no data received for the stall timeout", protocol.ErrDownloadStalled, what)
 	case cause != nil:
-		return fmt.Errorf("%w: %s: %w", ErrCanceled, what, cause)
+		return fmt.Errorf("%w: %s: %w", protocol.ErrCanceled, what, cause)
 	}
-	return fmt.Errorf("%w: %s: %w", ErrDownload, what, err)
+	return fmt.Errorf("%w: %s: %w", protocol.ErrDownload, what, err)
 }
 
 // openTarget opens a target for writing and returns its capacity (0 when
@@ -219,7 +203,7 @@ func (w *imageWriter) openTarget(target string) (*os.File, int64, error) {
 		return f, c, nil
 	default:
 		_ = f.Close()
-		return nil, 0, fmt.Errorf("%w: target %s is neither a block device nor a regular file", ErrInvalidParams, target)
+		return nil, 0, fmt.Errorf("%w: target %s is neither a block device nor a regular file", protocol.ErrInvalidParams, target)
 	}
 }
 
@@ -304,7 +288,7 @@ type countingWriter struct {
 
 func (c *countingWriter) Write(p []byte) (int, error) {
 	if c.limit > 0 && c.n+int64(len(p)) > c.limit {
-		return 0, ErrTargetTooSmall
+		return 0, protocol.ErrTargetTooSmall
 	}
 	n, err := c.w.Write(p)
 	c.n += int64(n)

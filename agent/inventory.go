@@ -11,59 +11,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/ironfleet/ironfleet/agent/protocol"
 )
-
-// Inventory is the hardware of the machine the agent runs on, as served by
-// GET /v1/inventory.
-type Inventory struct {
-	CPU        CPU    `json:"cpu"`
-	Memory     Memory `json:"memory"`
-	Disks      []Disk `json:"disks"`
-	Interfaces []NIC  `json:"interfaces"`
-}
-
-// CPU describes the processors.
-type CPU struct {
-	Model string `json:"model"`
-	// Count is the number of logical CPUs.
-	Count int `json:"count"`
-}
-
-// Memory describes the RAM.
-type Memory struct {
-	// TotalBytes is MemTotal from /proc/meminfo.
-	TotalBytes uint64 `json:"total_bytes"`
-}
-
-// Disk is a block device a deploy can write to.
-type Disk struct {
-	Name string `json:"name"` // sda, vda, nvme0n1
-	// Path is where the disk is written: /dev/<name> on a real machine, a
-	// file on a simulated one.
-	Path       string `json:"path"`
-	SizeBytes  int64  `json:"size_bytes"`
-	Serial     string `json:"serial,omitempty"`
-	WWN        string `json:"wwn,omitempty"`
-	Model      string `json:"model,omitempty"`
-	Vendor     string `json:"vendor,omitempty"`
-	Rotational bool   `json:"rotational"`
-	Removable  bool   `json:"removable,omitempty"`
-}
-
-// NIC is a physical network interface.
-type NIC struct {
-	Name       string `json:"name"`
-	MACAddress string `json:"mac_address"`
-	HasCarrier bool   `json:"has_carrier"`
-	OperState  string `json:"oper_state,omitempty"`
-	// SpeedMbps is the link speed; 0 when unknown or down.
-	SpeedMbps int `json:"speed_mbps,omitempty"`
-}
 
 // ReadInventory reads the hardware inventory from the /proc and /sys trees
 // under root ("/" on a real machine, a fixture tree in tests).
-func ReadInventory(root string) (Inventory, error) {
-	var inv Inventory
+func ReadInventory(root string) (protocol.Inventory, error) {
+	var inv protocol.Inventory
 	var err error
 	if inv.CPU, err = readCPU(filepath.Join(root, "proc", "cpuinfo")); err != nil {
 		return inv, err
@@ -96,8 +51,8 @@ func MACs(root string) ([]string, error) {
 	return macs, nil
 }
 
-func readCPU(path string) (CPU, error) {
-	var c CPU
+func readCPU(path string) (protocol.CPU, error) {
+	var c protocol.CPU
 	f, err := os.Open(path) //nolint:gosec // path is root + a fixed name
 	if err != nil {
 		return c, fmt.Errorf("agent: inventory: %w", err)
@@ -129,8 +84,8 @@ func readCPU(path string) (CPU, error) {
 	return c, nil
 }
 
-func readMemory(path string) (Memory, error) {
-	var m Memory
+func readMemory(path string) (protocol.Memory, error) {
+	var m protocol.Memory
 	b, err := os.ReadFile(path) //nolint:gosec // path is root + a fixed name
 	if err != nil {
 		return m, fmt.Errorf("agent: inventory: %w", err)
@@ -154,13 +109,13 @@ func readMemory(path string) (Memory, error) {
 	return m, fmt.Errorf("agent: inventory: %s: no MemTotal line", path)
 }
 
-func readDisks(root string) ([]Disk, error) {
+func readDisks(root string) ([]protocol.Disk, error) {
 	dir := filepath.Join(root, "sys", "block")
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("agent: inventory: %w", err)
 	}
-	var disks []Disk
+	var disks []protocol.Disk
 	for _, e := range entries {
 		name := e.Name()
 		d := filepath.Join(dir, name)
@@ -176,7 +131,7 @@ func readDisks(root string) ([]Disk, error) {
 		if err != nil {
 			return nil, fmt.Errorf("agent: inventory: disk %s: %w", name, err)
 		}
-		disk := Disk{
+		disk := protocol.Disk{
 			Name:       name,
 			Path:       "/dev/" + name,
 			SizeBytes:  sectors * 512, // /sys/block/*/size is always in 512-byte sectors
@@ -195,13 +150,13 @@ func readDisks(root string) ([]Disk, error) {
 	return disks, nil
 }
 
-func readNICs(root string) ([]NIC, error) {
+func readNICs(root string) ([]protocol.NIC, error) {
 	dir := filepath.Join(root, "sys", "class", "net")
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("agent: inventory: %w", err)
 	}
-	var nics []NIC
+	var nics []protocol.NIC
 	for _, e := range entries {
 		name := e.Name()
 		d := filepath.Join(dir, name)
@@ -212,7 +167,7 @@ func readNICs(root string) ([]NIC, error) {
 		if mac == "" || mac == "00:00:00:00:00:00" {
 			continue
 		}
-		n := NIC{
+		n := protocol.NIC{
 			Name:       name,
 			MACAddress: mac,
 			HasCarrier: firstAttr(d, "carrier") == "1", // reading carrier of a down link fails: no carrier
@@ -223,7 +178,7 @@ func readNICs(root string) ([]NIC, error) {
 		}
 		nics = append(nics, n)
 	}
-	slices.SortFunc(nics, func(a, b NIC) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(nics, func(a, b protocol.NIC) int { return strings.Compare(a.Name, b.Name) })
 	return nics, nil
 }
 

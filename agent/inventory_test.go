@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/ironfleet/ironfleet/agent/protocol"
 )
 
 func TestReadInventoryFixture(t *testing.T) {
@@ -11,10 +13,10 @@ func TestReadInventoryFixture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Inventory{
-		CPU:    CPU{Model: "Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz", Count: 4},
-		Memory: Memory{TotalBytes: 16384000 * 1024},
-		Disks: []Disk{
+	want := protocol.Inventory{
+		CPU:    protocol.CPU{Model: "Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz", Count: 4},
+		Memory: protocol.Memory{TotalBytes: 16384000 * 1024},
+		Disks: []protocol.Disk{
 			{Name: "nvme0n1", Path: "/dev/nvme0n1", SizeBytes: 1875385008 * 512, Serial: "S4EWNX0R123456",
 				Model: "Samsung SSD 970 EVO Plus 1TB"},
 			{Name: "sda", Path: "/dev/sda", SizeBytes: 937703088 * 512, Serial: "naa.55cd2e415123abcd",
@@ -22,7 +24,7 @@ func TestReadInventoryFixture(t *testing.T) {
 			{Name: "vda", Path: "/dev/vda", SizeBytes: 41943040 * 512, Serial: "ironfleet-disk0",
 				Vendor: "0x1af4", Rotational: true},
 		},
-		Interfaces: []NIC{
+		Interfaces: []protocol.NIC{
 			{Name: "eth0", MACAddress: "52:54:00:12:34:56", HasCarrier: true, OperState: "up", SpeedMbps: 10000},
 			{Name: "eth1", MACAddress: "52:54:00:ab:cd:ef", OperState: "down"},
 		},

@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/ironfleet/ironfleet/agent"
+	"github.com/ironfleet/ironfleet/agent/protocol"
 	"github.com/ironfleet/ironfleet/internal/dispatch"
 	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
@@ -51,12 +51,12 @@ type Leases interface {
 	Obtain(ctx context.Context, key string, ttl time.Duration, opt *redislock.Options) (*redislock.Lock, error)
 }
 
-// AgentClient is what the conductor asks of a node's agent (*agent.Client).
+// AgentClient is what the conductor asks of a node's agent (*protocol.Client).
 type AgentClient interface {
-	Inventory(ctx context.Context) (agent.Inventory, error)
-	WriteImage(ctx context.Context, p agent.WriteImageParams) (agent.Command, error)
-	EraseDisk(ctx context.Context, target string) (agent.Command, error)
-	Wait(ctx context.Context, id string, interval time.Duration) (agent.Command, error)
+	Inventory(ctx context.Context) (protocol.Inventory, error)
+	WriteImage(ctx context.Context, p protocol.WriteImageParams) (protocol.Command, error)
+	EraseDisk(ctx context.Context, target string) (protocol.Command, error)
+	Wait(ctx context.Context, id string, interval time.Duration) (protocol.Command, error)
 }
 
 // AgentDialer makes a client of the agent at url, authenticated by token.
@@ -64,7 +64,7 @@ type AgentDialer func(url, token string) (AgentClient, error)
 
 // DialAgent is the AgentDialer of real agents.
 func DialAgent(url, token string) (AgentClient, error) {
-	return agent.NewClient(url, token, agent.ClientConfig{})
+	return protocol.NewClient(url, token, protocol.ClientConfig{})
 }
 
 // Deps are the conductor's required collaborators.

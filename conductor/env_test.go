@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ironfleet/ironfleet/agent"
+	"github.com/ironfleet/ironfleet/agent/protocol"
 	"github.com/ironfleet/ironfleet/conductor"
 	"github.com/ironfleet/ironfleet/conductor/pxe"
 	"github.com/ironfleet/ironfleet/conductor/sim"
@@ -221,9 +222,9 @@ func (e *env) runAgentOnBoot(t *testing.T, m *sim.Machine, node string) {
 		}
 		cs := agent.NewCommandServer(m, agent.CommandConfig{
 			PowerDelay: time.Millisecond,
-			Inventory: func(context.Context) (agent.Inventory, error) {
-				return agent.Inventory{CPU: agent.CPU{Count: 4}, Memory: agent.Memory{TotalBytes: 8 << 30},
-					Disks: []agent.Disk{{Name: "vda", Path: disk, SizeBytes: 1 << 30}}}, nil
+			Inventory: func(context.Context) (protocol.Inventory, error) {
+				return protocol.Inventory{CPU: protocol.CPU{Count: 4}, Memory: protocol.Memory{TotalBytes: 8 << 30},
+					Disks: []protocol.Disk{{Name: "vda", Path: disk, SizeBytes: 1 << 30}}}, nil
 			},
 		})
 		srv := httptest.NewServer(cs)

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ironfleet/ironfleet/agent"
+	"github.com/ironfleet/ironfleet/agent/protocol"
 	"github.com/ironfleet/ironfleet/internal/dispatch"
 	"github.com/ironfleet/ironfleet/internal/provision"
 	"github.com/ironfleet/ironfleet/lock"
@@ -358,7 +358,7 @@ func (w *job) agentClient() (AgentClient, error) {
 }
 
 // runAgent runs one agent command to its end.
-func (w *job) runAgent(start func(ctx context.Context, cl AgentClient, target string) (agent.Command, error)) error {
+func (w *job) runAgent(start func(ctx context.Context, cl AgentClient, target string) (protocol.Command, error)) error {
 	cl, err := w.agentClient()
 	if err != nil {
 		return err
@@ -385,7 +385,7 @@ func (w *job) runAgent(start func(ctx context.Context, cl AgentClient, target st
 }
 
 // rootDisk picks the disk to write: the first non-removable disk the agent reports.
-func rootDisk(inv agent.Inventory) (string, error) {
+func rootDisk(inv protocol.Inventory) (string, error) {
 	for _, d := range inv.Disks {
 		if !d.Removable && d.Path != "" {
 			return d.Path, nil
@@ -414,8 +414,8 @@ func (w *job) continueDeploy() error {
 	}
 	url, sha, err := imageOf(w.node)
 	if err == nil {
-		err = w.runAgent(func(ctx context.Context, cl AgentClient, target string) (agent.Command, error) {
-			return cl.WriteImage(ctx, agent.WriteImageParams{URL: url, SHA256: sha, Target: target})
+		err = w.runAgent(func(ctx context.Context, cl AgentClient, target string) (protocol.Command, error) {
+			return cl.WriteImage(ctx, protocol.WriteImageParams{URL: url, SHA256: sha, Target: target})
 		})
 	}
 	if err != nil {
@@ -449,7 +449,7 @@ func (w *job) continueClean() error {
 		w.log("continue_clean finds nothing to do", "state", w.node.ProvisionState, "step", w.node.Step)
 		return nil
 	}
-	err := w.runAgent(func(ctx context.Context, cl AgentClient, target string) (agent.Command, error) {
+	err := w.runAgent(func(ctx context.Context, cl AgentClient, target string) (protocol.Command, error) {
 		return cl.EraseDisk(ctx, target)
 	})
 	if err != nil {
@@ -538,7 +538,7 @@ func (w *job) inspect() error {
 		return err
 	}
 	cl, err := w.agentClient()
-	var inv agent.Inventory
+	var inv protocol.Inventory
 	if err == nil {
 		ictx, cancel := context.WithTimeout(w.ctx, time.Minute)
 		inv, err = cl.Inventory(ictx)

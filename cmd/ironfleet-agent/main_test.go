@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ironfleet/ironfleet/agent"
+	"github.com/ironfleet/ironfleet/agent/protocol"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
 
@@ -109,7 +109,7 @@ func TestAgentBinary(t *testing.T) {
 	if hb.AgentToken != token || !strings.HasPrefix(hb.CallbackURL, "http://127.0.0.1:") {
 		t.Fatalf("heartbeat = %+v", hb)
 	}
-	c, err := agent.NewClient(hb.CallbackURL, token, agent.ClientConfig{})
+	c, err := protocol.NewClient(hb.CallbackURL, token, protocol.ClientConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,8 +124,8 @@ func TestAgentBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Wait(t.Context(), rb.ID, 10*time.Millisecond); !errors.Is(err, agent.ErrMachine) {
-		t.Errorf("reboot under --power=none: %v, want %v", err, agent.ErrMachine)
+	if _, err := c.Wait(t.Context(), rb.ID, 10*time.Millisecond); !errors.Is(err, protocol.ErrMachine) {
+		t.Errorf("reboot under --power=none: %v, want %v", err, protocol.ErrMachine)
 	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ironfleet/ironfleet/agent"
+	"github.com/ironfleet/ironfleet/agent/simagent"
 	"github.com/ironfleet/ironfleet/api"
 	"github.com/ironfleet/ironfleet/conductor"
 	"github.com/ironfleet/ironfleet/conductor/pxe"
@@ -206,7 +207,7 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 	if err != nil {
 		return nil, err
 	}
-	agents, err := agent.NewFleet(agentL, agent.FleetConfig{
+	agents, err := simagent.NewFleet(agentL, simagent.Config{
 		APIURL: d.apiURL, Dir: dirs["disks"], Logger: d.log.With("component", "agents"),
 		Lookup:     agent.LookupConfig{InitialBackoff: 200 * time.Millisecond, MaxBackoff: 5 * time.Second, ConflictPause: 2 * time.Second},
 		Heartbeat:  agent.HeartbeatConfig{ErrorMin: time.Second, ErrorMax: 2 * time.Second},
@@ -268,7 +269,7 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 				return
 			}
 			//nolint:contextcheck // the agent lives on the fleet's context, not the boot callback's
-			if _, err := agents.Boot(agent.SimNode{Name: name, MACs: []string{mac}, Machine: m}); err != nil {
+			if _, err := agents.Boot(simagent.Node{Name: name, MACs: []string{mac}, Machine: m}); err != nil {
 				d.log.Warn("starting simulated agent", "machine", name, "err", err)
 			}
 		})

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ironfleet/ironfleet/agent"
+	"github.com/ironfleet/ironfleet/agent/protocol"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
 
@@ -83,7 +83,7 @@ func TestRamdiskBootsAgent(t *testing.T) {
 	if hb.AgentToken != token {
 		t.Errorf("heartbeat token = %q, want %q", hb.AgentToken, token)
 	}
-	c, err := agent.NewClient(hb.CallbackURL, token, agent.ClientConfig{})
+	c, err := protocol.NewClient(hb.CallbackURL, token, protocol.ClientConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

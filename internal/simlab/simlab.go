@@ -1,7 +1,7 @@
 // Package simlab runs a lab of simulated bare-metal machines that
 // conductors in other processes can manage as hardware: each machine
 // (conductor/sim) has an IPMI BMC on its own UDP port (internal/simbmc),
-// boots a simulated agent (agent.Fleet) that looks itself up and
+// boots a simulated agent (simagent.Fleet) that looks itself up and
 // heartbeats at the API when it PXE-boots, and finds a deploy image on the
 // lab's HTTP server. Enroll registers the machines with the API as nodes
 // of driver "ipmi" with their ports. `ironfleet sim` runs one.
@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ironfleet/ironfleet/agent"
+	"github.com/ironfleet/ironfleet/agent/simagent"
 	"github.com/ironfleet/ironfleet/conductor/sim"
 	"github.com/ironfleet/ironfleet/internal/simbmc"
 	"github.com/ironfleet/ironfleet/transport/wire"
@@ -84,7 +85,7 @@ type Lab struct {
 	fleet    *sim.Fleet
 	bmcs     []*simbmc.BMC
 	machines []Machine
-	agents   *agent.Fleet
+	agents   *simagent.Fleet
 	agentL   net.Listener
 	imageL   net.Listener
 	image    []byte
@@ -127,7 +128,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	if err != nil {
 		return nil, fmt.Errorf("simlab: agents' listener: %w", err)
 	}
-	l.agents, err = agent.NewFleet(agentL, agent.FleetConfig{
+	l.agents, err = simagent.NewFleet(agentL, simagent.Config{
 		APIURL: cfg.APIURL, Dir: cfg.Dir, Logger: cfg.Logger,
 		Heartbeat: cfg.Heartbeat, Lookup: cfg.Lookup,
 	})
@@ -186,7 +187,7 @@ func (l *Lab) wire(m *sim.Machine) {
 			return // the deployed "OS": nothing to run
 		}
 		// An agent lives until its machine powers off, not for a call.
-		a, err := l.agents.Boot(agent.SimNode{Name: m.Name(), MACs: m.MACs(), Machine: m}) //nolint:contextcheck // see above
+		a, err := l.agents.Boot(simagent.Node{Name: m.Name(), MACs: m.MACs(), Machine: m}) //nolint:contextcheck // see above
 		if err != nil {
 			l.cfg.Logger.Warn("simulated agent did not start", "machine", m.Name(), "err", err)
 			return

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ironfleet/ironfleet/agent"
+	"github.com/ironfleet/ironfleet/agent/protocol"
 )
 
 // New returns the agent command, named use ("agent" as a subcommand,
@@ -176,7 +177,7 @@ func run(cmd *cobra.Command, _ []string) error {
 		Lookup:      agent.LookupConfig{Timeout: s.lookupTimeout},
 		Commands: agent.CommandConfig{
 			StallTimeout: s.stallTimeout,
-			Inventory:    func(context.Context) (agent.Inventory, error) { return agent.ReadInventory(root) },
+			Inventory:    func(context.Context) (protocol.Inventory, error) { return agent.ReadInventory(root) },
 		},
 	})
 	if err != nil {

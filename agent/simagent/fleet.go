@@ -1,4 +1,4 @@
-package agent
+package simagent
 
 import (
 	"context"
@@ -7,20 +7,25 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ironfleet/ironfleet/agent"
+	"github.com/ironfleet/ironfleet/agent/protocol"
+	"github.com/ironfleet/ironfleet/internal/buildinfo"
 )
 
-// ErrFleetClosed is returned by Boot on a fleet that has stopped serving.
-var ErrFleetClosed = errors.New("agent: simulated fleet closed")
+// ErrClosed is returned by Boot on a fleet that has stopped serving.
+var ErrClosed = errors.New("simagent: fleet closed")
 
-// FleetConfig configures a fleet of simulated agents. Zero fields take the
+// Config configures a fleet of simulated agents. Zero fields take the
 // defaults of the real agent unless said otherwise.
-type FleetConfig struct {
+type Config struct {
 	// APIURL is the API the agents look up and heartbeat at. Required.
 	APIURL string
 	// Dir holds the simulated disks, one file per node (<name>.img). Required.
@@ -38,9 +43,9 @@ type FleetConfig struct {
 	// build's version with "-sim" appended.
 	Version        string
 	RequestTimeout time.Duration
-	Lookup         LookupConfig
-	Heartbeat      HeartbeatConfig
-	// StallTimeout and PowerDelay are the command API's (see CommandConfig).
+	Lookup         agent.LookupConfig
+	Heartbeat      agent.HeartbeatConfig
+	// StallTimeout and PowerDelay are the command API's (see agent.CommandConfig).
 	StallTimeout time.Duration
 	PowerDelay   time.Duration
 }
@@ -53,7 +58,7 @@ type FleetConfig struct {
 // conductor exactly as the real agent does, write images to files and
 // reboot or power off by calling their node's Machine.
 type Fleet struct {
-	cfg  FleetConfig
+	cfg  Config
 	l    net.Listener
 	base string
 	hc   *http.Client
@@ -64,24 +69,24 @@ type Fleet struct {
 
 	mu     sync.Mutex
 	closed bool
-	agents map[string]*SimAgent
+	agents map[string]*Agent
 }
 
-// SimNode is one simulated machine's side of its agent.
-type SimNode struct {
+// Node is one simulated machine's side of its agent.
+type Node struct {
 	// Name identifies the node in the fleet: its route and disk file name
 	// (letters, digits, '.', '_', '-'). Required.
 	Name string
 	// MACs the agent looks its node up by. Required.
 	MACs []string
 	// Machine is rebooted or powered off by the agent's commands. Required.
-	Machine Machine
+	Machine agent.Machine
 }
 
-// SimAgent is one running simulated agent.
-type SimAgent struct {
+// Agent is one running simulated agent.
+type Agent struct {
 	name     string
-	agent    *Agent
+	agent    *agent.Agent
 	disk     string
 	callback string
 	cancel   context.CancelFunc
@@ -93,15 +98,15 @@ var simNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 // NewFleet returns a fleet whose agents' command APIs answer on l once
 // Serve runs.
-func NewFleet(l net.Listener, cfg FleetConfig) (*Fleet, error) {
+func NewFleet(l net.Listener, cfg Config) (*Fleet, error) {
 	if l == nil {
-		return nil, errors.New("agent: fleet: nil listener")
+		return nil, errors.New("simagent: nil listener")
 	}
-	if err := checkHTTPURL(cfg.APIURL); err != nil {
-		return nil, fmt.Errorf("agent: fleet: API URL %q: %w", cfg.APIURL, err)
+	if u, err := url.Parse(cfg.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("simagent: API URL %q: want an http:// or https:// URL with a host", cfg.APIURL)
 	}
 	if cfg.Dir == "" {
-		return nil, errors.New("agent: fleet: Dir is required")
+		return nil, errors.New("simagent: Dir is required")
 	}
 	if cfg.DiskSize <= 0 {
 		cfg.DiskSize = 10 << 30
@@ -123,7 +128,7 @@ func NewFleet(l net.Listener, cfg FleetConfig) (*Fleet, error) {
 		hc:     hc,
 		ctx:    ctx,
 		cancel: cancel,
-		agents: make(map[string]*SimAgent),
+		agents: make(map[string]*Agent),
 	}, nil
 }
 
@@ -136,7 +141,7 @@ func (f *Fleet) Serve(ctx context.Context) error {
 	var err error
 	select {
 	case err = <-errc:
-		err = fmt.Errorf("agent: fleet: %w", err)
+		err = fmt.Errorf("simagent: %w", err)
 	case <-ctx.Done():
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		if srv.Shutdown(sctx) != nil {
@@ -144,7 +149,7 @@ func (f *Fleet) Serve(ctx context.Context) error {
 		}
 		cancel()
 		if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
-			err = fmt.Errorf("agent: fleet: %w", serr)
+			err = fmt.Errorf("simagent: %w", serr)
 		}
 	}
 	f.mu.Lock()
@@ -162,14 +167,14 @@ func (f *Fleet) Serve(ctx context.Context) error {
 // looks itself up and heartbeats until Shutdown, the fleet stopping, or
 // its lookup timing out. An agent already running for the node is shut
 // down and replaced.
-func (f *Fleet) Boot(n SimNode) (*SimAgent, error) {
+func (f *Fleet) Boot(n Node) (*Agent, error) {
 	if !simNameRe.MatchString(n.Name) {
-		return nil, fmt.Errorf("agent: fleet: node name %q: want letters, digits, '.', '_' or '-'", n.Name)
+		return nil, fmt.Errorf("simagent: node name %q: want letters, digits, '.', '_' or '-'", n.Name)
 	}
 	if n.Machine == nil {
-		return nil, fmt.Errorf("agent: fleet: node %s: nil Machine", n.Name)
+		return nil, fmt.Errorf("simagent: node %s: nil Machine", n.Name)
 	}
-	s := &SimAgent{
+	s := &Agent{
 		name:     n.Name,
 		disk:     filepath.Join(f.cfg.Dir, n.Name+".img"),
 		callback: f.base + "/agents/" + n.Name,
@@ -179,16 +184,16 @@ func (f *Fleet) Boot(n SimNode) (*SimAgent, error) {
 	// come first); the file stays sparse until written.
 	df, err := os.OpenFile(s.disk, os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("agent: fleet: node %s: disk: %w", n.Name, err)
+		return nil, fmt.Errorf("simagent: node %s: disk: %w", n.Name, err)
 	}
 	_ = df.Close()
 	inv := simInventory(n, s.disk, f.cfg.DiskSize)
 	version := f.cfg.Version
 	if version == "" {
-		version = defaultVersion() + "-sim"
+		version = buildinfo.Version + "-sim"
 	}
 	log := f.cfg.Logger.With("node", n.Name)
-	a, err := New(n.Machine, Config{
+	a, err := agent.New(n.Machine, agent.Config{
 		APIURL:         f.cfg.APIURL,
 		MACs:           append([]string(nil), n.MACs...),
 		CallbackURL:    s.callback,
@@ -198,23 +203,23 @@ func (f *Fleet) Boot(n SimNode) (*SimAgent, error) {
 		RequestTimeout: f.cfg.RequestTimeout,
 		Lookup:         f.cfg.Lookup,
 		Heartbeat:      f.cfg.Heartbeat,
-		Commands: CommandConfig{
+		Commands: agent.CommandConfig{
 			Logger:       log,
-			Inventory:    func(context.Context) (Inventory, error) { return inv, nil },
+			Inventory:    func(context.Context) (protocol.Inventory, error) { return inv, nil },
 			HTTPClient:   f.hc,
 			StallTimeout: f.cfg.StallTimeout,
 			PowerDelay:   f.cfg.PowerDelay,
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("agent: fleet: node %s: %w", n.Name, err)
+		return nil, fmt.Errorf("simagent: node %s: %w", n.Name, err)
 	}
 	s.agent = a
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
-		return nil, ErrFleetClosed
+		return nil, ErrClosed
 	}
 	if old := f.agents[n.Name]; old != nil {
 		old.Shutdown()
@@ -241,7 +246,7 @@ func (f *Fleet) Boot(n SimNode) (*SimAgent, error) {
 }
 
 // Agent returns the running agent of node name, or nil.
-func (f *Fleet) Agent(name string) *SimAgent {
+func (f *Fleet) Agent(name string) *Agent {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.agents[name]
@@ -260,14 +265,14 @@ func (f *Fleet) route(w http.ResponseWriter, r *http.Request) {
 	rest, ok := strings.CutPrefix(r.URL.Path, prefix)
 	name, _, _ := strings.Cut(rest, "/")
 	if !ok || name == "" {
-		writeError(w, http.StatusNotFound, "not_found", "no such path")
+		protocol.WriteError(w, http.StatusNotFound, protocol.CodeNotFound, "no such path")
 		return
 	}
 	s := f.Agent(name)
 	if s == nil {
 		// A machine whose agent is not running does not answer at all; the
 		// nearest an HTTP listener shared with other agents can say.
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "agent of "+name+" is not running")
+		protocol.WriteError(w, http.StatusServiceUnavailable, protocol.CodeUnavailable, "agent of "+name+" is not running")
 		return
 	}
 	http.StripPrefix(prefix+name, s.agent.Handler()).ServeHTTP(w, r)
@@ -276,40 +281,40 @@ func (f *Fleet) route(w http.ResponseWriter, r *http.Request) {
 // Shutdown stops the agent, as the machine powering off or rebooting
 // does; it does not wait (see Done), so a Machine may call it from its
 // Reboot or PowerOff.
-func (s *SimAgent) Shutdown() { s.cancel() }
+func (s *Agent) Shutdown() { s.cancel() }
 
 // Done is closed when the agent has stopped.
-func (s *SimAgent) Done() <-chan struct{} { return s.done }
+func (s *Agent) Done() <-chan struct{} { return s.done }
 
 // Err is why the agent stopped (nil after a Shutdown that followed a
 // successful lookup); valid once Done is closed.
-func (s *SimAgent) Err() error {
+func (s *Agent) Err() error {
 	<-s.done
 	return s.err
 }
 
 // Name is the node's name in the fleet.
-func (s *SimAgent) Name() string { return s.name }
+func (s *Agent) Name() string { return s.name }
 
 // CallbackURL is where the agent's command API answers.
-func (s *SimAgent) CallbackURL() string { return s.callback }
+func (s *Agent) CallbackURL() string { return s.callback }
 
 // Disk is the file the agent writes images to (its inventory's only disk).
-func (s *SimAgent) Disk() string { return s.disk }
+func (s *Agent) Disk() string { return s.disk }
 
 // NodeUUID is the node's uuid once the lookup succeeded, else "".
-func (s *SimAgent) NodeUUID() string { return s.agent.Node().UUID }
+func (s *Agent) NodeUUID() string { return s.agent.Node().UUID }
 
-func simInventory(n SimNode, disk string, size int64) Inventory {
-	inv := Inventory{
-		CPU:    CPU{Model: "ironfleet simulated CPU", Count: 2},
-		Memory: Memory{TotalBytes: 4 << 30},
-		Disks: []Disk{{
+func simInventory(n Node, disk string, size int64) protocol.Inventory {
+	inv := protocol.Inventory{
+		CPU:    protocol.CPU{Model: "ironfleet simulated CPU", Count: 2},
+		Memory: protocol.Memory{TotalBytes: 4 << 30},
+		Disks: []protocol.Disk{{
 			Name: "vda", Path: disk, SizeBytes: size, Serial: "SIM-" + n.Name,
 		}},
 	}
 	for i, m := range n.MACs {
-		inv.Interfaces = append(inv.Interfaces, NIC{
+		inv.Interfaces = append(inv.Interfaces, protocol.NIC{
 			Name: fmt.Sprintf("eth%d", i), MACAddress: m, HasCarrier: true, OperState: "up", SpeedMbps: 10000,
 		})
 	}
