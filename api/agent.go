@@ -70,7 +70,7 @@ func (s *Server) lookup(c *gin.Context) {
 		}
 		node, found = n, ok
 	}
-	notFound := coded(wire.CodeNotFound, "Node with addresses %s could not be found.", addrs)
+	notFound := wire.Errorf(wire.CodeNotFound, "Node with addresses %s could not be found.", addrs)
 	if !found || !provision.ExpectsAgent(node.ProvisionState) {
 		s.fail(c, notFound)
 		return
@@ -91,7 +91,7 @@ func (s *Server) lookup(c *gin.Context) {
 	})
 	switch {
 	case errors.Is(err, errTokenIssued):
-		err = coded(wire.CodeConflict, "An agent token was already issued for node %s; the agent must wait until the node is booted into it again.", node.UUID)
+		err = wire.Errorf(wire.CodeConflict, "An agent token was already issued for node %s; the agent must wait until the node is booted into it again.", node.UUID)
 	case wire.CodeOf(err) == wire.CodeNotFound:
 		err = notFound
 	}

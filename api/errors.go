@@ -26,13 +26,10 @@ var (
 	ErrNotAcceptable = errors.New("api: request not acceptable")
 )
 
-// coded returns a *wire.Error whose message is what the client reads.
-func coded(code wire.Code, format string, args ...any) error {
-	return wire.Errorf(code, format, args...)
-}
-
+// badRequest returns an invalid_input error whose message is what the
+// client reads.
 func badRequest(format string, args ...any) error {
-	return coded(wire.CodeInvalidInput, format, args...)
+	return wire.Errorf(wire.CodeInvalidInput, format, args...)
 }
 
 // notAcceptable is ErrNotAcceptable with Ironic's faultstring.
@@ -40,7 +37,7 @@ func notAcceptable() error { return fmt.Errorf("%w", ErrNotAcceptable) }
 
 // unavailable marks err (a dependency failing) as a 503.
 func unavailable(what string, err error) error {
-	return &wire.Error{Code: wire.CodeUnavailable, Message: what + " unavailable: " + err.Error(), Err: err}
+	return wire.Errorf(wire.CodeUnavailable, "%s unavailable: %w", what, err)
 }
 
 // httpStatus is the one place that maps errors to HTTP: it returns the

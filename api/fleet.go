@@ -75,7 +75,7 @@ func (s *Server) getConductor(c *gin.Context) {
 	host := c.Param("host")
 	i := slices.IndexFunc(cs, func(ci transport.ConductorInfo) bool { return ci.Host == host })
 	if i < 0 {
-		s.fail(c, coded(wire.CodeNotFound, "Conductor %s could not be found.", host))
+		s.fail(c, wire.Errorf(wire.CodeNotFound, "Conductor %s could not be found.", host))
 		return
 	}
 	c.JSON(http.StatusOK, renderConductor(cs[i], s.base(c), true))
@@ -114,7 +114,7 @@ func (s *Server) listDrivers(c *gin.Context) {
 func (s *Server) getDriver(c *gin.Context) {
 	name := c.Param("driver")
 	if !slices.Contains(s.drivers, name) {
-		s.fail(c, coded(wire.CodeNotFound, "Could not find the following driver(s) or hardware type(s): %s.", name))
+		s.fail(c, wire.Errorf(wire.CodeNotFound, "Could not find the following driver(s) or hardware type(s): %s.", name))
 		return
 	}
 	cs, err := s.conductors(c.Request.Context())

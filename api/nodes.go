@@ -32,7 +32,7 @@ var (
 func isUUID(s string) bool { return uuidRe.MatchString(s) }
 
 func nodeNotFound(ident string) error {
-	return coded(wire.CodeNotFound, "Node %s could not be found.", ident)
+	return wire.Errorf(wire.CodeNotFound, "Node %s could not be found.", ident)
 }
 
 // findNode resolves a path's node by UUID (the cache, then the store for a
@@ -475,9 +475,9 @@ func (s *Server) createNode(c *gin.Context) {
 	created, err := s.deps.Nodes.CreateNode(ctx, n)
 	if errors.Is(err, transport.ErrExists) {
 		if n.Name != "" {
-			err = coded(wire.CodeConflict, "A node with name %s already exists.", n.Name)
+			err = wire.Errorf(wire.CodeConflict, "A node with name %s already exists.", n.Name)
 		} else {
-			err = coded(wire.CodeConflict, "A node with UUID %s already exists.", n.UUID)
+			err = wire.Errorf(wire.CodeConflict, "A node with UUID %s already exists.", n.UUID)
 		}
 	}
 	if err != nil {
@@ -607,7 +607,7 @@ func (s *Server) patchNode(c *gin.Context) {
 		return s.applyDoc(cur, d)
 	})
 	if errors.Is(err, transport.ErrExists) {
-		err = coded(wire.CodeConflict, "A node with name %s already exists.", n.Name)
+		err = wire.Errorf(wire.CodeConflict, "A node with name %s already exists.", n.Name)
 	}
 	if err != nil {
 		s.fail(c, err)
@@ -671,7 +671,7 @@ func (s *Server) deleteNode(c *gin.Context) {
 			return badRequest("Node %s is protected and cannot be undeployed, rebuilt or deleted.", n.UUID)
 		}
 		if !provision.Deletable(n.ProvisionState) && !n.Maintenance {
-			return coded(wire.CodeConflict, "Can not delete node %q while it is in provision state %q. Valid provision states to perform deletion are: %q, or set the node into maintenance mode",
+			return wire.Errorf(wire.CodeConflict, "Can not delete node %q while it is in provision state %q. Valid provision states to perform deletion are: %q, or set the node into maintenance mode",
 				n.UUID, n.ProvisionState, deletableStates())
 		}
 		return nil

@@ -17,11 +17,11 @@ import (
 )
 
 func portNotFound(id string) error {
-	return coded(wire.CodeNotFound, "Port %s could not be found.", id)
+	return wire.Errorf(wire.CodeNotFound, "Port %s could not be found.", id)
 }
 
 func macTaken(mac string) error {
-	return coded(wire.CodeConflict, "A port with MAC address %s already exists.", mac)
+	return wire.Errorf(wire.CodeConflict, "A port with MAC address %s already exists.", mac)
 }
 
 func badMAC(mac string) error {

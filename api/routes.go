@@ -79,7 +79,7 @@ func (s *Server) table() []route {
 func (s *Server) routes() {
 	e := s.engine
 	e.Use(s.recover, s.requestID, s.observe)
-	e.NoRoute(func(c *gin.Context) { s.fail(c, coded(wire.CodeNotFound, "The resource could not be found.")) })
+	e.NoRoute(func(c *gin.Context) { s.fail(c, wire.Errorf(wire.CodeNotFound, "The resource could not be found.")) })
 	e.NoMethod(func(c *gin.Context) { s.fail(c, badRequest("Method not allowed.")) })
 	e.HandleMethodNotAllowed = true
 	e.GET("/", s.root)
@@ -106,7 +106,7 @@ func requireVersion(minor int) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if !version(c).AtLeast(minor) {
 			c.Abort()
-			status, msg := httpStatus(coded(wire.CodeNotFound, "The resource could not be found."))
+			status, msg := httpStatus(wire.Errorf(wire.CodeNotFound, "The resource could not be found."))
 			c.JSON(status, errorBody(status, msg))
 		}
 	}

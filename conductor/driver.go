@@ -3,7 +3,6 @@ package conductor
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
@@ -66,7 +65,7 @@ func (d Drivers) ValidateDriverInfo(node wire.Node) error {
 		if wire.CodeOf(err) != wire.CodeInternal {
 			return err
 		}
-		return &wire.Error{Code: wire.CodeInvalidInput, Message: err.Error(), Err: err}
+		return wire.Errorf(wire.CodeInvalidInput, "%w", err)
 	}
 	return nil
 }
@@ -83,11 +82,7 @@ func (d Drivers) Power(node wire.Node) (Power, error) {
 func (d Drivers) lookup(node wire.Node) (PowerDriver, error) {
 	drv, ok := d[node.Driver]
 	if !ok || drv == nil {
-		return nil, &wire.Error{
-			Code:    wire.CodeInvalidInput,
-			Message: fmt.Sprintf("%v %q", ErrUnknownDriver, node.Driver),
-			Err:     ErrUnknownDriver,
-		}
+		return nil, wire.Errorf(wire.CodeInvalidInput, "%w %q", ErrUnknownDriver, node.Driver)
 	}
 	return drv, nil
 }

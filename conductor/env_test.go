@@ -249,8 +249,7 @@ func (e *env) runAgentOnBoot(t *testing.T, m *sim.Machine, node string) {
 		}
 		params, _ := json.Marshal(wire.HeartbeatParams{CallbackURL: srv.URL, AgentVersion: "test", TokenHash: hex.EncodeToString(sum[:])})
 		for ctx.Err() == nil {
-			_, _ = e.bus.Publish(ctx, wire.Task{Version: wire.TaskVersion, ID: wire.NewUUID(), Node: node,
-				Op: wire.OpHeartbeat, CreatedAt: time.Now().UTC(), Params: params})
+			_, _ = e.bus.Publish(ctx, wire.NewTask(wire.OpHeartbeat, wire.Node{UUID: node}, "agent", params))
 			sleep(ctx, e.heartbeat)
 		}
 	})

@@ -35,7 +35,7 @@ func (w *job) firstMove() (f first, ok bool) {
 		if n.ProvisionState == m.To && n.TargetProvisionState == m.Target && n.Step == "" {
 			return first{w: w, tr: provision.Transition{From: m.From, Op: w.task.Op, To: m.To, Target: m.Target}, made: true}, true
 		}
-		w.noLongerApplies(fmt.Errorf("node %s is %s (step %q), no longer %s where this %s task's first move left it",
+		w.noLongerApplies(wire.Errorf(wire.CodeInvalidTransition, "node %s is %s (step %q), no longer %s where this %s task's first move left it",
 			n.UUID, n.ProvisionState, n.Step, m.To, w.task.Op))
 		return first{}, false
 	}
@@ -50,7 +50,7 @@ func (w *job) firstMove() (f first, ok bool) {
 func (w *job) noLongerApplies(err error) {
 	w.log("task no longer applies", "state", w.node.ProvisionState, "err", err)
 	ev := w.event(wire.EventTaskFailed)
-	ev.Code, ev.Message = wire.CodeInvalidTransition, err.Error()
+	ev.Code, ev.Message = wire.CodeOf(err), err.Error()
 	w.c.dispatch.Event(w.outer, ev)
 }
 
@@ -251,7 +251,7 @@ func (w *job) bootAgent(purpose wire.BootPurpose) error {
 		}
 	}
 	if len(macs) == 0 {
-		return w.fail(errors.New("the node has no port with PXE enabled to boot from"))
+		return w.fail(wire.Errorf(wire.CodeInvalidInput, "the node has no port with PXE enabled to boot from"))
 	}
 	// A new boot gets a new agent: forget the old one's token and address.
 	if err := w.update(func(n *wire.Node) { n.Agent = nil }); err != nil {
@@ -352,19 +352,39 @@ func (w *job) continueWith(op wire.Operation, e provision.Event, set func(*wire.
 func (w *job) agentClient() (AgentClient, error) {
 	a := w.node.Agent
 	if a == nil || a.URL == "" || a.Token == "" {
-		return nil, errors.New("no agent has called back for this node")
+		return nil, wire.Errorf(wire.CodeAgent, "no agent has called back for this node")
 	}
 	return w.c.d.Agents(a.URL, a.Token)
 }
 
-// runAgent runs one agent command to its end.
-func (w *job) runAgent(start func(ctx context.Context, cl AgentClient, target string) (protocol.Command, error)) error {
+// agentFailure codes what went wrong talking to a node's agent, at the
+// boundary: past its deadline it is a timeout, otherwise the agent failed
+// or could not be reached. An error already coded (an invalid
+// instance_info) keeps its code.
+func agentFailure(ctx context.Context, what string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case wire.CodeOf(err) != wire.CodeInternal:
+		return fmt.Errorf("%s: %w", what, err)
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return wire.Errorf(wire.CodeTimeout, "%s: %w", what, err)
+	}
+	return wire.Errorf(wire.CodeAgent, "%s: %w", what, err)
+}
+
+// runAgent runs one agent command to its end; what names it in the error.
+func (w *job) runAgent(what string, start func(ctx context.Context, cl AgentClient, target string) (protocol.Command, error)) error {
+	ctx, cancel := context.WithTimeout(w.ctx, w.c.cfg.AgentTimeout)
+	defer cancel()
+	return agentFailure(ctx, what, w.agentCommand(ctx, start))
+}
+
+func (w *job) agentCommand(ctx context.Context, start func(ctx context.Context, cl AgentClient, target string) (protocol.Command, error)) error {
 	cl, err := w.agentClient()
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(w.ctx, w.c.cfg.AgentTimeout)
-	defer cancel()
 	inv, err := cl.Inventory(ctx)
 	if err != nil {
 		return fmt.Errorf("reading the agent's inventory: %w", err)
@@ -400,7 +420,7 @@ func imageOf(n wire.Node) (url, sha string, err error) {
 	sha, _ = n.InstanceInfo["image_checksum"].(string)
 	sha = strings.TrimPrefix(strings.ToLower(sha), "sha256:")
 	if url == "" || sha == "" {
-		return "", "", errors.New("instance_info must give image_source (an http(s) URL) and image_checksum (its sha256) to deploy")
+		return "", "", wire.Errorf(wire.CodeInvalidInput, "instance_info must give image_source (an http(s) URL) and image_checksum (its sha256) to deploy")
 	}
 	return url, sha, nil
 }
@@ -414,7 +434,7 @@ func (w *job) continueDeploy() error {
 	}
 	url, sha, err := imageOf(w.node)
 	if err == nil {
-		err = w.runAgent(func(ctx context.Context, cl AgentClient, target string) (protocol.Command, error) {
+		err = w.runAgent("writing the image", func(ctx context.Context, cl AgentClient, target string) (protocol.Command, error) {
 			return cl.WriteImage(ctx, protocol.WriteImageParams{URL: url, SHA256: sha, Target: target})
 		})
 	}
@@ -423,7 +443,7 @@ func (w *job) continueDeploy() error {
 			return err // the lock was lost: let a redelivery redo the step
 		}
 		_ = w.setPower(wire.PowerOff)
-		return w.fail(fmt.Errorf("writing the image: %w", err))
+		return w.fail(err)
 	}
 	w.cleanUpBoot()
 	pw, err := w.powerOf()
@@ -449,7 +469,7 @@ func (w *job) continueClean() error {
 		w.log("continue_clean finds nothing to do", "state", w.node.ProvisionState, "step", w.node.Step)
 		return nil
 	}
-	err := w.runAgent(func(ctx context.Context, cl AgentClient, target string) (protocol.Command, error) {
+	err := w.runAgent("erasing the disk", func(ctx context.Context, cl AgentClient, target string) (protocol.Command, error) {
 		return cl.EraseDisk(ctx, target)
 	})
 	if err != nil {
@@ -457,7 +477,7 @@ func (w *job) continueClean() error {
 			return err
 		}
 		_ = w.setPower(wire.PowerOff)
-		return w.fail(fmt.Errorf("erasing the disk: %w", err))
+		return w.fail(err)
 	}
 	w.cleanUpBoot()
 	if err := w.setPower(wire.PowerOff); err != nil {
@@ -542,10 +562,11 @@ func (w *job) inspect() error {
 	if err == nil {
 		ictx, cancel := context.WithTimeout(w.ctx, time.Minute)
 		inv, err = cl.Inventory(ictx)
+		err = agentFailure(ictx, "reading the inventory", err)
 		cancel()
 	}
 	if err != nil {
-		return w.fail(fmt.Errorf("reading the inventory: %w", err))
+		return w.fail(err)
 	}
 	w.cleanUpBoot()
 	if err := w.setPower(wire.PowerOff); err != nil {

@@ -100,7 +100,7 @@ func (c *Conductor) sweepWaits(ctx context.Context, group string) {
 			}
 			_ = w.setPower(wire.PowerOff)
 			//nolint:staticcheck // Ironic's words, shown to operators as last_error
-			return w.fail(fmt.Errorf("Timeout reached while waiting for callback for node %s after %s in %s",
+			return w.fail(wire.Errorf(wire.CodeTimeout, "Timeout reached while waiting for callback for node %s after %s in %s",
 				n.UUID, c.cfg.WaitTimeout, n.ProvisionState))
 		})
 	}
@@ -117,7 +117,7 @@ func (c *Conductor) sweepStuck(ctx context.Context, group string, stale func(wir
 			if w.node.ProvisionState != n.ProvisionState || w.node.ProvisionUpdatedAt != n.ProvisionUpdatedAt {
 				return nil
 			}
-			return w.fail(fmt.Errorf("%s during %s (conductor %s)", why, n.ProvisionState, n.Conductor))
+			return w.fail(wire.Errorf(wire.CodeUnavailable, "%s during %s (conductor %s)", why, n.ProvisionState, n.Conductor))
 		})
 	}
 }

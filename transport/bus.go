@@ -252,7 +252,7 @@ func (b *Bus) Publish(ctx context.Context, t wire.Task) (uint64, error) {
 		return 0, err
 	}
 	if len(data) > b.cfg.MaxTaskBytes {
-		return 0, codedf(wire.CodeInvalidInput, "%w: task %s is %d bytes, the limit is %d", ErrTooLarge, t.ID, len(data), b.cfg.MaxTaskBytes)
+		return 0, wire.Errorf(wire.CodeInvalidInput, "%w: task %s is %d bytes, the limit is %d", ErrTooLarge, t.ID, len(data), b.cfg.MaxTaskBytes)
 	}
 	subj, _ := TaskSubject(t.Group, t.Op) // validated by EncodeTask
 	// Only TASKS listens on ifl.tasks.>, so no expected-stream header: one
@@ -260,7 +260,7 @@ func (b *Bus) Publish(ctx context.Context, t wire.Task) (uint64, error) {
 	ack, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: data, Header: nats.Header{}}, jetstream.WithMsgID(t.ID))
 	if err != nil {
 		b.m.publishErrors.Inc()
-		return 0, codedf(wire.CodeUnavailable, "transport: publish task %s: %w", t.ID, err)
+		return 0, wire.Errorf(wire.CodeUnavailable, "transport: publish task %s: %w", t.ID, err)
 	}
 	if ack.Duplicate {
 		b.m.duplicates.Inc()
@@ -282,7 +282,7 @@ func (b *Bus) PublishEvent(ctx context.Context, ev wire.Event) error {
 		return err
 	}
 	if _, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: data, Header: nats.Header{}}, jetstream.WithMsgID(ev.ID)); err != nil {
-		return codedf(wire.CodeUnavailable, "transport: publish event %s: %w", ev.Type, err)
+		return wire.Errorf(wire.CodeUnavailable, "transport: publish event %s: %w", ev.Type, err)
 	}
 	b.m.events.WithLabelValues(string(ev.Type)).Inc()
 	return nil
@@ -335,12 +335,12 @@ func SubscribeEvents(ctx context.Context, js jetstream.JetStream, sub EventSubsc
 	}
 	cons, err := js.OrderedConsumer(ctx, EventsStream, cfg)
 	if err != nil {
-		return codedf(wire.CodeUnavailable, "transport: subscribe events: %w", err)
+		return wire.Errorf(wire.CodeUnavailable, "transport: subscribe events: %w", err)
 	}
 	if !sub.Follow {
 		info, err := cons.Info(ctx)
 		if err != nil {
-			return codedf(wire.CodeUnavailable, "transport: subscribe events: %w", err)
+			return wire.Errorf(wire.CodeUnavailable, "transport: subscribe events: %w", err)
 		}
 		if info.NumPending == 0 || sub.NewOnly {
 			return nil
@@ -348,7 +348,7 @@ func SubscribeEvents(ctx context.Context, js jetstream.JetStream, sub EventSubsc
 	}
 	it, err := cons.Messages()
 	if err != nil {
-		return codedf(wire.CodeUnavailable, "transport: subscribe events: %w", err)
+		return wire.Errorf(wire.CodeUnavailable, "transport: subscribe events: %w", err)
 	}
 	quit, stopped := make(chan struct{}), make(chan struct{})
 	defer func() { close(quit); <-stopped; it.Stop() }()
@@ -369,7 +369,7 @@ func SubscribeEvents(ctx context.Context, js jetstream.JetStream, sub EventSubsc
 			if errors.Is(err, jetstream.ErrNoHeartbeat) {
 				continue
 			}
-			return codedf(wire.CodeUnavailable, "transport: events: %w", err)
+			return wire.Errorf(wire.CodeUnavailable, "transport: events: %w", err)
 		}
 		ev, err := DecodeEvent(msg.Data())
 		if err != nil {

@@ -104,7 +104,7 @@ func (c *cache) waitRev(ctx context.Context, bucket string, rev uint64) error {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return codedf(wire.CodeUnavailable, "transport: cache of %s not at revision %d: %w", bucket, rev, context.Cause(ctx))
+			return wire.Errorf(wire.CodeUnavailable, "transport: cache of %s not at revision %d: %w", bucket, rev, context.Cause(ctx))
 		}
 	}
 }
@@ -313,7 +313,7 @@ func (inv *Inventory) List(q NodeQuery) ([]wire.Node, error) {
 	}
 	by, ok := nodeSortKeys[q.SortKey]
 	if !ok {
-		return nil, codedf(wire.CodeInvalidInput, "%w: sort key %q: want one of %s", ErrInvalid, q.SortKey, strings.Join(slices.Sorted(maps.Keys(nodeSortKeys)), ", "))
+		return nil, wire.Errorf(wire.CodeInvalidInput, "%w: sort key %q: want one of %s", ErrInvalid, q.SortKey, strings.Join(slices.Sorted(maps.Keys(nodeSortKeys)), ", "))
 	}
 	sign := 1
 	switch strings.ToLower(q.SortDir) {
@@ -321,7 +321,7 @@ func (inv *Inventory) List(q NodeQuery) ([]wire.Node, error) {
 	case "desc":
 		sign = -1
 	default:
-		return nil, codedf(wire.CodeInvalidInput, "%w: sort direction %q: want asc or desc", ErrInvalid, q.SortDir)
+		return nil, wire.Errorf(wire.CodeInvalidInput, "%w: sort direction %q: want asc or desc", ErrInvalid, q.SortDir)
 	}
 	if q.Limit <= 0 || q.Limit > MaxLimit {
 		q.Limit = MaxLimit
@@ -338,7 +338,7 @@ func (inv *Inventory) List(q NodeQuery) ([]wire.Node, error) {
 		m, ok := inv.cache.nodes[q.Marker]
 		if !ok {
 			inv.cache.mu.RUnlock()
-			return nil, codedf(wire.CodeInvalidInput, "%w: marker %q is no node", ErrInvalid, q.Marker)
+			return nil, wire.Errorf(wire.CodeInvalidInput, "%w: marker %q is no node", ErrInvalid, q.Marker)
 		}
 		marker = &m
 	}
@@ -401,7 +401,7 @@ func (inv *Inventory) Ports(q PortQuery) ([]wire.Port, error) {
 		m, ok := inv.cache.ports[q.Marker]
 		if !ok {
 			inv.cache.mu.RUnlock()
-			return nil, codedf(wire.CodeInvalidInput, "%w: marker %q is no port", ErrInvalid, q.Marker)
+			return nil, wire.Errorf(wire.CodeInvalidInput, "%w: marker %q is no port", ErrInvalid, q.Marker)
 		}
 		marker = &m
 	}

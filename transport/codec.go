@@ -27,7 +27,7 @@ func EncodeTask(t wire.Task) ([]byte, error) {
 	}
 	b, err := json.Marshal(t)
 	if err != nil {
-		return nil, codedf(wire.CodeInvalidInput, "transport: encode task %s: %w", t.ID, err)
+		return nil, wire.Errorf(wire.CodeInvalidInput, "transport: encode task %s: %w", t.ID, err)
 	}
 	return b, nil
 }
@@ -43,7 +43,7 @@ func DecodeTask(data []byte) (wire.Task, error) {
 		if v, ok := peekVersion(data); ok && v != wire.TaskVersion {
 			return wire.Task{}, unknownTaskVersion(fmt.Sprint(v))
 		}
-		return wire.Task{}, codedf(wire.CodeDecode, "%w: %w", ErrDecode, err)
+		return wire.Task{}, wire.Errorf(wire.CodeDecode, "%w: %w", ErrDecode, err)
 	}
 	if t.Version != wire.TaskVersion {
 		v := fmt.Sprint(t.Version)
@@ -53,13 +53,13 @@ func DecodeTask(data []byte) (wire.Task, error) {
 		return wire.Task{}, unknownTaskVersion(v)
 	}
 	if err := validateTask(t); err != nil {
-		return t, codedf(wire.CodeDecode, "%w: %w", ErrDecode, err)
+		return t, wire.Errorf(wire.CodeDecode, "%w: %w", ErrDecode, err)
 	}
 	return t, nil
 }
 
 func unknownTaskVersion(v string) error {
-	return codedf(wire.CodeUnknownVersion, "%w: task version %s, this build reads %d", ErrUnknownVersion, v, wire.TaskVersion)
+	return wire.Errorf(wire.CodeUnknownVersion, "%w: task version %s, this build reads %d", ErrUnknownVersion, v, wire.TaskVersion)
 }
 
 // peekVersion reads only the "v" field of an envelope.
@@ -76,13 +76,13 @@ func peekVersion(data []byte) (int, bool) {
 func validateTask(t wire.Task) error {
 	switch {
 	case t.Version != wire.TaskVersion:
-		return codedf(wire.CodeUnknownVersion, "%w: task version %d, this build writes %d", ErrUnknownVersion, t.Version, wire.TaskVersion)
+		return wire.Errorf(wire.CodeUnknownVersion, "%w: task version %d, this build writes %d", ErrUnknownVersion, t.Version, wire.TaskVersion)
 	case t.ID == "" || len(t.ID) > 128:
-		return codedf(wire.CodeInvalidInput, "transport: task id %q: want 1 to 128 bytes", t.ID)
+		return wire.Errorf(wire.CodeInvalidInput, "transport: task id %q: want 1 to 128 bytes", t.ID)
 	case t.Node == "":
-		return codedf(wire.CodeInvalidInput, "transport: task %s: no node", t.ID)
+		return wire.Errorf(wire.CodeInvalidInput, "transport: task %s: no node", t.ID)
 	case t.Op == "":
-		return codedf(wire.CodeInvalidInput, "transport: task %s: no operation", t.ID)
+		return wire.Errorf(wire.CodeInvalidInput, "transport: task %s: no operation", t.ID)
 	}
 	if _, err := TaskSubject(t.Group, t.Op); err != nil {
 		return fmt.Errorf("task %s: %w", t.ID, err)
@@ -96,15 +96,15 @@ func validateTask(t wire.Task) error {
 func EncodeEvent(ev wire.Event) ([]byte, error) {
 	switch {
 	case ev.Version != wire.EventVersion:
-		return nil, codedf(wire.CodeUnknownVersion, "%w: event version %d, this build writes %d", ErrUnknownVersion, ev.Version, wire.EventVersion)
+		return nil, wire.Errorf(wire.CodeUnknownVersion, "%w: event version %d, this build writes %d", ErrUnknownVersion, ev.Version, wire.EventVersion)
 	case ev.ID == "" || len(ev.ID) > 128:
-		return nil, codedf(wire.CodeInvalidInput, "transport: event id %q: want 1 to 128 bytes", ev.ID)
+		return nil, wire.Errorf(wire.CodeInvalidInput, "transport: event id %q: want 1 to 128 bytes", ev.ID)
 	case ev.Time.IsZero():
-		return nil, codedf(wire.CodeInvalidInput, "transport: event %s has no time", ev.ID)
+		return nil, wire.Errorf(wire.CodeInvalidInput, "transport: event %s has no time", ev.ID)
 	}
 	b, err := json.Marshal(ev)
 	if err != nil {
-		return nil, codedf(wire.CodeInvalidInput, "transport: encode event: %w", err)
+		return nil, wire.Errorf(wire.CodeInvalidInput, "transport: encode event: %w", err)
 	}
 	return b, nil
 }
@@ -113,18 +113,10 @@ func EncodeEvent(ev wire.Event) ([]byte, error) {
 func DecodeEvent(data []byte) (wire.Event, error) {
 	var ev wire.Event
 	if err := json.Unmarshal(data, &ev); err != nil {
-		return ev, codedf(wire.CodeDecode, "%w: %w", ErrDecode, err)
+		return ev, wire.Errorf(wire.CodeDecode, "%w: %w", ErrDecode, err)
 	}
 	if ev.Version != wire.EventVersion {
-		return ev, codedf(wire.CodeUnknownVersion, "%w: event version %d, this build reads %d", ErrUnknownVersion, ev.Version, wire.EventVersion)
+		return ev, wire.Errorf(wire.CodeUnknownVersion, "%w: event version %d, this build reads %d", ErrUnknownVersion, ev.Version, wire.EventVersion)
 	}
 	return ev, nil
-}
-
-// codedf is like fmt.Errorf but returns a *wire.Error with code whose
-// Unwrap yields the formatted error, so every %w in format (even several)
-// stays visible to errors.Is and errors.As.
-func codedf(code wire.Code, format string, args ...any) error {
-	err := fmt.Errorf(format, args...)
-	return &wire.Error{Code: code, Message: err.Error(), Err: err}
 }

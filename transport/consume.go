@@ -281,7 +281,7 @@ func (l *loop) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	if n := len(msg.Data()); n > l.b.cfg.MaxTaskBytes {
 		l.dead(actx, msg, d, wire.Task{ID: msg.Headers().Get("Nats-Msg-Id")},
-			codedf(wire.CodeInvalidInput, "%w: %d bytes, the limit is %d", ErrTooLarge, n, l.b.cfg.MaxTaskBytes))
+			wire.Errorf(wire.CodeInvalidInput, "%w: %d bytes, the limit is %d", ErrTooLarge, n, l.b.cfg.MaxTaskBytes))
 		return
 	}
 	t, err := DecodeTask(msg.Data())
@@ -343,7 +343,7 @@ func (l *loop) run1(ctx context.Context, t wire.Task, d Delivery) (out Outcome) 
 		l.b.m.handle.Observe(time.Since(start).Seconds())
 		if r := recover(); r != nil {
 			l.b.log.Error("task handler panicked", "task", t.ID, "panic", r, "stack", string(debug.Stack()))
-			out = Retry(0, codedf(wire.CodeInternal, "transport: handler panicked: %v", r))
+			out = Retry(0, wire.Errorf(wire.CodeInternal, "transport: handler panicked: %v", r))
 		}
 	}()
 	return l.h(ctx, t, d)

@@ -164,7 +164,7 @@ func (inv *Inventory) Close() {
 // digits, '-' or '_'.
 func nodeKey(uuid string) (string, error) {
 	if err := checkToken("node uuid", uuid); err != nil {
-		return "", codedf(wire.CodeInvalidInput, "%w: %w", ErrInvalid, err)
+		return "", wire.Errorf(wire.CodeInvalidInput, "%w: %w", ErrInvalid, err)
 	}
 	return uuid, nil
 }
@@ -182,17 +182,17 @@ func macKey(mac string) string { return "mac." + strings.ReplaceAll(mac, ":", ""
 func NormalizeMAC(mac string) (string, error) {
 	hw, err := net.ParseMAC(mac)
 	if err != nil || len(hw) != 6 {
-		return "", codedf(wire.CodeInvalidInput, "%w: MAC address %q: want 6 bytes like 52:54:00:12:34:56", ErrInvalid, mac)
+		return "", wire.Errorf(wire.CodeInvalidInput, "%w: MAC address %q: want 6 bytes like 52:54:00:12:34:56", ErrInvalid, mac)
 	}
 	return hw.String(), nil
 }
 
 func notFound(what, id string) error {
-	return codedf(wire.CodeNotFound, "%w: %s %s", ErrNotFound, what, id)
+	return wire.Errorf(wire.CodeNotFound, "%w: %s %s", ErrNotFound, what, id)
 }
 
 func kvErr(op string, err error) error {
-	return codedf(wire.CodeUnavailable, "transport: %s: %w", op, err)
+	return wire.Errorf(wire.CodeUnavailable, "transport: %s: %w", op, err)
 }
 
 // Get reads a node from the KV bucket (not the cache): the authoritative record.
@@ -222,7 +222,7 @@ func getRecord[T any](ctx context.Context, kv jetstream.KeyValue, key, kind, id 
 		return rec, 0, kvErr("get "+kind+" "+id, err)
 	}
 	if err := json.Unmarshal(e.Value(), &rec); err != nil {
-		return rec, 0, codedf(wire.CodeInternal, "transport: %s %s record does not decode: %w", kind, id, err)
+		return rec, 0, wire.Errorf(wire.CodeInternal, "transport: %s %s record does not decode: %w", kind, id, err)
 	}
 	return rec, e.Revision(), nil
 }
@@ -267,7 +267,7 @@ func (inv *Inventory) CreateNode(ctx context.Context, n wire.Node) (wire.Node, e
 	n.Reservation = ""
 	data, err := json.Marshal(n)
 	if err != nil {
-		return wire.Node{}, codedf(wire.CodeInvalidInput, "%w: node %s: %w", ErrInvalid, n.UUID, err)
+		return wire.Node{}, wire.Errorf(wire.CodeInvalidInput, "%w: node %s: %w", ErrInvalid, n.UUID, err)
 	}
 	if n.Name != "" {
 		if err := inv.claimName(ctx, n.Name, n.UUID); err != nil {
@@ -279,7 +279,7 @@ func (inv *Inventory) CreateNode(ctx context.Context, n wire.Node) (wire.Node, e
 			inv.releaseName(ctx, n.Name, n.UUID)
 		}
 		if errors.Is(err, jetstream.ErrKeyExists) {
-			return wire.Node{}, codedf(wire.CodeConflict, "%w: node %s", ErrExists, n.UUID)
+			return wire.Node{}, wire.Errorf(wire.CodeConflict, "%w: node %s", ErrExists, n.UUID)
 		}
 		return wire.Node{}, kvErr("create node", err)
 	}
@@ -313,13 +313,13 @@ func (inv *Inventory) claimName(ctx context.Context, name, uuid string) error {
 		on, _, oerr := inv.getNode(ctx, owner)
 		stale := (errors.Is(oerr, ErrNotFound) || oerr == nil && on.Name != name) && time.Since(e.Created()) > staleIndexAfter
 		if !stale {
-			return codedf(wire.CodeConflict, "%w: node name %q is taken by %s", ErrExists, name, owner)
+			return wire.Errorf(wire.CodeConflict, "%w: node name %q is taken by %s", ErrExists, name, owner)
 		}
 		if _, err := inv.index.Update(ctx, nameKey(name), []byte(uuid), e.Revision()); err == nil {
 			return nil
 		}
 	}
-	return codedf(wire.CodeConflict, "%w: node name %q: %w", ErrExists, name, ErrCASExhausted)
+	return wire.Errorf(wire.CodeConflict, "%w: node name %q: %w", ErrExists, name, ErrCASExhausted)
 }
 
 // releaseName removes the name index entry if it still points at uuid.
@@ -366,21 +366,21 @@ func (inv *Inventory) UpdateNode(ctx context.Context, uuid string, fence uint64,
 		}
 		var old, n wire.Node
 		if err := json.Unmarshal(e.Value(), &old); err != nil {
-			return wire.Node{}, codedf(wire.CodeInternal, "transport: node %s record does not decode: %w", uuid, err)
+			return wire.Node{}, wire.Errorf(wire.CodeInternal, "transport: node %s record does not decode: %w", uuid, err)
 		}
 		_ = json.Unmarshal(e.Value(), &n) // a deep copy for fn
 		if fence > 0 && fence < old.Fence {
-			return wire.Node{}, codedf(wire.CodeConflict, "%w: node %s: token %d is older than %d", ErrStaleFence, uuid, fence, old.Fence)
+			return wire.Node{}, wire.Errorf(wire.CodeConflict, "%w: node %s: token %d is older than %d", ErrStaleFence, uuid, fence, old.Fence)
 		}
 		if err := fn(&n); err != nil {
 			return wire.Node{}, fmt.Errorf("update node %s: %w", uuid, err)
 		}
 		if n.UUID != old.UUID || !n.CreatedAt.Equal(old.CreatedAt) {
-			return wire.Node{}, codedf(wire.CodeInvalidInput, "%w: node %s: uuid and created_at cannot change", ErrInvalid, uuid)
+			return wire.Node{}, wire.Errorf(wire.CodeInvalidInput, "%w: node %s: uuid and created_at cannot change", ErrInvalid, uuid)
 		}
 		if fence == 0 {
 			if f := provision.HolderOnlyChange(old, n); f != "" {
-				return wire.Node{}, codedf(wire.CodeConflict, "%w: node %s: %s changes only under the node lock", ErrFenceRequired, uuid, f)
+				return wire.Node{}, wire.Errorf(wire.CodeConflict, "%w: node %s: %s changes only under the node lock", ErrFenceRequired, uuid, f)
 			}
 		} else {
 			n.Fence = fence
@@ -389,7 +389,7 @@ func (inv *Inventory) UpdateNode(ctx context.Context, uuid string, fence uint64,
 		n.UpdatedAt = time.Now().UTC()
 		data, err := json.Marshal(n)
 		if err != nil {
-			return wire.Node{}, codedf(wire.CodeInvalidInput, "%w: node %s: %w", ErrInvalid, uuid, err)
+			return wire.Node{}, wire.Errorf(wire.CodeInvalidInput, "%w: node %s: %w", ErrInvalid, uuid, err)
 		}
 		renamed := n.Name != old.Name
 		if renamed && n.Name != "" {
@@ -415,7 +415,7 @@ func (inv *Inventory) UpdateNode(ctx context.Context, uuid string, fence uint64,
 		}
 		return n, nil
 	}
-	return wire.Node{}, codedf(wire.CodeConflict, "%w: node %s after %d attempts", ErrCASExhausted, uuid, inv.cfg.CASRetries)
+	return wire.Node{}, wire.Errorf(wire.CodeConflict, "%w: node %s after %d attempts", ErrCASExhausted, uuid, inv.cfg.CASRetries)
 }
 
 // DeleteNode deletes a node, its ports and their index entries. fence
@@ -431,11 +431,11 @@ func (inv *Inventory) DeleteNode(ctx context.Context, uuid string, fence uint64)
 		return err
 	}
 	if fence > 0 && fence < n.Fence {
-		return codedf(wire.CodeConflict, "%w: node %s: token %d is older than %d", ErrStaleFence, uuid, fence, n.Fence)
+		return wire.Errorf(wire.CodeConflict, "%w: node %s: token %d is older than %d", ErrStaleFence, uuid, fence, n.Fence)
 	}
 	if err := inv.nodes.Delete(ctx, key, jetstream.LastRevision(rev)); err != nil {
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
-			return codedf(wire.CodeConflict, "%w: node %s changed while being deleted; retry", ErrCASExhausted, uuid)
+			return wire.Errorf(wire.CodeConflict, "%w: node %s changed while being deleted; retry", ErrCASExhausted, uuid)
 		}
 		return kvErr("delete node "+uuid, err)
 	}
@@ -467,7 +467,7 @@ func (inv *Inventory) CreatePort(ctx context.Context, p wire.Port) (wire.Port, e
 		p.UUID = wire.NewUUID()
 	}
 	if err := checkToken("port uuid", p.UUID); err != nil {
-		return wire.Port{}, codedf(wire.CodeInvalidInput, "%w: %w", ErrInvalid, err)
+		return wire.Port{}, wire.Errorf(wire.CodeInvalidInput, "%w: %w", ErrInvalid, err)
 	}
 	mac, err := NormalizeMAC(p.Address)
 	if err != nil {
@@ -481,7 +481,7 @@ func (inv *Inventory) CreatePort(ctx context.Context, p wire.Port) (wire.Port, e
 	p.UpdatedAt = time.Time{}
 	data, err := json.Marshal(p)
 	if err != nil {
-		return wire.Port{}, codedf(wire.CodeInvalidInput, "%w: port %s: %w", ErrInvalid, p.UUID, err)
+		return wire.Port{}, wire.Errorf(wire.CodeInvalidInput, "%w: port %s: %w", ErrInvalid, p.UUID, err)
 	}
 	if err := inv.claimMAC(ctx, mac, p.NodeUUID, p.UUID); err != nil {
 		return wire.Port{}, err
@@ -489,7 +489,7 @@ func (inv *Inventory) CreatePort(ctx context.Context, p wire.Port) (wire.Port, e
 	if _, err := inv.ports.Create(ctx, p.UUID, data); err != nil {
 		inv.releaseMAC(ctx, mac, p.UUID)
 		if errors.Is(err, jetstream.ErrKeyExists) {
-			return wire.Port{}, codedf(wire.CodeConflict, "%w: port %s", ErrExists, p.UUID)
+			return wire.Port{}, wire.Errorf(wire.CodeConflict, "%w: port %s", ErrExists, p.UUID)
 		}
 		return wire.Port{}, kvErr("create port", err)
 	}
@@ -505,7 +505,7 @@ func (inv *Inventory) claimMAC(ctx context.Context, mac, node, port string) erro
 	v, _ := json.Marshal(macEntry{Node: node, Port: port})
 	_, err := inv.index.Create(ctx, macKey(mac), v)
 	if errors.Is(err, jetstream.ErrKeyExists) {
-		return codedf(wire.CodeConflict, "%w: MAC %s is already a port", ErrExists, mac)
+		return wire.Errorf(wire.CodeConflict, "%w: MAC %s is already a port", ErrExists, mac)
 	}
 	if err != nil {
 		return kvErr("claim MAC", err)
@@ -535,7 +535,7 @@ func (inv *Inventory) GetPort(ctx context.Context, uuid string) (wire.Port, erro
 
 func (inv *Inventory) getPort(ctx context.Context, uuid string) (wire.Port, uint64, error) {
 	if err := checkToken("port uuid", uuid); err != nil {
-		return wire.Port{}, 0, codedf(wire.CodeInvalidInput, "%w: %w", ErrInvalid, err)
+		return wire.Port{}, 0, wire.Errorf(wire.CodeInvalidInput, "%w: %w", ErrInvalid, err)
 	}
 	return getRecord[wire.Port](ctx, inv.ports, uuid, "port", uuid)
 }
@@ -555,7 +555,7 @@ func (inv *Inventory) UpdatePort(ctx context.Context, uuid string, fn func(*wire
 			return wire.Port{}, fmt.Errorf("update port %s: %w", uuid, err)
 		}
 		if p.UUID != old.UUID || p.NodeUUID != old.NodeUUID || !p.CreatedAt.Equal(old.CreatedAt) {
-			return wire.Port{}, codedf(wire.CodeInvalidInput, "%w: port %s: uuid, node_uuid and created_at cannot change", ErrInvalid, uuid)
+			return wire.Port{}, wire.Errorf(wire.CodeInvalidInput, "%w: port %s: uuid, node_uuid and created_at cannot change", ErrInvalid, uuid)
 		}
 		if p.Address, err = NormalizeMAC(p.Address); err != nil {
 			return wire.Port{}, err
@@ -563,7 +563,7 @@ func (inv *Inventory) UpdatePort(ctx context.Context, uuid string, fn func(*wire
 		p.UpdatedAt = time.Now().UTC()
 		data, err := json.Marshal(p)
 		if err != nil {
-			return wire.Port{}, codedf(wire.CodeInvalidInput, "%w: port %s: %w", ErrInvalid, uuid, err)
+			return wire.Port{}, wire.Errorf(wire.CodeInvalidInput, "%w: port %s: %w", ErrInvalid, uuid, err)
 		}
 		moved := p.Address != old.Address
 		if moved {
@@ -589,7 +589,7 @@ func (inv *Inventory) UpdatePort(ctx context.Context, uuid string, fn func(*wire
 		}
 		return p, nil
 	}
-	return wire.Port{}, codedf(wire.CodeConflict, "%w: port %s after %d attempts", ErrCASExhausted, uuid, inv.cfg.CASRetries)
+	return wire.Port{}, wire.Errorf(wire.CodeConflict, "%w: port %s after %d attempts", ErrCASExhausted, uuid, inv.cfg.CASRetries)
 }
 
 // DeletePort deletes a port and its MAC index entry.
@@ -600,7 +600,7 @@ func (inv *Inventory) DeletePort(ctx context.Context, uuid string) error {
 	}
 	if err := inv.ports.Delete(ctx, uuid, jetstream.LastRevision(rev)); err != nil {
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
-			return codedf(wire.CodeConflict, "%w: port %s changed while being deleted; retry", ErrCASExhausted, uuid)
+			return wire.Errorf(wire.CodeConflict, "%w: port %s changed while being deleted; retry", ErrCASExhausted, uuid)
 		}
 		return kvErr("delete port "+uuid, err)
 	}
@@ -624,7 +624,7 @@ func (inv *Inventory) NodeByMAC(ctx context.Context, mac string) (wire.Node, err
 	}
 	var me macEntry
 	if err := json.Unmarshal(e.Value(), &me); err != nil {
-		return wire.Node{}, codedf(wire.CodeInternal, "transport: MAC index %s does not decode: %w", m, err)
+		return wire.Node{}, wire.Errorf(wire.CodeInternal, "transport: MAC index %s does not decode: %w", m, err)
 	}
 	return inv.Get(ctx, me.Node)
 }

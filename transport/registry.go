@@ -102,7 +102,7 @@ func NewRegistry(ctx context.Context, js jetstream.JetStream, cfg RegistryConfig
 // next tick, so a NATS restart does not end the registration.
 func (r *Registry) Register(ctx context.Context, info ConductorInfo) error {
 	if !hostRe.MatchString(info.Host) || len(info.Host) > 253 {
-		return codedf(wire.CodeInvalidInput, "%w: conductor host %q: want letters, digits, '.', '-', '_'", ErrInvalid, info.Host)
+		return wire.Errorf(wire.CodeInvalidInput, "%w: conductor host %q: want letters, digits, '.', '-', '_'", ErrInvalid, info.Host)
 	}
 	for i, g := range info.Groups {
 		if _, err := groupToken(g); err != nil {
@@ -138,7 +138,7 @@ func (r *Registry) put(ctx context.Context, info ConductorInfo) error {
 	info.LastSeen = r.now().UTC()
 	data, err := json.Marshal(info)
 	if err != nil {
-		return codedf(wire.CodeInvalidInput, "%w: conductor %s: %w", ErrInvalid, info.Host, err)
+		return wire.Errorf(wire.CodeInvalidInput, "%w: conductor %s: %w", ErrInvalid, info.Host, err)
 	}
 	if _, err := r.kv.Put(ctx, info.Host, data); err != nil {
 		return kvErr("register conductor "+info.Host, err)

@@ -39,13 +39,13 @@ func groupToken(group string) (string, error) {
 // key part: ASCII letters, digits, '-' and '_', at most 64 bytes.
 func checkToken(what, s string) error {
 	if s == "" || len(s) > 64 {
-		return codedf(wire.CodeInvalidInput, "transport: %s %q: want 1 to 64 characters", what, s)
+		return wire.Errorf(wire.CodeInvalidInput, "transport: %s %q: want 1 to 64 characters", what, s)
 	}
 	for _, r := range s {
 		switch {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
 		default:
-			return codedf(wire.CodeInvalidInput, "transport: %s %q: only letters, digits, '-' and '_' are allowed", what, s)
+			return wire.Errorf(wire.CodeInvalidInput, "transport: %s %q: only letters, digits, '-' and '_' are allowed", what, s)
 		}
 	}
 	return nil
@@ -93,7 +93,7 @@ func EventSubject(ev wire.Event) (string, error) {
 		return "", err
 	}
 	if ev.Type == "" {
-		return "", codedf(wire.CodeInvalidInput, "transport: event without a type")
+		return "", wire.Errorf(wire.CodeInvalidInput, "transport: event without a type")
 	}
 	for _, part := range strings.Split(string(ev.Type), ".") {
 		if err := checkToken("event type", part); err != nil {

@@ -111,7 +111,7 @@ func BootModeUEFI(properties map[string]any) (bool, error) {
 }
 
 func invalidProperty(why string) error {
-	return &wire.Error{Code: wire.CodeInvalidInput, Message: fmt.Sprintf("%v: properties %s", ErrInvalidInfo, why), Err: ErrInvalidInfo}
+	return wire.Errorf(wire.CodeInvalidInput, "%w: properties %s", ErrInvalidInfo, why)
 }
 
 // Addr is the BMC's host:port.
@@ -172,8 +172,7 @@ func (p *infoParser) fail(key, why string) {
 	if p.err != nil {
 		return
 	}
-	msg := fmt.Sprintf("%v: %s %s", ErrInvalidInfo, key, why)
-	p.err = &wire.Error{Code: wire.CodeInvalidInput, Message: msg, Err: ErrInvalidInfo}
+	p.err = wire.Errorf(wire.CodeInvalidInput, "%w: %s %s", ErrInvalidInfo, key, why)
 }
 
 func (p *infoParser) str(key string, required bool) string {

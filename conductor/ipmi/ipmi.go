@@ -220,7 +220,7 @@ func (b *BMC) SetPower(ctx context.Context, target wire.PowerState) error {
 	switch target {
 	case wire.PowerOn, wire.PowerOff, wire.PowerRebooting:
 	default:
-		return &wire.Error{Code: wire.CodeInvalidInput, Message: fmt.Sprintf("ipmi: unsupported power target %q", target)}
+		return wire.Errorf(wire.CodeInvalidInput, "ipmi: unsupported power target %q", target)
 	}
 	ctx, cancel := b.deadline(ctx)
 	defer cancel()
@@ -266,8 +266,7 @@ func (b *BMC) switchPower(ctx context.Context, target wire.PowerState) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			msg := fmt.Sprintf("ipmi: %s at %s: machine still %s after %s", op, b.info.Addr(), cur, b.d.cfg.PowerTimeout)
-			return &wire.Error{Code: wire.CodeBMC, Message: msg, Err: ErrPowerTimeout}
+			return wire.Errorf(wire.CodeBMC, "%w: %s at %s: machine still %s after %s", ErrPowerTimeout, op, b.info.Addr(), cur, b.d.cfg.PowerTimeout)
 		}
 		if err := wait(ctx, b.d.cfg.PollInterval); err != nil {
 			return b.canceled(ctx, op)
@@ -310,7 +309,7 @@ func bootFlags(dev wire.BootDevice, persistent, uefi bool) (*types.BootOptionPar
 	case wire.BootDisk:
 		sel = types.BootDeviceSelectorForceHardDrive
 	default:
-		return nil, &wire.Error{Code: wire.CodeInvalidInput, Message: fmt.Sprintf("ipmi: unsupported boot device %q", dev)}
+		return nil, wire.Errorf(wire.CodeInvalidInput, "ipmi: unsupported boot device %q", dev)
 	}
 	return &types.BootOptionParam_BootFlags{
 		BootFlagsValid:     true,
@@ -357,9 +356,9 @@ func (b *BMC) do(ctx context.Context, op string, fn func(context.Context, *clien
 	}
 	outcome, kind := classify(err)
 	b.d.ops.WithLabelValues(op, outcome).Inc()
-	msg := fmt.Sprintf("%v: %s at %s failed (%d attempt%s): %s", kind, op, b.info.Addr(), attempt, plural(attempt), b.scrub(err.Error()))
-	b.d.cfg.Logger.WarnContext(ctx, "IPMI operation failed", "node", b.node, "bmc", b.info.Addr(), "op", op, "attempts", attempt, "err", msg)
-	return &wire.Error{Code: wire.CodeBMC, Message: msg, Err: kind}
+	failed := wire.Errorf(wire.CodeBMC, "%w: %s at %s failed (%d attempt%s): %s", kind, op, b.info.Addr(), attempt, plural(attempt), b.scrub(err.Error()))
+	b.d.cfg.Logger.WarnContext(ctx, "IPMI operation failed", "node", b.node, "bmc", b.info.Addr(), "op", op, "attempts", attempt, "err", failed.Error())
+	return failed
 }
 
 func (b *BMC) canceled(ctx context.Context, op string) error {

@@ -254,7 +254,7 @@ func (c *Configs) write(name string, data []byte) error {
 
 func invalid(format string, args ...any) error {
 	msg := fmt.Sprintf(format, args...)
-	return &wire.Error{Code: wire.CodeInvalidInput, Message: fmt.Sprintf("%v: %s", ErrInvalidParams, msg), Err: ErrInvalidParams}
+	return wire.Errorf(wire.CodeInvalidInput, "%w: %s", ErrInvalidParams, msg)
 }
 
 // parseMACs parses Ethernet MACs in any form net.ParseMAC reads.

@@ -197,8 +197,7 @@ func machineName(driverInfo map[string]any) (string, error) {
 	v, ok := driverInfo[KeyMachine]
 	name, isStr := v.(string)
 	if !ok || !isStr || strings.TrimSpace(name) == "" {
-		msg := fmt.Sprintf("%v: %s must name a simulated machine", ErrInvalidInfo, KeyMachine)
-		return "", &wire.Error{Code: wire.CodeInvalidInput, Message: msg, Err: ErrInvalidInfo}
+		return "", wire.Errorf(wire.CodeInvalidInput, "%w: %s must name a simulated machine", ErrInvalidInfo, KeyMachine)
 	}
 	return strings.TrimSpace(name), nil
 }
@@ -226,8 +225,7 @@ func (f *Fleet) lookup(driverInfo map[string]any) (*Machine, error) {
 	}
 	m, ok := f.Machine(name)
 	if !ok {
-		msg := fmt.Sprintf("%v %q", ErrUnknownMachine, name)
-		return nil, &wire.Error{Code: wire.CodeInvalidInput, Message: msg, Err: ErrUnknownMachine}
+		return nil, wire.Errorf(wire.CodeInvalidInput, "%w %q", ErrUnknownMachine, name)
 	}
 	return m, nil
 }

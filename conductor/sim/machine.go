@@ -138,7 +138,7 @@ func (m *Machine) SetPower(ctx context.Context, target wire.PowerState) error {
 	switch target {
 	case wire.PowerOn, wire.PowerOff, wire.PowerRebooting:
 	default:
-		return &wire.Error{Code: wire.CodeInvalidInput, Message: fmt.Sprintf("sim: unsupported power target %q", target)}
+		return wire.Errorf(wire.CodeInvalidInput, "sim: unsupported power target %q", target)
 	}
 	if err := m.bmc(ctx, OpSetPower, "set power "+string(target), m.fleet.cfg.Timings.Status); err != nil {
 		return err
@@ -153,7 +153,7 @@ func (m *Machine) SetBootDevice(ctx context.Context, dev wire.BootDevice, persis
 	switch dev {
 	case wire.BootPXE, wire.BootDisk:
 	default:
-		return &wire.Error{Code: wire.CodeInvalidInput, Message: fmt.Sprintf("sim: unsupported boot device %q", dev)}
+		return wire.Errorf(wire.CodeInvalidInput, "sim: unsupported boot device %q", dev)
 	}
 	if err := m.bmc(ctx, OpSetBootDevice, "set boot device "+string(dev), m.fleet.cfg.Timings.BootDevice); err != nil {
 		return err
@@ -228,8 +228,7 @@ func errSuffix(err error) string {
 }
 
 func (m *Machine) bmcError(what string, kind error, suffix string) error {
-	msg := fmt.Sprintf("%v: %s of %s failed%s", kind, what, m.name, suffix)
-	return &wire.Error{Code: wire.CodeBMC, Message: msg, Err: kind}
+	return wire.Errorf(wire.CodeBMC, "%w: %s of %s failed%s", kind, what, m.name, suffix)
 }
 
 func (m *Machine) canceled(ctx context.Context, what string) error {

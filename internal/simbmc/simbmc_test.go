@@ -109,7 +109,7 @@ func TestWrongPassword(t *testing.T) {
 	}
 	_, err = driver(t).BMC("node-1", info).PowerState(t.Context())
 	var we *wire.Error
-	if !errors.As(err, &we) || we.Code != wire.CodeBMC {
+	if !errors.As(err, &we) || we.Code() != wire.CodeBMC {
 		t.Fatalf("PowerState with a wrong password: %v, want a BMC error", err)
 	}
 }

@@ -6,7 +6,8 @@ import (
 )
 
 // Code is a stable error code: it survives the wire, and callers branch on
-// it (the API maps it to an HTTP status) instead of on message text.
+// it (the API maps it to an HTTP status, events carry it) instead of on
+// message text.
 type Code string
 
 // Error codes.
@@ -25,35 +26,48 @@ const (
 	CodeInternal          Code = "internal"           // a bug
 )
 
-// Error is an error with a stable code. It wraps the underlying error so
-// errors.Is/As still see it.
-type Error struct {
-	Code    Code
-	Message string
-	Err     error
+// Coded is an error that carries a stable code: *Error, and any error of
+// ours whose type says what kind of failure it is (the way nats.go's
+// jetstream errors carry their API error code). CodeOf honours every one.
+type Coded interface {
+	error
+	Code() Code
 }
 
-// Errorf returns an *Error with code and a formatted message; a %w in format
-// is wrapped.
+// Error is an error with a stable code. It wraps the errors its message was
+// made from, so errors.Is and errors.As still see them.
+type Error struct {
+	code Code
+	msg  string
+	err  error
+}
+
+// Errorf is the one constructor of coded errors: an *Error with code and
+// the message fmt.Errorf(format, args...) makes; every %w in format (even
+// several) stays visible to errors.Is and errors.As.
 func Errorf(code Code, format string, args ...any) *Error {
 	err := fmt.Errorf(format, args...)
-	return &Error{Code: code, Message: err.Error(), Err: errors.Unwrap(err)}
+	return &Error{code: code, msg: err.Error(), err: err}
 }
 
-func (e *Error) Error() string { return e.Message }
+func (e *Error) Error() string { return e.msg }
 
-// Unwrap returns the wrapped error.
-func (e *Error) Unwrap() error { return e.Err }
+// Code returns the error's code.
+func (e *Error) Code() Code { return e.code }
 
-// CodeOf returns the code of the first *Error in err's chain, or
+// Unwrap returns the error the message was formatted as, whose own Unwrap
+// yields what format's %w verbs wrapped.
+func (e *Error) Unwrap() error { return e.err }
+
+// CodeOf returns the code of the first Coded error in err's chain, or
 // CodeInternal when there is none (and "" for a nil error).
 func CodeOf(err error) Code {
 	if err == nil {
 		return ""
 	}
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Code
+	var c Coded
+	if errors.As(err, &c) {
+		return c.Code()
 	}
 	return CodeInternal
 }
