@@ -90,7 +90,7 @@ func (l *Locker) Acquire(ctx context.Context, resource string, opts *Options) (*
 		a.ticket = NewTicket()
 	}
 	if a.holder == "" {
-		a.holder = l.cfg.Holder
+		a.holder = l.holder
 	}
 	if a.ttl == 0 {
 		a.ttl = l.cfg.TTL
@@ -265,7 +265,7 @@ func (l *Locker) Reserve(ctx context.Context, resource, ticket, purpose string, 
 	if claim == 0 {
 		claim = l.cfg.ClaimTimeout
 	}
-	_, err := l.runIndexed(ctx, resource, scriptReserve, l.keys(resource), ticket, ms(claim), l.cfg.Holder, purpose, ms(l.cfg.Grace))
+	_, err := l.runIndexed(ctx, resource, scriptReserve, l.keys(resource), ticket, ms(claim), l.holder, purpose, ms(l.cfg.Grace))
 	if err != nil {
 		return fmt.Errorf("lock: reserve %s: %w", resource, err)
 	}

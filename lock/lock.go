@@ -71,8 +71,9 @@ type Config struct {
 	// nothing behind, yet dead waiters are still found and counted; zero
 	// means DefaultGrace.
 	Grace time.Duration
-	// Holder names this process in snapshots and ErrLocked; empty means
-	// "<hostname>:<pid>".
+	// Holder names this Locker's owner in snapshots and ErrLocked, and is
+	// the one place it is set (WithHolder derives Lockers with other
+	// names); empty means "<hostname>:<pid>".
 	Holder string
 	// Registerer receives the lock's Prometheus metrics; nil means none.
 	Registerer prometheus.Registerer
@@ -88,9 +89,20 @@ const (
 	MaxTicketLen = 128
 )
 
-// Locker acquires locks on resources. It is safe for concurrent use; one per
-// process is enough. Close it to stop its wake-up subscription.
+// Locker acquires locks on resources as its holder. It is safe for
+// concurrent use; one per process is enough (WithHolder gives the other
+// components of a process their own names on it). Close it to stop its
+// wake-up subscription.
 type Locker struct {
+	*core
+	// holder names the owner in snapshots and ErrLocked: Config.Holder, or
+	// what WithHolder said.
+	holder string
+}
+
+// core is what the Lockers made by WithHolder share: the connection, the
+// settings, the wake-up subscription and the waiters it wakes, the metrics.
+type core struct {
 	client  RedisClient
 	cfg     Config
 	id      string
@@ -125,14 +137,14 @@ func New(ctx context.Context, client RedisClient, cfg Config) (*Locker, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Locker{
+	l := &Locker{core: &core{
 		client:  client,
 		cfg:     cfg,
 		id:      randomHex(8),
 		metrics: m,
 		waiters: make(map[string]chan uint64),
 		done:    make(chan struct{}),
-	}
+	}, holder: cfg.Holder}
 	l.channel = cfg.Prefix + ":wake:" + l.id
 	l.pubsub = client.Subscribe(ctx, l.channel)
 	// Wait for the subscription to be confirmed: a wake-up published before
@@ -145,6 +157,19 @@ func New(ctx context.Context, client RedisClient, cfg Config) (*Locker, error) {
 	l.stop = stop
 	go l.dispatch(sctx)
 	return l, nil
+}
+
+// WithHolder returns a Locker that acquires (and reserves) as holder and
+// shares everything else with l: its connection, settings, wake-up
+// subscription and metrics. It is how several components of one process,
+// each known by its own name (a dev fleet's API and conductors), take locks
+// without a subscription each. Closing either Locker closes both. An empty
+// holder means l's.
+func (l *Locker) WithHolder(holder string) *Locker {
+	if holder == "" {
+		return l
+	}
+	return &Locker{core: l.core, holder: holder}
 }
 
 func checkContextTimeouts(c RedisClient) error {
