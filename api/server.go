@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -54,11 +53,18 @@ type Tasks interface {
 
 // Locks is what the API needs of the node lock (*lock.Locker): a
 // standard-mode attempt before publishing a user action, and the lock view.
+// The API acquires as the Locker's holder, which names it in 409 NodeLocked
+// and in reservations: LockHolder(host) where ironfleet wires it.
 type Locks interface {
 	Acquire(ctx context.Context, resource string, opts *lock.Options) (*lock.Lock, error)
 	Snapshot(ctx context.Context, resource string) (lock.Snapshot, error)
 	Summary(ctx context.Context) ([]lock.Snapshot, error)
 }
+
+// LockHolder is the lock holder name of the API process on host,
+// "api:<host>", which tells its brief standard-mode holds apart from the
+// conductors' in the lock view.
+func LockHolder(host string) string { return "api:" + host }
 
 // Conductors lists the registered conductors (*transport.Registry).
 type Conductors interface {
@@ -145,9 +151,6 @@ type Config struct {
 	ClaimTimeout time.Duration
 	// HeartbeatTimeout is told to agents at lookup; 0 means 300s.
 	HeartbeatTimeout time.Duration
-	// Host names this API process as a lock holder ("api:<Host>"); ""
-	// means the hostname.
-	Host string
 	// PublicURL is the base of links in responses (http://host:6385); ""
 	// means the request's own scheme and Host header.
 	PublicURL string
@@ -213,13 +216,6 @@ func (c *Config) setDefaults() error {
 	if c.BusiestLocks == 0 {
 		c.BusiestLocks = 20
 	}
-	if c.Host == "" {
-		h, err := os.Hostname()
-		if err != nil || h == "" {
-			h = "localhost"
-		}
-		c.Host = h
-	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -243,7 +239,6 @@ type Server struct {
 	deps    Deps
 	cfg     Config
 	log     *slog.Logger
-	holder  string
 	users   map[string][]byte // htpasswd: user → bcrypt hash
 	basic   basicCache
 	drivers []string
@@ -268,7 +263,6 @@ func New(deps Deps, cfg Config) (*Server, error) {
 		deps:    deps,
 		cfg:     cfg,
 		log:     cfg.Logger,
-		holder:  "api:" + cfg.Host,
 		drivers: slices.Sorted(slices.Values(deps.DriverNames)),
 	}
 	if cfg.Auth == AuthHTTPBasic {

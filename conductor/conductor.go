@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ironfleet/ironfleet/agent"
+	"github.com/ironfleet/ironfleet/internal/identity"
 	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
@@ -34,7 +34,10 @@ type Nodes interface {
 	Ports(q transport.PortQuery) ([]wire.Port, error)
 }
 
-// Locks takes node locks (*lock.Locker).
+// Locks takes node locks (*lock.Locker). The conductor acquires as the
+// Locker's holder, which must be its Host (lock.Config.Holder, or
+// Locker.WithHolder), so that the lock view names the conductor the
+// registry, the events and the node records name.
 type Locks interface {
 	Acquire(ctx context.Context, resource string, opts *lock.Options) (*lock.Lock, error)
 }
@@ -82,7 +85,9 @@ type Deps struct {
 // Config holds the conductor's settings; every zero value means the
 // documented default (Ironic's, where Ironic has one).
 type Config struct {
-	// Host names this conductor; empty means the hostname.
+	// Host names this conductor in the registry, its events and node
+	// records; its Locks must hold as Host too. Empty means the host name
+	// (identity.Host).
 	Host string
 	// Groups are the conductor groups served; empty means the default group "".
 	Groups []string
@@ -136,9 +141,9 @@ type Config struct {
 
 func (c *Config) defaults() error {
 	if c.Host == "" {
-		h, err := os.Hostname()
+		h, err := identity.Host()
 		if err != nil {
-			return fmt.Errorf("conductor: host name: %w", err)
+			return fmt.Errorf("conductor: %w", err)
 		}
 		c.Host = h
 	}

@@ -87,7 +87,7 @@ func (c *Conductor) withLock(ctx context.Context, t wire.Task, d transport.Deliv
 // line with it if the handoff has not happened yet, or if the ticket expired
 // while the task was queued); a task without a ticket tries Ironic's way.
 func (c *Conductor) acquire(ctx context.Context, t wire.Task) (*lock.Lock, error) {
-	opts := &lock.Options{Purpose: string(t.Op), Holder: c.cfg.Host, TTL: c.cfg.LockTTL}
+	opts := &lock.Options{Purpose: string(t.Op), TTL: c.cfg.LockTTL}
 	if t.Ticket == "" {
 		if isContinuation(t.Op) {
 			return c.reacquire(ctx, t, opts)
@@ -139,7 +139,7 @@ func (c *Conductor) reacquire(ctx context.Context, t wire.Task, opts *lock.Optio
 			return nil, fmt.Errorf("%w: %w", errGaveUp, err)
 		case <-time.After(interval):
 		}
-		lk, err = c.d.Locks.Acquire(wctx, t.Node, &lock.Options{Purpose: opts.Purpose, Holder: opts.Holder, TTL: opts.TTL, Attempts: 1})
+		lk, err = c.d.Locks.Acquire(wctx, t.Node, &lock.Options{Purpose: opts.Purpose, TTL: opts.TTL, Attempts: 1})
 		if !errors.Is(err, lock.ErrLocked) {
 			return lk, err
 		}

@@ -35,8 +35,6 @@ type Options struct {
 	// Purpose says why the lock is wanted ("deploy", "console", …); it is
 	// shown in snapshots and in ErrLocked.
 	Purpose string
-	// Holder overrides Config.Holder for this acquisition.
-	Holder string
 	// Ticket claims a ticket the lock was handed off to (Lock.Handoff) or
 	// reserved for (Locker.Reserve). Empty means a fresh ticket.
 	Ticket string
@@ -82,15 +80,12 @@ func (l *Locker) Acquire(ctx context.Context, resource string, opts *Options) (*
 		claimer:  l.newClaimer(),
 		mode:     o.Mode,
 		purpose:  o.Purpose,
-		holder:   o.Holder,
+		holder:   l.holder,
 		ttl:      o.TTL,
 		start:    time.Now(),
 	}
 	if a.ticket == "" {
 		a.ticket = NewTicket()
-	}
-	if a.holder == "" {
-		a.holder = l.holder
 	}
 	if a.ttl == 0 {
 		a.ttl = l.cfg.TTL

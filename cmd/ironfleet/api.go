@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"time"
 
@@ -15,7 +14,7 @@ import (
 
 	"github.com/ironfleet/ironfleet/api"
 	"github.com/ironfleet/ironfleet/internal/fleet"
-	"github.com/ironfleet/ironfleet/lock"
+	"github.com/ironfleet/ironfleet/internal/identity"
 	"github.com/ironfleet/ironfleet/transport"
 )
 
@@ -68,6 +67,11 @@ func runAPI(cmd *cobra.Command, _ []string) error {
 	heartbeat, _ := f.GetDuration("heartbeat-timeout")
 	host, _ := f.GetString("host")
 	replicas, _ := f.GetInt("replicas")
+	if host == "" {
+		if host, err = identity.Host(); err != nil {
+			return fmt.Errorf("--host: %w", err)
+		}
+	}
 
 	roles := map[string]api.Role{}
 	for _, u := range readers {
@@ -78,7 +82,7 @@ func runAPI(cmd *cobra.Command, _ []string) error {
 	cfg := api.Config{
 		Auth: api.AuthMode(auth), HTPasswd: htpasswd, Roles: roles, PublicURL: publicURL, MaxBodyBytes: maxBody,
 		LockAttempts: attempts, LockInterval: interval, ClaimTimeout: claim, HeartbeatTimeout: heartbeat,
-		Host: host, Logger: log, Registerer: reg, Gatherer: reg,
+		Logger: log, Registerer: reg, Gatherer: reg,
 	}
 
 	l, err := new(net.ListenConfig).Listen(ctx, "tcp", listen)
@@ -99,21 +103,17 @@ func runAPI(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	defer rc.Close()
-	if host == "" {
-		host, _ = os.Hostname()
-	}
 	infra, err := fleet.NewInfra(startCtx, nc, rc, fleet.InfraConfig{
 		Bus:       transport.BusConfig{Replicas: replicas},
 		Inventory: transport.InventoryConfig{Replicas: replicas},
 		Registry:  transport.RegistryConfig{Replicas: replicas},
-		Lock:      lock.Config{Holder: "api:" + host},
 		Logger:    log, Registerer: reg,
 	})
 	if err != nil {
 		return err
 	}
 	defer infra.Close()
-	srv, err := fleet.NewAPI(infra, fleet.ValidateOnlyDrivers(), cfg) //nolint:contextcheck // New does no I/O
+	srv, err := fleet.NewAPI(infra, fleet.ValidateOnlyDrivers(), fleet.APIConfig{Host: host, API: cfg}) //nolint:contextcheck // New does no I/O
 	if err != nil {
 		return err
 	}

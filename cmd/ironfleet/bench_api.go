@@ -26,7 +26,6 @@ import (
 	"github.com/ironfleet/ironfleet/api"
 	"github.com/ironfleet/ironfleet/internal/fleet"
 	"github.com/ironfleet/ironfleet/internal/redisproc"
-	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
 )
 
@@ -111,12 +110,12 @@ func runBenchAPI(cmd *cobra.Command, _ []string) error {
 	defer rc.Close()
 
 	quiet := slog.New(slog.DiscardHandler)
-	infra, err := fleet.NewInfra(startCtx, nc, rc, fleet.InfraConfig{Lock: lock.Config{Holder: "api:bench"}, Logger: quiet})
+	infra, err := fleet.NewInfra(startCtx, nc, rc, fleet.InfraConfig{Logger: quiet})
 	if err != nil {
 		return err
 	}
 	defer infra.Close()
-	srv, err := fleet.NewAPI(infra, fleet.ValidateOnlyDrivers(), api.Config{Logger: quiet, Registerer: prometheus.NewRegistry(), Host: "bench"}) //nolint:contextcheck // New does no I/O
+	srv, err := fleet.NewAPI(infra, fleet.ValidateOnlyDrivers(), fleet.APIConfig{Host: "bench", API: api.Config{Logger: quiet, Registerer: prometheus.NewRegistry()}}) //nolint:contextcheck // New does no I/O
 	if err != nil {
 		return err
 	}

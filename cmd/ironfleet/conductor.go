@@ -20,6 +20,7 @@ import (
 	"github.com/ironfleet/ironfleet/conductor"
 	"github.com/ironfleet/ironfleet/conductor/ipmi"
 	"github.com/ironfleet/ironfleet/internal/fleet"
+	"github.com/ironfleet/ironfleet/internal/identity"
 	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
@@ -72,7 +73,7 @@ func addConductorTimingFlags(f *pflag.FlagSet) {
 }
 
 // conductorConfigFromFlags reads the conductor's flags.
-func conductorConfigFromFlags(f *pflag.FlagSet) (fleet.ConductorConfig, lock.Config) {
+func conductorConfigFromFlags(f *pflag.FlagSet) (fleet.ConductorConfig, lock.Config, error) {
 	host, _ := f.GetString("host")
 	groups, _ := f.GetStringSlice("group")
 	workers, _ := f.GetInt("workers")
@@ -91,7 +92,10 @@ func conductorConfigFromFlags(f *pflag.FlagSet) (fleet.ConductorConfig, lock.Con
 	sync, _ := f.GetDuration("power-sync")
 	ipmiTimeout, _ := f.GetDuration("ipmi-timeout")
 	if host == "" {
-		host, _ = os.Hostname()
+		var err error
+		if host, err = identity.Host(); err != nil {
+			return fleet.ConductorConfig{}, lock.Config{}, fmt.Errorf("--host: %w", err)
+		}
 	}
 	return fleet.ConductorConfig{
 			Conductor: conductor.Config{
@@ -102,8 +106,8 @@ func conductorConfigFromFlags(f *pflag.FlagSet) (fleet.ConductorConfig, lock.Con
 			TFTPRoot: root, TFTPListen: tftpListen,
 			IPMI: ipmi.Config{RequestTimeout: ipmiTimeout},
 		}, lock.Config{
-			TTL: lockTTL, ClaimTimeout: claim, Holder: host,
-		}
+			TTL: lockTTL, ClaimTimeout: claim,
+		}, nil
 }
 
 func runConductor(cmd *cobra.Command, _ []string) error {
@@ -113,7 +117,10 @@ func runConductor(cmd *cobra.Command, _ []string) error {
 	}
 	f := cmd.Flags()
 	ctx := cmd.Context()
-	cfg, lockCfg := conductorConfigFromFlags(f)
+	cfg, lockCfg, err := conductorConfigFromFlags(f)
+	if err != nil {
+		return err
+	}
 	metricsListen, _ := f.GetString("metrics-listen")
 	redisURL, _ := f.GetString("redis")
 	replicas, _ := f.GetInt("replicas")

@@ -228,10 +228,10 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 		}
 		conductors[i] = c
 	}
-	srv, err := NewAPI(infra, drivers, api.Config{ //nolint:contextcheck // New does no I/O
-		Auth: api.AuthNone, Host: "dev", HeartbeatTimeout: cfg.HeartbeatTimeout,
+	srv, err := NewAPI(infra, drivers, APIConfig{Host: "dev", API: api.Config{ //nolint:contextcheck // New does no I/O
+		Auth: api.AuthNone, HeartbeatTimeout: cfg.HeartbeatTimeout,
 		Logger: d.log.With("component", "api"), Registerer: d.Registry, Gatherer: d.Registry,
-	})
+	}})
 	if err != nil {
 		return nil, err
 	}

@@ -27,7 +27,9 @@ type InfraConfig struct {
 	// Inventory and Registry configure the KV buckets.
 	Inventory transport.InventoryConfig
 	Registry  transport.RegistryConfig
-	// Lock configures the node lock (Holder names this process).
+	// Lock configures the node lock. Its Holder names what the process
+	// locks outside its API and conductors, which NewAPI and NewConductor
+	// name after their hosts.
 	Lock lock.Config
 	// Logger and Registerer are passed to every component; nil means
 	// slog.Default() and no metrics.

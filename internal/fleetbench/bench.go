@@ -327,7 +327,7 @@ func (p *pestSet) run(ctx context.Context, resource string, cfg Config, rng *ran
 		return
 	}
 	for {
-		l, err := p.lk.Acquire(ctx, resource, &lock.Options{Attempts: 1, Purpose: "console", Holder: "pest"})
+		l, err := p.lk.Acquire(ctx, resource, &lock.Options{Attempts: 1, Purpose: "console"})
 		if err == nil {
 			p.mu.Lock()
 			p.n++
