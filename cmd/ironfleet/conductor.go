@@ -57,9 +57,12 @@ has the node's agent write the image. Run as many as you like per group.`,
 	return cmd
 }
 
+// defaultRedisURL is where the API and the conductors look for Redis.
+const defaultRedisURL = "redis://127.0.0.1:6379/0"
+
 // addRedisFlag adds the flag saying where Redis is.
 func addRedisFlag(f *pflag.FlagSet) {
-	f.String("redis", "redis://127.0.0.1:6379/0", "Redis URL (redis://, rediss:// or unix://)")
+	f.String("redis", defaultRedisURL, "Redis URL (redis://, rediss:// or unix://)")
 }
 
 // addConductorTimingFlags adds the conductor's timing knobs.
