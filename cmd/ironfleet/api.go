@@ -53,7 +53,7 @@ takes node locks in Redis only for the instant of a standard-mode attempt.`,
 	f.DurationVar(&o.cfg.ClaimTimeout, "claim-timeout", api.DefaultClaimTimeout, "how long a task's lock ticket waits for its conductor")
 	f.DurationVar(&o.cfg.HeartbeatTimeout, "heartbeat-timeout", api.DefaultHeartbeatTimeout, "heartbeat timeout told to agents at lookup")
 	f.StringVar(&o.host, "host", "", "name of this API process as a lock holder (default: the hostname)")
-	f.IntVar(&o.replicas, "replicas", 1, "replicas of the streams and KV buckets when this process creates them (3 on a cluster)")
+	addReplicasFlag(f, &o.replicas)
 	return cmd
 }
 

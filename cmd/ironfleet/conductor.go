@@ -70,7 +70,7 @@ has the node's agent write the image. Run as many as you like per group.`,
 	f.DurationVar(&c.PowerSync, "power-sync", conductor.DefaultPowerSync, "how often power states are synced")
 	f.DurationVar(&o.cfg.IPMI.RequestTimeout, "ipmi-timeout", ipmi.DefaultRequestTimeout, "IPMI request timeout (per node: driver_info ipmi_timeout)")
 	f.StringVar(&o.metricsListen, "metrics-listen", "", "address to serve Prometheus /metrics on (e.g. 127.0.0.1:9386); empty: none")
-	f.IntVar(&o.replicas, "replicas", 1, "replicas of the streams and KV buckets when this process creates them (3 on a cluster)")
+	addReplicasFlag(f, &o.replicas)
 	return cmd
 }
 
