@@ -46,7 +46,7 @@ Gin handler answering the same JSON documents from memory (the ceiling), in one 
 	f.Int("clients", 32, "concurrent clients")
 	f.Duration("duration", 5*time.Second, "how long each benchmark runs per implementation")
 	f.Duration("warmup", time.Second, "unmeasured load before each measurement")
-	f.String("redis-server", "redis-server", "redis-server binary to run")
+	f.String("redis-server", redisproc.DefaultBinary, "redis-server binary to run")
 	return cmd
 }
 

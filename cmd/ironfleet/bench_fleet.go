@@ -12,6 +12,7 @@ import (
 
 	"github.com/ironfleet/ironfleet/conductor"
 	"github.com/ironfleet/ironfleet/internal/fleetbench"
+	"github.com/ironfleet/ironfleet/internal/redisproc"
 )
 
 func newBenchFleetCmd() *cobra.Command {
@@ -40,7 +41,7 @@ p50/p99/max, lock wait p99, raced handoffs and Redis commands per deploy (or, wi
 	f.Duration("heartbeat-timeout", 5*time.Second, "heartbeat timeout the API tells agents (they beat every 30–60% of it)")
 	f.String("svg", "", "write the deploy-time chart here (default fleet-bench.svg in the current directory)")
 	f.String("data-dir", "", "where the fleets keep their data (default: a temporary directory)")
-	f.String("redis-server", "redis-server", "redis-server binary")
+	f.String("redis-server", redisproc.DefaultBinary, "redis-server binary")
 	f.Bool("verbose", false, "log the fleets' warnings to stderr")
 	return cmd
 }

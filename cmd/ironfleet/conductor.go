@@ -57,9 +57,9 @@ has the node's agent write the image. Run as many as you like per group.`,
 	f.IntVar(&c.MaxCleans, "max-cleans", conductor.DefaultMaxCleans, "nodes of a group cleaning at once")
 	f.StringVar(&o.cfg.TFTPRoot, "tftp-root", "/var/lib/ironfleet/tftp", "directory of network boot files and per-node configs")
 	f.StringVar(&o.cfg.TFTPListen, "tftp-listen", "", "UDP address to serve TFTP on (e.g. 0.0.0.0:69); empty: no TFTP server")
-	f.StringVar(&boot.APIURL, "api-url", "http://127.0.0.1:6385", "API URL the agent looks itself up at (put on its kernel command line)")
-	f.StringVar(&boot.Kernel, "kernel", "agent/vmlinuz", "agent kernel, relative to --tftp-root or an http(s) URL")
-	f.StringVar(&boot.Ramdisk, "ramdisk", "agent/initramfs", "agent ramdisk, relative to --tftp-root or an http(s) URL")
+	f.StringVar(&boot.APIURL, "api-url", defaultAPIURL, "API URL the agent looks itself up at (put on its kernel command line)")
+	f.StringVar(&boot.Kernel, "kernel", fleet.DefaultKernel, "agent kernel, relative to --tftp-root or an http(s) URL")
+	f.StringVar(&boot.Ramdisk, "ramdisk", fleet.DefaultRamdisk, "agent ramdisk, relative to --tftp-root or an http(s) URL")
 	f.StringVar(&boot.ExtraArgs, "kernel-args", "console=ttyS0", "extra kernel command line for the agent")
 	// The conductor takes its locks with its Locker's lease and claim
 	// timeout (its own LockTTL and ClaimTimeout stay zero).
@@ -74,8 +74,13 @@ has the node's agent write the image. Run as many as you like per group.`,
 	return cmd
 }
 
-// defaultRedisURL is where the API and the conductors look for Redis.
-const defaultRedisURL = "redis://127.0.0.1:6379/0"
+// Where the commands look for the fleet's parts when not told.
+const (
+	// defaultRedisURL is where the API and the conductors look for Redis.
+	defaultRedisURL = "redis://127.0.0.1:6379/0"
+	// defaultAPIURL is the API of `ironfleet dev` as it starts by default.
+	defaultAPIURL = "http://" + fleet.DefaultAPIAddr
+)
 
 // runConductor runs a conductor as the flags in o say.
 func runConductor(cmd *cobra.Command, o conductorFlags) error {

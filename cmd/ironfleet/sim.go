@@ -36,7 +36,7 @@ and, with --enroll, the node's uuid; then it runs until interrupted.`,
 	f.Int("first", 0, "index of the first machine (names are <prefix>-<index>)")
 	f.String("prefix", "sim", "machine name prefix")
 	f.String("ip", "127.0.0.1", "IP address the BMCs, agents and image server listen on")
-	f.String("api-url", "http://127.0.0.1:6385", "API the agents look up and heartbeat at, and --enroll posts to")
+	f.String("api-url", defaultAPIURL, "API the agents look up and heartbeat at, and --enroll posts to")
 	f.String("disk-dir", "", "directory of the agents' simulated disks (default: a temporary directory, removed at exit)")
 	f.String("bmc-username", "admin", "the BMCs' user name")
 	f.String("bmc-password", "password", "the BMCs' password")

@@ -62,7 +62,8 @@ type Config struct {
 	// DataDir holds one data directory per strategy, removed after it ran;
 	// empty means a temporary directory.
 	DataDir string
-	// RedisServer is the redis-server binary; empty means "redis-server".
+	// RedisServer is the redis-server binary; empty means
+	// redisproc.DefaultBinary.
 	RedisServer string
 	// Logger receives the fleets' logs; nil means none.
 	Logger *slog.Logger
