@@ -334,7 +334,7 @@ func TestProvisionActions(t *testing.T) {
 		t.Errorf("after the action the lock is %+v, want handed off and unclaimed", snap)
 	}
 	// The conductor claims the ticket.
-	lk, err := e.locker.Acquire(t.Context(), id, &lock.Options{Ticket: task.Ticket, Holder: "conductor-1", Purpose: "manage"})
+	lk, err := e.locker.WithHolder("conductor-1").Acquire(t.Context(), id, &lock.Options{Ticket: task.Ticket, Purpose: "manage"})
 	if err != nil {
 		t.Fatalf("claiming the task's ticket: %v", err)
 	}
@@ -536,7 +536,7 @@ func TestAgentLookupAndHeartbeat(t *testing.T) {
 		t.Errorf("heartbeat params %+v, %v", p, err)
 	}
 	// The heartbeat never waits for the lock: it is accepted while held.
-	lk, err := e.locker.Acquire(t.Context(), id, &lock.Options{Holder: "conductor-1"})
+	lk, err := e.locker.WithHolder("conductor-1").Acquire(t.Context(), id, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -614,7 +614,7 @@ func TestAuthHTTPBasic(t *testing.T) {
 func TestLockViewMetricsAndHealth(t *testing.T) {
 	e := newEnv(t)
 	id := e.createNode("lv-1", nil)
-	lk, err := e.locker.Acquire(t.Context(), id, &lock.Options{Holder: "conductor-9", Purpose: "deploy"})
+	lk, err := e.locker.WithHolder("conductor-9").Acquire(t.Context(), id, &lock.Options{Purpose: "deploy"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,7 @@ func ExampleNew() {
 		log.Fatal(err)
 	}
 	rc := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", ContextTimeoutEnabled: true})
-	locker, err := lock.New(ctx, rc, lock.Config{Holder: "api:host-1"})
+	locker, err := lock.New(ctx, rc, lock.Config{Holder: api.LockHolder("host-1")})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -94,7 +94,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	ro.ContextTimeoutEnabled = true
 	rc := redis.NewClient(ro)
 	t.Cleanup(func() { _ = rc.Close() })
-	locker, err := lock.New(ctx, rc, lock.Config{TTL: 2 * time.Second, Holder: "test"})
+	locker, err := lock.New(ctx, rc, lock.Config{TTL: 2 * time.Second, Holder: api.LockHolder("api-test")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,6 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		Registerer:   prometheus.NewRegistry(),
 		LockAttempts: 2,
 		LockInterval: 10 * time.Millisecond,
-		Host:         "api-test",
 	}
 	for _, o := range opts {
 		o(&cfg)

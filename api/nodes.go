@@ -621,7 +621,7 @@ func (s *Server) patchNode(c *gin.Context) {
 // actions do: a few attempts, then 409 NodeLocked naming the holder.
 func (s *Server) lockNode(ctx context.Context, uuid, purpose string) (*lock.Lock, error) {
 	lk, err := s.deps.Locks.Acquire(ctx, uuid, &lock.Options{
-		Mode: lock.Standard, Purpose: purpose, Holder: s.holder,
+		Mode: lock.Standard, Purpose: purpose,
 		Attempts: s.cfg.LockAttempts, Interval: s.cfg.LockInterval,
 	})
 	switch {

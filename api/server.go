@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -56,11 +55,18 @@ type Tasks interface {
 
 // Locks is what the API needs of the node lock (*lock.Locker): a
 // standard-mode attempt before publishing a user action, and the lock view.
+// The API acquires as the Locker's holder, which names it in 409 NodeLocked
+// and in reservations: LockHolder(host) where ironfleet wires it.
 type Locks interface {
 	Acquire(ctx context.Context, resource string, opts *lock.Options) (*lock.Lock, error)
 	Snapshot(ctx context.Context, resource string) (lock.Snapshot, error)
 	Summary(ctx context.Context) ([]lock.Snapshot, error)
 }
+
+// LockHolder is the lock holder name of the API process on host,
+// "api:<host>", which tells its brief standard-mode holds apart from the
+// conductors' in the lock view.
+func LockHolder(host string) string { return "api:" + host }
 
 // Conductors lists the registered conductors (*transport.Registry).
 type Conductors interface {
@@ -124,6 +130,26 @@ const (
 	RoleReader Role = "reader"
 )
 
+// Defaults of Config, applied where a field is zero (Auth and DefaultRole
+// default to AuthNone and RoleAdmin).
+const (
+	// DefaultMaxBodyBytes caps request bodies: 1 MiB.
+	DefaultMaxBodyBytes = 1 << 20
+	// DefaultLockAttempts and DefaultLockInterval are the standard-mode
+	// lock attempts before 409 NodeLocked: the lock's, Ironic's 3 × 1s.
+	DefaultLockAttempts = lock.DefaultAttempts
+	DefaultLockInterval = lock.DefaultInterval
+	// DefaultClaimTimeout is how long a handed-off ticket waits for its
+	// conductor: the lock's.
+	DefaultClaimTimeout = lock.DefaultClaimTimeout
+	// DefaultHeartbeatTimeout is told to agents at lookup: Ironic's 300s.
+	DefaultHeartbeatTimeout = 300 * time.Second
+	// DefaultLockViewTimeout bounds the lock reads of one request.
+	DefaultLockViewTimeout = 2 * time.Second
+	// DefaultBusiestLocks is how many nodes the per-node lock gauges cover.
+	DefaultBusiestLocks = 20
+)
+
 // Config holds the API's settings. Every zero value means the documented
 // default.
 type Config struct {
@@ -136,28 +162,29 @@ type Config struct {
 	// DefaultRole is the role of users not in Roles; "" means RoleAdmin
 	// (Ironic's http_basic lets every listed user do everything).
 	DefaultRole Role
-	// MaxBodyBytes caps request bodies (413 beyond); 0 means 1 MiB.
+	// MaxBodyBytes caps request bodies (413 beyond); 0 means
+	// DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// LockAttempts and LockInterval are the standard-mode lock attempts
-	// before 409 NodeLocked; 0 means Ironic's 3 × 1s.
+	// before 409 NodeLocked; 0 means DefaultLockAttempts and
+	// DefaultLockInterval, Ironic's 3 × 1s.
 	LockAttempts int
 	LockInterval time.Duration
 	// ClaimTimeout is how long a task's lock ticket may wait for its
-	// conductor after the API hands the lock off; 0 means 30s.
+	// conductor after the API hands the lock off; 0 means
+	// DefaultClaimTimeout.
 	ClaimTimeout time.Duration
-	// HeartbeatTimeout is told to agents at lookup; 0 means 300s.
+	// HeartbeatTimeout is told to agents at lookup; 0 means
+	// DefaultHeartbeatTimeout.
 	HeartbeatTimeout time.Duration
-	// Host names this API process as a lock holder ("api:<Host>"); ""
-	// means the hostname.
-	Host string
 	// PublicURL is the base of links in responses (http://host:6385); ""
 	// means the request's own scheme and Host header.
 	PublicURL string
 	// LockViewTimeout bounds the lock reads behind reservation fields, the
-	// lock view and the lock gauges; 0 means 2s.
+	// lock view and the lock gauges; 0 means DefaultLockViewTimeout.
 	LockViewTimeout time.Duration
 	// BusiestLocks is how many nodes the per-node lock gauges cover; 0
-	// means 20.
+	// means DefaultBusiestLocks.
 	BusiestLocks int
 	// Logger receives request and error logs; nil means slog.Default().
 	Logger *slog.Logger
@@ -195,32 +222,25 @@ func (c *Config) setDefaults() error {
 		return errors.New("api: negative size, count or duration in Config")
 	}
 	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = 1 << 20
+		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if c.LockAttempts == 0 {
-		c.LockAttempts = 3
+		c.LockAttempts = DefaultLockAttempts
 	}
 	if c.LockInterval == 0 {
-		c.LockInterval = time.Second
+		c.LockInterval = DefaultLockInterval
 	}
 	if c.ClaimTimeout == 0 {
-		c.ClaimTimeout = 30 * time.Second
+		c.ClaimTimeout = DefaultClaimTimeout
 	}
 	if c.HeartbeatTimeout == 0 {
-		c.HeartbeatTimeout = 300 * time.Second
+		c.HeartbeatTimeout = DefaultHeartbeatTimeout
 	}
 	if c.LockViewTimeout == 0 {
-		c.LockViewTimeout = 2 * time.Second
+		c.LockViewTimeout = DefaultLockViewTimeout
 	}
 	if c.BusiestLocks == 0 {
-		c.BusiestLocks = 20
-	}
-	if c.Host == "" {
-		h, err := os.Hostname()
-		if err != nil || h == "" {
-			h = "localhost"
-		}
-		c.Host = h
+		c.BusiestLocks = DefaultBusiestLocks
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	if c.Logger == nil {
@@ -245,7 +265,6 @@ type Server struct {
 	deps    Deps
 	cfg     Config
 	log     *slog.Logger
-	holder  string
 	users   map[string][]byte // htpasswd: user → bcrypt hash
 	basic   basicCache
 	drivers []string
@@ -272,7 +291,6 @@ func New(deps Deps, cfg Config) (*Server, error) {
 		deps:    deps,
 		cfg:     cfg,
 		log:     cfg.Logger,
-		holder:  "api:" + cfg.Host,
 		drivers: slices.Sorted(slices.Values(deps.DriverNames)),
 	}
 	s.dispatch = dispatch.New(deps.Tasks, deps.Nodes, dispatch.Config{ClaimTimeout: cfg.ClaimTimeout, Logger: cfg.Logger})

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/ironfleet/ironfleet/agent/protocol"
 	"github.com/ironfleet/ironfleet/internal/dispatch"
+	"github.com/ironfleet/ironfleet/internal/identity"
 	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
@@ -35,7 +35,10 @@ type Nodes interface {
 	Ports(q transport.PortQuery) ([]wire.Port, error)
 }
 
-// Locks takes node locks (*lock.Locker).
+// Locks takes node locks (*lock.Locker). The conductor acquires as the
+// Locker's holder, which must be its Host (lock.Config.Holder, or
+// Locker.WithHolder), so that the lock view names the conductor the
+// registry, the events and the node records name.
 type Locks interface {
 	Acquire(ctx context.Context, resource string, opts *lock.Options) (*lock.Lock, error)
 }
@@ -101,48 +104,73 @@ type Handoff struct {
 // is left in its transient state until something recovers it.
 var ErrGaveUp = errors.New("conductor: continuation gave up on the node's lock")
 
+// Defaults of Config, applied where a field is zero (Ironic's, where Ironic
+// has one).
+const (
+	DefaultWorkers           = 64
+	DefaultMaxDeploys        = 250
+	DefaultMaxCleans         = 50
+	DefaultClaimWait         = 2 * time.Minute
+	DefaultAgentPoll         = time.Second
+	DefaultAgentTimeout      = time.Hour
+	DefaultWaitTimeout       = 1800 * time.Second
+	DefaultRecoverAfter      = 10 * time.Minute
+	DefaultPeriodic          = 10 * time.Second
+	DefaultPowerSync         = 120 * time.Second
+	DefaultPowerSyncFailures = 3
+)
+
 // Config holds the conductor's settings; every zero value means the
-// documented default (Ironic's, where Ironic has one).
+// documented default.
 type Config struct {
-	// Host names this conductor; empty means the hostname.
+	// Host names this conductor in the registry, its events and node
+	// records; its Locks must hold as Host too. Empty means the host name
+	// (identity.Host).
 	Host string
 	// Groups are the conductor groups served; empty means the default group "".
 	Groups []string
-	// Workers is how many tasks run at once per group; zero means 64.
+	// Workers is how many tasks run at once per group; zero means
+	// DefaultWorkers.
 	Workers int
 	// ReservedWorkers of them never run heartbeats, so user actions are not
 	// starved by agents; zero means a quarter of Workers.
 	ReservedWorkers int
 	// MaxDeploys and MaxCleans bound the nodes of a group deploying and
-	// cleaning at once; zero means 250 and 50.
+	// cleaning at once; zero means DefaultMaxDeploys and DefaultMaxCleans.
 	MaxDeploys, MaxCleans int
 	// ClaimWait bounds how long a task waits for the lock handed to its
-	// ticket (or, past the ticket's claim timeout, in line); zero means 2m.
+	// ticket (or, past the ticket's claim timeout, in line); zero means
+	// DefaultClaimWait.
 	ClaimWait time.Duration
-	// LockTTL is the lease of the locks this conductor takes (its Locker's
-	// TTL applies when zero).
+	// LockTTL is the lease of the locks this conductor takes; zero means
+	// its Locker's TTL.
 	LockTTL time.Duration
 	// ClaimTimeout is how long a continuation's ticket may stay unclaimed;
-	// zero means the Locker's default.
+	// zero means its Locker's ClaimTimeout.
 	ClaimTimeout time.Duration
 	// Boot is what nodes network-boot into (kernel, ramdisk, API URL).
 	Boot wire.BootParams
-	// AgentPoll is how often a running agent command is polled; zero means 1s.
+	// AgentPoll is how often a running agent command is polled; zero means
+	// DefaultAgentPoll.
 	AgentPoll time.Duration
-	// AgentTimeout bounds one agent command (writing an image); zero means 1h.
+	// AgentTimeout bounds one agent command (writing an image); zero means
+	// DefaultAgentTimeout.
 	AgentTimeout time.Duration
 	// WaitTimeout fails nodes stuck in a wait state (wait call-back, clean
-	// wait, inspect wait); zero means 1800s.
+	// wait, inspect wait); zero means DefaultWaitTimeout.
 	WaitTimeout time.Duration
 	// RecoverAfter fails nodes left in a transient state this long with
-	// nobody holding their lock (their conductor died); zero means 10m.
+	// nobody holding their lock (their conductor died); zero means
+	// DefaultRecoverAfter.
 	RecoverAfter time.Duration
-	// Periodic is how often the periodic sweeps run; zero means 10s.
+	// Periodic is how often the periodic sweeps run; zero means
+	// DefaultPeriodic.
 	Periodic time.Duration
-	// PowerSync is how often power states are synced; zero means 120s.
+	// PowerSync is how often power states are synced; zero means
+	// DefaultPowerSync.
 	PowerSync time.Duration
 	// PowerSyncFailures puts a node in maintenance after this many failed
-	// syncs in a row; zero means 3.
+	// syncs in a row; zero means DefaultPowerSyncFailures.
 	PowerSyncFailures int
 	// Logger receives the conductor's logs; nil means slog.Default().
 	Logger *slog.Logger
@@ -154,9 +182,9 @@ type Config struct {
 
 func (c *Config) defaults() error {
 	if c.Host == "" {
-		h, err := os.Hostname()
+		h, err := identity.Host()
 		if err != nil {
-			return fmt.Errorf("conductor: host name: %w", err)
+			return fmt.Errorf("conductor: %w", err)
 		}
 		c.Host = h
 	}
@@ -173,23 +201,23 @@ func (c *Config) defaults() error {
 			*v = d
 		}
 	}
-	def(&c.Workers, 64)
+	def(&c.Workers, DefaultWorkers)
 	if c.ReservedWorkers <= 0 || c.ReservedWorkers >= c.Workers {
 		c.ReservedWorkers = max(c.Workers/4, 1)
 		if c.ReservedWorkers >= c.Workers {
 			c.ReservedWorkers = 0
 		}
 	}
-	def(&c.MaxDeploys, 250)
-	def(&c.MaxCleans, 50)
-	def(&c.PowerSyncFailures, 3)
-	defd(&c.ClaimWait, 2*time.Minute)
-	defd(&c.AgentPoll, time.Second)
-	defd(&c.AgentTimeout, time.Hour)
-	defd(&c.WaitTimeout, 1800*time.Second)
-	defd(&c.RecoverAfter, 10*time.Minute)
-	defd(&c.Periodic, 10*time.Second)
-	defd(&c.PowerSync, 120*time.Second)
+	def(&c.MaxDeploys, DefaultMaxDeploys)
+	def(&c.MaxCleans, DefaultMaxCleans)
+	def(&c.PowerSyncFailures, DefaultPowerSyncFailures)
+	defd(&c.ClaimWait, DefaultClaimWait)
+	defd(&c.AgentPoll, DefaultAgentPoll)
+	defd(&c.AgentTimeout, DefaultAgentTimeout)
+	defd(&c.WaitTimeout, DefaultWaitTimeout)
+	defd(&c.RecoverAfter, DefaultRecoverAfter)
+	defd(&c.Periodic, DefaultPeriodic)
+	defd(&c.PowerSync, DefaultPowerSync)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

@@ -268,7 +268,7 @@ func (e *env) request(t *testing.T, node string, op wire.Operation, params any) 
 	var lk *lock.Lock
 	var err error
 	for {
-		lk, err = e.locks.Acquire(ctx, node, &lock.Options{Purpose: string(op), Holder: "api"})
+		lk, err = e.locks.WithHolder("api").Acquire(ctx, node, &lock.Options{Purpose: string(op)})
 		if !errors.Is(err, lock.ErrLocked) {
 			break
 		}

@@ -500,7 +500,7 @@ func (c *Conductor) heartbeat(ctx context.Context, t wire.Task, d transport.Deli
 	if err := json.Unmarshal(t.Params, &p); err != nil || p.CallbackURL == "" || p.TokenHash == "" {
 		return transport.Fail(wire.Errorf(wire.CodeInvalidInput, "heartbeat without a callback_url or token hash")), "failed"
 	}
-	lk, err := c.d.Locks.Acquire(ctx, t.Node, &lock.Options{Attempts: 1, Purpose: "heartbeat", Holder: c.cfg.Host, TTL: c.cfg.LockTTL})
+	lk, err := c.d.Locks.Acquire(ctx, t.Node, &lock.Options{Attempts: 1, Purpose: "heartbeat", TTL: c.cfg.LockTTL})
 	if errors.Is(err, lock.ErrLocked) {
 		// The conductor that booted the node may still hold it, finishing
 		// the boot step: this first beat is the one that resumes the flow,

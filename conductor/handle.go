@@ -104,7 +104,7 @@ func (c *Conductor) withLock(ctx context.Context, t wire.Task, d transport.Deliv
 // while the task was queued); a task without a ticket tries Ironic's way
 // (or, for a continuation, the way Deps.Handoff.Take says).
 func (c *Conductor) acquire(ctx context.Context, t wire.Task) (*lock.Lock, error) {
-	opts := &lock.Options{Purpose: string(t.Op), Holder: c.cfg.Host, TTL: c.cfg.LockTTL}
+	opts := &lock.Options{Purpose: string(t.Op), TTL: c.cfg.LockTTL}
 	if t.Ticket == "" {
 		if take := c.d.Handoff.Take; take != nil && isContinuation(t.Op) {
 			return take(ctx, c.d.Locks, t, opts)

@@ -72,7 +72,7 @@ func (c *Conductor) nodesIn(group string, states ...wire.ProvisionState) []wire.
 // tryNode runs fn on a node under its lock, if the lock is free now: the
 // sweeps never wait, and never touch a node someone works on.
 func (c *Conductor) tryNode(ctx context.Context, uuid, purpose string, fn func(w *job) error) {
-	lk, err := c.d.Locks.Acquire(ctx, uuid, &lock.Options{Attempts: 1, Purpose: purpose, Holder: c.cfg.Host, TTL: c.cfg.LockTTL})
+	lk, err := c.d.Locks.Acquire(ctx, uuid, &lock.Options{Attempts: 1, Purpose: purpose, TTL: c.cfg.LockTTL})
 	if err != nil {
 		return
 	}

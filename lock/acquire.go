@@ -35,8 +35,6 @@ type Options struct {
 	// Purpose says why the lock is wanted ("deploy", "console", …); it is
 	// shown in snapshots and in ErrLocked.
 	Purpose string
-	// Holder overrides Config.Holder for this acquisition.
-	Holder string
 	// Ticket claims a ticket the lock was handed off to (Lock.Handoff) or
 	// reserved for (Locker.Reserve). Empty means a fresh ticket.
 	Ticket string
@@ -82,15 +80,12 @@ func (l *Locker) Acquire(ctx context.Context, resource string, opts *Options) (*
 		claimer:  l.newClaimer(),
 		mode:     o.Mode,
 		purpose:  o.Purpose,
-		holder:   o.Holder,
+		holder:   l.holder,
 		ttl:      o.TTL,
 		start:    time.Now(),
 	}
 	if a.ticket == "" {
 		a.ticket = NewTicket()
-	}
-	if a.holder == "" {
-		a.holder = l.cfg.Holder
 	}
 	if a.ttl == 0 {
 		a.ttl = l.cfg.TTL
@@ -265,7 +260,7 @@ func (l *Locker) Reserve(ctx context.Context, resource, ticket, purpose string, 
 	if claim == 0 {
 		claim = l.cfg.ClaimTimeout
 	}
-	_, err := l.runIndexed(ctx, resource, scriptReserve, l.keys(resource), ticket, ms(claim), l.cfg.Holder, purpose, ms(l.cfg.Grace))
+	_, err := l.runIndexed(ctx, resource, scriptReserve, l.keys(resource), ticket, ms(claim), l.holder, purpose, ms(l.cfg.Grace))
 	if err != nil {
 		return fmt.Errorf("lock: reserve %s: %w", resource, err)
 	}

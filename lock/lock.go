@@ -27,12 +27,30 @@ type RedisClient interface {
 	ZRangeWithScores(ctx context.Context, key string, start, stop int64) *redis.ZSliceCmd
 }
 
+// Defaults of Config, applied where a field is zero.
+const (
+	// DefaultPrefix prefixes every key and channel.
+	DefaultPrefix = "ifl:lock"
+	// DefaultTTL is the lease of holders and waiters.
+	DefaultTTL = 15 * time.Second
+	// DefaultAttempts and DefaultInterval are the standard mode's retries:
+	// Ironic's 3 × 1s.
+	DefaultAttempts = 3
+	DefaultInterval = time.Second
+	// DefaultClaimTimeout is how long a handed-off or reserved ticket may
+	// stay unclaimed.
+	DefaultClaimTimeout = 30 * time.Second
+	// DefaultGrace is how long a line's keys outlive the leases in it.
+	DefaultGrace = time.Minute
+)
+
 // Config holds a Locker's settings. Every zero value means the documented default.
 type Config struct {
-	// Prefix of every key and channel; empty means "ifl:lock".
+	// Prefix of every key and channel; empty means DefaultPrefix.
 	Prefix string
 	// TTL is the lease of holders and waiters: a holder or waiter that stops
-	// refreshing (dead, paused) stops blocking others within TTL. Zero means 15s.
+	// refreshing (dead, paused) stops blocking others within TTL. Zero means
+	// DefaultTTL.
 	TTL time.Duration
 	// Fallback bounds how long a waiter goes without re-checking the lock
 	// when no wake-up message arrives (pub/sub is fire-and-forget). Zero
@@ -40,19 +58,22 @@ type Config struct {
 	// is also how a waiter renews its lease.
 	Fallback time.Duration
 	// Attempts and Interval are the standard mode's retries: Attempts tries,
-	// Interval apart, before ErrLocked. Zero means Ironic's 3 × 1s.
+	// Interval apart, before ErrLocked. Zero means DefaultAttempts and
+	// DefaultInterval, Ironic's 3 × 1s.
 	Attempts int
 	Interval time.Duration
 	// ClaimTimeout is how long a handed-off or reserved ticket may stay
-	// unclaimed before it expires and the lock moves on. Zero means 30s.
+	// unclaimed before it expires and the lock moves on. Zero means
+	// DefaultClaimTimeout.
 	ClaimTimeout time.Duration
 	// Grace is how long a line's keys outlive the leases in it (at least
 	// half of Grace, at most all of it), so that a fleet that died leaves
 	// nothing behind, yet dead waiters are still found and counted; zero
-	// means 60s.
+	// means DefaultGrace.
 	Grace time.Duration
-	// Holder names this process in snapshots and ErrLocked; empty means
-	// "<hostname>:<pid>".
+	// Holder names this Locker's owner in snapshots and ErrLocked, and is
+	// the one place it is set (WithHolder derives Lockers with other
+	// names); empty means "<hostname>:<pid>".
 	Holder string
 	// Registerer receives the lock's Prometheus metrics; nil means none.
 	Registerer prometheus.Registerer
@@ -68,9 +89,20 @@ const (
 	MaxTicketLen = 128
 )
 
-// Locker acquires locks on resources. It is safe for concurrent use; one per
-// process is enough. Close it to stop its wake-up subscription.
+// Locker acquires locks on resources as its holder. It is safe for
+// concurrent use; one per process is enough (WithHolder gives the other
+// components of a process their own names on it). Close it to stop its
+// wake-up subscription.
 type Locker struct {
+	*core
+	// holder names the owner in snapshots and ErrLocked: Config.Holder, or
+	// what WithHolder said.
+	holder string
+}
+
+// core is what the Lockers made by WithHolder share: the connection, the
+// settings, the wake-up subscription and the waiters it wakes, the metrics.
+type core struct {
 	client  RedisClient
 	cfg     Config
 	id      string
@@ -105,14 +137,14 @@ func New(ctx context.Context, client RedisClient, cfg Config) (*Locker, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Locker{
+	l := &Locker{core: &core{
 		client:  client,
 		cfg:     cfg,
 		id:      randomHex(8),
 		metrics: m,
 		waiters: make(map[string]chan uint64),
 		done:    make(chan struct{}),
-	}
+	}, holder: cfg.Holder}
 	l.channel = cfg.Prefix + ":wake:" + l.id
 	l.pubsub = client.Subscribe(ctx, l.channel)
 	// Wait for the subscription to be confirmed: a wake-up published before
@@ -125,6 +157,19 @@ func New(ctx context.Context, client RedisClient, cfg Config) (*Locker, error) {
 	l.stop = stop
 	go l.dispatch(sctx)
 	return l, nil
+}
+
+// WithHolder returns a Locker that acquires (and reserves) as holder and
+// shares everything else with l: its connection, settings, wake-up
+// subscription and metrics. It is how several components of one process,
+// each known by its own name (a dev fleet's API and conductors), take locks
+// without a subscription each. Closing either Locker closes both. An empty
+// holder means l's.
+func (l *Locker) WithHolder(holder string) *Locker {
+	if holder == "" {
+		return l
+	}
+	return &Locker{core: l.core, holder: holder}
 }
 
 func checkContextTimeouts(c RedisClient) error {
@@ -164,10 +209,10 @@ func (c *Config) validate() error {
 
 func (c *Config) setDefaults() {
 	if c.Prefix == "" {
-		c.Prefix = "ifl:lock"
+		c.Prefix = DefaultPrefix
 	}
 	if c.TTL == 0 {
-		c.TTL = 15 * time.Second
+		c.TTL = DefaultTTL
 	}
 	if c.Fallback == 0 || c.Fallback > c.TTL/3 {
 		c.Fallback = min(time.Second, c.TTL/3)
@@ -176,16 +221,16 @@ func (c *Config) setDefaults() {
 		}
 	}
 	if c.Attempts == 0 {
-		c.Attempts = 3
+		c.Attempts = DefaultAttempts
 	}
 	if c.Interval == 0 {
-		c.Interval = time.Second
+		c.Interval = DefaultInterval
 	}
 	if c.ClaimTimeout == 0 {
-		c.ClaimTimeout = 30 * time.Second
+		c.ClaimTimeout = DefaultClaimTimeout
 	}
 	if c.Grace == 0 {
-		c.Grace = time.Minute
+		c.Grace = DefaultGrace
 	}
 	if c.Holder == "" {
 		host, _ := os.Hostname()

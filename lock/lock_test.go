@@ -141,6 +141,32 @@ func TestStandardModeReportsHolder(t *testing.T) {
 	}
 }
 
+// TestWithHolder: a Locker made by WithHolder takes locks under its own
+// name on its parent's connection, and its parent sees it as another holder.
+func TestWithHolder(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := fastConfig()
+	cfg.Holder = "process"
+	l := newLocker(t, newClient(t, srv), cfg)
+	if l.WithHolder("") != l {
+		t.Fatal("WithHolder(\"\") is not the Locker itself")
+	}
+	c2 := l.WithHolder("conductor-2")
+	lk, err := c2.Acquire(t.Context(), "node-1", &Options{Purpose: "deploy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mustRelease(t, lk)
+	_, err = l.Acquire(t.Context(), "node-1", &Options{Attempts: 1})
+	var le *LockedError
+	if !errors.As(err, &le) || le.Holder != "conductor-2" {
+		t.Fatalf("Acquire of a lock held through WithHolder = %v, want *LockedError naming conductor-2", err)
+	}
+	if s, err := l.Snapshot(t.Context(), "node-1"); err != nil || s.Holder != "conductor-2" {
+		t.Fatalf("snapshot = %+v, %v, want holder conductor-2", s, err)
+	}
+}
+
 // TestFIFO: waiters are granted in the order they joined the line.
 func TestFIFO(t *testing.T) {
 	srv := redistest.Start(t)

@@ -107,8 +107,8 @@ func TestSnapshotAndSummary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w1 := acquireAsync(t, ctx, l, l, "node-a", &Options{Mode: Patient, Purpose: "power", Holder: "conductor-2"}, 1)
-	w2 := acquireAsync(t, ctx, l, l, "node-a", &Options{Mode: Patient, Purpose: "clean", Holder: "conductor-3"}, 2)
+	w1 := acquireAsync(t, ctx, l.WithHolder("conductor-2"), l, "node-a", &Options{Mode: Patient, Purpose: "power"}, 1)
+	w2 := acquireAsync(t, ctx, l.WithHolder("conductor-3"), l, "node-a", &Options{Mode: Patient, Purpose: "clean"}, 2)
 	b, err := l.Acquire(ctx, "node-b", &Options{Purpose: "inspect"})
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,21 @@ import (
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
 
+// DefaultReplicas is how many replicas the streams and KV buckets get when
+// their config says 0 (BusConfig, InventoryConfig, RegistryConfig): one, as
+// on a single server. Use 3 on a 3-node cluster.
+const DefaultReplicas = 1
+
+// Defaults of BusConfig, applied where a field is zero.
+const (
+	DefaultDuplicates    = 2 * time.Minute
+	DefaultEventsMaxAge  = 7 * 24 * time.Hour
+	DefaultMaxTaskBytes  = 256 << 10
+	DefaultAckWait       = 30 * time.Second
+	DefaultMaxDeliver    = 5
+	DefaultMaxAckPending = 1000
+)
+
 // BusConfig configures the task bus and the event stream. Every zero value
 // means the documented default.
 type BusConfig struct {
@@ -22,21 +37,23 @@ type BusConfig struct {
 	// ("" is the default group). Consume ensures its own group's consumer
 	// too, so this only matters for groups nobody consumes yet.
 	Groups []string
-	// Replicas of TASKS and EVENTS; 0 means 1. Use 3 on a 3-node cluster.
+	// Replicas of TASKS and EVENTS; 0 means DefaultReplicas.
 	Replicas int
 	// Duplicates is the dedup window of TASKS: a task republished with the
-	// same ID within it is stored once. 0 means 2 minutes.
+	// same ID within it is stored once. 0 means DefaultDuplicates.
 	Duplicates time.Duration
-	// EventsMaxAge is how long EVENTS keeps events; 0 means 7 days.
+	// EventsMaxAge is how long EVENTS keeps events; 0 means
+	// DefaultEventsMaxAge, 7 days.
 	EventsMaxAge time.Duration
 	// MaxTaskBytes is the largest task envelope accepted, by Publish and by
-	// the stream; 0 means 256 KiB.
+	// the stream; 0 means DefaultMaxTaskBytes, 256 KiB.
 	MaxTaskBytes int
 	// AckWait is how long a delivered task may go without an ack or an
-	// InProgress before it is redelivered; 0 means 30s. Ignored by the
+	// InProgress before it is redelivered; 0 means DefaultAckWait. Ignored by the
 	// server when BackOff is set (it then uses BackOff[0]).
 	AckWait time.Duration
-	// MaxDeliver is how many times a task is delivered at most; 0 means 5.
+	// MaxDeliver is how many times a task is delivered at most; 0 means
+	// DefaultMaxDeliver.
 	// On the last delivery a task that still fails is terminated and a
 	// task.dead event published.
 	MaxDeliver int
@@ -45,7 +62,8 @@ type BusConfig struct {
 	// Empty means AckWait every time. Note this is about silent consumers;
 	// a handler's own retries use ConsumeConfig.RetryDelays.
 	BackOff []time.Duration
-	// MaxAckPending caps unacked tasks in flight per group; 0 means 1000.
+	// MaxAckPending caps unacked tasks in flight per group; 0 means
+	// DefaultMaxAckPending.
 	MaxAckPending int
 	// Logger receives what the bus cannot return (a dead consumer loop
 	// retrying); nil means none.
@@ -66,25 +84,25 @@ type Bus struct {
 
 func (c *BusConfig) setDefaults() error {
 	if c.Replicas <= 0 {
-		c.Replicas = 1
+		c.Replicas = DefaultReplicas
 	}
 	if c.Duplicates <= 0 {
-		c.Duplicates = 2 * time.Minute
+		c.Duplicates = DefaultDuplicates
 	}
 	if c.EventsMaxAge <= 0 {
-		c.EventsMaxAge = 7 * 24 * time.Hour
+		c.EventsMaxAge = DefaultEventsMaxAge
 	}
 	if c.MaxTaskBytes <= 0 {
-		c.MaxTaskBytes = 256 << 10
+		c.MaxTaskBytes = DefaultMaxTaskBytes
 	}
 	if c.AckWait <= 0 {
-		c.AckWait = 30 * time.Second
+		c.AckWait = DefaultAckWait
 	}
 	if c.MaxDeliver <= 0 {
-		c.MaxDeliver = 5
+		c.MaxDeliver = DefaultMaxDeliver
 	}
 	if c.MaxAckPending <= 0 {
-		c.MaxAckPending = 1000
+		c.MaxAckPending = DefaultMaxAckPending
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

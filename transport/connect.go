@@ -16,6 +16,10 @@ import (
 // configured attempts.
 var ErrUnreachable = errors.New("transport: NATS unreachable")
 
+// DefaultConnectAttempts is how many times Connect tries at start when
+// ConnectConfig.Attempts is 0.
+const DefaultConnectAttempts = 5
+
 // ConnectConfig says how to reach an external NATS cluster. Only URLs is required.
 type ConnectConfig struct {
 	// URLs are the servers' client URLs (nats://host:4222, tls://…). Required.
@@ -31,7 +35,8 @@ type ConnectConfig struct {
 	// TLS, when set, is the client TLS configuration (CA, client cert). A
 	// tls:// URL without it uses the system roots.
 	TLS *tls.Config
-	// Attempts bounds the initial connection attempts; 0 means 5.
+	// Attempts bounds the initial connection attempts; 0 means
+	// DefaultConnectAttempts.
 	Attempts int
 	// Backoff is the wait after the first failed attempt, doubled after each
 	// further one; 0 means 250ms.
@@ -60,7 +65,7 @@ func Connect(ctx context.Context, cfg ConnectConfig) (*nats.Conn, error) {
 		cfg.Name = "ironfleet"
 	}
 	if cfg.Attempts <= 0 {
-		cfg.Attempts = 5
+		cfg.Attempts = DefaultConnectAttempts
 	}
 	if cfg.Backoff <= 0 {
 		cfg.Backoff = 250 * time.Millisecond

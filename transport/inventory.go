@@ -52,7 +52,7 @@ var (
 // InventoryConfig configures the node inventory. Every zero value means the
 // documented default.
 type InventoryConfig struct {
-	// Replicas of the KV buckets; 0 means 1. Use 3 on a 3-node cluster.
+	// Replicas of the KV buckets; 0 means DefaultReplicas.
 	Replicas int
 	// History is how many revisions per key the buckets keep; 0 means 1.
 	History int
@@ -71,7 +71,7 @@ type InventoryConfig struct {
 
 func (c *InventoryConfig) setDefaults() {
 	if c.Replicas <= 0 {
-		c.Replicas = 1
+		c.Replicas = DefaultReplicas
 	}
 	if c.History <= 0 {
 		c.History = 1

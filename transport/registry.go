@@ -30,7 +30,7 @@ type RegistryConfig struct {
 	// Forget is the bucket's TTL: records of conductors gone for this long
 	// are removed by JetStream; 0 means 24h.
 	Forget time.Duration
-	// Replicas of the bucket; 0 means 1.
+	// Replicas of the bucket; 0 means DefaultReplicas.
 	Replicas int
 	// Logger receives failed keepalives; nil means none.
 	Logger *slog.Logger
@@ -75,7 +75,7 @@ func NewRegistry(ctx context.Context, js jetstream.JetStream, cfg RegistryConfig
 		cfg.Forget = 24 * time.Hour
 	}
 	if cfg.Replicas <= 0 {
-		cfg.Replicas = 1
+		cfg.Replicas = DefaultReplicas
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

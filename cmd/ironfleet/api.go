@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"time"
 
@@ -15,11 +14,21 @@ import (
 
 	"github.com/ironfleet/ironfleet/api"
 	"github.com/ironfleet/ironfleet/internal/fleet"
-	"github.com/ironfleet/ironfleet/lock"
+	"github.com/ironfleet/ironfleet/internal/identity"
 	"github.com/ironfleet/ironfleet/transport"
 )
 
+// apiFlags are what `ironfleet api`'s flags set: the API's Config, and how
+// the process around it is wired.
+type apiFlags struct {
+	cfg                 api.Config
+	readers             []string
+	redis, listen, host string
+	replicas            int
+}
+
 func newAPICmd() *cobra.Command {
+	var o apiFlags
 	cmd := &cobra.Command{
 		Use:   "api",
 		Short: "Run the Ironic-compatible REST API against external NATS and Redis",
@@ -28,62 +37,52 @@ lookup and heartbeat, the lock view (/v1/locks), /metrics, /healthz and /readyz.
 It reads nodes from a cache of the NATS inventory, publishes tasks to JetStream and
 takes node locks in Redis only for the instant of a standard-mode attempt.`,
 		Args: cobra.NoArgs,
-		RunE: runAPI,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runAPI(cmd, o) },
 	}
 	f := cmd.Flags()
 	addNATSFlags(f)
-	f.String("redis", "redis://127.0.0.1:6379/0", "Redis URL (redis://, rediss:// or unix://) of the node locks")
-	f.String("listen", "0.0.0.0:6385", "address the API listens on")
-	f.String("auth", string(api.AuthNone), "auth mode: noauth (development only) or http_basic")
-	f.String("htpasswd", "", "htpasswd file (bcrypt entries, htpasswd -B) for --auth http_basic")
-	f.StringSlice("read-only-users", nil, "htpasswd users that may only read (the others are admins)")
-	f.String("public-url", "", "base URL of links in responses (default: the request's scheme and Host)")
-	f.Int64("max-body", 1<<20, "largest request body accepted, in bytes (413 beyond)")
-	f.Int("lock-attempts", 3, "standard-mode node lock attempts before 409 NodeLocked")
-	f.Duration("lock-interval", time.Second, "pause between standard-mode lock attempts")
-	f.Duration("claim-timeout", 30*time.Second, "how long a task's lock ticket waits for its conductor")
-	f.Duration("heartbeat-timeout", 300*time.Second, "heartbeat timeout told to agents at lookup")
-	f.String("host", "", "name of this API process as a lock holder (default: the hostname)")
-	f.Int("replicas", 1, "replicas of the streams and KV buckets when this process creates them (3 on a cluster)")
+	f.StringVar(&o.redis, "redis", defaultRedisURL, "Redis URL (redis://, rediss:// or unix://) of the node locks")
+	f.StringVar(&o.listen, "listen", "0.0.0.0:6385", "address the API listens on")
+	f.StringVar((*string)(&o.cfg.Auth), "auth", string(api.AuthNone), "auth mode: noauth (development only) or http_basic")
+	f.StringVar(&o.cfg.HTPasswd, "htpasswd", "", "htpasswd file (bcrypt entries, htpasswd -B) for --auth http_basic")
+	f.StringSliceVar(&o.readers, "read-only-users", nil, "htpasswd users that may only read (the others are admins)")
+	f.StringVar(&o.cfg.PublicURL, "public-url", "", "base URL of links in responses (default: the request's scheme and Host)")
+	f.Int64Var(&o.cfg.MaxBodyBytes, "max-body", api.DefaultMaxBodyBytes, "largest request body accepted, in bytes (413 beyond)")
+	f.IntVar(&o.cfg.LockAttempts, "lock-attempts", api.DefaultLockAttempts, "standard-mode node lock attempts before 409 NodeLocked")
+	f.DurationVar(&o.cfg.LockInterval, "lock-interval", api.DefaultLockInterval, "pause between standard-mode lock attempts")
+	f.DurationVar(&o.cfg.ClaimTimeout, "claim-timeout", api.DefaultClaimTimeout, "how long a task's lock ticket waits for its conductor")
+	f.DurationVar(&o.cfg.HeartbeatTimeout, "heartbeat-timeout", api.DefaultHeartbeatTimeout, "heartbeat timeout told to agents at lookup")
+	f.StringVar(&o.host, "host", "", "name of this API process as a lock holder (default: the hostname)")
+	addReplicasFlag(f, &o.replicas)
 	return cmd
 }
 
-func runAPI(cmd *cobra.Command, _ []string) error {
+// runAPI runs the API as the flags in o say.
+func runAPI(cmd *cobra.Command, o apiFlags) error {
 	log, err := newLogger(cmd)
 	if err != nil {
 		return err
 	}
 	f := cmd.Flags()
 	ctx := cmd.Context()
-	listen, _ := f.GetString("listen")
-	redisURL, _ := f.GetString("redis")
-	auth, _ := f.GetString("auth")
-	htpasswd, _ := f.GetString("htpasswd")
-	readers, _ := f.GetStringSlice("read-only-users")
-	publicURL, _ := f.GetString("public-url")
-	maxBody, _ := f.GetInt64("max-body")
-	attempts, _ := f.GetInt("lock-attempts")
-	interval, _ := f.GetDuration("lock-interval")
-	claim, _ := f.GetDuration("claim-timeout")
-	heartbeat, _ := f.GetDuration("heartbeat-timeout")
-	host, _ := f.GetString("host")
-	replicas, _ := f.GetInt("replicas")
-
-	roles := map[string]api.Role{}
-	for _, u := range readers {
-		roles[strings.TrimSpace(u)] = api.RoleReader
+	host := o.host
+	if host == "" {
+		if host, err = identity.Host(); err != nil {
+			return fmt.Errorf("--host: %w", err)
+		}
+	}
+	cfg := o.cfg
+	cfg.Roles = map[string]api.Role{}
+	for _, u := range o.readers {
+		cfg.Roles[strings.TrimSpace(u)] = api.RoleReader
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	cfg := api.Config{
-		Auth: api.AuthMode(auth), HTPasswd: htpasswd, Roles: roles, PublicURL: publicURL, MaxBodyBytes: maxBody,
-		LockAttempts: attempts, LockInterval: interval, ClaimTimeout: claim, HeartbeatTimeout: heartbeat,
-		Host: host, Logger: log, Registerer: reg, Gatherer: reg,
-	}
+	cfg.Logger, cfg.Registerer, cfg.Gatherer = log, reg, reg
 
-	l, err := new(net.ListenConfig).Listen(ctx, "tcp", listen)
+	l, err := new(net.ListenConfig).Listen(ctx, "tcp", o.listen)
 	if err != nil {
-		return fmt.Errorf("api: listen on %s: %w", listen, err)
+		return fmt.Errorf("api: listen on %s: %w", o.listen, err)
 	}
 	defer l.Close()
 
@@ -94,30 +93,26 @@ func runAPI(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	defer nc.Close()
-	rc, err := fleet.NewRedis(startCtx, redisURL)
+	rc, err := fleet.NewRedis(startCtx, o.redis)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	if host == "" {
-		host, _ = os.Hostname()
-	}
 	infra, err := fleet.NewInfra(startCtx, nc, rc, fleet.InfraConfig{
-		Bus:       transport.BusConfig{Replicas: replicas},
-		Inventory: transport.InventoryConfig{Replicas: replicas},
-		Registry:  transport.RegistryConfig{Replicas: replicas},
-		Lock:      lock.Config{Holder: "api:" + host},
+		Bus:       transport.BusConfig{Replicas: o.replicas},
+		Inventory: transport.InventoryConfig{Replicas: o.replicas},
+		Registry:  transport.RegistryConfig{Replicas: o.replicas},
 		Logger:    log, Registerer: reg,
 	})
 	if err != nil {
 		return err
 	}
 	defer infra.Close()
-	srv, err := fleet.NewAPI(infra, fleet.ValidateOnlyDrivers(), cfg) //nolint:contextcheck // New does no I/O
+	srv, err := fleet.NewAPI(infra, fleet.ValidateOnlyDrivers(), fleet.APIConfig{Host: host, API: cfg}) //nolint:contextcheck // New does no I/O
 	if err != nil {
 		return err
 	}
-	log.Info("api listening", "addr", l.Addr().String(), "auth", auth)
+	log.Info("api listening", "addr", l.Addr().String(), "auth", cfg.Auth)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx, l) })
 	return g.Wait()

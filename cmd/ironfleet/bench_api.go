@@ -26,7 +26,6 @@ import (
 	"github.com/ironfleet/ironfleet/api"
 	"github.com/ironfleet/ironfleet/internal/fleet"
 	"github.com/ironfleet/ironfleet/internal/redisproc"
-	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
 )
 
@@ -47,7 +46,7 @@ Gin handler answering the same JSON documents from memory (the ceiling), in one 
 	f.Int("clients", 32, "concurrent clients")
 	f.Duration("duration", 5*time.Second, "how long each benchmark runs per implementation")
 	f.Duration("warmup", time.Second, "unmeasured load before each measurement")
-	f.String("redis-server", "redis-server", "redis-server binary to run")
+	f.String("redis-server", redisproc.DefaultBinary, "redis-server binary to run")
 	return cmd
 }
 
@@ -111,12 +110,12 @@ func runBenchAPI(cmd *cobra.Command, _ []string) error {
 	defer rc.Close()
 
 	quiet := slog.New(slog.DiscardHandler)
-	infra, err := fleet.NewInfra(startCtx, nc, rc, fleet.InfraConfig{Lock: lock.Config{Holder: "api:bench"}, Logger: quiet})
+	infra, err := fleet.NewInfra(startCtx, nc, rc, fleet.InfraConfig{Logger: quiet})
 	if err != nil {
 		return err
 	}
 	defer infra.Close()
-	srv, err := fleet.NewAPI(infra, fleet.ValidateOnlyDrivers(), api.Config{Logger: quiet, Registerer: prometheus.NewRegistry(), Host: "bench"}) //nolint:contextcheck // New does no I/O
+	srv, err := fleet.NewAPI(infra, fleet.ValidateOnlyDrivers(), fleet.APIConfig{Host: "bench", API: api.Config{Logger: quiet, Registerer: prometheus.NewRegistry()}}) //nolint:contextcheck // New does no I/O
 	if err != nil {
 		return err
 	}

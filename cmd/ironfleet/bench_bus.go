@@ -397,13 +397,13 @@ func benchRaw(ctx context.Context, nc *nats.Conn, p benchParams) (roundResult, e
 	// The same stream configuration as TASKS, minus what only we use.
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: rawStream, Subjects: []string{"bench.raw.>"}, Retention: jetstream.WorkQueuePolicy,
-		Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute,
+		Storage: jetstream.FileStorage, Duplicates: transport.DefaultDuplicates,
 	}); err != nil {
 		return roundResult{}, err
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, rawStream, jetstream.ConsumerConfig{
-		Durable: "raw", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
-		MaxDeliver: 5, MaxAckPending: 1000,
+		Durable: "raw", AckPolicy: jetstream.AckExplicitPolicy, AckWait: transport.DefaultAckWait,
+		MaxDeliver: transport.DefaultMaxDeliver, MaxAckPending: transport.DefaultMaxAckPending,
 	})
 	if err != nil {
 		return roundResult{}, err

@@ -10,10 +10,21 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ironfleet/ironfleet/internal/fleet"
 	"github.com/ironfleet/ironfleet/internal/fleetbench"
+	"github.com/ironfleet/ironfleet/internal/redisproc"
 )
 
+// benchFleetFlags are what `ironfleet bench fleet`'s flags set.
+type benchFleetFlags struct {
+	cfg             fleetbench.Config
+	strategies      []string
+	svg             string
+	asJSON, verbose bool
+}
+
 func newBenchFleetCmd() *cobra.Command {
+	var o benchFleetFlags
 	cmd := &cobra.Command{
 		Use:   "fleet",
 		Short: "Deploy N simulated nodes under lock contention with each handoff strategy",
@@ -25,53 +36,43 @@ and heartbeats do. It prints per strategy nodes active and stuck, deploy time
 p50/p99/max, lock wait p99, raced handoffs and Redis commands per deploy (or, with
 --json, one object per line), and writes an SVG chart of the deploy times.`,
 		Args: cobra.NoArgs,
-		RunE: runBenchFleet,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runBenchFleet(cmd, o) },
 	}
 	f := cmd.Flags()
-	f.Bool("json", false, "print one JSON object per strategy per line")
-	f.Int("nodes", 500, "simulated nodes deployed at once")
-	f.StringSlice("strategies", strategyNames(), "handoff strategies to run, in order")
-	f.Int("pests", 2, "pests per node contending for its lock (0: none)")
-	f.Duration("pest-hold", 200*time.Millisecond, "how long a pest holds a node's lock")
-	f.Duration("pest-gap", 100*time.Millisecond, "a pest's pause after each try (jittered ±50%)")
-	f.Duration("timeout", 2*time.Minute, "per strategy: a node not active by then is stuck")
-	f.Int("conductors", 2, "conductors per fleet")
-	f.Duration("heartbeat-timeout", 5*time.Second, "heartbeat timeout the API tells agents (they beat every 30–60% of it)")
-	f.String("svg", "", "write the deploy-time chart here (default fleet-bench.svg in the current directory)")
-	f.String("data-dir", "", "where the fleets keep their data (default: a temporary directory)")
-	f.String("redis-server", "redis-server", "redis-server binary")
-	f.Bool("verbose", false, "log the fleets' warnings to stderr")
+	c := &o.cfg
+	f.BoolVar(&o.asJSON, "json", false, "print one JSON object per strategy per line")
+	f.IntVar(&c.Nodes, "nodes", fleetbench.DefaultNodes, "simulated nodes deployed at once")
+	f.StringSliceVar(&o.strategies, "strategies", strategyNames(), "handoff strategies to run, in order")
+	f.IntVar(&c.Pests, "pests", fleetbench.DefaultPests, "pests per node contending for its lock (0: none)")
+	f.DurationVar(&c.PestHold, "pest-hold", fleetbench.DefaultPestHold, "how long a pest holds a node's lock")
+	f.DurationVar(&c.PestGap, "pest-gap", fleetbench.DefaultPestGap, "a pest's pause after each try (jittered ±50%)")
+	f.DurationVar(&c.Timeout, "timeout", fleetbench.DefaultTimeout, "per strategy: a node not active by then is stuck")
+	f.IntVar(&c.Conductors, "conductors", fleet.DefaultConductors, "conductors per fleet")
+	f.DurationVar(&c.HeartbeatTimeout, "heartbeat-timeout", fleetbench.DefaultHeartbeatTimeout, "heartbeat timeout the API tells agents (they beat every 30–60% of it)")
+	f.StringVar(&o.svg, "svg", "", "write the deploy-time chart here (default fleet-bench.svg in the current directory)")
+	f.StringVar(&c.DataDir, "data-dir", "", "where the fleets keep their data (default: a temporary directory)")
+	f.StringVar(&c.RedisServer, "redis-server", redisproc.DefaultBinary, "redis-server binary")
+	f.BoolVar(&o.verbose, "verbose", false, "log the fleets' warnings to stderr")
 	return cmd
 }
 
-func runBenchFleet(cmd *cobra.Command, _ []string) error {
-	f := cmd.Flags()
-	asJSON, _ := f.GetBool("json")
-	cfg := fleetbench.Config{}
-	cfg.Nodes, _ = f.GetInt("nodes")
-	strategies, _ := f.GetStringSlice("strategies")
-	for _, name := range strategies {
+// runBenchFleet runs the benchmark as the flags in o say.
+func runBenchFleet(cmd *cobra.Command, o benchFleetFlags) error {
+	asJSON, cfg := o.asJSON, o.cfg
+	for _, name := range o.strategies {
 		s, err := fleetbench.ParseStrategy(name)
 		if err != nil {
 			return fmt.Errorf("--strategies: %w", err)
 		}
 		cfg.Strategies = append(cfg.Strategies, s)
 	}
-	cfg.Pests, _ = f.GetInt("pests")
 	if cfg.Pests == 0 {
-		cfg.Pests = -1
+		cfg.Pests = -1 // --pests 0 is none, where the Config's 0 is the default
 	}
-	cfg.PestHold, _ = f.GetDuration("pest-hold")
-	cfg.PestGap, _ = f.GetDuration("pest-gap")
-	cfg.Timeout, _ = f.GetDuration("timeout")
-	cfg.Conductors, _ = f.GetInt("conductors")
-	cfg.HeartbeatTimeout, _ = f.GetDuration("heartbeat-timeout")
-	cfg.DataDir, _ = f.GetString("data-dir")
-	cfg.RedisServer, _ = f.GetString("redis-server")
-	if v, _ := f.GetBool("verbose"); v {
+	if o.verbose {
 		cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	svg, _ := f.GetString("svg")
+	svg := o.svg
 	if svg == "" {
 		svg = "fleet-bench.svg"
 	}

@@ -14,7 +14,15 @@ import (
 	"github.com/ironfleet/ironfleet/lock/lockbench"
 )
 
+// benchLockFlags are what `ironfleet bench lock`'s flags set.
+type benchLockFlags struct {
+	cfg    lockbench.Config
+	redis  string
+	asJSON bool
+}
+
 func newBenchLockCmd() *cobra.Command {
+	var o benchLockFlags
 	cmd := &cobra.Command{
 		Use:   "lock",
 		Short: "Compare ironfleet's lock with bsm/redislock (1s, 10ms polling) and go-redsync",
@@ -24,23 +32,20 @@ seed's starvation race (a handoff while 8 pests re-grab the lock) for each lock
 implementation, and prints a table with ratios (or, with --json, one object per line).
 Without --redis it starts a private redis-server.`,
 		Args: cobra.NoArgs,
-		RunE: runBenchLock,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runBenchLock(cmd, o) },
 	}
 	f := cmd.Flags()
-	f.Bool("json", false, "print one JSON object per implementation per line")
-	f.String("redis", "", "Redis URL to run against (redis:// or unix://); default: a private redis-server")
-	f.Duration("hot-key-duration", 3*time.Second, "how long each implementation hammers the hot key")
-	f.Int("rounds", 10, "starvation rounds per implementation")
+	f.BoolVar(&o.asJSON, "json", false, "print one JSON object per implementation per line")
+	f.StringVar(&o.redis, "redis", "", "Redis URL to run against (redis:// or unix://); default: a private redis-server")
+	f.DurationVar(&o.cfg.HotKeyDuration, "hot-key-duration", lockbench.DefaultHotKeyDuration, "how long each implementation hammers the hot key")
+	f.IntVar(&o.cfg.Rounds, "rounds", lockbench.DefaultRounds, "starvation rounds per implementation")
 	return cmd
 }
 
-func runBenchLock(cmd *cobra.Command, _ []string) error {
+// runBenchLock runs the benchmark as the flags in o say.
+func runBenchLock(cmd *cobra.Command, o benchLockFlags) error {
 	ctx := cmd.Context()
-	f := cmd.Flags()
-	asJSON, _ := f.GetBool("json")
-	url, _ := f.GetString("redis")
-	hot, _ := f.GetDuration("hot-key-duration")
-	rounds, _ := f.GetInt("rounds")
+	asJSON, url := o.asJSON, o.redis
 
 	var opts *redis.Options
 	if url == "" {
@@ -73,7 +78,7 @@ func runBenchLock(cmd *cobra.Command, _ []string) error {
 	out := cmd.OutOrStdout()
 	enc := json.NewEncoder(out)
 	results, err := lockbench.Run(ctx, admin, lockbench.Impls(newClient),
-		lockbench.Config{HotKeyDuration: hot, Rounds: rounds},
+		o.cfg,
 		func(r lockbench.Result) {
 			if asJSON {
 				_ = enc.Encode(r)

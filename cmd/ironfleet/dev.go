@@ -8,9 +8,17 @@ import (
 
 	"github.com/ironfleet/ironfleet/conductor/sim"
 	"github.com/ironfleet/ironfleet/internal/fleet"
+	"github.com/ironfleet/ironfleet/internal/redisproc"
 )
 
+// devFlags are what `ironfleet dev`'s flags set.
+type devFlags struct {
+	cfg       fleet.DevConfig
+	realistic bool
+}
+
 func newDevCmd() *cobra.Command {
+	var o devFlags
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the whole fleet in one process on embedded defaults",
@@ -21,48 +29,38 @@ it enrolls through the API and takes to available. Ctrl-C stops everything in
 order. Its state lives in a temporary directory removed at exit unless --data-dir
 is given.`,
 		Args: cobra.NoArgs,
-		RunE: runDev,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runDev(cmd, o) },
 	}
 	f := cmd.Flags()
-	f.String("api-addr", "127.0.0.1:6385", "address the API listens on")
-	f.String("tftp-addr", "127.0.0.1:0", "UDP address of the TFTP server (default: a free high port)")
-	f.String("data-dir", "", "directory for NATS, Redis, TFTP and disk data (default: a temporary directory removed at exit)")
-	f.String("redis-server", "redis-server", "redis-server binary to run")
-	f.Int("nodes", 20, "simulated machines to run and enroll")
-	f.Int("conductors", 2, "conductors to run")
-	f.Bool("provide", true, "take the enrolled nodes to available")
-	f.Bool("realistic", true, "simulate the lab machines' timings (power, ~12s boot) instead of instant ones")
+	f.StringVar(&o.cfg.APIAddr, "api-addr", fleet.DefaultAPIAddr, "address the API listens on")
+	f.StringVar(&o.cfg.TFTPAddr, "tftp-addr", fleet.DefaultTFTPAddr, "UDP address of the TFTP server (default: a free high port)")
+	f.StringVar(&o.cfg.DataDir, "data-dir", "", "directory for NATS, Redis, TFTP and disk data (default: a temporary directory removed at exit)")
+	f.StringVar(&o.cfg.RedisServer, "redis-server", redisproc.DefaultBinary, "redis-server binary to run")
+	f.IntVar(&o.cfg.Nodes, "nodes", 20, "simulated machines to run and enroll")
+	f.IntVar(&o.cfg.Conductors, "conductors", fleet.DefaultConductors, "conductors to run")
+	f.BoolVar(&o.cfg.Provide, "provide", true, "take the enrolled nodes to available")
+	f.BoolVar(&o.realistic, "realistic", true, "simulate the lab machines' timings (power, ~12s boot) instead of instant ones")
 	return cmd
 }
 
-func runDev(cmd *cobra.Command, _ []string) error {
+// runDev runs a dev fleet as the flags in o say.
+func runDev(cmd *cobra.Command, o devFlags) error {
 	log, err := newLogger(cmd)
 	if err != nil {
 		return err
 	}
-	f := cmd.Flags()
-	apiAddr, _ := f.GetString("api-addr")
-	tftpAddr, _ := f.GetString("tftp-addr")
-	dataDir, _ := f.GetString("data-dir")
-	redisBin, _ := f.GetString("redis-server")
-	nodes, _ := f.GetInt("nodes")
-	conductors, _ := f.GetInt("conductors")
-	provide, _ := f.GetBool("provide")
-	realistic, _ := f.GetBool("realistic")
-	if nodes < 0 || nodes > 10000 {
-		return fmt.Errorf("--nodes %d: want 0 to 10000", nodes)
+	cfg := o.cfg
+	if cfg.Nodes < 0 || cfg.Nodes > 10000 {
+		return fmt.Errorf("--nodes %d: want 0 to 10000", cfg.Nodes)
 	}
-	if dataDir == "" {
-		if dataDir, err = os.MkdirTemp("", "ironfleet-dev-"); err != nil {
+	if cfg.DataDir == "" {
+		if cfg.DataDir, err = os.MkdirTemp("", "ironfleet-dev-"); err != nil {
 			return fmt.Errorf("data dir: %w", err)
 		}
-		defer os.RemoveAll(dataDir)
+		defer os.RemoveAll(cfg.DataDir)
 	}
-	cfg := fleet.DevConfig{
-		DataDir: dataDir, APIAddr: apiAddr, TFTPAddr: tftpAddr, RedisServer: redisBin,
-		Nodes: nodes, Conductors: conductors, Provide: provide, Logger: log,
-	}
-	if realistic {
+	cfg.Logger = log
+	if o.realistic {
 		cfg.Timings = sim.RealisticTimings()
 	}
 	d, err := fleet.StartDev(cmd.Context(), cfg)
@@ -87,7 +85,7 @@ ironfleet dev is running (Ctrl-C to stop)
   NATS     %[2]s
   Redis    %[3]s
   TFTP     %[4]s
-`, api, d.NATSURL(), d.RedisURL(), d.TFTPAddr(), nodes)
+`, api, d.NATSURL(), d.RedisURL(), d.TFTPAddr(), cfg.Nodes)
 	failed := make(chan error, 1)
 	go func() { failed <- d.Wait() }()
 	select {

@@ -22,7 +22,12 @@ func addNATSFlags(f *pflag.FlagSet) {
 	f.String("nats-ca", "", "CA certificate (PEM) to verify the NATS servers with")
 	f.String("nats-cert", "", "client certificate (PEM) for NATS TLS")
 	f.String("nats-key", "", "client key (PEM) for NATS TLS")
-	f.Int("nats-connect-attempts", 5, "connection attempts at start before giving up")
+	f.Int("nats-connect-attempts", transport.DefaultConnectAttempts, "connection attempts at start before giving up")
+}
+
+// addReplicasFlag adds --replicas, bound to p.
+func addReplicasFlag(f *pflag.FlagSet, p *int) {
+	f.IntVar(p, "replicas", transport.DefaultReplicas, "replicas of the streams and KV buckets when this process creates them (3 on a cluster)")
 }
 
 // connectNATS connects with the --nats* flags.

@@ -10,12 +10,22 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ironfleet/ironfleet/agent"
 	"github.com/ironfleet/ironfleet/conductor/sim"
+	"github.com/ironfleet/ironfleet/internal/simbmc"
 	"github.com/ironfleet/ironfleet/internal/simlab"
 )
 
+// simFlags are what `ironfleet sim`'s flags set: the lab's Config and how
+// to run it.
+type simFlags struct {
+	cfg      simlab.Config
+	timings  string
+	bootTime time.Duration
+	enroll   bool
+}
+
 func newSimCmd() *cobra.Command {
+	var o simFlags
 	cmd := &cobra.Command{
 		Use:   "sim",
 		Short: "Run simulated machines with IPMI BMCs and agents, for conductors in other processes",
@@ -29,23 +39,24 @@ of driver ipmi (with their ports and instance_info) through the API.
 It prints one JSON object per machine on stdout (name, macs, bmc, driver_info)
 and, with --enroll, the node's uuid; then it runs until interrupted.`,
 		Args: cobra.NoArgs,
-		RunE: runSim,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runSim(cmd, o) },
 	}
 	f := cmd.Flags()
-	f.Int("nodes", 5, "simulated machines")
-	f.Int("first", 0, "index of the first machine (names are <prefix>-<index>)")
-	f.String("prefix", "sim", "machine name prefix")
-	f.String("ip", "127.0.0.1", "IP address the BMCs, agents and image server listen on")
-	f.String("api-url", "http://127.0.0.1:6385", "API the agents look up and heartbeat at, and --enroll posts to")
-	f.String("disk-dir", "", "directory of the agents' simulated disks (default: a temporary directory, removed at exit)")
-	f.String("bmc-username", "admin", "the BMCs' user name")
-	f.String("bmc-password", "password", "the BMCs' password")
-	f.String("timings", "instant", "machine delays: instant, or realistic (the lab's ipmi_sim + QEMU machines)")
-	f.Duration("boot-time", 0, "from power on until the boot device has the machine (0: as --timings says)")
-	f.Int("image-size", 1<<20, "size in bytes of the deploy image served")
-	f.Duration("lookup-timeout", 0, "how long an agent tries to look itself up (0: the agent's default, 300s)")
-	f.Duration("lookup-conflict-pause", 0, "an agent's pause after a 409 (node locked) at lookup (0: the agent's default, 60s)")
-	f.Bool("enroll", false, "create the machines as nodes (driver ipmi) with their ports through the API")
+	c := &o.cfg
+	f.IntVar(&c.Nodes, "nodes", 5, "simulated machines")
+	f.IntVar(&c.First, "first", 0, "index of the first machine (names are <prefix>-<index>)")
+	f.StringVar(&c.Prefix, "prefix", simlab.DefaultPrefix, "machine name prefix")
+	f.StringVar(&c.Host, "ip", simlab.DefaultHost, "IP address the BMCs, agents and image server listen on")
+	f.StringVar(&c.APIURL, "api-url", defaultAPIURL, "API the agents look up and heartbeat at, and --enroll posts to")
+	f.StringVar(&c.Dir, "disk-dir", "", "directory of the agents' simulated disks (default: a temporary directory, removed at exit)")
+	f.StringVar(&c.BMCUsername, "bmc-username", simbmc.DefaultUsername, "the BMCs' user name")
+	f.StringVar(&c.BMCPassword, "bmc-password", simbmc.DefaultPassword, "the BMCs' password")
+	f.StringVar(&o.timings, "timings", "instant", "machine delays: instant, or realistic (the lab's ipmi_sim + QEMU machines)")
+	f.DurationVar(&o.bootTime, "boot-time", 0, "from power on until the boot device has the machine (0: as --timings says)")
+	f.IntVar(&c.ImageSize, "image-size", simlab.DefaultImageSize, "size in bytes of the deploy image served")
+	f.DurationVar(&c.Lookup.Timeout, "lookup-timeout", 0, "how long an agent tries to look itself up (0: the agent's default, 300s)")
+	f.DurationVar(&c.Lookup.ConflictPause, "lookup-conflict-pause", 0, "an agent's pause after a 409 (node locked) at lookup (0: the agent's default, 60s)")
+	f.BoolVar(&o.enroll, "enroll", false, "create the machines as nodes (driver ipmi) with their ports through the API")
 	return cmd
 }
 
@@ -55,55 +66,37 @@ type simMachine struct {
 	UUID string `json:"uuid,omitempty"`
 }
 
-func runSim(cmd *cobra.Command, _ []string) error {
+// runSim runs the simulated machines as the flags in o say.
+func runSim(cmd *cobra.Command, o simFlags) error {
 	log, err := newLogger(cmd)
 	if err != nil {
 		return err
 	}
-	f := cmd.Flags()
 	ctx := cmd.Context()
-	nodes, _ := f.GetInt("nodes")
-	first, _ := f.GetInt("first")
-	prefix, _ := f.GetString("prefix")
-	host, _ := f.GetString("ip")
-	apiURL, _ := f.GetString("api-url")
-	dir, _ := f.GetString("disk-dir")
-	user, _ := f.GetString("bmc-username")
-	pass, _ := f.GetString("bmc-password")
-	timings, _ := f.GetString("timings")
-	imageSize, _ := f.GetInt("image-size")
-	lookupTimeout, _ := f.GetDuration("lookup-timeout")
-	conflictPause, _ := f.GetDuration("lookup-conflict-pause")
-	bootTime, _ := f.GetDuration("boot-time")
-	enroll, _ := f.GetBool("enroll")
-
-	var t sim.Timings
-	switch timings {
+	cfg := o.cfg
+	switch o.timings {
 	case "instant":
 	case "realistic":
-		t = sim.RealisticTimings()
+		cfg.Timings = sim.RealisticTimings()
 	default:
-		return fmt.Errorf("--timings %q: want instant or realistic", timings)
+		return fmt.Errorf("--timings %q: want instant or realistic", o.timings)
 	}
-	if bootTime < 0 {
-		return fmt.Errorf("--boot-time %s: want 0 or more", bootTime)
+	if o.bootTime < 0 {
+		return fmt.Errorf("--boot-time %s: want 0 or more", o.bootTime)
 	}
-	if bootTime > 0 {
-		t.Boot = bootTime
+	if o.bootTime > 0 {
+		cfg.Timings.Boot = o.bootTime
 	}
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "ironfleet-sim-"); err != nil {
+	if cfg.Dir == "" {
+		if cfg.Dir, err = os.MkdirTemp("", "ironfleet-sim-"); err != nil {
 			return err
 		}
-		defer os.RemoveAll(dir)
-	} else if err := os.MkdirAll(dir, 0o750); err != nil {
+		defer os.RemoveAll(cfg.Dir)
+	} else if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return fmt.Errorf("--disk-dir: %w", err)
 	}
-	lab, err := simlab.New(ctx, simlab.Config{
-		Nodes: nodes, First: first, Prefix: prefix, Host: host, APIURL: apiURL, Dir: dir,
-		BMCUsername: user, BMCPassword: pass, Timings: t, ImageSize: imageSize,
-		Lookup: agent.LookupConfig{Timeout: lookupTimeout, ConflictPause: conflictPause}, Logger: log,
-	})
+	cfg.Logger = log
+	lab, err := simlab.New(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -113,7 +106,7 @@ func runSim(cmd *cobra.Command, _ []string) error {
 	go func() { errc <- lab.Run(runCtx) }()
 
 	var uuids map[string]string
-	if enroll {
+	if o.enroll {
 		start := time.Now()
 		uuids, err = lab.Enroll(ctx)
 		if err != nil {
@@ -128,6 +121,6 @@ func runSim(cmd *cobra.Command, _ []string) error {
 			return err
 		}
 	}
-	log.Info("simulated machines running", "nodes", nodes, "api", apiURL, "image", lab.ImageURL())
+	log.Info("simulated machines running", "nodes", cfg.Nodes, "api", cfg.APIURL, "image", lab.ImageURL())
 	return <-errc
 }

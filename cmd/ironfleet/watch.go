@@ -24,7 +24,7 @@ waiters, longest wait). Ctrl-C stops it.`,
 		RunE: runWatch,
 	}
 	f := cmd.Flags()
-	f.String("api", "http://127.0.0.1:6385", "API URL")
+	f.String("api", defaultAPIURL, "API URL")
 	f.Duration("interval", time.Second, "how often to redraw")
 	f.Int("locks", 10, "lock lines to show")
 	f.Bool("once", false, "draw once and exit (no screen clearing)")

@@ -55,12 +55,16 @@ var privLevels = map[string]types.PrivilegeLevel{
 	"CALLBACK":      types.PrivilegeLevelCallback,
 }
 
+// DefaultRequestTimeout is how long the driver waits for one reply from a
+// BMC when Config and driver_info say nothing.
+const DefaultRequestTimeout = 2 * time.Second
+
 // Config holds the driver's optional settings; every zero value is a
 // documented default. driver_info's ipmi_timeout and ipmi_retries override
 // RequestTimeout and Attempts per node.
 type Config struct {
 	// RequestTimeout is how long to wait for one reply from the BMC before
-	// resending; zero means 2s.
+	// resending; zero means DefaultRequestTimeout.
 	RequestTimeout time.Duration
 	// Retransmits is how many times one request is resent before the
 	// attempt fails; zero means 1, negative means none.
@@ -95,7 +99,7 @@ func (c Config) withDefaults() Config {
 			*d = v
 		}
 	}
-	def(&c.RequestTimeout, 2*time.Second)
+	def(&c.RequestTimeout, DefaultRequestTimeout)
 	def(&c.Backoff, time.Second)
 	def(&c.MaxBackoff, 10*time.Second)
 	def(&c.PowerTimeout, 60*time.Second)

@@ -28,9 +28,21 @@ func ValidateOnlyDrivers() conductor.Drivers {
 	}
 }
 
+// APIConfig is one API server.
+type APIConfig struct {
+	// Host names the API process: its node lock attempts hold as
+	// api.LockHolder(Host). Required.
+	Host string
+	// API configures the server.
+	API api.Config
+}
+
 // NewAPI builds the API on infra, with drivers to validate nodes against and
 // readiness checks of NATS and Redis.
-func NewAPI(infra *Infra, drivers conductor.Drivers, cfg api.Config) (*api.Server, error) {
+func NewAPI(infra *Infra, drivers conductor.Drivers, cfg APIConfig) (*api.Server, error) {
+	if cfg.Host == "" {
+		return nil, errors.New("fleet: APIConfig.Host is required: it names the API as a lock holder")
+	}
 	names := make([]string, 0, len(drivers))
 	for name := range drivers {
 		names = append(names, name)
@@ -38,7 +50,7 @@ func NewAPI(infra *Infra, drivers conductor.Drivers, cfg api.Config) (*api.Serve
 	slices.Sort(names)
 	nc, rc := infra.NATS, infra.Redis
 	return api.New(api.Deps{
-		Nodes: infra.Inventory, Ports: infra.Inventory, Tasks: infra.Bus, Locks: infra.Locks,
+		Nodes: infra.Inventory, Ports: infra.Inventory, Tasks: infra.Bus, Locks: infra.Locks.WithHolder(api.LockHolder(cfg.Host)),
 		Conductors: infra.Registry, Drivers: drivers, DriverNames: names,
 		Checks: map[string]api.Checker{
 			"nats": api.CheckFunc(func(context.Context) error {
@@ -49,5 +61,5 @@ func NewAPI(infra *Infra, drivers conductor.Drivers, cfg api.Config) (*api.Serve
 			}),
 			"redis": api.CheckFunc(func(ctx context.Context) error { return rc.Ping(ctx).Err() }),
 		},
-	}, cfg)
+	}, cfg.API)
 }

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 
@@ -16,6 +17,9 @@ import (
 // ConductorConfig is one conductor process: the conductor itself, its
 // network boot files and optionally the TFTP server that serves them.
 type ConductorConfig struct {
+	// Conductor configures the conductor. Its Host is required: it names
+	// the conductor in the registry, its events, its metrics and as the
+	// holder of its node locks.
 	Conductor conductor.Config
 	// TFTPRoot is where boot configs are written (and served from). Required.
 	TFTPRoot string
@@ -46,6 +50,9 @@ type Conductor struct {
 
 // NewConductor wires a conductor on infra.
 func NewConductor(infra *Infra, cfg ConductorConfig) (*Conductor, error) {
+	if cfg.Conductor.Host == "" {
+		return nil, errors.New("fleet: ConductorConfig.Conductor.Host is required")
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -73,7 +80,7 @@ func NewConductor(infra *Infra, cfg ConductorConfig) (*Conductor, error) {
 	cc := cfg.Conductor
 	cc.Logger, cc.Registerer = cfg.Logger, cfg.Registerer
 	c, err := conductor.New(conductor.Deps{
-		Tasks: infra.Bus, Nodes: infra.Inventory, Locks: infra.Locks, Registry: infra.Registry,
+		Tasks: infra.Bus, Nodes: infra.Inventory, Locks: infra.Locks.WithHolder(cc.Host), Registry: infra.Registry,
 		Leases: redislock.New(infra.Redis), Drivers: drivers, Boot: boot, Handoff: cfg.Handoff,
 	}, cc)
 	if err != nil {

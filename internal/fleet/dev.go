@@ -30,19 +30,39 @@ import (
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
 
+// Defaults of DevConfig, applied where a field is zero, and where the fleet's
+// processes look for each other when not told.
+const (
+	// DefaultAPIAddr is where a dev fleet's API listens, and so where the
+	// other commands look for an API.
+	DefaultAPIAddr = "127.0.0.1:6385"
+	// DefaultTFTPAddr is a free high UDP port on 127.0.0.1.
+	DefaultTFTPAddr = "127.0.0.1:0"
+	// DefaultConductors is how many conductors a dev fleet runs.
+	DefaultConductors = 2
+	// DefaultDevHeartbeatTimeout is what a dev fleet's API tells agents:
+	// short, so that dev deploys move quickly.
+	DefaultDevHeartbeatTimeout = 10 * time.Second
+	// DefaultKernel and DefaultRamdisk are where the agent's kernel and
+	// ramdisk lie under a TFTP root.
+	DefaultKernel  = "agent/vmlinuz"
+	DefaultRamdisk = "agent/initramfs"
+)
+
 // DevConfig is a whole fleet in one process: what `ironfleet dev` runs.
 type DevConfig struct {
 	// DataDir holds NATS's and Redis's data, the TFTP root, simulated disks. Required.
 	DataDir string
-	// APIAddr is where the API listens; empty means 127.0.0.1:6385.
+	// APIAddr is where the API listens; empty means DefaultAPIAddr.
 	APIAddr string
-	// TFTPAddr is where the TFTP server listens (UDP); empty means a free
-	// high port on 127.0.0.1.
+	// TFTPAddr is where the TFTP server listens (UDP); empty means
+	// DefaultTFTPAddr, a free high port on 127.0.0.1.
 	TFTPAddr string
 	// Nodes is how many simulated machines (with simulated agents) to run
 	// and enroll; zero means none.
 	Nodes int
-	// Conductors is how many conductors to run in the default group; zero means 2.
+	// Conductors is how many conductors to run in the default group; zero
+	// means DefaultConductors.
 	Conductors int
 	// Provide takes the enrolled nodes to available (manage, then provide),
 	// through the API, as an operator would.
@@ -50,11 +70,12 @@ type DevConfig struct {
 	// Timings of the simulated machines; the zero value is instant.
 	Timings sim.Timings
 	// HeartbeatTimeout is what the API tells agents (they beat every 30–60 %
-	// of it); zero means 10s, so that dev deploys move quickly.
+	// of it); zero means DefaultDevHeartbeatTimeout.
 	HeartbeatTimeout time.Duration
-	// RedisServer is the redis-server binary; empty means "redis-server".
+	// RedisServer is the redis-server binary; empty means
+	// redisproc.DefaultBinary.
 	RedisServer string
-	// Lock tunes the node lock; LockTTL zero means 15s.
+	// LockTTL is the lease of node locks; zero means lock.DefaultTTL.
 	LockTTL time.Duration
 	// LockAttempts and LockInterval are the lock's standard mode (the API's
 	// user actions, and the continuation under release-reacquire); zero
@@ -116,19 +137,16 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 		return nil, errors.New("fleet: DevConfig.DataDir is required")
 	}
 	if cfg.APIAddr == "" {
-		cfg.APIAddr = "127.0.0.1:6385"
+		cfg.APIAddr = DefaultAPIAddr
 	}
 	if cfg.TFTPAddr == "" {
-		cfg.TFTPAddr = "127.0.0.1:0"
+		cfg.TFTPAddr = DefaultTFTPAddr
 	}
 	if cfg.Conductors <= 0 {
-		cfg.Conductors = 2
+		cfg.Conductors = DefaultConductors
 	}
 	if cfg.HeartbeatTimeout <= 0 {
-		cfg.HeartbeatTimeout = 10 * time.Second
-	}
-	if cfg.LockTTL <= 0 {
-		cfg.LockTTL = 15 * time.Second
+		cfg.HeartbeatTimeout = DefaultDevHeartbeatTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -222,7 +240,7 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 	for i := range conductors {
 		cc := cfg.Conductor
 		cc.Host = fmt.Sprintf("conductor-%d", i+1)
-		cc.Boot = wire.BootParams{Kernel: "agent/vmlinuz", Ramdisk: "agent/initramfs", APIURL: d.apiURL}
+		cc.Boot = wire.BootParams{Kernel: DefaultKernel, Ramdisk: DefaultRamdisk, APIURL: d.apiURL}
 		c, err := NewConductor(infra, ConductorConfig{
 			Conductor: cc, TFTPRoot: dirs["tftp"], Boot: boot, Drivers: drivers, Handoff: cfg.Handoff,
 			Logger: d.log, Registerer: d.Registry,
@@ -232,10 +250,10 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 		}
 		conductors[i] = c
 	}
-	srv, err := NewAPI(infra, drivers, api.Config{ //nolint:contextcheck // New does no I/O
-		Auth: api.AuthNone, Host: "dev", HeartbeatTimeout: cfg.HeartbeatTimeout,
+	srv, err := NewAPI(infra, drivers, APIConfig{Host: "dev", API: api.Config{ //nolint:contextcheck // New does no I/O
+		Auth: api.AuthNone, HeartbeatTimeout: cfg.HeartbeatTimeout,
 		Logger: d.log.With("component", "api"), Registerer: d.Registry, Gatherer: d.Registry,
-	})
+	}})
 	if err != nil {
 		return nil, err
 	}

@@ -27,7 +27,9 @@ type InfraConfig struct {
 	// Inventory and Registry configure the KV buckets.
 	Inventory transport.InventoryConfig
 	Registry  transport.RegistryConfig
-	// Lock configures the node lock (Holder names this process).
+	// Lock configures the node lock. The API and conductors built on it
+	// hold as their hosts (NewAPI, NewConductor); Holder names whatever
+	// else the process locks.
 	Lock lock.Config
 	// Logger and Registerer are passed to every component; nil means
 	// slog.Default() and no metrics.

@@ -28,26 +28,40 @@ import (
 	"github.com/ironfleet/ironfleet/lock"
 )
 
+// Defaults of Config, applied where a field is zero.
+const (
+	DefaultNodes            = 500
+	DefaultPests            = 2
+	DefaultPestHold         = 200 * time.Millisecond
+	DefaultPestGap          = 100 * time.Millisecond
+	DefaultTimeout          = 2 * time.Minute
+	DefaultHeartbeatTimeout = 5 * time.Second
+	DefaultImageSize        = 64 << 10
+)
+
+
 // Config is one run of the benchmark; every zero value is documented.
 type Config struct {
-	// Nodes is how many simulated nodes deploy at once; zero means 500.
+	// Nodes is how many simulated nodes deploy at once; zero means
+	// DefaultNodes.
 	Nodes int
-	// Strategies run in this order, each on a fresh fleet; empty means
-	// release-reacquire, patient-retry, handoff.
+	// Strategies run in this order, each on a fresh fleet; empty means all
+	// Strategies.
 	Strategies []Strategy
-	// Pests is how many pests contend for each node's lock; zero means 2,
-	// negative means none.
+	// Pests is how many pests contend for each node's lock; zero means
+	// DefaultPests, negative means none.
 	Pests int
 	// PestHold is how long a pest holds the lock once it has it; zero
-	// means 200ms.
+	// means DefaultPestHold.
 	PestHold time.Duration
 	// PestGap is how long a pest pauses after each try (taken or not),
-	// jittered ±50 %; zero means 100ms.
+	// jittered ±50 %; zero means DefaultPestGap.
 	PestGap time.Duration
 	// Timeout is how long the deploys of one strategy may take; a node not
-	// active by then is stuck. Zero means 2m.
+	// active by then is stuck. Zero means DefaultTimeout.
 	Timeout time.Duration
-	// Conductors is how many conductors each fleet runs; zero means 2.
+	// Conductors is how many conductors each fleet runs; zero means
+	// fleet.DefaultConductors.
 	Conductors int
 	// LockAttempts and LockInterval are the lock's standard mode for the
 	// API and the conductors (the continuation under release-reacquire);
@@ -55,14 +69,16 @@ type Config struct {
 	LockAttempts int
 	LockInterval time.Duration
 	// HeartbeatTimeout is what the API tells agents (they beat every
-	// 30–60 % of it); zero means 5s.
+	// 30–60 % of it); zero means DefaultHeartbeatTimeout.
 	HeartbeatTimeout time.Duration
-	// ImageSize is the image every node writes; zero means 64 KiB.
+	// ImageSize is the image every node writes; zero means
+	// DefaultImageSize.
 	ImageSize int
 	// DataDir holds one data directory per strategy, removed after it ran;
 	// empty means a temporary directory.
 	DataDir string
-	// RedisServer is the redis-server binary; empty means "redis-server".
+	// RedisServer is the redis-server binary; empty means
+	// redisproc.DefaultBinary.
 	RedisServer string
 	// Logger receives the fleets' logs; nil means none.
 	Logger *slog.Logger
@@ -70,31 +86,31 @@ type Config struct {
 
 func (c *Config) defaults() {
 	if c.Nodes <= 0 {
-		c.Nodes = 500
+		c.Nodes = DefaultNodes
 	}
 	if len(c.Strategies) == 0 {
 		c.Strategies = slices.Clone(Strategies)
 	}
 	if c.Pests == 0 {
-		c.Pests = 2
+		c.Pests = DefaultPests
 	}
 	if c.Pests < 0 {
 		c.Pests = 0
 	}
 	if c.PestHold <= 0 {
-		c.PestHold = 200 * time.Millisecond
+		c.PestHold = DefaultPestHold
 	}
 	if c.PestGap <= 0 {
-		c.PestGap = 100 * time.Millisecond
+		c.PestGap = DefaultPestGap
 	}
 	if c.Timeout <= 0 {
-		c.Timeout = 2 * time.Minute
+		c.Timeout = DefaultTimeout
 	}
 	if c.HeartbeatTimeout <= 0 {
-		c.HeartbeatTimeout = 5 * time.Second
+		c.HeartbeatTimeout = DefaultHeartbeatTimeout
 	}
 	if c.ImageSize <= 0 {
-		c.ImageSize = 64 << 10
+		c.ImageSize = DefaultImageSize
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -332,7 +348,7 @@ func (p *pestSet) run(ctx context.Context, resource string, cfg Config, rng *ran
 		return
 	}
 	for {
-		l, err := p.lk.Acquire(ctx, resource, &lock.Options{Attempts: 1, Purpose: "console", Holder: "pest"})
+		l, err := p.lk.Acquire(ctx, resource, &lock.Options{Attempts: 1, Purpose: "console"})
 		if err == nil {
 			p.mu.Lock()
 			p.n++

@@ -112,8 +112,8 @@ func startLab(t *testing.T) *lab {
 	t.Cleanup(l.infra.Close)
 
 	// The API as every API process wires it (ironfleet api, ironfleet dev).
-	srv, err := fleet.NewAPI(l.infra, fleet.ValidateOnlyDrivers(),
-		api.Config{Auth: api.AuthNone, Host: "lab", HeartbeatTimeout: 10 * time.Second, Logger: log})
+	srv, err := fleet.NewAPI(l.infra, fleet.ValidateOnlyDrivers(), fleet.APIConfig{Host: "lab",
+		API: api.Config{Auth: api.AuthNone, HeartbeatTimeout: 10 * time.Second, Logger: log}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -511,7 +511,7 @@ func (l *lab) pest(ctx context.Context, uuid string, fn func()) (got, locked int
 	go func() {
 		defer close(done)
 		for pctx.Err() == nil {
-			lk, err := l.infra.Locks.Acquire(pctx, uuid, &lock.Options{Purpose: "console", Holder: "lab-pest"})
+			lk, err := l.infra.Locks.WithHolder("lab-pest").Acquire(pctx, uuid, &lock.Options{Purpose: "console"})
 			switch {
 			case err == nil:
 				got++

@@ -23,12 +23,16 @@ import (
 // ErrNotInstalled is returned by Start when no redis-server binary is found.
 var ErrNotInstalled = errors.New("redisproc: redis-server not found on PATH (Debian: apt-get install redis-server)")
 
+// DefaultBinary is the redis-server executable run when Config.Binary is
+// empty, looked up on PATH.
+const DefaultBinary = "redis-server"
+
 // Config says how to run the server. The zero value runs a volatile server
 // (no RDB snapshots, no AOF) on a unix socket in Dir.
 type Config struct {
 	// Dir holds the socket, the log and any data files. Required.
 	Dir string
-	// Binary is the redis-server executable; empty means "redis-server" on PATH.
+	// Binary is the redis-server executable; empty means DefaultBinary.
 	Binary string
 	// Port is the TCP port to listen on as well, on 127.0.0.1; 0 means unix
 	// socket only.
@@ -57,7 +61,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, errors.New("redisproc: Config.Dir is required")
 	}
 	if cfg.Binary == "" {
-		cfg.Binary = "redis-server"
+		cfg.Binary = DefaultBinary
 	}
 	if _, err := exec.LookPath(cfg.Binary); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotInstalled, err)

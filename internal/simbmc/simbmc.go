@@ -38,15 +38,22 @@ type Machine interface {
 	SetBootDevice(ctx context.Context, dev wire.BootDevice, persistent bool) error
 }
 
+// Defaults of Config, applied where a field is empty.
+const (
+	DefaultHost     = "127.0.0.1"
+	DefaultUsername = "admin"
+	DefaultPassword = "password"
+)
+
 // Config holds a BMC's settings; every zero value is documented.
 type Config struct {
-	// Host is the IP address to listen on; empty means 127.0.0.1.
+	// Host is the IP address to listen on; empty means DefaultHost.
 	Host string
 	// Port is the UDP port; 0 means any free port (see BMC.Port).
 	Port int
 	// Username and Password are the BMC's administrator account. Empty
-	// Username means "admin"; empty Password means "password". IPMI allows
-	// at most 16 and 20 bytes.
+	// means DefaultUsername and DefaultPassword. IPMI allows at most 16 and
+	// 20 bytes.
 	Username, Password string
 	// Logger receives one debug record per chassis command; nil discards.
 	Logger *slog.Logger
@@ -67,13 +74,13 @@ func New(m Machine, cfg Config) (*BMC, error) {
 		return nil, fmt.Errorf("%w: nil machine", ErrConfig)
 	}
 	if cfg.Host == "" {
-		cfg.Host = "127.0.0.1"
+		cfg.Host = DefaultHost
 	}
 	if cfg.Username == "" {
-		cfg.Username = "admin"
+		cfg.Username = DefaultUsername
 	}
 	if cfg.Password == "" {
-		cfg.Password = "password"
+		cfg.Password = DefaultPassword
 	}
 	if len(cfg.Username) > 16 || len(cfg.Password) > 20 {
 		return nil, fmt.Errorf("%w: IPMI user names are at most 16 bytes and passwords 20", ErrConfig)

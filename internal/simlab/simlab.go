@@ -34,6 +34,13 @@ import (
 // ErrConfig is returned by New for a Config the lab cannot run with.
 var ErrConfig = errors.New("simlab: invalid config")
 
+// Defaults of Config, applied where a field is zero.
+const (
+	DefaultPrefix    = "sim"
+	DefaultHost      = simbmc.DefaultHost
+	DefaultImageSize = 1 << 20
+)
+
 // Config holds a lab's settings; every zero value is documented.
 type Config struct {
 	// Nodes is how many machines; at least 1, at most 65536.
@@ -42,10 +49,10 @@ type Config struct {
 	// MACs 52:54:<first byte of Prefix hash>:… from the index, so labs with
 	// different First or Prefix can run side by side.
 	First int
-	// Prefix names the machines; empty means "sim".
+	// Prefix names the machines; empty means DefaultPrefix.
 	Prefix string
 	// Host is the IP the BMCs, agents and image server listen on; empty
-	// means 127.0.0.1.
+	// means DefaultHost.
 	Host string
 	// APIURL is where agents look up and heartbeat (and Enroll posts).
 	// Required.
@@ -56,7 +63,8 @@ type Config struct {
 	BMCUsername, BMCPassword string
 	// Timings of the machines; zero is instant (see sim.Timings).
 	Timings sim.Timings
-	// ImageSize is the size of the deploy image served; zero means 1 MiB.
+	// ImageSize is the size of the deploy image served; zero means
+	// DefaultImageSize.
 	ImageSize int
 	// Heartbeat configures the agents; zero fields are the agent's defaults.
 	Heartbeat agent.HeartbeatConfig
@@ -107,13 +115,13 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 		return nil, fmt.Errorf("%w: Dir is required", ErrConfig)
 	}
 	if cfg.Prefix == "" {
-		cfg.Prefix = "sim"
+		cfg.Prefix = DefaultPrefix
 	}
 	if cfg.Host == "" {
-		cfg.Host = "127.0.0.1"
+		cfg.Host = DefaultHost
 	}
 	if cfg.ImageSize <= 0 {
-		cfg.ImageSize = 1 << 20
+		cfg.ImageSize = DefaultImageSize
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

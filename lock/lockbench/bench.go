@@ -34,8 +34,21 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// Defaults of Config, applied where a field is zero.
+const (
+	DefaultHandoffSamples = 300
+	DefaultHandoffBudget  = 6 * time.Second
+	DefaultHotKeyProcs    = 16
+	DefaultHotKeyDuration = 3 * time.Second
+	DefaultPests          = 8
+	DefaultPestHold       = 2 * time.Millisecond
+	DefaultRounds         = 10
+	DefaultFIFOTolerance  = 5 * time.Millisecond
+)
+
 // Config sizes the workloads. The zero value is the default run, which
-// finishes well within two minutes on a 2-core machine.
+// finishes well within two minutes on a 2-core machine; each zero field
+// means its Default… constant.
 type Config struct {
 	// HandoffSamples caps the handoff samples per implementation (default
 	// 300); HandoffBudget caps the time spent on them (default 6s).
@@ -66,14 +79,14 @@ func (c *Config) defaults() {
 			*v = d
 		}
 	}
-	def(&c.HandoffSamples, 300)
-	defd(&c.HandoffBudget, 6*time.Second)
-	def(&c.HotKeyProcs, 16)
-	defd(&c.HotKeyDuration, 3*time.Second)
-	def(&c.Pests, 8)
-	defd(&c.PestHold, 2*time.Millisecond)
-	def(&c.Rounds, 10)
-	defd(&c.FIFOTolerance, 5*time.Millisecond)
+	def(&c.HandoffSamples, DefaultHandoffSamples)
+	defd(&c.HandoffBudget, DefaultHandoffBudget)
+	def(&c.HotKeyProcs, DefaultHotKeyProcs)
+	defd(&c.HotKeyDuration, DefaultHotKeyDuration)
+	def(&c.Pests, DefaultPests)
+	defd(&c.PestHold, DefaultPestHold)
+	def(&c.Rounds, DefaultRounds)
+	defd(&c.FIFOTolerance, DefaultFIFOTolerance)
 }
 
 // Result is one implementation's numbers; its JSON is one line of
