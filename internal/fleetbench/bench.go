@@ -39,7 +39,6 @@ const (
 	DefaultImageSize        = 64 << 10
 )
 
-
 // Config is one run of the benchmark; every zero value is documented.
 type Config struct {
 	// Nodes is how many simulated nodes deploy at once; zero means
