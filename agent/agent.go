@@ -21,10 +21,14 @@ import (
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
 
+// DefaultLookupTimeout is how long the agent tries to look itself up
+// (ironic-python-agent's default).
+const DefaultLookupTimeout = 300 * time.Second
+
 // LookupConfig tunes the lookup's retries. Zero fields take the defaults.
 type LookupConfig struct {
 	// Timeout is how long the agent keeps trying before giving up with
-	// ErrLookupTimeout; zero means 300s (ironic-python-agent's default).
+	// ErrLookupTimeout; zero means DefaultLookupTimeout.
 	Timeout time.Duration
 	// InitialBackoff is the pause after the first failed attempt; it
 	// doubles (jittered) with each failure up to MaxBackoff. Zero means 1s.
@@ -38,7 +42,7 @@ type LookupConfig struct {
 
 func (c *LookupConfig) defaults() {
 	if c.Timeout <= 0 {
-		c.Timeout = 300 * time.Second
+		c.Timeout = DefaultLookupTimeout
 	}
 	if c.InitialBackoff <= 0 {
 		c.InitialBackoff = time.Second

@@ -16,6 +16,10 @@ import (
 	"github.com/ironfleet/ironfleet/agent/protocol"
 )
 
+// DefaultStallTimeout is how long an image download may receive nothing
+// before the agent aborts it.
+const DefaultStallTimeout = 60 * time.Second
+
 // Machine is the machine the agent runs on, as far as the agent powers it.
 // The real agent's is HostMachine; the simulated agent's is the simulated
 // machine. Both are called from a goroutine of the agent's: they must not
@@ -35,7 +39,8 @@ type CommandConfig struct {
 	// http.DefaultTransport.
 	HTTPClient *http.Client
 	// StallTimeout aborts a download that receives nothing for this long
-	// (waiting for response headers included); zero means 60s.
+	// (waiting for response headers included); zero means
+	// DefaultStallTimeout.
 	StallTimeout time.Duration
 	// PowerDelay is how long reboot and power_off wait before acting, so
 	// that the answer to the request reaches the conductor; zero means 1s.
@@ -86,7 +91,7 @@ func NewCommandServer(machine Machine, cfg CommandConfig) *CommandServer {
 		cfg.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
 	if cfg.StallTimeout <= 0 {
-		cfg.StallTimeout = 60 * time.Second
+		cfg.StallTimeout = DefaultStallTimeout
 	}
 	if cfg.PowerDelay <= 0 {
 		cfg.PowerDelay = time.Second
