@@ -71,20 +71,33 @@ func (f first) make(fn func(*wire.Node)) error {
 	})
 }
 
-// bootingIn reports whether a redelivered task finds its node where the
-// task's first delivery died booting it: in state, the boot step pending.
-// The redelivery resumes the boot.
-func (w *job) bootingIn(state wire.ProvisionState) bool {
-	return w.node.Step == stepBoot && w.node.ProvisionState == state
+// bootResume is where a redelivered task finds its node when the task's
+// first delivery died booting it (its boot step pending), and what to boot.
+type bootResume struct {
+	state   wire.ProvisionState
+	purpose wire.BootPurpose
+}
+
+// userOp runs a user operation: a redelivery that finds its node where it
+// died booting it resumes the boot (resume, when not nil, says where);
+// otherwise the operation is re-validated under the lock (firstMove) and
+// run from its first move.
+func userOp(resume *bootResume, run func(w *job, f first) error) func(*job) error {
+	return func(w *job) error {
+		if resume != nil && w.node.Step == stepBoot && w.node.ProvisionState == resume.state {
+			return w.bootAgent(resume.purpose)
+		}
+		f, ok := w.firstMove()
+		if !ok {
+			return nil
+		}
+		return run(w, f)
+	}
 }
 
 // manage verifies an enrolled node's BMC (enroll → verifying →
 // manageable), or takes a node back to manageable.
-func (w *job) manage() error {
-	f, ok := w.firstMove()
-	if !ok {
-		return nil
-	}
+func (w *job) manage(f first) error {
 	if w.node.ProvisionState == wire.StateEnroll || f.made {
 		return w.verify(f.make)
 	}
@@ -93,14 +106,7 @@ func (w *job) manage() error {
 
 // provide cleans a node: automated cleaning towards available (provide)
 // or a manual clean back to manageable (clean).
-func (w *job) provide() error {
-	if w.bootingIn(wire.StateCleaning) {
-		return w.bootAgent(wire.BootForClean)
-	}
-	f, ok := w.firstMove()
-	if !ok {
-		return nil
-	}
+func (w *job) provide(f first) error {
 	if err := f.make(nil); err != nil {
 		return err
 	}
@@ -109,14 +115,7 @@ func (w *job) provide() error {
 
 // deploy (and rebuild) boots the node into the agent, which will write
 // the image once its heartbeat resumes the flow (continueDeploy).
-func (w *job) deploy() error {
-	if w.bootingIn(wire.StateDeploying) {
-		return w.bootAgent(wire.BootForDeploy)
-	}
-	f, ok := w.firstMove()
-	if !ok {
-		return nil
-	}
+func (w *job) deploy(f first) error {
 	if err := w.c.limit(w.node, wire.StateDeploying, wire.StateWaitCallback, w.c.cfg.MaxDeploys); err != nil {
 		return err
 	}
@@ -134,14 +133,7 @@ func (w *job) deploy() error {
 
 // undeploy powers the node off and cleans it (deleting → cleaning →
 // available).
-func (w *job) undeploy() error {
-	if w.bootingIn(wire.StateCleaning) {
-		return w.bootAgent(wire.BootForClean)
-	}
-	f, ok := w.firstMove()
-	if !ok {
-		return nil
-	}
+func (w *job) undeploy(f first) error {
 	if err := f.make(func(n *wire.Node) { n.Agent = nil }); err != nil {
 		return err
 	}
@@ -157,14 +149,7 @@ func (w *job) undeploy() error {
 
 // startInspection boots the node into the agent, whose heartbeat resumes
 // the flow (inspect).
-func (w *job) startInspection() error {
-	if w.bootingIn(wire.StateInspecting) {
-		return w.bootAgent(wire.BootForInspect)
-	}
-	f, ok := w.firstMove()
-	if !ok {
-		return nil
-	}
+func (w *job) startInspection(f first) error {
 	if err := f.make(func(n *wire.Node) { n.Step = stepBoot }); err != nil {
 		return err
 	}
@@ -172,11 +157,7 @@ func (w *job) startInspection() error {
 }
 
 // abort stops a node waiting for its agent: its failed state.
-func (w *job) abort() error {
-	f, ok := w.firstMove()
-	if !ok {
-		return nil
-	}
+func (w *job) abort(f first) error {
 	w.cleanUpBoot()
 	_ = w.setPower(wire.PowerOff)
 	was := w.node.ProvisionState

@@ -26,19 +26,24 @@ const (
 // under the node's lock: the one place an operation is looked up.
 // Heartbeats are not here: they never wait for the lock (heartbeat).
 var operations = map[wire.Operation]func(*job) error{
-	wire.OpManage:         (*job).manage,
-	wire.OpProvide:        (*job).provide,
-	wire.OpClean:          (*job).provide,
-	wire.OpDeploy:         (*job).deploy,
-	wire.OpRebuild:        (*job).deploy,
-	wire.OpUndeploy:       (*job).undeploy,
-	wire.OpInspect:        (*job).startInspection,
-	wire.OpAbort:          (*job).abort,
+	wire.OpManage:         userOp(nil, (*job).manage),
+	wire.OpProvide:        userOp(cleaningBoot, (*job).provide),
+	wire.OpClean:          userOp(cleaningBoot, (*job).provide),
+	wire.OpDeploy:         userOp(deployingBoot, (*job).deploy),
+	wire.OpRebuild:        userOp(deployingBoot, (*job).deploy),
+	wire.OpUndeploy:       userOp(cleaningBoot, (*job).undeploy),
+	wire.OpInspect:        userOp(&bootResume{wire.StateInspecting, wire.BootForInspect}, (*job).startInspection),
+	wire.OpAbort:          userOp(nil, (*job).abort),
 	wire.OpPower:          (*job).power,
 	wire.OpBootDevice:     (*job).bootDevice,
 	wire.OpContinueDeploy: (*job).continueDeploy,
 	wire.OpContinueClean:  (*job).continueClean,
 }
+
+var (
+	deployingBoot = &bootResume{wire.StateDeploying, wire.BootForDeploy}
+	cleaningBoot  = &bootResume{wire.StateCleaning, wire.BootForClean}
+)
 
 // handle is the task handler of every group: it maps a task onto its
 // operation and the operation's error onto an outcome. Operations record
