@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ironfleet/ironfleet/internal/dispatch"
+	"github.com/ironfleet/ironfleet/internal/provision"
 	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
@@ -174,6 +175,12 @@ type Config struct {
 	// conductor after the API hands the lock off; 0 means
 	// DefaultClaimTimeout.
 	ClaimTimeout time.Duration
+	// MaxDeploys and MaxCleans bound the nodes of one conductor group
+	// deploying and cleaning at once: an action past them is refused with
+	// 503 (Ironic's ConcurrentActionLimit). Set them as the conductors'
+	// (ironfleet conductor --max-deploys, --max-cleans); 0 means
+	// provision.DefaultMaxDeploys and DefaultMaxCleans.
+	MaxDeploys, MaxCleans int
 	// HeartbeatTimeout is told to agents at lookup; 0 means
 	// DefaultHeartbeatTimeout.
 	HeartbeatTimeout time.Duration
@@ -232,6 +239,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.ClaimTimeout == 0 {
 		c.ClaimTimeout = DefaultClaimTimeout
+	}
+	if c.MaxDeploys <= 0 {
+		c.MaxDeploys = provision.DefaultMaxDeploys
+	}
+	if c.MaxCleans <= 0 {
+		c.MaxCleans = provision.DefaultMaxCleans
 	}
 	if c.HeartbeatTimeout == 0 {
 		c.HeartbeatTimeout = DefaultHeartbeatTimeout

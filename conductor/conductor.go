@@ -15,6 +15,7 @@ import (
 	"github.com/ironfleet/ironfleet/agent/protocol"
 	"github.com/ironfleet/ironfleet/internal/dispatch"
 	"github.com/ironfleet/ironfleet/internal/identity"
+	"github.com/ironfleet/ironfleet/internal/provision"
 	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
@@ -108,8 +109,8 @@ var ErrGaveUp = errors.New("conductor: continuation gave up on the node's lock")
 // has one).
 const (
 	DefaultWorkers           = 64
-	DefaultMaxDeploys        = 250
-	DefaultMaxCleans         = 50
+	DefaultMaxDeploys        = provision.DefaultMaxDeploys
+	DefaultMaxCleans         = provision.DefaultMaxCleans
 	DefaultClaimWait         = 2 * time.Minute
 	DefaultAgentPoll         = time.Second
 	DefaultAgentTimeout      = time.Hour
