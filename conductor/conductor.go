@@ -121,6 +121,10 @@ type Config struct {
 	RecoverAfter time.Duration
 	// Periodic is how often the periodic sweeps run; zero means 10s.
 	Periodic time.Duration
+	// PeriodicLease is the lease of the conductor that runs a group's
+	// sweeps, renewed every third of it for as long as that conductor runs:
+	// a dead leader delays the sweeps by at most this. Zero means 2 × Periodic.
+	PeriodicLease time.Duration
 	// PowerSync is how often power states are synced; zero means 120s.
 	PowerSync time.Duration
 	// PowerSyncFailures puts a node in maintenance after this many failed
@@ -178,6 +182,7 @@ func (c *Config) defaults() error {
 	defd(&c.WaitTimeout, 1800*time.Second)
 	defd(&c.RecoverAfter, 10*time.Minute)
 	defd(&c.Periodic, 10*time.Second)
+	defd(&c.PeriodicLease, 2*c.Periodic)
 	defd(&c.PowerSync, 120*time.Second)
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -52,6 +52,8 @@ type env struct {
 	// heartbeat is how often simulated agents beat.
 	heartbeat time.Duration
 	busCfg    transport.BusConfig
+	// deps, when set, adjusts each conductor's dependencies before New.
+	deps func(host string, d *conductor.Deps)
 }
 
 func newEnv(t *testing.T) *env {
@@ -151,11 +153,15 @@ func (e *env) startConductor(t *testing.T, host string, groups []string, mod fun
 	if mod != nil {
 		mod(&cfg)
 	}
-	c, err := conductor.New(conductor.Deps{
+	deps := conductor.Deps{
 		Tasks: bus, Nodes: inv, Locks: newLocker(t, rc, host), Registry: reg,
 		Leases: redislock.New(rc), Boot: e.boot,
 		Drivers: conductor.Drivers{"sim": conductor.NewPowerDriver(e.machines.ValidateDriverInfo, e.machines.NodePower)},
-	}, cfg)
+	}
+	if e.deps != nil {
+		e.deps(host, &deps)
+	}
+	c, err := conductor.New(deps, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
