@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ironfleet/ironfleet/internal/buildinfo"
+	"github.com/ironfleet/ironfleet/internal/wait"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
 
@@ -286,7 +287,7 @@ func (a *Agent) lookupLoop(parent context.Context) (wire.LookupResponse, error) 
 			pause = a.cfg.Lookup.ConflictPause
 		}
 		a.log.Debug("lookup failed", "attempt", n+1, "retry_in", pause, "err", err)
-		if !sleep(ctx, pause) {
+		if wait.Sleep(ctx, pause) != nil {
 			break
 		}
 	}
@@ -353,7 +354,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context, res wire.LookupResponse) {
 		if err != nil {
 			a.log.Warn("heartbeat failed", "node", res.Node.UUID, "err", err)
 		}
-		if !sleep(ctx, a.cfg.Heartbeat.interval(timeout, err != nil, a.cfg.Rand())) {
+		if wait.Sleep(ctx, a.cfg.Heartbeat.interval(timeout, err != nil, a.cfg.Rand())) != nil {
 			return
 		}
 	}
@@ -378,18 +379,6 @@ func (a *Agent) heartbeatOnce(ctx context.Context, u string, body []byte) error 
 		return fmt.Errorf("agent: heartbeat: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
 	}
 	return nil
-}
-
-// sleep waits d or until ctx is done; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 func defaultVersion() string { return buildinfo.Version }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ironfleet/ironfleet/internal/wait"
 )
 
 // Command names.
@@ -292,12 +294,8 @@ func (s *CommandServer) prepare(req CommandRequest) (func(context.Context, *prog
 			act = s.machine.PowerOff
 		}
 		return func(ctx context.Context, _ *progress) error {
-			t := time.NewTimer(s.cfg.PowerDelay)
-			defer t.Stop()
-			select {
-			case <-ctx.Done():
+			if wait.Sleep(ctx, s.cfg.PowerDelay) != nil {
 				return fmt.Errorf("%w: %w", ErrCanceled, context.Cause(ctx))
-			case <-t.C:
 			}
 			if err := act(ctx); err != nil {
 				return fmt.Errorf("%w: %w", ErrMachine, err)

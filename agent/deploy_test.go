@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ironfleet/ironfleet/internal/wait"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
 
@@ -24,10 +25,8 @@ func (a *fakeAPI) awaitHeartbeat(ctx context.Context, uuid string) (wire.Heartbe
 		if n, hb := a.lastBeat(uuid); n > 0 {
 			return hb, nil
 		}
-		select {
-		case <-ctx.Done():
-			return wire.HeartbeatRequest{}, fmt.Errorf("node %s never heartbeated: %w", uuid, ctx.Err())
-		case <-time.After(time.Millisecond):
+		if err := wait.Sleep(ctx, time.Millisecond); err != nil {
+			return wire.HeartbeatRequest{}, fmt.Errorf("node %s never heartbeated: %w", uuid, err)
 		}
 	}
 }

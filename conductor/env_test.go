@@ -25,6 +25,7 @@ import (
 	"github.com/ironfleet/ironfleet/conductor/sim"
 	"github.com/ironfleet/ironfleet/internal/natstest"
 	"github.com/ironfleet/ironfleet/internal/redistest"
+	"github.com/ironfleet/ironfleet/internal/wait"
 	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
@@ -249,13 +250,13 @@ func (e *env) runAgentOnBoot(t *testing.T, m *sim.Machine, node string) {
 			if err == nil {
 				break
 			}
-			sleep(ctx, e.heartbeat)
+			_ = wait.Sleep(ctx, e.heartbeat)
 		}
 		params, _ := json.Marshal(wire.HeartbeatParams{CallbackURL: srv.URL, AgentVersion: "test", TokenHash: hex.EncodeToString(sum[:])})
 		for ctx.Err() == nil {
 			_, _ = e.bus.Publish(ctx, wire.Task{Version: wire.TaskVersion, ID: transport.NewUUID(), Node: node,
 				Op: wire.OpHeartbeat, CreatedAt: time.Now().UTC(), Params: params})
-			sleep(ctx, e.heartbeat)
+			_ = wait.Sleep(ctx, e.heartbeat)
 		}
 	})
 }
@@ -312,15 +313,6 @@ func (e *env) waitState(t *testing.T, node string, want wire.ProvisionState, wit
 	}
 	t.Fatalf("node %s (%s) is %q (step %q, last_error %q) after %s, want %q", n.Name, node, n.ProvisionState, n.Step, n.LastError, within, want)
 	return n
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }
 
 // newImageServer serves image, calling hold before each response body.

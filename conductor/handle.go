@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ironfleet/ironfleet/conductor/provision"
+	"github.com/ironfleet/ironfleet/internal/wait"
 	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
@@ -134,10 +135,8 @@ func (c *Conductor) reacquire(ctx context.Context, t wire.Task, opts *lock.Optio
 		interval = time.Second
 	}
 	for {
-		select {
-		case <-wctx.Done():
+		if wait.Sleep(wctx, interval) != nil {
 			return nil, fmt.Errorf("%w: %w", errGaveUp, err)
-		case <-time.After(interval):
 		}
 		lk, err = c.d.Locks.Acquire(wctx, t.Node, &lock.Options{Purpose: opts.Purpose, Holder: opts.Holder, TTL: opts.TTL, Attempts: 1})
 		if !errors.Is(err, lock.ErrLocked) {

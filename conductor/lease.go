@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/bsm/redislock"
+
+	"github.com/ironfleet/ironfleet/internal/wait"
 )
 
 // ErrLeaseLost is the cause of the context a group's periodic sweeps run on
@@ -54,12 +56,8 @@ func (l *lease) keep(from time.Time) {
 	deadline := from.Add(l.ttl - l.margin())
 	next := from.Add(l.ttl / 3)
 	for {
-		t := time.NewTimer(max(min(time.Until(next), time.Until(deadline)), 0))
-		select {
-		case <-l.ctx.Done():
-			t.Stop()
+		if wait.Sleep(l.ctx, min(time.Until(next), time.Until(deadline))) != nil {
 			return
-		case <-t.C:
 		}
 		if !time.Now().Before(deadline) {
 			l.lose("it could not be renewed before it ran out")

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ironfleet/ironfleet/internal/wait"
 )
 
 // Mode is how Acquire waits.
@@ -154,12 +156,8 @@ func (a *attempt) standard(ctx context.Context, attempts int, interval time.Dura
 		if i >= attempts {
 			break
 		}
-		t := time.NewTimer(interval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if wait.Sleep(ctx, interval) != nil {
 			return nil, fmt.Errorf("lock: acquire %s: %w", a.resource, context.Cause(ctx))
-		case <-t.C:
 		}
 	}
 	a.l.metrics.locked.Inc()
@@ -185,7 +183,7 @@ func (a *attempt) patient(ctx context.Context) (*Lock, error) {
 			// Redis unreachable or restarting: keep our place by retrying
 			// within the lease, backing off up to the fallback interval.
 			backoff = min(backoff*2, a.l.cfg.Fallback)
-			if !sleepCtx(ctx, backoff) {
+			if wait.Sleep(ctx, backoff) != nil {
 				return nil, a.leave(ctx, err)
 			}
 			continue
@@ -204,11 +202,11 @@ func (a *attempt) patient(ctx context.Context) (*Lock, error) {
 		// Wait for our wake-up, but never longer than the fallback (which
 		// also renews our place in line); at the head of the line, re-check
 		// right when the owner's lease would end.
-		wait := a.l.cfg.Fallback
+		fallback := a.l.cfg.Fallback
 		if r.value == 0 && r.ownerLeftMS > 0 {
-			wait = min(wait, time.Duration(r.ownerLeftMS+1)*time.Millisecond)
+			fallback = min(fallback, time.Duration(r.ownerLeftMS+1)*time.Millisecond)
 		}
-		t := time.NewTimer(wait)
+		t := time.NewTimer(fallback)
 		select {
 		case tok := <-wake:
 			t.Stop()
@@ -291,15 +289,4 @@ func (l *Locker) runIndexed(ctx context.Context, resource string, s *redis.Scrip
 		l.metrics.observeExpiries(r)
 	}
 	return r, err
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ironfleet/ironfleet/internal/wait"
 )
 
 // RedisClient is what the lock needs of a go-redis client: scripts,
@@ -227,7 +229,7 @@ func (l *Locker) dispatch(ctx context.Context) {
 			// The connection broke: go-redis reconnects and subscribes
 			// again on the next Receive; waiters re-check meanwhile.
 			l.wakeAll()
-			if !sleepCtx(ctx, 10*time.Millisecond) {
+			if wait.Sleep(ctx, 10*time.Millisecond) != nil {
 				return
 			}
 			continue

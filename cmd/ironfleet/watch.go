@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ironfleet/ironfleet/internal/wait"
 )
 
 func newWatchCmd() *cobra.Command {
@@ -65,10 +67,8 @@ func runWatch(cmd *cobra.Command, _ []string) error {
 		}
 		// Clear the screen and draw from the top.
 		fmt.Fprint(out, "\033[H\033[2J"+screen)
-		select {
-		case <-ctx.Done():
+		if wait.Sleep(ctx, interval) != nil {
 			return nil
-		case <-time.After(interval):
 		}
 	}
 }

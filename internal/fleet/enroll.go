@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/ironfleet/ironfleet/internal/wait"
 )
 
 // enrollment is what enroll registers.
@@ -165,10 +167,8 @@ func (c *APIClient) provision(ctx context.Context, uuid, target, want string) er
 		case n.LastError != "" && (n.State == "enroll" || n.State == "clean failed" || n.State == "deploy failed" || n.State == "error"):
 			return fmt.Errorf("node is %s: %s", n.State, n.LastError)
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
+		if err := wait.Sleep(ctx, 200*time.Millisecond); err != nil {
+			return err
 		}
 	}
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/ironfleet/ironfleet/conductor"
 	"github.com/ironfleet/ironfleet/internal/fleet"
+	"github.com/ironfleet/ironfleet/internal/wait"
 	"github.com/ironfleet/ironfleet/lock"
 )
 
@@ -223,7 +224,7 @@ func runOne(ctx context.Context, cfg Config, s conductor.HandoffStrategy, dir st
 	// counts per command they send (their scripts run several).
 	perPestCmd := 0.0
 	if cfg.Pests > 0 {
-		if !sleep(ctx, 500*time.Millisecond) { // let the pests spread out
+		if wait.Sleep(ctx, 500*time.Millisecond) != nil { // let the pests spread out
 			return r, ctx.Err()
 		}
 		c0, err := snapshot(ctx, d, rc)
@@ -231,7 +232,7 @@ func runOne(ctx context.Context, cfg Config, s conductor.HandoffStrategy, dir st
 			return r, err
 		}
 		s0 := sent.load()
-		if !sleep(ctx, 2*time.Second) {
+		if wait.Sleep(ctx, 2*time.Second) != nil {
 			return r, ctx.Err()
 		}
 		c1, err := snapshot(ctx, d, rc)
@@ -323,7 +324,7 @@ func startPests(ctx context.Context, rc *redis.Client, nodes []node, cfg Config)
 func (p *pestSet) run(ctx context.Context, resource string, cfg Config, rng *rand.Rand) {
 	jitter := func(d time.Duration) time.Duration { return d/2 + time.Duration(rng.Int64N(int64(d)+1)) }
 	// Start spread over one cycle, so that pests do not move in step.
-	if !sleep(ctx, time.Duration(rng.Int64N(int64(cfg.PestHold+cfg.PestGap)))) {
+	if wait.Sleep(ctx, time.Duration(rng.Int64N(int64(cfg.PestHold+cfg.PestGap)))) != nil {
 		return
 	}
 	for {
@@ -332,7 +333,7 @@ func (p *pestSet) run(ctx context.Context, resource string, cfg Config, rng *ran
 			p.mu.Lock()
 			p.n++
 			p.mu.Unlock()
-			held := sleep(ctx, cfg.PestHold)
+			held := wait.Sleep(ctx, cfg.PestHold) == nil
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			_ = l.Release(rctx)
 			cancel()
@@ -340,7 +341,7 @@ func (p *pestSet) run(ctx context.Context, resource string, cfg Config, rng *ran
 				return
 			}
 		}
-		if !sleep(ctx, jitter(cfg.PestGap)) {
+		if wait.Sleep(ctx, jitter(cfg.PestGap)) != nil {
 			return
 		}
 	}
@@ -355,17 +356,6 @@ func (p *pestSet) grabs() int64 {
 func (p *pestSet) wait() {
 	p.wg.Wait()
 	_ = p.lk.Close()
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 type deployed struct {
@@ -559,7 +549,7 @@ func (c *client) provision(ctx context.Context, uuid, target string) (int, error
 		err := c.Do(ctx, http.MethodPut, "/v1/nodes/"+uuid+"/states/provision", map[string]any{"target": target}, nil)
 		if fleet.IsStatus(err, http.StatusConflict) {
 			conflicts++
-			if !sleep(ctx, 100*time.Millisecond) {
+			if wait.Sleep(ctx, 100*time.Millisecond) != nil {
 				return conflicts, ctx.Err()
 			}
 			continue
@@ -605,7 +595,7 @@ func (c *client) waitAllIn(ctx context.Context, n int, state string, timeout tim
 				return list, nil
 			}
 		}
-		if !sleep(ctx, 250*time.Millisecond) {
+		if wait.Sleep(ctx, 250*time.Millisecond) != nil {
 			if err != nil {
 				return nil, fmt.Errorf("waiting for %d nodes %s: %w (last error: %w)", n, state, ctx.Err(), err)
 			}

@@ -28,6 +28,7 @@ import (
 	"github.com/ironfleet/ironfleet/internal/fleet"
 	"github.com/ironfleet/ironfleet/internal/ipmitest"
 	"github.com/ironfleet/ironfleet/internal/redistest"
+	"github.com/ironfleet/ironfleet/internal/wait"
 	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
@@ -321,10 +322,8 @@ func (l *lab) waitState(ctx context.Context, uuid, want string) node {
 		if strings.HasSuffix(n.ProvisionState, "failed") {
 			l.t.Fatalf("node %s is %s (want %s): %v", uuid, n.ProvisionState, want, deref(n.LastError))
 		}
-		select {
-		case <-ctx.Done():
-			l.t.Fatalf("node %s still %s, want %s: %v (last error %q)", uuid, n.ProvisionState, want, ctx.Err(), deref(n.LastError))
-		case <-time.After(100 * time.Millisecond):
+		if err := wait.Sleep(ctx, 100*time.Millisecond); err != nil {
+			l.t.Fatalf("node %s still %s, want %s: %v (last error %q)", uuid, n.ProvisionState, want, err, deref(n.LastError))
 		}
 	}
 }
@@ -409,10 +408,8 @@ func TestLab(t *testing.T) {
 				if _, ok := tl.Get("agent ramdisk fetched"); ok {
 					break
 				}
-				select {
-				case <-ctx.Done():
+				if wait.Sleep(ctx, 100*time.Millisecond) != nil {
 					t.Fatal("the machine never fetched the agent ramdisk")
-				case <-time.After(100 * time.Millisecond):
 				}
 			}
 			var cur node
@@ -515,18 +512,12 @@ func (l *lab) pest(ctx context.Context, uuid string, fn func()) (got, locked int
 			switch {
 			case err == nil:
 				got++
-				select {
-				case <-pctx.Done():
-				case <-time.After(300 * time.Millisecond):
-				}
+				_ = wait.Sleep(pctx, 300*time.Millisecond)
 				_ = lk.Release(context.WithoutCancel(pctx))
 			case errors.Is(err, lock.ErrLocked):
 				locked++
 			}
-			select {
-			case <-pctx.Done():
-			case <-time.After(200 * time.Millisecond):
-			}
+			_ = wait.Sleep(pctx, 200*time.Millisecond)
 		}
 	}()
 	fn()

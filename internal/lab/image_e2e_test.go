@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ironfleet/ironfleet/internal/wait"
 )
 
 // reports is the host endpoint instances POST to when they are up. One
@@ -45,10 +47,8 @@ func (r *reports) waitAfter(ctx context.Context, n int) (time.Time, string, erro
 			return at, body, nil
 		}
 		r.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return time.Time{}, "", fmt.Errorf("no instance report: %w", ctx.Err())
-		case <-time.After(100 * time.Millisecond):
+		if err := wait.Sleep(ctx, 100*time.Millisecond); err != nil {
+			return time.Time{}, "", fmt.Errorf("no instance report: %w", err)
 		}
 	}
 }
