@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ironfleet/ironfleet/internal/buildinfo"
+	"github.com/ironfleet/ironfleet/internal/graceful"
 	"github.com/ironfleet/ironfleet/internal/wait"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
@@ -242,29 +243,18 @@ func (a *Agent) Serve(ctx context.Context, l net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(l) }()
-	runErr := make(chan error, 1)
-	go func() { runErr <- a.Run(ctx) }()
-
-	var err error
-	select {
-	case err = <-serveErr:
-		err = fmt.Errorf("agent: command API: %w", err)
-		cancel()
-		if rerr := <-runErr; rerr != nil && !errors.Is(rerr, context.Canceled) {
-			err = errors.Join(err, rerr)
+	go func() {
+		err := graceful.Serve(ctx, srv, l, 5*time.Second)
+		cancel() // a failed command API ends Run too
+		serveErr <- err
+	}()
+	err := a.Run(ctx)
+	cancel()
+	if serr := <-serveErr; serr != nil {
+		if errors.Is(err, context.Canceled) {
+			err = nil // Run ended because the command API failed
 		}
-	case err = <-runErr:
-		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		if srv.Shutdown(sctx) != nil {
-			// Connections that never sent a request outlive a graceful
-			// shutdown; close them rather than leave them open.
-			_ = srv.Close()
-		}
-		scancel()
-		if serr := <-serveErr; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-			err = errors.Join(err, fmt.Errorf("agent: command API: %w", serr))
-		}
+		return errors.Join(fmt.Errorf("agent: command API: %w", serr), err)
 	}
 	return err
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/ironfleet/ironfleet/api"
 	"github.com/ironfleet/ironfleet/internal/fleet"
+	"github.com/ironfleet/ironfleet/internal/graceful"
 	"github.com/ironfleet/ironfleet/internal/ipmitest"
 	"github.com/ironfleet/ironfleet/internal/redistest"
 	"github.com/ironfleet/ironfleet/internal/wait"
@@ -566,11 +567,10 @@ func serve(t *testing.T, fn func(ctx context.Context) error) {
 	t.Cleanup(func() { cancel(); <-done })
 }
 
+// serveHTTP serves h on l until t ends.
 func serveHTTP(t *testing.T, l net.Listener, h http.Handler) {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close(); <-done })
+	serve(t, func(ctx context.Context) error { return graceful.Serve(ctx, srv, l, time.Second) })
 }
 
 type statusWriter struct {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ironfleet/ironfleet/internal/graceful"
 	"github.com/ironfleet/ironfleet/internal/wait"
 )
 
@@ -67,9 +68,10 @@ func startReports() (*reports, func(), error) {
 		r.body = append(r.body, string(b))
 		r.mu.Unlock()
 	})}
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(l) }()
-	return r, func() { _ = srv.Close(); <-done }, nil
+	go func() { defer close(done); _ = graceful.Serve(ctx, srv, l, time.Second) }()
+	return r, func() { cancel(); <-done }, nil
 }
 
 var (

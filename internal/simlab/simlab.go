@@ -26,6 +26,7 @@ import (
 
 	"github.com/ironfleet/ironfleet/agent"
 	"github.com/ironfleet/ironfleet/conductor/sim"
+	"github.com/ironfleet/ironfleet/internal/graceful"
 	"github.com/ironfleet/ironfleet/internal/simbmc"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
@@ -222,17 +223,8 @@ func (l *Lab) Run(ctx context.Context) error {
 	g.Go(func() error { return l.agents.Serve(gctx) })
 	srv := &http.Server{Handler: http.HandlerFunc(l.serveImage), ReadHeaderTimeout: 10 * time.Second}
 	g.Go(func() error {
-		if err := srv.Serve(l.imageL); !errors.Is(err, http.ErrServerClosed) {
+		if err := graceful.Serve(gctx, srv, l.imageL, 5*time.Second); err != nil {
 			return fmt.Errorf("simlab: image server: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			_ = srv.Close()
 		}
 		return nil
 	})
