@@ -255,8 +255,7 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 
 	// Simulated machines and their nodes.
 	for i := range cfg.Nodes {
-		name := fmt.Sprintf("sim-%04d", i+1)
-		mac := fmt.Sprintf("52:54:00:%02x:%02x:%02x", (i>>16)&0xff, (i>>8)&0xff, i&0xff)
+		name, mac := simMachine(i)
 		m, err := machines.Add(name, mac)
 		if err != nil {
 			return nil, err

@@ -24,6 +24,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ironfleet/ironfleet/conductor"
+	"github.com/ironfleet/ironfleet/internal/apiclient"
 	"github.com/ironfleet/ironfleet/internal/fleet"
 	"github.com/ironfleet/ironfleet/internal/wait"
 	"github.com/ironfleet/ironfleet/lock"
@@ -388,7 +389,7 @@ func deployAll(ctx context.Context, c *client, nodes []node, timeout time.Durati
 	errc := make(chan error, len(nodes))
 	for _, n := range nodes {
 		wg.Go(func() {
-			conflicts, err := c.provision(ctx, n.UUID, "active")
+			conflicts, err := c.SetProvisionState(ctx, n.UUID, "active")
 			mu.Lock()
 			defer mu.Unlock()
 			res.conflicts += conflicts
@@ -527,7 +528,7 @@ func quantile(sorted []float64, q float64) float64 {
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // client speaks the API as the baremetal CLI does.
-type client struct{ *fleet.APIClient }
+type client struct{ *apiclient.Client }
 
 type node struct {
 	UUID  string `json:"uuid"`
@@ -538,44 +539,12 @@ type node struct {
 func newClient(base string) *client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256
-	return &client{&fleet.APIClient{Base: base, HTTP: &http.Client{Transport: tr, Timeout: 30 * time.Second}}}
-}
-
-// provision asks for target until the API accepts it, retrying on 409
-// NodeLocked as `baremetal --wait` users do; it returns how many 409s it got.
-func (c *client) provision(ctx context.Context, uuid, target string) (int, error) {
-	conflicts := 0
-	for {
-		err := c.Do(ctx, http.MethodPut, "/v1/nodes/"+uuid+"/states/provision", map[string]any{"target": target}, nil)
-		if fleet.IsStatus(err, http.StatusConflict) {
-			conflicts++
-			if wait.Sleep(ctx, 100*time.Millisecond) != nil {
-				return conflicts, ctx.Err()
-			}
-			continue
-		}
-		return conflicts, err
-	}
+	return &client{&apiclient.Client{Base: base, HTTP: &http.Client{Transport: tr, Timeout: 30 * time.Second}, LockedRetry: 100 * time.Millisecond}}
 }
 
 // list returns every node, following the pages.
 func (c *client) list(ctx context.Context) ([]node, error) {
-	var all []node
-	path := "/v1/nodes?limit=1000"
-	for {
-		var page struct {
-			Nodes []node `json:"nodes"`
-			Next  string `json:"next"`
-		}
-		if err := c.Do(ctx, http.MethodGet, path, nil, &page); err != nil {
-			return nil, err
-		}
-		all = append(all, page.Nodes...)
-		if page.Next == "" || len(page.Nodes) == 0 {
-			return all, nil
-		}
-		path = strings.TrimPrefix(page.Next, c.Base)
-	}
+	return apiclient.ListNodes[node](ctx, c.Client, "/v1/nodes?limit=1000")
 }
 
 // waitAllIn waits until n nodes exist, all in state.

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/ironfleet/ironfleet/api"
+	"github.com/ironfleet/ironfleet/internal/apiclient"
 	"github.com/ironfleet/ironfleet/internal/fleet"
 	"github.com/ironfleet/ironfleet/internal/graceful"
 	"github.com/ironfleet/ironfleet/internal/ipmitest"
@@ -295,10 +296,7 @@ type node struct {
 
 // do calls the public API as an operator's client does.
 func (l *lab) do(ctx context.Context, method, path string, body, out any) error {
-	if err := (&fleet.APIClient{Base: l.apiURL}).Do(ctx, method, path, body, out); err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	return nil
+	return (&apiclient.Client{Base: l.apiURL}).Do(ctx, method, path, body, out)
 }
 
 func (l *lab) provision(ctx context.Context, uuid, target string) {
