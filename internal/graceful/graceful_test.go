@@ -13,20 +13,14 @@ import (
 	"github.com/ironfleet/ironfleet/internal/graceful"
 )
 
-func listen(t *testing.T) net.Listener {
-	t.Helper()
-	l, err := new(net.ListenConfig).Listen(t.Context(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
-}
-
 // start runs Serve until the returned cancel, whose result Serve's result is.
 func start(t *testing.T, h http.Handler, grace time.Duration) (url string, stop func() error) {
 	t.Helper()
-	l := listen(t)
 	ctx, cancel := context.WithCancel(t.Context())
+	l, err := new(net.ListenConfig).Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan error, 1)
 	go func() {
 		done <- graceful.Serve(ctx, &http.Server{Handler: h, ReadHeaderTimeout: time.Second}, l, grace)
@@ -115,9 +109,12 @@ func TestServeClosesHungRequestsAfterGrace(t *testing.T) {
 }
 
 func TestServeReturnsServeError(t *testing.T) {
-	l := listen(t)
+	l, err := new(net.ListenConfig).Listen(t.Context(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	_ = l.Close()
-	err := graceful.Serve(t.Context(), &http.Server{ReadHeaderTimeout: time.Second}, l, 0)
+	err = graceful.Serve(t.Context(), &http.Server{ReadHeaderTimeout: time.Second}, l, 0)
 	if err == nil || errors.Is(err, http.ErrServerClosed) {
 		t.Fatalf("Serve on a closed listener = %v, want its accept error", err)
 	}
