@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ironfleet/ironfleet/agent/protocol"
+	"github.com/ironfleet/ironfleet/internal/wait"
 )
 
 // DefaultStallTimeout is how long an image download may receive nothing
@@ -245,12 +246,8 @@ func (s *CommandServer) prepare(req protocol.CommandRequest) (func(context.Conte
 			act = s.machine.PowerOff
 		}
 		return func(ctx context.Context, _ *progress) error {
-			t := time.NewTimer(s.cfg.PowerDelay)
-			defer t.Stop()
-			select {
-			case <-ctx.Done():
+			if wait.Sleep(ctx, s.cfg.PowerDelay) != nil {
 				return fmt.Errorf("%w: %w", protocol.ErrCanceled, context.Cause(ctx))
-			case <-t.C:
 			}
 			if err := act(ctx); err != nil {
 				return fmt.Errorf("%w: %w", protocol.ErrMachine, err)

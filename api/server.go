@@ -16,6 +16,7 @@ import (
 
 	"github.com/ironfleet/ironfleet/internal/dispatch"
 	"github.com/ironfleet/ironfleet/internal/provision"
+	"github.com/ironfleet/ironfleet/internal/graceful"
 	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
@@ -349,23 +350,7 @@ func (s *Server) Handler() http.Handler {
 // Serve answers on l until ctx is done, then shuts down gracefully.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(l) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	err := hs.Shutdown(sctx)
-	if err != nil {
-		_ = hs.Close() // close what a graceful shutdown left open
-	}
-	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-		return serr
-	}
-	return err
+	return graceful.Serve(ctx, hs, l, 10*time.Second)
 }
 
 func (s *Server) healthz(c *gin.Context) {

@@ -167,6 +167,10 @@ type Config struct {
 	// Periodic is how often the periodic sweeps run; zero means
 	// DefaultPeriodic.
 	Periodic time.Duration
+	// PeriodicLease is the lease of the conductor that runs a group's
+	// sweeps, renewed every third of it for as long as that conductor runs:
+	// a dead leader delays the sweeps by at most this. Zero means 2 × Periodic.
+	PeriodicLease time.Duration
 	// PowerSync is how often power states are synced; zero means
 	// DefaultPowerSync.
 	PowerSync time.Duration
@@ -218,6 +222,7 @@ func (c *Config) defaults() error {
 	defd(&c.WaitTimeout, DefaultWaitTimeout)
 	defd(&c.RecoverAfter, DefaultRecoverAfter)
 	defd(&c.Periodic, DefaultPeriodic)
+	defd(&c.PeriodicLease, 2*c.Periodic)
 	defd(&c.PowerSync, DefaultPowerSync)
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -64,8 +64,17 @@
 //
 // # Periodic work
 //
-// One conductor per group at a time (a bsm/redislock lease) sweeps every
-// Config.Periodic: nodes in a wait state past WaitTimeout fail into their
+// One conductor per group at a time sweeps every Config.Periodic. It leads
+// while it holds the group's bsm/redislock lease (Config.PeriodicLease),
+// which it renews every third of its TTL between and during sweeps, so a
+// sweep longer than the lease never overlaps another conductor's; the other
+// conductors try for the lease every period. When renewing fails the leader
+// gives up a quarter of the TTL before the lease could run out on the
+// server, and its sweep's context (the node work in flight included) is
+// cancelled with cause ErrLeaseLost. A leader that stops releases the lease;
+// a dead one's lease runs out and the next conductor to try takes over.
+// TestPeriodicLeaderDies, TestPeriodicLongSweepKeepsLease and
+// TestPeriodicLeaseLostStopsSweep show it. The sweeps: nodes in a wait state past WaitTimeout fail into their
 // failed state; nodes left in a transient state past RecoverAfter with
 // their lock free (their conductor died) fail with a last_error saying so;
 // every PowerSync the power states of stable nodes are read, drift recorded,

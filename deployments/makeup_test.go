@@ -1,12 +1,9 @@
 package deployments
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -19,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ironfleet/ironfleet/internal/apiclient"
 	"github.com/ironfleet/ironfleet/internal/redistest"
 )
 
@@ -161,32 +159,10 @@ type client struct {
 
 func (c *client) do(method, path string, body, out any) {
 	c.t.Helper()
-	var r io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		r = bytes.NewReader(b)
-	}
 	ctx, cancel := context.WithTimeout(c.t.Context(), 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, r)
-	if err != nil {
+	if err := (&apiclient.Client{Base: c.base}).Do(ctx, method, path, body, out); err != nil {
 		c.t.Fatal(err)
-	}
-	req.Header.Set("X-OpenStack-Ironic-API-Version", "latest")
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode/100 != 2 {
-		c.t.Fatalf("%s %s: %s: %s", method, path, resp.Status, b)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			c.t.Fatalf("%s %s: %v: %s", method, path, err, b)
-		}
 	}
 }
 

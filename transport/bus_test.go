@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ironfleet/ironfleet/internal/natstest"
+	"github.com/ironfleet/ironfleet/internal/wait"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
@@ -189,10 +190,7 @@ func TestOutcomeMapping(t *testing.T) {
 				defer func() { finished <- struct{}{} }()
 				if tt.slowFirst {
 					// Outlive AckWait three times over: only InProgress keeps it.
-					select {
-					case <-time.After(time.Second):
-					case <-ctx.Done():
-					}
+					_ = wait.Sleep(ctx, time.Second)
 				}
 				return tt.handler(d.NumDelivered)
 			}
