@@ -136,6 +136,7 @@ func TestMakeUp(t *testing.T) {
 		}
 	}
 	killedAt := time.Now()
+	c.onFail = func() { logs(t, state) }
 	c.waitAll(ids, "active", 120*time.Second)
 	t.Logf("all %d nodes active %s after the kill", len(ids), time.Since(killedAt).Round(100*time.Millisecond))
 	for _, id := range ids {
@@ -155,6 +156,8 @@ type node struct {
 type client struct {
 	t    *testing.T
 	base string
+	// onFail, when set, runs before a wait fails (to show the fleet's logs).
+	onFail func()
 }
 
 func (c *client) do(method, path string, body, out any) {
@@ -200,6 +203,9 @@ func (c *client) waitAll(ids []string, want string, within time.Duration) {
 			return
 		}
 		if time.Now().After(deadline) {
+			if c.onFail != nil {
+				c.onFail()
+			}
 			c.t.Fatalf("nodes %v after %s, want all %s", states, within, want)
 		}
 		time.Sleep(100 * time.Millisecond) // polling the API, not synchronising
