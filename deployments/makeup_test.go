@@ -136,7 +136,13 @@ func TestMakeUp(t *testing.T) {
 		}
 	}
 	killedAt := time.Now()
-	c.onFail = func() { logs(t, state) }
+	c.onFail = func() {
+		logs(t, state)
+		for _, id := range ids {
+			n := c.node(id)
+			t.Logf("node %s: %s → %q, reservation %q, last_error %q", id, n.ProvisionState, n.TargetProvisionState, n.Reservation, n.LastError)
+		}
+	}
 	c.waitAll(ids, "active", 120*time.Second)
 	t.Logf("all %d nodes active %s after the kill", len(ids), time.Since(killedAt).Round(100*time.Millisecond))
 	for _, id := range ids {
@@ -147,9 +153,10 @@ func TestMakeUp(t *testing.T) {
 }
 
 type node struct {
-	ProvisionState string `json:"provision_state"`
-	Reservation    string `json:"reservation"`
-	LastError      string `json:"last_error"`
+	ProvisionState       string `json:"provision_state"`
+	TargetProvisionState string `json:"target_provision_state"`
+	Reservation          string `json:"reservation"`
+	LastError            string `json:"last_error"`
 }
 
 // client speaks to the fleet's API.
@@ -234,7 +241,7 @@ func logs(t *testing.T, state string) {
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			t.Log(err)
 		}
-		t.Logf("--- %s\n%s", filepath.Base(p), tail(b, 25))
+		t.Logf("--- %s\n%s", filepath.Base(p), tail(b, 80))
 	}
 }
 
