@@ -57,6 +57,16 @@ func (r *rig) node(t *testing.T, state wire.ProvisionState) wire.Node {
 	return n
 }
 
+// hold takes n's lock as the API does before dispatching.
+func (r *rig) hold(t *testing.T, n wire.Node) *lock.Lock {
+	t.Helper()
+	lk, err := r.locks.Acquire(t.Context(), n.UUID, &lock.Options{Purpose: "deploy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lk
+}
+
 // failingBus refuses every task, as NATS does when it is down.
 type failingBus struct{ *transport.Bus }
 
@@ -71,10 +81,7 @@ func TestRequestMovesPublishesAndHandsOff(t *testing.T) {
 	r := newRig(t)
 	ctx := t.Context()
 	n := r.node(t, wire.StateAvailable)
-	lk, err := r.locks.Acquire(ctx, n.UUID, &lock.Options{Purpose: "deploy"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	lk := r.hold(t, n)
 	task, err := dispatch.New(r.bus, r.inv, dispatch.Config{}).Request(ctx, lk, n, wire.OpDeploy, "test", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -107,11 +114,8 @@ func TestFailedPublishUndoesTheFirstMove(t *testing.T) {
 	r := newRig(t)
 	ctx := t.Context()
 	n := r.node(t, wire.StateAvailable)
-	lk, err := r.locks.Acquire(ctx, n.UUID, &lock.Options{Purpose: "deploy"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = dispatch.New(failingBus{r.bus}, r.inv, dispatch.Config{}).Request(ctx, lk, n, wire.OpDeploy, "test", nil)
+	lk := r.hold(t, n)
+	_, err := dispatch.New(failingBus{r.bus}, r.inv, dispatch.Config{}).Request(ctx, lk, n, wire.OpDeploy, "test", nil)
 	if !errors.Is(err, dispatch.ErrNotPublished) || wire.CodeOf(err) != wire.CodeUnavailable {
 		t.Fatalf("err = %v (code %q), want ErrNotPublished coded unavailable", err, wire.CodeOf(err))
 	}
@@ -133,12 +137,9 @@ func TestRequestRefusesWhatTheRulesRefuse(t *testing.T) {
 	r := newRig(t)
 	ctx := t.Context()
 	n := r.node(t, wire.StateEnroll)
-	lk, err := r.locks.Acquire(ctx, n.UUID, &lock.Options{Purpose: "deploy"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	lk := r.hold(t, n)
 	defer func() { _ = lk.Release(context.WithoutCancel(ctx)) }()
-	_, err = dispatch.New(r.bus, r.inv, dispatch.Config{}).Request(ctx, lk, n, wire.OpDeploy, "test", nil)
+	_, err := dispatch.New(r.bus, r.inv, dispatch.Config{}).Request(ctx, lk, n, wire.OpDeploy, "test", nil)
 	if wire.CodeOf(err) != wire.CodeInvalidTransition {
 		t.Fatalf("err = %v (code %q), want invalid_transition", err, wire.CodeOf(err))
 	}
