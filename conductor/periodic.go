@@ -182,6 +182,12 @@ func (c *Conductor) syncPower(ctx context.Context, group string) {
 			continue
 		}
 		c.tryNode(ctx, n.UUID, "power_sync", func(w *job) error {
+			// Re-checked under the lock: the node was listed from the cache,
+			// and since then a deploy may have started or an operator may
+			// have put it in maintenance (then its BMC is not ours to poll).
+			if w.node.Maintenance || w.node.ProvisionState != n.ProvisionState {
+				return nil
+			}
 			pw, err := w.powerOf()
 			var state wire.PowerState
 			if err == nil {
