@@ -41,7 +41,7 @@ var errLeaseEnded = errors.New("conductor: periodic lease given up")
 func keepLease(ctx context.Context, lk *redislock.Lock, ttl time.Duration, from time.Time, log *slog.Logger) *lease {
 	lctx, cancel := context.WithCancelCause(ctx)
 	l := &lease{lk: lk, ttl: ttl, log: log, ctx: lctx, cancel: cancel, done: make(chan struct{})}
-	go l.keep(from)
+	go l.keep(from) //nolint:contextcheck // keep runs on l.ctx, derived from ctx above
 	return l
 }
 

@@ -55,7 +55,7 @@ func (c *Conductor) lead(ctx context.Context, group string, l *lease, tick <-cha
 	c.log.Info("leading periodic work", "group", group)
 	var lastSync time.Time
 	for {
-		c.sweep(l.ctx, group, &lastSync)
+		c.sweep(l.ctx, group, &lastSync) //nolint:contextcheck // the lease's context derives from ctx and also ends when the lease is lost
 		select {
 		case <-l.ctx.Done():
 			return

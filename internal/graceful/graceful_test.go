@@ -25,7 +25,12 @@ func start(t *testing.T, h http.Handler, grace time.Duration) (url string, stop 
 	go func() {
 		done <- graceful.Serve(ctx, &http.Server{Handler: h, ReadHeaderTimeout: time.Second}, l, grace)
 	}()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
 	return "http://" + l.Addr().String(), func() error { cancel(); err := <-done; done <- err; return err }
 }
 
