@@ -18,7 +18,7 @@ func TestLossIsCancellation(t *testing.T) {
 	reg := newRegistry()
 	cfg := fastConfig()
 	cfg.Registerer = reg
-	c, ks := newKillableClient(t, srv)
+	c, f := newFaultyClient(t, srv)
 	l := newLocker(t, c, cfg)
 	observer := newLocker(t, newClient(t, srv), fastConfig())
 	lk, err := l.Acquire(t.Context(), "n", nil)
@@ -28,7 +28,7 @@ func TestLossIsCancellation(t *testing.T) {
 	cancelled := make(chan time.Time, 1)
 	context.AfterFunc(lk.Context(), func() { cancelled <- time.Now() })
 
-	ks.dead.Store(true) // every renewal now fails
+	f.setCut(true) // every renewal now fails
 	s, err := observer.Snapshot(t.Context(), "n")
 	if err != nil || !s.Held {
 		t.Fatalf("snapshot = %+v, %v; want held", s, err)
@@ -111,19 +111,19 @@ func TestDeadWaiters(t *testing.T) {
 				t.Fatal(err)
 			}
 			var live []<-chan acquired
-			var kill *killSwitch
+			var kill *faults
 			for i := range 3 {
-				c, ks := newKillableClient(t, srv)
+				c, f := newFaultyClient(t, srv)
 				wctx, cancel := context.WithCancel(ctx)
 				defer cancel()
 				ch := acquireAsync(t, wctx, newLocker(t, c, cfg), l, "n", &Options{Mode: Patient}, i+1)
 				if i == tt.dead {
-					kill = ks
+					kill = f
 					continue
 				}
 				live = append(live, ch)
 			}
-			kill.dead.Store(true) // the waiter can no longer renew or leave
+			kill.setCut(true) // the waiter can no longer renew or leave
 			mustRelease(t, holder)
 			for _, ch := range live {
 				mustRelease(t, recv(t, ch, "live waiter"))

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -216,12 +215,7 @@ func TestWakeUpIsTheGrant(t *testing.T) {
 	// can send a command during the test.
 	cfg := Config{TTL: time.Minute, Fallback: 20 * time.Second}
 	l := newLocker(t, newClient(t, srv), cfg)
-	wc := newClient(t, srv)
-	var sent atomic.Int64 // commands the waiter's client sends
-	wc.AddHook(sendHook(func(cmds []redis.Cmder) error {
-		sent.Add(int64(len(cmds)))
-		return nil
-	}))
+	wc, wf := newFaultyClient(t, srv) // counts the commands the waiter's client sends
 	w := newLocker(t, wc, cfg)
 	ctx := t.Context()
 
@@ -233,7 +227,7 @@ func TestWakeUpIsTheGrant(t *testing.T) {
 			}
 			ticket := NewTicket()
 			waiter := acquireAsync(t, ctx, w, l, "n", &Options{Mode: Patient, Ticket: ticket}, 1)
-			before := sent.Load()
+			before := wf.sent.Load()
 			var handed uint64
 			if how == "release" {
 				mustRelease(t, holder)
@@ -241,7 +235,7 @@ func TestWakeUpIsTheGrant(t *testing.T) {
 				t.Fatal(err)
 			}
 			lk := recv(t, waiter, "woken waiter")
-			if n := sent.Load() - before; n != 0 {
+			if n := wf.sent.Load() - before; n != 0 {
 				t.Errorf("woken waiter sent %d commands before holding the lock, want 0", n)
 			}
 			if lk.Token() <= holder.Token() || (handed != 0 && lk.Token() != handed) {
