@@ -131,6 +131,16 @@ func (a *attempt) try(ctx context.Context, index bool) (reply, error) {
 	return a.l.runIndexed(ctx, a.resource, scriptAcquire, a.keys, args...)
 }
 
+// fresh reports whether the grant the last try answered still has a lease
+// the holder can count on: the reply came back before the holder would
+// give the lease up (a margin before its end, counted from the sending).
+// A reply that took longer (the process stalled, a frozen network) is a
+// grant the holder could only lose at once; the caller runs acquire again,
+// which renews the lease if the ticket still owns the lock.
+func (a *attempt) fresh() bool {
+	return time.Since(a.sent) < a.ttl-leaseMargin(a.ttl)
+}
+
 func (a *attempt) standard(ctx context.Context, attempts int, interval time.Duration) (*Lock, error) {
 	var last reply
 	for i := 1; ; i++ {
@@ -140,7 +150,14 @@ func (a *attempt) standard(ctx context.Context, attempts int, interval time.Dura
 		}
 		switch r.status {
 		case stGranted:
-			return a.granted(ctx, uint64(r.value), r.extra == 1), nil //nolint:gosec // tokens from the scripts are positive
+			if a.fresh() {
+				return a.granted(ctx, uint64(r.value), r.extra == 1), nil //nolint:gosec // tokens from the scripts are positive
+			}
+			if i >= attempts {
+				// Granted, but too late to hold: pass it on.
+				return nil, a.leave(ctx, fmt.Errorf("redis answered %s after the acquire was sent, past the lease of %s", time.Since(a.sent).Round(time.Millisecond), a.ttl))
+			}
+			continue // confirm again at once: the retry renews the lease
 		case stDuplicate:
 			a.l.metrics.claims.WithLabelValues("duplicate").Inc()
 			return nil, fmt.Errorf("lock: acquire %s: %w", a.resource, ErrTicketClaimed)
@@ -164,14 +181,25 @@ func (a *attempt) standard(ctx context.Context, attempts int, interval time.Dura
 	}
 }
 
+// patient waits in line. Only the reply of an acquire script run grants the
+// lock: a wake-up (or a reconnect of the subscription, or the fallback
+// timer) only makes the waiter run acquire again. A wake-up can be stale:
+// while the waiter's commands were failing, the grant it announced may have
+// lapsed and gone to the next waiter, and the waiter may since have joined
+// the line again.
 func (a *attempt) patient(ctx context.Context) (*Lock, error) {
-	wake, err := a.l.register(a.ticket)
+	recheck, err := a.l.register(a.ticket)
 	if err != nil {
 		return nil, err
 	}
 	defer a.l.unregister(a.ticket)
 	backoff := time.Millisecond
 	for first := true; ; first = false {
+		// The try answers every signal that came before it.
+		select {
+		case <-recheck:
+		default:
+		}
 		r, err := a.try(ctx, first)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -188,6 +216,9 @@ func (a *attempt) patient(ctx context.Context) (*Lock, error) {
 		backoff = time.Millisecond
 		switch r.status {
 		case stGranted:
+			if !a.fresh() {
+				continue // too late to hold: confirm again, renewing the lease
+			}
 			return a.granted(ctx, uint64(r.value), r.extra == 1), nil //nolint:gosec // tokens from the scripts are positive
 		case stDuplicate:
 			a.l.metrics.claims.WithLabelValues("duplicate").Inc()
@@ -196,20 +227,17 @@ func (a *attempt) patient(ctx context.Context) (*Lock, error) {
 		default:
 			return nil, fmt.Errorf("lock: acquire %s: unexpected status %d", a.resource, r.status)
 		}
-		// Wait for our wake-up, but never longer than the fallback (which
-		// also renews our place in line); at the head of the line, re-check
-		// right when the owner's lease would end.
+		// Wait for a signal to re-check, but never longer than the fallback
+		// (which also renews our place in line); at the head of the line,
+		// re-check right when the owner's lease would end.
 		wait := a.l.cfg.Fallback
 		if r.value == 0 && r.ownerLeftMS > 0 {
 			wait = min(wait, time.Duration(r.ownerLeftMS+1)*time.Millisecond)
 		}
 		t := time.NewTimer(wait)
 		select {
-		case tok := <-wake:
+		case <-recheck:
 			t.Stop()
-			if tok > 0 {
-				return a.granted(ctx, tok, false), nil
-			}
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()

@@ -59,18 +59,26 @@
 //     in it (patient) or report the holder (standard).
 //   - release: only the owner; ownership passes to the first live waiter
 //     inside the script, with the lease that waiter already has, and its
-//     process is told on its wake channel — the lock is never free while
-//     someone waits.
+//     process is told on its wake channel to confirm — the lock is never
+//     free while someone waits.
 //   - handoff: only the owner; ownership passes to the ticket.
 //   - reserve, refresh (the holder's lease), leave (a waiter giving up).
 //
 // Wake-ups: each Locker subscribes once, at New, to its own channel and
-// waits for the confirmation; a grant publishes "ticket token" there, so
-// exactly one process gets each message and only the granted waiter acts.
-// Pub/sub is fire-and-forget, so a waiter also re-runs acquire on a
-// fallback timer (≤ min(1s, TTL/3); the re-run renews its place), right when
-// the owner's lease would end if it is at the head, and whenever the
-// subscription reconnects.
+// waits for the confirmation; a grant publishes the granted ticket there,
+// so exactly one process gets each message and only the granted waiter
+// acts. A wake-up is never a grant by itself: it only makes the waiter run
+// acquire again, and the waiter holds the lock when that run finds its
+// ticket owning it (renewing the lease from then). A message can be stale —
+// while the waiter's commands were failing, the grant may have lapsed and
+// gone to the next waiter — and the re-run is what tells. Signals coalesce
+// (a waiter drops those that came before its next run, which answers
+// them), so none is lost to a full buffer. Pub/sub is fire-and-forget, so a
+// waiter also re-runs acquire on a fallback timer (≤ min(1s, TTL/3); the
+// re-run renews its place), right when the owner's lease would end if it is
+// at the head, and whenever the subscription reconnects. A grant whose reply
+// comes back later than the lease the holder could count on (a stalled
+// process) is confirmed again rather than returned.
 //
 // Fencing: a token is max(last+1, server time in µs), the last being kept
 // in the owner hash, so tokens strictly increase per resource even after a

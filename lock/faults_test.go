@@ -318,3 +318,91 @@ func (s *fencedStore) write(token uint64) bool {
 	s.accepted++
 	return true
 }
+
+// TestStaleWakeUpIsNotAGrant: a waiter whose commands fail while its
+// pub/sub connection stays up is granted the lock; the wake-up waits in its
+// process while the grant's lease lapses and the next waiter is granted.
+// When its commands come back, the stale wake-up must not make it a second
+// holder: only a script run that finds its ticket owning the lock may.
+func TestStaleWakeUpIsNotAGrant(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := fastConfig()
+	cfg.Fallback = 20 * time.Millisecond
+	h := newLocker(t, newClient(t, srv), cfg)
+	wc, wf := newFaultyClient(t, srv)
+	w := newLocker(t, wc, cfg)
+	y := newLocker(t, newClient(t, srv), cfg)
+	ctx := t.Context()
+
+	holder, err := h.Acquire(ctx, "n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiter := acquireAsync(t, ctx, w, h, "n", &Options{Mode: Patient, Purpose: "w"}, 1)
+	// Cut W's commands and wait until one of its re-checks has failed: it
+	// is retrying now, and will not succeed until the cut ends.
+	wf.setCut(true)
+	waitFor(t, 5*time.Second, "the waiter's re-check to fail", func() bool { return wf.failed.Load() > 0 })
+	mustRelease(t, holder) // W is granted; its wake-up arrives
+	next := acquireAsync(t, ctx, y, h, "n", &Options{Mode: Patient, Purpose: "y"}, 1)
+	// W cannot renew: its lease lapses and Y is granted.
+	ylk := recv(t, next, "next waiter, after the first one's lease lapsed")
+
+	sentBefore := wf.sent.Load()
+	wf.setCut(false)
+	// Two successful round trips: W has re-checked, and has had the
+	// chance to act on whatever its process had buffered.
+	waitFor(t, 5*time.Second, "the waiter's commands to get through", func() bool { return wf.sent.Load() >= sentBefore+2 })
+	select {
+	case a := <-waiter:
+		live := ylk.Context().Err() == nil
+		t.Fatalf("first waiter's Acquire returned (token %d, err %v) while the next waiter holds the lock (token %d, context live %v)",
+			tokenOf(a.lk), a.err, ylk.Token(), live)
+	default:
+	}
+	mustRelease(t, ylk)
+	wlk := recv(t, waiter, "first waiter, after the next one released")
+	if wlk.Token() <= ylk.Token() {
+		t.Fatalf("first waiter's token %d, want > %d", wlk.Token(), ylk.Token())
+	}
+	mustRelease(t, wlk)
+}
+
+func tokenOf(lk *Lock) uint64 {
+	if lk == nil {
+		return 0
+	}
+	return lk.Token()
+}
+
+// TestLateGrantIsConfirmedAgain: a grant whose reply comes back later than
+// the lease its holder could count on (the process stalled after sending
+// the acquire) is not handed to the caller, who could only lose it at once:
+// acquire runs again, renewing the lease, and the lock is held normally.
+func TestLateGrantIsConfirmedAgain(t *testing.T) {
+	for _, mode := range []Mode{Standard, Patient} {
+		t.Run(mode.String(), func(t *testing.T) {
+			srv := redistest.Start(t)
+			cfg := fastConfig()
+			c, f := newFaultyClient(t, srv)
+			l := newLocker(t, c, cfg)
+			f.lateBy = cfg.TTL
+			f.late.Store(1)
+			lk, err := l.Acquire(t.Context(), "n", &Options{Mode: mode})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := f.sent.Load(); got < 3 {
+				t.Errorf("Acquire sent %d commands, want the first acquire (and its index update) and one more", got)
+			}
+			sent := f.sent.Load()
+			waitFor(t, 5*time.Second, "a refresh, or the lock's loss", func() bool {
+				return f.sent.Load() > sent || lk.Context().Err() != nil
+			})
+			if cause := context.Cause(lk.Context()); cause != nil {
+				t.Fatalf("lock ended with cause %v before its first refresh: it was handed over already stale", cause)
+			}
+			mustRelease(t, lk)
+		})
+	}
+}

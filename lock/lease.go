@@ -56,17 +56,17 @@ func (lk *Lock) Token() uint64 { return lk.token }
 // (cause ErrReleased). Use context.Cause to tell which.
 func (lk *Lock) Context() context.Context { return lk.ctx }
 
-// margin is how long before the lease's end the holder gives up: its local
-// view of the lease starts when it sent the refresh, before the server
-// started the lease, so ending a margin early keeps it on the safe side of
-// clock-rate drift and scheduling delays.
-func (lk *Lock) margin() time.Duration { return max(lk.ttl/10, 2*time.Millisecond) }
+// leaseMargin is how long before the lease's end the holder gives up: its
+// local view of the lease starts when it sent the acquire or refresh, before
+// the server started the lease, so ending a margin early keeps it on the
+// safe side of clock-rate drift and scheduling delays.
+func leaseMargin(ttl time.Duration) time.Duration { return max(ttl/10, 2*time.Millisecond) }
 
 // refresh renews the lease every TTL/3 and cancels the lock's context with
 // ErrLost before its lease can run out when renewing keeps failing.
 func (lk *Lock) refresh(leaseFrom time.Time) {
 	defer close(lk.done)
-	deadline := leaseFrom.Add(lk.ttl - lk.margin())
+	deadline := leaseFrom.Add(lk.ttl - leaseMargin(lk.ttl))
 	next := time.Until(leaseFrom.Add(lk.ttl / 3))
 	for {
 		wait := min(next, time.Until(deadline))
@@ -97,7 +97,7 @@ func (lk *Lock) refresh(leaseFrom time.Time) {
 			lk.lose("lock is owned by someone else")
 			return
 		default:
-			deadline = sent.Add(lk.ttl - lk.margin())
+			deadline = sent.Add(lk.ttl - leaseMargin(lk.ttl))
 			next = lk.ttl / 3
 		}
 	}

@@ -110,8 +110,11 @@ type core struct {
 	seq     atomic.Uint64
 	metrics *metrics
 
-	mu      sync.Mutex
-	waiters map[string]chan uint64 // ticket -> wake (token, or 0 for "re-check")
+	mu sync.Mutex
+	// waiters maps the ticket of each patient Acquire of this process to
+	// its re-check signal. A signal says only "look again": a wake-up is
+	// never taken as a grant by itself (it may be stale, see patient).
+	waiters map[string]chan struct{}
 	closed  bool
 
 	pubsub *redis.PubSub
@@ -142,7 +145,7 @@ func New(ctx context.Context, client RedisClient, cfg Config) (*Locker, error) {
 		cfg:     cfg,
 		id:      randomHex(8),
 		metrics: m,
-		waiters: make(map[string]chan uint64),
+		waiters: make(map[string]chan struct{}),
 		done:    make(chan struct{}),
 	}, holder: cfg.Holder}
 	l.channel = cfg.Prefix + ":wake:" + l.id
@@ -258,9 +261,10 @@ func (l *Locker) Close() error {
 }
 
 // dispatch delivers wake-ups to the waiters of this process. A wake-up names
-// the ticket granted and its token; after the subscription reconnects (a
-// message may have been lost meanwhile) every waiter is told to re-check.
-// It reads the subscription itself, so a wake-up costs one goroutine switch.
+// the ticket granted, and only that waiter is told to re-check; after the
+// subscription reconnects (a message may have been lost meanwhile) every
+// waiter is. It reads the subscription itself, so a wake-up costs one
+// goroutine switch.
 func (l *Locker) dispatch(ctx context.Context) {
 	defer close(l.done)
 	for {
@@ -279,24 +283,22 @@ func (l *Locker) dispatch(ctx context.Context) {
 		}
 		switch m := m.(type) {
 		case *redis.Message:
-			ticket, tok, _ := strings.Cut(m.Payload, " ")
-			token, _ := strconv.ParseUint(tok, 10, 64)
-			l.wake(ticket, token)
+			// The payload is the ticket; earlier versions added its token
+			// after a space, which is ignored.
+			ticket, _, _ := strings.Cut(m.Payload, " ")
+			l.wake(ticket)
 		case *redis.Subscription:
 			l.wakeAll()
 		}
 	}
 }
 
-func (l *Locker) wake(ticket string, token uint64) {
+func (l *Locker) wake(ticket string) {
 	l.mu.Lock()
 	ch := l.waiters[ticket]
 	l.mu.Unlock()
 	if ch != nil {
-		select {
-		case ch <- token:
-		default:
-		}
+		signal(ch)
 	}
 }
 
@@ -304,20 +306,27 @@ func (l *Locker) wakeAll() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, ch := range l.waiters {
-		select {
-		case ch <- 0:
-		default:
-		}
+		signal(ch)
 	}
 }
 
-func (l *Locker) register(ticket string) (chan uint64, error) {
+// signal asks the waiter behind ch to re-check. Signals coalesce: one
+// already pending means a re-check will run after this signal was sent,
+// which answers this one too.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func (l *Locker) register(ticket string) (chan struct{}, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		return nil, ErrClosed
 	}
-	ch := make(chan uint64, 1)
+	ch := make(chan struct{}, 1)
 	l.waiters[ticket] = ch
 	return ch, nil
 }

@@ -45,11 +45,14 @@ end
 
 if OWNER and OWNER.t == ticket then
   if OWNER.c == '' or OWNER.c == claimer then
-    -- Claim of a ticket handed to us (or re-run of our own grant): keep the
-    -- token granted at handoff, take over the lease.
-    redis.call('HSET', K_OWNER, 'c', claimer, 'e', NOW + ttl, 'm', mode)
-    if holder ~= '' then redis.call('HSET', K_OWNER, 'h', holder) end
-    if purpose ~= '' then redis.call('HSET', K_OWNER, 'p', purpose) end
+    -- Claim of a ticket handed to us, or the waiter granted by a release
+    -- or handoff confirming its grant (a wake-up only prompts this run), or
+    -- a re-run of our own grant: keep the token granted, take over the
+    -- lease from now.
+    local f = {'c', claimer, 'e', NOW + ttl, 'm', mode}
+    if holder ~= '' then f[#f + 1] = 'h'; f[#f + 1] = holder end
+    if purpose ~= '' then f[#f + 1] = 'p'; f[#f + 1] = purpose end
+    redis.call('HSET', K_OWNER, unpack(f))
     local claimed = 0
     if OWNER.c == '' then claimed = 1 end
     return result(1, OWNER.k, claimed)

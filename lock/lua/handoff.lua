@@ -25,7 +25,7 @@ local tok
 if info and info.c and info.c ~= '' then
   -- Its claimer waits in line: it keeps the lease it has, as at a release.
   tok = make_owner(nxt, info.c, tonumber(info.x), info.h, info.p, info.m)
-  wake(info.ch, nxt, tok)
+  wake(info.ch, nxt)
 else
   tok = make_owner(nxt, '', NOW + claim, 'ticket', purpose, 'handoff')
 end

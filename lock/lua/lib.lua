@@ -100,14 +100,13 @@ local function next_token()
   return tok
 end
 
--- Tell the process waiting for ticket (through its wake channel ch) that
--- it was granted the lock with token tok. The token is formatted as an
--- integer: Lua's own number-to-string conversion prints 16-digit tokens in
--- %.14g notation, which the waiter could not parse (it would then spend a
--- round trip re-checking instead of holding the lock at once).
-local function wake(ch, ticket, tok)
+-- Tell the process waiting for ticket (through its wake channel ch) to run
+-- acquire again: it was granted the lock. The message is only a prompt; the
+-- waiter holds the lock once its acquire finds its ticket owning it, so a
+-- message that arrives late (after the grant lapsed) grants nothing.
+local function wake(ch, ticket)
   if ch and ch ~= '' then
-    redis.call('PUBLISH', ch, ticket .. ' ' .. string.format('%d', tok))
+    redis.call('PUBLISH', ch, ticket)
   end
 end
 
@@ -141,7 +140,7 @@ local function promote_head()
       local expiry = tonumber(info.x)
       if claimer == '' then expiry = NOW + tonumber(info.claim or 1000) end
       local tok = make_owner(head, claimer, expiry, info.h, info.p, info.m)
-      wake(info.ch, head, tok)
+      wake(info.ch, head)
       return head, tok
     end
     count_dead(info)
