@@ -90,6 +90,7 @@ func (l *Locker) Acquire(ctx context.Context, resource string, opts *Options) (*
 	if a.ttl == 0 {
 		a.ttl = l.cfg.TTL
 	}
+	a.fallback = l.cfg.fallbackFor(a.ttl)
 	if o.Mode == Patient {
 		return a.patient(ctx)
 	}
@@ -113,7 +114,10 @@ type attempt struct {
 	mode     Mode
 	purpose  string
 	holder   string
+	// ttl is this call's lease (Options.TTL or Config.TTL), fallback the
+	// longest it waits in line between re-checks, derived from it.
 	ttl      time.Duration
+	fallback time.Duration
 	start    time.Time
 	// sent is when the last acquire script was sent. The server started
 	// (or renewed) this ticket's lease after that, and any grant comes
@@ -207,7 +211,7 @@ func (a *attempt) patient(ctx context.Context) (*Lock, error) {
 			}
 			// Redis unreachable or restarting: keep our place by retrying
 			// within the lease, backing off up to the fallback interval.
-			backoff = min(backoff*2, a.l.cfg.Fallback)
+			backoff = min(backoff*2, a.fallback)
 			if !sleepCtx(ctx, backoff) {
 				return nil, a.leave(ctx, err)
 			}
@@ -230,7 +234,7 @@ func (a *attempt) patient(ctx context.Context) (*Lock, error) {
 		// Wait for a signal to re-check, but never longer than the fallback
 		// (which also renews our place in line); at the head of the line,
 		// re-check right when the owner's lease would end.
-		wait := a.l.cfg.Fallback
+		wait := a.fallback
 		if r.value == 0 && r.ownerLeftMS > 0 {
 			wait = min(wait, time.Duration(r.ownerLeftMS+1)*time.Millisecond)
 		}
@@ -249,7 +253,7 @@ func (a *attempt) patient(ctx context.Context) (*Lock, error) {
 // leave takes the ticket out of the line (or passes the lock on, if it was
 // granted meanwhile) on a context that outlives the caller's, briefly.
 func (a *attempt) leave(ctx context.Context, cause error) error {
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.l.cfg.Fallback+time.Second)
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.fallback+time.Second)
 	defer cancel()
 	if _, err := a.l.run(lctx, scriptLeave, a.keys, a.ticket, a.claimer); err != nil {
 		// The lease will drop us within TTL anyway.

@@ -74,21 +74,24 @@
 // gone to the next waiter — and the re-run is what tells. Signals coalesce
 // (a waiter drops those that came before its next run, which answers
 // them), so none is lost to a full buffer. Pub/sub is fire-and-forget, so a
-// waiter also re-runs acquire on a fallback timer (≤ min(1s, TTL/3); the
-// re-run renews its place), right when the owner's lease would end if it is
-// at the head, and whenever the subscription reconnects. A grant whose reply
-// comes back later than the lease the holder could count on (a stalled
-// process) is confirmed again rather than returned.
+// waiter also re-runs acquire on a fallback timer (Config.Fallback, 1s by
+// default, but never more than a third of the waiter's own lease —
+// Options.TTL when given — since the re-run is what renews its place),
+// right when the owner's lease would end if it is at the head, and
+// whenever the subscription reconnects. A grant whose reply comes back
+// later than the lease the holder could count on (a stalled process) is
+// confirmed again rather than returned.
 //
 // Fencing: a token is max(last+1, server time in µs), the last being kept
 // in the owner hash, so tokens strictly increase per resource even after a
 // restart that lost it — assuming Redis's clock is not set back. Stores
 // must reject writes whose token is below the last they accepted.
 //
-// Leases: holders renew every TTL/3. A holder counts its lease from when it
-// sent the acquire that led to the grant (the server started the lease
-// later) and cancels its Context with cause ErrLost a margin (TTL/10) before
-// that lease could end when renewals keep failing.
+// Leases: holders renew every third of their own lease (Options.TTL or
+// Config.TTL). A holder counts its lease from when it sent the acquire that
+// granted it (the server started the lease later) and cancels its Context
+// with cause ErrLost a margin (TTL/10) before that lease could end when
+// renewals keep failing.
 //
 // # Guarantees and what they assume
 //

@@ -42,6 +42,9 @@ const (
 	DefaultClaimTimeout = 30 * time.Second
 	// DefaultGrace is how long a line's keys outlive the leases in it.
 	DefaultGrace = time.Minute
+	// DefaultFallback bounds a waiter's wait between re-checks when no
+	// wake-up comes (never more than a third of its lease).
+	DefaultFallback = time.Second
 )
 
 // Config holds a Locker's settings. Every zero value means the documented default.
@@ -54,8 +57,9 @@ type Config struct {
 	TTL time.Duration
 	// Fallback bounds how long a waiter goes without re-checking the lock
 	// when no wake-up message arrives (pub/sub is fire-and-forget). Zero
-	// means min(1s, TTL/3); it is never more than TTL/3, because re-checking
-	// is also how a waiter renews its lease.
+	// means 1s. A waiter never waits more than a third of its own lease
+	// (Options.TTL, or TTL) between re-checks, whatever Fallback says,
+	// because re-checking is also how it renews its place in line.
 	Fallback time.Duration
 	// Attempts and Interval are the standard mode's retries: Attempts tries,
 	// Interval apart, before ErrLocked. Zero means DefaultAttempts and
@@ -217,11 +221,8 @@ func (c *Config) setDefaults() {
 	if c.TTL == 0 {
 		c.TTL = DefaultTTL
 	}
-	if c.Fallback == 0 || c.Fallback > c.TTL/3 {
-		c.Fallback = min(time.Second, c.TTL/3)
-		if c.Fallback == 0 {
-			c.Fallback = c.TTL / 3
-		}
+	if c.Fallback == 0 {
+		c.Fallback = DefaultFallback
 	}
 	if c.Attempts == 0 {
 		c.Attempts = DefaultAttempts
@@ -242,6 +243,13 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+}
+
+// fallbackFor is how long a waiter whose lease is ttl waits at most between
+// re-checks: Fallback, but never more than ttl/3, since its re-checks are
+// what renew its place in line.
+func (c *Config) fallbackFor(ttl time.Duration) time.Duration {
+	return min(c.Fallback, ttl/3)
 }
 
 // Close stops the wake-up subscription. Locks already held keep refreshing

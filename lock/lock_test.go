@@ -492,3 +492,43 @@ func TestStandardClaimOfQueuedReservationLeavesIt(t *testing.T) {
 	mustRelease(t, holder)
 	mustRelease(t, recv(t, claimer, "patient claimer of the reservation"))
 }
+
+// TestShortTTLWaiterKeepsItsPlace: a waiter whose Options.TTL is shorter
+// than its Locker's renews its place in line often enough for its own lease
+// (not the Locker's fallback, a third of Config.TTL up to 1s), so it stays at
+// the head, and is granted first however long the holder holds.
+func TestShortTTLWaiterKeepsItsPlace(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := Config{TTL: 6 * time.Second, Interval: 5 * time.Millisecond} // fallback 1s
+	l := newLocker(t, newClient(t, srv), cfg)
+	ctx := t.Context()
+	holder, err := l.Acquire(ctx, "n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const short = 150 * time.Millisecond
+	first := acquireAsync(t, ctx, newLocker(t, newClient(t, srv), cfg), l, "n", &Options{Mode: Patient, TTL: short, Purpose: "short"}, 1)
+	second := acquireAsync(t, ctx, newLocker(t, newClient(t, srv), cfg), l, "n", &Options{Mode: Patient, Purpose: "long"}, 2)
+	// Hold for several of the short lease: the short waiter must stay at
+	// the head all along.
+	until := time.Now().Add(5 * short)
+	waitFor(t, 10*time.Second, "five short leases to pass", func() bool {
+		s, err := l.Snapshot(ctx, "n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(s.Line) == 0 || s.Line[0].Purpose != "short" {
+			t.Fatalf("line = %+v, want the short-TTL waiter at its head", s.Line)
+		}
+		return time.Now().After(until)
+	})
+	mustRelease(t, holder)
+	lk := recv(t, first, "short-TTL waiter")
+	select {
+	case a := <-second:
+		t.Fatalf("the waiter behind was granted first (err %v)", a.err)
+	default:
+	}
+	mustRelease(t, lk)
+	mustRelease(t, recv(t, second, "waiter behind"))
+}
