@@ -77,6 +77,7 @@ func (l *Locker) Acquire(ctx context.Context, resource string, opts *Options) (*
 		resource: resource,
 		keys:     l.keys(resource),
 		ticket:   o.Ticket,
+		named:    o.Ticket != "",
 		claimer:  l.newClaimer(),
 		mode:     o.Mode,
 		purpose:  o.Purpose,
@@ -110,10 +111,13 @@ type attempt struct {
 	resource string
 	keys     []string
 	ticket   string
-	claimer  string
-	mode     Mode
-	purpose  string
-	holder   string
+	// named is true when the caller presented the ticket (a claim): only
+	// such a ticket can have been spent, and is spent when let go.
+	named   bool
+	claimer string
+	mode    Mode
+	purpose string
+	holder  string
 	// ttl is this call's lease (Options.TTL or Config.TTL), fallback the
 	// longest it waits in line between re-checks, derived from it.
 	ttl      time.Duration
@@ -128,7 +132,11 @@ type attempt struct {
 
 func (a *attempt) try(ctx context.Context, index bool) (reply, error) {
 	a.sent = time.Now()
-	args := []any{a.ticket, a.claimer, a.mode.String(), ms(a.ttl), a.holder, a.purpose, a.l.channel, ms(a.l.cfg.Grace)}
+	named := "0"
+	if a.named {
+		named = "1"
+	}
+	args := []any{a.ticket, a.claimer, a.mode.String(), ms(a.ttl), a.holder, a.purpose, a.l.channel, ms(a.l.cfg.Grace), named}
 	if !index {
 		return a.l.run(ctx, scriptAcquire, a.keys, args...)
 	}
@@ -162,9 +170,8 @@ func (a *attempt) standard(ctx context.Context, attempts int, interval time.Dura
 				return nil, a.leave(ctx, fmt.Errorf("redis answered %s after the acquire was sent, past the lease of %s", time.Since(a.sent).Round(time.Millisecond), a.ttl))
 			}
 			continue // confirm again at once: the retry renews the lease
-		case stDuplicate:
-			a.l.metrics.claims.WithLabelValues("duplicate").Inc()
-			return nil, fmt.Errorf("lock: acquire %s: %w", a.resource, ErrTicketClaimed)
+		case stDuplicate, stUsed:
+			return nil, a.refused(r.status)
 		}
 		last = r
 		if i >= attempts {
@@ -224,9 +231,8 @@ func (a *attempt) patient(ctx context.Context) (*Lock, error) {
 				continue // too late to hold: confirm again, renewing the lease
 			}
 			return a.granted(ctx, uint64(r.value), r.extra == 1), nil //nolint:gosec // tokens from the scripts are positive
-		case stDuplicate:
-			a.l.metrics.claims.WithLabelValues("duplicate").Inc()
-			return nil, fmt.Errorf("lock: acquire %s: %w", a.resource, ErrTicketClaimed)
+		case stDuplicate, stUsed:
+			return nil, a.refused(r.status)
 		case stQueued:
 		default:
 			return nil, fmt.Errorf("lock: acquire %s: unexpected status %d", a.resource, r.status)
@@ -248,6 +254,17 @@ func (a *attempt) patient(ctx context.Context) (*Lock, error) {
 			return nil, a.leave(ctx, context.Cause(ctx))
 		}
 	}
+}
+
+// refused is the error of a claim of a ticket someone else claimed: still
+// held (or waited for) by them, or spent.
+func (a *attempt) refused(status int64) error {
+	result, err := "duplicate", ErrTicketClaimed
+	if status == stUsed {
+		result, err = "used", ErrTicketUsed
+	}
+	a.l.metrics.claims.WithLabelValues(result).Inc()
+	return fmt.Errorf("lock: acquire %s: %w", a.resource, err)
 }
 
 // leave takes the ticket out of the line (or passes the lock on, if it was

@@ -42,6 +42,10 @@ const (
 	DefaultClaimTimeout = 30 * time.Second
 	// DefaultGrace is how long a line's keys outlive the leases in it.
 	DefaultGrace = time.Minute
+	// DefaultTicketMemory is how long a spent ticket is remembered: well
+	// past a task bus's redeliveries of a task whose ack was lost (with
+	// ironfleet's bus, up to 5 deliveries 30s apart).
+	DefaultTicketMemory = 10 * time.Minute
 	// DefaultFallback bounds a waiter's wait between re-checks when no
 	// wake-up comes (never more than a third of its lease).
 	DefaultFallback = time.Second
@@ -70,6 +74,11 @@ type Config struct {
 	// unclaimed before it expires and the lock moves on. Zero means
 	// DefaultClaimTimeout.
 	ClaimTimeout time.Duration
+	// TicketMemory is how long a ticket stays spent after its claimer
+	// released the lock or handed it on: claiming it again within this
+	// window fails with ErrTicketUsed. Zero means DefaultTicketMemory; it
+	// is never less than ClaimTimeout.
+	TicketMemory time.Duration
 	// Grace is how long a line's keys outlive the leases in it (at least
 	// half of Grace, at most all of it), so that a fleet that died leaves
 	// nothing behind, yet dead waiters are still found and counted; zero
@@ -196,7 +205,7 @@ func checkContextTimeouts(c RedisClient) error {
 func (c *Config) validate() error {
 	for name, d := range map[string]time.Duration{
 		"TTL": c.TTL, "Fallback": c.Fallback, "Interval": c.Interval,
-		"ClaimTimeout": c.ClaimTimeout, "Grace": c.Grace,
+		"ClaimTimeout": c.ClaimTimeout, "TicketMemory": c.TicketMemory, "Grace": c.Grace,
 	} {
 		if d < 0 {
 			return invalid("Config.%s is negative (%s)", name, d)
@@ -233,6 +242,10 @@ func (c *Config) setDefaults() {
 	if c.ClaimTimeout == 0 {
 		c.ClaimTimeout = DefaultClaimTimeout
 	}
+	if c.TicketMemory == 0 {
+		c.TicketMemory = DefaultTicketMemory
+	}
+	c.TicketMemory = max(c.TicketMemory, c.ClaimTimeout)
 	if c.Grace == 0 {
 		c.Grace = DefaultGrace
 	}
@@ -345,10 +358,10 @@ func (l *Locker) unregister(ticket string) {
 	l.mu.Unlock()
 }
 
-// keys are the three keys of one resource, sharing its hash tag.
+// keys are the four keys of one resource, sharing its hash tag.
 func (l *Locker) keys(resource string) []string {
 	base := l.cfg.Prefix + ":{" + resource + "}:"
-	return []string{base + "owner", base + "line", base + "waiters"}
+	return []string{base + "owner", base + "line", base + "waiters", base + "used"}
 }
 
 func (l *Locker) indexKey() string { return l.cfg.Prefix + ":index" }

@@ -532,3 +532,136 @@ func TestShortTTLWaiterKeepsItsPlace(t *testing.T) {
 	mustRelease(t, lk)
 	mustRelease(t, recv(t, second, "waiter behind"))
 }
+
+// TestUsedTicket: a ticket whose claimer released the lock or handed it on
+// is remembered as spent for Config.TicketMemory: claiming it again (the
+// task delivered again after its ack was lost) fails at once with
+// ErrTicketUsed, in either mode, without waiting in line — while a ticket
+// still held gives ErrTicketClaimed, and one whose claimer lost its lease
+// without letting go (it may not have finished) can be claimed again.
+func TestUsedTicket(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := fastConfig()
+	cfg.ClaimTimeout = 5 * time.Second
+	cfg.TicketMemory = 5 * time.Second
+	api := newLocker(t, newClient(t, srv), cfg)
+	other := newLocker(t, newClient(t, srv), cfg)
+	reg := newRegistry()
+	ccfg := cfg
+	ccfg.Registerer = reg
+	conductor := newLocker(t, newClient(t, srv), ccfg)
+	ctx := t.Context()
+
+	// give puts ticket where a task's claimer will find it: handed off, or
+	// reserved behind nobody.
+	give := map[string]func(t *testing.T, resource, ticket string){
+		"handoff": func(t *testing.T, resource, ticket string) {
+			lk, err := api.Acquire(ctx, resource, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := lk.Handoff(ctx, ticket, 0); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"reserve": func(t *testing.T, resource, ticket string) {
+			if err := api.Reserve(ctx, resource, ticket, "task", 0); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}
+	// end is how the first claimer lets go of the lock.
+	end := map[string]func(t *testing.T, lk *Lock){
+		"release": func(t *testing.T, lk *Lock) { mustRelease(t, lk) },
+		"handoff": func(t *testing.T, lk *Lock) {
+			if _, err := lk.Handoff(ctx, NewTicket(), 0); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}
+	for gname, g := range give {
+		for ename, e := range end {
+			t.Run(gname+" then "+ename, func(t *testing.T) {
+				resource, ticket := gname+"-"+ename, NewTicket()
+				g(t, resource, ticket)
+				first, err := conductor.Acquire(ctx, resource, &Options{Mode: Patient, Ticket: ticket})
+				if err != nil {
+					t.Fatalf("first claim: %v", err)
+				}
+				if _, err := conductor.Acquire(ctx, resource, &Options{Ticket: ticket, Attempts: 1}); !errors.Is(err, ErrTicketClaimed) || errors.Is(err, ErrTicketUsed) {
+					t.Fatalf("claim while the first claimer holds = %v, want ErrTicketClaimed", err)
+				}
+				e(t, first)
+				if ename == "release" {
+					// Someone else holds the lock now (after a handoff, the
+					// next ticket does): a claim that waited in line would
+					// not come back.
+					busy, err := other.Acquire(ctx, resource, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer mustRelease(t, busy)
+				}
+				for _, mode := range []Mode{Standard, Patient} {
+					wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+					start := time.Now()
+					_, err := conductor.Acquire(wctx, resource, &Options{Mode: mode, Ticket: ticket})
+					cancel()
+					if !errors.Is(err, ErrTicketUsed) || errors.Is(err, ErrTicketClaimed) {
+						t.Fatalf("%s claim of a spent ticket = %v after %s, want ErrTicketUsed", mode, err, time.Since(start))
+					}
+				}
+			})
+		}
+	}
+	if got, want := counterValue(t, reg, "ironfleet_lock_claims_total", "result", "used"), float64(2*len(give)*len(end)); got != want {
+		t.Errorf("claims counted as used = %v, want %v", got, want)
+	}
+
+	t.Run("lost, not let go", func(t *testing.T) {
+		ticket := NewTicket()
+		give["handoff"](t, "lost", ticket)
+		first, err := conductor.Acquire(ctx, "lost", &Options{Ticket: ticket})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first.freeze() // the claimer dies mid-work: its lease lapses
+		var again *Lock
+		waitFor(t, 5*time.Second, "the dead claimer's lease to lapse", func() bool {
+			again, err = conductor.Acquire(ctx, "lost", &Options{Ticket: ticket, Attempts: 1})
+			return !errors.Is(err, ErrTicketClaimed)
+		})
+		if err != nil {
+			t.Fatalf("claim after the first claimer's lease lapsed = %v, want granted (the work may not be done)", err)
+		}
+		mustRelease(t, again)
+	})
+
+	t.Run("remembered for TicketMemory", func(t *testing.T) {
+		mcfg := fastConfig() // ClaimTimeout 300ms
+		mcfg.TicketMemory = 400 * time.Millisecond
+		l := newLocker(t, newClient(t, srv), mcfg)
+		ticket := NewTicket()
+		lk, err := l.Acquire(ctx, "memory", &Options{Ticket: ticket})
+		if err != nil {
+			t.Fatal(err)
+		}
+		released := time.Now()
+		mustRelease(t, lk)
+		if _, err := l.Acquire(ctx, "memory", &Options{Ticket: ticket}); !errors.Is(err, ErrTicketUsed) {
+			t.Fatalf("claim right after release = %v, want ErrTicketUsed", err)
+		}
+		var again *Lock
+		waitFor(t, 5*time.Second, "the ticket to be forgotten", func() bool {
+			again, err = l.Acquire(ctx, "memory", &Options{Ticket: ticket, Attempts: 1})
+			return !errors.Is(err, ErrTicketUsed)
+		})
+		if err != nil {
+			t.Fatalf("claim after the memory ended = %v, want granted", err)
+		}
+		if d := time.Since(released); d < mcfg.TicketMemory {
+			t.Fatalf("ticket forgotten %s after release, want at least TicketMemory %s", d, mcfg.TicketMemory)
+		}
+		mustRelease(t, again)
+	})
+}

@@ -1,13 +1,15 @@
--- acquire(ticket, claimer, mode, ttl, holder, purpose, channel, grace)
+-- acquire(ticket, claimer, mode, ttl, holder, purpose, channel, grace, named)
 -- Grants the lock to ticket when it may have it, queues it (patient mode) or
 -- reports the holder (standard mode). Idempotent: a retry after a lost reply
--- finds the same grant or the same place in line.
+-- finds the same grant or the same place in line. named is '1' when the
+-- caller presented the ticket (a claim), which may have been spent.
 -- Returns result(status, value, extra): status 1 granted (value token,
 -- extra 1 when this claimed a handed-off or reserved ticket), 2 queued (value
--- position, 0 = head), 3 locked, 4 ticket claimed by someone else.
+-- position, 0 = head), 3 locked, 4 ticket claimed by someone else, 7 ticket
+-- spent (claimed, then released or handed on).
 local ticket, claimer, mode = ARGV[1], ARGV[2], ARGV[3]
 local ttl, holder, purpose, channel = tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
-local grace = tonumber(ARGV[8])
+local grace, named = tonumber(ARGV[8]), ARGV[9] == '1'
 
 evict()
 
@@ -58,6 +60,10 @@ if OWNER and OWNER.t == ticket then
     return result(1, OWNER.k, claimed)
   end
   return result(4, 0)
+end
+
+if named and spent(ticket) then
+  return result(7, 0)
 end
 
 if not OWNER then
