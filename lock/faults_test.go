@@ -303,7 +303,7 @@ func TestScriptFlush(t *testing.T) {
 type fencedStore struct {
 	mu       sync.Mutex
 	last     uint64
-	accepted int
+	accepted []uint64 // the tokens of the writes accepted, in order
 	rejected int
 }
 
@@ -315,7 +315,7 @@ func (s *fencedStore) write(token uint64) bool {
 		return false
 	}
 	s.last = token
-	s.accepted++
+	s.accepted = append(s.accepted, token)
 	return true
 }
 
