@@ -319,53 +319,78 @@ func (s *fencedStore) write(token uint64) bool {
 	return true
 }
 
-// TestStaleWakeUpIsNotAGrant: a waiter whose commands fail while its
-// pub/sub connection stays up is granted the lock; the wake-up waits in its
-// process while the grant's lease lapses and the next waiter is granted.
-// When its commands come back, the stale wake-up must not make it a second
-// holder: only a script run that finds its ticket owning the lock may.
+// TestStaleWakeUpIsNotAGrant: a waiter whose commands fail (cut) or hang
+// (its process frozen) while its pub/sub connection stays up is granted
+// the lock; the wake-up waits in its process while the grant's lease lapses
+// and the next waiter is granted. When its commands come back, the stale
+// wake-up must not make it a second holder: only a script run that finds
+// its ticket owning the lock may.
 func TestStaleWakeUpIsNotAGrant(t *testing.T) {
-	srv := redistest.Start(t)
-	cfg := fastConfig()
-	cfg.Fallback = 20 * time.Millisecond
-	h := newLocker(t, newClient(t, srv), cfg)
-	wc, wf := newFaultyClient(t, srv)
-	w := newLocker(t, wc, cfg)
-	y := newLocker(t, newClient(t, srv), cfg)
-	ctx := t.Context()
+	for _, fault := range []string{"cut", "frozen"} {
+		t.Run(fault, func(t *testing.T) {
+			srv := redistest.Start(t)
+			cfg := fastConfig()
+			cfg.Fallback = 20 * time.Millisecond
+			h := newLocker(t, newClient(t, srv), cfg)
+			wc, wf := newFaultyClient(t, srv)
+			w := newLocker(t, wc, cfg)
+			y := newLocker(t, newClient(t, srv), cfg)
+			ctx := t.Context()
 
-	holder, err := h.Acquire(ctx, "n", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waiter := acquireAsync(t, ctx, w, h, "n", &Options{Mode: Patient, Purpose: "w"}, 1)
-	// Cut W's commands and wait until one of its re-checks has failed: it
-	// is retrying now, and will not succeed until the cut ends.
-	wf.setCut(true)
-	waitFor(t, 5*time.Second, "the waiter's re-check to fail", func() bool { return wf.failed.Load() > 0 })
-	mustRelease(t, holder) // W is granted; its wake-up arrives
-	next := acquireAsync(t, ctx, y, h, "n", &Options{Mode: Patient, Purpose: "y"}, 1)
-	// W cannot renew: its lease lapses and Y is granted.
-	ylk := recv(t, next, "next waiter, after the first one's lease lapsed")
+			holder, err := h.Acquire(ctx, "n", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			waiter := acquireAsync(t, ctx, w, h, "n", &Options{Mode: Patient, Purpose: "w"}, 1)
+			// Fault W's commands and wait until one of its re-checks has
+			// failed (or hangs): it will not get through until the fault
+			// ends, and does not read its wake-ups meanwhile.
+			restore := func() { wf.setCut(false) }
+			if fault == "cut" {
+				wf.setCut(true)
+			} else {
+				restore = wf.block()
+			}
+			waitFor(t, 5*time.Second, "the waiter's re-check to fail or hang", func() bool {
+				return wf.failed.Load() > 0 || wf.held.Load() > 0
+			})
+			mustRelease(t, holder) // W is granted; its wake-up arrives
+			next := acquireAsync(t, ctx, y, h, "n", &Options{Mode: Patient, Purpose: "y"}, 1)
+			// W cannot renew: its lease lapses and Y is granted.
+			ylk := recv(t, next, "next waiter, after the first one's lease lapsed")
 
-	sentBefore := wf.sent.Load()
-	wf.setCut(false)
-	// Two successful round trips: W has re-checked, and has had the
-	// chance to act on whatever its process had buffered.
-	waitFor(t, 5*time.Second, "the waiter's commands to get through", func() bool { return wf.sent.Load() >= sentBefore+2 })
-	select {
-	case a := <-waiter:
-		live := ylk.Context().Err() == nil
-		t.Fatalf("first waiter's Acquire returned (token %d, err %v) while the next waiter holds the lock (token %d, context live %v)",
-			tokenOf(a.lk), a.err, ylk.Token(), live)
-	default:
+			sentBefore := wf.sent.Load()
+			restore()
+			// Two successful round trips: W has re-checked, and has had the
+			// chance to act on whatever its process had buffered.
+			var returned *acquired
+			waitFor(t, 5*time.Second, "the waiter's commands to get through", func() bool {
+				select {
+				case a := <-waiter:
+					returned = &a
+					return true
+				default:
+					return wf.sent.Load() >= sentBefore+2
+				}
+			})
+			if a := returned; a != nil {
+				t.Fatalf("first waiter's Acquire returned (token %d, err %v) while the next waiter holds the lock (token %d, context live %v)",
+					tokenOf(a.lk), a.err, ylk.Token(), ylk.Context().Err() == nil)
+			}
+			select {
+			case a := <-waiter:
+				t.Fatalf("first waiter's Acquire returned (token %d, err %v) while the next waiter holds the lock (token %d, context live %v)",
+					tokenOf(a.lk), a.err, ylk.Token(), ylk.Context().Err() == nil)
+			default:
+			}
+			mustRelease(t, ylk)
+			wlk := recv(t, waiter, "first waiter, after the next one released")
+			if wlk.Token() <= ylk.Token() {
+				t.Fatalf("first waiter's token %d, want > %d", wlk.Token(), ylk.Token())
+			}
+			mustRelease(t, wlk)
+		})
 	}
-	mustRelease(t, ylk)
-	wlk := recv(t, waiter, "first waiter, after the next one released")
-	if wlk.Token() <= ylk.Token() {
-		t.Fatalf("first waiter's token %d, want > %d", wlk.Token(), ylk.Token())
-	}
-	mustRelease(t, wlk)
 }
 
 func tokenOf(lk *Lock) uint64 {

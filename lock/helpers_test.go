@@ -131,9 +131,10 @@ type faults struct {
 	mu      sync.Mutex
 	cut     bool
 	blocked chan struct{} // non-nil while blocked; closed to unblock
-	// sent counts the commands let through, failed the commands cut; a
-	// new connection's handshake (HELLO, CLIENT SETINFO) is not counted.
-	sent, failed atomic.Int64
+	// sent counts the commands let through, failed the commands cut, held
+	// the commands blocked now; a new connection's handshake (HELLO, CLIENT
+	// SETINFO) is not counted.
+	sent, failed, held atomic.Int64
 	// late is how many of the next calls (a command or a pipeline) get
 	// their reply only after lateBy, as from a process that stalled after
 	// sending them.
@@ -155,6 +156,13 @@ func (f *faults) setCut(cut bool) {
 	f.mu.Lock()
 	f.cut = cut
 	f.mu.Unlock()
+}
+
+// faulty reports whether the client's commands are cut or blocked now.
+func (f *faults) faulty() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cut || f.blocked != nil
 }
 
 // block holds the client's commands until the returned function is called.
@@ -184,10 +192,14 @@ func (f *faults) gate(ctx context.Context, cmds ...redis.Cmder) error {
 	cut, blocked := f.cut, f.blocked
 	f.mu.Unlock()
 	if blocked != nil {
+		f.held.Add(int64(n))
 		select {
 		case <-blocked:
 		case <-ctx.Done():
-			return ctx.Err()
+		}
+		f.held.Add(-int64(n))
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 		return f.gate(ctx, cmds...)
 	}
