@@ -112,6 +112,35 @@ func recv(t testing.TB, ch <-chan acquired, what string) *Lock {
 	return nil
 }
 
+// notGranted fails t if the Acquire behind ch (from acquireAsync) has
+// returned; why says what should still hold it back.
+func notGranted(t testing.TB, ch <-chan acquired, what, why string) {
+	t.Helper()
+	select {
+	case a := <-ch:
+		t.Fatalf("%s returned (token %d, err %v) %s", what, tokenOf(a.lk), a.err, why)
+	default:
+	}
+}
+
+// grantedInTurn checks the order of two waiters once the lock they wait
+// for is released: first is granted while second still waits, and second
+// once first releases.
+func grantedInTurn(t testing.TB, first, second <-chan acquired, firstName, secondName string) {
+	t.Helper()
+	lk := recv(t, first, firstName)
+	notGranted(t, second, secondName, "before "+firstName+" released")
+	mustRelease(t, lk)
+	mustRelease(t, recv(t, second, secondName))
+}
+
+func tokenOf(lk *Lock) uint64 {
+	if lk == nil {
+		return 0
+	}
+	return lk.Token()
+}
+
 func mustRelease(t testing.TB, lk *Lock) {
 	t.Helper()
 	if err := lk.Release(context.Background()); err != nil {

@@ -194,11 +194,7 @@ func TestFIFO(t *testing.T) {
 		lk := recv(t, chans[i], fmt.Sprintf("waiter %d", i))
 		// Nobody after i may have been granted yet.
 		for j := i + 1; j < n; j++ {
-			select {
-			case a := <-chans[j]:
-				t.Fatalf("waiter %d granted while %d still held the lock (err %v)", j, i, a.err)
-			default:
-			}
+			notGranted(t, chans[j], fmt.Sprintf("waiter %d", j), fmt.Sprintf("while %d still held the lock", i))
 		}
 		mustRelease(t, lk)
 	}
@@ -377,11 +373,7 @@ func TestHandoffToWaitingClaimer(t *testing.T) {
 	if got.Token() != tok {
 		t.Fatalf("claimer token %d, want %d", got.Token(), tok)
 	}
-	select {
-	case a := <-other:
-		t.Fatalf("the other waiter was granted during the handoff (err %v)", a.err)
-	default:
-	}
+	notGranted(t, other, "the other waiter", "during the handoff")
 	mustRelease(t, got)
 	mustRelease(t, recv(t, other, "other waiter"))
 }
@@ -457,14 +449,7 @@ func TestReserve(t *testing.T) {
 	}
 	claimer := acquireAsync(t, ctx, newLocker(t, newClient(t, srv), cfg), l, "n", &Options{Mode: Patient, Ticket: ticket}, 2)
 	mustRelease(t, holder)
-	got := recv(t, claimer, "claimer of the reservation")
-	select {
-	case a := <-later:
-		t.Fatalf("later waiter granted before the reservation's claimer released (err %v)", a.err)
-	default:
-	}
-	mustRelease(t, got)
-	mustRelease(t, recv(t, later, "later waiter"))
+	grantedInTurn(t, claimer, later, "the reservation's claimer", "the later waiter")
 }
 
 // TestStandardClaimOfQueuedReservationLeavesIt: a standard-mode caller
@@ -523,14 +508,7 @@ func TestShortTTLWaiterKeepsItsPlace(t *testing.T) {
 		return time.Now().After(until)
 	})
 	mustRelease(t, holder)
-	lk := recv(t, first, "short-TTL waiter")
-	select {
-	case a := <-second:
-		t.Fatalf("the waiter behind was granted first (err %v)", a.err)
-	default:
-	}
-	mustRelease(t, lk)
-	mustRelease(t, recv(t, second, "waiter behind"))
+	grantedInTurn(t, first, second, "the short-TTL waiter", "the waiter behind")
 }
 
 // TestUsedTicket: a ticket whose claimer released the lock or handed it on
