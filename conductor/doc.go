@@ -107,6 +107,17 @@
 // Power errors carry wire.CodeBMC and a one-line message fit for a node's
 // last_error; BMC failures and timeouts have already been retried with
 // backoff inside the driver. Power actions are idempotent (a machine already
-// in the target state is left alone), so a redelivered task is harmless.
+// in the target state is left alone), but idempotence alone does not make a
+// redelivered task harmless: a power off redelivered after a newer power on
+// would turn the machine back off, a reboot would run twice. So a task that
+// finished spends its ticket when it releases the lock (lock.ErrTicketUsed
+// for ten minutes, Config.TicketMemory): a copy delivered again because its
+// ack was lost, or because its conductor died between finishing and
+// acking, is acknowledged as done without running (withLock). Work that
+// will be retried (a limit reached, a failure to write) yields the lock
+// with its ticket unspent, and a conductor that dies mid-work spends
+// nothing: the next delivery redoes the step.
+// TestRedeliveryAfterALostAckRunsNothingAgain loses the ack of a power off
+// (then a power on runs) and of a reboot.
 // IPMI credentials never appear in errors, logs or metrics.
 package conductor

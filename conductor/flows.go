@@ -488,7 +488,7 @@ func (c *Conductor) heartbeat(ctx context.Context, t wire.Task, d transport.Deli
 	if err != nil {
 		return transport.Retry(0, err), "retry"
 	}
-	defer c.release(ctx, lk)
+	defer c.release(ctx, lk, true)
 	node, err := c.d.Nodes.Get(lk.Context(), t.Node) //nolint:contextcheck // work under a node lock runs on the lock's context: losing the lock cancels it
 	if err != nil {
 		if wire.CodeOf(err) == wire.CodeNotFound {

@@ -83,6 +83,13 @@ func (c *Conductor) withLock(ctx context.Context, t wire.Task, d transport.Deliv
 		c.dispatch.Event(ctx, ev)
 		return transport.Done(), "gave_up"
 	}
+	if errors.Is(err, lock.ErrTicketUsed) {
+		// A copy of this task finished and let its lock go, and then its
+		// ack was lost: the work is done, and doing it again could undo a
+		// newer request (turn a machine back off, reboot it twice).
+		c.log.Info("task already done by an earlier delivery", "task", t.ID, "op", t.Op, "node", t.Node, "delivery", d.NumDelivered)
+		return transport.Done(), "done_before"
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return transport.Retry(0, err), "interrupted"
@@ -90,7 +97,10 @@ func (c *Conductor) withLock(ctx context.Context, t wire.Task, d transport.Deliv
 		c.log.Info("task waits for its node's lock", "task", t.ID, "op", t.Op, "node", t.Node, "delivery", d.NumDelivered, "err", err)
 		return transport.Retry(0, err), "locked"
 	}
-	defer c.release(ctx, lk)
+	// Releasing spends the task's ticket (a later copy of the task is taken
+	// as done); work that will be retried yields it instead, unspent.
+	done := false
+	defer func() { c.release(ctx, lk, done) }()
 	if err := c.run(lk.Context(), ctx, lk, t, d.Last, op); err != nil { //nolint:contextcheck // work under a node lock runs on the lock's context: losing the lock cancels it
 		if errors.Is(err, errBusy) {
 			return transport.Retry(0, err), "busy"
@@ -101,6 +111,7 @@ func (c *Conductor) withLock(ctx context.Context, t wire.Task, d transport.Deliv
 		c.log.Warn("task failed; it will be retried", "task", t.ID, "op", t.Op, "node", t.Node, "err", err)
 		return transport.Retry(0, err), "retry"
 	}
+	done = true
 	return transport.Done(), "done"
 }
 
@@ -132,10 +143,17 @@ func isContinuation(op wire.Operation) bool {
 	return op == wire.OpContinueDeploy || op == wire.OpContinueClean
 }
 
-func (c *Conductor) release(ctx context.Context, lk *lock.Lock) {
+// release gives lk up: a task whose work is done spends its ticket
+// (Release), one that will be retried leaves it for its next delivery
+// (Yield). A lock already handed off is not held: nothing to do.
+func (c *Conductor) release(ctx context.Context, lk *lock.Lock, done bool) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := lk.Release(rctx); err != nil && !errors.Is(err, lock.ErrNotHeld) {
+	give := lk.Yield
+	if done {
+		give = lk.Release
+	}
+	if err := give(rctx); err != nil && !errors.Is(err, lock.ErrNotHeld) {
 		c.log.Warn("releasing node lock", "node", lk.Resource(), "err", err)
 	}
 }

@@ -105,7 +105,7 @@ func (c *Conductor) tryNode(ctx context.Context, uuid, purpose string, fn func(w
 	if err != nil {
 		return
 	}
-	defer c.release(ctx, lk)
+	defer c.release(ctx, lk, true)
 	work, cancel := context.WithCancelCause(lk.Context())
 	defer cancel(nil)
 	defer context.AfterFunc(ctx, func() { cancel(context.Cause(ctx)) })()

@@ -151,10 +151,21 @@ func (lk *Lock) memory() int64 {
 // work the ticket stands for is done if a redelivered task is to be taken
 // as done.
 func (lk *Lock) Release(ctx context.Context) error {
+	return lk.release(ctx, lk.memory())
+}
+
+// Yield gives the lock up as Release does, but leaves the ticket the caller
+// presented unspent: the work it stands for is not done, and a retried copy
+// of the task may claim the ticket again (it waits in line like anyone).
+func (lk *Lock) Yield(ctx context.Context) error {
+	return lk.release(ctx, 0)
+}
+
+func (lk *Lock) release(ctx context.Context, memory int64) error {
 	if err := lk.end(); err != nil {
 		return err
 	}
-	r, err := lk.l.run(ctx, scriptRelease, lk.keys, lk.ticket, lk.claimer, lk.memory())
+	r, err := lk.l.run(ctx, scriptRelease, lk.keys, lk.ticket, lk.claimer, memory)
 	<-lk.done
 	if err != nil {
 		return fmt.Errorf("lock: release %s: %w", lk.resource, err)

@@ -615,6 +615,27 @@ func TestUsedTicket(t *testing.T) {
 		mustRelease(t, again)
 	})
 
+	t.Run("yielded, not spent", func(t *testing.T) {
+		ticket := NewTicket()
+		give["handoff"](t, "yielded", ticket)
+		first, err := conductor.Acquire(ctx, "yielded", &Options{Ticket: ticket})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The work could not be done now; the task will be retried.
+		if err := first.Yield(ctx); err != nil {
+			t.Fatal(err)
+		}
+		again, err := conductor.Acquire(ctx, "yielded", &Options{Ticket: ticket, Attempts: 1})
+		if err != nil {
+			t.Fatalf("claim after a yield = %v, want granted (the work is not done)", err)
+		}
+		mustRelease(t, again)
+		if _, err := conductor.Acquire(ctx, "yielded", &Options{Ticket: ticket, Attempts: 1}); !errors.Is(err, ErrTicketUsed) {
+			t.Fatalf("claim after the release that followed = %v, want ErrTicketUsed", err)
+		}
+	})
+
 	t.Run("remembered for TicketMemory", func(t *testing.T) {
 		mcfg := fastConfig() // ClaimTimeout 300ms
 		mcfg.TicketMemory = 400 * time.Millisecond
