@@ -234,6 +234,9 @@ func (w *job) bootAgent(purpose wire.BootPurpose) error {
 	}
 	params := w.c.cfg.Boot
 	params.Purpose = purpose
+	if err := w.lk.Check(); err != nil {
+		return err
+	}
 	if err := w.c.d.Boot.Prepare(w.ctx, w.node, macs, params); err != nil {
 		return w.fail(fmt.Errorf("preparing network boot: %w", err))
 	}
@@ -366,6 +369,9 @@ func (w *job) agentCommand(ctx context.Context, start func(ctx context.Context, 
 	}
 	target, err := rootDisk(inv)
 	if err != nil {
+		return err
+	}
+	if err := w.lk.Check(); err != nil { // the agent's commands are effects no store fences
 		return err
 	}
 	cmd, err := start(ctx, cl, target)

@@ -273,8 +273,38 @@ func (w *job) powerChanged(before, now wire.PowerState) {
 	w.c.dispatch.Event(w.outer, ev)
 }
 
+// powerOf is the node's Power, which checks the node's lock before every
+// command it sends (leased).
 func (w *job) powerOf() (Power, error) {
-	return w.c.d.Drivers.Power(w.node)
+	pw, err := w.c.d.Drivers.Power(w.node)
+	if err != nil {
+		return nil, err
+	}
+	return leased{Power: pw, check: w.lk.Check}, nil
+}
+
+// leased is a node's Power that checks the node's lock right before each
+// command to the BMC (lock.Check): a conductor stopped past its lease
+// (SIGSTOP, a long pause) and woken again sends nothing, even before its
+// lock's refresher has run and cancelled the work. Fencing guards the node
+// record; nothing fences a BMC. Reads are not checked.
+type leased struct {
+	Power
+	check func() error
+}
+
+func (p leased) SetPower(ctx context.Context, target wire.PowerState) error {
+	if err := p.check(); err != nil {
+		return err
+	}
+	return p.Power.SetPower(ctx, target)
+}
+
+func (p leased) SetBootDevice(ctx context.Context, dev wire.BootDevice, persistent bool) error {
+	if err := p.check(); err != nil {
+		return err
+	}
+	return p.Power.SetBootDevice(ctx, dev, persistent)
 }
 
 func (w *job) power() error {

@@ -53,6 +53,54 @@ func freeOffset(t *testing.T) int {
 // node reach active (the other conductor finishes: the dead lease ends,
 // the task is redelivered, conductor/doc.go), then `make down`.
 func TestMakeUp(t *testing.T) {
+	f := upFleet(t, 4)
+	f.deployAndSignal(syscall.SIGKILL, nil)
+}
+
+// TestStoppedConductorSendsNothing SIGSTOPs the conductor holding a node
+// mid-deploy, past its lease and past AckWait: the other conductor takes the
+// node to active. Then SIGCONT: the woken conductor finds its lease gone
+// before it sends anything (lock.Check before every BMC and agent command;
+// fencing for its writes), so the node stays active and no machine boots
+// again.
+func TestStoppedConductorSendsNothing(t *testing.T) {
+	f := upFleet(t, 2)
+	f.deployAndSignal(syscall.SIGSTOP, func(pid int) {
+		boots := f.lookups()
+		if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+			t.Fatalf("SIGCONT %d: %v", pid, err)
+		}
+		// Watch for a while: a woken conductor that still believed in its
+		// lock would reboot a machine into the agent, or move a node.
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			for _, id := range f.ids {
+				if n := f.c.node(id); n.ProvisionState != "active" {
+					f.showLogs()
+					t.Fatalf("node %s moved to %s after the stopped conductor woke", id, n.ProvisionState)
+				}
+			}
+			time.Sleep(200 * time.Millisecond) // polling the API, not synchronising
+		}
+		if got := f.lookups(); got != boots {
+			f.showLogs()
+			t.Fatalf("agents looked up %d times after the stopped conductor woke, want none (a machine was booted again)", got-boots)
+		}
+	})
+}
+
+// fleet is a running `make up` fleet with simulated machines, provided.
+type fleet struct {
+	t     *testing.T
+	state string
+	c     *client
+	ids   []string
+}
+
+// upFleet runs `make up` with n simulated machines (make down at cleanup)
+// and takes them to available.
+func upFleet(t *testing.T, n int) *fleet {
+	t.Helper()
 	for _, bin := range []string{"make", "redis-server", "redis-cli", "curl", "setsid", "go"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			redistest.Unavailable(t, err)
@@ -65,7 +113,7 @@ func TestMakeUp(t *testing.T) {
 	state := t.TempDir()
 	off := freeOffset(t)
 	env := append(os.Environ(),
-		"FLEET_DIR="+state, "FLEET_PORT_OFFSET="+strconv.Itoa(off), "FLEET_SIM_NODES=4",
+		"FLEET_DIR="+state, "FLEET_PORT_OFFSET="+strconv.Itoa(off), "FLEET_SIM_NODES="+strconv.Itoa(n),
 		"FLEET_HEARTBEAT_TIMEOUT=10s")
 	runMake := func(target string) {
 		t.Helper()
@@ -85,71 +133,91 @@ func TestMakeUp(t *testing.T) {
 	runMake("up")
 	t.Logf("make up took %s", time.Since(start).Round(100*time.Millisecond))
 
-	api := fmt.Sprintf("http://127.0.0.1:%d", 6385+off)
-	c := &client{t: t, base: api}
+	f := &fleet{t: t, state: state, c: &client{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", 6385+off)}}
+	f.c.onFail = f.showLogs
 	var list struct {
 		Nodes []struct {
 			UUID string `json:"uuid"`
 			Name string `json:"name"`
 		} `json:"nodes"`
 	}
-	c.do(http.MethodGet, "/v1/nodes", nil, &list)
-	if len(list.Nodes) != 4 {
-		t.Fatalf("ironfleet sim enrolled %d nodes, want 4", len(list.Nodes))
+	f.c.do(http.MethodGet, "/v1/nodes", nil, &list)
+	if len(list.Nodes) != n {
+		t.Fatalf("ironfleet sim enrolled %d nodes, want %d", len(list.Nodes), n)
 	}
-	var ids []string
-	for _, n := range list.Nodes {
-		ids = append(ids, n.UUID)
+	for _, node := range list.Nodes {
+		f.ids = append(f.ids, node.UUID)
 	}
 	for _, step := range []struct{ verb, want string }{{"manage", "manageable"}, {"provide", "available"}} {
-		for _, id := range ids {
-			c.provision(id, step.verb)
+		for _, id := range f.ids {
+			f.c.provision(id, step.verb)
 		}
-		c.waitAll(ids, step.want, 90*time.Second)
+		f.c.waitAll(f.ids, step.want, 90*time.Second)
 	}
+	return f
+}
 
-	// Deploy all four; SIGKILL whichever conductor is first seen holding a
-	// node that is deploying (either may get the work: the group's tasks
-	// go to whichever pulls first).
-	for _, id := range ids {
+// deployAndSignal deploys every node and sends sig to whichever conductor
+// is first seen holding a node that is deploying (either may get the work:
+// the group's tasks go to whichever pulls first). Every node must still
+// reach active, with no last_error; then after, if not nil, runs with the
+// signalled conductor's pid.
+func (f *fleet) deployAndSignal(sig syscall.Signal, after func(pid int)) {
+	t, c := f.t, f.c
+	for _, id := range f.ids {
 		c.provision(id, "active")
 	}
-	pids := map[string]int{"conductor-1": readPid(t, state, "conductor-1"), "conductor-2": readPid(t, state, "conductor-2")}
-	killed := ""
+	pids := map[string]int{"conductor-1": readPid(t, f.state, "conductor-1"), "conductor-2": readPid(t, f.state, "conductor-2")}
+	pid := 0
 	deadline := time.Now().Add(60 * time.Second)
-	for killed == "" {
-		for _, id := range ids {
+	for pid == 0 {
+		for _, id := range f.ids {
 			n := c.node(id)
-			pid, ok := pids[n.Reservation]
+			p, ok := pids[n.Reservation]
 			if ok && (n.ProvisionState == "deploying" || n.ProvisionState == "wait call-back") {
-				if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-					t.Fatalf("kill %s (pid %d): %v", n.Reservation, pid, err)
+				if err := syscall.Kill(p, sig); err != nil {
+					t.Fatalf("%s %s (pid %d): %v", sig, n.Reservation, p, err)
 				}
-				killed = id
-				t.Logf("SIGKILLed %s (pid %d) holding node %s in %s", n.Reservation, pid, id, n.ProvisionState)
+				pid = p
+				t.Logf("%s %s (pid %d) holding node %s in %s", sig, n.Reservation, p, id, n.ProvisionState)
 				break
 			}
 		}
-		if killed == "" && time.Now().After(deadline) {
-			logs(t, state)
+		if pid == 0 && time.Now().After(deadline) {
+			f.showLogs()
 			t.Fatal("no conductor was seen holding a deploying node")
 		}
 	}
-	killedAt := time.Now()
-	c.onFail = func() {
-		logs(t, state)
-		for _, id := range ids {
-			n := c.node(id)
-			t.Logf("node %s: %s → %q, reservation %q, last_error %q", id, n.ProvisionState, n.TargetProvisionState, n.Reservation, n.LastError)
-		}
-	}
-	c.waitAll(ids, "active", 120*time.Second)
-	t.Logf("all %d nodes active %s after the kill", len(ids), time.Since(killedAt).Round(100*time.Millisecond))
-	for _, id := range ids {
+	signalled := time.Now()
+	c.waitAll(f.ids, "active", 120*time.Second)
+	t.Logf("all %d nodes active %s after the %s", len(f.ids), time.Since(signalled).Round(100*time.Millisecond), sig)
+	for _, id := range f.ids {
 		if n := c.node(id); n.LastError != "" {
 			t.Errorf("node %s active with last_error %q", id, n.LastError)
 		}
 	}
+	if after != nil {
+		after(pid)
+	}
+}
+
+// showLogs logs the tail of every process's log and each node's state.
+func (f *fleet) showLogs() {
+	logs(f.t, f.state)
+	for _, id := range f.ids {
+		n := f.c.node(id)
+		f.t.Logf("node %s: %s → %q, reservation %q, last_error %q", id, n.ProvisionState, n.TargetProvisionState, n.Reservation, n.LastError)
+	}
+}
+
+// lookups counts the agents' lookups the simulated machines logged: one per
+// boot into the agent.
+func (f *fleet) lookups() int {
+	b, err := os.ReadFile(filepath.Join(f.state, "log", "sim.log"))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return strings.Count(string(b), `msg="looked up"`)
 }
 
 type node struct {

@@ -57,8 +57,9 @@ func TestLossIsCancellation(t *testing.T) {
 }
 
 // TestDeadHolder: a holder that stops renewing (killed, or frozen by
-// SIGSTOP) blocks the next waiter for at most its TTL, and its later write is
-// rejected by fencing.
+// SIGSTOP) blocks the next waiter for at most its TTL; woken, it learns from
+// Check that its lease is gone before its refresher runs, and its later
+// write is rejected by fencing.
 func TestDeadHolder(t *testing.T) {
 	srv := redistest.Start(t)
 	cfg := fastConfig()
@@ -85,7 +86,19 @@ func TestDeadHolder(t *testing.T) {
 	if !store.write(next.Token()) {
 		t.Fatal("new holder's write rejected")
 	}
-	// The frozen holder wakes up and writes: fencing rejects it.
+	// The frozen holder wakes up. Before an effect no store can fence
+	// (a BMC command) it checks its lease by its own clock, before its
+	// refresher has run: the lease is gone.
+	if err := frozen.Check(); !errors.Is(err, ErrLost) {
+		t.Fatalf("Check of a holder woken past its lease = %v, want ErrLost", err)
+	}
+	if cause := context.Cause(frozen.Context()); !errors.Is(cause, ErrLost) {
+		t.Fatalf("its context's cause = %v, want ErrLost", cause)
+	}
+	if err := next.Check(); err != nil {
+		t.Fatalf("Check of the live holder = %v, want nil", err)
+	}
+	// It writes anyway: fencing rejects it.
 	if store.write(frozen.Token()) {
 		t.Fatal("stale holder's write accepted")
 	}

@@ -28,6 +28,9 @@ type Lock struct {
 
 	mu    sync.Mutex
 	ended bool
+	// until is the end of the lease as this holder can vouch for it: the
+	// refresher's deadline, moved on at each renewal (Check reads it).
+	until time.Time
 	// pause stops refreshing without telling anyone, as a process frozen by
 	// SIGSTOP would (tests only).
 	pause chan struct{}
@@ -41,6 +44,7 @@ func newLock(ctx context.Context, a *attempt, token uint64, leaseFrom time.Time)
 		l: a.l, resource: a.resource, ticket: a.ticket, named: a.named, claimer: a.claimer, token: token,
 		ttl: a.ttl, keys: a.keys, ctx: lctx, cancel: cancel,
 		done: make(chan struct{}), pause: make(chan struct{}),
+		until: leaseFrom.Add(a.ttl - leaseMargin(a.ttl)),
 	}
 	go lk.refresh(leaseFrom) //nolint:contextcheck // the lease outlives Acquire's context by design; Release or loss ends it
 	return lk
@@ -56,6 +60,31 @@ func (lk *Lock) Token() uint64 { return lk.token }
 // Context is cancelled when the lock is lost (cause ErrLost) or given up
 // (cause ErrReleased). Use context.Cause to tell which.
 func (lk *Lock) Context() context.Context { return lk.ctx }
+
+// Check says whether the lock is still this holder's by its own clock:
+// nil while the lease it last renewed has not run out (less the margin),
+// else an error wrapping ErrLost — and the lock's context is cancelled with
+// it. The lock's context alone is cancelled by the refresher, which a
+// process stopped (SIGSTOP, a long GC pause, a frozen VM) and woken again
+// may not have run yet when the work resumes: call Check right before an
+// effect outside the store, such as a command to a BMC, which fencing
+// tokens cannot reject. What remains is the time between Check and the
+// effect taking place.
+func (lk *Lock) Check() error {
+	lk.mu.Lock()
+	until, ended := lk.until, lk.ended
+	lk.mu.Unlock()
+	switch {
+	case lk.ctx.Err() != nil:
+		return fmt.Errorf("lock: %s: %w", lk.resource, context.Cause(lk.ctx))
+	case ended:
+		return fmt.Errorf("lock: %s: %w", lk.resource, ErrNotHeld)
+	case !time.Now().Before(until):
+		lk.lose("lease ran out while this holder was not running")
+		return fmt.Errorf("lock: %s: %w", lk.resource, ErrLost)
+	}
+	return nil
+}
 
 // leaseMargin is how long before the lease's end the holder gives up: its
 // local view of the lease starts when it sent the acquire or refresh, before
@@ -100,6 +129,9 @@ func (lk *Lock) refresh(leaseFrom time.Time) {
 		default:
 			deadline = sent.Add(lk.ttl - leaseMargin(lk.ttl))
 			next = lk.ttl / 3
+			lk.mu.Lock()
+			lk.until = deadline
+			lk.mu.Unlock()
 		}
 	}
 }
