@@ -265,8 +265,7 @@ type Server struct {
 	deps    Deps
 	cfg     Config
 	log     *slog.Logger
-	users   map[string][]byte // htpasswd: user → bcrypt hash
-	basic   basicCache
+	basic   *basicAuth // http_basic's users; nil with noauth
 	drivers []string
 	metrics *metrics
 	engine  *gin.Engine
@@ -299,7 +298,9 @@ func New(deps Deps, cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.users = users
+		if s.basic, err = newBasicAuth(users); err != nil {
+			return nil, err
+		}
 	} else {
 		s.log.Warn("API AUTHENTICATION IS OFF (auth=noauth): anyone who can reach the API may provision and delete nodes; use http_basic outside development")
 	}
