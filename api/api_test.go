@@ -698,6 +698,7 @@ func TestNewValidates(t *testing.T) {
 		{"missing htpasswd", func(d api.Deps) api.Deps { return d }, api.Config{Auth: api.AuthHTTPBasic, HTPasswd: "/nonexistent"}},
 		{"bad role", func(d api.Deps) api.Deps { return d }, api.Config{Roles: map[string]api.Role{"u": "root"}}},
 		{"negative knob", func(d api.Deps) api.Deps { return d }, api.Config{LockAttempts: -1}},
+		{"negative idle timeout", func(d api.Deps) api.Deps { return d }, api.Config{IdleTimeout: -1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -148,6 +148,12 @@ const (
 	DefaultLockViewTimeout = 2 * time.Second
 	// DefaultBusiestLocks is how many nodes the per-node lock gauges cover.
 	DefaultBusiestLocks = 20
+	// DefaultReadHeaderTimeout is how long a client may take to send a
+	// request's headers.
+	DefaultReadHeaderTimeout = 10 * time.Second
+	// DefaultIdleTimeout is how long a keep-alive connection may wait for
+	// its next request.
+	DefaultIdleTimeout = 120 * time.Second
 )
 
 // Config holds the API's settings. Every zero value means the documented
@@ -186,6 +192,13 @@ type Config struct {
 	// BusiestLocks is how many nodes the per-node lock gauges cover; 0
 	// means DefaultBusiestLocks.
 	BusiestLocks int
+	// ReadHeaderTimeout is how long Serve lets a client take to send a
+	// request's headers before closing the connection (slow clients hold
+	// a connection and a goroutine each); 0 means DefaultReadHeaderTimeout.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout is how long Serve keeps a keep-alive connection open
+	// waiting for its next request; 0 means DefaultIdleTimeout.
+	IdleTimeout time.Duration
 	// Logger receives request and error logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the API's metrics; nil means a private registry.
@@ -218,7 +231,8 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("api: default role %q: want %s or %s", c.DefaultRole, RoleAdmin, RoleReader)
 	}
 	if c.MaxBodyBytes < 0 || c.LockAttempts < 0 || c.LockInterval < 0 || c.ClaimTimeout < 0 ||
-		c.HeartbeatTimeout < 0 || c.LockViewTimeout < 0 || c.BusiestLocks < 0 {
+		c.HeartbeatTimeout < 0 || c.LockViewTimeout < 0 || c.BusiestLocks < 0 ||
+		c.ReadHeaderTimeout < 0 || c.IdleTimeout < 0 {
 		return errors.New("api: negative size, count or duration in Config")
 	}
 	if c.MaxBodyBytes == 0 {
@@ -241,6 +255,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.BusiestLocks == 0 {
 		c.BusiestLocks = DefaultBusiestLocks
+	}
+	if c.ReadHeaderTimeout == 0 {
+		c.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	if c.Logger == nil {
@@ -334,9 +354,21 @@ func (s *Server) Handler() http.Handler {
 	})
 }
 
-// Serve answers on l until ctx is done, then shuts down gracefully.
+// httpServer is the http.Server Serve runs: the Handler with the
+// connection timeouts of Config.
+func (s *Server) httpServer() *http.Server {
+	return &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+	}
+}
+
+// Serve answers on l until ctx is done, then shuts down gracefully. It
+// closes connections whose headers take longer than ReadHeaderTimeout and
+// keep-alive connections idle for IdleTimeout.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	hs := s.httpServer()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(l) }()
 	select {
