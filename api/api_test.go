@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/ironfleet/ironfleet/api"
@@ -706,5 +707,30 @@ func TestNewValidates(t *testing.T) {
 				t.Errorf("New accepted it")
 			}
 		})
+	}
+}
+
+// TestDeleteNodeForgetsItsLock: deleting a node removes its lock's keys
+// from Redis, which otherwise outlive the node forever.
+func TestDeleteNodeForgetsItsLock(t *testing.T) {
+	e := newEnv(t)
+	id := e.createNode("forget-1", nil)
+	e.setState(id, wire.StateManageable) // a conductor's work: the lock's keys exist
+	rc := redis.NewClient(e.rs.Options())
+	t.Cleanup(func() { _ = rc.Close() })
+	keys := func() []string {
+		t.Helper()
+		ks, err := rc.Keys(t.Context(), "*{"+id+"}*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ks
+	}
+	if len(keys()) == 0 {
+		t.Fatal("no lock keys before the delete: the test proves nothing")
+	}
+	mustStatus(t, e.do(http.MethodDelete, "/v1/nodes/"+id, nil), 204)
+	if ks := keys(); len(ks) != 0 {
+		t.Errorf("lock keys left after deleting the node: %v", ks)
 	}
 }

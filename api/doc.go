@@ -27,7 +27,8 @@
 // Publish comes before the handoff: if the API dies between the two, the
 // task's conductor waits in line with its ticket and gets the lock when the
 // API's lease runs out. DELETE takes the lock the same way, deletes with the
-// lock's fencing token and releases. The API never holds a lock longer than
+// lock's fencing token, releases, and has the lock forget the node
+// (lock.Locker.Forget: its Redis keys go unless someone holds or waits). The API never holds a lock longer than
 // that.
 //
 // # Agent

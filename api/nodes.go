@@ -685,7 +685,6 @@ func (s *Server) deleteNode(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	defer s.release(ctx, lk)
 	fresh, err := s.deps.Nodes.Get(ctx, n.UUID)
 	if wire.CodeOf(err) == wire.CodeNotFound {
 		err = nodeNotFound(n.UUID)
@@ -696,10 +695,28 @@ func (s *Server) deleteNode(c *gin.Context) {
 	if err == nil {
 		err = s.deps.Nodes.DeleteNode(ctx, n.UUID, lk.Token())
 	}
+	s.release(ctx, lk)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
+	s.forgetLock(ctx, n.UUID)
 	s.syncCache(ctx)
 	c.Status(http.StatusNoContent)
+}
+
+// forgetLock deletes a deleted node's lock keys from Redis, unless someone
+// took the lock or joined its line since the delete released it (they will
+// find the node gone). Best effort, on a context of its own: a key left
+// behind costs memory, not correctness.
+func (s *Server) forgetLock(ctx context.Context, uuid string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.LockViewTimeout)
+	defer cancel()
+	forgot, err := s.deps.Locks.Forget(ctx, uuid)
+	switch {
+	case err != nil:
+		s.log.WarnContext(ctx, "forgetting a deleted node's lock failed; its keys stay in Redis", "node", uuid, "err", err)
+	case !forgot:
+		s.log.DebugContext(ctx, "a deleted node's lock is held or waited for; its keys stay", "node", uuid)
+	}
 }

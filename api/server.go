@@ -54,13 +54,15 @@ type Tasks interface {
 }
 
 // Locks is what the API needs of the node lock (*lock.Locker): a
-// standard-mode attempt before publishing a user action, and the lock view.
-// The API acquires as the Locker's holder, which names it in 409 NodeLocked
-// and in reservations: LockHolder(host) where ironfleet wires it.
+// standard-mode attempt before publishing a user action or writing a node,
+// the lock view, and forgetting a deleted node's lock. The API acquires as
+// the Locker's holder, which names it in 409 NodeLocked and in
+// reservations: LockHolder(host) where ironfleet wires it.
 type Locks interface {
 	Acquire(ctx context.Context, resource string, opts *lock.Options) (*lock.Lock, error)
 	Snapshot(ctx context.Context, resource string) (lock.Snapshot, error)
 	Summary(ctx context.Context) ([]lock.Snapshot, error)
+	Forget(ctx context.Context, resource string) (bool, error)
 }
 
 // LockHolder is the lock holder name of the API process on host,
