@@ -105,7 +105,7 @@ func (s *Server) lookup(c *gin.Context) {
 		Node: wire.LookupNode{
 			UUID:         updated.UUID,
 			Properties:   updated.Properties,
-			InstanceInfo: updated.InstanceInfo,
+			InstanceInfo: masked(updated.InstanceInfo), // as Ironic's lookup: the agent needs no secret of it
 			DriverInternalInfo: map[string]any{
 				"agent_url": agentURL(updated),
 			},

@@ -325,7 +325,8 @@ var writable = []string{"name", "description", "driver", "driver_info", "instanc
 
 func strp(s string) *string { return &s }
 
-// docOf is n's writable part, secrets unmasked (it never leaves the server).
+// docOf is n's writable part, secrets unmasked (it never leaves the
+// server; applyPatch seals them before a patch sees it).
 func docOf(n wire.Node) nodeDoc {
 	opt := func(s string) *string {
 		if s == "" {
@@ -351,17 +352,6 @@ func deref[T any](p *T) T {
 	return *p
 }
 
-// keepSecrets puts back secrets a client sent as the Mask it read.
-func keepSecrets(updated, old map[string]any) {
-	for k, v := range updated {
-		if s, ok := v.(string); ok && s == Mask && isSecret(k) {
-			if prev, had := old[k]; had {
-				updated[k] = prev
-			}
-		}
-	}
-}
-
 // applyDoc validates d and writes it onto n.
 func (s *Server) applyDoc(n *wire.Node, d nodeDoc) error {
 	driver := deref(d.Driver)
@@ -384,8 +374,6 @@ func (s *Server) applyDoc(n *wire.Node, d nodeDoc) error {
 	if !groupRe.MatchString(group) {
 		return badRequest("Invalid conductor_group %q: letters, digits, '-' and '_' only.", group)
 	}
-	keepSecrets(d.DriverInfo, n.DriverInfo)
-	keepSecrets(d.InstanceInfo, n.InstanceInfo)
 	n.Name, n.Description, n.Driver = name, deref(d.Description), driver
 	n.DriverInfo, n.InstanceInfo, n.Properties, n.Extra = d.DriverInfo, d.InstanceInfo, d.Properties, d.Extra
 	n.InstanceUUID = strings.ToLower(iu)
@@ -565,10 +553,15 @@ func patchOps(body []byte, v Version) (jsonpatch.Patch, error) {
 	return patch, nil
 }
 
-// applyPatch applies a checked patch to n's writable document and decodes
-// the result; it never touches anything but writable fields.
+// applyPatch applies a checked patch to n's writable document as the
+// client sees it — its secrets sealed (sealer), so that no operation can
+// read one — and decodes the result with the secrets back where they were;
+// it never touches anything but writable fields.
 func applyPatch(n wire.Node, patch jsonpatch.Patch) (nodeDoc, error) {
-	doc, err := json.Marshal(docOf(n))
+	d := docOf(n)
+	sl := newSealer()
+	d.DriverInfo, d.InstanceInfo = sl.seal(d.DriverInfo, "/driver_info"), sl.seal(d.InstanceInfo, "/instance_info")
+	doc, err := json.Marshal(d)
 	if err != nil {
 		return nodeDoc{}, fmt.Errorf("api: node %s document: %w", n.UUID, err)
 	}
@@ -578,7 +571,19 @@ func applyPatch(n wire.Node, patch jsonpatch.Patch) (nodeDoc, error) {
 	if err != nil {
 		return nodeDoc{}, badRequest("Applying the JSON Patch: %v", err)
 	}
-	return decodeDoc(out)
+	if d, err = decodeDoc(out); err != nil {
+		return nodeDoc{}, err
+	}
+	if d.DriverInfo, err = sl.unseal(d.DriverInfo, "/driver_info"); err != nil {
+		return nodeDoc{}, err
+	}
+	if d.InstanceInfo, err = sl.unseal(d.InstanceInfo, "/instance_info"); err != nil {
+		return nodeDoc{}, err
+	}
+	if sl.leaked(out) {
+		return nodeDoc{}, badRequest("A JSON Patch may not copy or move a secret (a value shown as %s) out of driver_info or instance_info.", Mask)
+	}
+	return d, nil
 }
 
 func (s *Server) patchNode(c *gin.Context) {
