@@ -55,7 +55,7 @@ func FuzzNodePatch(f *testing.F) {
 		var n wire.Node
 		raw, _ := json.Marshal(base)
 		_ = json.Unmarshal(raw, &n)
-		d, err := applyPatch(n, patch)
+		d, err := applyPatch(n, patch, 1<<20)
 		if err != nil {
 			return
 		}

@@ -553,11 +553,32 @@ func patchOps(body []byte, v Version) (jsonpatch.Patch, error) {
 	return patch, nil
 }
 
+// applyJSONPatch applies patch to doc (of what, for messages). The size
+// its copies add is bounded by limit, the inventory's record size: a
+// result larger than that could never be stored, and unbounded copies
+// (each may copy the document so far) turn a 1 KB body into gigabytes of
+// memory. Exceeding it is ErrTooLarge (413), as a record over the limit is.
+func applyJSONPatch(patch jsonpatch.Patch, doc []byte, limit int, ensurePaths bool, what string) ([]byte, error) {
+	opts := jsonpatch.NewApplyOptions()
+	opts.EnsurePathExistsOnAdd = ensurePaths
+	opts.AccumulatedCopySizeLimit = int64(limit)
+	out, err := patch.ApplyWithOptions(doc, opts)
+	var tooBig *jsonpatch.AccumulatedCopySizeError
+	switch {
+	case errors.As(err, &tooBig):
+		return nil, wire.Errorf(wire.CodeInvalidInput, "%w: the JSON Patch's copies would make %s larger than the inventory stores (%d bytes): %v",
+			transport.ErrTooLarge, what, limit, err)
+	case err != nil:
+		return nil, badRequest("Applying the JSON Patch: %v", err)
+	}
+	return out, nil
+}
+
 // applyPatch applies a checked patch to n's writable document as the
 // client sees it — its secrets sealed (sealer), so that no operation can
 // read one — and decodes the result with the secrets back where they were;
 // it never touches anything but writable fields.
-func applyPatch(n wire.Node, patch jsonpatch.Patch) (nodeDoc, error) {
+func applyPatch(n wire.Node, patch jsonpatch.Patch, limit int) (nodeDoc, error) {
 	d := docOf(n)
 	sl := newSealer()
 	d.DriverInfo, d.InstanceInfo = sl.seal(d.DriverInfo, "/driver_info"), sl.seal(d.InstanceInfo, "/instance_info")
@@ -565,11 +586,9 @@ func applyPatch(n wire.Node, patch jsonpatch.Patch) (nodeDoc, error) {
 	if err != nil {
 		return nodeDoc{}, fmt.Errorf("api: node %s document: %w", n.UUID, err)
 	}
-	opts := jsonpatch.NewApplyOptions()
-	opts.EnsurePathExistsOnAdd = true
-	out, err := patch.ApplyWithOptions(doc, opts)
+	out, err := applyJSONPatch(patch, doc, limit, true, "node "+n.UUID)
 	if err != nil {
-		return nodeDoc{}, badRequest("Applying the JSON Patch: %v", err)
+		return nodeDoc{}, err
 	}
 	if d, err = decodeDoc(out); err != nil {
 		return nodeDoc{}, err
@@ -605,7 +624,7 @@ func (s *Server) patchNode(c *gin.Context) {
 	}
 	ctx := c.Request.Context()
 	updated, err := s.deps.Nodes.UpdateNode(ctx, n.UUID, 0, func(cur *wire.Node) error {
-		d, err := applyPatch(*cur, patch)
+		d, err := applyPatch(*cur, patch, s.deps.Nodes.MaxRecordBytes())
 		if err != nil {
 			return err
 		}

@@ -206,9 +206,9 @@ func (s *Server) patchPort(c *gin.Context) {
 		if err != nil {
 			return err
 		}
-		out, err := patch.Apply(doc)
+		out, err := applyJSONPatch(patch, doc, s.deps.Nodes.MaxRecordBytes(), false, "port "+cur.UUID)
 		if err != nil {
-			return badRequest("Applying the JSON Patch: %v", err)
+			return err
 		}
 		d, err := decodePortDoc(out)
 		if err != nil {

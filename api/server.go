@@ -36,6 +36,9 @@ type Nodes interface {
 	DeleteNode(ctx context.Context, uuid string, fence uint64) error
 	// Sync waits until the cache holds every write stored before the call.
 	Sync(ctx context.Context) error
+	// MaxRecordBytes is the largest record the inventory stores (nodes and
+	// ports alike); larger writes fail with transport.ErrTooLarge.
+	MaxRecordBytes() int
 }
 
 // Ports is what the API needs of the port inventory (*transport.Inventory).

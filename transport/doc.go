@@ -88,7 +88,10 @@
 //	            name.<hex of the name> → node uuid              (unique name)
 //
 // Uniqueness comes from KV Create on the index key, claimed before the
-// record is written and released if that fails. Every update is a
+// record is written and released if that fails. A record larger than
+// MaxRecordBytes (by default the server's max_payload less RecordHeadroom)
+// is refused with ErrTooLarge (code invalid_input) before anything is
+// claimed or written, rather than failing at the server as if it were down. Every update is a
 // compare-and-set on the revision it was computed from: UpdateNode and
 // UpdatePort re-read and re-apply the caller's function when another writer
 // got there first (up to CASRetries), never last-writer-wins.
