@@ -18,7 +18,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/ironfleet/ironfleet/internal/provision"
-	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
@@ -623,12 +622,17 @@ func (s *Server) patchNode(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	updated, err := s.deps.Nodes.UpdateNode(ctx, n.UUID, 0, func(cur *wire.Node) error {
-		d, err := applyPatch(*cur, patch, s.deps.Nodes.MaxRecordBytes())
-		if err != nil {
-			return err
-		}
-		return s.applyDoc(cur, d)
+	var updated wire.Node
+	err = s.underLock(ctx, n.UUID, "node update", func(ctx context.Context, fence uint64) error {
+		var err error
+		updated, err = s.deps.Nodes.UpdateNode(ctx, n.UUID, fence, func(cur *wire.Node) error {
+			d, err := applyPatch(*cur, patch, s.deps.Nodes.MaxRecordBytes())
+			if err != nil {
+				return err
+			}
+			return s.applyDoc(cur, d)
+		})
+		return err
 	})
 	if errors.Is(err, transport.ErrExists) {
 		err = wire.Errorf(wire.CodeConflict, "A node with name %s already exists.", n.Name)
@@ -639,36 +643,6 @@ func (s *Server) patchNode(c *gin.Context) {
 	}
 	s.syncCache(ctx)
 	c.JSON(http.StatusOK, renderNode(updated, s.reservation(ctx, updated.UUID), s.base(c), v))
-}
-
-// lockNode takes a node's lock in standard mode, as Ironic's API-side
-// actions do: a few attempts, then 409 NodeLocked naming the holder.
-func (s *Server) lockNode(ctx context.Context, uuid, purpose string) (*lock.Lock, error) {
-	lk, err := s.deps.Locks.Acquire(ctx, uuid, &lock.Options{
-		Mode: lock.Standard, Purpose: purpose,
-		Attempts: s.cfg.LockAttempts, Interval: s.cfg.LockInterval,
-	})
-	switch {
-	case err == nil:
-		return lk, nil
-	case errors.Is(err, lock.ErrLocked):
-		return nil, err
-	case errors.Is(err, lock.ErrInvalid):
-		return nil, badRequest("%v", err)
-	case ctx.Err() != nil:
-		return nil, fmt.Errorf("api: lock %s: %w", uuid, context.Cause(ctx))
-	}
-	return nil, unavailable("node lock (Redis)", err)
-}
-
-// release gives a lock back, on a context of its own: a client that hung up
-// must not leave the lock to expire.
-func (s *Server) release(ctx context.Context, lk *lock.Lock) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.LockViewTimeout)
-	defer cancel()
-	if err := lk.Release(ctx); err != nil {
-		s.log.WarnContext(ctx, "releasing a node lock failed; it expires with its lease", "node", lk.Resource(), "err", err)
-	}
 }
 
 // deletableStates lists, for the message, the states a node may be deleted in.
@@ -704,22 +678,19 @@ func (s *Server) deleteNode(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	lk, err := s.lockNode(ctx, n.UUID, "delete")
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	fresh, err := s.deps.Nodes.Get(ctx, n.UUID)
-	if wire.CodeOf(err) == wire.CodeNotFound {
-		err = nodeNotFound(n.UUID)
-	}
-	if err == nil {
-		err = check(fresh)
-	}
-	if err == nil {
-		err = s.deps.Nodes.DeleteNode(ctx, n.UUID, lk.Token())
-	}
-	s.release(ctx, lk)
+	err = s.underLock(ctx, n.UUID, "delete", func(ctx context.Context, fence uint64) error {
+		fresh, err := s.deps.Nodes.Get(ctx, n.UUID)
+		if wire.CodeOf(err) == wire.CodeNotFound {
+			return nodeNotFound(n.UUID)
+		}
+		if err == nil {
+			err = check(fresh)
+		}
+		if err == nil {
+			err = s.deps.Nodes.DeleteNode(ctx, n.UUID, fence)
+		}
+		return err
+	})
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -727,20 +698,4 @@ func (s *Server) deleteNode(c *gin.Context) {
 	s.forgetLock(ctx, n.UUID)
 	s.syncCache(ctx)
 	c.Status(http.StatusNoContent)
-}
-
-// forgetLock deletes a deleted node's lock keys from Redis, unless someone
-// took the lock or joined its line since the delete released it (they will
-// find the node gone). Best effort, on a context of its own: a key left
-// behind costs memory, not correctness.
-func (s *Server) forgetLock(ctx context.Context, uuid string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.LockViewTimeout)
-	defer cancel()
-	forgot, err := s.deps.Locks.Forget(ctx, uuid)
-	switch {
-	case err != nil:
-		s.log.WarnContext(ctx, "forgetting a deleted node's lock failed; its keys stay in Redis", "node", uuid, "err", err)
-	case !forgot:
-		s.log.DebugContext(ctx, "a deleted node's lock is held or waited for; its keys stay", "node", uuid)
-	}
 }

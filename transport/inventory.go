@@ -386,9 +386,9 @@ func (inv *Inventory) releaseName(ctx context.Context, name, uuid string) {
 //
 // Fencing: a fence > 0 is the node lock's fencing token. It is rejected with
 // ErrStaleFence when lower than the node's Fence; otherwise the write is
-// accepted and Fence raised to it. A fence of 0 is a lock-free write (the
-// API's maintenance flag, descriptions, extra, …): accepted, never raising
-// Fence, but it may not change the fields the lock holder owns
+// accepted and Fence raised to it. A fence of 0 is a lock-free write
+// (ironfleet's own writers, the API included, all fence): accepted, never
+// raising Fence, but it may not change the fields the lock holder owns
 // (provision.HolderOnlyChange; ErrFenceRequired). Because every write is a CAS on the
 // revision it was computed from, a lock-free write cannot undo a fenced one
 // or the other way round.
@@ -464,8 +464,7 @@ func (inv *Inventory) UpdateNode(ctx context.Context, uuid string, fence uint64,
 }
 
 // DeleteNode deletes a node, its ports and their index entries. fence
-// follows UpdateNode's rule: a stale token is rejected, 0 is accepted (the
-// API deletes nodes without the lock; it checks the state first).
+// follows UpdateNode's rule: a stale token is rejected, 0 is accepted.
 func (inv *Inventory) DeleteNode(ctx context.Context, uuid string, fence uint64) error {
 	key, err := nodeKey(uuid)
 	if err != nil {
