@@ -18,13 +18,19 @@ import (
 	"time"
 
 	"github.com/ironfleet/ironfleet/internal/buildinfo"
+	"github.com/ironfleet/ironfleet/internal/graceful"
+	"github.com/ironfleet/ironfleet/internal/wait"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
+
+// DefaultLookupTimeout is how long the agent tries to look itself up
+// (ironic-python-agent's default).
+const DefaultLookupTimeout = 300 * time.Second
 
 // LookupConfig tunes the lookup's retries. Zero fields take the defaults.
 type LookupConfig struct {
 	// Timeout is how long the agent keeps trying before giving up with
-	// ErrLookupTimeout; zero means 300s (ironic-python-agent's default).
+	// ErrLookupTimeout; zero means DefaultLookupTimeout.
 	Timeout time.Duration
 	// InitialBackoff is the pause after the first failed attempt; it
 	// doubles (jittered) with each failure up to MaxBackoff. Zero means 1s.
@@ -38,7 +44,7 @@ type LookupConfig struct {
 
 func (c *LookupConfig) defaults() {
 	if c.Timeout <= 0 {
-		c.Timeout = 300 * time.Second
+		c.Timeout = DefaultLookupTimeout
 	}
 	if c.InitialBackoff <= 0 {
 		c.InitialBackoff = time.Second
@@ -241,29 +247,18 @@ func (a *Agent) Serve(ctx context.Context, l net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(l) }()
-	runErr := make(chan error, 1)
-	go func() { runErr <- a.Run(ctx) }()
-
-	var err error
-	select {
-	case err = <-serveErr:
-		err = fmt.Errorf("agent: command API: %w", err)
-		cancel()
-		if rerr := <-runErr; rerr != nil && !errors.Is(rerr, context.Canceled) {
-			err = errors.Join(err, rerr)
+	go func() {
+		err := graceful.Serve(ctx, srv, l, 5*time.Second)
+		cancel() // a failed command API ends Run too
+		serveErr <- err
+	}()
+	err := a.Run(ctx)
+	cancel()
+	if serr := <-serveErr; serr != nil {
+		if errors.Is(err, context.Canceled) {
+			err = nil // Run ended because the command API failed
 		}
-	case err = <-runErr:
-		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		if srv.Shutdown(sctx) != nil {
-			// Connections that never sent a request outlive a graceful
-			// shutdown; close them rather than leave them open.
-			_ = srv.Close()
-		}
-		scancel()
-		if serr := <-serveErr; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-			err = errors.Join(err, fmt.Errorf("agent: command API: %w", serr))
-		}
+		return errors.Join(fmt.Errorf("agent: command API: %w", serr), err)
 	}
 	return err
 }
@@ -286,7 +281,7 @@ func (a *Agent) lookupLoop(parent context.Context) (wire.LookupResponse, error) 
 			pause = a.cfg.Lookup.ConflictPause
 		}
 		a.log.Debug("lookup failed", "attempt", n+1, "retry_in", pause, "err", err)
-		if !sleep(ctx, pause) {
+		if wait.Sleep(ctx, pause) != nil {
 			break
 		}
 	}
@@ -353,7 +348,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context, res wire.LookupResponse) {
 		if err != nil {
 			a.log.Warn("heartbeat failed", "node", res.Node.UUID, "err", err)
 		}
-		if !sleep(ctx, a.cfg.Heartbeat.interval(timeout, err != nil, a.cfg.Rand())) {
+		if wait.Sleep(ctx, a.cfg.Heartbeat.interval(timeout, err != nil, a.cfg.Rand())) != nil {
 			return
 		}
 	}
@@ -378,18 +373,6 @@ func (a *Agent) heartbeatOnce(ctx context.Context, u string, body []byte) error 
 		return fmt.Errorf("agent: heartbeat: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
 	}
 	return nil
-}
-
-// sleep waits d or until ctx is done; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 func defaultVersion() string { return buildinfo.Version }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ironfleet/ironfleet/internal/wait"
 )
 
 // BringUpConfig tunes BringUp. Zero fields take the defaults.
@@ -122,10 +124,10 @@ func finitModule(path string) error {
 	return err
 }
 
-// pickNIC returns want, or the first physical NIC, waiting up to wait for
-// it to appear (drivers probe asynchronously after their module loads).
-func pickNIC(ctx context.Context, want string, wait time.Duration) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, wait)
+// pickNIC returns want, or the first physical NIC, waiting up to within
+// for it to appear (drivers probe asynchronously after their module loads).
+func pickNIC(ctx context.Context, want string, within time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
 	for {
 		if want != "" {
@@ -135,11 +137,11 @@ func pickNIC(ctx context.Context, want string, wait time.Duration) (string, erro
 		} else if nics, err := readNICs("/"); err == nil && len(nics) > 0 {
 			return nics[0].Name, nil
 		}
-		if !sleep(ctx, 50*time.Millisecond) {
+		if wait.Sleep(ctx, 50*time.Millisecond) != nil {
 			if want == "" {
 				want = "any physical NIC"
 			}
-			return "", fmt.Errorf("agent: bring-up: %s did not appear within %s", want, wait)
+			return "", fmt.Errorf("agent: bring-up: %s did not appear within %s", want, within)
 		}
 	}
 }

@@ -14,7 +14,12 @@ import (
 	"time"
 
 	"github.com/ironfleet/ironfleet/agent/protocol"
+	"github.com/ironfleet/ironfleet/internal/wait"
 )
+
+// DefaultStallTimeout is how long an image download may receive nothing
+// before the agent aborts it.
+const DefaultStallTimeout = 60 * time.Second
 
 // Machine is the machine the agent runs on, as far as the agent powers it.
 // The real agent's is HostMachine; the simulated agent's is the simulated
@@ -35,7 +40,8 @@ type CommandConfig struct {
 	// http.DefaultTransport.
 	HTTPClient *http.Client
 	// StallTimeout aborts a download that receives nothing for this long
-	// (waiting for response headers included); zero means 60s.
+	// (waiting for response headers included); zero means
+	// DefaultStallTimeout.
 	StallTimeout time.Duration
 	// PowerDelay is how long reboot and power_off wait before acting, so
 	// that the answer to the request reaches the conductor; zero means 1s.
@@ -86,7 +92,7 @@ func NewCommandServer(machine Machine, cfg CommandConfig) *CommandServer {
 		cfg.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
 	if cfg.StallTimeout <= 0 {
-		cfg.StallTimeout = 60 * time.Second
+		cfg.StallTimeout = DefaultStallTimeout
 	}
 	if cfg.PowerDelay <= 0 {
 		cfg.PowerDelay = time.Second
@@ -240,12 +246,8 @@ func (s *CommandServer) prepare(req protocol.CommandRequest) (func(context.Conte
 			act = s.machine.PowerOff
 		}
 		return func(ctx context.Context, _ *progress) error {
-			t := time.NewTimer(s.cfg.PowerDelay)
-			defer t.Stop()
-			select {
-			case <-ctx.Done():
+			if wait.Sleep(ctx, s.cfg.PowerDelay) != nil {
 				return fmt.Errorf("%w: %w", protocol.ErrCanceled, context.Cause(ctx))
-			case <-t.C:
 			}
 			if err := act(ctx); err != nil {
 				return fmt.Errorf("%w: %w", protocol.ErrMachine, err)

@@ -38,6 +38,9 @@ func (s *Server) act(c *gin.Context, n wire.Node, purpose string, op wire.Operat
 	if _, err := provision.Accept(n, op); err != nil {
 		return err
 	}
+	if err := s.underLimit(n, op); err != nil {
+		return err
+	}
 	ctx := c.Request.Context()
 	lk, err := s.lockNode(ctx, n.UUID, purpose)
 	if err != nil {
@@ -61,6 +64,38 @@ func (s *Server) act(c *gin.Context, n wire.Node, purpose string, op wire.Operat
 		return err
 	}
 	s.metrics.tasks.WithLabelValues(string(op)).Inc()
+	return nil
+}
+
+// underLimit refuses op with 503 when n's conductor group already has as
+// many nodes at the kind of work op starts as its limit allows (Ironic's
+// ConcurrentActionLimit: LimitError). The count is read from the cache; two requests racing
+// may overshoot, and conductors hold back what did (they queue it).
+func (s *Server) underLimit(n wire.Node, op wire.Operation) error {
+	states, kind, deploy, ok := provision.Limit(op)
+	if !ok {
+		return nil
+	}
+	maximum := s.cfg.MaxCleans
+	if deploy {
+		maximum = s.cfg.MaxDeploys
+	}
+	group := n.ConductorGroup
+	busy := 0
+	for _, st := range states {
+		nodes, err := s.deps.Nodes.List(transport.NodeQuery{ProvisionState: st, ConductorGroup: &group, Limit: transport.MaxLimit})
+		if err != nil {
+			return err
+		}
+		for _, o := range nodes {
+			if o.UUID != n.UUID {
+				busy++
+			}
+		}
+	}
+	if busy >= maximum {
+		return &LimitError{Kind: kind}
+	}
 	return nil
 }
 

@@ -23,17 +23,21 @@
 // first). Actions hand the lock to their task instead:
 //
 //	PUT …/states/provision, …/states/power, …/management/boot_device:
-//	  validate on the cached node (400 with Ironic's words)
+//	  validate on the cached node (provision.Accept: 400 with Ironic's words;
+//	  503 over the group's deploy or clean limit)
 //	  → lock.Acquire standard mode, holder "api:<host>" (409 NodeLocked naming the holder)
-//	  → re-read the node from the store and re-validate under the lock
-//	  → publish the task with a fresh lock ticket (503 and release on failure)
-//	  → Lock.Handoff to that ticket → 202, Location …/states
+//	  → re-read the node from the store
+//	  → dispatch.Request: re-validate under the lock, make the first move
+//	    (available → deploying …) with the lock's fencing token, publish the
+//	    task with a fresh ticket, hand the lock to it (503, the move undone
+//	    and the lock released if the publish fails)
+//	  → 202, Location …/states
 //
-// Publish comes before the handoff: if the API dies between the two, the
-// task's conductor waits in line with its ticket and gets the lock when the
-// API's lease runs out. After a DELETE the lock forgets the node
-// (lock.Locker.Forget: its Redis keys go unless someone holds or waits).
-// The API never holds a lock longer than one request.
+// internal/dispatch owns that sequence and says why publish comes before the
+// handoff; the conductor's continuations go through the same code. After a
+// DELETE the lock forgets the node (lock.Locker.Forget: its Redis keys go
+// unless someone holds or waits). The API never holds a lock longer than
+// one request.
 //
 // # Agent
 //

@@ -52,6 +52,7 @@ func httpStatus(err error) (int, string) {
 		syntax  *json.SyntaxError
 		typ     *json.UnmarshalTypeError
 		netErr  net.Error
+		limit   *LimitError
 	)
 	switch {
 	case errors.As(err, &tooBig):
@@ -66,6 +67,8 @@ func httpStatus(err error) (int, string) {
 		return http.StatusForbidden, err.Error()
 	case errors.Is(err, ErrNotAcceptable):
 		return http.StatusNotAcceptable, "Request not acceptable."
+	case errors.As(err, &limit):
+		return http.StatusServiceUnavailable, limit.Error()
 	case errors.As(err, &locked):
 		holder := locked.Holder
 		if holder == "" {
@@ -94,6 +97,23 @@ func httpStatus(err error) (int, string) {
 	}
 	return http.StatusInternalServerError, "Internal server error."
 }
+
+// LimitError says a node's conductor group is at its deploy or clean limit
+// (503), in the words of Ironic's ConcurrentActionLimit: like Ironic, it
+// names the kind of action, never the limit's value.
+type LimitError struct {
+	// Kind is Ironic's name of the action: provisioning, cleaning or
+	// unprovisioning.
+	Kind string
+}
+
+func (e *LimitError) Error() string {
+	return "Unable to process request at this time. The concurrent action limit for " + e.Kind +
+		" has been reached. Please contact your administrator and try again later."
+}
+
+// Code makes the error carry wire.CodeUnavailable.
+func (e *LimitError) Code() wire.Code { return wire.CodeUnavailable }
 
 // fault is the inner object of Ironic's error body.
 type fault struct {

@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ironfleet/ironfleet/internal/dispatch"
+	"github.com/ironfleet/ironfleet/internal/graceful"
+	"github.com/ironfleet/ironfleet/internal/provision"
 	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
@@ -185,6 +187,12 @@ type Config struct {
 	// conductor after the API hands the lock off; 0 means
 	// DefaultClaimTimeout.
 	ClaimTimeout time.Duration
+	// MaxDeploys and MaxCleans bound the nodes of one conductor group
+	// deploying and cleaning at once: an action past them is refused with
+	// 503 (Ironic's ConcurrentActionLimit). Set them as the conductors'
+	// (ironfleet conductor --max-deploys, --max-cleans); 0 means
+	// provision.DefaultMaxDeploys and DefaultMaxCleans.
+	MaxDeploys, MaxCleans int
 	// HeartbeatTimeout is told to agents at lookup; 0 means
 	// DefaultHeartbeatTimeout.
 	HeartbeatTimeout time.Duration
@@ -251,6 +259,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.ClaimTimeout == 0 {
 		c.ClaimTimeout = DefaultClaimTimeout
+	}
+	if c.MaxDeploys <= 0 {
+		c.MaxDeploys = provision.DefaultMaxDeploys
+	}
+	if c.MaxCleans <= 0 {
+		c.MaxCleans = provision.DefaultMaxCleans
 	}
 	if c.HeartbeatTimeout == 0 {
 		c.HeartbeatTimeout = DefaultHeartbeatTimeout
@@ -373,24 +387,7 @@ func (s *Server) httpServer() *http.Server {
 // closes connections whose headers take longer than ReadHeaderTimeout and
 // keep-alive connections idle for IdleTimeout.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	hs := s.httpServer()
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(l) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	err := hs.Shutdown(sctx)
-	if err != nil {
-		_ = hs.Close() // close what a graceful shutdown left open
-	}
-	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-		return serr
-	}
-	return err
+	return graceful.Serve(ctx, s.httpServer(), l, 10*time.Second)
 }
 
 func (s *Server) healthz(c *gin.Context) {

@@ -15,6 +15,7 @@ import (
 	"github.com/ironfleet/ironfleet/agent/protocol"
 	"github.com/ironfleet/ironfleet/internal/dispatch"
 	"github.com/ironfleet/ironfleet/internal/identity"
+	"github.com/ironfleet/ironfleet/internal/provision"
 	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
@@ -108,8 +109,8 @@ var ErrGaveUp = errors.New("conductor: continuation gave up on the node's lock")
 // has one).
 const (
 	DefaultWorkers           = 64
-	DefaultMaxDeploys        = 250
-	DefaultMaxCleans         = 50
+	DefaultMaxDeploys        = provision.DefaultMaxDeploys
+	DefaultMaxCleans         = provision.DefaultMaxCleans
 	DefaultClaimWait         = 2 * time.Minute
 	DefaultAgentPoll         = time.Second
 	DefaultAgentTimeout      = time.Hour
@@ -166,6 +167,10 @@ type Config struct {
 	// Periodic is how often the periodic sweeps run; zero means
 	// DefaultPeriodic.
 	Periodic time.Duration
+	// PeriodicLease is the lease of the conductor that runs a group's
+	// sweeps, renewed every third of it for as long as that conductor runs:
+	// a dead leader delays the sweeps by at most this. Zero means 2 × Periodic.
+	PeriodicLease time.Duration
 	// PowerSync is how often power states are synced; zero means
 	// DefaultPowerSync.
 	PowerSync time.Duration
@@ -217,6 +222,7 @@ func (c *Config) defaults() error {
 	defd(&c.WaitTimeout, DefaultWaitTimeout)
 	defd(&c.RecoverAfter, DefaultRecoverAfter)
 	defd(&c.Periodic, DefaultPeriodic)
+	defd(&c.PeriodicLease, 2*c.Periodic)
 	defd(&c.PowerSync, DefaultPowerSync)
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -283,3 +283,37 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestLimitsAdmitABurst: a group's deploy and clean limits bound the nodes
+// working at once, not the nodes accepted: a burst of more provides and
+// deploys than the limits (the API moves every one to cleaning or
+// deploying before its task is published) all finish, the extra ones
+// waiting their turn. The limits once counted the node itself, so with a
+// limit of 1 not even one deploy started.
+func TestLimitsAdmitABurst(t *testing.T) {
+	e := newEnv(t)
+	e.startConductor(t, "c1", nil, func(c *conductor.Config) { c.MaxDeploys, c.MaxCleans = 1, 1 })
+	e.startConductor(t, "c2", nil, func(c *conductor.Config) { c.MaxDeploys, c.MaxCleans = 1, 1 })
+	const n = 3
+	nodes := make([]wire.Node, n)
+	for i := range n {
+		nodes[i] = e.enroll(t, fmt.Sprintf("burst-%d", i), "")
+	}
+	for _, s := range []struct {
+		op   wire.Operation
+		want wire.ProvisionState
+	}{
+		{wire.OpManage, wire.StateManageable},
+		{wire.OpProvide, wire.StateAvailable},
+		{wire.OpDeploy, wire.StateActive},
+	} {
+		for _, node := range nodes {
+			e.request(t, node.UUID, s.op, nil)
+		}
+		for _, node := range nodes {
+			if got := e.waitState(t, node.UUID, s.want, 60*time.Second); got.LastError != "" {
+				t.Fatalf("after %s node %s: last_error %q", s.op, got.Name, got.LastError)
+			}
+		}
+	}
+}

@@ -33,35 +33,48 @@
 // reboots: active. Cleaning runs the same way through clean wait and
 // continue_clean (the agent erases the disk's first and last MiB).
 //
-// The handoff (continueWith) is why ironfleet exists: the phase that ends
-// publishes the continuation task carrying a fresh ticket, then hands its
-// lock to that ticket. Nothing — a console, another heartbeat, the power
-// sync — can take the lock in between, however long the task sits in the
-// queue (up to the ticket's claim timeout).
+// The handoff is why ironfleet exists, and internal/dispatch owns it (the
+// reasoning for publish-then-handoff, and what a crash between the two
+// costs, is written there once): the heartbeat that resumes a flow moves
+// the node on (wait call-back → deploying), publishes the continuation
+// carrying a fresh ticket and the move it made (wire.Task.FirstMove), then
+// hands its lock to that ticket (continueWith). Nothing — a console,
+// another heartbeat, the power sync — can take the lock in between,
+// however long the task sits in the queue (up to the ticket's claim
+// timeout). If the publish fails, the node is back in its wait state and
+// the agent's next heartbeat tries again. If the continuation's conductor
+// dies mid-step, JetStream redelivers the task after AckWait; its ticket
+// was claimed, so the new consumer waits in line like anyone and gets the
+// lock when the dead lease ends, then redoes the step (writing an image
+// twice is harmless).
 //
-// Publish first, hand off second:
+// A user action arrives the same way: the api dispatched it, so the node
+// is already where the action's first move leads (available → deploying)
+// and the task says so (FirstMove); the conductor goes on from there.
+// Without a first move (power, boot device, a move onto a stable state),
+// the conductor makes the move itself. Which operation runs what is one
+// table, operations in handle.go.
 //
-//   - crash after publishing, before handing off: the continuation's
-//     consumer, claiming a ticket that does not own the lock yet, waits in
-//     line with it; the dead holder's lease ends within its TTL and the line
-//     passes the lock on. The flow continues, late by at most the TTL.
-//   - the other order would be worse: a crash after the handoff but before
-//     the publish leaves the lock owned by a ticket no task carries (blocked
-//     for the claim timeout) and no task to continue the flow at all.
-//   - publish fails: the node goes back to its wait state, so the agent's
-//     next heartbeat retries the handoff.
-//   - the continuation's conductor dies mid-step: JetStream redelivers the
-//     task after AckWait; its ticket was claimed, so the new consumer waits
-//     in line like anyone and gets the lock when the dead lease ends, then
-//     redoes the step (writing an image twice is harmless).
+// Deps.Handoff replaces both sides of the handoff; only ironfleet bench
+// fleet sets it, to measure Ironic's release-then-reacquire against it
+// (internal/fleetbench).
 //
 // TestSeedScenario runs a deploy while eight clients hammer the node's lock;
 // TestConductorKilledMidDeploy kills the conductor writing the image.
 //
 // # Periodic work
 //
-// One conductor per group at a time (a bsm/redislock lease) sweeps every
-// Config.Periodic: nodes in a wait state past WaitTimeout fail into their
+// One conductor per group at a time sweeps every Config.Periodic. It leads
+// while it holds the group's bsm/redislock lease (Config.PeriodicLease),
+// which it renews every third of its TTL between and during sweeps, so a
+// sweep longer than the lease never overlaps another conductor's; the other
+// conductors try for the lease every period. When renewing fails the leader
+// gives up a quarter of the TTL before the lease could run out on the
+// server, and its sweep's context (the node work in flight included) is
+// cancelled with cause ErrLeaseLost. A leader that stops releases the lease;
+// a dead one's lease runs out and the next conductor to try takes over.
+// TestPeriodicLeaderDies, TestPeriodicLongSweepKeepsLease and
+// TestPeriodicLeaseLostStopsSweep show it. The sweeps: nodes in a wait state past WaitTimeout fail into their
 // failed state; nodes left in a transient state past RecoverAfter with
 // their lock free (their conductor died) fail with a last_error saying so;
 // every PowerSync the power states of stable nodes are read, drift recorded,

@@ -27,6 +27,7 @@ import (
 	"github.com/ironfleet/ironfleet/internal/dispatch"
 	"github.com/ironfleet/ironfleet/internal/natstest"
 	"github.com/ironfleet/ironfleet/internal/redistest"
+	"github.com/ironfleet/ironfleet/internal/wait"
 	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
@@ -54,6 +55,8 @@ type env struct {
 	// heartbeat is how often simulated agents beat.
 	heartbeat time.Duration
 	busCfg    transport.BusConfig
+	// deps, when set, adjusts each conductor's dependencies before New.
+	deps func(host string, d *conductor.Deps)
 }
 
 func newEnv(t *testing.T) *env {
@@ -153,11 +156,15 @@ func (e *env) startConductor(t *testing.T, host string, groups []string, mod fun
 	if mod != nil {
 		mod(&cfg)
 	}
-	c, err := conductor.New(conductor.Deps{
+	deps := conductor.Deps{
 		Tasks: bus, Nodes: inv, Locks: newLocker(t, rc, host), Registry: reg,
 		Leases: redislock.New(rc), Boot: e.boot,
 		Drivers: conductor.Drivers{"sim": conductor.NewPowerDriver(e.machines.ValidateDriverInfo, e.machines.NodePower)},
-	}, cfg)
+	}
+	if e.deps != nil {
+		e.deps(host, &deps)
+	}
+	c, err := conductor.New(deps, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,12 +252,12 @@ func (e *env) runAgentOnBoot(t *testing.T, m *sim.Machine, node string) {
 			if err == nil {
 				break
 			}
-			sleep(ctx, e.heartbeat)
+			_ = wait.Sleep(ctx, e.heartbeat)
 		}
 		params, _ := json.Marshal(wire.HeartbeatParams{CallbackURL: srv.URL, AgentVersion: "test", TokenHash: hex.EncodeToString(sum[:])})
 		for ctx.Err() == nil {
 			_, _ = e.bus.Publish(ctx, wire.NewTask(wire.OpHeartbeat, wire.Node{UUID: node}, "agent", params))
-			sleep(ctx, e.heartbeat)
+			_ = wait.Sleep(ctx, e.heartbeat)
 		}
 	})
 }
@@ -305,15 +312,6 @@ func (e *env) waitState(t *testing.T, node string, want wire.ProvisionState, wit
 	}
 	t.Fatalf("node %s (%s) is %q (step %q, last_error %q) after %s, want %q", n.Name, node, n.ProvisionState, n.Step, n.LastError, within, want)
 	return n
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }
 
 // newImageServer serves image, calling hold before each response body.

@@ -71,20 +71,33 @@ func (f first) make(fn func(*wire.Node)) error {
 	})
 }
 
-// bootingIn reports whether a redelivered task finds its node where the
-// task's first delivery died booting it: in state, the boot step pending.
-// The redelivery resumes the boot.
-func (w *job) bootingIn(state wire.ProvisionState) bool {
-	return w.node.Step == stepBoot && w.node.ProvisionState == state
+// bootResume is where a redelivered task finds its node when the task's
+// first delivery died booting it (its boot step pending), and what to boot.
+type bootResume struct {
+	state   wire.ProvisionState
+	purpose wire.BootPurpose
+}
+
+// userOp runs a user operation: a redelivery that finds its node where it
+// died booting it resumes the boot (resume, when not nil, says where);
+// otherwise the operation is re-validated under the lock (firstMove) and
+// run from its first move.
+func userOp(resume *bootResume, run func(w *job, f first) error) func(*job) error {
+	return func(w *job) error {
+		if resume != nil && (w.node.Step == stepBoot || w.node.Step == stepQueued) && w.node.ProvisionState == resume.state {
+			return w.bootAgent(resume.purpose)
+		}
+		f, ok := w.firstMove()
+		if !ok {
+			return nil
+		}
+		return run(w, f)
+	}
 }
 
 // manage verifies an enrolled node's BMC (enroll → verifying →
 // manageable), or takes a node back to manageable.
-func (w *job) manage() error {
-	f, ok := w.firstMove()
-	if !ok {
-		return nil
-	}
+func (w *job) manage(f first) error {
 	if w.node.ProvisionState == wire.StateEnroll || f.made {
 		return w.verify(f.make)
 	}
@@ -93,14 +106,7 @@ func (w *job) manage() error {
 
 // provide cleans a node: automated cleaning towards available (provide)
 // or a manual clean back to manageable (clean).
-func (w *job) provide() error {
-	if w.bootingIn(wire.StateCleaning) {
-		return w.bootAgent(wire.BootForClean)
-	}
-	f, ok := w.firstMove()
-	if !ok {
-		return nil
-	}
+func (w *job) provide(f first) error {
 	if err := f.make(nil); err != nil {
 		return err
 	}
@@ -109,17 +115,7 @@ func (w *job) provide() error {
 
 // deploy (and rebuild) boots the node into the agent, which will write
 // the image once its heartbeat resumes the flow (continueDeploy).
-func (w *job) deploy() error {
-	if w.bootingIn(wire.StateDeploying) {
-		return w.bootAgent(wire.BootForDeploy)
-	}
-	f, ok := w.firstMove()
-	if !ok {
-		return nil
-	}
-	if err := w.c.limit(w.node, wire.StateDeploying, wire.StateWaitCallback, w.c.cfg.MaxDeploys); err != nil {
-		return err
-	}
+func (w *job) deploy(f first) error {
 	if _, _, err := imageOf(w.node); err != nil {
 		if f.made {
 			return w.fail(err)
@@ -134,14 +130,7 @@ func (w *job) deploy() error {
 
 // undeploy powers the node off and cleans it (deleting → cleaning →
 // available).
-func (w *job) undeploy() error {
-	if w.bootingIn(wire.StateCleaning) {
-		return w.bootAgent(wire.BootForClean)
-	}
-	f, ok := w.firstMove()
-	if !ok {
-		return nil
-	}
+func (w *job) undeploy(f first) error {
 	if err := f.make(func(n *wire.Node) { n.Agent = nil }); err != nil {
 		return err
 	}
@@ -157,14 +146,7 @@ func (w *job) undeploy() error {
 
 // startInspection boots the node into the agent, whose heartbeat resumes
 // the flow (inspect).
-func (w *job) startInspection() error {
-	if w.bootingIn(wire.StateInspecting) {
-		return w.bootAgent(wire.BootForInspect)
-	}
-	f, ok := w.firstMove()
-	if !ok {
-		return nil
-	}
+func (w *job) startInspection(f first) error {
 	if err := f.make(func(n *wire.Node) { n.Step = stepBoot }); err != nil {
 		return err
 	}
@@ -172,11 +154,7 @@ func (w *job) startInspection() error {
 }
 
 // abort stops a node waiting for its agent: its failed state.
-func (w *job) abort() error {
-	f, ok := w.firstMove()
-	if !ok {
-		return nil
-	}
+func (w *job) abort(f first) error {
 	w.cleanUpBoot()
 	_ = w.setPower(wire.PowerOff)
 	was := w.node.ProvisionState
@@ -215,12 +193,6 @@ func (w *job) startCleaning() error {
 	if w.node.TargetProvisionState == wire.StateAvailable && w.node.AutomatedClean != nil && !*w.node.AutomatedClean {
 		return w.finishCleaning()
 	}
-	if err := w.c.limit(w.node, wire.StateCleaning, wire.StateCleanWait, w.c.cfg.MaxCleans); err != nil {
-		// Over the group's limit: the node stays in cleaning with its boot
-		// step pending; the retried task resumes it.
-		_ = w.update(func(n *wire.Node) { n.Step = stepBoot })
-		return err
-	}
 	if err := w.update(func(n *wire.Node) { n.Step = stepBoot }); err != nil {
 		return err
 	}
@@ -240,6 +212,9 @@ func (w *job) finishCleaning() error {
 // bootAgent network-boots the node into the agent ramdisk and leaves it in
 // the wait state where its first heartbeat will find it.
 func (w *job) bootAgent(purpose wire.BootPurpose) error {
+	if err := w.admit(purpose); err != nil {
+		return err
+	}
 	ports, err := w.c.d.Nodes.Ports(transport.PortQuery{NodeUUID: w.node.UUID})
 	if err != nil {
 		return err
@@ -333,7 +308,7 @@ func (w *job) continueWith(op wire.Operation, e provision.Event, set func(*wire.
 		target = w.node.TargetProvisionState
 	}
 	t := wire.NewTask(op, w.node, "conductor:"+w.c.cfg.Host, nil)
-	n, err := w.c.dispatch.Dispatch(w.ctx, w.lk, w.node, t, &dispatch.First{
+	n, err := w.c.dispatch.Dispatch(w.ctx, w.lk, w.node, &t, &dispatch.First{
 		Move: wire.Move{From: tr.From, To: tr.To, Target: target},
 		Set: func(n *wire.Node) {
 			set(n)
@@ -589,8 +564,43 @@ func (w *job) inspect() error {
 	})
 }
 
-// limit refuses to start one more deploy (or clean) in the node's group
-// when the group already has max nodes in those states.
+// admit holds a deploy or clean back while the node's group is at its
+// limit (MaxDeploys, MaxCleans): the node stays where it is with step
+// queued, and the retried task (errBusy) resumes it through userOp. On the
+// task's last delivery the node fails instead, saying why: a limit never
+// leaves a node in a transient state with nothing to move it on. (The API
+// refuses actions over the limit with 503 up front; this is the backstop
+// for requests that raced it.)
+func (w *job) admit(purpose wire.BootPurpose) error {
+	var err error
+	switch purpose {
+	case wire.BootForDeploy:
+		err = w.c.limit(w.node, wire.StateDeploying, wire.StateWaitCallback, w.c.cfg.MaxDeploys)
+	case wire.BootForClean:
+		err = w.c.limit(w.node, wire.StateCleaning, wire.StateCleanWait, w.c.cfg.MaxCleans)
+	}
+	switch {
+	case err == nil || !errors.Is(err, errBusy):
+		return err
+	case w.last:
+		// No retry will come: fail the node rather than leave it queued.
+		return w.fail(wire.Errorf(wire.CodeUnavailable, "%v; the task ran out of retries waiting for a free slot", err))
+	case w.node.Step != stepQueued:
+		if uerr := w.update(func(n *wire.Node) { n.Step = stepQueued }); uerr != nil {
+			return errors.Join(err, uerr)
+		}
+	}
+	return err
+}
+
+// limit refuses to start one more deploy (or clean) in node n's group when
+// maximum other nodes of the group are already at work in transient or
+// wait: booting, waiting for their agent, or with it. Nodes only accepted
+// (the API moved them to deploying, no conductor has started them) or
+// queued behind the limit are not at work, and n never counts itself —
+// else a burst the size of the limit would admit none. Two conductors
+// admitting at the same instant may overshoot by one each: the limit
+// bounds load, it is not a lock.
 func (c *Conductor) limit(n wire.Node, transient, wait wire.ProvisionState, maximum int) error {
 	group := n.ConductorGroup
 	busy := 0
@@ -599,7 +609,11 @@ func (c *Conductor) limit(n wire.Node, transient, wait wire.ProvisionState, maxi
 		if err != nil {
 			return err
 		}
-		busy += len(nodes)
+		for _, o := range nodes {
+			if o.UUID != n.UUID && o.Step != "" && o.Step != stepQueued {
+				busy++
+			}
+		}
 	}
 	if busy >= maximum {
 		return fmt.Errorf("%w: %d nodes of group %q in %s or %s (limit %d)", errBusy, busy, group, transient, wait, maximum)

@@ -16,6 +16,7 @@ import (
 // Steps record where a multi-phase flow stands (wire.Node.Step), so that a
 // redelivered or recovered task resumes instead of starting over.
 const (
+	stepQueued     = "queued"      // admitted, waiting for the group's deploy or clean limit
 	stepBoot       = "boot"        // booting the node into the agent
 	stepWaitAgent  = "wait_agent"  // waiting for the agent's heartbeat
 	stepWriteImage = "write_image" // the agent writes the image (continue_deploy)
@@ -26,19 +27,24 @@ const (
 // under the node's lock: the one place an operation is looked up.
 // Heartbeats are not here: they never wait for the lock (heartbeat).
 var operations = map[wire.Operation]func(*job) error{
-	wire.OpManage:         (*job).manage,
-	wire.OpProvide:        (*job).provide,
-	wire.OpClean:          (*job).provide,
-	wire.OpDeploy:         (*job).deploy,
-	wire.OpRebuild:        (*job).deploy,
-	wire.OpUndeploy:       (*job).undeploy,
-	wire.OpInspect:        (*job).startInspection,
-	wire.OpAbort:          (*job).abort,
+	wire.OpManage:         userOp(nil, (*job).manage),
+	wire.OpProvide:        userOp(cleaningBoot, (*job).provide),
+	wire.OpClean:          userOp(cleaningBoot, (*job).provide),
+	wire.OpDeploy:         userOp(deployingBoot, (*job).deploy),
+	wire.OpRebuild:        userOp(deployingBoot, (*job).deploy),
+	wire.OpUndeploy:       userOp(cleaningBoot, (*job).undeploy),
+	wire.OpInspect:        userOp(&bootResume{wire.StateInspecting, wire.BootForInspect}, (*job).startInspection),
+	wire.OpAbort:          userOp(nil, (*job).abort),
 	wire.OpPower:          (*job).power,
 	wire.OpBootDevice:     (*job).bootDevice,
 	wire.OpContinueDeploy: (*job).continueDeploy,
 	wire.OpContinueClean:  (*job).continueClean,
 }
+
+var (
+	deployingBoot = &bootResume{wire.StateDeploying, wire.BootForDeploy}
+	cleaningBoot  = &bootResume{wire.StateCleaning, wire.BootForClean}
+)
 
 // handle is the task handler of every group: it maps a task onto its
 // operation and the operation's error onto an outcome. Operations record
@@ -85,7 +91,7 @@ func (c *Conductor) withLock(ctx context.Context, t wire.Task, d transport.Deliv
 		return transport.Retry(0, err), "locked"
 	}
 	defer c.release(ctx, lk)
-	if err := c.run(lk.Context(), ctx, lk, t, op); err != nil { //nolint:contextcheck // work under a node lock runs on the lock's context: losing the lock cancels it
+	if err := c.run(lk.Context(), ctx, lk, t, d.Last, op); err != nil { //nolint:contextcheck // work under a node lock runs on the lock's context: losing the lock cancels it
 		if errors.Is(err, errBusy) {
 			return transport.Retry(0, err), "busy"
 		}
@@ -137,7 +143,7 @@ func (c *Conductor) release(ctx context.Context, lk *lock.Lock) {
 // run re-reads the node under the lock and runs op on it. work is the
 // lock's context (cancelled if the lock is lost); outer outlives the lock,
 // for the handoff that ends it.
-func (c *Conductor) run(work, outer context.Context, lk *lock.Lock, t wire.Task, op func(*job) error) error {
+func (c *Conductor) run(work, outer context.Context, lk *lock.Lock, t wire.Task, last bool, op func(*job) error) error {
 	node, err := c.d.Nodes.Get(work, t.Node)
 	if err != nil {
 		if wire.CodeOf(err) == wire.CodeNotFound {
@@ -146,7 +152,7 @@ func (c *Conductor) run(work, outer context.Context, lk *lock.Lock, t wire.Task,
 		}
 		return err
 	}
-	w := &job{c: c, ctx: work, outer: outer, lk: lk, node: node, task: t}
+	w := &job{c: c, ctx: work, outer: outer, lk: lk, node: node, task: t, last: last}
 	return op(w)
 }
 
@@ -158,6 +164,9 @@ type job struct {
 	lk    *lock.Lock
 	node  wire.Node
 	task  wire.Task
+	// last says this is the task's last delivery: work that would wait
+	// for a retry (errBusy) ends instead.
+	last bool
 }
 
 func (w *job) log(msg string, args ...any) {

@@ -14,38 +14,66 @@ import (
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
 
-// periodic runs the group's sweeps every Config.Periodic, on one conductor
-// of the group at a time (a plain redislock lease: nothing to hand off, and
-// a dead holder's lease simply expires).
+// periodic runs the group's sweeps on one conductor of the group at a time.
+// Every Config.Periodic it tries to take the group's lease (a plain
+// redislock lease: nothing to hand off); whoever gets it leads until it
+// stops or loses the lease.
 func (c *Conductor) periodic(ctx context.Context, group string) {
 	t := time.NewTicker(c.cfg.Periodic)
 	defer t.Stop()
-	var lastSync time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		lease, err := c.d.Leases.Obtain(ctx, "ifl:periodic:{"+group+"}", 2*c.cfg.Periodic, nil)
+		sent := time.Now()
+		lk, err := c.d.Leases.Obtain(ctx, "ifl:periodic:{"+group+"}", c.cfg.PeriodicLease, &redislock.Options{Metadata: c.cfg.Host})
 		if errors.Is(err, redislock.ErrNotObtained) {
-			continue
+			continue // another conductor leads
 		}
 		if err != nil {
-			c.log.Warn("periodic lease", "group", group, "err", err)
+			if ctx.Err() == nil {
+				c.log.Warn("periodic lease", "group", group, "err", err)
+			}
 			continue
 		}
-		c.sweepWaits(ctx, group)
-		c.sweepStuck(ctx, group, func(n wire.Node) bool {
-			return n.ProvisionUpdatedAt.Before(time.Now().Add(-c.cfg.RecoverAfter))
-		}, "its conductor stopped working on it")
-		if time.Since(lastSync) >= c.cfg.PowerSync {
-			c.syncPower(ctx, group)
-			lastSync = time.Now()
+		c.lead(ctx, group, keepLease(ctx, lk, c.cfg.PeriodicLease, sent, c.log.With("group", group)), t.C)
+	}
+}
+
+// lead sweeps the group now and at every tick for as long as it holds the
+// lease, which is renewed meanwhile: a sweep longer than the lease keeps it.
+// The sweeps run on the lease's context, so losing the lease stops them (and
+// the node work in flight) with cause ErrLeaseLost; lead then returns to
+// trying for the lease. Leadership sticks between sweeps, so a group is
+// swept once per period however many conductors serve it, and the lease is
+// given back only when the conductor stops: a successor starts at its next
+// tick instead of when the lease would have run out.
+func (c *Conductor) lead(ctx context.Context, group string, l *lease, tick <-chan time.Time) {
+	defer l.end(ctx)
+	c.log.Info("leading periodic work", "group", group)
+	var lastSync time.Time
+	for {
+		c.sweep(l.ctx, group, &lastSync) //nolint:contextcheck // the lease's context derives from ctx and also ends when the lease is lost
+		select {
+		case <-l.ctx.Done():
+			return
+		case <-tick:
 		}
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		_ = lease.Release(rctx)
-		cancel()
+	}
+}
+
+// sweep runs the group's periodic work once; power states are synced when
+// PowerSync has passed since lastSync.
+func (c *Conductor) sweep(ctx context.Context, group string, lastSync *time.Time) {
+	c.sweepWaits(ctx, group)
+	c.sweepStuck(ctx, group, func(n wire.Node) bool {
+		return n.ProvisionUpdatedAt.Before(time.Now().Add(-c.cfg.RecoverAfter))
+	}, "its conductor stopped working on it")
+	if ctx.Err() == nil && time.Since(*lastSync) >= c.cfg.PowerSync {
+		c.syncPower(ctx, group)
+		*lastSync = time.Now()
 	}
 }
 
@@ -70,20 +98,24 @@ func (c *Conductor) nodesIn(group string, states ...wire.ProvisionState) []wire.
 }
 
 // tryNode runs fn on a node under its lock, if the lock is free now: the
-// sweeps never wait, and never touch a node someone works on.
+// sweeps never wait, and never touch a node someone works on. The work is
+// cancelled when the lock is lost or when ctx ends (the periodic lease lost).
 func (c *Conductor) tryNode(ctx context.Context, uuid, purpose string, fn func(w *job) error) {
 	lk, err := c.d.Locks.Acquire(ctx, uuid, &lock.Options{Attempts: 1, Purpose: purpose, TTL: c.cfg.LockTTL})
 	if err != nil {
 		return
 	}
 	defer c.release(ctx, lk)
-	node, err := c.d.Nodes.Get(lk.Context(), uuid) //nolint:contextcheck // work under a node lock runs on the lock's context: losing the lock cancels it
+	work, cancel := context.WithCancelCause(lk.Context())
+	defer cancel(nil)
+	defer context.AfterFunc(ctx, func() { cancel(context.Cause(ctx)) })()
+	node, err := c.d.Nodes.Get(work, uuid) //nolint:contextcheck // work under a node lock runs on the lock's context: losing the lock cancels it
 	if err != nil {
 		return
 	}
-	w := &job{c: c, ctx: lk.Context(), outer: ctx, lk: lk, node: node,
+	w := &job{c: c, ctx: work, outer: ctx, lk: lk, node: node,
 		task: wire.Task{ID: "periodic-" + purpose, Node: uuid, Op: wire.Operation(purpose)}}
-	if err := fn(w); err != nil {
+	if err := fn(w); err != nil && work.Err() == nil {
 		c.log.Warn("periodic work on node", "node", uuid, "purpose", purpose, "err", err)
 	}
 }
@@ -91,6 +123,9 @@ func (c *Conductor) tryNode(ctx context.Context, uuid, purpose string, fn func(w
 // sweepWaits fails nodes that waited for their agent longer than WaitTimeout.
 func (c *Conductor) sweepWaits(ctx context.Context, group string) {
 	for _, n := range c.nodesIn(group, wire.StateWaitCallback, wire.StateCleanWait, wire.StateInspectWait) {
+		if ctx.Err() != nil {
+			return
+		}
 		if !n.ProvisionUpdatedAt.Before(time.Now().Add(-c.cfg.WaitTimeout)) {
 			continue
 		}
@@ -110,6 +145,9 @@ func (c *Conductor) sweepWaits(ctx context.Context, group string) {
 // died mid-work) that stale says are stuck, when nobody holds their lock.
 func (c *Conductor) sweepStuck(ctx context.Context, group string, stale func(wire.Node) bool, why string) {
 	for _, n := range c.nodesIn(group, wire.StateVerifying, wire.StateInspecting, wire.StateCleaning, wire.StateDeploying, wire.StateDeleting) {
+		if ctx.Err() != nil {
+			return
+		}
 		if !stale(n) {
 			continue
 		}
@@ -137,10 +175,19 @@ func (c *Conductor) clearLeftovers(ctx context.Context) {
 func (c *Conductor) syncPower(ctx context.Context, group string) {
 	for _, n := range c.nodesIn(group, wire.StateManageable, wire.StateAvailable, wire.StateActive,
 		wire.StateDeployFailed, wire.StateCleanFailed, wire.StateInspectFailed, wire.StateError) {
+		if ctx.Err() != nil {
+			return
+		}
 		if n.Maintenance {
 			continue
 		}
 		c.tryNode(ctx, n.UUID, "power_sync", func(w *job) error {
+			// Re-checked under the lock: the node was listed from the cache,
+			// and since then a deploy may have started or an operator may
+			// have put it in maintenance (then its BMC is not ours to poll).
+			if w.node.Maintenance || w.node.ProvisionState != n.ProvisionState {
+				return nil
+			}
 			pw, err := w.powerOf()
 			var state wire.PowerState
 			if err == nil {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ironfleet/ironfleet/internal/wait"
 )
 
 // The addresses `make up` (local/fleet.sh) serves on.
@@ -27,10 +29,8 @@ func redisAt(t *testing.T, sock string, out *bytes.Buffer) *redis.Client {
 		if err == nil {
 			return rc
 		}
-		select {
-		case <-ctx.Done():
+		if wait.Sleep(ctx, 20*time.Millisecond) != nil {
 			t.Fatalf("redis-server did not answer on %s: %v\n%s", sock, err, out)
-		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }

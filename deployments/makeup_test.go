@@ -1,12 +1,9 @@
 package deployments
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -19,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ironfleet/ironfleet/internal/apiclient"
 	"github.com/ironfleet/ironfleet/internal/redistest"
 )
 
@@ -138,6 +136,13 @@ func TestMakeUp(t *testing.T) {
 		}
 	}
 	killedAt := time.Now()
+	c.onFail = func() {
+		logs(t, state)
+		for _, id := range ids {
+			n := c.node(id)
+			t.Logf("node %s: %s → %q, reservation %q, last_error %q", id, n.ProvisionState, n.TargetProvisionState, n.Reservation, n.LastError)
+		}
+	}
 	c.waitAll(ids, "active", 120*time.Second)
 	t.Logf("all %d nodes active %s after the kill", len(ids), time.Since(killedAt).Round(100*time.Millisecond))
 	for _, id := range ids {
@@ -148,45 +153,26 @@ func TestMakeUp(t *testing.T) {
 }
 
 type node struct {
-	ProvisionState string `json:"provision_state"`
-	Reservation    string `json:"reservation"`
-	LastError      string `json:"last_error"`
+	ProvisionState       string `json:"provision_state"`
+	TargetProvisionState string `json:"target_provision_state"`
+	Reservation          string `json:"reservation"`
+	LastError            string `json:"last_error"`
 }
 
 // client speaks to the fleet's API.
 type client struct {
 	t    *testing.T
 	base string
+	// onFail, when set, runs before a wait fails (to show the fleet's logs).
+	onFail func()
 }
 
 func (c *client) do(method, path string, body, out any) {
 	c.t.Helper()
-	var r io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		r = bytes.NewReader(b)
-	}
 	ctx, cancel := context.WithTimeout(c.t.Context(), 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, r)
-	if err != nil {
+	if err := (&apiclient.Client{Base: c.base}).Do(ctx, method, path, body, out); err != nil {
 		c.t.Fatal(err)
-	}
-	req.Header.Set("X-OpenStack-Ironic-API-Version", "latest")
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode/100 != 2 {
-		c.t.Fatalf("%s %s: %s: %s", method, path, resp.Status, b)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			c.t.Fatalf("%s %s: %v: %s", method, path, err, b)
-		}
 	}
 }
 
@@ -224,6 +210,9 @@ func (c *client) waitAll(ids []string, want string, within time.Duration) {
 			return
 		}
 		if time.Now().After(deadline) {
+			if c.onFail != nil {
+				c.onFail()
+			}
 			c.t.Fatalf("nodes %v after %s, want all %s", states, within, want)
 		}
 		time.Sleep(100 * time.Millisecond) // polling the API, not synchronising
@@ -252,7 +241,7 @@ func logs(t *testing.T, state string) {
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			t.Log(err)
 		}
-		t.Logf("--- %s\n%s", filepath.Base(p), tail(b, 25))
+		t.Logf("--- %s\n%s", filepath.Base(p), tail(b, 80))
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ironfleet/ironfleet/internal/redistest"
+	"github.com/ironfleet/ironfleet/internal/wait"
 )
 
 // interval is one holding of a resource as its holder saw it.
@@ -115,9 +116,7 @@ func runChecker(t *testing.T, o checkerOpts) {
 				case pause:
 					lk.freeze()
 				default:
-					select {
-					case <-time.After(work):
-					case <-lk.Context().Done():
+					if wait.Sleep(lk.Context(), work) != nil {
 						iv.lost = true
 					}
 				}

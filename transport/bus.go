@@ -45,6 +45,10 @@ type BusConfig struct {
 	// EventsMaxAge is how long EVENTS keeps events; 0 means
 	// DefaultEventsMaxAge, 7 days.
 	EventsMaxAge time.Duration
+	// MaxTasks bounds the tasks TASKS holds, queued and in flight, across
+	// groups: past it Publish fails (the API answers 503) and nothing
+	// already accepted is dropped. 0 means no bound but the server's.
+	MaxTasks int
 	// MaxTaskBytes is the largest task envelope accepted, by Publish and by
 	// the stream; 0 means DefaultMaxTaskBytes, 256 KiB.
 	MaxTaskBytes int
@@ -167,7 +171,10 @@ func (b *Bus) ensureStreams(ctx context.Context) error {
 		Replicas:    b.cfg.Replicas,
 		Duplicates:  b.cfg.Duplicates,
 		MaxMsgSize:  int32(min(b.cfg.MaxTaskBytes+4096, 1<<30)), //nolint:gosec // bounded above
-		Discard:     jetstream.DiscardOld,
+		MaxMsgs:     unbounded(b.cfg.MaxTasks),
+		// A full queue refuses new tasks: discarding the oldest would drop
+		// work the API already answered 202 for, silently.
+		Discard: jetstream.DiscardNew,
 	}
 	if err := b.ensureStream(ctx, tasks); err != nil {
 		return err
@@ -214,7 +221,16 @@ func sameStream(have, want jetstream.StreamConfig) bool {
 		replicas(have.Replicas) == replicas(want.Replicas) &&
 		have.Duplicates == want.Duplicates && have.MaxAge == want.MaxAge &&
 		(want.MaxMsgSize == 0 || have.MaxMsgSize == want.MaxMsgSize) &&
-		have.Discard == want.Discard
+		have.Discard == want.Discard &&
+		unbounded(int(have.MaxMsgs)) == unbounded(int(want.MaxMsgs))
+}
+
+// unbounded is JetStream's spelling of a count limit: -1 for none.
+func unbounded(n int) int64 {
+	if n <= 0 {
+		return -1
+	}
+	return int64(n)
 }
 
 // ensureConsumer creates or updates the durable pull consumer shared by

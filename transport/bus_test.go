@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ironfleet/ironfleet/internal/natstest"
+	"github.com/ironfleet/ironfleet/internal/wait"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
@@ -189,10 +190,7 @@ func TestOutcomeMapping(t *testing.T) {
 				defer func() { finished <- struct{}{} }()
 				if tt.slowFirst {
 					// Outlive AckWait three times over: only InProgress keeps it.
-					select {
-					case <-time.After(time.Second):
-					case <-ctx.Done():
-					}
+					_ = wait.Sleep(ctx, time.Second)
 				}
 				return tt.handler(d.NumDelivered)
 			}
@@ -628,4 +626,36 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, outcome string) 
 		}
 	}
 	return sum
+}
+
+// TestFullQueueRefusesNewTasks: a bounded TASKS queue that is full refuses
+// the next task with an error the publisher sees (and the API turns into
+// 503), and keeps every task it already holds: a work queue that discarded
+// its oldest tasks would drop accepted work silently.
+func TestFullQueueRefusesNewTasks(t *testing.T) {
+	srv := natstest.Start(t)
+	cfg := fastBus()
+	cfg.MaxTasks = 2
+	b := newBus(t, srv.Conn(t), cfg)
+	ctx := t.Context()
+	for _, id := range []string{"q1", "q2"} {
+		if _, err := b.Publish(ctx, task(id)); err != nil {
+			t.Fatalf("Publish %s: %v", id, err)
+		}
+	}
+	_, err := b.Publish(ctx, task("q3"))
+	if err == nil || wire.CodeOf(err) != wire.CodeUnavailable {
+		t.Fatalf("Publish into a full queue = %v (code %q), want an unavailable error", err, wire.CodeOf(err))
+	}
+	st, err := b.JetStream().Stream(ctx, transport.TasksStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 2 || info.State.FirstSeq != 1 {
+		t.Fatalf("queue holds %d tasks from seq %d, want the first 2 kept", info.State.Msgs, info.State.FirstSeq)
+	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ironfleet/ironfleet/internal/wait"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
 
@@ -148,12 +149,7 @@ func (inv *Inventory) watch(ctx context.Context, kv jetstream.KeyValue, ready ch
 			return
 		}
 		inv.log.Warn("inventory watch restarting", "bucket", kv.Bucket(), "err", err)
-		t := time.NewTimer(inv.cfg.WatchRestartDelay)
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-		t.Stop()
+		_ = wait.Sleep(ctx, inv.cfg.WatchRestartDelay)
 	}
 }
 

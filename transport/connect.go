@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/ironfleet/ironfleet/internal/wait"
 )
 
 // ErrUnreachable is returned by Connect when no server answered within the
@@ -115,7 +117,7 @@ func Connect(ctx context.Context, cfg ConnectConfig) (*nats.Conn, error) {
 		opts = append(opts, nats.Secure(cfg.TLS))
 	}
 	urls := strings.Join(cfg.URLs, ",")
-	wait := cfg.Backoff
+	backoff := cfg.Backoff
 	var last error
 	for attempt := 1; ; attempt++ {
 		nc, err := nats.Connect(urls, opts...)
@@ -126,15 +128,11 @@ func Connect(ctx context.Context, cfg ConnectConfig) (*nats.Conn, error) {
 		if attempt >= cfg.Attempts {
 			break
 		}
-		log.Warn("nats connect failed, retrying", "attempt", attempt, "wait", wait, "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		log.Warn("nats connect failed, retrying", "attempt", attempt, "wait", backoff, "err", err)
+		if wait.Sleep(ctx, backoff) != nil {
 			return nil, fmt.Errorf("%w: %s: %w (gave up: %w)", ErrUnreachable, urls, last, context.Cause(ctx))
-		case <-t.C:
 		}
-		wait = min(2*wait, cfg.MaxBackoff)
+		backoff = min(2*backoff, cfg.MaxBackoff)
 	}
 	return nil, fmt.Errorf("%w: %s after %d attempts: %w", ErrUnreachable, urls, cfg.Attempts, last)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ironfleet/ironfleet/internal/wait"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
 
@@ -184,12 +185,7 @@ func (b *Bus) Consume(ctx context.Context, group string, h Handler, cfg ConsumeC
 			break
 		}
 		b.log.Warn("task consumer restarting", "group", group, "err", err, "in", cfg.RestartDelay)
-		t := time.NewTimer(cfg.RestartDelay)
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-		t.Stop()
+		_ = wait.Sleep(ctx, cfg.RestartDelay)
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/ironfleet/ironfleet/agent"
 	"github.com/ironfleet/ironfleet/agent/protocol"
 	"github.com/ironfleet/ironfleet/internal/buildinfo"
+	"github.com/ironfleet/ironfleet/internal/graceful"
 )
 
 // ErrClosed is returned by Boot on a fleet that has stopped serving.
@@ -136,21 +137,9 @@ func NewFleet(l net.Listener, cfg Config) (*Fleet, error) {
 // every agent and waits for them.
 func (f *Fleet) Serve(ctx context.Context) error {
 	srv := &http.Server{Handler: http.HandlerFunc(f.route), ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(f.l) }()
 	var err error
-	select {
-	case err = <-errc:
-		err = fmt.Errorf("simagent: %w", err)
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		if srv.Shutdown(sctx) != nil {
-			_ = srv.Close() // close what a graceful shutdown left open
-		}
-		cancel()
-		if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
-			err = fmt.Errorf("simagent: %w", serr)
-		}
+	if serr := graceful.Serve(ctx, srv, f.l, 0); serr != nil {
+		err = fmt.Errorf("simagent: %w", serr)
 	}
 	f.mu.Lock()
 	f.closed = true

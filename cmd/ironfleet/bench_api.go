@@ -25,6 +25,7 @@ import (
 
 	"github.com/ironfleet/ironfleet/api"
 	"github.com/ironfleet/ironfleet/internal/fleet"
+	"github.com/ironfleet/ironfleet/internal/graceful"
 	"github.com/ironfleet/ironfleet/internal/redisproc"
 	"github.com/ironfleet/ironfleet/transport"
 )
@@ -129,16 +130,7 @@ func runBenchAPI(cmd *cobra.Command, _ []string) error {
 			return "", err
 		}
 		hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-		g.Go(func() error {
-			if err := hs.Serve(l); !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			return nil
-		})
-		g.Go(func() error {
-			<-sctx.Done()
-			return hs.Close()
-		})
+		g.Go(func() error { return graceful.Serve(sctx, hs, l, time.Second) })
 		return "http://" + l.Addr().String(), nil
 	}
 	ours, err := serve(srv.Handler())

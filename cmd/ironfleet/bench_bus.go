@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ironfleet/ironfleet/internal/wait"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
@@ -329,10 +330,8 @@ func waitDrained(ctx context.Context, js jetstream.JetStream, stream string) err
 		if info.State.Msgs == 0 {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Millisecond):
+		if err := wait.Sleep(ctx, time.Millisecond); err != nil {
+			return err
 		}
 	}
 }

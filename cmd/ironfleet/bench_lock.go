@@ -10,8 +10,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
+	"github.com/ironfleet/ironfleet/internal/lockbench"
 	"github.com/ironfleet/ironfleet/internal/redisproc"
-	"github.com/ironfleet/ironfleet/lock/lockbench"
 )
 
 // benchLockFlags are what `ironfleet bench lock`'s flags set.

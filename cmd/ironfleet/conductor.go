@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -19,6 +17,7 @@ import (
 	"github.com/ironfleet/ironfleet/conductor"
 	"github.com/ironfleet/ironfleet/conductor/ipmi"
 	"github.com/ironfleet/ironfleet/internal/fleet"
+	"github.com/ironfleet/ironfleet/internal/graceful"
 	"github.com/ironfleet/ironfleet/internal/identity"
 	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
@@ -151,18 +150,7 @@ func runConductor(cmd *cobra.Command, o conductorFlags) error {
 	g.Go(func() error { return c.Serve(gctx, pc) })
 	if ml != nil {
 		srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
-		g.Go(func() error {
-			if err := srv.Serve(ml); !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			return nil
-		})
-		g.Go(func() error {
-			<-gctx.Done()
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), 5*time.Second)
-			defer cancel()
-			return srv.Shutdown(sctx)
-		})
+		g.Go(func() error { return graceful.Serve(gctx, srv, ml, 5*time.Second) })
 	}
 	log.Info("conductor started", "host", cfg.Conductor.Host, "groups", strings.Join(groups, ","), "tftp", cfg.TFTPListen)
 	return g.Wait()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +10,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ironfleet/ironfleet/internal/apiclient"
+	"github.com/ironfleet/ironfleet/internal/wait"
 )
 
 func newWatchCmd() *cobra.Command {
@@ -49,10 +51,10 @@ func runWatch(cmd *cobra.Command, _ []string) error {
 		return fmt.Errorf("--interval %s: want at least 100ms", interval)
 	}
 	ctx := cmd.Context()
-	hc := &http.Client{Timeout: 5 * time.Second}
+	c := &apiclient.Client{Base: strings.TrimRight(base, "/"), HTTP: &http.Client{Timeout: 5 * time.Second}}
 	out := cmd.OutOrStdout()
 	for {
-		screen, err := watchScreen(ctx, hc, strings.TrimRight(base, "/"), nlocks)
+		screen, err := watchScreen(ctx, c, nlocks)
 		if err != nil {
 			screen = fmt.Sprintf("ironfleet watch — %s\n\n  cannot read the API: %v\n", base, err)
 		}
@@ -65,44 +67,31 @@ func runWatch(cmd *cobra.Command, _ []string) error {
 		}
 		// Clear the screen and draw from the top.
 		fmt.Fprint(out, "\033[H\033[2J"+screen)
-		select {
-		case <-ctx.Done():
+		if wait.Sleep(ctx, interval) != nil {
 			return nil
-		case <-time.After(interval):
 		}
 	}
 }
 
-func watchScreen(ctx context.Context, hc *http.Client, base string, nlocks int) (string, error) {
-	var nodes struct {
-		Nodes []struct {
-			State string `json:"provision_state"`
-		} `json:"nodes"`
-		Next string `json:"next"`
+func watchScreen(ctx context.Context, c *apiclient.Client, nlocks int) (string, error) {
+	nodes, err := apiclient.ListNodes[struct {
+		State string `json:"provision_state"`
+	}](ctx, c, "/v1/nodes?fields=provision_state&limit=1000")
+	if err != nil {
+		return "", err
 	}
 	counts := map[string]int{}
-	total := 0
-	next := base + "/v1/nodes?fields=provision_state&limit=1000"
-	for next != "" {
-		nodes.Next = ""
-		nodes.Nodes = nil
-		if err := getJSON(ctx, hc, next, &nodes); err != nil {
-			return "", err
-		}
-		for _, n := range nodes.Nodes {
-			counts[n.State]++
-			total++
-		}
-		next = nodes.Next
+	for _, n := range nodes {
+		counts[n.State]++
 	}
 	var locks struct {
 		Locks []watchLock `json:"locks"`
 	}
-	if err := getJSON(ctx, hc, base+"/v1/locks", &locks); err != nil {
+	if err := c.Do(ctx, http.MethodGet, "/v1/locks", nil, &locks); err != nil {
 		return "", err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "ironfleet watch — %s — %s\n\nnodes: %d\n", base, time.Now().Format(time.TimeOnly), total)
+	fmt.Fprintf(&b, "ironfleet watch — %s — %s\n\nnodes: %d\n", c.Base, time.Now().Format(time.TimeOnly), len(nodes))
 	states := make([]string, 0, len(counts))
 	for s := range counts {
 		states = append(states, s)
@@ -121,22 +110,4 @@ func watchScreen(ctx context.Context, hc *http.Client, base string, nlocks int) 
 			l.LineLength, (time.Duration(l.LongestWaitMS) * time.Millisecond).String())
 	}
 	return b.String(), nil
-}
-
-func getJSON(ctx context.Context, hc *http.Client, url string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("X-OpenStack-Ironic-API-Version", "latest")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, body)
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
 }

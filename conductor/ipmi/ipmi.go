@@ -32,6 +32,7 @@ import (
 	"github.com/bougou/go-ipmi/pkg/types"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ironfleet/ironfleet/internal/wait"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
 
@@ -272,7 +273,7 @@ func (b *BMC) switchPower(ctx context.Context, target wire.PowerState) error {
 		if time.Now().After(deadline) {
 			return wire.Errorf(wire.CodeBMC, "%w: %s at %s: machine still %s after %s", ErrPowerTimeout, op, b.info.Addr(), cur, b.d.cfg.PowerTimeout)
 		}
-		if err := wait(ctx, b.d.cfg.PollInterval); err != nil {
+		if err := wait.Sleep(ctx, b.d.cfg.PollInterval); err != nil {
 			return b.canceled(ctx, op)
 		}
 	}
@@ -351,7 +352,7 @@ func (b *BMC) do(ctx context.Context, op string, fn func(context.Context, *clien
 		delay := b.backoff(attempt)
 		b.d.cfg.Logger.DebugContext(ctx, "IPMI operation failed, retrying",
 			"node", b.node, "bmc", b.info.Addr(), "op", op, "attempt", attempt, "in", delay, "err", b.scrub(err.Error()))
-		if wait(ctx, delay) != nil {
+		if wait.Sleep(ctx, delay) != nil {
 			break
 		}
 	}
@@ -480,17 +481,6 @@ func retryable(err error) bool {
 		return !permanentCodes[uint8(rerr.CompletionCode())]
 	}
 	return true
-}
-
-func wait(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 func plural(n int) string {

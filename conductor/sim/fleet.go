@@ -27,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ironfleet/ironfleet/internal/wait"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
 
@@ -262,16 +263,5 @@ func (f *Fleet) startBoot() (context.Context, context.CancelFunc, error) {
 
 // sleep waits d (jittered) or until ctx ends.
 func (f *Fleet) sleep(ctx context.Context, d time.Duration) error {
-	d = jitter(d, f.cfg.Timings.Jitter)
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return wait.Sleep(ctx, jitter(d, f.cfg.Timings.Jitter))
 }

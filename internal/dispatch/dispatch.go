@@ -117,14 +117,14 @@ type First struct {
 
 // Dispatch hands node n, held under lk and read under it, to task t (made
 // by wire.NewTask): it makes first (when not nil), publishes t with a fresh
-// ticket and first's move recorded in it, and hands lk to that ticket. It
-// returns the node as the first move left it.
+// ticket and first's move recorded in it (both filled in t), and hands lk
+// to that ticket. It returns the node as the first move left it.
 //
 // An error means t was not published and n is as it was found (the first
 // move undone); lk is still held and the caller releases it. Once t is
 // published, Dispatch returns nil: lk is handed off, or, if the handoff
 // failed, lapses to t's consumer at the end of its lease.
-func (d *Dispatcher) Dispatch(ctx context.Context, lk Lock, n wire.Node, t wire.Task, first *First) (wire.Node, error) {
+func (d *Dispatcher) Dispatch(ctx context.Context, lk Lock, n wire.Node, t *wire.Task, first *First) (wire.Node, error) {
 	before := n
 	if first != nil {
 		if first.Move.From != n.ProvisionState {
@@ -150,14 +150,14 @@ func (d *Dispatcher) Dispatch(ctx context.Context, lk Lock, n wire.Node, t wire.
 	if pass == nil {
 		pass = d.publishThenHandoff
 	}
-	if err := pass(ctx, d.tasks, lk, t); err != nil {
+	if err := pass(ctx, d.tasks, lk, *t); err != nil {
 		if first != nil {
 			d.undo(ctx, lk, before)
 		}
 		return before, fmt.Errorf("%w: %s for %s: %w", ErrNotPublished, t.Op, t.Node, err)
 	}
 	if first != nil && first.Move.From != first.Move.To {
-		d.Event(ctx, d.moveEvent(t, first.Move, n.LastError))
+		d.Event(ctx, d.moveEvent(*t, first.Move, n.LastError))
 	}
 	return n, nil
 }
@@ -177,7 +177,7 @@ func (d *Dispatcher) Request(ctx context.Context, lk Lock, n wire.Node, op wire.
 		f = &First{Move: *move}
 	}
 	t := wire.NewTask(op, n, requestedBy, params)
-	if _, err := d.Dispatch(ctx, lk, n, t, f); err != nil {
+	if _, err := d.Dispatch(ctx, lk, n, &t, f); err != nil {
 		return wire.Task{}, err
 	}
 	return t, nil

@@ -24,6 +24,7 @@ import (
 	"github.com/ironfleet/ironfleet/conductor"
 	"github.com/ironfleet/ironfleet/conductor/pxe"
 	"github.com/ironfleet/ironfleet/conductor/sim"
+	"github.com/ironfleet/ironfleet/internal/graceful"
 	"github.com/ironfleet/ironfleet/internal/redisproc"
 	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
@@ -252,6 +253,7 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 	}
 	srv, err := NewAPI(infra, drivers, APIConfig{Host: "dev", API: api.Config{ //nolint:contextcheck // New does no I/O
 		Auth: api.AuthNone, HeartbeatTimeout: cfg.HeartbeatTimeout,
+		MaxDeploys: cfg.Conductor.MaxDeploys, MaxCleans: cfg.Conductor.MaxCleans,
 		Logger: d.log.With("component", "api"), Registerer: d.Registry, Gatherer: d.Registry,
 	}})
 	if err != nil {
@@ -276,8 +278,7 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 
 	// Simulated machines and their nodes.
 	for i := range cfg.Nodes {
-		name := fmt.Sprintf("sim-%04d", i+1)
-		mac := fmt.Sprintf("52:54:00:%02x:%02x:%02x", (i>>16)&0xff, (i>>8)&0xff, i&0xff)
+		name, mac := simMachine(i)
 		m, err := machines.Add(name, mac)
 		if err != nil {
 			return nil, err
@@ -360,20 +361,5 @@ func serveImage(ctx context.Context, l net.Listener, image []byte) error {
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if srv.Shutdown(sctx) != nil {
-		_ = srv.Close()
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return graceful.Serve(ctx, srv, l, 5*time.Second)
 }

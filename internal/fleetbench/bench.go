@@ -24,7 +24,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ironfleet/ironfleet/internal/apiclient"
 	"github.com/ironfleet/ironfleet/internal/fleet"
+	"github.com/ironfleet/ironfleet/internal/wait"
 	"github.com/ironfleet/ironfleet/lock"
 )
 
@@ -243,7 +245,7 @@ func runOne(ctx context.Context, cfg Config, s Strategy, dir string) (Result, er
 	// counts per command they send (their scripts run several).
 	perPestCmd := 0.0
 	if cfg.Pests > 0 {
-		if !sleep(ctx, 500*time.Millisecond) { // let the pests spread out
+		if wait.Sleep(ctx, 500*time.Millisecond) != nil { // let the pests spread out
 			return r, ctx.Err()
 		}
 		c0, err := snapshot(ctx, d, rc)
@@ -251,7 +253,7 @@ func runOne(ctx context.Context, cfg Config, s Strategy, dir string) (Result, er
 			return r, err
 		}
 		s0 := sent.load()
-		if !sleep(ctx, 2*time.Second) {
+		if wait.Sleep(ctx, 2*time.Second) != nil {
 			return r, ctx.Err()
 		}
 		c1, err := snapshot(ctx, d, rc)
@@ -343,7 +345,7 @@ func startPests(ctx context.Context, rc *redis.Client, nodes []node, cfg Config)
 func (p *pestSet) run(ctx context.Context, resource string, cfg Config, rng *rand.Rand) {
 	jitter := func(d time.Duration) time.Duration { return d/2 + time.Duration(rng.Int64N(int64(d)+1)) }
 	// Start spread over one cycle, so that pests do not move in step.
-	if !sleep(ctx, time.Duration(rng.Int64N(int64(cfg.PestHold+cfg.PestGap)))) {
+	if wait.Sleep(ctx, time.Duration(rng.Int64N(int64(cfg.PestHold+cfg.PestGap)))) != nil {
 		return
 	}
 	for {
@@ -352,7 +354,7 @@ func (p *pestSet) run(ctx context.Context, resource string, cfg Config, rng *ran
 			p.mu.Lock()
 			p.n++
 			p.mu.Unlock()
-			held := sleep(ctx, cfg.PestHold)
+			held := wait.Sleep(ctx, cfg.PestHold) == nil
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			_ = l.Release(rctx)
 			cancel()
@@ -360,7 +362,7 @@ func (p *pestSet) run(ctx context.Context, resource string, cfg Config, rng *ran
 				return
 			}
 		}
-		if !sleep(ctx, jitter(cfg.PestGap)) {
+		if wait.Sleep(ctx, jitter(cfg.PestGap)) != nil {
 			return
 		}
 	}
@@ -375,17 +377,6 @@ func (p *pestSet) grabs() int64 {
 func (p *pestSet) wait() {
 	p.wg.Wait()
 	_ = p.lk.Close()
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 type deployed struct {
@@ -418,7 +409,7 @@ func deployAll(ctx context.Context, c *client, nodes []node, timeout time.Durati
 	errc := make(chan error, len(nodes))
 	for _, n := range nodes {
 		wg.Go(func() {
-			conflicts, err := c.provision(ctx, n.UUID, "active")
+			conflicts, err := c.SetProvisionState(ctx, n.UUID, "active")
 			mu.Lock()
 			defer mu.Unlock()
 			res.conflicts += conflicts
@@ -555,7 +546,7 @@ func quantile(sorted []float64, q float64) float64 {
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // client speaks the API as the baremetal CLI does.
-type client struct{ *fleet.APIClient }
+type client struct{ *apiclient.Client }
 
 type node struct {
 	UUID  string `json:"uuid"`
@@ -566,44 +557,12 @@ type node struct {
 func newClient(base string) *client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256
-	return &client{&fleet.APIClient{Base: base, HTTP: &http.Client{Transport: tr, Timeout: 30 * time.Second}}}
-}
-
-// provision asks for target until the API accepts it, retrying on 409
-// NodeLocked as `baremetal --wait` users do; it returns how many 409s it got.
-func (c *client) provision(ctx context.Context, uuid, target string) (int, error) {
-	conflicts := 0
-	for {
-		err := c.Do(ctx, http.MethodPut, "/v1/nodes/"+uuid+"/states/provision", map[string]any{"target": target}, nil)
-		if fleet.IsStatus(err, http.StatusConflict) {
-			conflicts++
-			if !sleep(ctx, 100*time.Millisecond) {
-				return conflicts, ctx.Err()
-			}
-			continue
-		}
-		return conflicts, err
-	}
+	return &client{&apiclient.Client{Base: base, HTTP: &http.Client{Transport: tr, Timeout: 30 * time.Second}, LockedRetry: 100 * time.Millisecond}}
 }
 
 // list returns every node, following the pages.
 func (c *client) list(ctx context.Context) ([]node, error) {
-	var all []node
-	path := "/v1/nodes?limit=1000"
-	for {
-		var page struct {
-			Nodes []node `json:"nodes"`
-			Next  string `json:"next"`
-		}
-		if err := c.Do(ctx, http.MethodGet, path, nil, &page); err != nil {
-			return nil, err
-		}
-		all = append(all, page.Nodes...)
-		if page.Next == "" || len(page.Nodes) == 0 {
-			return all, nil
-		}
-		path = strings.TrimPrefix(page.Next, c.Base)
-	}
+	return apiclient.ListNodes[node](ctx, c.Client, "/v1/nodes?limit=1000")
 }
 
 // waitAllIn waits until n nodes exist, all in state.
@@ -623,7 +582,7 @@ func (c *client) waitAllIn(ctx context.Context, n int, state string, timeout tim
 				return list, nil
 			}
 		}
-		if !sleep(ctx, 250*time.Millisecond) {
+		if wait.Sleep(ctx, 250*time.Millisecond) != nil {
 			if err != nil {
 				return nil, fmt.Errorf("waiting for %d nodes %s: %w (last error: %w)", n, state, ctx.Err(), err)
 			}

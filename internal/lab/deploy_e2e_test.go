@@ -25,9 +25,12 @@ import (
 	"time"
 
 	"github.com/ironfleet/ironfleet/api"
+	"github.com/ironfleet/ironfleet/internal/apiclient"
 	"github.com/ironfleet/ironfleet/internal/fleet"
+	"github.com/ironfleet/ironfleet/internal/graceful"
 	"github.com/ironfleet/ironfleet/internal/ipmitest"
 	"github.com/ironfleet/ironfleet/internal/redistest"
+	"github.com/ironfleet/ironfleet/internal/wait"
 	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
@@ -293,10 +296,7 @@ type node struct {
 
 // do calls the public API as an operator's client does.
 func (l *lab) do(ctx context.Context, method, path string, body, out any) error {
-	if err := (&fleet.APIClient{Base: l.apiURL}).Do(ctx, method, path, body, out); err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	return nil
+	return (&apiclient.Client{Base: l.apiURL}).Do(ctx, method, path, body, out)
 }
 
 func (l *lab) provision(ctx context.Context, uuid, target string) {
@@ -321,10 +321,8 @@ func (l *lab) waitState(ctx context.Context, uuid, want string) node {
 		if strings.HasSuffix(n.ProvisionState, "failed") {
 			l.t.Fatalf("node %s is %s (want %s): %v", uuid, n.ProvisionState, want, deref(n.LastError))
 		}
-		select {
-		case <-ctx.Done():
-			l.t.Fatalf("node %s still %s, want %s: %v (last error %q)", uuid, n.ProvisionState, want, ctx.Err(), deref(n.LastError))
-		case <-time.After(100 * time.Millisecond):
+		if err := wait.Sleep(ctx, 100*time.Millisecond); err != nil {
+			l.t.Fatalf("node %s still %s, want %s: %v (last error %q)", uuid, n.ProvisionState, want, err, deref(n.LastError))
 		}
 	}
 }
@@ -409,10 +407,8 @@ func TestLab(t *testing.T) {
 				if _, ok := tl.Get("agent ramdisk fetched"); ok {
 					break
 				}
-				select {
-				case <-ctx.Done():
+				if wait.Sleep(ctx, 100*time.Millisecond) != nil {
 					t.Fatal("the machine never fetched the agent ramdisk")
-				case <-time.After(100 * time.Millisecond):
 				}
 			}
 			var cur node
@@ -515,18 +511,12 @@ func (l *lab) pest(ctx context.Context, uuid string, fn func()) (got, locked int
 			switch {
 			case err == nil:
 				got++
-				select {
-				case <-pctx.Done():
-				case <-time.After(300 * time.Millisecond):
-				}
+				_ = wait.Sleep(pctx, 300*time.Millisecond)
 				_ = lk.Release(context.WithoutCancel(pctx))
 			case errors.Is(err, lock.ErrLocked):
 				locked++
 			}
-			select {
-			case <-pctx.Done():
-			case <-time.After(200 * time.Millisecond):
-			}
+			_ = wait.Sleep(pctx, 200*time.Millisecond)
 		}
 	}()
 	fn()
@@ -575,11 +565,10 @@ func serve(t *testing.T, fn func(ctx context.Context) error) {
 	t.Cleanup(func() { cancel(); <-done })
 }
 
+// serveHTTP serves h on l until t ends.
 func serveHTTP(t *testing.T, l net.Listener, h http.Handler) {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close(); <-done })
+	serve(t, func(ctx context.Context) error { return graceful.Serve(ctx, srv, l, time.Second) })
 }
 
 type statusWriter struct {

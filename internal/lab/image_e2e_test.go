@@ -14,6 +14,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ironfleet/ironfleet/internal/graceful"
+	"github.com/ironfleet/ironfleet/internal/wait"
 )
 
 // reports is the host endpoint instances POST to when they are up. One
@@ -45,10 +48,8 @@ func (r *reports) waitAfter(ctx context.Context, n int) (time.Time, string, erro
 			return at, body, nil
 		}
 		r.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return time.Time{}, "", fmt.Errorf("no instance report: %w", ctx.Err())
-		case <-time.After(100 * time.Millisecond):
+		if err := wait.Sleep(ctx, 100*time.Millisecond); err != nil {
+			return time.Time{}, "", fmt.Errorf("no instance report: %w", err)
 		}
 	}
 }
@@ -67,9 +68,10 @@ func startReports() (*reports, func(), error) {
 		r.body = append(r.body, string(b))
 		r.mu.Unlock()
 	})}
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(l) }()
-	return r, func() { _ = srv.Close(); <-done }, nil
+	go func() { defer close(done); _ = graceful.Serve(ctx, srv, l, time.Second) }()
+	return r, func() { cancel(); <-done }, nil
 }
 
 var (

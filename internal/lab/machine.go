@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ironfleet/ironfleet/internal/wait"
 )
 
 //go:embed chassis.sh
@@ -261,10 +263,8 @@ func (m *Machine) WaitSerial(ctx context.Context, marker string, from int64, pol
 		if m.SerialContains(marker, from) {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("lab: %q not on the serial console: %w", marker, ctx.Err())
-		case <-time.After(poll):
+		if err := wait.Sleep(ctx, poll); err != nil {
+			return fmt.Errorf("lab: %q not on the serial console: %w", marker, err)
 		}
 	}
 }

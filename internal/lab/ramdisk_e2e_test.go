@@ -45,10 +45,7 @@ func fakeAPI(t *testing.T, mac, token string) (port int, beats <-chan wire.Heart
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close(); <-done })
+	serveHTTP(t, l, mux)
 	return l.Addr().(*net.TCPAddr).Port, ch
 }
 

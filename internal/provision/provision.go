@@ -319,3 +319,28 @@ func Accept(n wire.Node, op wire.Operation) (*wire.Move, error) {
 	}
 	return &wire.Move{From: t.From, To: t.To, Target: t.Target}, nil
 }
+
+// Group limits: how many nodes of one conductor group may deploy, and clean,
+// at once (Ironic's max_concurrent_deploy and max_concurrent_clean). The
+// API refuses actions over them up front (503); conductors hold back what
+// raced past the API.
+const (
+	DefaultMaxDeploys = 250
+	DefaultMaxCleans  = 50
+)
+
+// Limit names the group limit an operation counts against: the states
+// whose nodes count as at work, and Ironic's name for the kind of action
+// (its ConcurrentActionLimit message). ok is false for an operation no
+// limit bounds.
+func Limit(op wire.Operation) (states []wire.ProvisionState, kind string, deploy, ok bool) {
+	switch op {
+	case wire.OpDeploy, wire.OpRebuild:
+		return []wire.ProvisionState{wire.StateDeploying, wire.StateWaitCallback}, "provisioning", true, true
+	case wire.OpProvide, wire.OpClean:
+		return []wire.ProvisionState{wire.StateCleaning, wire.StateCleanWait}, "cleaning", false, true
+	case wire.OpUndeploy:
+		return []wire.ProvisionState{wire.StateCleaning, wire.StateCleanWait}, "unprovisioning", false, true
+	}
+	return nil, "", false, false
+}

@@ -12,14 +12,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -27,6 +24,8 @@ import (
 	"github.com/ironfleet/ironfleet/agent"
 	"github.com/ironfleet/ironfleet/agent/simagent"
 	"github.com/ironfleet/ironfleet/conductor/sim"
+	"github.com/ironfleet/ironfleet/internal/apiclient"
+	"github.com/ironfleet/ironfleet/internal/graceful"
 	"github.com/ironfleet/ironfleet/internal/simbmc"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
@@ -231,17 +230,8 @@ func (l *Lab) Run(ctx context.Context) error {
 	g.Go(func() error { return l.agents.Serve(gctx) })
 	srv := &http.Server{Handler: http.HandlerFunc(l.serveImage), ReadHeaderTimeout: 10 * time.Second}
 	g.Go(func() error {
-		if err := srv.Serve(l.imageL); !errors.Is(err, http.ErrServerClosed) {
+		if err := graceful.Serve(gctx, srv, l.imageL, 5*time.Second); err != nil {
 			return fmt.Errorf("simlab: image server: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			_ = srv.Close()
 		}
 		return nil
 	})
@@ -257,75 +247,23 @@ func (l *Lab) serveImage(w http.ResponseWriter, r *http.Request) {
 }
 
 // Enroll creates each machine as a node of driver "ipmi" with its ports
-// through the API's REST endpoints, with instance_info pointing at the
-// lab's image, and returns the nodes' UUIDs by name. A node of that name
-// that exists already (a lab run before against the same API) is reused:
-// its driver_info and instance_info are replaced with this lab's, and
-// ports that exist are kept.
+// through the API's REST endpoints, one at a time, with instance_info
+// pointing at the lab's image, and returns the nodes' UUIDs by name. A node
+// of that name that exists already (a lab run before against the same API)
+// is reused: its driver_info and instance_info are replaced with this lab's,
+// and ports that exist are kept.
 func (l *Lab) Enroll(ctx context.Context) (map[string]string, error) {
-	base := strings.TrimRight(l.cfg.APIURL, "/")
-	uuids := make(map[string]string, len(l.machines))
 	instance := map[string]any{"image_source": l.ImageURL(), "image_checksum": l.imageSHA}
-	for _, m := range l.machines {
-		var node struct {
-			UUID string `json:"uuid"`
-		}
-		status, err := l.call(ctx, http.MethodPost, base+"/v1/nodes", map[string]any{
-			"name": m.Name, "driver": "ipmi", "driver_info": m.DriverInfo, "instance_info": instance,
-		}, &node)
-		if status == http.StatusConflict {
-			_, err = l.call(ctx, http.MethodPatch, base+"/v1/nodes/"+m.Name, []map[string]any{
-				{"op": "replace", "path": "/driver_info", "value": m.DriverInfo},
-				{"op": "replace", "path": "/instance_info", "value": instance},
-			}, &node)
-		}
-		if err != nil {
-			return uuids, fmt.Errorf("simlab: enroll %s: %w", m.Name, err)
-		}
-		for _, mac := range m.MACs {
-			status, err := l.call(ctx, http.MethodPost, base+"/v1/ports", map[string]any{"address": mac, "node_uuid": node.UUID}, nil)
-			if err != nil && status != http.StatusConflict {
-				return uuids, fmt.Errorf("simlab: enroll %s: port %s: %w", m.Name, mac, err)
-			}
-		}
-		uuids[m.Name] = node.UUID
+	nodes := make([]apiclient.Node, len(l.machines))
+	for i, m := range l.machines {
+		nodes[i] = apiclient.Node{Name: m.Name, Driver: "ipmi", DriverInfo: m.DriverInfo, InstanceInfo: instance, MACs: m.MACs}
+	}
+	c := &apiclient.Client{Base: l.cfg.APIURL, HTTP: l.hc}
+	uuids, err := c.Enroll(ctx, nodes, apiclient.EnrollConfig{Workers: 1})
+	if err != nil {
+		return uuids, fmt.Errorf("simlab: %w", err)
 	}
 	return uuids, nil
-}
-
-// call sends body as JSON and decodes a 2xx answer into out (if not nil).
-// It returns the status (0 when there was no answer) and an error unless
-// the status is 2xx.
-func (l *Lab) call(ctx context.Context, method, url string, body, out any) (int, error) {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return 0, err
-	}
-	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(b))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	// The newest microversion: names and other fields need one past 1.1.
-	req.Header.Set("X-OpenStack-Ironic-API-Version", "latest")
-	resp, err := l.hc.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return resp.StatusCode, err
-	}
-	if resp.StatusCode/100 != 2 {
-		return resp.StatusCode, fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, bytes.TrimSpace(raw))
-	}
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("%s %s: %w", method, url, err)
-		}
-	}
-	return resp.StatusCode, nil
 }
 
 // macOf is machine i's MAC: locally administered (52:54), a byte from the

@@ -47,8 +47,8 @@ ironfleet.log_level=…), then defaults: a flag given explicitly wins.`,
 	f.StringSlice("macs", nil, "MACs to look the node up by (default: the physical NICs in /sys/class/net)")
 	f.String("root", "/", "root of the /proc and /sys trees to read the hardware from")
 	f.String("cmdline", "/proc/cmdline", "kernel command line to read ironfleet.* settings from; empty to ignore")
-	f.Duration("lookup-timeout", 300*time.Second, "give up when the lookup has not succeeded for this long (kernel: ironfleet.lookup_timeout)")
-	f.Duration("stall-timeout", 60*time.Second, "abort an image download that receives nothing for this long")
+	f.Duration("lookup-timeout", agent.DefaultLookupTimeout, "give up when the lookup has not succeeded for this long (kernel: ironfleet.lookup_timeout)")
+	f.Duration("stall-timeout", agent.DefaultStallTimeout, "abort an image download that receives nothing for this long")
 	f.String("power", "host", "how reboot and power_off act: host (reboot(2); needs CAP_SYS_BOOT) or none (refuse)")
 	return cmd
 }
