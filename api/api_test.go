@@ -456,13 +456,7 @@ func TestPorts(t *testing.T) {
 	if port["address"] != "52:54:00:aa:bb:01" || r.header.Get("Location") == "" {
 		t.Errorf("port %v", port)
 	}
-	tests := []struct {
-		name       string
-		method     string
-		path       string
-		body       any
-		wantStatus int
-	}{
+	tests := []call{
 		{"duplicate MAC", http.MethodPost, "/v1/ports", map[string]any{"node_uuid": id, "address": "52-54-00-aa-bb-01"}, 409},
 		{"bad MAC", http.MethodPost, "/v1/ports", map[string]any{"node_uuid": id, "address": "not-a-mac"}, 400},
 		{"unknown node", http.MethodPost, "/v1/ports", map[string]any{"node_uuid": "00000000-0000-0000-0000-000000000000", "address": "52:54:00:aa:bb:02"}, 404},

@@ -43,13 +43,7 @@ func TestWritesTakeTheNodeLock(t *testing.T) {
 	r := e.do(http.MethodPost, "/v1/ports", map[string]any{"node_uuid": id, "address": "52:54:00:ee:00:01"})
 	mustStatus(t, r, 201)
 	port := r.json(t)["uuid"].(string)
-	tests := []struct {
-		name       string
-		method     string
-		path       string
-		body       any
-		wantStatus int
-	}{
+	tests := []call{
 		{"patch node", http.MethodPatch, "/v1/nodes/" + id, `[{"op":"add","path":"/extra/x","value":1}]`, 200},
 		{"patch node driver_info", http.MethodPatch, "/v1/nodes/" + id, `[{"op":"add","path":"/driver_info/sim_machine","value":"m2"}]`, 200},
 		{"maintenance on", http.MethodPut, "/v1/nodes/" + id + "/maintenance", map[string]any{"reason": "disk"}, 202},
@@ -118,15 +112,7 @@ func TestAgentLookupWaitsOutTheLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	actx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- a.Run(actx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("agent: %v", err)
-		}
-	})
+	runUntilCleanup(t, "agent", a.Run)
 	waitUntil(t, "the agent's lookup to meet the lock", func() bool { return lookups409(t, e) >= 2 })
 	if err := lk.Release(ctx); err != nil {
 		t.Fatal(err)

@@ -21,15 +21,7 @@ func (e *env) serve(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.srv.Serve(ctx, l) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	runUntilCleanup(t, "Serve", func(ctx context.Context) error { return e.srv.Serve(ctx, l) })
 	return l.Addr().String()
 }
 

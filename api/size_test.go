@@ -33,20 +33,18 @@ func TestRecordSizeLimit(t *testing.T) {
 	mustStatus(t, r, 201)
 	port := r.json(t)["uuid"].(string)
 	big := strings.Repeat("y", 3<<19) // 1.5 MiB
-	tests := []struct {
-		name, method, path string
-		body               any
-	}{
-		{"node patch whose copies multiply", http.MethodPatch, "/v1/nodes/" + id, copies("/extra", 12)},
-		{"node patch with a big value", http.MethodPatch, "/v1/nodes/" + id, `[{"op":"add","path":"/extra/big","value":"` + big + `"}]`},
-		{"node create with a big value", http.MethodPost, "/v1/nodes", map[string]any{"driver": "sim", "extra": map[string]any{"big": big}}},
-		{"port patch whose copies multiply", http.MethodPatch, "/v1/ports/" + port, copies("/extra", 12)},
-		{"port create with a big value", http.MethodPost, "/v1/ports", map[string]any{"node_uuid": id, "address": "52:54:00:dd:00:02", "extra": map[string]any{"big": big}}},
+	const tooLarge = http.StatusRequestEntityTooLarge
+	tests := []call{
+		{"node patch whose copies multiply", http.MethodPatch, "/v1/nodes/" + id, copies("/extra", 12), tooLarge},
+		{"node patch with a big value", http.MethodPatch, "/v1/nodes/" + id, `[{"op":"add","path":"/extra/big","value":"` + big + `"}]`, tooLarge},
+		{"node create with a big value", http.MethodPost, "/v1/nodes", map[string]any{"driver": "sim", "extra": map[string]any{"big": big}}, tooLarge},
+		{"port patch whose copies multiply", http.MethodPatch, "/v1/ports/" + port, copies("/extra", 12), tooLarge},
+		{"port create with a big value", http.MethodPost, "/v1/ports", map[string]any{"node_uuid": id, "address": "52:54:00:dd:00:02", "extra": map[string]any{"big": big}}, tooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := e.do(tt.method, tt.path, tt.body)
-			mustStatus(t, r, http.StatusRequestEntityTooLarge)
+			mustStatus(t, r, tt.wantStatus)
 			f := r.fault(t)
 			if msg, _ := f["faultstring"].(string); f["faultcode"] != "Client" || !sizesNamed.MatchString(msg) {
 				t.Errorf("fault %v: want the size and the limit named", f)
