@@ -54,7 +54,10 @@ func (s *Server) act(c *gin.Context, n wire.Node, purpose string, op wire.Operat
 		err = nodeNotFound(n.UUID)
 	}
 	if err == nil {
-		_, err = s.dispatch.Request(wctx, lk, fresh, op, requestedBy(c), params)
+		err = s.admitted(wctx, fresh, op, func() error {
+			_, err := s.dispatch.Request(wctx, lk, fresh, op, requestedBy(c), params)
+			return err
+		})
 	}
 	if err != nil {
 		s.release(wctx, lk)
@@ -65,6 +68,27 @@ func (s *Server) act(c *gin.Context, n wire.Node, purpose string, op wire.Operat
 	}
 	s.metrics.tasks.WithLabelValues(string(op)).Inc()
 	return nil
+}
+
+// admitted runs dispatch, the dispatch of op on n, unless n's group is at
+// the limit op counts against (underLimit). For a limited operation the
+// count and the dispatch happen one at a time in this process, on a cache
+// brought up to date first (Sync), so that a burst of requests cannot all
+// read the same count; API processes racing each other may still overshoot,
+// and conductors hold back what does.
+func (s *Server) admitted(ctx context.Context, n wire.Node, op wire.Operation, dispatch func() error) error {
+	if _, _, _, limited := provision.Limit(op); !limited {
+		return dispatch()
+	}
+	s.admission.Lock()
+	defer s.admission.Unlock()
+	if err := s.deps.Nodes.Sync(ctx); err != nil {
+		return unavailable("node inventory (NATS)", err)
+	}
+	if err := s.underLimit(n, op); err != nil {
+		return err
+	}
+	return dispatch()
 }
 
 // underLimit refuses op with 503 when n's conductor group already has as

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -310,6 +311,9 @@ type Server struct {
 	engine  *gin.Engine
 	// dispatch hands nodes to the tasks user actions publish.
 	dispatch *dispatch.Dispatcher
+	// admission serialises the limit check and dispatch of limited
+	// actions (admitted).
+	admission sync.Mutex
 }
 
 // New validates deps and cfg, reads the htpasswd file when needed,

@@ -323,3 +323,27 @@ func newImageServer(t *testing.T, image []byte, hold func()) string {
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
+
+// waitQueueEmpty waits until the TASKS work queue holds nothing: every task
+// published was acked (a work queue drops a message when it is acked).
+func (e *env) waitQueueEmpty(t *testing.T, within time.Duration) {
+	t.Helper()
+	st, err := e.bus.JetStream().Stream(t.Context(), transport.TasksStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(within)
+	for {
+		info, err := st.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d tasks still queued or unacked after %s", info.State.Msgs, within)
+		}
+		_ = wait.Sleep(t.Context(), 20*time.Millisecond)
+	}
+}

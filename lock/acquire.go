@@ -77,6 +77,7 @@ func (l *Locker) Acquire(ctx context.Context, resource string, opts *Options) (*
 		resource: resource,
 		keys:     l.keys(resource),
 		ticket:   o.Ticket,
+		named:    o.Ticket != "",
 		claimer:  l.newClaimer(),
 		mode:     o.Mode,
 		purpose:  o.Purpose,
@@ -90,6 +91,7 @@ func (l *Locker) Acquire(ctx context.Context, resource string, opts *Options) (*
 	if a.ttl == 0 {
 		a.ttl = l.cfg.TTL
 	}
+	a.fallback = l.cfg.fallbackFor(a.ttl)
 	if o.Mode == Patient {
 		return a.patient(ctx)
 	}
@@ -109,11 +111,17 @@ type attempt struct {
 	resource string
 	keys     []string
 	ticket   string
-	claimer  string
-	mode     Mode
-	purpose  string
-	holder   string
+	// named is true when the caller presented the ticket (a claim): only
+	// such a ticket can have been spent, and is spent when let go.
+	named   bool
+	claimer string
+	mode    Mode
+	purpose string
+	holder  string
+	// ttl is this call's lease (Options.TTL or Config.TTL), fallback the
+	// longest it waits in line between re-checks, derived from it.
 	ttl      time.Duration
+	fallback time.Duration
 	start    time.Time
 	// sent is when the last acquire script was sent. The server started
 	// (or renewed) this ticket's lease after that, and any grant comes
@@ -124,11 +132,25 @@ type attempt struct {
 
 func (a *attempt) try(ctx context.Context, index bool) (reply, error) {
 	a.sent = time.Now()
-	args := []any{a.ticket, a.claimer, a.mode.String(), ms(a.ttl), a.holder, a.purpose, a.l.channel, ms(a.l.cfg.Grace)}
+	named := "0"
+	if a.named {
+		named = "1"
+	}
+	args := []any{a.ticket, a.claimer, a.mode.String(), ms(a.ttl), a.holder, a.purpose, a.l.channel, ms(a.l.cfg.Grace), named}
 	if !index {
 		return a.l.run(ctx, scriptAcquire, a.keys, args...)
 	}
 	return a.l.runIndexed(ctx, a.resource, scriptAcquire, a.keys, args...)
+}
+
+// fresh reports whether the grant the last try answered still has a lease
+// the holder can count on: the reply came back before the holder would
+// give the lease up (a margin before its end, counted from the sending).
+// A reply that took longer (the process stalled, a frozen network) is a
+// grant the holder could only lose at once; the caller runs acquire again,
+// which renews the lease if the ticket still owns the lock.
+func (a *attempt) fresh() bool {
+	return time.Since(a.sent) < a.ttl-leaseMargin(a.ttl)
 }
 
 func (a *attempt) standard(ctx context.Context, attempts int, interval time.Duration) (*Lock, error) {
@@ -140,10 +162,16 @@ func (a *attempt) standard(ctx context.Context, attempts int, interval time.Dura
 		}
 		switch r.status {
 		case stGranted:
-			return a.granted(ctx, uint64(r.value), r.extra == 1), nil //nolint:gosec // tokens from the scripts are positive
-		case stDuplicate:
-			a.l.metrics.claims.WithLabelValues("duplicate").Inc()
-			return nil, fmt.Errorf("lock: acquire %s: %w", a.resource, ErrTicketClaimed)
+			if a.fresh() {
+				return a.granted(ctx, uint64(r.value), r.extra == 1), nil //nolint:gosec // tokens from the scripts are positive
+			}
+			if i >= attempts {
+				// Granted, but too late to hold: pass it on.
+				return nil, a.leave(ctx, fmt.Errorf("redis answered %s after the acquire was sent, past the lease of %s", time.Since(a.sent).Round(time.Millisecond), a.ttl))
+			}
+			continue // confirm again at once: the retry renews the lease
+		case stDuplicate, stUsed:
+			return nil, a.refused(r.status)
 		}
 		last = r
 		if i >= attempts {
@@ -164,14 +192,25 @@ func (a *attempt) standard(ctx context.Context, attempts int, interval time.Dura
 	}
 }
 
+// patient waits in line. Only the reply of an acquire script run grants the
+// lock: a wake-up (or a reconnect of the subscription, or the fallback
+// timer) only makes the waiter run acquire again. A wake-up can be stale:
+// while the waiter's commands were failing, the grant it announced may have
+// lapsed and gone to the next waiter, and the waiter may since have joined
+// the line again.
 func (a *attempt) patient(ctx context.Context) (*Lock, error) {
-	wake, err := a.l.register(a.ticket)
+	recheck, err := a.l.register(a.ticket)
 	if err != nil {
 		return nil, err
 	}
 	defer a.l.unregister(a.ticket)
 	backoff := time.Millisecond
 	for first := true; ; first = false {
+		// The try answers every signal that came before it.
+		select {
+		case <-recheck:
+		default:
+		}
 		r, err := a.try(ctx, first)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -179,7 +218,7 @@ func (a *attempt) patient(ctx context.Context) (*Lock, error) {
 			}
 			// Redis unreachable or restarting: keep our place by retrying
 			// within the lease, backing off up to the fallback interval.
-			backoff = min(backoff*2, a.l.cfg.Fallback)
+			backoff = min(backoff*2, a.fallback)
 			if !sleepCtx(ctx, backoff) {
 				return nil, a.leave(ctx, err)
 			}
@@ -188,28 +227,27 @@ func (a *attempt) patient(ctx context.Context) (*Lock, error) {
 		backoff = time.Millisecond
 		switch r.status {
 		case stGranted:
+			if !a.fresh() {
+				continue // too late to hold: confirm again, renewing the lease
+			}
 			return a.granted(ctx, uint64(r.value), r.extra == 1), nil //nolint:gosec // tokens from the scripts are positive
-		case stDuplicate:
-			a.l.metrics.claims.WithLabelValues("duplicate").Inc()
-			return nil, fmt.Errorf("lock: acquire %s: %w", a.resource, ErrTicketClaimed)
+		case stDuplicate, stUsed:
+			return nil, a.refused(r.status)
 		case stQueued:
 		default:
 			return nil, fmt.Errorf("lock: acquire %s: unexpected status %d", a.resource, r.status)
 		}
-		// Wait for our wake-up, but never longer than the fallback (which
-		// also renews our place in line); at the head of the line, re-check
-		// right when the owner's lease would end.
-		wait := a.l.cfg.Fallback
+		// Wait for a signal to re-check, but never longer than the fallback
+		// (which also renews our place in line); at the head of the line,
+		// re-check right when the owner's lease would end.
+		wait := a.fallback
 		if r.value == 0 && r.ownerLeftMS > 0 {
 			wait = min(wait, time.Duration(r.ownerLeftMS+1)*time.Millisecond)
 		}
 		t := time.NewTimer(wait)
 		select {
-		case tok := <-wake:
+		case <-recheck:
 			t.Stop()
-			if tok > 0 {
-				return a.granted(ctx, tok, false), nil
-			}
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
@@ -218,10 +256,21 @@ func (a *attempt) patient(ctx context.Context) (*Lock, error) {
 	}
 }
 
+// refused is the error of a claim of a ticket someone else claimed: still
+// held (or waited for) by them, or spent.
+func (a *attempt) refused(status int64) error {
+	result, err := "duplicate", ErrTicketClaimed
+	if status == stUsed {
+		result, err = "used", ErrTicketUsed
+	}
+	a.l.metrics.claims.WithLabelValues(result).Inc()
+	return fmt.Errorf("lock: acquire %s: %w", a.resource, err)
+}
+
 // leave takes the ticket out of the line (or passes the lock on, if it was
 // granted meanwhile) on a context that outlives the caller's, briefly.
 func (a *attempt) leave(ctx context.Context, cause error) error {
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.l.cfg.Fallback+time.Second)
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.fallback+time.Second)
 	defer cancel()
 	if _, err := a.l.run(lctx, scriptLeave, a.keys, a.ticket, a.claimer); err != nil {
 		// The lease will drop us within TTL anyway.

@@ -28,17 +28,21 @@
 // waiting in line with the ticket, the handoff pulls it to the front and
 // wakes it; otherwise the ticket owns the lock, unclaimed, for at most
 // claim. A second claim of the same ticket (the task delivered twice) gets
-// ErrTicketClaimed. Reserve queues a ticket at the back of the line now, to
-// be claimed later, so that tasks issued in order take the lock in order.
+// ErrTicketClaimed while the first claimer holds the lock or waits with it,
+// and ErrTicketUsed, at once and without waiting in line, once that
+// claimer has released the lock or handed it on (see Used tickets below).
+// Reserve queues a ticket at the back of the line now, to be claimed later,
+// so that tasks issued in order take the lock in order.
 //
 // # Protocol
 //
-// Each resource R has three keys sharing the hash tag {R}, so one resource
+// Each resource R has four keys sharing the hash tag {R}, so one resource
 // lives in one Redis Cluster slot:
 //
 //	<prefix>:{R}:owner    hash: ticket, claimer, token, since, expiry, holder, purpose, mode
 //	<prefix>:{R}:line     list of waiting tickets, first in line first
 //	<prefix>:{R}:waiters  hash ticket → {holder, purpose, joined, claimer, wake channel, ttl, lease expiry}
+//	<prefix>:{R}:used     zset spent ticket → until when it is remembered (ms, server clock)
 //	<prefix>:index        zset of resources touched (for Summary, no SCAN)
 //
 // The owner hash is never deleted: a free lock has an empty ticket, and the
@@ -59,28 +63,55 @@
 //     in it (patient) or report the holder (standard).
 //   - release: only the owner; ownership passes to the first live waiter
 //     inside the script, with the lease that waiter already has, and its
-//     process is told on its wake channel — the lock is never free while
-//     someone waits.
+//     process is told on its wake channel to confirm — the lock is never
+//     free while someone waits.
 //   - handoff: only the owner; ownership passes to the ticket.
-//   - reserve, refresh (the holder's lease), leave (a waiter giving up).
+//   - reserve, refresh (the holder's lease), leave (a waiter giving up, or
+//     passing on a grant it will not take).
+//
+// Used tickets: release and handoff spend the owner's ticket when the
+// caller presented it (Options.Ticket; a fresh Acquire's own ticket is
+// never presented again): it goes into the used set until
+// Config.TicketMemory (default 10 minutes, never less than ClaimTimeout)
+// from then, by the server's clock. acquire refuses a presented ticket
+// found there with ErrTicketUsed before anything else but a grant it
+// already owns, so a redelivered task learns at once that its first copy
+// finished with the lock. Only letting go spends: a claimer whose lease
+// lapsed (it died or lost Redis, maybe mid-work) or a waiter that gave up
+// spends nothing, and the task's next copy claims the ticket again and
+// redoes the work. Each spend first drops the entries past their time, and
+// the key expires with its last entry, so the set holds only the tickets
+// spent within one window. Past the window, or if Redis loses its data, a
+// spent ticket is a fresh one again.
 //
 // Wake-ups: each Locker subscribes once, at New, to its own channel and
-// waits for the confirmation; a grant publishes "ticket token" there, so
-// exactly one process gets each message and only the granted waiter acts.
-// Pub/sub is fire-and-forget, so a waiter also re-runs acquire on a
-// fallback timer (≤ min(1s, TTL/3); the re-run renews its place), right when
-// the owner's lease would end if it is at the head, and whenever the
-// subscription reconnects.
+// waits for the confirmation; a grant publishes the granted ticket there,
+// so exactly one process gets each message and only the granted waiter
+// acts. A wake-up is never a grant by itself: it only makes the waiter run
+// acquire again, and the waiter holds the lock when that run finds its
+// ticket owning it (renewing the lease from then). A message can be stale —
+// while the waiter's commands were failing, the grant may have lapsed and
+// gone to the next waiter — and the re-run is what tells. Signals coalesce
+// (a waiter drops those that came before its next run, which answers
+// them), so none is lost to a full buffer. Pub/sub is fire-and-forget, so a
+// waiter also re-runs acquire on a fallback timer (Config.Fallback, 1s by
+// default, but never more than a third of the waiter's own lease —
+// Options.TTL when given — since the re-run is what renews its place),
+// right when the owner's lease would end if it is at the head, and
+// whenever the subscription reconnects. A grant whose reply comes back
+// later than the lease the holder could count on (a stalled process) is
+// confirmed again rather than returned.
 //
 // Fencing: a token is max(last+1, server time in µs), the last being kept
 // in the owner hash, so tokens strictly increase per resource even after a
 // restart that lost it — assuming Redis's clock is not set back. Stores
 // must reject writes whose token is below the last they accepted.
 //
-// Leases: holders renew every TTL/3. A holder counts its lease from when it
-// sent the acquire that led to the grant (the server started the lease
-// later) and cancels its Context with cause ErrLost a margin (TTL/10) before
-// that lease could end when renewals keep failing.
+// Leases: holders renew every third of their own lease (Options.TTL or
+// Config.TTL). A holder counts its lease from when it sent the acquire that
+// granted it (the server started the lease later) and cancels its Context
+// with cause ErrLost a margin (TTL/10) before that lease could end when
+// renewals keep failing.
 //
 // # Guarantees and what they assume
 //

@@ -19,8 +19,18 @@ var (
 	// no longer owns the lock.
 	ErrNotHeld = errors.New("lock: not held by this owner")
 	// ErrTicketClaimed is returned when a ticket was already claimed by
-	// another acquirer: a task delivered twice claims its ticket once.
+	// another acquirer that still holds the lock (or waits in line with
+	// it): a task delivered twice claims its ticket once.
 	ErrTicketClaimed = errors.New("lock: ticket already claimed")
+	// ErrTicketUsed is returned, at once and in either mode, when a ticket
+	// was claimed and its claimer has since released the lock or handed it
+	// on (within Config.TicketMemory): the task that carried it was
+	// delivered again after its first copy finished with the lock. A
+	// consumer that releases only once its work is done can take it as
+	// "done" and acknowledge the task. A claimer whose lease lapsed did not
+	// spend its ticket: the work may be unfinished, and the ticket can be
+	// claimed again.
+	ErrTicketUsed = errors.New("lock: ticket already used")
 	// ErrInvalid wraps every bad-input error (empty or oversized resource
 	// names, non-positive durations, bad tickets).
 	ErrInvalid = errors.New("lock: invalid argument")

@@ -3,6 +3,7 @@ package lock
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ func TestLossIsCancellation(t *testing.T) {
 	reg := newRegistry()
 	cfg := fastConfig()
 	cfg.Registerer = reg
-	c, ks := newKillableClient(t, srv)
+	c, f := newFaultyClient(t, srv)
 	l := newLocker(t, c, cfg)
 	observer := newLocker(t, newClient(t, srv), fastConfig())
 	lk, err := l.Acquire(t.Context(), "n", nil)
@@ -28,7 +29,7 @@ func TestLossIsCancellation(t *testing.T) {
 	cancelled := make(chan time.Time, 1)
 	context.AfterFunc(lk.Context(), func() { cancelled <- time.Now() })
 
-	ks.dead.Store(true) // every renewal now fails
+	f.setCut(true) // every renewal now fails
 	s, err := observer.Snapshot(t.Context(), "n")
 	if err != nil || !s.Held {
 		t.Fatalf("snapshot = %+v, %v; want held", s, err)
@@ -111,19 +112,19 @@ func TestDeadWaiters(t *testing.T) {
 				t.Fatal(err)
 			}
 			var live []<-chan acquired
-			var kill *killSwitch
+			var kill *faults
 			for i := range 3 {
-				c, ks := newKillableClient(t, srv)
+				c, f := newFaultyClient(t, srv)
 				wctx, cancel := context.WithCancel(ctx)
 				defer cancel()
 				ch := acquireAsync(t, wctx, newLocker(t, c, cfg), l, "n", &Options{Mode: Patient}, i+1)
 				if i == tt.dead {
-					kill = ks
+					kill = f
 					continue
 				}
 				live = append(live, ch)
 			}
-			kill.dead.Store(true) // the waiter can no longer renew or leave
+			kill.setCut(true) // the waiter can no longer renew or leave
 			mustRelease(t, holder)
 			for _, ch := range live {
 				mustRelease(t, recv(t, ch, "live waiter"))
@@ -237,11 +238,7 @@ func TestRedisRestart(t *testing.T) {
 			if keep {
 				mustRelease(t, holder)
 				first = recv(t, w1, "first waiter")
-				select {
-				case a := <-w2:
-					t.Fatalf("second waiter granted out of order (err %v)", a.err)
-				default:
-				}
+				notGranted(t, w2, "second waiter", "before the first, out of order")
 			} else {
 				select {
 				case <-holder.Context().Done():
@@ -303,7 +300,7 @@ func TestScriptFlush(t *testing.T) {
 type fencedStore struct {
 	mu       sync.Mutex
 	last     uint64
-	accepted int
+	accepted []uint64 // the tokens of the writes accepted, in order
 	rejected int
 }
 
@@ -315,6 +312,97 @@ func (s *fencedStore) write(token uint64) bool {
 		return false
 	}
 	s.last = token
-	s.accepted++
+	s.accepted = append(s.accepted, token)
 	return true
+}
+
+// TestStaleWakeUpIsNotAGrant: a waiter whose commands fail (cut) or hang
+// (its process frozen) while its pub/sub connection stays up is granted
+// the lock; the wake-up waits in its process while the grant's lease lapses
+// and the next waiter is granted. When its commands come back, the stale
+// wake-up must not make it a second holder: only a script run that finds
+// its ticket owning the lock may.
+func TestStaleWakeUpIsNotAGrant(t *testing.T) {
+	for _, fault := range []string{"cut", "frozen"} {
+		t.Run(fault, func(t *testing.T) {
+			srv := redistest.Start(t)
+			cfg := fastConfig()
+			cfg.Fallback = 20 * time.Millisecond
+			h := newLocker(t, newClient(t, srv), cfg)
+			wc, wf := newFaultyClient(t, srv)
+			w := newLocker(t, wc, cfg)
+			y := newLocker(t, newClient(t, srv), cfg)
+			ctx := t.Context()
+
+			holder, err := h.Acquire(ctx, "n", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			waiter := acquireAsync(t, ctx, w, h, "n", &Options{Mode: Patient, Purpose: "w"}, 1)
+			// Fault W's commands and wait until one of its re-checks has
+			// failed (or hangs): it will not get through until the fault
+			// ends, and does not read its wake-ups meanwhile.
+			restore := func() { wf.setCut(false) }
+			if fault == "cut" {
+				wf.setCut(true)
+			} else {
+				restore = wf.block()
+			}
+			waitFor(t, 5*time.Second, "the waiter's re-check to fail or hang", func() bool {
+				return wf.failed.Load() > 0 || wf.held.Load() > 0
+			})
+			mustRelease(t, holder) // W is granted; its wake-up arrives
+			next := acquireAsync(t, ctx, y, h, "n", &Options{Mode: Patient, Purpose: "y"}, 1)
+			// W cannot renew: its lease lapses and Y is granted.
+			ylk := recv(t, next, "next waiter, after the first one's lease lapsed")
+
+			sentBefore := wf.sent.Load()
+			restore()
+			// Two successful round trips: W has re-checked, and has had the
+			// chance to act on whatever its process had buffered.
+			waitFor(t, 5*time.Second, "the waiter's commands to get through", func() bool {
+				return len(waiter) > 0 || wf.sent.Load() >= sentBefore+2
+			})
+			notGranted(t, waiter, "first waiter", fmt.Sprintf("while the next waiter holds the lock (token %d, context live %v)",
+				ylk.Token(), ylk.Context().Err() == nil))
+			mustRelease(t, ylk)
+			wlk := recv(t, waiter, "first waiter, after the next one released")
+			if wlk.Token() <= ylk.Token() {
+				t.Fatalf("first waiter's token %d, want > %d", wlk.Token(), ylk.Token())
+			}
+			mustRelease(t, wlk)
+		})
+	}
+}
+
+// TestLateGrantIsConfirmedAgain: a grant whose reply comes back later than
+// the lease its holder could count on (the process stalled after sending
+// the acquire) is not handed to the caller, who could only lose it at once:
+// acquire runs again, renewing the lease, and the lock is held normally.
+func TestLateGrantIsConfirmedAgain(t *testing.T) {
+	for _, mode := range []Mode{Standard, Patient} {
+		t.Run(mode.String(), func(t *testing.T) {
+			srv := redistest.Start(t)
+			cfg := fastConfig()
+			c, f := newFaultyClient(t, srv)
+			l := newLocker(t, c, cfg)
+			f.lateBy = cfg.TTL
+			f.late.Store(1)
+			lk, err := l.Acquire(t.Context(), "n", &Options{Mode: mode})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := f.sent.Load(); got < 3 {
+				t.Errorf("Acquire sent %d commands, want the first acquire (and its index update) and one more", got)
+			}
+			sent := f.sent.Load()
+			waitFor(t, 5*time.Second, "a refresh, or the lock's loss", func() bool {
+				return f.sent.Load() > sent || lk.Context().Err() != nil
+			})
+			if cause := context.Cause(lk.Context()); cause != nil {
+				t.Fatalf("lock ended with cause %v before its first refresh: it was handed over already stale", cause)
+			}
+			mustRelease(t, lk)
+		})
+	}
 }

@@ -3,6 +3,7 @@ package lock
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -46,44 +47,8 @@ func newLocker(t testing.TB, c RedisClient, cfg Config) *Locker {
 	return l
 }
 
-// sendHook is a go-redis hook that sees the commands a client is about to
-// send (one, or a pipeline's) and may fail them all by returning an error.
-type sendHook func(cmds []redis.Cmder) error
-
-func (h sendHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h sendHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if err := h([]redis.Cmder{cmd}); err != nil {
-			cmd.SetErr(err)
-			return err
-		}
-		return next(ctx, cmd)
-	}
-}
-func (h sendHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if err := h(cmds); err != nil {
-			for _, c := range cmds {
-				c.SetErr(err)
-			}
-			return err
-		}
-		return next(ctx, cmds)
-	}
-}
-
-// killSwitch makes every command of a client fail once flipped: a process
-// that died or was cut off, as far as Redis can tell.
-type killSwitch struct{ dead atomic.Bool }
-
-var errKilled = errors.New("test: client killed")
-
-func (k *killSwitch) hook(_ []redis.Cmder) error {
-	if k.dead.Load() {
-		return errKilled
-	}
-	return nil
-}
+// errKilled is what a cut client's commands fail with.
+var errKilled = errors.New("test: client cut off")
 
 // deafClient subscribes to a channel nobody publishes to: every wake-up
 // message is lost, as when pub/sub drops them.
@@ -147,6 +112,35 @@ func recv(t testing.TB, ch <-chan acquired, what string) *Lock {
 	return nil
 }
 
+// notGranted fails t if the Acquire behind ch (from acquireAsync) has
+// returned; why says what should still hold it back.
+func notGranted(t testing.TB, ch <-chan acquired, what, why string) {
+	t.Helper()
+	select {
+	case a := <-ch:
+		t.Fatalf("%s returned (token %d, err %v) %s", what, tokenOf(a.lk), a.err, why)
+	default:
+	}
+}
+
+// grantedInTurn checks the order of two waiters once the lock they wait
+// for is released: first is granted while second still waits, and second
+// once first releases.
+func grantedInTurn(t testing.TB, first, second <-chan acquired, firstName, secondName string) {
+	t.Helper()
+	lk := recv(t, first, firstName)
+	notGranted(t, second, secondName, "before "+firstName+" released")
+	mustRelease(t, lk)
+	mustRelease(t, recv(t, second, secondName))
+}
+
+func tokenOf(lk *Lock) uint64 {
+	if lk == nil {
+		return 0
+	}
+	return lk.Token()
+}
+
 func mustRelease(t testing.TB, lk *Lock) {
 	t.Helper()
 	if err := lk.Release(context.Background()); err != nil {
@@ -158,11 +152,122 @@ func mustRelease(t testing.TB, lk *Lock) {
 // and nothing tells the holder.
 func (lk *Lock) freeze() { lk.pause <- struct{}{} }
 
-// newKillableClient is a client whose commands all fail once ks is flipped.
-func newKillableClient(t testing.TB, srv *redistest.Server) (*redis.Client, *killSwitch) {
+// faults injects faults into one client's commands (hooks do not see its
+// pub/sub connection, which stays up): cut fails every command at once, as
+// a broken connection would; block holds every command until unblocked or
+// its context ends, as a stalled network or a frozen process would.
+type faults struct {
+	mu      sync.Mutex
+	cut     bool
+	blocked chan struct{} // non-nil while blocked; closed to unblock
+	// sent counts the commands let through, failed the commands cut, held
+	// the commands blocked now; a new connection's handshake (HELLO, CLIENT
+	// SETINFO) is not counted.
+	sent, failed, held atomic.Int64
+	// late is how many of the next calls (a command or a pipeline) get
+	// their reply only after lateBy, as from a process that stalled after
+	// sending them.
+	late   atomic.Int64
+	lateBy time.Duration
+}
+
+// newFaultyClient is a client whose commands f can cut or block.
+func newFaultyClient(t testing.TB, srv *redistest.Server) (*redis.Client, *faults) {
 	t.Helper()
 	c := newClient(t, srv)
-	ks := &killSwitch{}
-	c.AddHook(sendHook(ks.hook))
-	return c, ks
+	f := &faults{}
+	c.AddHook(f)
+	return c, f
+}
+
+// setCut cuts the client's commands off (true) or restores them.
+func (f *faults) setCut(cut bool) {
+	f.mu.Lock()
+	f.cut = cut
+	f.mu.Unlock()
+}
+
+// faulty reports whether the client's commands are cut or blocked now.
+func (f *faults) faulty() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cut || f.blocked != nil
+}
+
+// block holds the client's commands until the returned function is called.
+func (f *faults) block() (unblock func()) {
+	ch := make(chan struct{})
+	f.mu.Lock()
+	f.blocked = ch
+	f.mu.Unlock()
+	return func() {
+		f.mu.Lock()
+		if f.blocked == ch {
+			f.blocked = nil
+		}
+		f.mu.Unlock()
+		close(ch)
+	}
+}
+
+func (f *faults) gate(ctx context.Context, cmds ...redis.Cmder) error {
+	n := 0
+	for _, c := range cmds {
+		if name := c.Name(); name != "hello" && name != "client" {
+			n++
+		}
+	}
+	f.mu.Lock()
+	cut, blocked := f.cut, f.blocked
+	f.mu.Unlock()
+	if blocked != nil {
+		f.held.Add(int64(n))
+		select {
+		case <-blocked:
+		case <-ctx.Done():
+		}
+		f.held.Add(-int64(n))
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return f.gate(ctx, cmds...)
+	}
+	if cut {
+		f.failed.Add(int64(n))
+		return errKilled
+	}
+	f.sent.Add(int64(n))
+	return nil
+}
+
+func (f *faults) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (f *faults) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if err := f.gate(ctx, cmd); err != nil {
+			cmd.SetErr(err)
+			return err
+		}
+		defer f.stall()
+		return next(ctx, cmd)
+	}
+}
+func (f *faults) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if err := f.gate(ctx, cmds...); err != nil {
+			for _, c := range cmds {
+				c.SetErr(err)
+			}
+			return err
+		}
+		defer f.stall()
+		return next(ctx, cmds)
+	}
+}
+
+func (f *faults) stall() {
+	if f.late.Add(-1) >= 0 {
+		time.Sleep(f.lateBy)
+	} else {
+		f.late.Add(1)
+	}
 }

@@ -16,6 +16,7 @@ type Lock struct {
 	l        *Locker
 	resource string
 	ticket   string
+	named    bool // the ticket was presented by the caller: spend it when let go
 	claimer  string
 	token    uint64
 	ttl      time.Duration
@@ -37,7 +38,7 @@ type Lock struct {
 func newLock(ctx context.Context, a *attempt, token uint64, leaseFrom time.Time) *Lock {
 	lctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	lk := &Lock{
-		l: a.l, resource: a.resource, ticket: a.ticket, claimer: a.claimer, token: token,
+		l: a.l, resource: a.resource, ticket: a.ticket, named: a.named, claimer: a.claimer, token: token,
 		ttl: a.ttl, keys: a.keys, ctx: lctx, cancel: cancel,
 		done: make(chan struct{}), pause: make(chan struct{}),
 	}
@@ -56,17 +57,17 @@ func (lk *Lock) Token() uint64 { return lk.token }
 // (cause ErrReleased). Use context.Cause to tell which.
 func (lk *Lock) Context() context.Context { return lk.ctx }
 
-// margin is how long before the lease's end the holder gives up: its local
-// view of the lease starts when it sent the refresh, before the server
-// started the lease, so ending a margin early keeps it on the safe side of
-// clock-rate drift and scheduling delays.
-func (lk *Lock) margin() time.Duration { return max(lk.ttl/10, 2*time.Millisecond) }
+// leaseMargin is how long before the lease's end the holder gives up: its
+// local view of the lease starts when it sent the acquire or refresh, before
+// the server started the lease, so ending a margin early keeps it on the
+// safe side of clock-rate drift and scheduling delays.
+func leaseMargin(ttl time.Duration) time.Duration { return max(ttl/10, 2*time.Millisecond) }
 
 // refresh renews the lease every TTL/3 and cancels the lock's context with
 // ErrLost before its lease can run out when renewing keeps failing.
 func (lk *Lock) refresh(leaseFrom time.Time) {
 	defer close(lk.done)
-	deadline := leaseFrom.Add(lk.ttl - lk.margin())
+	deadline := leaseFrom.Add(lk.ttl - leaseMargin(lk.ttl))
 	next := time.Until(leaseFrom.Add(lk.ttl / 3))
 	for {
 		wait := min(next, time.Until(deadline))
@@ -97,7 +98,7 @@ func (lk *Lock) refresh(leaseFrom time.Time) {
 			lk.lose("lock is owned by someone else")
 			return
 		default:
-			deadline = sent.Add(lk.ttl - lk.margin())
+			deadline = sent.Add(lk.ttl - leaseMargin(lk.ttl))
 			next = lk.ttl / 3
 		}
 	}
@@ -133,14 +134,27 @@ func (lk *Lock) end() error {
 	return nil
 }
 
+// memory is how long (ms) the lock's ticket stays spent once let go: 0 for
+// a ticket nobody presented, which nobody will present again.
+func (lk *Lock) memory() int64 {
+	if !lk.named {
+		return 0
+	}
+	return ms(lk.l.cfg.TicketMemory)
+}
+
 // Release gives the lock up. Inside the same script, ownership passes to the
 // live head of the line, and only that waiter is woken. Releasing a lock that
-// was lost or already released returns ErrNotHeld.
+// was lost or already released returns ErrNotHeld. A ticket the caller
+// presented (Options.Ticket) is spent: claiming it again within
+// Config.TicketMemory fails with ErrTicketUsed, so release only once the
+// work the ticket stands for is done if a redelivered task is to be taken
+// as done.
 func (lk *Lock) Release(ctx context.Context) error {
 	if err := lk.end(); err != nil {
 		return err
 	}
-	r, err := lk.l.run(ctx, scriptRelease, lk.keys, lk.ticket, lk.claimer)
+	r, err := lk.l.run(ctx, scriptRelease, lk.keys, lk.ticket, lk.claimer, lk.memory())
 	<-lk.done
 	if err != nil {
 		return fmt.Errorf("lock: release %s: %w", lk.resource, err)
@@ -159,7 +173,8 @@ func (lk *Lock) Release(ctx context.Context) error {
 // that consumer is already waiting in line with next, it is granted at once;
 // otherwise the ticket holds the lock unclaimed for at most claim (zero means
 // Config.ClaimTimeout). It returns the fencing token of the new grant. This
-// Lock is given up whatever the outcome.
+// Lock is given up whatever the outcome, and its ticket, if the caller
+// presented it, is spent as at a Release.
 func (lk *Lock) Handoff(ctx context.Context, next string, claim time.Duration) (uint64, error) {
 	if err := validTicket(next); err != nil {
 		return 0, err
@@ -176,7 +191,7 @@ func (lk *Lock) Handoff(ctx context.Context, next string, claim time.Duration) (
 	if err := lk.end(); err != nil {
 		return 0, err
 	}
-	r, err := lk.l.runIndexed(ctx, lk.resource, scriptHandoff, lk.keys, lk.ticket, lk.claimer, next, ms(claim), "handoff")
+	r, err := lk.l.runIndexed(ctx, lk.resource, scriptHandoff, lk.keys, lk.ticket, lk.claimer, next, ms(claim), "handoff", lk.memory())
 	<-lk.done
 	if err != nil {
 		return 0, fmt.Errorf("lock: handoff %s: %w", lk.resource, err)

@@ -42,6 +42,13 @@ const (
 	DefaultClaimTimeout = 30 * time.Second
 	// DefaultGrace is how long a line's keys outlive the leases in it.
 	DefaultGrace = time.Minute
+	// DefaultTicketMemory is how long a spent ticket is remembered: well
+	// past a task bus's redeliveries of a task whose ack was lost (with
+	// ironfleet's bus, up to 5 deliveries 30s apart).
+	DefaultTicketMemory = 10 * time.Minute
+	// DefaultFallback bounds a waiter's wait between re-checks when no
+	// wake-up comes (never more than a third of its lease).
+	DefaultFallback = time.Second
 )
 
 // Config holds a Locker's settings. Every zero value means the documented default.
@@ -54,8 +61,9 @@ type Config struct {
 	TTL time.Duration
 	// Fallback bounds how long a waiter goes without re-checking the lock
 	// when no wake-up message arrives (pub/sub is fire-and-forget). Zero
-	// means min(1s, TTL/3); it is never more than TTL/3, because re-checking
-	// is also how a waiter renews its lease.
+	// means 1s. A waiter never waits more than a third of its own lease
+	// (Options.TTL, or TTL) between re-checks, whatever Fallback says,
+	// because re-checking is also how it renews its place in line.
 	Fallback time.Duration
 	// Attempts and Interval are the standard mode's retries: Attempts tries,
 	// Interval apart, before ErrLocked. Zero means DefaultAttempts and
@@ -66,6 +74,11 @@ type Config struct {
 	// unclaimed before it expires and the lock moves on. Zero means
 	// DefaultClaimTimeout.
 	ClaimTimeout time.Duration
+	// TicketMemory is how long a ticket stays spent after its claimer
+	// released the lock or handed it on: claiming it again within this
+	// window fails with ErrTicketUsed. Zero means DefaultTicketMemory; it
+	// is never less than ClaimTimeout.
+	TicketMemory time.Duration
 	// Grace is how long a line's keys outlive the leases in it (at least
 	// half of Grace, at most all of it), so that a fleet that died leaves
 	// nothing behind, yet dead waiters are still found and counted; zero
@@ -110,8 +123,11 @@ type core struct {
 	seq     atomic.Uint64
 	metrics *metrics
 
-	mu      sync.Mutex
-	waiters map[string]chan uint64 // ticket -> wake (token, or 0 for "re-check")
+	mu sync.Mutex
+	// waiters maps the ticket of each patient Acquire of this process to
+	// its re-check signal. A signal says only "look again": a wake-up is
+	// never taken as a grant by itself (it may be stale, see patient).
+	waiters map[string]chan struct{}
 	closed  bool
 
 	pubsub *redis.PubSub
@@ -142,7 +158,7 @@ func New(ctx context.Context, client RedisClient, cfg Config) (*Locker, error) {
 		cfg:     cfg,
 		id:      randomHex(8),
 		metrics: m,
-		waiters: make(map[string]chan uint64),
+		waiters: make(map[string]chan struct{}),
 		done:    make(chan struct{}),
 	}, holder: cfg.Holder}
 	l.channel = cfg.Prefix + ":wake:" + l.id
@@ -189,7 +205,7 @@ func checkContextTimeouts(c RedisClient) error {
 func (c *Config) validate() error {
 	for name, d := range map[string]time.Duration{
 		"TTL": c.TTL, "Fallback": c.Fallback, "Interval": c.Interval,
-		"ClaimTimeout": c.ClaimTimeout, "Grace": c.Grace,
+		"ClaimTimeout": c.ClaimTimeout, "TicketMemory": c.TicketMemory, "Grace": c.Grace,
 	} {
 		if d < 0 {
 			return invalid("Config.%s is negative (%s)", name, d)
@@ -214,11 +230,8 @@ func (c *Config) setDefaults() {
 	if c.TTL == 0 {
 		c.TTL = DefaultTTL
 	}
-	if c.Fallback == 0 || c.Fallback > c.TTL/3 {
-		c.Fallback = min(time.Second, c.TTL/3)
-		if c.Fallback == 0 {
-			c.Fallback = c.TTL / 3
-		}
+	if c.Fallback == 0 {
+		c.Fallback = DefaultFallback
 	}
 	if c.Attempts == 0 {
 		c.Attempts = DefaultAttempts
@@ -229,6 +242,10 @@ func (c *Config) setDefaults() {
 	if c.ClaimTimeout == 0 {
 		c.ClaimTimeout = DefaultClaimTimeout
 	}
+	if c.TicketMemory == 0 {
+		c.TicketMemory = DefaultTicketMemory
+	}
+	c.TicketMemory = max(c.TicketMemory, c.ClaimTimeout)
 	if c.Grace == 0 {
 		c.Grace = DefaultGrace
 	}
@@ -239,6 +256,13 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+}
+
+// fallbackFor is how long a waiter whose lease is ttl waits at most between
+// re-checks: Fallback, but never more than ttl/3, since its re-checks are
+// what renew its place in line.
+func (c *Config) fallbackFor(ttl time.Duration) time.Duration {
+	return min(c.Fallback, ttl/3)
 }
 
 // Close stops the wake-up subscription. Locks already held keep refreshing
@@ -258,9 +282,10 @@ func (l *Locker) Close() error {
 }
 
 // dispatch delivers wake-ups to the waiters of this process. A wake-up names
-// the ticket granted and its token; after the subscription reconnects (a
-// message may have been lost meanwhile) every waiter is told to re-check.
-// It reads the subscription itself, so a wake-up costs one goroutine switch.
+// the ticket granted, and only that waiter is told to re-check; after the
+// subscription reconnects (a message may have been lost meanwhile) every
+// waiter is. It reads the subscription itself, so a wake-up costs one
+// goroutine switch.
 func (l *Locker) dispatch(ctx context.Context) {
 	defer close(l.done)
 	for {
@@ -279,24 +304,22 @@ func (l *Locker) dispatch(ctx context.Context) {
 		}
 		switch m := m.(type) {
 		case *redis.Message:
-			ticket, tok, _ := strings.Cut(m.Payload, " ")
-			token, _ := strconv.ParseUint(tok, 10, 64)
-			l.wake(ticket, token)
+			// The payload is the ticket; earlier versions added its token
+			// after a space, which is ignored.
+			ticket, _, _ := strings.Cut(m.Payload, " ")
+			l.wake(ticket)
 		case *redis.Subscription:
 			l.wakeAll()
 		}
 	}
 }
 
-func (l *Locker) wake(ticket string, token uint64) {
+func (l *Locker) wake(ticket string) {
 	l.mu.Lock()
 	ch := l.waiters[ticket]
 	l.mu.Unlock()
 	if ch != nil {
-		select {
-		case ch <- token:
-		default:
-		}
+		signal(ch)
 	}
 }
 
@@ -304,20 +327,27 @@ func (l *Locker) wakeAll() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, ch := range l.waiters {
-		select {
-		case ch <- 0:
-		default:
-		}
+		signal(ch)
 	}
 }
 
-func (l *Locker) register(ticket string) (chan uint64, error) {
+// signal asks the waiter behind ch to re-check. Signals coalesce: one
+// already pending means a re-check will run after this signal was sent,
+// which answers this one too.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func (l *Locker) register(ticket string) (chan struct{}, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		return nil, ErrClosed
 	}
-	ch := make(chan uint64, 1)
+	ch := make(chan struct{}, 1)
 	l.waiters[ticket] = ch
 	return ch, nil
 }
@@ -328,10 +358,10 @@ func (l *Locker) unregister(ticket string) {
 	l.mu.Unlock()
 }
 
-// keys are the three keys of one resource, sharing its hash tag.
+// keys are the four keys of one resource, sharing its hash tag.
 func (l *Locker) keys(resource string) []string {
 	base := l.cfg.Prefix + ":{" + resource + "}:"
-	return []string{base + "owner", base + "line", base + "waiters"}
+	return []string{base + "owner", base + "line", base + "waiters", base + "used"}
 }
 
 func (l *Locker) indexKey() string { return l.cfg.Prefix + ":index" }

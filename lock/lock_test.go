@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -195,33 +194,24 @@ func TestFIFO(t *testing.T) {
 		lk := recv(t, chans[i], fmt.Sprintf("waiter %d", i))
 		// Nobody after i may have been granted yet.
 		for j := i + 1; j < n; j++ {
-			select {
-			case a := <-chans[j]:
-				t.Fatalf("waiter %d granted while %d still held the lock (err %v)", j, i, a.err)
-			default:
-			}
+			notGranted(t, chans[j], fmt.Sprintf("waiter %d", j), fmt.Sprintf("while %d still held the lock", i))
 		}
 		mustRelease(t, lk)
 	}
 }
 
-// TestWakeUpIsTheGrant: the message that wakes a waiter carries its grant
-// (ticket and fencing token), so the waiter holds the lock without another
-// round trip to Redis. Both the release and the handoff to a waiting
-// claimer are checked, with tokens well past 2^53/1000 (the server clock in
-// µs), which Lua would print in %.14g notation if left to itself.
-func TestWakeUpIsTheGrant(t *testing.T) {
+// TestWakeUpIsConfirmed: the message that wakes a granted waiter only
+// prompts it to run acquire again, and that one script run, which finds its
+// ticket owning the lock, is what makes it the holder: one command, no
+// more. Both the release and the handoff to a waiting claimer are checked;
+// the waiter holds the token granted, above the last holder's.
+func TestWakeUpIsConfirmed(t *testing.T) {
 	srv := redistest.Start(t)
 	// Long leases and fallback: neither a refresh nor a fallback re-check
-	// can send a command during the test.
+	// can send a command during the test, only the wake-up can prompt one.
 	cfg := Config{TTL: time.Minute, Fallback: 20 * time.Second}
 	l := newLocker(t, newClient(t, srv), cfg)
-	wc := newClient(t, srv)
-	var sent atomic.Int64 // commands the waiter's client sends
-	wc.AddHook(sendHook(func(cmds []redis.Cmder) error {
-		sent.Add(int64(len(cmds)))
-		return nil
-	}))
+	wc, wf := newFaultyClient(t, srv) // counts the commands the waiter's client sends
 	w := newLocker(t, wc, cfg)
 	ctx := t.Context()
 
@@ -233,7 +223,7 @@ func TestWakeUpIsTheGrant(t *testing.T) {
 			}
 			ticket := NewTicket()
 			waiter := acquireAsync(t, ctx, w, l, "n", &Options{Mode: Patient, Ticket: ticket}, 1)
-			before := sent.Load()
+			before := wf.sent.Load()
 			var handed uint64
 			if how == "release" {
 				mustRelease(t, holder)
@@ -241,8 +231,8 @@ func TestWakeUpIsTheGrant(t *testing.T) {
 				t.Fatal(err)
 			}
 			lk := recv(t, waiter, "woken waiter")
-			if n := sent.Load() - before; n != 0 {
-				t.Errorf("woken waiter sent %d commands before holding the lock, want 0", n)
+			if n := wf.sent.Load() - before; n != 1 {
+				t.Errorf("woken waiter sent %d commands before holding the lock, want 1 (its acquire)", n)
 			}
 			if lk.Token() <= holder.Token() || (handed != 0 && lk.Token() != handed) {
 				t.Errorf("woken waiter's token %d, holder's %d, handoff's %d: want the granted one, above the holder's",
@@ -383,11 +373,7 @@ func TestHandoffToWaitingClaimer(t *testing.T) {
 	if got.Token() != tok {
 		t.Fatalf("claimer token %d, want %d", got.Token(), tok)
 	}
-	select {
-	case a := <-other:
-		t.Fatalf("the other waiter was granted during the handoff (err %v)", a.err)
-	default:
-	}
+	notGranted(t, other, "the other waiter", "during the handoff")
 	mustRelease(t, got)
 	mustRelease(t, recv(t, other, "other waiter"))
 }
@@ -463,14 +449,7 @@ func TestReserve(t *testing.T) {
 	}
 	claimer := acquireAsync(t, ctx, newLocker(t, newClient(t, srv), cfg), l, "n", &Options{Mode: Patient, Ticket: ticket}, 2)
 	mustRelease(t, holder)
-	got := recv(t, claimer, "claimer of the reservation")
-	select {
-	case a := <-later:
-		t.Fatalf("later waiter granted before the reservation's claimer released (err %v)", a.err)
-	default:
-	}
-	mustRelease(t, got)
-	mustRelease(t, recv(t, later, "later waiter"))
+	grantedInTurn(t, claimer, later, "the reservation's claimer", "the later waiter")
 }
 
 // TestStandardClaimOfQueuedReservationLeavesIt: a standard-mode caller
@@ -497,4 +476,170 @@ func TestStandardClaimOfQueuedReservationLeavesIt(t *testing.T) {
 	claimer := acquireAsync(t, ctx, newLocker(t, newClient(t, srv), cfg), l, "n", &Options{Mode: Patient, Ticket: ticket}, 1)
 	mustRelease(t, holder)
 	mustRelease(t, recv(t, claimer, "patient claimer of the reservation"))
+}
+
+// TestShortTTLWaiterKeepsItsPlace: a waiter whose Options.TTL is shorter
+// than its Locker's renews its place in line often enough for its own lease
+// (not the Locker's fallback, a third of Config.TTL up to 1s), so it stays at
+// the head, and is granted first however long the holder holds.
+func TestShortTTLWaiterKeepsItsPlace(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := Config{TTL: 6 * time.Second, Interval: 5 * time.Millisecond} // fallback 1s
+	l := newLocker(t, newClient(t, srv), cfg)
+	ctx := t.Context()
+	holder, err := l.Acquire(ctx, "n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const short = 150 * time.Millisecond
+	first := acquireAsync(t, ctx, newLocker(t, newClient(t, srv), cfg), l, "n", &Options{Mode: Patient, TTL: short, Purpose: "short"}, 1)
+	second := acquireAsync(t, ctx, newLocker(t, newClient(t, srv), cfg), l, "n", &Options{Mode: Patient, Purpose: "long"}, 2)
+	// Hold for several of the short lease: the short waiter must stay at
+	// the head all along.
+	until := time.Now().Add(5 * short)
+	waitFor(t, 10*time.Second, "five short leases to pass", func() bool {
+		s, err := l.Snapshot(ctx, "n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(s.Line) == 0 || s.Line[0].Purpose != "short" {
+			t.Fatalf("line = %+v, want the short-TTL waiter at its head", s.Line)
+		}
+		return time.Now().After(until)
+	})
+	mustRelease(t, holder)
+	grantedInTurn(t, first, second, "the short-TTL waiter", "the waiter behind")
+}
+
+// TestUsedTicket: a ticket whose claimer released the lock or handed it on
+// is remembered as spent for Config.TicketMemory: claiming it again (the
+// task delivered again after its ack was lost) fails at once with
+// ErrTicketUsed, in either mode, without waiting in line — while a ticket
+// still held gives ErrTicketClaimed, and one whose claimer lost its lease
+// without letting go (it may not have finished) can be claimed again.
+func TestUsedTicket(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := fastConfig()
+	cfg.ClaimTimeout = 5 * time.Second
+	cfg.TicketMemory = 5 * time.Second
+	api := newLocker(t, newClient(t, srv), cfg)
+	other := newLocker(t, newClient(t, srv), cfg)
+	reg := newRegistry()
+	ccfg := cfg
+	ccfg.Registerer = reg
+	conductor := newLocker(t, newClient(t, srv), ccfg)
+	ctx := t.Context()
+
+	// give puts ticket where a task's claimer will find it: handed off, or
+	// reserved behind nobody.
+	give := map[string]func(t *testing.T, resource, ticket string){
+		"handoff": func(t *testing.T, resource, ticket string) {
+			lk, err := api.Acquire(ctx, resource, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := lk.Handoff(ctx, ticket, 0); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"reserve": func(t *testing.T, resource, ticket string) {
+			if err := api.Reserve(ctx, resource, ticket, "task", 0); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}
+	// end is how the first claimer lets go of the lock.
+	end := map[string]func(t *testing.T, lk *Lock){
+		"release": func(t *testing.T, lk *Lock) { mustRelease(t, lk) },
+		"handoff": func(t *testing.T, lk *Lock) {
+			if _, err := lk.Handoff(ctx, NewTicket(), 0); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}
+	for gname, g := range give {
+		for ename, e := range end {
+			t.Run(gname+" then "+ename, func(t *testing.T) {
+				resource, ticket := gname+"-"+ename, NewTicket()
+				g(t, resource, ticket)
+				first, err := conductor.Acquire(ctx, resource, &Options{Mode: Patient, Ticket: ticket})
+				if err != nil {
+					t.Fatalf("first claim: %v", err)
+				}
+				if _, err := conductor.Acquire(ctx, resource, &Options{Ticket: ticket, Attempts: 1}); !errors.Is(err, ErrTicketClaimed) || errors.Is(err, ErrTicketUsed) {
+					t.Fatalf("claim while the first claimer holds = %v, want ErrTicketClaimed", err)
+				}
+				e(t, first)
+				if ename == "release" {
+					// Someone else holds the lock now (after a handoff, the
+					// next ticket does): a claim that waited in line would
+					// not come back.
+					busy, err := other.Acquire(ctx, resource, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer mustRelease(t, busy)
+				}
+				for _, mode := range []Mode{Standard, Patient} {
+					wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+					start := time.Now()
+					_, err := conductor.Acquire(wctx, resource, &Options{Mode: mode, Ticket: ticket})
+					cancel()
+					if !errors.Is(err, ErrTicketUsed) || errors.Is(err, ErrTicketClaimed) {
+						t.Fatalf("%s claim of a spent ticket = %v after %s, want ErrTicketUsed", mode, err, time.Since(start))
+					}
+				}
+			})
+		}
+	}
+	if got, want := counterValue(t, reg, "ironfleet_lock_claims_total", "result", "used"), float64(2*len(give)*len(end)); got != want {
+		t.Errorf("claims counted as used = %v, want %v", got, want)
+	}
+
+	t.Run("lost, not let go", func(t *testing.T) {
+		ticket := NewTicket()
+		give["handoff"](t, "lost", ticket)
+		first, err := conductor.Acquire(ctx, "lost", &Options{Ticket: ticket})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first.freeze() // the claimer dies mid-work: its lease lapses
+		var again *Lock
+		waitFor(t, 5*time.Second, "the dead claimer's lease to lapse", func() bool {
+			again, err = conductor.Acquire(ctx, "lost", &Options{Ticket: ticket, Attempts: 1})
+			return !errors.Is(err, ErrTicketClaimed)
+		})
+		if err != nil {
+			t.Fatalf("claim after the first claimer's lease lapsed = %v, want granted (the work may not be done)", err)
+		}
+		mustRelease(t, again)
+	})
+
+	t.Run("remembered for TicketMemory", func(t *testing.T) {
+		mcfg := fastConfig() // ClaimTimeout 300ms
+		mcfg.TicketMemory = 400 * time.Millisecond
+		l := newLocker(t, newClient(t, srv), mcfg)
+		ticket := NewTicket()
+		lk, err := l.Acquire(ctx, "memory", &Options{Ticket: ticket})
+		if err != nil {
+			t.Fatal(err)
+		}
+		released := time.Now()
+		mustRelease(t, lk)
+		if _, err := l.Acquire(ctx, "memory", &Options{Ticket: ticket}); !errors.Is(err, ErrTicketUsed) {
+			t.Fatalf("claim right after release = %v, want ErrTicketUsed", err)
+		}
+		var again *Lock
+		waitFor(t, 5*time.Second, "the ticket to be forgotten", func() bool {
+			again, err = l.Acquire(ctx, "memory", &Options{Ticket: ticket, Attempts: 1})
+			return !errors.Is(err, ErrTicketUsed)
+		})
+		if err != nil {
+			t.Fatalf("claim after the memory ended = %v, want granted", err)
+		}
+		if d := time.Since(released); d < mcfg.TicketMemory {
+			t.Fatalf("ticket forgotten %s after release, want at least TicketMemory %s", d, mcfg.TicketMemory)
+		}
+		mustRelease(t, again)
+	})
 }

@@ -35,7 +35,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"kind"}),
 		claims: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ironfleet_lock_claims_total",
-			Help: "Claims of handed-off or reserved tickets, by result (granted, duplicate).",
+			Help: "Claims of handed-off or reserved tickets, by result (granted, duplicate: claimed by another still holding or waiting, used: spent by a claimer that let go).",
 		}, []string{"result"}),
 		expired: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ironfleet_lock_expired_total",

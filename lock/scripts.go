@@ -45,6 +45,7 @@ const (
 	stDuplicate = 4
 	stNotHeld   = 5
 	stReleased  = 6
+	stUsed      = 7
 )
 
 // reply is the common shape of the mutating scripts' replies.

@@ -123,8 +123,10 @@ func ListNodes[T any](ctx context.Context, c *Client, path string) ([]T, error) 
 }
 
 // SetProvisionState asks for target (PUT /v1/nodes/{node}/states/provision),
-// asking again every LockedRetry while the node is locked (409 NodeLocked),
-// as `baremetal --wait` users do. It returns how many 409s it got.
+// asking again every LockedRetry while the node is locked (409 NodeLocked)
+// or its conductor group is at its deploy or clean limit (503, Ironic's
+// ConcurrentActionLimit), as `baremetal --wait` users and nova do. It
+// returns how many refusals it got.
 func (c *Client) SetProvisionState(ctx context.Context, node, target string) (conflicts int, err error) {
 	retry := c.LockedRetry
 	if retry <= 0 {
@@ -132,7 +134,7 @@ func (c *Client) SetProvisionState(ctx context.Context, node, target string) (co
 	}
 	for {
 		err := c.Do(ctx, http.MethodPut, "/v1/nodes/"+node+"/states/provision", map[string]any{"target": target}, nil)
-		if !IsStatus(err, http.StatusConflict) {
+		if !IsStatus(err, http.StatusConflict) && !IsStatus(err, http.StatusServiceUnavailable) {
 			return conflicts, err
 		}
 		conflicts++

@@ -24,6 +24,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ironfleet/ironfleet/conductor"
 	"github.com/ironfleet/ironfleet/internal/apiclient"
 	"github.com/ironfleet/ironfleet/internal/fleet"
 	"github.com/ironfleet/ironfleet/internal/wait"
@@ -141,8 +142,8 @@ type Result struct {
 	// gave up on it, leaving the node stuck.
 	RacedHandoffs int `json:"raced_handoffs"`
 	GaveUp        int `json:"gave_up"`
-	// Conflicts counts the 409 NodeLocked answers the deploy requests got
-	// before being accepted.
+	// Conflicts counts the 409 NodeLocked (and 503 limit) answers the
+	// deploy requests got before being accepted.
 	Conflicts int `json:"conflicts"`
 	// RedisCommandsPerDeploy is Redis's total_commands_processed over the
 	// deploy phase divided by Nodes: everything, pests included, commands
@@ -207,8 +208,11 @@ func runOne(ctx context.Context, cfg Config, s Strategy, dir string) (Result, er
 		Provide: true, ManualClean: true, EnrollWorkers: 32, ImageSize: cfg.ImageSize,
 		HeartbeatTimeout: cfg.HeartbeatTimeout, RedisServer: cfg.RedisServer,
 		LockAttempts: cfg.LockAttempts, LockInterval: cfg.LockInterval,
-		Handoff: s.handoff(&raced, patientRetryWait),
-		Logger:  cfg.Logger,
+		// Every node deploys at once: the benchmark measures the handoff,
+		// not the group's admission limits.
+		Conductor: conductor.Config{MaxDeploys: cfg.Nodes, MaxCleans: cfg.Nodes},
+		Handoff:   s.handoff(&raced, patientRetryWait),
+		Logger:    cfg.Logger,
 	})
 	if err != nil {
 		return r, err

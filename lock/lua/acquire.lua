@@ -1,13 +1,15 @@
--- acquire(ticket, claimer, mode, ttl, holder, purpose, channel, grace)
+-- acquire(ticket, claimer, mode, ttl, holder, purpose, channel, grace, named)
 -- Grants the lock to ticket when it may have it, queues it (patient mode) or
 -- reports the holder (standard mode). Idempotent: a retry after a lost reply
--- finds the same grant or the same place in line.
+-- finds the same grant or the same place in line. named is '1' when the
+-- caller presented the ticket (a claim), which may have been spent.
 -- Returns result(status, value, extra): status 1 granted (value token,
 -- extra 1 when this claimed a handed-off or reserved ticket), 2 queued (value
--- position, 0 = head), 3 locked, 4 ticket claimed by someone else.
+-- position, 0 = head), 3 locked, 4 ticket claimed by someone else, 7 ticket
+-- spent (claimed, then released or handed on).
 local ticket, claimer, mode = ARGV[1], ARGV[2], ARGV[3]
 local ttl, holder, purpose, channel = tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
-local grace = tonumber(ARGV[8])
+local grace, named = tonumber(ARGV[8]), ARGV[9] == '1'
 
 evict()
 
@@ -45,16 +47,23 @@ end
 
 if OWNER and OWNER.t == ticket then
   if OWNER.c == '' or OWNER.c == claimer then
-    -- Claim of a ticket handed to us (or re-run of our own grant): keep the
-    -- token granted at handoff, take over the lease.
-    redis.call('HSET', K_OWNER, 'c', claimer, 'e', NOW + ttl, 'm', mode)
-    if holder ~= '' then redis.call('HSET', K_OWNER, 'h', holder) end
-    if purpose ~= '' then redis.call('HSET', K_OWNER, 'p', purpose) end
+    -- Claim of a ticket handed to us, or the waiter granted by a release
+    -- or handoff confirming its grant (a wake-up only prompts this run), or
+    -- a re-run of our own grant: keep the token granted, take over the
+    -- lease from now.
+    local f = {'c', claimer, 'e', NOW + ttl, 'm', mode}
+    if holder ~= '' then f[#f + 1] = 'h'; f[#f + 1] = holder end
+    if purpose ~= '' then f[#f + 1] = 'p'; f[#f + 1] = purpose end
+    redis.call('HSET', K_OWNER, unpack(f))
     local claimed = 0
     if OWNER.c == '' then claimed = 1 end
     return result(1, OWNER.k, claimed)
   end
   return result(4, 0)
+end
+
+if named and spent(ticket) then
+  return result(7, 0)
 end
 
 if not OWNER then

@@ -2,11 +2,11 @@
 -- side, so that every script sees the same keys, clock and helpers.
 --
 -- KEYS: 1 owner (hash), 2 line (list of tickets), 3 waiters (hash ticket ->
---       cjson info)
--- All three share the resource's hash tag, so one resource is one slot.
+--       cjson info), 4 used (zset ticket -> until when it stays spent, ms)
+-- All four share the resource's hash tag, so one resource is one slot.
 -- The line and the waiters hash always hold the same tickets: every script
 -- adds and removes a ticket in both.
-local K_OWNER, K_LINE, K_WAITERS = KEYS[1], KEYS[2], KEYS[3]
+local K_OWNER, K_LINE, K_WAITERS, K_USED = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 
 -- Server time: leases are judged by Redis's clock only, never a client's.
 local T = redis.call('TIME')
@@ -100,14 +100,13 @@ local function next_token()
   return tok
 end
 
--- Tell the process waiting for ticket (through its wake channel ch) that
--- it was granted the lock with token tok. The token is formatted as an
--- integer: Lua's own number-to-string conversion prints 16-digit tokens in
--- %.14g notation, which the waiter could not parse (it would then spend a
--- round trip re-checking instead of holding the lock at once).
-local function wake(ch, ticket, tok)
+-- Tell the process waiting for ticket (through its wake channel ch) to run
+-- acquire again: it was granted the lock. The message is only a prompt; the
+-- waiter holds the lock once its acquire finds its ticket owning it, so a
+-- message that arrives late (after the grant lapsed) grants nothing.
+local function wake(ch, ticket)
   if ch and ch ~= '' then
-    redis.call('PUBLISH', ch, ticket .. ' ' .. string.format('%d', tok))
+    redis.call('PUBLISH', ch, ticket)
   end
 end
 
@@ -141,7 +140,7 @@ local function promote_head()
       local expiry = tonumber(info.x)
       if claimer == '' then expiry = NOW + tonumber(info.claim or 1000) end
       local tok = make_owner(head, claimer, expiry, info.h, info.p, info.m)
-      wake(info.ch, head, tok)
+      wake(info.ch, head)
       return head, tok
     end
     count_dead(info)
@@ -189,6 +188,27 @@ local function result(status, value, extra, with_owner)
   local h, p, left = '', '', 0
   if with_owner then h, p, left = owner_view() end
   return {status, value, h, p, left, EXP_WAITERS, EXP_HOLDERS, EXP_TICKETS, extra or 0}
+end
+
+-- spend remembers ticket as spent for mem ms (0: not at all): its claimer
+-- released the lock or handed it on, so claiming it again (the same task
+-- delivered again) is refused. Only tickets a caller named are spent (a
+-- fresh Acquire's own ticket is never presented again). Tickets past their
+-- time are dropped here, so the set holds only those spent within the
+-- window, and the key itself ends with the last of them.
+local function spend(ticket, mem)
+  if mem <= 0 then return end
+  redis.call('ZREMRANGEBYSCORE', K_USED, '-inf', NOW)
+  redis.call('ZADD', K_USED, NOW + mem, ticket)
+  if redis.call('PTTL', K_USED) < mem then
+    redis.call('PEXPIRE', K_USED, mem)
+  end
+end
+
+-- spent reports whether ticket was spent and is still remembered.
+local function spent(ticket)
+  local until_ms = redis.call('ZSCORE', K_USED, ticket)
+  return until_ms and tonumber(until_ms) > NOW
 end
 
 -- is_owner reports whether ticket, claimed by claimer, owns the lock.

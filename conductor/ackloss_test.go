@@ -1,0 +1,103 @@
+package conductor_test
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ironfleet/ironfleet/conductor"
+	"github.com/ironfleet/ironfleet/transport"
+	"github.com/ironfleet/ironfleet/transport/wire"
+)
+
+// ackLosing is a conductor's task bus that loses the ack of one task: once
+// the conductor's handler has finished the first task lose picks, the
+// conductor's NATS connection is cut, as a crash between finishing and
+// acking does. JetStream redelivers the task to another conductor.
+type ackLosing struct {
+	conductor.Tasks
+	lose func(wire.Task) bool
+	cut  func()
+	once sync.Once
+	lost chan struct{}
+}
+
+func (a *ackLosing) Consume(ctx context.Context, group string, h transport.Handler, cfg transport.ConsumeConfig) error {
+	return a.Tasks.Consume(ctx, group, func(ctx context.Context, t wire.Task, d transport.Delivery) transport.Outcome {
+		out := h(ctx, t, d)
+		if a.lose(t) {
+			a.once.Do(func() { a.cut(); close(a.lost) })
+		}
+		return out
+	}, cfg)
+}
+
+// TestRedeliveryAfterALostAckRunsNothingAgain: a power task that finished
+// but whose ack was lost is redelivered to another conductor after
+// AckWait; by then a newer request has run. The redelivery must change
+// nothing: the machine ends in the last requested state, and a reboot runs
+// once. (Before, the redelivered task claimed its ticket again once the
+// first copy had released it, and ran a second time.)
+func TestRedeliveryAfterALostAckRunsNothingAgain(t *testing.T) {
+	tests := []struct {
+		name string
+		// first is the task whose ack is lost; then, if set, is requested
+		// after it.
+		first, then wire.PowerState
+	}{
+		{"power off then on", wire.PowerOff, wire.PowerOn},
+		{"reboot", wire.PowerRebooting, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			node := e.enroll(t, "ack-node", "")
+			m, _ := e.machines.Machine("ack-node")
+			if err := m.SetPower(t.Context(), wire.PowerOn); err != nil {
+				t.Fatal(err)
+			}
+			var losing *ackLosing
+			var c1 *conductorProc
+			e.deps = func(host string, d *conductor.Deps) {
+				if host != "c1" {
+					return
+				}
+				losing = &ackLosing{Tasks: d.Tasks, lost: make(chan struct{}), cut: func() { c1.nc.Close() },
+					lose: func(task wire.Task) bool {
+						var p wire.PowerParams
+						_ = json.Unmarshal(task.Params, &p)
+						return task.Op == wire.OpPower && p.Target == tt.first
+					}}
+				d.Tasks = losing
+			}
+			c1 = e.startConductor(t, "c1", nil, nil)
+			e.deps = nil
+			boots := m.State().Boots
+			e.request(t, node.UUID, wire.OpPower, wire.PowerParams{Target: tt.first})
+			select {
+			case <-losing.lost:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the first power task never finished")
+			}
+			c1.stop()
+			e.startConductor(t, "c2", nil, nil)
+			want := wire.PowerOn
+			if tt.then != "" {
+				e.request(t, node.UUID, wire.OpPower, wire.PowerParams{Target: tt.then})
+				want = tt.then
+			}
+			// The lost-ack task comes back after AckWait; wait until the
+			// work queue is empty: every task, the redelivered one too, acked.
+			e.waitQueueEmpty(t, 30*time.Second)
+			st := m.State()
+			if st.Power != want {
+				t.Fatalf("machine is %s, want %s (the last requested)", st.Power, want)
+			}
+			if tt.first == wire.PowerRebooting && st.Boots != boots+1 {
+				t.Fatalf("machine booted %d times, want once", st.Boots-boots)
+			}
+		})
+	}
+}
