@@ -22,7 +22,8 @@ var (
 //
 // It is for resources that are gone for good (a deleted node): the owner
 // hash, which otherwise lives as long as Redis keeps its data, goes with
-// them, and with it the last fencing token. A later Acquire of the same
+// them, and with it the last fencing token; so do the spent tickets (a task
+// delivered again finds its resource gone rather than its ticket spent). A later Acquire of the same
 // name gets a token from the server clock alone (as after a restart that
 // lost the data), so forget only a resource whose stores no longer keep a
 // record fenced by its tokens. The resource's entry in the index behind

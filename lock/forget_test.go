@@ -91,6 +91,21 @@ func TestForget(t *testing.T) {
 		t.Fatalf("keys left after Forget: %v", ks)
 	}
 
+	// A claimed ticket is remembered as spent; Forget takes that along too.
+	ticket := NewTicket()
+	if err := l.Reserve(ctx, "node-3", ticket, "task", 0); err != nil {
+		t.Fatal(err)
+	}
+	claimed, err := l.Acquire(ctx, "node-3", &Options{Ticket: ticket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustRelease(t, claimed)
+	forget("node-3", true)
+	if ks := keys("node-3"); len(ks) != 0 {
+		t.Fatalf("keys left after Forget of a resource with a spent ticket: %v", ks)
+	}
+
 	if _, err := l.Forget(ctx, "bad{name}"); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("Forget of a bad name = %v, want ErrInvalid", err)
 	}
