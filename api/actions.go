@@ -8,7 +8,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -48,7 +47,7 @@ func (s *Server) act(c *gin.Context, n wire.Node, purpose string, op wire.Operat
 		return err
 	}
 	// From here the lock is ours: finish on a context the client cannot cancel.
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lockedWorkTimeout)
 	defer cancel()
 	fresh, err := s.deps.Nodes.Get(wctx, n.UUID)
 	if wire.CodeOf(err) == wire.CodeNotFound {
@@ -300,9 +299,8 @@ func (s *Server) setBootDevice(c *gin.Context) {
 	c.Status(http.StatusNoContent)
 }
 
-// setMaintenance turns maintenance on (with an optional reason) or off. It
-// is a compare-and-set of fields the lock holder does not own, so it needs
-// no lock and cannot undo a conductor's write.
+// setMaintenance turns maintenance on (with an optional reason) or off,
+// under the node's lock as Ironic's update_node does.
 func (s *Server) setMaintenance(on bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		n, err := s.findNode(c, c.Param("node"))
@@ -327,13 +325,16 @@ func (s *Server) setMaintenance(on bool) gin.HandlerFunc {
 			}
 		}
 		ctx := c.Request.Context()
-		_, err = s.deps.Nodes.UpdateNode(ctx, n.UUID, 0, func(cur *wire.Node) error {
-			cur.Maintenance = on
-			cur.MaintenanceReason = reason
-			if !on {
-				cur.MaintenanceReason, cur.Fault = "", ""
-			}
-			return nil
+		err = s.underLock(ctx, n.UUID, "node update", func(ctx context.Context, fence uint64) error {
+			_, err := s.deps.Nodes.UpdateNode(ctx, n.UUID, fence, func(cur *wire.Node) error {
+				cur.Maintenance = on
+				cur.MaintenanceReason = reason
+				if !on {
+					cur.MaintenanceReason, cur.Fault = "", ""
+				}
+				return nil
+			})
+			return err
 		})
 		if wire.CodeOf(err) == wire.CodeNotFound {
 			err = nodeNotFound(n.UUID)

@@ -75,20 +75,7 @@ func (s *Server) lookup(c *gin.Context) {
 		s.fail(c, notFound)
 		return
 	}
-	token := newToken()
-	updated, err := s.deps.Nodes.UpdateNode(ctx, node.UUID, 0, func(n *wire.Node) error {
-		if !provision.ExpectsAgent(n.ProvisionState) {
-			return notFound
-		}
-		if n.Agent != nil && n.Agent.TokenHash != "" {
-			return errTokenIssued
-		}
-		if n.Agent == nil {
-			n.Agent = &wire.AgentInfo{}
-		}
-		n.Agent.TokenHash, n.Agent.Token = tokenHash(token), token
-		return nil
-	})
+	updated, token, err := s.issueToken(ctx, node, notFound)
 	switch {
 	case errors.Is(err, errTokenIssued):
 		err = wire.Errorf(wire.CodeConflict, "An agent token was already issued for node %s; the agent must wait until the node is booted into it again.", node.UUID)
@@ -105,7 +92,7 @@ func (s *Server) lookup(c *gin.Context) {
 		Node: wire.LookupNode{
 			UUID:         updated.UUID,
 			Properties:   updated.Properties,
-			InstanceInfo: updated.InstanceInfo,
+			InstanceInfo: masked(updated.InstanceInfo), // as Ironic's lookup: the agent needs no secret of it
 			DriverInternalInfo: map[string]any{
 				"agent_url": agentURL(updated),
 			},
@@ -116,6 +103,40 @@ func (s *Server) lookup(c *gin.Context) {
 			AgentTokenRequired: true,
 		},
 	})
+}
+
+// issueToken stores the hash of a new agent token on node and returns the
+// node and the token. It writes under the node's lock, as Ironic's
+// get_node_with_token does: while a conductor holds it (booting the node
+// into this very agent) the answer is 409 NodeLocked, and the agent pauses
+// and looks up again. A token already issued is errTokenIssued, without
+// waiting for the lock to say so; a node that stopped expecting an agent is
+// notFound.
+func (s *Server) issueToken(ctx context.Context, node wire.Node, notFound error) (wire.Node, string, error) {
+	issued := func(n wire.Node) bool { return n.Agent != nil && n.Agent.TokenHash != "" }
+	if issued(node) {
+		return wire.Node{}, "", errTokenIssued
+	}
+	token := newToken()
+	var updated wire.Node
+	err := s.underLock(ctx, node.UUID, "agent lookup", func(ctx context.Context, fence uint64) error {
+		var err error
+		updated, err = s.deps.Nodes.UpdateNode(ctx, node.UUID, fence, func(n *wire.Node) error {
+			if !provision.ExpectsAgent(n.ProvisionState) {
+				return notFound
+			}
+			if issued(*n) {
+				return errTokenIssued
+			}
+			if n.Agent == nil {
+				n.Agent = &wire.AgentInfo{}
+			}
+			n.Agent.TokenHash, n.Agent.Token = tokenHash(token), token
+			return nil
+		})
+		return err
+	})
+	return updated, token, err
 }
 
 // nodeByMACs finds the node owning the first known MAC of a comma-separated

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/ironfleet/ironfleet/api"
@@ -455,13 +456,7 @@ func TestPorts(t *testing.T) {
 	if port["address"] != "52:54:00:aa:bb:01" || r.header.Get("Location") == "" {
 		t.Errorf("port %v", port)
 	}
-	tests := []struct {
-		name       string
-		method     string
-		path       string
-		body       any
-		wantStatus int
-	}{
+	tests := []call{
 		{"duplicate MAC", http.MethodPost, "/v1/ports", map[string]any{"node_uuid": id, "address": "52-54-00-aa-bb-01"}, 409},
 		{"bad MAC", http.MethodPost, "/v1/ports", map[string]any{"node_uuid": id, "address": "not-a-mac"}, 400},
 		{"unknown node", http.MethodPost, "/v1/ports", map[string]any{"node_uuid": "00000000-0000-0000-0000-000000000000", "address": "52:54:00:aa:bb:02"}, 404},
@@ -698,6 +693,7 @@ func TestNewValidates(t *testing.T) {
 		{"missing htpasswd", func(d api.Deps) api.Deps { return d }, api.Config{Auth: api.AuthHTTPBasic, HTPasswd: "/nonexistent"}},
 		{"bad role", func(d api.Deps) api.Deps { return d }, api.Config{Roles: map[string]api.Role{"u": "root"}}},
 		{"negative knob", func(d api.Deps) api.Deps { return d }, api.Config{LockAttempts: -1}},
+		{"negative idle timeout", func(d api.Deps) api.Deps { return d }, api.Config{IdleTimeout: -1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -705,5 +701,30 @@ func TestNewValidates(t *testing.T) {
 				t.Errorf("New accepted it")
 			}
 		})
+	}
+}
+
+// TestDeleteNodeForgetsItsLock: deleting a node removes its lock's keys
+// from Redis, which otherwise outlive the node forever.
+func TestDeleteNodeForgetsItsLock(t *testing.T) {
+	e := newEnv(t)
+	id := e.createNode("forget-1", nil)
+	e.setState(id, wire.StateManageable) // a conductor's work: the lock's keys exist
+	rc := redis.NewClient(e.rs.Options())
+	t.Cleanup(func() { _ = rc.Close() })
+	keys := func() []string {
+		t.Helper()
+		ks, err := rc.Keys(t.Context(), "*{"+id+"}*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ks
+	}
+	if len(keys()) == 0 {
+		t.Fatal("no lock keys before the delete: the test proves nothing")
+	}
+	mustStatus(t, e.do(http.MethodDelete, "/v1/nodes/"+id, nil), 204)
+	if ks := keys(); len(ks) != 0 {
+		t.Errorf("lock keys left after deleting the node: %v", ks)
 	}
 }

@@ -3,8 +3,10 @@ package api
 import (
 	"bufio"
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"strings"
@@ -54,7 +56,7 @@ func (s *Server) authenticate(need access) gin.HandlerFunc {
 			return
 		}
 		user, pass, ok := c.Request.BasicAuth()
-		if !ok || !s.basic.check(s.users, user, pass) {
+		if !ok || !s.basic.check(user, pass) {
 			c.Header("WWW-Authenticate", `Basic realm="ironfleet"`)
 			s.log.InfoContext(c.Request.Context(), "authentication failed", "request_id", c.GetString(ctxRequestID), "user", user)
 			s.fail(c, fmt.Errorf("%w: missing or wrong username or password", ErrUnauthorized))
@@ -81,18 +83,47 @@ func requestedBy(c *gin.Context) string {
 	return "anonymous"
 }
 
-// basicCache remembers, per user, the SHA-256 of the password bcrypt last
-// accepted, so that a client's every request does not cost a bcrypt
-// comparison (tens of milliseconds by design). The htpasswd file is read
-// once, at New, so an accepted password stays valid for the process.
-type basicCache struct {
+// basicAuth checks http_basic credentials against the htpasswd users.
+//
+// It remembers, per user, the SHA-256 of the password bcrypt last accepted,
+// so that a client's every request does not cost a bcrypt comparison (tens
+// of milliseconds by design). The htpasswd file is read once, at New, so an
+// accepted password stays valid for the process.
+//
+// An unknown user's password is compared with a dummy hash of the users'
+// highest cost, so that an unknown user costs what a wrong password does:
+// the answer's timing does not tell which user names exist.
+type basicAuth struct {
+	users map[string][]byte // user → bcrypt hash
+	dummy []byte
+	// compare is bcrypt.CompareHashAndPassword; tests count its calls.
+	compare func(hash, password []byte) error
+
 	mu sync.Mutex
 	ok map[string][32]byte
 }
 
-func (b *basicCache) check(users map[string][]byte, user, pass string) bool {
-	hash, known := users[user]
+// newBasicAuth checks users' passwords against their bcrypt hashes.
+func newBasicAuth(users map[string][]byte) (*basicAuth, error) {
+	cost := bcrypt.MinCost
+	for _, h := range users {
+		if c, err := bcrypt.Cost(h); err == nil && c > cost {
+			cost = c
+		}
+	}
+	var pw [16]byte
+	_, _ = rand.Read(pw[:]) // crypto/rand does not fail
+	dummy, err := bcrypt.GenerateFromPassword([]byte(hex.EncodeToString(pw[:])), cost)
+	if err != nil {
+		return nil, fmt.Errorf("api: http_basic dummy hash: %w", err)
+	}
+	return &basicAuth{users: users, dummy: dummy, compare: bcrypt.CompareHashAndPassword, ok: map[string][32]byte{}}, nil
+}
+
+func (b *basicAuth) check(user, pass string) bool {
+	hash, known := b.users[user]
 	if !known {
+		_ = b.compare(b.dummy, []byte(pass))
 		return false
 	}
 	sum := sha256.Sum256([]byte(pass))
@@ -102,13 +133,10 @@ func (b *basicCache) check(users map[string][]byte, user, pass string) bool {
 	if seen && subtle.ConstantTimeCompare(prev[:], sum[:]) == 1 {
 		return true
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(pass)) != nil {
+	if b.compare(hash, []byte(pass)) != nil {
 		return false
 	}
 	b.mu.Lock()
-	if b.ok == nil {
-		b.ok = map[string][32]byte{}
-	}
 	b.ok[user] = sum
 	b.mu.Unlock()
 	return true

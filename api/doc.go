@@ -14,8 +14,13 @@
 //
 // Reads come from the inventory's cache (a KV watch); a node's
 // "reservation" is its lock holder, from one lock Snapshot (one Summary for a
-// list). Writes are compare-and-set on the inventory (create, PATCH,
-// maintenance, ports — fields the lock holder does not own) or tasks:
+// list). Writes are compare-and-set on the inventory or tasks. Every write
+// of an existing node or of its ports (PATCH, maintenance, port create,
+// update and delete, the agent token at lookup, DELETE) takes the node's
+// lock in standard mode, as Ironic's conductor does (409 NodeLocked naming
+// the holder), writes the node with the lock's fencing token and releases
+// the lock (port records carry no fence: the node is written with the token
+// first). Actions hand the lock to their task instead:
 //
 //	PUT …/states/provision, …/states/power, …/management/boot_device:
 //	  validate on the cached node (provision.Accept: 400 with Ironic's words;
@@ -29,18 +34,19 @@
 //	  → 202, Location …/states
 //
 // internal/dispatch owns that sequence and says why publish comes before the
-// handoff; the conductor's continuations go through the same code. DELETE
-// takes the lock the same way, deletes with the
-// lock's fencing token and releases. The API never holds a lock longer than
-// that.
+// handoff; the conductor's continuations go through the same code. After a
+// DELETE the lock forgets the node (lock.Locker.Forget: its Redis keys go
+// unless someone holds or waits). The API never holds a lock longer than
+// one request.
 //
 // # Agent
 //
 // GET /v1/lookup?addresses=… finds the node by MAC, and only for nodes whose
 // state expects an agent (provision.ExpectsAgent; others are 404, as
 // Ironic's restricted lookup answers) issues a one-time agent token: its
-// SHA-256 is stored with a compare-and-set that fails with 409 if a token was
-// already issued (the conductor clears it when it boots the node into the
+// SHA-256 is stored under the node's lock (409 NodeLocked while a conductor
+// holds it; the agent pauses and looks up again) with a compare-and-set that
+// fails with 409 if a token was already issued (the conductor clears it when it boots the node into the
 // agent again). POST /v1/heartbeat/{node} needs that token (none: 401, wrong:
 // 403, logged without it) and publishes a heartbeat task without the lock.
 //

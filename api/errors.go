@@ -12,6 +12,7 @@ import (
 
 	"github.com/ironfleet/ironfleet/internal/provision"
 	"github.com/ironfleet/ironfleet/lock"
+	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
 
@@ -56,6 +57,10 @@ func httpStatus(err error) (int, string) {
 	switch {
 	case errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("Request body larger than %d bytes.", tooBig.Limit)
+	case errors.Is(err, transport.ErrTooLarge):
+		// A record (or task) the store cannot hold: the client's to fix,
+		// never a dependency being down.
+		return http.StatusRequestEntityTooLarge, err.Error()
 	case errors.Is(err, ErrUnauthorized):
 		return http.StatusUnauthorized, err.Error()
 	case errors.Is(err, ErrForbidden):

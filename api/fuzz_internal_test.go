@@ -1,8 +1,10 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
+	"regexp"
 	"testing"
 	"time"
 
@@ -25,6 +27,9 @@ func FuzzNodePatch(f *testing.F) {
 		`[{"op":"replace","path":"/~1x","value":1}]`,
 		`[{"op":"remove","path":"/driver"}]`,
 		`[{"op":"add","path":"/properties/cpus","value":1e309}]`,
+		`[{"op":"copy","from":"/driver_info/ipmi_password","path":"/extra/x"}]`,
+		`[{"op":"copy","from":"/driver_info","path":"/properties/d"}]`,
+		`[{"op":"move","from":"/driver_info/ipmi_password","path":"/driver_info/a"}]`,
 		`[]`, `{}`, `null`, `[null]`, `[{"op":"add"}]`,
 	} {
 		f.Add([]byte(seed), uint8(82))
@@ -32,7 +37,7 @@ func FuzzNodePatch(f *testing.F) {
 	s := &Server{drivers: []string{"ipmi", "sim"}}
 	base := wire.Node{
 		UUID: "4c1c8b37-55d2-4b7b-9a53-0c1b2b8b1e57", Name: "n1", Driver: "ipmi",
-		DriverInfo:     map[string]any{"ipmi_address": "10.0.0.1", "ipmi_password": "pw"},
+		DriverInfo:     map[string]any{"ipmi_address": "10.0.0.1", "ipmi_password": "fuzz-secret-pw"},
 		Extra:          map[string]any{"k": "v"},
 		ProvisionState: wire.StateActive, PowerState: wire.PowerOn, Fence: 7, Step: "x", Conductor: "c1",
 		Agent:     &wire.AgentInfo{TokenHash: "h", Token: "t"},
@@ -50,7 +55,7 @@ func FuzzNodePatch(f *testing.F) {
 		var n wire.Node
 		raw, _ := json.Marshal(base)
 		_ = json.Unmarshal(raw, &n)
-		d, err := applyPatch(n, patch)
+		d, err := applyPatch(n, patch, 1<<20)
 		if err != nil {
 			return
 		}
@@ -62,14 +67,21 @@ func FuzzNodePatch(f *testing.F) {
 			!reflect.DeepEqual(n.Agent, base.Agent) || !n.CreatedAt.Equal(base.CreatedAt) {
 			t.Fatalf("patch %s changed a field it may not: %+v", body, n)
 		}
-		if _, err := json.Marshal(n); err != nil {
+		rec, err := json.Marshal(n)
+		if err != nil {
 			t.Fatalf("patched record does not encode: %v", err)
+		}
+		if bytes.Count(rec, []byte("fuzz-secret-pw")) > 1 || sealedToken.Match(rec) {
+			t.Fatalf("patch %s copied the password or left a sealed token: %s", body, rec)
 		}
 		if n.Driver != "ipmi" && n.Driver != "sim" {
 			t.Fatalf("unknown driver %q accepted", n.Driver)
 		}
 	})
 }
+
+// sealedToken matches what sealer puts in place of a secret.
+var sealedToken = regexp.MustCompile(`\*{6}[0-9a-f]{32}\.`)
 
 func isNotAcceptable(err error) bool {
 	status, _ := httpStatus(err)

@@ -266,3 +266,29 @@ func (e *env) tasks() []wire.Task {
 	}
 	return out
 }
+
+// call is one request of a table test: its name, what to send, and the
+// status wanted.
+type call struct {
+	name       string
+	method     string
+	path       string
+	body       any
+	wantStatus int
+}
+
+// runUntilCleanup runs run in a goroutine until the test ends, then
+// cancels its context, waits for it, and fails the test if it returned an
+// error.
+func runUntilCleanup(t *testing.T, what string, run func(ctx context.Context) error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("%s: %v", what, err)
+		}
+	})
+}

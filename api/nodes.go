@@ -18,7 +18,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/ironfleet/ironfleet/internal/provision"
-	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
@@ -325,7 +324,8 @@ var writable = []string{"name", "description", "driver", "driver_info", "instanc
 
 func strp(s string) *string { return &s }
 
-// docOf is n's writable part, secrets unmasked (it never leaves the server).
+// docOf is n's writable part, secrets unmasked (it never leaves the
+// server; applyPatch seals them before a patch sees it).
 func docOf(n wire.Node) nodeDoc {
 	opt := func(s string) *string {
 		if s == "" {
@@ -351,17 +351,6 @@ func deref[T any](p *T) T {
 	return *p
 }
 
-// keepSecrets puts back secrets a client sent as the Mask it read.
-func keepSecrets(updated, old map[string]any) {
-	for k, v := range updated {
-		if s, ok := v.(string); ok && s == Mask && isSecret(k) {
-			if prev, had := old[k]; had {
-				updated[k] = prev
-			}
-		}
-	}
-}
-
 // applyDoc validates d and writes it onto n.
 func (s *Server) applyDoc(n *wire.Node, d nodeDoc) error {
 	driver := deref(d.Driver)
@@ -384,8 +373,6 @@ func (s *Server) applyDoc(n *wire.Node, d nodeDoc) error {
 	if !groupRe.MatchString(group) {
 		return badRequest("Invalid conductor_group %q: letters, digits, '-' and '_' only.", group)
 	}
-	keepSecrets(d.DriverInfo, n.DriverInfo)
-	keepSecrets(d.InstanceInfo, n.InstanceInfo)
 	n.Name, n.Description, n.Driver = name, deref(d.Description), driver
 	n.DriverInfo, n.InstanceInfo, n.Properties, n.Extra = d.DriverInfo, d.InstanceInfo, d.Properties, d.Extra
 	n.InstanceUUID = strings.ToLower(iu)
@@ -565,20 +552,56 @@ func patchOps(body []byte, v Version) (jsonpatch.Patch, error) {
 	return patch, nil
 }
 
-// applyPatch applies a checked patch to n's writable document and decodes
-// the result; it never touches anything but writable fields.
-func applyPatch(n wire.Node, patch jsonpatch.Patch) (nodeDoc, error) {
-	doc, err := json.Marshal(docOf(n))
+// applyJSONPatch applies patch to doc (of what, for messages). The size
+// its copies add is bounded by limit, the inventory's record size: a
+// result larger than that could never be stored, and unbounded copies
+// (each may copy the document so far) turn a 1 KB body into gigabytes of
+// memory. Exceeding it is ErrTooLarge (413), as a record over the limit is.
+func applyJSONPatch(patch jsonpatch.Patch, doc []byte, limit int, ensurePaths bool, what string) ([]byte, error) {
+	opts := jsonpatch.NewApplyOptions()
+	opts.EnsurePathExistsOnAdd = ensurePaths
+	opts.AccumulatedCopySizeLimit = int64(limit)
+	out, err := patch.ApplyWithOptions(doc, opts)
+	var tooBig *jsonpatch.AccumulatedCopySizeError
+	switch {
+	case errors.As(err, &tooBig):
+		return nil, wire.Errorf(wire.CodeInvalidInput, "%w: the JSON Patch's copies would make %s larger than the inventory stores (%d bytes): %v",
+			transport.ErrTooLarge, what, limit, err)
+	case err != nil:
+		return nil, badRequest("Applying the JSON Patch: %v", err)
+	}
+	return out, nil
+}
+
+// applyPatch applies a checked patch to n's writable document as the
+// client sees it — its secrets sealed (sealer), so that no operation can
+// read one — and decodes the result with the secrets back where they were;
+// it never touches anything but writable fields.
+func applyPatch(n wire.Node, patch jsonpatch.Patch, limit int) (nodeDoc, error) {
+	d := docOf(n)
+	sl := newSealer()
+	d.DriverInfo, d.InstanceInfo = sl.seal(d.DriverInfo, "/driver_info"), sl.seal(d.InstanceInfo, "/instance_info")
+	doc, err := json.Marshal(d)
 	if err != nil {
 		return nodeDoc{}, fmt.Errorf("api: node %s document: %w", n.UUID, err)
 	}
-	opts := jsonpatch.NewApplyOptions()
-	opts.EnsurePathExistsOnAdd = true
-	out, err := patch.ApplyWithOptions(doc, opts)
+	out, err := applyJSONPatch(patch, doc, limit, true, "node "+n.UUID)
 	if err != nil {
-		return nodeDoc{}, badRequest("Applying the JSON Patch: %v", err)
+		return nodeDoc{}, err
 	}
-	return decodeDoc(out)
+	if d, err = decodeDoc(out); err != nil {
+		return nodeDoc{}, err
+	}
+	if d.DriverInfo, err = sl.unseal(d.DriverInfo, "/driver_info"); err != nil {
+		return nodeDoc{}, err
+	}
+	if d.InstanceInfo, err = sl.unseal(d.InstanceInfo, "/instance_info"); err != nil {
+		return nodeDoc{}, err
+	}
+	if sl.leaked(out) {
+		return nodeDoc{}, badRequest("A JSON Patch may not copy or move a secret (a value shown as %s) out of driver_info or instance_info.", Mask)
+	}
+	return d, nil
 }
 
 func (s *Server) patchNode(c *gin.Context) {
@@ -599,12 +622,17 @@ func (s *Server) patchNode(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	updated, err := s.deps.Nodes.UpdateNode(ctx, n.UUID, 0, func(cur *wire.Node) error {
-		d, err := applyPatch(*cur, patch)
-		if err != nil {
-			return err
-		}
-		return s.applyDoc(cur, d)
+	var updated wire.Node
+	err = s.underLock(ctx, n.UUID, "node update", func(ctx context.Context, fence uint64) error {
+		var err error
+		updated, err = s.deps.Nodes.UpdateNode(ctx, n.UUID, fence, func(cur *wire.Node) error {
+			d, err := applyPatch(*cur, patch, s.deps.Nodes.MaxRecordBytes())
+			if err != nil {
+				return err
+			}
+			return s.applyDoc(cur, d)
+		})
+		return err
 	})
 	if errors.Is(err, transport.ErrExists) {
 		err = wire.Errorf(wire.CodeConflict, "A node with name %s already exists.", n.Name)
@@ -615,36 +643,6 @@ func (s *Server) patchNode(c *gin.Context) {
 	}
 	s.syncCache(ctx)
 	c.JSON(http.StatusOK, renderNode(updated, s.reservation(ctx, updated.UUID), s.base(c), v))
-}
-
-// lockNode takes a node's lock in standard mode, as Ironic's API-side
-// actions do: a few attempts, then 409 NodeLocked naming the holder.
-func (s *Server) lockNode(ctx context.Context, uuid, purpose string) (*lock.Lock, error) {
-	lk, err := s.deps.Locks.Acquire(ctx, uuid, &lock.Options{
-		Mode: lock.Standard, Purpose: purpose,
-		Attempts: s.cfg.LockAttempts, Interval: s.cfg.LockInterval,
-	})
-	switch {
-	case err == nil:
-		return lk, nil
-	case errors.Is(err, lock.ErrLocked):
-		return nil, err
-	case errors.Is(err, lock.ErrInvalid):
-		return nil, badRequest("%v", err)
-	case ctx.Err() != nil:
-		return nil, fmt.Errorf("api: lock %s: %w", uuid, context.Cause(ctx))
-	}
-	return nil, unavailable("node lock (Redis)", err)
-}
-
-// release gives a lock back, on a context of its own: a client that hung up
-// must not leave the lock to expire.
-func (s *Server) release(ctx context.Context, lk *lock.Lock) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.LockViewTimeout)
-	defer cancel()
-	if err := lk.Release(ctx); err != nil {
-		s.log.WarnContext(ctx, "releasing a node lock failed; it expires with its lease", "node", lk.Resource(), "err", err)
-	}
 }
 
 // deletableStates lists, for the message, the states a node may be deleted in.
@@ -680,26 +678,24 @@ func (s *Server) deleteNode(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	lk, err := s.lockNode(ctx, n.UUID, "delete")
+	err = s.underLock(ctx, n.UUID, "delete", func(ctx context.Context, fence uint64) error {
+		fresh, err := s.deps.Nodes.Get(ctx, n.UUID)
+		if wire.CodeOf(err) == wire.CodeNotFound {
+			return nodeNotFound(n.UUID)
+		}
+		if err == nil {
+			err = check(fresh)
+		}
+		if err == nil {
+			err = s.deps.Nodes.DeleteNode(ctx, n.UUID, fence)
+		}
+		return err
+	})
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	defer s.release(ctx, lk)
-	fresh, err := s.deps.Nodes.Get(ctx, n.UUID)
-	if wire.CodeOf(err) == wire.CodeNotFound {
-		err = nodeNotFound(n.UUID)
-	}
-	if err == nil {
-		err = check(fresh)
-	}
-	if err == nil {
-		err = s.deps.Nodes.DeleteNode(ctx, n.UUID, lk.Token())
-	}
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
+	s.forgetLock(ctx, n.UUID)
 	s.syncCache(ctx)
 	c.Status(http.StatusNoContent)
 }

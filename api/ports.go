@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -169,7 +170,12 @@ func (s *Server) createPort(c *gin.Context) {
 	}
 	p := wire.Port{NodeUUID: n.UUID, Address: mac, PXEEnable: d.PXEEnabled == nil || *d.PXEEnabled, Extra: d.Extra}
 	ctx := c.Request.Context()
-	created, err := s.deps.Ports.CreatePort(ctx, p)
+	var created wire.Port
+	err = s.portWrite(ctx, n.UUID, "port create", func(ctx context.Context) error {
+		var err error
+		created, err = s.deps.Ports.CreatePort(ctx, p)
+		return err
+	})
 	if errors.Is(err, transport.ErrExists) {
 		err = macTaken(mac)
 	}
@@ -199,28 +205,35 @@ func (s *Server) patchPort(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	var newMAC string
-	updated, err := s.deps.Ports.UpdatePort(ctx, p.UUID, func(cur *wire.Port) error {
-		pxe := cur.PXEEnable
-		doc, err := json.Marshal(portDoc{Address: cur.Address, NodeUUID: cur.NodeUUID, PXEEnabled: &pxe, Extra: orEmpty(cur.Extra)})
-		if err != nil {
-			return err
-		}
-		out, err := patch.Apply(doc)
-		if err != nil {
-			return badRequest("Applying the JSON Patch: %v", err)
-		}
-		d, err := decodePortDoc(out)
-		if err != nil {
-			return err
-		}
-		mac, err := transport.NormalizeMAC(d.Address)
-		if err != nil {
-			return badMAC(d.Address)
-		}
-		newMAC = mac
-		cur.Address, cur.PXEEnable, cur.Extra = mac, deref(d.PXEEnabled), d.Extra
-		return nil
+	var (
+		newMAC  string
+		updated wire.Port
+	)
+	err = s.portWrite(ctx, p.NodeUUID, "port update", func(ctx context.Context) error {
+		var err error
+		updated, err = s.deps.Ports.UpdatePort(ctx, p.UUID, func(cur *wire.Port) error {
+			pxe := cur.PXEEnable
+			doc, err := json.Marshal(portDoc{Address: cur.Address, NodeUUID: cur.NodeUUID, PXEEnabled: &pxe, Extra: orEmpty(cur.Extra)})
+			if err != nil {
+				return err
+			}
+			out, err := applyJSONPatch(patch, doc, s.deps.Nodes.MaxRecordBytes(), false, "port "+cur.UUID)
+			if err != nil {
+				return err
+			}
+			d, err := decodePortDoc(out)
+			if err != nil {
+				return err
+			}
+			mac, err := transport.NormalizeMAC(d.Address)
+			if err != nil {
+				return badMAC(d.Address)
+			}
+			newMAC = mac
+			cur.Address, cur.PXEEnable, cur.Extra = mac, deref(d.PXEEnabled), d.Extra
+			return nil
+		})
+		return err
 	})
 	if errors.Is(err, transport.ErrExists) {
 		err = macTaken(newMAC)
@@ -243,7 +256,9 @@ func (s *Server) deletePort(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	err = s.deps.Ports.DeletePort(ctx, p.UUID)
+	err = s.portWrite(ctx, p.NodeUUID, "port deletion", func(ctx context.Context) error {
+		return s.deps.Ports.DeletePort(ctx, p.UUID)
+	})
 	if wire.CodeOf(err) == wire.CodeNotFound {
 		err = portNotFound(p.UUID)
 	}

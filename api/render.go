@@ -2,32 +2,10 @@ package api
 
 import (
 	"maps"
-	"strings"
 	"time"
 
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
-
-// Mask is what a secret in driver_info or instance_info reads as.
-const Mask = "******"
-
-// isSecret reports whether a driver_info or instance_info key holds a secret.
-func isSecret(key string) bool {
-	k := strings.ToLower(key)
-	return strings.Contains(k, "password") || strings.Contains(k, "secret") || strings.Contains(k, "token")
-}
-
-// masked copies m with every secret value replaced by Mask.
-func masked(m map[string]any) map[string]any {
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		if isSecret(k) {
-			v = Mask
-		}
-		out[k] = v
-	}
-	return out
-}
 
 // nodeFieldVersion is the microversion each node field appeared in; a field
 // absent here is in every version.

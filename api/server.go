@@ -39,6 +39,9 @@ type Nodes interface {
 	DeleteNode(ctx context.Context, uuid string, fence uint64) error
 	// Sync waits until the cache holds every write stored before the call.
 	Sync(ctx context.Context) error
+	// MaxRecordBytes is the largest record the inventory stores (nodes and
+	// ports alike); larger writes fail with transport.ErrTooLarge.
+	MaxRecordBytes() int
 }
 
 // Ports is what the API needs of the port inventory (*transport.Inventory).
@@ -57,13 +60,15 @@ type Tasks interface {
 }
 
 // Locks is what the API needs of the node lock (*lock.Locker): a
-// standard-mode attempt before publishing a user action, and the lock view.
-// The API acquires as the Locker's holder, which names it in 409 NodeLocked
-// and in reservations: LockHolder(host) where ironfleet wires it.
+// standard-mode attempt before publishing a user action or writing a node,
+// the lock view, and forgetting a deleted node's lock. The API acquires as
+// the Locker's holder, which names it in 409 NodeLocked and in
+// reservations: LockHolder(host) where ironfleet wires it.
 type Locks interface {
 	Acquire(ctx context.Context, resource string, opts *lock.Options) (*lock.Lock, error)
 	Snapshot(ctx context.Context, resource string) (lock.Snapshot, error)
 	Summary(ctx context.Context) ([]lock.Snapshot, error)
+	Forget(ctx context.Context, resource string) (bool, error)
 }
 
 // LockHolder is the lock holder name of the API process on host,
@@ -151,6 +156,12 @@ const (
 	DefaultLockViewTimeout = 2 * time.Second
 	// DefaultBusiestLocks is how many nodes the per-node lock gauges cover.
 	DefaultBusiestLocks = 20
+	// DefaultReadHeaderTimeout is how long a client may take to send a
+	// request's headers.
+	DefaultReadHeaderTimeout = 10 * time.Second
+	// DefaultIdleTimeout is how long a keep-alive connection may wait for
+	// its next request.
+	DefaultIdleTimeout = 120 * time.Second
 )
 
 // Config holds the API's settings. Every zero value means the documented
@@ -195,6 +206,13 @@ type Config struct {
 	// BusiestLocks is how many nodes the per-node lock gauges cover; 0
 	// means DefaultBusiestLocks.
 	BusiestLocks int
+	// ReadHeaderTimeout is how long Serve lets a client take to send a
+	// request's headers before closing the connection (slow clients hold
+	// a connection and a goroutine each); 0 means DefaultReadHeaderTimeout.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout is how long Serve keeps a keep-alive connection open
+	// waiting for its next request; 0 means DefaultIdleTimeout.
+	IdleTimeout time.Duration
 	// Logger receives request and error logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the API's metrics; nil means a private registry.
@@ -227,7 +245,8 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("api: default role %q: want %s or %s", c.DefaultRole, RoleAdmin, RoleReader)
 	}
 	if c.MaxBodyBytes < 0 || c.LockAttempts < 0 || c.LockInterval < 0 || c.ClaimTimeout < 0 ||
-		c.HeartbeatTimeout < 0 || c.LockViewTimeout < 0 || c.BusiestLocks < 0 {
+		c.HeartbeatTimeout < 0 || c.LockViewTimeout < 0 || c.BusiestLocks < 0 ||
+		c.ReadHeaderTimeout < 0 || c.IdleTimeout < 0 {
 		return errors.New("api: negative size, count or duration in Config")
 	}
 	if c.MaxBodyBytes == 0 {
@@ -257,6 +276,12 @@ func (c *Config) setDefaults() error {
 	if c.BusiestLocks == 0 {
 		c.BusiestLocks = DefaultBusiestLocks
 	}
+	if c.ReadHeaderTimeout == 0 {
+		c.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -280,8 +305,7 @@ type Server struct {
 	deps    Deps
 	cfg     Config
 	log     *slog.Logger
-	users   map[string][]byte // htpasswd: user → bcrypt hash
-	basic   basicCache
+	basic   *basicAuth // http_basic's users; nil with noauth
 	drivers []string
 	metrics *metrics
 	engine  *gin.Engine
@@ -317,7 +341,9 @@ func New(deps Deps, cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.users = users
+		if s.basic, err = newBasicAuth(users); err != nil {
+			return nil, err
+		}
 	} else {
 		s.log.Warn("API AUTHENTICATION IS OFF (auth=noauth): anyone who can reach the API may provision and delete nodes; use http_basic outside development")
 	}
@@ -351,10 +377,21 @@ func (s *Server) Handler() http.Handler {
 	})
 }
 
-// Serve answers on l until ctx is done, then shuts down gracefully.
+// httpServer is the http.Server Serve runs: the Handler with the
+// connection timeouts of Config.
+func (s *Server) httpServer() *http.Server {
+	return &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+	}
+}
+
+// Serve answers on l until ctx is done, then shuts down gracefully. It
+// closes connections whose headers take longer than ReadHeaderTimeout and
+// keep-alive connections idle for IdleTimeout.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	return graceful.Serve(ctx, hs, l, 10*time.Second)
+	return graceful.Serve(ctx, s.httpServer(), l, 10*time.Second)
 }
 
 func (s *Server) healthz(c *gin.Context) {

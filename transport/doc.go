@@ -88,7 +88,10 @@
 //	            name.<hex of the name> → node uuid              (unique name)
 //
 // Uniqueness comes from KV Create on the index key, claimed before the
-// record is written and released if that fails. Every update is a
+// record is written and released if that fails. A record larger than
+// MaxRecordBytes (by default the server's max_payload less RecordHeadroom)
+// is refused with ErrTooLarge (code invalid_input) before anything is
+// claimed or written, rather than failing at the server as if it were down. Every update is a
 // compare-and-set on the revision it was computed from: UpdateNode and
 // UpdatePort re-read and re-apply the caller's function when another writer
 // got there first (up to CASRetries), never last-writer-wins.
@@ -96,9 +99,10 @@
 // Fencing: UpdateNode and DeleteNode take the node lock's fencing token. A
 // token lower than the node's Fence is rejected with ErrStaleFence (code
 // conflict): that writer has lost the lock. An accepted token becomes the
-// node's Fence. Token 0 means "no lock held" — the API's writes (maintenance,
-// description, extra, name, …): accepted, never raising Fence, and refused
-// with ErrFenceRequired if they change a field the lock holder owns
+// node's Fence. Token 0 means "no lock held" (ironfleet's own writers all
+// hold the node's lock, the API included): accepted, never raising Fence,
+// and refused with ErrFenceRequired if they change a field the lock holder
+// owns
 // (provision_state, target_provision_state, power_state, target_power_state,
 // step, conductor, fence). Since both kinds of write are CAS on the revision
 // they read, neither can undo the other.

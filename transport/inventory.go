@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ironfleet/ironfleet/internal/provision"
@@ -65,9 +66,23 @@ type InventoryConfig struct {
 	// StallCheckEvery is how often the cache compares its revision with the
 	// bucket's; a watch behind for two checks in a row is restarted. 0 means 5s.
 	StallCheckEvery time.Duration
+	// MaxRecordBytes caps the encoded size of one node or port record:
+	// larger writes are refused with ErrTooLarge before anything is sent.
+	// 0 (or more than the server carries) means what the server carries:
+	// its max_payload, as the connection reports it, less RecordHeadroom
+	// (1 MiB − 1 KiB with NATS's default max_payload).
+	MaxRecordBytes int
 	// Logger receives watch restarts; nil means none.
 	Logger *slog.Logger
 }
+
+// RecordHeadroom is what a record leaves of the server's max_payload for
+// the headers of a KV write (the expected revision, …).
+const RecordHeadroom = 1 << 10
+
+// defaultMaxPayload is NATS's default max_payload, for a connection that
+// does not report one.
+const defaultMaxPayload = 1 << 20
 
 func (c *InventoryConfig) setDefaults() {
 	if c.Replicas <= 0 {
@@ -96,6 +111,7 @@ func (c *InventoryConfig) setDefaults() {
 type Inventory struct {
 	cfg   InventoryConfig
 	log   *slog.Logger
+	conn  *nats.Conn
 	nodes jetstream.KeyValue
 	ports jetstream.KeyValue
 	index jetstream.KeyValue
@@ -115,7 +131,7 @@ func NewInventory(ctx context.Context, js jetstream.JetStream, cfg InventoryConf
 	if cfg.History > 64 {
 		return nil, fmt.Errorf("transport: InventoryConfig.History %d: at most 64", cfg.History)
 	}
-	inv := &Inventory{cfg: cfg, log: cfg.Logger}
+	inv := &Inventory{cfg: cfg, log: cfg.Logger, conn: js.Conn()}
 	for _, b := range []struct {
 		kv   *jetstream.KeyValue
 		name string
@@ -152,6 +168,35 @@ func NewInventory(ctx context.Context, js jetstream.JetStream, cfg InventoryConf
 		}
 	}
 	return inv, nil
+}
+
+// MaxRecordBytes is the largest node or port record, encoded, that the
+// inventory stores (InventoryConfig.MaxRecordBytes).
+func (inv *Inventory) MaxRecordBytes() int {
+	payload := defaultMaxPayload
+	if inv.conn != nil && inv.conn.MaxPayload() > 0 {
+		payload = int(inv.conn.MaxPayload())
+	}
+	limit := payload - RecordHeadroom
+	if c := inv.cfg.MaxRecordBytes; c > 0 && c < limit {
+		return c
+	}
+	return limit
+}
+
+// encode is a record as stored: JSON, refused with ErrTooLarge above
+// MaxRecordBytes, so that an oversized record fails as bad input before
+// any write (a claimed name or MAC included) rather than at the server.
+func (inv *Inventory) encode(kind, id string, rec any) ([]byte, error) {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return nil, wire.Errorf(wire.CodeInvalidInput, "%w: %s %s: %w", ErrInvalid, kind, id, err)
+	}
+	if limit := inv.MaxRecordBytes(); len(data) > limit {
+		return nil, wire.Errorf(wire.CodeInvalidInput, "%w: %s %s would be %d bytes; the inventory stores records of at most %d bytes",
+			ErrTooLarge, kind, id, len(data), limit)
+	}
+	return data, nil
 }
 
 // Close stops the cache's watches and waits for them.
@@ -265,9 +310,9 @@ func (inv *Inventory) CreateNode(ctx context.Context, n wire.Node) (wire.Node, e
 	n.UpdatedAt = time.Time{}
 	n.Fence = 0
 	n.Reservation = ""
-	data, err := json.Marshal(n)
+	data, err := inv.encode("node", n.UUID, n)
 	if err != nil {
-		return wire.Node{}, wire.Errorf(wire.CodeInvalidInput, "%w: node %s: %w", ErrInvalid, n.UUID, err)
+		return wire.Node{}, err
 	}
 	if n.Name != "" {
 		if err := inv.claimName(ctx, n.Name, n.UUID); err != nil {
@@ -341,9 +386,9 @@ func (inv *Inventory) releaseName(ctx context.Context, name, uuid string) {
 //
 // Fencing: a fence > 0 is the node lock's fencing token. It is rejected with
 // ErrStaleFence when lower than the node's Fence; otherwise the write is
-// accepted and Fence raised to it. A fence of 0 is a lock-free write (the
-// API's maintenance flag, descriptions, extra, …): accepted, never raising
-// Fence, but it may not change the fields the lock holder owns
+// accepted and Fence raised to it. A fence of 0 is a lock-free write
+// (ironfleet's own writers, the API included, all fence): accepted, never
+// raising Fence, but it may not change the fields the lock holder owns
 // (provision.HolderOnlyChange; ErrFenceRequired). Because every write is a CAS on the
 // revision it was computed from, a lock-free write cannot undo a fenced one
 // or the other way round.
@@ -387,9 +432,9 @@ func (inv *Inventory) UpdateNode(ctx context.Context, uuid string, fence uint64,
 		}
 		n.Reservation = ""
 		n.UpdatedAt = time.Now().UTC()
-		data, err := json.Marshal(n)
+		data, err := inv.encode("node", uuid, n)
 		if err != nil {
-			return wire.Node{}, wire.Errorf(wire.CodeInvalidInput, "%w: node %s: %w", ErrInvalid, uuid, err)
+			return wire.Node{}, err
 		}
 		renamed := n.Name != old.Name
 		if renamed && n.Name != "" {
@@ -419,8 +464,7 @@ func (inv *Inventory) UpdateNode(ctx context.Context, uuid string, fence uint64,
 }
 
 // DeleteNode deletes a node, its ports and their index entries. fence
-// follows UpdateNode's rule: a stale token is rejected, 0 is accepted (the
-// API deletes nodes without the lock; it checks the state first).
+// follows UpdateNode's rule: a stale token is rejected, 0 is accepted.
 func (inv *Inventory) DeleteNode(ctx context.Context, uuid string, fence uint64) error {
 	key, err := nodeKey(uuid)
 	if err != nil {
@@ -479,9 +523,9 @@ func (inv *Inventory) CreatePort(ctx context.Context, p wire.Port) (wire.Port, e
 	}
 	p.CreatedAt = time.Now().UTC()
 	p.UpdatedAt = time.Time{}
-	data, err := json.Marshal(p)
+	data, err := inv.encode("port", p.UUID, p)
 	if err != nil {
-		return wire.Port{}, wire.Errorf(wire.CodeInvalidInput, "%w: port %s: %w", ErrInvalid, p.UUID, err)
+		return wire.Port{}, err
 	}
 	if err := inv.claimMAC(ctx, mac, p.NodeUUID, p.UUID); err != nil {
 		return wire.Port{}, err
@@ -561,9 +605,9 @@ func (inv *Inventory) UpdatePort(ctx context.Context, uuid string, fn func(*wire
 			return wire.Port{}, err
 		}
 		p.UpdatedAt = time.Now().UTC()
-		data, err := json.Marshal(p)
+		data, err := inv.encode("port", uuid, p)
 		if err != nil {
-			return wire.Port{}, wire.Errorf(wire.CodeInvalidInput, "%w: port %s: %w", ErrInvalid, uuid, err)
+			return wire.Port{}, err
 		}
 		moved := p.Address != old.Address
 		if moved {

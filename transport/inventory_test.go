@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -468,4 +469,47 @@ func TestConnectUnreachable(t *testing.T) {
 		t.Fatalf("Connect: %v", err)
 	}
 	nc.Close()
+}
+
+// TestRecordSizeLimit: a node or port record larger than MaxRecordBytes is
+// refused before anything is written, with ErrTooLarge (invalid_input)
+// naming its size and the limit, and claims nothing (name, MAC). The limit
+// defaults to what the server carries and never exceeds it.
+func TestRecordSizeLimit(t *testing.T) {
+	srv := natstest.Start(t)
+	nc := srv.Conn(t)
+	if got, want := newInventory(t, nc, transport.InventoryConfig{}).MaxRecordBytes(), int(nc.MaxPayload())-transport.RecordHeadroom; got != want {
+		t.Errorf("default MaxRecordBytes %d, want the server's max payload less the headroom, %d", got, want)
+	}
+	if got, want := newInventory(t, nc, transport.InventoryConfig{MaxRecordBytes: 1 << 30}).MaxRecordBytes(), int(nc.MaxPayload())-transport.RecordHeadroom; got != want {
+		t.Errorf("MaxRecordBytes above the server's: %d, want %d", got, want)
+	}
+	inv := newInventory(t, nc, transport.InventoryConfig{MaxRecordBytes: 4096})
+	if got := inv.MaxRecordBytes(); got != 4096 {
+		t.Fatalf("MaxRecordBytes %d, want 4096", got)
+	}
+	ctx := t.Context()
+	big := map[string]any{"big": strings.Repeat("x", 8192)}
+	tooLarge := func(t *testing.T, err error) {
+		t.Helper()
+		if !errors.Is(err, transport.ErrTooLarge) || wire.CodeOf(err) != wire.CodeInvalidInput || !strings.Contains(err.Error(), "4096") {
+			t.Fatalf("err = %v (code %s), want ErrTooLarge, invalid_input, naming the limit", err, wire.CodeOf(err))
+		}
+	}
+	_, err := inv.CreateNode(ctx, wire.Node{Name: "big", Extra: big})
+	tooLarge(t, err)
+	n := createNode(t, inv, wire.Node{Name: "big"}) // the name was not kept
+	_, err = inv.UpdateNode(ctx, n.UUID, 0, func(n *wire.Node) error { n.Extra = big; return nil })
+	tooLarge(t, err)
+	if got, _ := inv.Get(ctx, n.UUID); len(got.Extra) != 0 {
+		t.Errorf("a refused update was written: %v", got.Extra)
+	}
+	_, err = inv.CreatePort(ctx, wire.Port{NodeUUID: n.UUID, Address: "52:54:00:00:00:01", Extra: big})
+	tooLarge(t, err)
+	p, err := inv.CreatePort(ctx, wire.Port{NodeUUID: n.UUID, Address: "52:54:00:00:00:01"}) // the MAC was not kept
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = inv.UpdatePort(ctx, p.UUID, func(p *wire.Port) error { p.Extra = big; return nil })
+	tooLarge(t, err)
 }
