@@ -45,8 +45,9 @@
 //	<prefix>:{R}:used     zset spent ticket → until when it is remembered (ms, server clock)
 //	<prefix>:index        zset of resources touched (for Summary, no SCAN)
 //
-// The owner hash is never deleted: a free lock has an empty ticket, and the
-// token field keeps the last fencing token granted. The line and the
+// The owner hash is deleted only by Forget, for a resource gone for good (a
+// deleted node) that nobody holds or waits for: otherwise a free lock has an
+// empty ticket, and the token field keeps the last fencing token granted. The line and the
 // waiters hash hold the same tickets and expire together, a grace period
 // after the longest lease in them.
 //

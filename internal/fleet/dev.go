@@ -254,6 +254,7 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 	srv, err := NewAPI(infra, drivers, APIConfig{Host: "dev", API: api.Config{ //nolint:contextcheck // New does no I/O
 		Auth: api.AuthNone, HeartbeatTimeout: cfg.HeartbeatTimeout,
 		MaxDeploys: cfg.Conductor.MaxDeploys, MaxCleans: cfg.Conductor.MaxCleans,
+		LockAttempts: cfg.LockAttempts, LockInterval: cfg.LockInterval,
 		Logger: d.log.With("component", "api"), Registerer: d.Registry, Gatherer: d.Registry,
 	}})
 	if err != nil {
