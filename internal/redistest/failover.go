@@ -218,6 +218,44 @@ func (f *Failover) WaitFailover(tb testing.TB, old *Server) *Server {
 	return next
 }
 
+// CutReplication cuts the replicas off the master, which goes on
+// acknowledging writes: what it acknowledges from now on is lost when it
+// fails over, as after a partition or with a replica lagging behind. (Each
+// replica is made to authenticate as a user the master does not have, and
+// its link is closed.)
+func (f *Failover) CutReplication(tb testing.TB) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m := f.Master(tb)
+	for _, s := range f.Servers {
+		if s == m {
+			continue
+		}
+		c := redis.NewClient(s.Options())
+		err := c.ConfigSet(ctx, "masteruser", "ironfleet-cut").Err()
+		if err == nil {
+			err = c.ConfigSet(ctx, "masterauth", "cut").Err()
+		}
+		_ = c.Close()
+		if err != nil {
+			tb.Fatalf("redistest: cut replication: %v", err)
+		}
+	}
+	mc := redis.NewClient(m.Options())
+	defer mc.Close()
+	if err := mc.ClientKillByFilter(ctx, "TYPE", "replica").Err(); err != nil {
+		tb.Fatalf("redistest: cut replication: %v", err)
+	}
+	for _, s := range f.Servers {
+		if s != m {
+			waitFor(ctx, tb, "the replica's link to go down", func() error {
+				return wantInfo(ctx, s, "replication", "master_link_status:down")
+			})
+		}
+	}
+}
+
 // MasterAddr is the master's host:port as this Sentinel names it.
 func (s *Sentinel) MasterAddr(ctx context.Context) (string, error) {
 	c := s.client()
@@ -235,7 +273,7 @@ func (s *Sentinel) client() *redis.SentinelClient {
 
 // wantInfo checks that the server's INFO section has line.
 func wantInfo(ctx context.Context, s *Server, section, line string) error {
-	c := redis.NewClient(&redis.Options{Network: "unix", Addr: s.Socket(), MaxRetries: -1})
+	c := redis.NewClient(s.Options())
 	defer c.Close()
 	info, err := c.Info(ctx, section).Result()
 	if err != nil {
