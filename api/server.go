@@ -15,8 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ironfleet/ironfleet/internal/dispatch"
-	"github.com/ironfleet/ironfleet/internal/provision"
 	"github.com/ironfleet/ironfleet/internal/graceful"
+	"github.com/ironfleet/ironfleet/internal/provision"
 	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"

@@ -17,8 +17,8 @@ import (
 
 	"github.com/ironfleet/ironfleet/agent"
 	"github.com/ironfleet/ironfleet/agent/protocol"
-	"github.com/ironfleet/ironfleet/internal/graceful"
 	"github.com/ironfleet/ironfleet/internal/buildinfo"
+	"github.com/ironfleet/ironfleet/internal/graceful"
 )
 
 // ErrClosed is returned by Boot on a fleet that has stopped serving.
