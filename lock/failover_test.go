@@ -202,14 +202,7 @@ func TestFailoverLosesAGrant(t *testing.T) {
 	// The first holder learns it lost the lock at its next refresh (or at
 	// its lease's end if Redis was unreachable until then); its late write is
 	// rejected either way.
-	select {
-	case <-held.Context().Done():
-	case <-time.After(cfg.TTL):
-		t.Fatalf("the holder of the lost grant was not told within its TTL (%s) of the new grant", cfg.TTL)
-	}
-	if cause := context.Cause(held.Context()); !errors.Is(cause, ErrLost) {
-		t.Fatalf("lost holder's cause = %v, want ErrLost", cause)
-	}
+	waitLost(t, held, cfg.TTL, "the holder of the lost grant")
 	waitFor(t, time.Second, "the loss to be recorded", func() bool { return lostAt.Load() != 0 })
 	overlap := time.Unix(0, lostAt.Load()).Sub(grantedAt)
 	if store.write(held.Token()) {
@@ -236,13 +229,19 @@ func TestMinReplicasToWrite(t *testing.T) {
 	if lk, err := l.Acquire(ctx, "n", nil); err == nil || !strings.Contains(err.Error(), "NOREPLICAS") {
 		t.Fatalf("Acquire without a replica = %v, %v; want a NOREPLICAS error", lk, err)
 	}
+	waitLost(t, held, cfg.TTL, "the holder that cannot refresh")
+}
+
+// waitLost fails t unless lk's context ends with cause ErrLost within d.
+func waitLost(t *testing.T, lk *Lock, d time.Duration, who string) {
+	t.Helper()
 	select {
-	case <-held.Context().Done():
-	case <-time.After(cfg.TTL):
-		t.Fatalf("the holder was not told within its TTL (%s) that it cannot refresh", cfg.TTL)
+	case <-lk.Context().Done():
+	case <-time.After(d):
+		t.Fatalf("%s was not told it lost the lock within %s", who, d)
 	}
-	if cause := context.Cause(held.Context()); !errors.Is(cause, ErrLost) {
-		t.Fatalf("holder's cause = %v, want ErrLost", cause)
+	if cause := context.Cause(lk.Context()); !errors.Is(cause, ErrLost) {
+		t.Fatalf("%s: cause = %v, want ErrLost", who, cause)
 	}
 }
 
