@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -284,7 +283,7 @@ func wantInfo(ctx context.Context, s *Server, section, line string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%s: no %q in INFO %s", filepath.Base(s.DataDir()), line, section)
+	return fmt.Errorf("%s: no %q in INFO %s", s.Addr(), line, section)
 }
 
 // waitFor polls cond until it returns nil, failing tb with its last error
