@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
@@ -17,8 +18,10 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/redis/go-redis/v9"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/ironfleet/ironfleet/internal/redisproc"
 	"github.com/ironfleet/ironfleet/internal/redistest"
 )
 
@@ -430,6 +433,58 @@ func TestRedisConfig(t *testing.T) {
 		}
 		if got[key] != want {
 			t.Errorf("CONFIG GET %s = %q, want %q", key, got[key], want)
+		}
+	}
+}
+
+// TestSentinelConfig starts redis-sentinel on a copy of sentinel.conf (it
+// rewrites its file) with the port, dir and socket overridden and the master
+// moved to a free port nobody listens on, and reads the master's settings
+// back.
+func TestSentinelConfig(t *testing.T) {
+	bin, err := exec.LookPath("redis-sentinel")
+	if err != nil {
+		redistest.Unavailable(t, err)
+	}
+	ports, err := redisproc.FreePorts(t.Context(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig, err := os.ReadFile("redis/sentinel.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	monitor := regexp.MustCompile(`(?m)^sentinel monitor ironfleet 127\.0\.0\.1 6379 2$`)
+	if !monitor.Match(orig) {
+		t.Fatal("sentinel.conf does not monitor ironfleet at 127.0.0.1:6379 with quorum 2")
+	}
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "sentinel.conf")
+	moved := monitor.ReplaceAll(orig, fmt.Appendf(nil, "sentinel monitor ironfleet 127.0.0.1 %d 2", ports[1]))
+	if err := os.WriteFile(conf, moved, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "sentinel.sock")
+	cmd := exec.CommandContext(t.Context(), bin, conf, "--port", strconv.Itoa(ports[0]), "--bind", "127.0.0.1", //nolint:gosec // test binary
+		"--unixsocket", sock, "--dir", dir)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	redisAt(t, sock, &out) // waits until it answers
+	sc := redis.NewSentinelClient(&redis.Options{Network: "unix", Addr: sock})
+	defer sc.Close()
+	fields, err := sc.Master(t.Context(), "ironfleet").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]string{
+		"quorum": "2", "down-after-milliseconds": "5000", "failover-timeout": "60000", "parallel-syncs": "1",
+	} {
+		if fields[key] != want {
+			t.Errorf("SENTINEL MASTER ironfleet: %s = %q, want %q", key, fields[key], want)
 		}
 	}
 }

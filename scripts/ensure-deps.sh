@@ -15,6 +15,7 @@ for g in "${groups[@]}"; do
           want curl curl
           want setsid util-linux ;;
     test) want redis-server redis-server
+          want redis-sentinel redis-sentinel
           want ipmi_sim openipmi
           want ipmitool ipmitool
           want tftp tftp-hpa

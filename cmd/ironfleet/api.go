@@ -42,7 +42,7 @@ takes node locks in Redis only for the instant of a standard-mode attempt.`,
 	}
 	f := cmd.Flags()
 	addNATSFlags(f)
-	f.StringVar(&o.redis, "redis", defaultRedisURL, "Redis URL (redis://, rediss:// or unix://) of the node locks")
+	f.StringVar(&o.redis, "redis", defaultRedisURL, redisUsage)
 	f.StringVar(&o.listen, "listen", "0.0.0.0:6385", "address the API listens on")
 	f.StringVar((*string)(&o.cfg.Auth), "auth", string(api.AuthNone), "auth mode: noauth (development only) or http_basic")
 	f.StringVar(&o.cfg.HTPasswd, "htpasswd", "", "htpasswd file (bcrypt entries, htpasswd -B) for --auth http_basic")

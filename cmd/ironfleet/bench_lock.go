@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
+	"github.com/ironfleet/ironfleet/internal/fleet"
 	"github.com/ironfleet/ironfleet/internal/lockbench"
 	"github.com/ironfleet/ironfleet/internal/redisproc"
 )
@@ -36,7 +37,7 @@ Without --redis it starts a private redis-server.`,
 	}
 	f := cmd.Flags()
 	f.BoolVar(&o.asJSON, "json", false, "print one JSON object per implementation per line")
-	f.StringVar(&o.redis, "redis", "", "Redis URL to run against (redis:// or unix://); default: a private redis-server")
+	f.StringVar(&o.redis, "redis", "", "Redis URL to run against (redis://, unix:// or redis+sentinel://hosts/master); default: a private redis-server")
 	f.DurationVar(&o.cfg.HotKeyDuration, "hot-key-duration", lockbench.DefaultHotKeyDuration, "how long each implementation hammers the hot key")
 	f.IntVar(&o.cfg.Rounds, "rounds", lockbench.DefaultRounds, "starvation rounds per implementation")
 	return cmd
@@ -47,7 +48,7 @@ func runBenchLock(cmd *cobra.Command, o benchLockFlags) error {
 	ctx := cmd.Context()
 	asJSON, url := o.asJSON, o.redis
 
-	var opts *redis.Options
+	var newClient func() *redis.Client
 	if url == "" {
 		dir, err := os.MkdirTemp("", "ironfleet-bench-lock-")
 		if err != nil {
@@ -63,15 +64,15 @@ func runBenchLock(cmd *cobra.Command, o benchLockFlags) error {
 			defer cancel()
 			_ = srv.Stop(sctx, false)
 		}()
-		opts = srv.Options()
+		opts := srv.Options()
+		opts.ContextTimeoutEnabled = true
+		newClient = func() *redis.Client { return redis.NewClient(opts) }
 	} else {
 		var err error
-		if opts, err = redis.ParseURL(url); err != nil {
-			return fmt.Errorf("--redis %q: %w", url, err)
+		if newClient, err = fleet.RedisClients(url); err != nil {
+			return fmt.Errorf("--redis: %w", err)
 		}
 	}
-	opts.ContextTimeoutEnabled = true
-	newClient := func() *redis.Client { return redis.NewClient(opts) }
 	admin := newClient()
 	defer admin.Close()
 

@@ -48,7 +48,7 @@ has the node's agent write the image. Run as many as you like per group.`,
 	f := cmd.Flags()
 	c, boot := &o.cfg.Conductor, &o.cfg.Conductor.Boot
 	addNATSFlags(f)
-	f.StringVar(&o.redis, "redis", defaultRedisURL, "Redis URL (redis://, rediss:// or unix://)")
+	f.StringVar(&o.redis, "redis", defaultRedisURL, redisUsage)
 	f.StringVar(&c.Host, "host", "", "this conductor's name (default: the hostname)")
 	f.StringSliceVar(&c.Groups, "group", nil, "conductor groups to serve (repeatable; default: the default group)")
 	f.IntVar(&c.Workers, "workers", conductor.DefaultWorkers, "tasks run at once per group")
@@ -77,6 +77,8 @@ has the node's agent write the image. Run as many as you like per group.`,
 const (
 	// defaultRedisURL is where the API and the conductors look for Redis.
 	defaultRedisURL = "redis://127.0.0.1:6379/0"
+	// redisUsage says what --redis takes (fleet.RedisClients).
+	redisUsage = "Redis URL of the node locks: redis://, rediss://, unix://, or redis+sentinel://host:26379,…/master for the master Sentinels watch"
 	// defaultAPIURL is the API of `ironfleet dev` as it starts by default.
 	defaultAPIURL = "http://" + fleet.DefaultAPIAddr
 )

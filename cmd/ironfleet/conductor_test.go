@@ -11,15 +11,27 @@ import (
 	"github.com/ironfleet/ironfleet/transport"
 )
 
-// TestConductorCommand: `ironfleet conductor` connects to NATS and Redis,
-// registers itself with its groups, and stops cleanly when cancelled.
+// TestConductorCommand: `ironfleet conductor` connects to NATS and Redis
+// (one server, or the master Sentinels watch), registers itself with its
+// groups, and stops cleanly when cancelled.
 func TestConductorCommand(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		redis func(t *testing.T) string
+	}{
+		{"redis-server", func(t *testing.T) string { return redistest.Start(t).URL() }},
+		{"sentinel", func(t *testing.T) string { return redistest.StartFailover(t).URL() }},
+	} {
+		t.Run(tt.name, func(t *testing.T) { testConductorCommand(t, tt.redis(t)) })
+	}
+}
+
+func testConductorCommand(t *testing.T, redisURL string) {
 	ns := natstest.Start(t)
-	rs := redistest.Start(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	cmd := newRootCmd()
-	cmd.SetArgs([]string{"conductor", "--nats", ns.URL(), "--redis", rs.URL(), "--host", "c-test",
+	cmd.SetArgs([]string{"conductor", "--nats", ns.URL(), "--redis", redisURL, "--host", "c-test",
 		"--group", "east", "--tftp-root", t.TempDir(), "--tftp-listen", "127.0.0.1:0", "--log-level", "warn"})
 	var out bytes.Buffer
 	cmd.SetOut(&out)

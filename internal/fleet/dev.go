@@ -76,6 +76,10 @@ type DevConfig struct {
 	// RedisServer is the redis-server binary; empty means
 	// redisproc.DefaultBinary.
 	RedisServer string
+	// RedisURL, when set, is a Redis the fleet uses (any form NewRedis
+	// takes, such as a Sentinel-watched master) instead of starting its own
+	// redis-server; the fleet neither starts nor stops it.
+	RedisURL string
 	// LockTTL is the lease of node locks; zero means lock.DefaultTTL.
 	LockTTL time.Duration
 	// LockAttempts and LockInterval are the lock's standard mode (the API's
@@ -122,8 +126,14 @@ func (d *Dev) APIURL() string { return d.apiURL }
 // NATSURL is the embedded NATS server's URL.
 func (d *Dev) NATSURL() string { return d.nats.URL() }
 
-// RedisURL is the private redis-server's URL.
-func (d *Dev) RedisURL() string { return d.redis.URL() }
+// RedisURL is the URL of the fleet's Redis: DevConfig.RedisURL, or the
+// private redis-server's.
+func (d *Dev) RedisURL() string {
+	if d.cfg.RedisURL != "" {
+		return d.cfg.RedisURL
+	}
+	return d.redis.URL()
+}
 
 // TFTPAddr is the TFTP server's address.
 func (d *Dev) TFTPAddr() string { return d.tftpAddr }
@@ -184,17 +194,19 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 		return nil, err
 	}
 	d.log.Info("nats started", "url", d.nats.URL())
-	if d.redis, err = redisproc.Start(ctx, redisproc.Config{Dir: dirs["redis"], Binary: cfg.RedisServer, AOF: true}); err != nil {
-		return nil, fmt.Errorf("redis: %w", err)
+	if cfg.RedisURL == "" {
+		if d.redis, err = redisproc.Start(ctx, redisproc.Config{Dir: dirs["redis"], Binary: cfg.RedisServer, AOF: true}); err != nil {
+			return nil, fmt.Errorf("redis: %w", err)
+		}
+		d.log.Info("redis started", "url", d.redis.URL())
 	}
-	d.log.Info("redis started", "url", d.redis.URL())
 
 	nc, err := transport.Connect(ctx, transport.ConnectConfig{URLs: []string{d.nats.URL()}, Name: "ironfleet-dev", Logger: d.log})
 	if err != nil {
 		return nil, err
 	}
 	d.stops = append(d.stops, nc.Close)
-	rc, err := NewRedis(ctx, d.redis.URL())
+	rc, err := NewRedis(ctx, d.RedisURL())
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package fleet_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -23,7 +24,7 @@ import (
 // deploy (the agent writes the image) and waits for active, powers a node
 // off and on, and undeploys back to available.
 func TestGophercloudDeploysToActive(t *testing.T) {
-	dev := startDev(t, 2)
+	dev := startDev(t, fleet.DevConfig{Nodes: 2})
 	client, err := noauth.NewBareMetalNoAuth(noauth.EndpointOpts{IronicEndpoint: dev.APIURL() + "/v1"})
 	if err != nil {
 		t.Fatal(err)
@@ -75,12 +76,22 @@ func TestGophercloudDeploysToActive(t *testing.T) {
 	waitProvision(t, client, id, nodes.Available)
 }
 
-func startDev(t *testing.T, n int) *fleet.Dev {
+// startDev starts a dev fleet as cfg says, on a free API port, with two
+// conductors, quick heartbeats and warnings logged to the test where cfg
+// leaves them zero.
+func startDev(t *testing.T, cfg fleet.DevConfig) *fleet.Dev {
 	t.Helper()
-	dev, err := fleet.StartDev(t.Context(), fleet.DevConfig{
-		DataDir: t.TempDir(), APIAddr: "127.0.0.1:0", Nodes: n, Conductors: 2,
-		HeartbeatTimeout: 2 * time.Second,
-	})
+	cfg.DataDir, cfg.APIAddr = t.TempDir(), "127.0.0.1:0"
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	if cfg.Conductors == 0 {
+		cfg.Conductors = 2
+	}
+	if cfg.HeartbeatTimeout == 0 {
+		cfg.HeartbeatTimeout = 2 * time.Second
+	}
+	dev, err := fleet.StartDev(t.Context(), cfg)
 	if err != nil {
 		if isNotInstalled(err) {
 			redistest.Unavailable(t, err)

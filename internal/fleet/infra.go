@@ -82,16 +82,16 @@ func (i *Infra) Close() {
 	_ = i.Locks.Close()
 }
 
-// NewRedis returns a client of the Redis at url (redis://, rediss:// or
-// unix://), set up as the lock needs (context deadlines honoured), after
-// checking that it answers.
+// NewRedis returns a client of the Redis at url (any form RedisClients
+// takes: one server, or the master a set of Sentinels watches), set up as
+// the lock needs (context deadlines honoured), after checking that it
+// answers.
 func NewRedis(ctx context.Context, url string) (*redis.Client, error) {
-	opts, err := redis.ParseURL(url)
+	newClient, err := RedisClients(url)
 	if err != nil {
-		return nil, fmt.Errorf("redis URL %q: %w", url, err)
+		return nil, err
 	}
-	opts.ContextTimeoutEnabled = true
-	rc := redis.NewClient(opts)
+	rc := newClient()
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := rc.Ping(pctx).Err(); err != nil {

@@ -1,15 +1,19 @@
-// Package redisproc runs a private redis-server as a child process.
+// Package redisproc runs a private redis-server (or redis-sentinel) as a
+// child process.
 //
 // It is what `ironfleet dev` and the test harness (package redistest) use to
 // get a real Redis without touching any system-wide instance: the server
-// listens only on a unix socket inside its own directory, writes nothing to
-// disk unless persistence is asked for, and dies with its parent.
+// listens only on a unix socket inside its own directory (and on a loopback
+// TCP port when asked: replicas and Sentinels reach each other over TCP),
+// writes nothing to disk unless persistence is asked for, and dies with its
+// parent.
 package redisproc
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,8 +24,18 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// ErrNotInstalled is returned by Start when no redis-server binary is found.
-var ErrNotInstalled = errors.New("redisproc: redis-server not found on PATH (Debian: apt-get install redis-server)")
+// ErrNotInstalled is returned by Start and StartSentinel when the server's
+// binary is not found; the error wrapping it names the binary and the Debian
+// package that has it.
+var ErrNotInstalled = errors.New("redisproc: server binary not found on PATH")
+
+// lookPath finds binary, or says which Debian package installs it.
+func lookPath(binary, pkg string) error {
+	if _, err := exec.LookPath(binary); err != nil {
+		return fmt.Errorf("%w: %s (Debian: apt-get install %s): %w", ErrNotInstalled, binary, pkg, err)
+	}
+	return nil
+}
 
 // DefaultBinary is the redis-server executable run when Config.Binary is
 // empty, looked up on PATH.
@@ -46,10 +60,12 @@ type Config struct {
 	Args []string
 }
 
-// Server is a running redis-server child process.
+// Server is a running redis-server (or redis-sentinel) child process.
 type Server struct {
 	cfg  Config
 	sock string
+	// argv is the command line after the binary.
+	argv func() []string
 	cmd  *exec.Cmd
 	done chan struct{} // closed when cmd has been waited for
 	err  error         // cmd.Wait's result, valid after done
@@ -63,26 +79,40 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Binary == "" {
 		cfg.Binary = DefaultBinary
 	}
-	if _, err := exec.LookPath(cfg.Binary); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNotInstalled, err)
+	if err := lookPath(cfg.Binary, "redis-server"); err != nil {
+		return nil, err
 	}
-	if cfg.StartTimeout <= 0 {
-		cfg.StartTimeout = 10 * time.Second
-	}
-	s := &Server{cfg: cfg, sock: filepath.Join(cfg.Dir, "redis.sock")}
+	s := newServer(cfg, "redis.sock")
+	s.argv = s.args
 	if err := s.start(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
+func newServer(cfg Config, sock string) *Server {
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = 10 * time.Second
+	}
+	return &Server{cfg: cfg, sock: filepath.Join(cfg.Dir, sock)}
+}
+
 // Socket is the unix socket path the server listens on.
 func (s *Server) Socket() string { return s.sock }
+
+// Addr is the server's TCP address, 127.0.0.1:Port, or "" when it listens
+// on its unix socket only.
+func (s *Server) Addr() string {
+	if s.cfg.Port == 0 {
+		return ""
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.cfg.Port))
+}
 
 // URL is a go-redis URL for the server (unix:// or redis://).
 func (s *Server) URL() string {
 	if s.cfg.Port != 0 {
-		return fmt.Sprintf("redis://127.0.0.1:%d/0", s.cfg.Port)
+		return "redis://" + s.Addr() + "/0"
 	}
 	return "unix://" + s.sock
 }
@@ -119,7 +149,7 @@ func (s *Server) args() []string {
 func (s *Server) start(ctx context.Context) error {
 	_ = os.Remove(s.sock)
 	//nolint:noctx // the server outlives the start context; Stop and Kill end it.
-	cmd := exec.Command(s.cfg.Binary, s.args()...)
+	cmd := exec.Command(s.cfg.Binary, s.argv()...)
 	// The server must not outlive us, even if we are killed: the kernel
 	// sends it SIGKILL when this process dies.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
@@ -153,9 +183,9 @@ func (s *Server) waitReady(ctx context.Context) error {
 		}
 		select {
 		case <-s.done:
-			return fmt.Errorf("redisproc: redis-server exited during start (%w); see %s", s.err, filepath.Join(s.cfg.Dir, "redis.log"))
+			return fmt.Errorf("redisproc: %s exited during start (%w); see its log in %s", s.cfg.Binary, s.err, s.cfg.Dir)
 		case <-ctx.Done():
-			return fmt.Errorf("redisproc: redis-server not answering PING on %s: %w (last error: %w)", s.sock, ctx.Err(), err)
+			return fmt.Errorf("redisproc: %s not answering PING on %s: %w (last error: %w)", s.cfg.Binary, s.sock, ctx.Err(), err)
 		case <-tick.C:
 		}
 	}

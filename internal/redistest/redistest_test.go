@@ -1,7 +1,9 @@
 package redistest_test
 
 import (
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/ironfleet/ironfleet/internal/redistest"
 )
@@ -50,6 +52,35 @@ func TestRestart(t *testing.T) {
 			}
 			if got := n == 1; got != tt.wantKey {
 				t.Fatalf("key present after restart = %v, want %v", got, tt.wantKey)
+			}
+		})
+	}
+}
+
+// TestFailover: a write the replica acknowledged (WAIT) survives the
+// master's SIGKILL, and the same failover client writes to the new master.
+func TestFailover(t *testing.T) {
+	for _, n := range []int{1, 3} {
+		t.Run(fmt.Sprintf("%d sentinels", n), func(t *testing.T) {
+			f := redistest.StartFailover(t, redistest.WithSentinels(n))
+			c := f.Client(t)
+			ctx := t.Context()
+			if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+				t.Fatalf("SET: %v", err)
+			}
+			if got, err := c.Wait(ctx, 1, 5*time.Second).Result(); err != nil || got != 1 {
+				t.Fatalf("WAIT 1 = %d, %v; want 1 replica", got, err)
+			}
+			old := f.KillMaster(t)
+			start := time.Now()
+			next := f.WaitFailover(t, old)
+			t.Logf("failed over from %s to %s in %s", old.Addr(), next.Addr(), time.Since(start).Round(time.Millisecond))
+			got, err := c.Get(ctx, "k").Result()
+			if err != nil || got != "v" {
+				t.Fatalf("GET k after failover = %q, %v; want \"v\"", got, err)
+			}
+			if err := c.Set(ctx, "k", "w", 0).Err(); err != nil {
+				t.Fatalf("SET after failover: %v", err)
 			}
 		})
 	}
