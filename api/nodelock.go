@@ -57,7 +57,7 @@ func (s *Server) underLock(ctx context.Context, uuid, purpose string, write func
 	defer s.release(ctx, lk)
 	wctx, cancel := context.WithTimeout(lk.Context(), lockedWorkTimeout)
 	defer cancel()
-	return write(wctx, lk.Token())
+	return write(wctx, lk.Token()) //nolint:contextcheck // the write runs on the lock's context: losing the lock cancels it, the client hanging up does not
 }
 
 // portWrite runs write, a write of one of node's ports, under the node's
