@@ -309,7 +309,7 @@ func logs(t *testing.T, state string) {
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			t.Log(err)
 		}
-		t.Logf("--- %s\n%s", filepath.Base(p), tail(b, 80))
+		t.Logf("--- %s\n%s", filepath.Base(p), tail(b, 300))
 	}
 }
 
