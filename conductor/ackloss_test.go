@@ -101,3 +101,49 @@ func TestRedeliveryAfterALostAckRunsNothingAgain(t *testing.T) {
 		})
 	}
 }
+
+// losingContinuation is a task bus that loses the first continuation of op
+// it is asked to publish, as a conductor that dies between moving the node
+// on and publishing its continuation does: the publisher believes it sent
+// it, nobody ever receives it.
+type losingContinuation struct {
+	conductor.Tasks
+	op   wire.Operation
+	once sync.Once
+	lost chan struct{}
+}
+
+func (l *losingContinuation) Publish(ctx context.Context, t wire.Task) (uint64, error) {
+	dropped := false
+	if t.Op == l.op {
+		l.once.Do(func() { dropped = true; close(l.lost) })
+	}
+	if dropped {
+		return 1, nil
+	}
+	return l.Tasks.Publish(ctx, t)
+}
+
+// TestLostContinuationIsPublishedAgain: a node moved into its
+// continuation's step whose continuation task never arrives is not left
+// there for the recovery sweep: once it has sat in the step for
+// OrphanAfter with its lock free, its agent's next heartbeat publishes the
+// continuation again, and cleaning finishes.
+func TestLostContinuationIsPublishedAgain(t *testing.T) {
+	e := newEnv(t)
+	losing := &losingContinuation{op: wire.OpContinueClean, lost: make(chan struct{})}
+	e.deps = func(_ string, d *conductor.Deps) { losing.Tasks = d.Tasks; d.Tasks = losing }
+	e.startConductor(t, "c1", nil, func(c *conductor.Config) { c.OrphanAfter = 300 * time.Millisecond })
+	node := e.enroll(t, "orphan", "")
+	e.request(t, node.UUID, wire.OpManage, nil)
+	e.waitState(t, node.UUID, wire.StateManageable, 20*time.Second)
+	e.request(t, node.UUID, wire.OpProvide, nil)
+	select {
+	case <-losing.lost:
+	case <-time.After(20 * time.Second):
+		t.Fatal("cleaning never got to its continuation")
+	}
+	if got := e.waitState(t, node.UUID, wire.StateAvailable, 20*time.Second); got.LastError != "" {
+		t.Fatalf("available with last_error %q", got.LastError)
+	}
+}

@@ -116,6 +116,7 @@ const (
 	DefaultAgentTimeout      = time.Hour
 	DefaultWaitTimeout       = 1800 * time.Second
 	DefaultRecoverAfter      = 10 * time.Minute
+	DefaultOrphanAfter       = time.Minute
 	DefaultPeriodic          = 10 * time.Second
 	DefaultPowerSync         = 120 * time.Second
 	DefaultPowerSyncFailures = 3
@@ -160,6 +161,11 @@ type Config struct {
 	// WaitTimeout fails nodes stuck in a wait state (wait call-back, clean
 	// wait, inspect wait); zero means DefaultWaitTimeout.
 	WaitTimeout time.Duration
+	// OrphanAfter is how long a node may sit in a continuation's step
+	// (writing its image, erasing its disk) before its agent's heartbeat,
+	// finding the node's lock free, publishes the continuation again; zero
+	// means DefaultOrphanAfter.
+	OrphanAfter time.Duration
 	// RecoverAfter fails nodes left in a transient state this long with
 	// nobody holding their lock (their conductor died); zero means
 	// DefaultRecoverAfter.
@@ -221,6 +227,7 @@ func (c *Config) defaults() error {
 	defd(&c.AgentTimeout, DefaultAgentTimeout)
 	defd(&c.WaitTimeout, DefaultWaitTimeout)
 	defd(&c.RecoverAfter, DefaultRecoverAfter)
+	defd(&c.OrphanAfter, DefaultOrphanAfter)
 	defd(&c.Periodic, DefaultPeriodic)
 	defd(&c.PeriodicLease, 2*c.Periodic)
 	defd(&c.PowerSync, DefaultPowerSync)

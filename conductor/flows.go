@@ -514,6 +514,8 @@ func (c *Conductor) heartbeat(ctx context.Context, t wire.Task, d transport.Deli
 		return transport.Retry(0, err), "retry"
 	}
 	if err := w.resume(); err != nil { //nolint:contextcheck // work under a node lock runs on the lock's context: losing the lock cancels it
+		c.log.Warn("heartbeat could not move its node on; it will be retried", "task", t.ID, "node", t.Node,
+			"state", w.node.ProvisionState, "err", err)
 		return transport.Retry(0, err), "retry"
 	}
 	return transport.Done(), "done"
@@ -528,7 +530,41 @@ func (w *job) resume() error {
 		return w.continueWith(wire.OpContinueClean, provision.EventResume, func(n *wire.Node) { n.Step = stepErase })
 	case wire.StateInspectWait:
 		return w.inspect()
+	case wire.StateDeploying, wire.StateCleaning:
+		return w.rescueContinuation()
 	}
+	return nil
+}
+
+// rescueContinuation publishes the continuation of a node found, at its
+// agent's heartbeat, in a continuation's step (write_image, erase) for
+// longer than Config.OrphanAfter with its lock free (this heartbeat holds
+// it): the task that should continue it is gone — its publisher died
+// between the move and the publish, or a publish reported failing and the
+// move could not be undone. Any continuation still queued would have
+// claimed the lock long before; one that shows up late finds the step done
+// or redoes it (writing an image or erasing a disk twice is harmless).
+// Without this the node would wait for the recovery sweep (RecoverAfter)
+// while its agent beats.
+func (w *job) rescueContinuation() error {
+	op := wire.OpContinueDeploy
+	switch {
+	case w.node.ProvisionState == wire.StateDeploying && w.node.Step == stepWriteImage:
+	case w.node.ProvisionState == wire.StateCleaning && w.node.Step == stepErase:
+		op = wire.OpContinueClean
+	default:
+		return nil
+	}
+	if time.Since(w.node.ProvisionUpdatedAt) < w.c.cfg.OrphanAfter {
+		return nil
+	}
+	w.c.log.Warn("node sat in its continuation's step with no continuation; publishing it again",
+		"node", w.node.UUID, "state", w.node.ProvisionState, "step", w.node.Step, "since", w.node.ProvisionUpdatedAt)
+	t := wire.NewTask(op, w.node, "conductor:"+w.c.cfg.Host, nil)
+	if _, err := w.c.dispatch.Dispatch(w.ctx, w.lk, w.node, &t, nil); err != nil {
+		return err
+	}
+	w.c.metrics.handoffs.Inc()
 	return nil
 }
 

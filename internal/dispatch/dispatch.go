@@ -151,6 +151,7 @@ func (d *Dispatcher) Dispatch(ctx context.Context, lk Lock, n wire.Node, t *wire
 		pass = d.publishThenHandoff
 	}
 	if err := pass(ctx, d.tasks, lk, *t); err != nil {
+		d.log.WarnContext(ctx, "publishing a task failed", "node", t.Node, "task", t.ID, "op", t.Op, "err", err)
 		if first != nil {
 			d.undo(ctx, lk, before)
 		}
