@@ -114,7 +114,10 @@ func upFleet(t *testing.T, n int) *fleet {
 	off := freeOffset(t)
 	env := append(os.Environ(),
 		"FLEET_DIR="+state, "FLEET_PORT_OFFSET="+strconv.Itoa(off), "FLEET_SIM_NODES="+strconv.Itoa(n),
-		"FLEET_HEARTBEAT_TIMEOUT=10s")
+		"FLEET_HEARTBEAT_TIMEOUT=10s",
+		// A continuation lost at the cluster's start is published again
+		// at the next heartbeat after this (conductor.Config.OrphanAfter).
+		"IRONFLEET_ORPHAN_AFTER=5s")
 	runMake := func(target string) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
