@@ -34,6 +34,9 @@ type Nodes interface {
 	UpdateNode(ctx context.Context, uuid string, fence uint64, fn func(*wire.Node) error) (wire.Node, error)
 	List(q transport.NodeQuery) ([]wire.Node, error)
 	Ports(q transport.PortQuery) ([]wire.Port, error)
+	// Sync waits until the cache (List, Ports) holds every write stored
+	// before the call.
+	Sync(ctx context.Context) error
 }
 
 // Locks takes node locks (*lock.Locker). The conductor acquires as the

@@ -215,15 +215,9 @@ func (w *job) bootAgent(purpose wire.BootPurpose) error {
 	if err := w.admit(purpose); err != nil {
 		return err
 	}
-	ports, err := w.c.d.Nodes.Ports(transport.PortQuery{NodeUUID: w.node.UUID})
+	macs, err := w.pxeMACs()
 	if err != nil {
 		return err
-	}
-	var macs []string
-	for _, p := range ports {
-		if p.PXEEnable {
-			macs = append(macs, p.Address)
-		}
 	}
 	if len(macs) == 0 {
 		return w.fail(wire.Errorf(wire.CodeInvalidInput, "the node has no port with PXE enabled to boot from"))
@@ -251,6 +245,31 @@ func (w *job) bootAgent(purpose wire.BootPurpose) error {
 		return w.fail(err)
 	}
 	return w.next(provision.EventWait, func(n *wire.Node) { n.Step = stepWaitAgent })
+}
+
+// pxeMACs lists the node's PXE-enabled MACs from the inventory's cache.
+// Finding none, it lets the cache catch up with the store first (Sync): a
+// port created just before the action may not have reached this conductor's
+// cache yet, and failing the node for that would be the cache's fault.
+func (w *job) pxeMACs() ([]string, error) {
+	for synced := false; ; synced = true {
+		ports, err := w.c.d.Nodes.Ports(transport.PortQuery{NodeUUID: w.node.UUID})
+		if err != nil {
+			return nil, err
+		}
+		var macs []string
+		for _, p := range ports {
+			if p.PXEEnable {
+				macs = append(macs, p.Address)
+			}
+		}
+		if len(macs) > 0 || synced {
+			return macs, nil
+		}
+		if err := w.c.d.Nodes.Sync(w.ctx); err != nil {
+			return nil, err
+		}
+	}
 }
 
 // setPower drives the node's power and records where it ended.
