@@ -42,7 +42,12 @@
 // another heartbeat, the power sync — can take the lock in between,
 // however long the task sits in the queue (up to the ticket's claim
 // timeout). If the publish fails, the node is back in its wait state and
-// the agent's next heartbeat tries again. If the continuation's conductor
+// the agent's next heartbeat tries again. If the continuation is lost
+// anyway (the conductor died between the move and the publish, or a publish
+// reported failure after all and the move could not be undone), the node
+// sits in the continuation's step with its lock free, and the agent's next
+// heartbeat past OrphanAfter publishes the continuation again
+// (rescueContinuation). If the continuation's conductor
 // dies mid-step, JetStream redelivers the task after AckWait; its ticket
 // was claimed, so the new consumer waits in line like anyone and gets the
 // lock when the dead lease ends, then redoes the step (writing an image
