@@ -10,6 +10,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/noauth"
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/nodes"
+	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/ports"
 	"github.com/gophercloud/gophercloud/v2/pagination"
 
 	"github.com/ironfleet/ironfleet/internal/fleet"
@@ -43,6 +44,22 @@ func TestGophercloudDeploysToActive(t *testing.T) {
 			return true, err
 		})
 		return len(uuids) == 2
+	})
+	// The fleet enrolls a node, then its port: an operator provides a node
+	// once both exist, and so does this test.
+	waitFor(t, "the fleet to enroll its nodes' ports", func() bool {
+		for _, id := range uuids {
+			n := 0
+			_ = ports.List(client, ports.ListOpts{NodeUUID: id}).EachPage(ctx, func(_ context.Context, p pagination.Page) (bool, error) {
+				ps, err := ports.ExtractPorts(p)
+				n += len(ps)
+				return true, err
+			})
+			if n == 0 {
+				return false
+			}
+		}
+		return true
 	})
 
 	steps := []struct {
