@@ -120,8 +120,12 @@ type First struct {
 // ticket and first's move recorded in it (both filled in t), and hands lk
 // to that ticket. It returns the node as the first move left it.
 //
-// An error means t was not published and n is as it was found (the first
-// move undone); lk is still held and the caller releases it. Once t is
+// An error means the publish was not confirmed and n is as it was found
+// (the first move undone); lk is still held and the caller releases it. A
+// publish reported failing may still have stored t (an ack lost at a
+// cluster's leader change): its consumer then finds the node short of the
+// first move and changes nothing, and whatever was waiting for t (an
+// agent's heartbeat, a client's retry) asks again. Once t is
 // published, Dispatch returns nil: lk is handed off, or, if the handoff
 // failed, lapses to t's consumer at the end of its lease.
 func (d *Dispatcher) Dispatch(ctx context.Context, lk Lock, n wire.Node, t *wire.Task, first *First) (wire.Node, error) {
