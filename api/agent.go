@@ -119,7 +119,9 @@ func (s *Server) issueToken(ctx context.Context, node wire.Node, notFound error)
 	}
 	token := newToken()
 	var updated wire.Node
-	err := s.underLock(ctx, node.UUID, "agent lookup", func(ctx context.Context, fence uint64) error {
+	// In line, not standard mode: a console or heartbeats taking the lock
+	// again and again must not starve the agent's lookup.
+	err := s.underLockWith(ctx, s.lockNodeInLine, node.UUID, "agent lookup", func(ctx context.Context, fence uint64) error {
 		var err error
 		updated, err = s.deps.Nodes.UpdateNode(ctx, node.UUID, fence, func(n *wire.Node) error {
 			if !provision.ExpectsAgent(n.ProvisionState) {

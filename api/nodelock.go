@@ -20,9 +20,15 @@ func (s *Server) lockNode(ctx context.Context, uuid, purpose string) (*lock.Lock
 		Mode: lock.Standard, Purpose: purpose,
 		Attempts: s.cfg.LockAttempts, Interval: s.cfg.LockInterval,
 	})
-	switch {
-	case err == nil:
+	if err == nil {
 		return lk, nil
+	}
+	return s.lockErr(ctx, uuid, err)
+}
+
+// lockErr maps a failed Acquire onto the API's errors.
+func (s *Server) lockErr(ctx context.Context, uuid string, err error) (*lock.Lock, error) {
+	switch {
 	case errors.Is(err, lock.ErrLocked):
 		return nil, err
 	case errors.Is(err, lock.ErrInvalid):
@@ -31,6 +37,31 @@ func (s *Server) lockNode(ctx context.Context, uuid, purpose string) (*lock.Lock
 		return nil, fmt.Errorf("api: lock %s: %w", uuid, context.Cause(ctx))
 	}
 	return nil, unavailable("node lock (Redis)", err)
+}
+
+// lockNodeInLine takes a node's lock waiting in line (patient mode), for
+// as long as standard mode would try (LockAttempts × LockInterval), then
+// answers 409 NodeLocked as standard mode does. Standard-mode holders that
+// come and go (a console, heartbeats) never barge past a waiter, so they
+// cannot starve a request that waits in line: the agent's lookup waits so.
+func (s *Server) lockNodeInLine(ctx context.Context, uuid, purpose string) (*lock.Lock, error) {
+	wctx, cancel := context.WithTimeout(ctx, time.Duration(max(s.cfg.LockAttempts, 1))*s.cfg.LockInterval)
+	defer cancel()
+	lk, err := s.deps.Locks.Acquire(wctx, uuid, &lock.Options{Mode: lock.Patient, Purpose: purpose})
+	switch {
+	case err == nil:
+		return lk, nil
+	case ctx.Err() == nil && wctx.Err() != nil:
+		// Name the holder, as standard mode's refusal does.
+		locked := &lock.LockedError{Resource: uuid}
+		sctx, cancel := context.WithTimeout(ctx, s.cfg.LockViewTimeout)
+		defer cancel()
+		if snap, serr := s.deps.Locks.Snapshot(sctx, uuid); serr == nil {
+			locked.Holder, locked.Purpose = snap.Holder, snap.Purpose
+		}
+		return nil, fmt.Errorf("api: lock %s: %w", uuid, locked)
+	}
+	return s.lockErr(ctx, uuid, err)
 }
 
 // release gives a lock back, on a context of its own: a client that hung up
@@ -50,7 +81,13 @@ func (s *Server) release(ctx context.Context, lk *lock.Lock) {
 // context the client cannot cancel (a write is not left half done) but
 // losing the lock does.
 func (s *Server) underLock(ctx context.Context, uuid, purpose string, write func(ctx context.Context, fence uint64) error) error {
-	lk, err := s.lockNode(ctx, uuid, purpose)
+	return s.underLockWith(ctx, s.lockNode, uuid, purpose, write)
+}
+
+// underLockWith is underLock taking the lock with take.
+func (s *Server) underLockWith(ctx context.Context, take func(ctx context.Context, uuid, purpose string) (*lock.Lock, error),
+	uuid, purpose string, write func(ctx context.Context, fence uint64) error) error {
+	lk, err := take(ctx, uuid, purpose)
 	if err != nil {
 		return err
 	}
