@@ -124,7 +124,7 @@ func TestNodeCreateErrors(t *testing.T) {
 		{"wrong type", map[string]any{"driver": "sim", "driver_info": "x"}, 400, "Invalid node"},
 		{"not an object", "[1,2]", 400, "not a JSON object"},
 		{"truncated", `{"driver":`, 400, "not a JSON object"},
-		{"other interface", map[string]any{"driver": "sim", "power_interface": "redfish"}, 400, "not supported by hardware type"},
+		{"other interface", map[string]any{"driver": "sim", "power_interface": "redfish"}, 400, "Valid interfaces for hardware type sim are sim."},
 		{"bad group", map[string]any{"driver": "sim", "conductor_group": "a b"}, 400, "Invalid conductor_group"},
 	}
 	for _, tt := range tests {

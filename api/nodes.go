@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ironfleet/ironfleet/internal/hardware"
 	"io"
 	"net/http"
 	"net/url"
@@ -315,12 +316,40 @@ type nodeDoc struct {
 	Lessee            *string        `json:"lessee"`
 	AutomatedClean    *bool          `json:"automated_clean"`
 	Protected         *bool          `json:"protected"`
+
+	BiosInterface       *string `json:"bios_interface"`
+	BootInterface       *string `json:"boot_interface"`
+	ConsoleInterface    *string `json:"console_interface"`
+	DeployInterface     *string `json:"deploy_interface"`
+	FirmwareInterface   *string `json:"firmware_interface"`
+	InspectInterface    *string `json:"inspect_interface"`
+	ManagementInterface *string `json:"management_interface"`
+	NetworkInterface    *string `json:"network_interface"`
+	PowerInterface      *string `json:"power_interface"`
+	RaidInterface       *string `json:"raid_interface"`
+	RescueInterface     *string `json:"rescue_interface"`
+	StorageInterface    *string `json:"storage_interface"`
+	VendorInterface     *string `json:"vendor_interface"`
+}
+
+// interfaces are d's interface fields by kind.
+func (d *nodeDoc) interfaces() map[hardware.Kind]**string {
+	return map[hardware.Kind]**string{
+		hardware.Bios: &d.BiosInterface, hardware.Boot: &d.BootInterface, hardware.Console: &d.ConsoleInterface,
+		hardware.Deploy: &d.DeployInterface, hardware.Firmware: &d.FirmwareInterface, hardware.Inspect: &d.InspectInterface,
+		hardware.Management: &d.ManagementInterface, hardware.Network: &d.NetworkInterface, hardware.Power: &d.PowerInterface,
+		hardware.Raid: &d.RaidInterface, hardware.Rescue: &d.RescueInterface, hardware.Storage: &d.StorageInterface,
+		hardware.Vendor: &d.VendorInterface,
+	}
 }
 
 // writable are nodeDoc's keys.
 var writable = []string{"name", "description", "driver", "driver_info", "instance_info", "properties", "extra",
 	"instance_uuid", "maintenance", "maintenance_reason", "conductor_group", "resource_class", "owner", "lessee",
-	"automated_clean", "protected"}
+	"automated_clean", "protected",
+	"bios_interface", "boot_interface", "console_interface", "deploy_interface", "firmware_interface", "inspect_interface",
+	"management_interface", "network_interface", "power_interface", "raid_interface", "rescue_interface",
+	"storage_interface", "vendor_interface"}
 
 func strp(s string) *string { return &s }
 
@@ -333,7 +362,7 @@ func docOf(n wire.Node) nodeDoc {
 		}
 		return strp(s)
 	}
-	return nodeDoc{
+	d := nodeDoc{
 		Name: opt(n.Name), Description: opt(n.Description), Driver: strp(n.Driver),
 		DriverInfo: orEmpty(n.DriverInfo), InstanceInfo: orEmpty(n.InstanceInfo), Properties: orEmpty(n.Properties),
 		Extra: orEmpty(n.Extra), InstanceUUID: opt(n.InstanceUUID), Maintenance: &n.Maintenance,
@@ -341,6 +370,10 @@ func docOf(n wire.Node) nodeDoc {
 		ResourceClass: opt(n.ResourceClass), Owner: opt(n.Owner), Lessee: opt(n.Lessee),
 		AutomatedClean: n.AutomatedClean, Protected: &n.Protected,
 	}
+	for k, field := range d.interfaces() {
+		*field = opt(hardware.Of(n, k))
+	}
+	return d
 }
 
 func deref[T any](p *T) T {
@@ -353,6 +386,7 @@ func deref[T any](p *T) T {
 
 // applyDoc validates d and writes it onto n.
 func (s *Server) applyDoc(n *wire.Node, d nodeDoc) error {
+	old := *n
 	driver := deref(d.Driver)
 	if driver == "" {
 		return badRequest("Mandatory field missing: driver.")
@@ -385,6 +419,33 @@ func (s *Server) applyDoc(n *wire.Node, d nodeDoc) error {
 	n.ResourceClass, n.Owner, n.Lessee = deref(d.ResourceClass), deref(d.Owner), deref(d.Lessee)
 	n.AutomatedClean = d.AutomatedClean
 	n.Protected = deref(d.Protected)
+	return applyInterfaces(n, old, d)
+}
+
+// applyInterfaces writes d's interface choices onto n: an empty or null
+// one runs the hardware type's default, as does one a driver change left
+// behind (a value the new type does not offer that the client did not
+// write: it was the old type's). A choice the type does not offer is 400.
+func applyInterfaces(n *wire.Node, before wire.Node, d nodeDoc) error {
+	t, _ := hardware.Lookup(deref(d.Driver))
+	chosen := map[string]string{}
+	for k, field := range d.interfaces() {
+		impl := deref(*field)
+		if impl == "" || impl == t.Offers[k].Default {
+			continue
+		}
+		if before.Driver != t.Name && impl == hardware.Of(before, k) && t.Check(k, impl) != nil {
+			continue
+		}
+		if err := t.Check(k, impl); err != nil {
+			return err
+		}
+		chosen[string(k)] = impl
+	}
+	n.Interfaces = nil
+	if len(chosen) > 0 {
+		n.Interfaces = chosen
+	}
 	return nil
 }
 
@@ -418,17 +479,7 @@ func (s *Server) createNode(c *gin.Context) {
 	}
 	var driver string
 	_ = json.Unmarshal(body["driver"], &driver)
-	ifaces := interfaces(driver)
-	for k, raw := range body {
-		if want, ok := ifaces[k]; ok {
-			var got string
-			if err := json.Unmarshal(raw, &got); err != nil || (got != want && got != "") {
-				s.fail(c, badRequest("Interface %s %s is not supported by hardware type %q; it uses %s.", k, raw, driver, want))
-				return
-			}
-			delete(body, k)
-			continue
-		}
+	for k := range body {
 		if !slices.Contains(writable, k) || k == "maintenance" || k == "maintenance_reason" {
 			s.fail(c, badRequest("Unknown attribute for node: %s.", k))
 			return

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"github.com/ironfleet/ironfleet/internal/hardware"
 	"maps"
 	"time"
 
@@ -21,16 +22,17 @@ var nodeFieldVersion = map[string]int{
 	"portgroups":        24,
 	"boot_interface":    31, "console_interface": 31, "deploy_interface": 31, "inspect_interface": 31,
 	"management_interface": 31, "power_interface": 31, "raid_interface": 31, "vendor_interface": 31,
-	"volume":            32,
-	"storage_interface": 33,
-	"traits":            37,
-	"rescue_interface":  38,
-	"bios_interface":    40,
-	"fault":             42,
-	"deploy_step":       44,
-	"conductor_group":   46,
-	"automated_clean":   47,
-	"protected":         48, "protected_reason": 48,
+	"volume":             32,
+	"storage_interface":  33,
+	"traits":             37,
+	"rescue_interface":   38,
+	"bios_interface":     40,
+	"firmware_interface": 86,
+	"fault":              42,
+	"deploy_step":        44,
+	"conductor_group":    46,
+	"automated_clean":    47,
+	"protected":          48, "protected_reason": 48,
 	"conductor":       49,
 	"owner":           50,
 	"description":     51,
@@ -61,20 +63,6 @@ func renderNodeShort(n wire.Node, base string, v Version) map[string]any {
 		out["name"] = nullable(n.Name)
 	}
 	return out
-}
-
-// interfaces are the driver interfaces each hardware type implies.
-func interfaces(driver string) map[string]string {
-	power := "ipmitool"
-	if driver == "sim" {
-		power = "sim"
-	}
-	return map[string]string{
-		"boot_interface": "pxe", "console_interface": "no-console", "deploy_interface": "direct",
-		"inspect_interface": "agent", "management_interface": power, "power_interface": power,
-		"raid_interface": "no-raid", "rescue_interface": "no-rescue", "vendor_interface": "no-vendor",
-		"bios_interface": "no-bios", "network_interface": "noop", "storage_interface": "noop",
-	}
 }
 
 // ironicTime renders a time as Ironic does, or null when unset.
@@ -178,14 +166,12 @@ func renderNode(n wire.Node, reservation, base string, v Version) map[string]any
 		"portgroups":             links(base, path+"/portgroups"),
 		"volume":                 links(base, path+"/volume"),
 	}
-	for k, val := range interfaces(n.Driver) {
-		out[k] = val
+	for _, k := range hardware.Kinds {
+		out[k.Field()] = nullable(hardware.Of(n, k))
 	}
-	if v.Minor < MaxVersion.Minor {
-		for k := range out {
-			if !fieldIn(k, v) {
-				delete(out, k)
-			}
+	for k := range out {
+		if !fieldIn(k, v) {
+			delete(out, k)
 		}
 	}
 	return out

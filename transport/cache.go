@@ -256,6 +256,7 @@ func copyNode(n wire.Node) wire.Node {
 	n.InstanceInfo = maps.Clone(n.InstanceInfo)
 	n.Properties = maps.Clone(n.Properties)
 	n.Extra = maps.Clone(n.Extra)
+	n.Interfaces = maps.Clone(n.Interfaces)
 	if n.Agent != nil {
 		a := *n.Agent
 		n.Agent = &a

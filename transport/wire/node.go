@@ -54,10 +54,14 @@ const (
 // node inventory and owned by whoever holds the node's lock; the API renders
 // it in Ironic's shape (and masks secrets) rather than exposing it as is.
 type Node struct {
-	UUID        string `json:"uuid"`
-	Name        string `json:"name,omitempty"`
-	Driver      string `json:"driver"`
-	Description string `json:"description,omitempty"`
+	UUID   string `json:"uuid"`
+	Name   string `json:"name,omitempty"`
+	Driver string `json:"driver"`
+	// Interfaces holds the driver interface implementations the node chose,
+	// by kind ("boot": "ipxe"); a kind not in it runs its hardware type's
+	// default (internal/hardware).
+	Interfaces  map[string]string `json:"interfaces,omitempty"`
+	Description string            `json:"description,omitempty"`
 	// DriverInfo holds the BMC's address and credentials (ipmi_address,
 	// ipmi_port, ipmi_username, ipmi_password, ipmi_cipher_suite, …).
 	// Secrets in it never appear in events, logs or API output.
