@@ -58,15 +58,15 @@ func KindOfField(field string) (Kind, bool) {
 // Interface implementations ironfleet has. Each one named here does what
 // Ironic's does of that name, or it is not offered.
 const (
-	Fake      = "fake"      // does nothing and succeeds at once
-	Noop      = "noop"      // network and storage: records only
-	PXE       = "pxe"       // PXELINUX and iPXE configs on our TFTP server
-	IPXE      = "ipxe"      // the same configs; iPXE reads its own
-	Direct    = "direct"    // the agent writes the image
-	Agent     = "agent"     // inspection by the agent's inventory
-	IPMITool  = "ipmitool"  // power and management over IPMI
-	SimPower  = "sim"       // power and management of a simulated machine
-	NoBios    = "no-bios"   //
+	Fake      = "fake"     // does nothing and succeeds at once
+	Noop      = "noop"     // network and storage: records only
+	PXE       = "pxe"      // PXELINUX and iPXE configs on our TFTP server
+	IPXE      = "ipxe"     // the same configs; iPXE reads its own
+	Direct    = "direct"   // the agent writes the image
+	Agent     = "agent"    // inspection by the agent's inventory
+	IPMITool  = "ipmitool" // power and management over IPMI
+	SimPower  = "sim"      // power and management of a simulated machine
+	NoBios    = "no-bios"  //
 	NoConsole = "no-console"
 	NoFirm    = "no-firmware"
 	NoInspect = "no-inspect"
