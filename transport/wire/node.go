@@ -32,11 +32,15 @@ const (
 // PowerState is a node's power state as Ironic spells it.
 type PowerState string
 
-// Power states and power targets. PowerRebooting is only ever a target.
+// Power states and power targets. PowerRebooting and the soft targets are
+// only ever targets: a soft power off asks the operating system to shut
+// down (ACPI), a soft reboot does that and then powers on (API 1.27).
 const (
-	PowerOn        PowerState = "power on"
-	PowerOff       PowerState = "power off"
-	PowerRebooting PowerState = "rebooting"
+	PowerOn            PowerState = "power on"
+	PowerOff           PowerState = "power off"
+	PowerRebooting     PowerState = "rebooting"
+	PowerSoftOff       PowerState = "soft power off"
+	PowerSoftRebooting PowerState = "soft rebooting"
 	// PowerUnknown is a state not read yet (JSON null on the API).
 	PowerUnknown PowerState = ""
 )
@@ -101,6 +105,12 @@ type Node struct {
 	Lessee         string `json:"lessee,omitempty"`
 	AutomatedClean *bool  `json:"automated_clean,omitempty"`
 	Protected      bool   `json:"protected,omitempty"`
+
+	// Bios and Firmware are what the node's bios and firmware interfaces
+	// last reported (Ironic's bios_settings and firmware_information
+	// tables), cached by the conductor under the node's lock.
+	Bios     []BiosSetting       `json:"bios,omitempty"`
+	Firmware []FirmwareComponent `json:"firmware,omitempty"`
 
 	// Agent is what the node's agent told us; nil until its first lookup.
 	Agent *AgentInfo `json:"agent,omitempty"`
