@@ -54,6 +54,7 @@ func (s *Server) table() []route {
 		{http.MethodGet, "/v1/nodes/:node/management/boot_device", "Show a node's boot device", read, 0, s.getBootDevice},
 		{http.MethodPut, "/v1/nodes/:node/management/boot_device", "Set a node's boot device (204)", write, 0, s.setBootDevice},
 		{http.MethodGet, "/v1/nodes/:node/management/boot_device/supported", "List supported boot devices", read, 0, s.supportedBootDevices},
+		{http.MethodPut, "/v1/nodes/:node/management/inject_nmi", "Inject a non-maskable interrupt (204)", write, 29, s.injectNMI},
 		{http.MethodPut, "/v1/nodes/:node/maintenance", "Put a node in maintenance (202)", write, 0, s.setMaintenance(true)},
 		{http.MethodDelete, "/v1/nodes/:node/maintenance", "Take a node out of maintenance (202)", write, 0, s.setMaintenance(false)},
 		{http.MethodGet, "/v1/nodes/:node/validate", "Validate a node's driver interfaces", read, 0, s.validateNode},
