@@ -25,7 +25,7 @@ func serveUpTo(t *testing.T, minor int) {
 	t.Cleanup(func() { api.MaxVersion = was })
 }
 
-func sp(s string) *string { return &s }
+func strPtr(s string) *string { return &s }
 
 // cacheReports writes what a conductor caches at verify on node id.
 func cacheReports(e *env, id string, bios []wire.BiosSetting, fw []wire.FirmwareComponent) {
@@ -68,8 +68,8 @@ func runReads(t *testing.T, e *env, cases []readCase) {
 	}
 }
 
-// items returns the list under key, each an object.
-func items(t *testing.T, body map[string]any, key string) []map[string]any {
+// listOf returns the list under key, each an object.
+func listOf(t *testing.T, body map[string]any, key string) []map[string]any {
 	t.Helper()
 	list, ok := body[key].([]any)
 	if !ok {
@@ -82,8 +82,8 @@ func items(t *testing.T, body map[string]any, key string) []map[string]any {
 	return out
 }
 
-// keys lists an object's keys, sorted.
-func keys(m map[string]any) string {
+// sortedKeys lists an object's keys, sorted.
+func sortedKeys(m map[string]any) string {
 	var ks []string
 	for k := range m {
 		ks = append(ks, k)
@@ -103,21 +103,21 @@ func TestBiosAPI(t *testing.T) {
 	id := e.createNode("fake-bios", nil)
 	now := time.Now().UTC()
 	cacheReports(e, id, []wire.BiosSetting{
-		{Name: "BootMode", Value: sp("Uefi"), AttributeType: sp("Enumeration"), AllowableValues: []string{"Bios", "Uefi"}, CreatedAt: now},
-		{Name: "L2Cache", Value: sp("on"), CreatedAt: now, UpdatedAt: now},
+		{Name: "BootMode", Value: strPtr("Uefi"), AttributeType: strPtr("Enumeration"), AllowableValues: []string{"Bios", "Uefi"}, CreatedAt: now},
+		{Name: "L2Cache", Value: strPtr("on"), CreatedAt: now, UpdatedAt: now},
 	}, nil)
 	cases := []readCase{
 		{name: "before 1.40", path: "/v1/nodes/" + id + "/bios", version: "1.39", status: 404},
 		{name: "no-bios is empty", path: "/v1/nodes/" + none + "/bios", version: "1.40", status: 200,
 			check: func(t *testing.T, b map[string]any) {
-				if got := items(t, b, "bios"); len(got) != 0 {
+				if got := listOf(t, b, "bios"); len(got) != 0 {
 					t.Fatalf("bios %v, want []", got)
 				}
 			}},
 		{name: "list at 1.40", path: "/v1/nodes/fake-bios/bios", version: "1.40", status: 200,
 			check: func(t *testing.T, b map[string]any) {
-				got := items(t, b, "bios")
-				if len(got) != 2 || keys(got[0]) != "created_at,links,name,updated_at,value" || got[0]["name"] != "BootMode" || got[0]["value"] != "Uefi" {
+				got := listOf(t, b, "bios")
+				if len(got) != 2 || sortedKeys(got[0]) != "created_at,links,name,updated_at,value" || got[0]["name"] != "BootMode" || got[0]["value"] != "Uefi" {
 					t.Fatalf("bios %v", got)
 				}
 				if got[0]["updated_at"] != nil || got[1]["updated_at"] == nil {
@@ -132,7 +132,7 @@ func TestBiosAPI(t *testing.T) {
 			fault: "Schema error: Additional properties are not allowed ('detail' was unexpected)"},
 		{name: "detail at 1.74", path: "/v1/nodes/" + id + "/bios?detail=True", version: "1.74", status: 200,
 			check: func(t *testing.T, b map[string]any) {
-				got := items(t, b, "bios")[0]
+				got := listOf(t, b, "bios")[0]
 				if got["attribute_type"] != "Enumeration" || len(got["allowable_values"].([]any)) != 2 {
 					t.Fatalf("setting %v, want its registry", got)
 				}
@@ -142,7 +142,7 @@ func TestBiosAPI(t *testing.T) {
 			}},
 		{name: "fields", path: "/v1/nodes/" + id + "/bios?fields=name", version: "1.74", status: 200,
 			check: func(t *testing.T, b map[string]any) {
-				if got := items(t, b, "bios")[0]; keys(got) != "created_at,links,name,updated_at" {
+				if got := listOf(t, b, "bios")[0]; sortedKeys(got) != "created_at,links,name,updated_at" {
 					t.Fatalf("setting %v, want name and what Ironic always adds", got)
 				}
 			}},
@@ -155,7 +155,7 @@ func TestBiosAPI(t *testing.T) {
 		{name: "one setting at 1.40", path: "/v1/nodes/" + id + "/bios/BootMode", version: "1.40", status: 200,
 			check: func(t *testing.T, b map[string]any) {
 				got, ok := b["BootMode"].(map[string]any)
-				if !ok || len(b) != 1 || keys(got) != "created_at,links,name,updated_at,value" {
+				if !ok || len(b) != 1 || sortedKeys(got) != "created_at,links,name,updated_at,value" {
 					t.Fatalf("body %v, want {BootMode: setting}", b)
 				}
 			}},
@@ -193,14 +193,14 @@ func TestFirmwareAPI(t *testing.T) {
 		{name: "before 1.86", path: "/v1/nodes/" + id + "/firmware", version: "1.85", status: 404},
 		{name: "no-firmware is empty", path: "/v1/nodes/" + none + "/firmware", version: "1.86", status: 200,
 			check: func(t *testing.T, b map[string]any) {
-				if got := items(t, b, "firmware"); len(got) != 0 {
+				if got := listOf(t, b, "firmware"); len(got) != 0 {
 					t.Fatalf("firmware %v, want []", got)
 				}
 			}},
 		{name: "list", path: "/v1/nodes/" + id + "/firmware", version: "1.86", status: 200,
 			check: func(t *testing.T, b map[string]any) {
-				got := items(t, b, "firmware")
-				if len(got) != 2 || keys(got[0]) != "component,created_at,current_version,initial_version,last_version_flashed,updated_at" {
+				got := listOf(t, b, "firmware")
+				if len(got) != 2 || sortedKeys(got[0]) != "component,created_at,current_version,initial_version,last_version_flashed,updated_at" {
 					t.Fatalf("firmware %v", got)
 				}
 				if got[0]["component"] != "bios" || got[0]["current_version"] != "1.0.1" || got[0]["last_version_flashed"] != nil || got[1]["updated_at"] != nil {
@@ -209,7 +209,7 @@ func TestFirmwareAPI(t *testing.T) {
 			}},
 		{name: "fields", path: "/v1/nodes/" + id + "/firmware?fields=component", version: "1.86", status: 200,
 			check: func(t *testing.T, b map[string]any) {
-				if got := items(t, b, "firmware")[1]; keys(got) != "component,created_at,updated_at" || got["component"] != "bmc" {
+				if got := listOf(t, b, "firmware")[1]; sortedKeys(got) != "component,created_at,updated_at" || got["component"] != "bmc" {
 					t.Fatalf("component %v", got)
 				}
 			}},

@@ -29,9 +29,9 @@ type BiosValue struct {
 	Value string `json:"value"`
 }
 
-func strp(s string) *string { return &s }
-func boolp(b bool) *bool    { return &b }
-func intp(i int) *int       { return &i }
+func biosStr(s string) *string { return &s }
+func biosBool(b bool) *bool    { return &b }
+func biosInt(i int) *int       { return &i }
 
 // fakeBiosDefaults are the factory settings of the fake bios interface: a
 // small BIOS with a registry (1.74's attribute_type, allowable_values, …),
@@ -39,19 +39,19 @@ func intp(i int) *int       { return &i }
 // starts with none and reports only what apply_configuration stored.
 func fakeBiosDefaults(now time.Time) []wire.BiosSetting {
 	enum := func(name, value string, reset bool, allowed ...string) wire.BiosSetting {
-		return wire.BiosSetting{Name: name, Value: strp(value), AttributeType: strp("Enumeration"), AllowableValues: allowed,
-			ReadOnly: boolp(false), ResetRequired: boolp(reset), Unique: boolp(false), CreatedAt: now}
+		return wire.BiosSetting{Name: name, Value: biosStr(value), AttributeType: biosStr("Enumeration"), AllowableValues: allowed,
+			ReadOnly: biosBool(false), ResetRequired: biosBool(reset), Unique: biosBool(false), CreatedAt: now}
 	}
 	return []wire.BiosSetting{
-		{Name: "AssetTag", Value: strp(""), AttributeType: strp("String"), MinLength: intp(0), MaxLength: intp(32),
-			ReadOnly: boolp(false), ResetRequired: boolp(false), Unique: boolp(true), CreatedAt: now},
+		{Name: "AssetTag", Value: biosStr(""), AttributeType: biosStr("String"), MinLength: biosInt(0), MaxLength: biosInt(32),
+			ReadOnly: biosBool(false), ResetRequired: biosBool(false), Unique: biosBool(true), CreatedAt: now},
 		enum("BootMode", "Uefi", true, "Bios", "Uefi"),
 		enum("HyperThreading", "Enabled", true, "Enabled", "Disabled"),
-		{Name: "NumCores", Value: strp("0"), AttributeType: strp("Integer"), LowerBound: intp(0), UpperBound: intp(64),
-			ReadOnly: boolp(false), ResetRequired: boolp(true), Unique: boolp(false), CreatedAt: now},
+		{Name: "NumCores", Value: biosStr("0"), AttributeType: biosStr("Integer"), LowerBound: biosInt(0), UpperBound: biosInt(64),
+			ReadOnly: biosBool(false), ResetRequired: biosBool(true), Unique: biosBool(false), CreatedAt: now},
 		enum("ProcVirtualization", "Enabled", true, "Enabled", "Disabled"),
-		{Name: "SystemModel", Value: strp("ironfleet fake"), AttributeType: strp("String"), ReadOnly: boolp(true),
-			ResetRequired: boolp(false), Unique: boolp(false), CreatedAt: now},
+		{Name: "SystemModel", Value: biosStr("ironfleet fake"), AttributeType: biosStr("String"), ReadOnly: biosBool(true),
+			ResetRequired: biosBool(false), Unique: biosBool(false), CreatedAt: now},
 	}
 }
 
@@ -102,14 +102,14 @@ func ApplyBios(n wire.Node, settings []BiosValue, now time.Time) ([]wire.BiosSet
 		}
 		i := slices.IndexFunc(next, func(b wire.BiosSetting) bool { return b.Name == s.Name })
 		if i < 0 {
-			next = append(next, wire.BiosSetting{Name: s.Name, Value: strp(s.Value), CreatedAt: now})
+			next = append(next, wire.BiosSetting{Name: s.Name, Value: biosStr(s.Value), CreatedAt: now})
 			continue
 		}
 		if err := allowed(next[i], s.Value); err != nil {
 			return nil, err
 		}
 		if next[i].Value == nil || *next[i].Value != s.Value {
-			next[i].Value, next[i].UpdatedAt = strp(s.Value), now
+			next[i].Value, next[i].UpdatedAt = biosStr(s.Value), now
 		}
 	}
 	return next, nil

@@ -9,8 +9,8 @@ import (
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
 
-// node reads a node from the store.
-func (e *env) node(t *testing.T, uuid string) wire.Node {
+// nodeNow reads a node from the store.
+func (e *env) nodeNow(t *testing.T, uuid string) wire.Node {
 	t.Helper()
 	n, err := e.inv.Get(t.Context(), uuid)
 	if err != nil {
@@ -57,7 +57,7 @@ func TestSoftPower(t *testing.T) {
 			e.request(t, n.UUID, wire.OpPower, wire.PowerParams{Target: tc.target, TimeoutSeconds: tc.timeout})
 			var got wire.Node
 			waitFor(t, "the power action to end", func() bool {
-				got = e.node(t, n.UUID)
+				got = e.nodeNow(t, n.UUID)
 				return got.PowerState != "" && got.TargetPowerState == ""
 			})
 			if got.PowerState != tc.wantPower || got.LastError != tc.wantError {
@@ -85,9 +85,9 @@ func TestSoftPowerOffWaitsForTheOS(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.request(t, n.UUID, wire.OpPower, wire.PowerParams{Target: wire.PowerSoftOff})
-	waitFor(t, "target_power_state power off", func() bool { return e.node(t, n.UUID).TargetPowerState == wire.PowerOff })
+	waitFor(t, "target_power_state power off", func() bool { return e.nodeNow(t, n.UUID).TargetPowerState == wire.PowerOff })
 	waitFor(t, "the machine to shut down", func() bool {
-		got := e.node(t, n.UUID)
+		got := e.nodeNow(t, n.UUID)
 		return got.PowerState == wire.PowerOff && got.TargetPowerState == ""
 	})
 	if st := m.State(); st.Power != wire.PowerOff {
@@ -105,13 +105,13 @@ func TestInjectNMI(t *testing.T) {
 	e.request(t, n.UUID, wire.OpInjectNMI, nil)
 	waitFor(t, "the NMI", func() bool { return m.State().NMIs == 1 })
 	e.waitQueueEmpty(t, 10*time.Second)
-	if got := e.node(t, n.UUID).LastError; got != "" {
+	if got := e.nodeNow(t, n.UUID).LastError; got != "" {
 		t.Fatalf("last_error %q after an NMI, want none", got)
 	}
 	m.FailNext(sim.OpInjectNMI, 10)
 	e.request(t, n.UUID, wire.OpInjectNMI, nil)
-	waitFor(t, "the failure in last_error", func() bool { return e.node(t, n.UUID).LastError != "" })
-	if got := e.node(t, n.UUID).LastError; got[:len("Failed to inject NMI: ")] != "Failed to inject NMI: " {
+	waitFor(t, "the failure in last_error", func() bool { return e.nodeNow(t, n.UUID).LastError != "" })
+	if got := e.nodeNow(t, n.UUID).LastError; got[:len("Failed to inject NMI: ")] != "Failed to inject NMI: " {
 		t.Fatalf("last_error %q, want Failed to inject NMI: …", got)
 	}
 	if nmis := m.State().NMIs; nmis != 1 {
