@@ -696,15 +696,13 @@ func (s *Server) patchNode(c *gin.Context) {
 	c.JSON(http.StatusOK, renderNode(updated, s.reservation(ctx, updated.UUID), s.base(c), v))
 }
 
-// deletableStates lists, for the message, the states a node may be deleted in.
+// deletableStates lists, for the message, the states a node may be
+// deleted in, as Ironic prints its tuple: "('manageable', 'enroll', …)".
 func deletableStates() string {
-	var out []string
-	for st := range provision.States {
-		if provision.Deletable(st) {
-			out = append(out, "'"+string(st)+"'")
-		}
+	out := make([]string, len(provision.DeleteAllowed))
+	for i, st := range provision.DeleteAllowed {
+		out[i] = "'" + string(st) + "'"
 	}
-	slices.Sort(out)
 	return "(" + strings.Join(out, ", ") + ")"
 }
 
