@@ -713,7 +713,13 @@ func (s *Server) deleteNode(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
+	// Ironic's destroy_node, in its order: an instance's node, a protected
+	// node, a node in a state that may hold work or a tenant's data; the
+	// instance and state rules are waived in maintenance.
 	check := func(n wire.Node) error {
+		if !n.Maintenance && n.InstanceUUID != "" {
+			return wire.Errorf(wire.CodeConflict, "Node %s is associated with instance %s.", n.UUID, n.InstanceUUID)
+		}
 		if n.Protected {
 			return badRequest("Node %s is protected and cannot be undeployed, rebuilt or deleted.", n.UUID)
 		}
