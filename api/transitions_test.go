@@ -271,7 +271,9 @@ func TestDeleteFollowsIronic(t *testing.T) {
 	}
 	t.Run("associated with an instance", func(t *testing.T) {
 		id := e.createNode("", nil)
-		e.edit(id, func(n *wire.Node) { n.ProvisionState, n.InstanceUUID = wire.StateAvailable, "9d3c1c3e-5f8e-4f58-9d0e-6b1b1f0a6a01" })
+		e.edit(id, func(n *wire.Node) {
+			n.ProvisionState, n.InstanceUUID = wire.StateAvailable, "9d3c1c3e-5f8e-4f58-9d0e-6b1b1f0a6a01"
+		})
 		r := e.do(http.MethodDelete, "/v1/nodes/"+id, nil)
 		mustStatus(t, r, http.StatusConflict)
 		if f := r.fault(t)["faultstring"]; f != "Node "+id+" is associated with instance 9d3c1c3e-5f8e-4f58-9d0e-6b1b1f0a6a01." {
