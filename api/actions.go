@@ -227,25 +227,27 @@ func (s *Server) setProvision(c *gin.Context) {
 	s.accepted(c, n)
 }
 
-// checkTransition checks, in Ironic's order, what a possible transition
-// needs beyond the node's state: the microversion of the transition itself
+// checkTransition checks, in Ironic's order (its provision() then
+// _do_provision_action), what a possible transition needs beyond the
+// node's state: no rescue_password but for rescue, the microversion of
+// the transition itself
 // (unhold 1.85, service 1.87, abort from inspect wait 1.41 or from wait
 // call-back 1.110: 406 below, after the state), a rescue's password and
 // rescue interface, a service's steps. An impossible transition is left
 // to act (400, or 409 while the node is locked).
 func (s *Server) checkTransition(c *gin.Context, n wire.Node, op wire.Operation, body map[string]json.RawMessage) error {
-	if _, ok := body["rescue_password"]; ok && op != wire.OpRescue {
-		return badRequest("\"rescue_password\" is only valid when setting target provision state to rescue")
-	}
-	if _, ok := body["service_steps"]; ok && op != wire.OpService {
-		return badRequest("\"service_steps\" is only valid when setting target provision state to service")
-	}
 	tr, err := provision.Apply(n.UUID, n.ProvisionState, op)
 	if err != nil {
 		return nil
 	}
+	if _, ok := body["rescue_password"]; ok && op != wire.OpRescue {
+		return badRequest("\"rescue_password\" is only valid when setting target provision state to rescue")
+	}
 	if !version(c).AtLeast(tr.MinVersion) {
 		return notAcceptable()
+	}
+	if _, ok := body["service_steps"]; ok && op != wire.OpService {
+		return badRequest("\"service_steps\" is only valid when setting target provision state to service")
 	}
 	switch op {
 	case wire.OpRescue:
