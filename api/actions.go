@@ -229,12 +229,12 @@ func (s *Server) setProvision(c *gin.Context) {
 
 // checkTransition checks, in Ironic's order (its provision() then
 // _do_provision_action), what a possible transition needs beyond the
-// node's state: no rescue_password but for rescue, the microversion of
-// the transition itself
-// (unhold 1.85, service 1.87, abort from inspect wait 1.41 or from wait
-// call-back 1.110: 406 below, after the state), a rescue's password and
-// rescue interface, a service's steps. An impossible transition is left
-// to act (400, or 409 while the node is locked).
+// node's state: no rescue_password but for rescue; the microversion of the
+// transition itself (unhold 1.85, service 1.87, abort from inspect wait
+// 1.41 or from wait call-back 1.110: 406 below); no service_steps but for
+// service; a rescue's password and rescue interface; a service's steps. An
+// impossible transition is left to act (400, or 409 while the node is
+// locked).
 func (s *Server) checkTransition(c *gin.Context, n wire.Node, op wire.Operation, body map[string]json.RawMessage) error {
 	tr, err := provision.Apply(n.UUID, n.ProvisionState, op)
 	if err != nil {
