@@ -1,9 +1,11 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"sort"
@@ -15,6 +17,7 @@ import (
 	"github.com/ironfleet/ironfleet/internal/dispatch"
 	"github.com/ironfleet/ironfleet/internal/hardware"
 	"github.com/ironfleet/ironfleet/internal/provision"
+	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
@@ -38,7 +41,7 @@ func (s *Server) nodeStates(c *gin.Context) {
 // publish failure leaves the node as it was and releases the lock (503).
 func (s *Server) act(c *gin.Context, n wire.Node, purpose string, op wire.Operation, params json.RawMessage) error {
 	if _, err := provision.Accept(n, op); err != nil {
-		return err
+		return s.lockedFirst(c.Request.Context(), n, err)
 	}
 	if err := s.underLimit(n, op); err != nil {
 		return err
@@ -70,6 +73,22 @@ func (s *Server) act(c *gin.Context, n wire.Node, purpose string, op wire.Operat
 	}
 	s.metrics.tasks.WithLabelValues(string(op)).Inc()
 	return nil
+}
+
+// lockedFirst turns the refusal of an impossible transition into 409
+// NodeLocked while someone holds the node's lock, as Ironic's API does
+// (ironic/api/controllers/v1/node.py provision: a node with a reservation
+// answers NodeLocked before InvalidStateRequested, so that a client asking
+// for anything while the node is being worked on keeps getting 409).
+func (s *Server) lockedFirst(ctx context.Context, n wire.Node, err error) error {
+	var invalid *provision.InvalidTransitionError
+	if !errors.As(err, &invalid) {
+		return err
+	}
+	if holder := s.reservation(ctx, n.UUID); holder != "" {
+		return fmt.Errorf("api: %w", &lock.LockedError{Resource: n.UUID, Holder: holder})
+	}
+	return err
 }
 
 // admitted runs dispatch, the dispatch of op on n, unless n's group is at
@@ -158,9 +177,6 @@ func stringField(body map[string]json.RawMessage, key string) (string, error) {
 	return v, nil
 }
 
-// verbVersion is the microversion each provision target appeared in.
-var verbVersion = map[string]int{"manage": 4, "provide": 4, "inspect": 6, "abort": 13, "clean": 15, "deploy": 73, "undeploy": 73}
-
 func badAction(action string, n wire.Node, state string) error {
 	if state == "" {
 		state = "None"
@@ -170,7 +186,8 @@ func badAction(action string, n wire.Node, state string) error {
 
 func (s *Server) setProvision(c *gin.Context) {
 	v := version(c)
-	n, body, target, err := s.actionRequest(c, "target", "target", "configdrive", "clean_steps", "deploy_steps", "disable_ramdisk")
+	n, body, target, err := s.actionRequest(c, "target", "target", "configdrive", "clean_steps", "deploy_steps", "disable_ramdisk",
+		"rescue_password", "service_steps")
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -180,8 +197,12 @@ func (s *Server) setProvision(c *gin.Context) {
 		s.fail(c, badAction(target, n, string(n.ProvisionState)))
 		return
 	}
-	if minor, ok := verbVersion[target]; ok && !v.AtLeast(minor) {
+	if !v.AtLeast(provision.TargetVersion(target)) {
 		s.fail(c, notAcceptable())
+		return
+	}
+	if err := s.checkTransition(c, n, op, body); err != nil {
+		s.fail(c, err)
 		return
 	}
 	if op == wire.OpClean {
@@ -196,10 +217,105 @@ func (s *Server) setProvision(c *gin.Context) {
 		params, _ = json.Marshal(body) // decoded JSON re-encodes
 	}
 	if err := s.act(c, n, provision.TargetOf(op), op, params); err != nil {
+		// Ironic names the target as asked ("deploy", not "active").
+		var invalid *provision.InvalidTransitionError
+		if errors.As(err, &invalid) {
+			invalid.Action = target
+		}
 		s.fail(c, err)
 		return
 	}
 	s.accepted(c, n)
+}
+
+// checkTransition checks, in Ironic's order (its provision() then
+// _do_provision_action), what a possible transition needs beyond the
+// node's state: no rescue_password but for rescue; the microversion of the
+// transition itself (unhold 1.85, service 1.87, abort from inspect wait
+// 1.41 or from wait call-back 1.110: 406 below); no service_steps but for
+// service; a rescue's password and rescue interface; a service's steps. An
+// impossible transition is left to act (400, or 409 while the node is
+// locked).
+func (s *Server) checkTransition(c *gin.Context, n wire.Node, op wire.Operation, body map[string]json.RawMessage) error {
+	tr, err := provision.Apply(n.UUID, n.ProvisionState, op)
+	if err != nil {
+		return nil
+	}
+	if _, ok := body["rescue_password"]; ok && op != wire.OpRescue {
+		return badRequest("\"rescue_password\" is only valid when setting target provision state to rescue")
+	}
+	if !version(c).AtLeast(tr.MinVersion) {
+		return notAcceptable()
+	}
+	if _, ok := body["service_steps"]; ok && op != wire.OpService {
+		return badRequest("\"service_steps\" is only valid when setting target provision state to service")
+	}
+	switch op {
+	case wire.OpRescue:
+		var pw string
+		if raw, ok := body["rescue_password"]; ok {
+			if json.Unmarshal(raw, &pw) != nil {
+				return badRequest("Invalid rescue_password: %s is not a string.", raw)
+			}
+		}
+		if strings.TrimSpace(pw) == "" {
+			return badRequest("A non-empty \"rescue_password\" is required when setting target provision state to rescue")
+		}
+		if hardware.Of(n, hardware.Rescue) == hardware.NoRescue {
+			// Ironic's conductor answers InstanceRescueFailure (500);
+			// it is the client's to fix, so 400 (README).
+			return badRequest("Failed to rescue instance %s for node %s: Validation failed: Driver %s does not support rescue (disabled or not implemented).",
+				cmp.Or(n.InstanceUUID, "None"), n.UUID, n.Driver)
+		}
+	case wire.OpService:
+		return checkServiceSteps(body["service_steps"])
+	}
+	return nil
+}
+
+// checkServiceSteps validates service_steps as Ironic's _STEPS_SCHEMA
+// does (ironic/api/controllers/v1/node.py): a non-empty list of objects
+// with an interface and a step name, and args, nothing else.
+func checkServiceSteps(raw json.RawMessage) error {
+	var steps []map[string]json.RawMessage
+	if len(raw) == 0 || string(raw) == "null" {
+		return badRequest("\"service_steps\" is required when setting target provision state to service")
+	}
+	if err := json.Unmarshal(raw, &steps); err != nil {
+		return badRequest("Invalid service_steps: %s is not a list of objects.", raw)
+	}
+	if len(steps) == 0 {
+		return badRequest("\"service_steps\" is required when setting target provision state to service")
+	}
+	for i, st := range steps {
+		for k := range st {
+			if k != "interface" && k != "step" && k != "args" {
+				return badRequest("Invalid service_steps: step %d: additional property %q is not allowed.", i, k)
+			}
+		}
+		var iface, name string
+		if json.Unmarshal(st["interface"], &iface) != nil || !slices.Contains(hardware.Kinds, hardware.Kind(iface)) {
+			return badRequest("Invalid service_steps: step %d: \"interface\" must be one of %s.", i, kindNames())
+		}
+		if json.Unmarshal(st["step"], &name) != nil || name == "" {
+			return badRequest("Invalid service_steps: step %d: \"step\" must be a non-empty string.", i)
+		}
+		if a, ok := st["args"]; ok {
+			var args map[string]any
+			if json.Unmarshal(a, &args) != nil || args == nil {
+				return badRequest("Invalid service_steps: step %d: \"args\" must be an object.", i)
+			}
+		}
+	}
+	return nil
+}
+
+func kindNames() string {
+	names := make([]string, len(hardware.Kinds))
+	for i, k := range hardware.Kinds {
+		names[i] = string(k)
+	}
+	return strings.Join(names, ", ")
 }
 
 // actionRequest reads what every action handler starts with, in Ironic's

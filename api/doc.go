@@ -23,8 +23,9 @@
 // first). Actions hand the lock to their task instead:
 //
 //	PUT …/states/provision, …/states/power, …/management/boot_device, …/management/inject_nmi:
-//	  validate on the cached node (provision.Accept: 400 with Ironic's words;
-//	  503 over the group's deploy or clean limit)
+//	  validate on the cached node (provision.Accept: 400 with Ironic's words,
+//	  409 NodeLocked instead while the lock is held; 503 over the group's
+//	  deploy or clean limit)
 //	  → lock.Acquire standard mode, holder "api:<host>" (409 NodeLocked naming the holder)
 //	  → re-read the node from the store
 //	  → dispatch.Request: re-validate under the lock, make the first move

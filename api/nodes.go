@@ -696,15 +696,13 @@ func (s *Server) patchNode(c *gin.Context) {
 	c.JSON(http.StatusOK, renderNode(updated, s.reservation(ctx, updated.UUID), s.base(c), v))
 }
 
-// deletableStates lists, for the message, the states a node may be deleted in.
+// deletableStates lists, for the message, the states a node may be
+// deleted in, as Ironic prints its tuple: "('manageable', 'enroll', …)".
 func deletableStates() string {
-	var out []string
-	for st := range provision.States {
-		if provision.Deletable(st) {
-			out = append(out, "'"+string(st)+"'")
-		}
+	out := make([]string, len(provision.DeleteAllowed))
+	for i, st := range provision.DeleteAllowed {
+		out[i] = "'" + string(st) + "'"
 	}
-	slices.Sort(out)
 	return "(" + strings.Join(out, ", ") + ")"
 }
 
@@ -715,7 +713,13 @@ func (s *Server) deleteNode(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
+	// Ironic's destroy_node, in its order: an instance's node, a protected
+	// node, a node in a state that may hold work or a tenant's data; the
+	// instance and state rules are waived in maintenance.
 	check := func(n wire.Node) error {
+		if !n.Maintenance && n.InstanceUUID != "" {
+			return wire.Errorf(wire.CodeConflict, "Node %s is associated with instance %s.", n.UUID, n.InstanceUUID)
+		}
 		if n.Protected {
 			return badRequest("Node %s is protected and cannot be undeployed, rebuilt or deleted.", n.UUID)
 		}

@@ -44,6 +44,7 @@ func (w *job) firstMove() (f first, ok bool) {
 		w.noLongerApplies(err)
 		return first{}, false
 	}
+	tr.Target = tr.TargetAfter(n.TargetProvisionState)
 	return first{w: w, tr: tr}, true
 }
 
@@ -131,7 +132,7 @@ func (w *job) deploy(f first) error {
 // undeploy powers the node off and cleans it (deleting → cleaning →
 // available).
 func (w *job) undeploy(f first) error {
-	if err := f.make(func(n *wire.Node) { n.Agent = nil }); err != nil {
+	if err := f.make(func(n *wire.Node) { n.Agent = nil; forgetRescuePassword(n) }); err != nil {
 		return err
 	}
 	w.cleanUpBoot()
@@ -205,11 +206,11 @@ func (w *job) startCleaning() error {
 // finishCleaning ends cleaning where it was aimed: available after
 // automated cleaning, manageable after a manual clean.
 func (w *job) finishCleaning() error {
-	to := w.node.TargetProvisionState
-	if to != wire.StateManageable {
-		to = wire.StateAvailable
+	e := provision.EventDone
+	if w.node.TargetProvisionState == wire.StateManageable {
+		e = provision.EventManage
 	}
-	return w.move(to, "", func(n *wire.Node) { n.Step, n.Agent, n.LastError = "", nil, "" })
+	return w.next(e, func(n *wire.Node) { n.Step, n.Agent, n.LastError = "", nil, "" })
 }
 
 // bootAgent network-boots the node into the agent ramdisk and leaves it in
@@ -328,10 +329,7 @@ func (w *job) continueWith(op wire.Operation, e provision.Event, set func(*wire.
 	}
 	// The node keeps aiming where it was (Ironic keeps the target through
 	// every transient state: clients decide stability by it).
-	target := tr.Target
-	if target == "" {
-		target = w.node.TargetProvisionState
-	}
+	target := tr.TargetAfter(w.node.TargetProvisionState)
 	t := wire.NewTask(op, w.node, "conductor:"+w.c.cfg.Host, nil)
 	n, err := w.c.dispatch.Dispatch(w.ctx, w.lk, w.node, &t, &dispatch.First{
 		Move: wire.Move{From: tr.From, To: tr.To, Target: target},

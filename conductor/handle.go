@@ -34,7 +34,12 @@ var operations = map[wire.Operation]func(*job) error{
 	wire.OpRebuild:        userOp(deployingBoot, (*job).deploy),
 	wire.OpUndeploy:       userOp(cleaningBoot, (*job).undeploy),
 	wire.OpInspect:        userOp(&bootResume{wire.StateInspecting, wire.BootForInspect}, (*job).startInspection),
-	wire.OpAbort:          userOp(nil, (*job).abort),
+	wire.OpAbort:          userOp(nil, (*job).abortAny),
+	wire.OpAdopt:          userOp(nil, (*job).adopt),
+	wire.OpRescue:         userOp(nil, (*job).rescue),
+	wire.OpUnrescue:       userOp(nil, (*job).unrescue),
+	wire.OpService:        userOp(nil, (*job).service),
+	wire.OpUnhold:         userOp(nil, (*job).unhold),
 	wire.OpPower:          (*job).power,
 	wire.OpBootDevice:     (*job).bootDevice,
 	wire.OpInjectNMI:      (*job).injectNMI,
@@ -227,13 +232,14 @@ func (w *job) move(to, target wire.ProvisionState, fn func(*wire.Node)) error {
 	return nil
 }
 
-// next applies an internal event of the state machine.
+// next applies an internal event of the state machine; the node's target
+// follows provision's rule (Transition.TargetAfter).
 func (w *job) next(e provision.Event, fn func(*wire.Node)) error {
 	tr, err := provision.Next(w.node.UUID, w.node.ProvisionState, e)
 	if err != nil {
 		return err
 	}
-	return w.move(tr.To, tr.Target, fn)
+	return w.move(tr.To, tr.TargetAfter(w.node.TargetProvisionState), fn)
 }
 
 // fail moves the node to the failed state of where it stands, recording why,
@@ -247,7 +253,10 @@ func (w *job) fail(cause error) error {
 	if !ok {
 		return w.update(func(n *wire.Node) { n.LastError = msg })
 	}
-	err := w.move(to, "", func(n *wire.Node) {
+	// A failed state keeps aiming where the flow did, as Ironic's
+	// (deploy failed → active); a stable one (enroll, error) aims nowhere.
+	tr := provision.Transition{From: w.node.ProvisionState, Event: provision.EventFail, To: to}
+	err := w.move(to, tr.TargetAfter(w.node.TargetProvisionState), func(n *wire.Node) {
 		n.LastError, n.Step, n.Agent = msg, "", nil
 	})
 	ev := w.event(wire.EventTaskFailed)

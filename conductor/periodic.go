@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/bsm/redislock"
@@ -122,7 +123,7 @@ func (c *Conductor) tryNode(ctx context.Context, uuid, purpose string, fn func(w
 
 // sweepWaits fails nodes that waited for their agent longer than WaitTimeout.
 func (c *Conductor) sweepWaits(ctx context.Context, group string) {
-	for _, n := range c.nodesIn(group, wire.StateWaitCallback, wire.StateCleanWait, wire.StateInspectWait) {
+	for _, n := range c.nodesIn(group, provision.InKind(provision.Wait)...) {
 		if ctx.Err() != nil {
 			return
 		}
@@ -144,7 +145,7 @@ func (c *Conductor) sweepWaits(ctx context.Context, group string) {
 // sweepStuck fails nodes left in a transient state (by a conductor that
 // died mid-work) that stale says are stuck, when nobody holds their lock.
 func (c *Conductor) sweepStuck(ctx context.Context, group string, stale func(wire.Node) bool, why string) {
-	for _, n := range c.nodesIn(group, wire.StateVerifying, wire.StateInspecting, wire.StateCleaning, wire.StateDeploying, wire.StateDeleting) {
+	for _, n := range c.nodesIn(group, provision.InKind(provision.Transient)...) {
 		if ctx.Err() != nil {
 			return
 		}
@@ -170,11 +171,18 @@ func (c *Conductor) clearLeftovers(ctx context.Context) {
 	}
 }
 
+// powerSynced are the states whose nodes the power sync reads: stable and
+// failed ones but those Ironic excludes (SYNC_EXCLUDED_STATES: enroll,
+// whose BMC is not verified yet, and adopt failed).
+func powerSynced() []wire.ProvisionState {
+	return slices.DeleteFunc(append(provision.InKind(provision.Stable), provision.InKind(provision.Failed)...),
+		func(s wire.ProvisionState) bool { return s == wire.StateEnroll || s == wire.StateAdoptFailed })
+}
+
 // syncPower reads every stable node's power state, records drift, and puts
 // a node whose BMC keeps failing into maintenance.
 func (c *Conductor) syncPower(ctx context.Context, group string) {
-	for _, n := range c.nodesIn(group, wire.StateManageable, wire.StateAvailable, wire.StateActive,
-		wire.StateDeployFailed, wire.StateCleanFailed, wire.StateInspectFailed, wire.StateError) {
+	for _, n := range c.nodesIn(group, powerSynced()...) {
 		if ctx.Err() != nil {
 			return
 		}

@@ -179,7 +179,10 @@ func (d *Dispatcher) Request(ctx context.Context, lk Lock, n wire.Node, op wire.
 	}
 	var f *First
 	if move != nil {
-		f = &First{Move: *move}
+		// A user's operation starts a flow of its own: the step of the
+		// one it interrupts (wait call-back's wait_agent, for deleted)
+		// no longer says where anything stands.
+		f = &First{Move: *move, Set: func(n *wire.Node) { n.Step = "" }}
 	}
 	t := wire.NewTask(op, n, requestedBy, params)
 	if _, err := d.Dispatch(ctx, lk, n, &t, f); err != nil {

@@ -27,41 +27,55 @@ import (
 type Kind int
 
 const (
-	// Stable states last until a user asks for something.
+	// Stable states last until a user asks for something (Ironic's
+	// STABLE_STATES).
 	Stable Kind = iota
 	// Transient states last while a conductor works on the node; a node
-	// found in one whose conductor died is recovered.
+	// found in one whose conductor died is recovered (Ironic's
+	// STUCK_STATES_TREATED_AS_FAIL).
 	Transient
 	// Wait states last until something outside (the agent) calls back; they
 	// time out into their failed state.
 	Wait
 	// Failed states say the last action failed; last_error says why.
 	Failed
+	// Hold states last until a user unholds the node (back to its wait
+	// state) or aborts; they never time out.
+	Hold
 )
 
 func (k Kind) String() string {
-	return [...]string{"stable", "transient", "wait", "failed"}[k]
+	return [...]string{"stable", "transient", "wait", "failed", "hold"}[k]
 }
 
 // targets are the "target" values of PUT /v1/nodes/{node}/states/provision,
-// spelled as Ironic spells them, and the task operation each becomes. The
-// operation is the one name the rest of ironfleet uses; the target is only
-// how a user asks for it ("deploy" and "undeploy" are Ironic's aliases of
-// "active" and "deleted").
+// spelled as Ironic spells them, the task operation each becomes, and the
+// microversion the name appeared in (Ironic's MIN_VERB_VERSIONS in
+// ironic/api/controllers/v1/utils.py, checked before the node's state).
+// The operation is the one name the rest of ironfleet uses; the target is
+// only how a user asks for it ("deploy" and "undeploy" are Ironic's aliases
+// of "active" and "deleted"). unhold (1.85) and service (1.87) are gated
+// after the state, per transition (Transition.MinVersion), as Ironic does.
 var targets = []struct {
-	name string
-	op   wire.Operation
+	name  string
+	op    wire.Operation
+	minor int
 }{
-	{"manage", wire.OpManage},
-	{"provide", wire.OpProvide},
-	{"active", wire.OpDeploy},
-	{"deleted", wire.OpUndeploy},
-	{"rebuild", wire.OpRebuild},
-	{"inspect", wire.OpInspect},
-	{"clean", wire.OpClean},
-	{"abort", wire.OpAbort},
-	{"deploy", wire.OpDeploy},
-	{"undeploy", wire.OpUndeploy},
+	{"manage", wire.OpManage, 4},
+	{"provide", wire.OpProvide, 4},
+	{"active", wire.OpDeploy, 1},
+	{"deleted", wire.OpUndeploy, 1},
+	{"rebuild", wire.OpRebuild, 1},
+	{"inspect", wire.OpInspect, 6},
+	{"clean", wire.OpClean, 15},
+	{"abort", wire.OpAbort, 13},
+	{"adopt", wire.OpAdopt, 17},
+	{"rescue", wire.OpRescue, 38},
+	{"unrescue", wire.OpUnrescue, 38},
+	{"unhold", wire.OpUnhold, 1},
+	{"service", wire.OpService, 1},
+	{"deploy", wire.OpDeploy, 73},
+	{"undeploy", wire.OpUndeploy, 73},
 }
 
 // ParseTarget reads a provision target as the API receives it and returns
@@ -73,10 +87,22 @@ func ParseTarget(s string) (wire.Operation, error) {
 		}
 	}
 	names := make([]string, 0, len(targets))
-	for _, t := range targets[:8] {
+	for _, t := range targets {
 		names = append(names, t.name)
 	}
 	return "", fmt.Errorf("provision: unknown target %q: want one of %s", s, strings.Join(names, ", "))
+}
+
+// TargetVersion is the minor microversion a target name needs (0 for an
+// unknown name): a request below it is not acceptable (406) whatever the
+// node's state.
+func TargetVersion(s string) int {
+	for _, t := range targets {
+		if t.name == s {
+			return t.minor
+		}
+	}
+	return 0
 }
 
 // TargetOf is Ironic's spelling of the target that asks for op ("active"
@@ -93,39 +119,72 @@ func TargetOf(op wire.Operation) string {
 // Event is something the conductor reports as work progresses.
 type Event string
 
-// Internal events.
+// Internal events (Ironic's event names in ironic/common/state_machine.py).
 const (
 	EventDone   Event = "done"   // the state's work finished
 	EventWait   Event = "wait"   // now waiting for the agent
 	EventResume Event = "resume" // the agent called back
 	EventFail   Event = "fail"   // the work failed (or timed out)
+	// EventManage ends a manual clean: cleaning → manageable.
+	EventManage Event = "manage"
+	// EventHold parks the node in the hold state of its flow (deploying
+	// or wait call-back → deploy hold, cleaning or clean wait → clean
+	// hold, servicing, service wait or service failed → service hold):
+	// a step named "hold" triggers it. The node leaves a hold state only
+	// by a user's unhold (OpUnhold, back to the flow's wait state, where
+	// the agent's next heartbeat resumes the steps; from service hold the
+	// conductor continues servicing at once) or abort.
+	EventHold Event = "hold"
 )
 
 // StateInfo describes one state.
 type StateInfo struct {
 	Kind Kind
-	// Failed is the state a transient or wait state fails into.
-	Failed wire.ProvisionState
+	// Target is the target_provision_state a node entering the state gets
+	// when it was aiming nowhere (Ironic's add_state target=): the stable
+	// state the flow ends in. Empty for stable states.
+	Target wire.ProvisionState
 }
 
-// States is every state ironfleet supports and its kind.
+// States is every state ironfleet supports, its kind and its default
+// target, as ironic/common/state_machine.py declares them.
 var States = map[wire.ProvisionState]StateInfo{
-	wire.StateEnroll:        {Kind: Stable},
-	wire.StateVerifying:     {Kind: Transient, Failed: wire.StateEnroll},
-	wire.StateManageable:    {Kind: Stable},
-	wire.StateInspecting:    {Kind: Transient, Failed: wire.StateInspectFailed},
-	wire.StateInspectWait:   {Kind: Wait, Failed: wire.StateInspectFailed},
-	wire.StateInspectFailed: {Kind: Failed},
-	wire.StateCleaning:      {Kind: Transient, Failed: wire.StateCleanFailed},
-	wire.StateCleanWait:     {Kind: Wait, Failed: wire.StateCleanFailed},
-	wire.StateCleanFailed:   {Kind: Failed},
-	wire.StateAvailable:     {Kind: Stable},
-	wire.StateDeploying:     {Kind: Transient, Failed: wire.StateDeployFailed},
-	wire.StateWaitCallback:  {Kind: Wait, Failed: wire.StateDeployFailed},
-	wire.StateDeployFailed:  {Kind: Failed},
-	wire.StateActive:        {Kind: Stable},
-	wire.StateDeleting:      {Kind: Transient, Failed: wire.StateError},
-	wire.StateError:         {Kind: Failed},
+	wire.StateEnroll:     {Kind: Stable},
+	wire.StateVerifying:  {Kind: Transient, Target: wire.StateManageable},
+	wire.StateManageable: {Kind: Stable},
+	wire.StateAvailable:  {Kind: Stable},
+	wire.StateActive:     {Kind: Stable},
+	wire.StateError:      {Kind: Stable},
+	wire.StateRescue:     {Kind: Stable},
+
+	wire.StateInspecting:    {Kind: Transient, Target: wire.StateManageable},
+	wire.StateInspectWait:   {Kind: Wait, Target: wire.StateManageable},
+	wire.StateInspectFailed: {Kind: Failed, Target: wire.StateManageable},
+
+	wire.StateCleaning:    {Kind: Transient, Target: wire.StateAvailable},
+	wire.StateCleanWait:   {Kind: Wait, Target: wire.StateAvailable},
+	wire.StateCleanHold:   {Kind: Hold, Target: wire.StateAvailable},
+	wire.StateCleanFailed: {Kind: Failed, Target: wire.StateAvailable},
+
+	wire.StateDeploying:    {Kind: Transient, Target: wire.StateActive},
+	wire.StateWaitCallback: {Kind: Wait, Target: wire.StateActive},
+	wire.StateDeployHold:   {Kind: Hold, Target: wire.StateActive},
+	wire.StateDeployFailed: {Kind: Failed, Target: wire.StateActive},
+	wire.StateDeleting:     {Kind: Transient, Target: wire.StateAvailable},
+
+	wire.StateAdopting:    {Kind: Transient, Target: wire.StateActive},
+	wire.StateAdoptFailed: {Kind: Failed, Target: wire.StateActive},
+
+	wire.StateRescuing:       {Kind: Transient, Target: wire.StateRescue},
+	wire.StateRescueWait:     {Kind: Wait, Target: wire.StateRescue},
+	wire.StateRescueFailed:   {Kind: Failed, Target: wire.StateRescue},
+	wire.StateUnrescuing:     {Kind: Transient, Target: wire.StateActive},
+	wire.StateUnrescueFailed: {Kind: Failed, Target: wire.StateActive},
+
+	wire.StateServicing:     {Kind: Transient, Target: wire.StateActive},
+	wire.StateServiceWait:   {Kind: Wait, Target: wire.StateActive},
+	wire.StateServiceHold:   {Kind: Hold, Target: wire.StateActive},
+	wire.StateServiceFailed: {Kind: Failed, Target: wire.StateActive},
 }
 
 // Transition is one edge of the machine.
@@ -136,62 +195,153 @@ type Transition struct {
 	Op    wire.Operation
 	Event Event
 	To    wire.ProvisionState
-	// Target is the node's target_provision_state while the action runs
-	// (the stable state it aims for), empty when it lands on a stable state.
+	// Target, when set, is the node's target_provision_state after the
+	// move, whatever it aimed for before (a manual clean aims for
+	// manageable, not cleaning's default available). Otherwise the node
+	// keeps aiming where it did, or, aiming nowhere, gets To's default
+	// (StateInfo.Target); see TargetAfter.
 	Target wire.ProvisionState
+	// MinVersion is the minor microversion a user's request for this
+	// transition needs, beyond its target name's (TargetVersion): Ironic
+	// answers 406 below it, after checking the state.
+	MinVersion int
 }
 
-// Transitions is the machine. A user's operation is allowed from a state exactly
-// when a transition lists it.
+// TargetAfter is the node's target_provision_state once t is made from a
+// node aiming for current, as Ironic's FSM computes it
+// (ironic/common/fsm.py _post_process_event, and task_manager.process_event
+// clearing it on a stable state): none on a stable state; else t's own
+// Target; else the target the node already aims for (Ironic's cleaning
+// passes MANAGEABLE on through a manual clean's waits and failure);
+// else the new state's default.
+func (t Transition) TargetAfter(current wire.ProvisionState) wire.ProvisionState {
+	switch {
+	case KindOf(t.To) == Stable:
+		return wire.StateNone
+	case t.Target != "":
+		return t.Target
+	case current != "" && current != t.To:
+		return current
+	}
+	return States[t.To].Target
+}
+
+// Transitions is the machine: ironic/common/state_machine.py's
+// add_transition calls, with a user's verbs as operations. A user's
+// operation is allowed from a state exactly when a transition lists it.
 var Transitions = []Transition{
 	// Enrolment and verification of the BMC.
-	{From: wire.StateEnroll, To: wire.StateVerifying, Target: wire.StateManageable, Op: wire.OpManage},
+	{From: wire.StateEnroll, Op: wire.OpManage, To: wire.StateVerifying, Target: wire.StateManageable},
 	{From: wire.StateVerifying, Event: EventDone, To: wire.StateManageable},
 	{From: wire.StateVerifying, Event: EventFail, To: wire.StateEnroll},
 
-	// Inspection.
-	{From: wire.StateManageable, To: wire.StateInspecting, Target: wire.StateManageable, Op: wire.OpInspect},
-	{From: wire.StateInspectFailed, To: wire.StateInspecting, Target: wire.StateManageable, Op: wire.OpInspect},
-	{From: wire.StateInspecting, Event: EventWait, To: wire.StateInspectWait, Target: wire.StateManageable},
-	{From: wire.StateInspectWait, Event: EventResume, To: wire.StateInspecting, Target: wire.StateManageable},
+	// Inspection. Aborting it needs 1.41 (allow_inspect_abort).
+	{From: wire.StateManageable, Op: wire.OpInspect, To: wire.StateInspecting, Target: wire.StateManageable},
+	{From: wire.StateInspectFailed, Op: wire.OpInspect, To: wire.StateInspecting, Target: wire.StateManageable},
+	{From: wire.StateInspecting, Event: EventWait, To: wire.StateInspectWait},
 	{From: wire.StateInspecting, Event: EventDone, To: wire.StateManageable},
 	{From: wire.StateInspecting, Event: EventFail, To: wire.StateInspectFailed},
+	{From: wire.StateInspectWait, Event: EventResume, To: wire.StateInspecting},
+	{From: wire.StateInspectWait, Event: EventDone, To: wire.StateManageable},
 	{From: wire.StateInspectWait, Event: EventFail, To: wire.StateInspectFailed},
-	{From: wire.StateInspectWait, To: wire.StateInspectFailed, Op: wire.OpAbort},
-	{From: wire.StateInspectFailed, To: wire.StateManageable, Op: wire.OpManage},
+	{From: wire.StateInspectWait, Op: wire.OpAbort, To: wire.StateInspectFailed, MinVersion: 41},
+	{From: wire.StateInspectFailed, Op: wire.OpManage, To: wire.StateManageable},
 
 	// Cleaning: automated (provide, undeploy) ends available; manual
-	// (clean) ends manageable — the conductor picks by the node's target.
-	{From: wire.StateManageable, To: wire.StateCleaning, Target: wire.StateAvailable, Op: wire.OpProvide},
-	{From: wire.StateManageable, To: wire.StateCleaning, Target: wire.StateManageable, Op: wire.OpClean},
+	// (clean) ends manageable, and aims for it throughout.
+	{From: wire.StateManageable, Op: wire.OpProvide, To: wire.StateCleaning, Target: wire.StateAvailable},
+	{From: wire.StateManageable, Op: wire.OpClean, To: wire.StateCleaning, Target: wire.StateManageable},
 	{From: wire.StateCleaning, Event: EventWait, To: wire.StateCleanWait},
-	{From: wire.StateCleanWait, Event: EventResume, To: wire.StateCleaning},
+	{From: wire.StateCleaning, Event: EventHold, To: wire.StateCleanHold},
 	{From: wire.StateCleaning, Event: EventDone, To: wire.StateAvailable},
+	{From: wire.StateCleaning, Event: EventManage, To: wire.StateManageable},
 	{From: wire.StateCleaning, Event: EventFail, To: wire.StateCleanFailed},
+	{From: wire.StateCleanWait, Event: EventResume, To: wire.StateCleaning},
+	{From: wire.StateCleanWait, Event: EventHold, To: wire.StateCleanHold},
 	{From: wire.StateCleanWait, Event: EventFail, To: wire.StateCleanFailed},
-	{From: wire.StateCleanWait, To: wire.StateCleanFailed, Op: wire.OpAbort},
-	{From: wire.StateCleanFailed, To: wire.StateManageable, Op: wire.OpManage},
-	{From: wire.StateAvailable, To: wire.StateManageable, Op: wire.OpManage},
+	{From: wire.StateCleanWait, Op: wire.OpAbort, To: wire.StateCleanFailed},
+	{From: wire.StateCleanHold, Op: wire.OpUnhold, To: wire.StateCleanWait, MinVersion: 85},
+	{From: wire.StateCleanHold, Op: wire.OpAbort, To: wire.StateCleanFailed},
+	{From: wire.StateCleanFailed, Op: wire.OpManage, To: wire.StateManageable},
+	{From: wire.StateAvailable, Op: wire.OpManage, To: wire.StateManageable},
 
-	// Deployment.
-	{From: wire.StateAvailable, To: wire.StateDeploying, Target: wire.StateActive, Op: wire.OpDeploy},
-	{From: wire.StateDeployFailed, To: wire.StateDeploying, Target: wire.StateActive, Op: wire.OpDeploy},
-	{From: wire.StateActive, To: wire.StateDeploying, Target: wire.StateActive, Op: wire.OpRebuild},
-	{From: wire.StateDeployFailed, To: wire.StateDeploying, Target: wire.StateActive, Op: wire.OpRebuild},
-	{From: wire.StateError, To: wire.StateDeploying, Target: wire.StateActive, Op: wire.OpRebuild},
-	{From: wire.StateDeploying, Event: EventWait, To: wire.StateWaitCallback, Target: wire.StateActive},
-	{From: wire.StateWaitCallback, Event: EventResume, To: wire.StateDeploying, Target: wire.StateActive},
+	// Deployment. Aborting in wait call-back needs 1.110
+	// (allow_deploy_abort); deploy hold may be aborted from 1.13.
+	{From: wire.StateAvailable, Op: wire.OpDeploy, To: wire.StateDeploying, Target: wire.StateActive},
+	{From: wire.StateDeployFailed, Op: wire.OpDeploy, To: wire.StateDeploying, Target: wire.StateActive},
+	{From: wire.StateActive, Op: wire.OpRebuild, To: wire.StateDeploying, Target: wire.StateActive},
+	{From: wire.StateDeployFailed, Op: wire.OpRebuild, To: wire.StateDeploying, Target: wire.StateActive},
+	{From: wire.StateError, Op: wire.OpRebuild, To: wire.StateDeploying, Target: wire.StateActive},
+	{From: wire.StateDeploying, Event: EventWait, To: wire.StateWaitCallback},
+	{From: wire.StateDeploying, Event: EventHold, To: wire.StateDeployHold},
 	{From: wire.StateDeploying, Event: EventDone, To: wire.StateActive},
 	{From: wire.StateDeploying, Event: EventFail, To: wire.StateDeployFailed},
+	{From: wire.StateWaitCallback, Event: EventResume, To: wire.StateDeploying},
+	{From: wire.StateWaitCallback, Event: EventHold, To: wire.StateDeployHold},
 	{From: wire.StateWaitCallback, Event: EventFail, To: wire.StateDeployFailed},
-	{From: wire.StateWaitCallback, To: wire.StateDeployFailed, Op: wire.OpAbort},
+	{From: wire.StateWaitCallback, Op: wire.OpAbort, To: wire.StateDeployFailed, MinVersion: 110},
+	{From: wire.StateDeployHold, Op: wire.OpUnhold, To: wire.StateWaitCallback, MinVersion: 85},
+	{From: wire.StateDeployHold, Op: wire.OpAbort, To: wire.StateDeployFailed},
 
 	// Tear-down: deleting powers off, then automated cleaning to available.
-	{From: wire.StateActive, To: wire.StateDeleting, Target: wire.StateAvailable, Op: wire.OpUndeploy},
-	{From: wire.StateDeployFailed, To: wire.StateDeleting, Target: wire.StateAvailable, Op: wire.OpUndeploy},
-	{From: wire.StateError, To: wire.StateDeleting, Target: wire.StateAvailable, Op: wire.OpUndeploy},
+	{From: wire.StateActive, Op: wire.OpUndeploy, To: wire.StateDeleting, Target: wire.StateAvailable},
+	{From: wire.StateWaitCallback, Op: wire.OpUndeploy, To: wire.StateDeleting, Target: wire.StateAvailable},
+	{From: wire.StateDeployFailed, Op: wire.OpUndeploy, To: wire.StateDeleting, Target: wire.StateAvailable},
+	{From: wire.StateError, Op: wire.OpUndeploy, To: wire.StateDeleting, Target: wire.StateAvailable},
 	{From: wire.StateDeleting, Event: EventDone, To: wire.StateCleaning, Target: wire.StateAvailable},
 	{From: wire.StateDeleting, Event: EventFail, To: wire.StateError},
+
+	// Adoption: an active machine taken over without deploying it.
+	{From: wire.StateManageable, Op: wire.OpAdopt, To: wire.StateAdopting, Target: wire.StateActive},
+	{From: wire.StateAdoptFailed, Op: wire.OpAdopt, To: wire.StateAdopting, Target: wire.StateActive},
+	{From: wire.StateAdopting, Event: EventDone, To: wire.StateActive},
+	{From: wire.StateAdopting, Event: EventFail, To: wire.StateAdoptFailed},
+	{From: wire.StateAdoptFailed, Op: wire.OpManage, To: wire.StateManageable},
+
+	// Rescue and unrescue.
+	{From: wire.StateActive, Op: wire.OpRescue, To: wire.StateRescuing, Target: wire.StateRescue},
+	{From: wire.StateRescue, Op: wire.OpRescue, To: wire.StateRescuing, Target: wire.StateRescue},
+	{From: wire.StateRescueFailed, Op: wire.OpRescue, To: wire.StateRescuing, Target: wire.StateRescue},
+	{From: wire.StateUnrescueFailed, Op: wire.OpRescue, To: wire.StateRescuing, Target: wire.StateRescue},
+	{From: wire.StateServiceFailed, Op: wire.OpRescue, To: wire.StateRescuing, Target: wire.StateRescue},
+	{From: wire.StateRescuing, Event: EventDone, To: wire.StateRescue},
+	{From: wire.StateRescuing, Event: EventWait, To: wire.StateRescueWait},
+	{From: wire.StateRescuing, Event: EventFail, To: wire.StateRescueFailed},
+	{From: wire.StateRescueWait, Event: EventResume, To: wire.StateRescuing},
+	{From: wire.StateRescueWait, Event: EventFail, To: wire.StateRescueFailed},
+	{From: wire.StateRescueWait, Op: wire.OpAbort, To: wire.StateRescueFailed},
+	{From: wire.StateRescue, Op: wire.OpUnrescue, To: wire.StateUnrescuing, Target: wire.StateActive},
+	{From: wire.StateRescueFailed, Op: wire.OpUnrescue, To: wire.StateUnrescuing, Target: wire.StateActive},
+	{From: wire.StateUnrescueFailed, Op: wire.OpUnrescue, To: wire.StateUnrescuing, Target: wire.StateActive},
+	{From: wire.StateUnrescuing, Event: EventDone, To: wire.StateActive},
+	{From: wire.StateUnrescuing, Event: EventFail, To: wire.StateUnrescueFailed},
+	{From: wire.StateRescue, Op: wire.OpUndeploy, To: wire.StateDeleting, Target: wire.StateAvailable},
+	{From: wire.StateRescueWait, Op: wire.OpUndeploy, To: wire.StateDeleting, Target: wire.StateAvailable},
+	{From: wire.StateRescueFailed, Op: wire.OpUndeploy, To: wire.StateDeleting, Target: wire.StateAvailable},
+	{From: wire.StateUnrescueFailed, Op: wire.OpUndeploy, To: wire.StateDeleting, Target: wire.StateAvailable},
+
+	// Servicing (1.87): service steps on an active node. Aborting in
+	// service wait or hold fails the node, and the conductor then aborts
+	// from service failed back to active (Ironic's _do_abort does both).
+	{From: wire.StateActive, Op: wire.OpService, To: wire.StateServicing, Target: wire.StateActive, MinVersion: 87},
+	{From: wire.StateServiceHold, Op: wire.OpService, To: wire.StateServicing, Target: wire.StateActive, MinVersion: 87},
+	{From: wire.StateServiceFailed, Op: wire.OpService, To: wire.StateServicing, Target: wire.StateActive, MinVersion: 87},
+	{From: wire.StateServicing, Event: EventDone, To: wire.StateActive},
+	{From: wire.StateServicing, Event: EventWait, To: wire.StateServiceWait},
+	{From: wire.StateServicing, Event: EventHold, To: wire.StateServiceHold},
+	{From: wire.StateServicing, Event: EventFail, To: wire.StateServiceFailed},
+	{From: wire.StateServiceWait, Event: EventResume, To: wire.StateServicing},
+	{From: wire.StateServiceWait, Event: EventHold, To: wire.StateServiceHold},
+	{From: wire.StateServiceWait, Event: EventFail, To: wire.StateServiceFailed},
+	{From: wire.StateServiceWait, Op: wire.OpAbort, To: wire.StateServiceFailed},
+	{From: wire.StateServiceWait, Op: wire.OpUndeploy, To: wire.StateDeleting, Target: wire.StateAvailable},
+	{From: wire.StateServiceHold, Op: wire.OpUnhold, To: wire.StateServiceWait, MinVersion: 85},
+	{From: wire.StateServiceHold, Event: EventFail, To: wire.StateServiceFailed},
+	{From: wire.StateServiceHold, Op: wire.OpAbort, To: wire.StateServiceFailed},
+	{From: wire.StateServiceFailed, Event: EventWait, To: wire.StateServiceWait},
+	{From: wire.StateServiceFailed, Event: EventHold, To: wire.StateServiceHold},
+	{From: wire.StateServiceFailed, Op: wire.OpUndeploy, To: wire.StateDeleting, Target: wire.StateAvailable},
+	{From: wire.StateServiceFailed, Op: wire.OpAbort, To: wire.StateActive},
 }
 
 // InvalidTransitionError says an action is not allowed from a node's state.
@@ -260,33 +410,53 @@ func KindOf(state wire.ProvisionState) Kind {
 	return Failed
 }
 
-// FailedState is where a transient or wait state goes on failure or timeout.
+// FailedState is where state goes on failure or timeout: its fail
+// transition's destination.
 func FailedState(state wire.ProvisionState) (wire.ProvisionState, bool) {
-	i, ok := States[state]
-	if !ok || (i.Kind != Transient && i.Kind != Wait) {
-		return "", false
+	for _, t := range Transitions {
+		if t.From == state && t.Event == EventFail {
+			return t.To, true
+		}
 	}
-	return i.Failed, true
+	return "", false
 }
 
-// Deletable reports whether a node may be deleted in state (Ironic allows
-// it in enroll, manageable, available, inspect failed, clean failed and
-// error — not while active or while work is under way).
-func Deletable(state wire.ProvisionState) bool {
-	switch state {
-	case wire.StateEnroll, wire.StateManageable, wire.StateAvailable,
-		wire.StateInspectFailed, wire.StateCleanFailed, wire.StateError:
-		return true
+// InKind lists the states of kind k, sorted.
+func InKind(k Kind) []wire.ProvisionState {
+	var out []wire.ProvisionState
+	for s, i := range States {
+		if i.Kind == k {
+			out = append(out, s)
+		}
 	}
-	return false
+	slices.Sort(out)
+	return out
+}
+
+// DeleteAllowed are the states a node not in maintenance may be deleted
+// in, in the order Ironic's message lists them: DELETE_ALLOWED_STATES of
+// ironic/common/states.py plus available, which Ironic's conductor adds
+// while [conductor]allow_deleting_available_nodes is true (its default;
+// ironic/conductor/manager.py destroy_node). Failed states are not in it:
+// a failed node may hold a tenant's data, and must be torn down or
+// managed first.
+var DeleteAllowed = []wire.ProvisionState{wire.StateManageable, wire.StateEnroll, wire.StateAdoptFailed, wire.StateAvailable}
+
+// Deletable reports whether a node may be deleted in state. A node in
+// maintenance may be deleted in any state (the API's rule, as Ironic's:
+// for recovering hopelessly broken nodes).
+func Deletable(state wire.ProvisionState) bool {
+	return slices.Contains(DeleteAllowed, state)
 }
 
 // ExpectsAgent reports whether a node in state is waiting for, or working
-// with, an agent: only then does the API answer its lookup.
+// with, an agent: only then does the API answer its lookup (Ironic's
+// LOOKUP_ALLOWED_STATES).
 func ExpectsAgent(state wire.ProvisionState) bool {
 	switch state {
 	case wire.StateInspecting, wire.StateInspectWait, wire.StateCleaning, wire.StateCleanWait,
-		wire.StateDeploying, wire.StateWaitCallback:
+		wire.StateDeploying, wire.StateWaitCallback, wire.StateRescuing, wire.StateRescueWait,
+		wire.StateServiceWait:
 		return true
 	}
 	return false
@@ -308,8 +478,14 @@ func Accept(n wire.Node, op wire.Operation) (*wire.Move, error) {
 	if err != nil {
 		return nil, err
 	}
-	if n.Maintenance && (op == wire.OpDeploy || op == wire.OpRebuild) {
-		return nil, wire.Errorf(wire.CodeInvalidInput, "Node %s is in maintenance mode; %s is refused.", n.UUID, TargetOf(op))
+	if n.Maintenance {
+		if what, ok := maintenanceRefuses[op]; ok {
+			return nil, wire.Errorf(wire.CodeInvalidInput, "The %s operation can't be performed on node %s because it's in maintenance mode.", what, n.UUID)
+		}
+		if op == wire.OpAbort && n.ProvisionState == wire.StateServiceFailed {
+			return nil, wire.Errorf(wire.CodeConflict, "Can not abort service on node %q while it is in maintenance mode. "+
+				"Please remove the node from maintenance prior to issuing the request to abort the service operation.", n.UUID)
+		}
 	}
 	if n.Protected && (op == wire.OpRebuild || op == wire.OpUndeploy) {
 		return nil, wire.Errorf(wire.CodeInvalidInput, "Node %s is protected and cannot be undeployed, rebuilt or deleted.", n.UUID)
@@ -317,7 +493,21 @@ func Accept(n wire.Node, op wire.Operation) (*wire.Move, error) {
 	if KindOf(t.To) != Transient {
 		return nil, nil
 	}
-	return &wire.Move{From: t.From, To: t.To, Target: t.Target}, nil
+	return &wire.Move{From: t.From, To: t.To, Target: t.TargetAfter(n.TargetProvisionState)}, nil
+}
+
+// maintenanceRefuses names, in Ironic's NodeInMaintenance words, the
+// operations refused on a node in maintenance: deploy and rebuild by
+// Ironic's API, the others by its conductor (do_node_clean,
+// do_node_rescue, do_node_unrescue, do_node_service). provide is allowed
+// ([conductor]allow_provisioning_in_maintenance defaults to true).
+var maintenanceRefuses = map[wire.Operation]string{
+	wire.OpDeploy:   "provisioning",
+	wire.OpRebuild:  "provisioning",
+	wire.OpClean:    "cleaning",
+	wire.OpRescue:   "rescuing",
+	wire.OpUnrescue: "unrescuing",
+	wire.OpService:  "service",
 }
 
 // Group limits: how many nodes of one conductor group may deploy, and clean,

@@ -25,6 +25,25 @@ const (
 	StateActive        ProvisionState = "active"
 	StateDeleting      ProvisionState = "deleting"
 	StateError         ProvisionState = "error"
+	// Hold states: a deploy, clean or service step named "hold" parks the
+	// node until a user unholds it (1.85) or aborts.
+	StateDeployHold  ProvisionState = "deploy hold"
+	StateCleanHold   ProvisionState = "clean hold"
+	StateServiceHold ProvisionState = "service hold"
+	// Adoption: an active node taken over without deploying (1.17).
+	StateAdopting    ProvisionState = "adopting"
+	StateAdoptFailed ProvisionState = "adopt failed"
+	// Rescue: an active node booted into a rescue ramdisk (1.38).
+	StateRescuing       ProvisionState = "rescuing"
+	StateRescueWait     ProvisionState = "rescue wait"
+	StateRescueFailed   ProvisionState = "rescue failed"
+	StateRescue         ProvisionState = "rescue"
+	StateUnrescuing     ProvisionState = "unrescuing"
+	StateUnrescueFailed ProvisionState = "unrescue failed"
+	// Servicing: service steps run on an active node (1.87).
+	StateServicing     ProvisionState = "servicing"
+	StateServiceWait   ProvisionState = "service wait"
+	StateServiceFailed ProvisionState = "service failed"
 	// StateNone is the empty target: no provisioning action under way.
 	StateNone ProvisionState = ""
 )

@@ -23,7 +23,12 @@ const (
 	OpClean          Operation = "clean"           // manageable → cleaning (manual)
 	OpContinueClean  Operation = "continue_clean"  // next clean phase, with a ticket
 	OpInspect        Operation = "inspect"         // manageable → inspecting
-	OpAbort          Operation = "abort"           // a wait state → its failed state
+	OpAbort          Operation = "abort"           // a wait or hold state → its failed state
+	OpAdopt          Operation = "adopt"           // manageable → adopting → active
+	OpRescue         Operation = "rescue"          // active → rescuing → rescue; params: RescueParams
+	OpUnrescue       Operation = "unrescue"        // rescue → unrescuing → active
+	OpService        Operation = "service"         // active → servicing → active; params: ServiceParams
+	OpUnhold         Operation = "unhold"          // a hold state → its wait state
 	OpPower          Operation = "power"           // params: PowerParams
 	OpBootDevice     Operation = "boot_device"     // params: BootDeviceParams
 	OpInjectNMI      Operation = "inject_nmi"      // no params
@@ -66,6 +71,20 @@ type PowerParams struct {
 	Target PowerState `json:"target"`
 	// TimeoutSeconds bounds the power action; 0 means the conductor's default.
 	TimeoutSeconds int `json:"timeout,omitempty"`
+}
+
+// RescueParams are the parameters of OpRescue, as the API receives them.
+type RescueParams struct {
+	// RescuePassword is the password to set inside the rescue ramdisk
+	// (Ironic keeps it in instance_info, masked).
+	RescuePassword string `json:"rescue_password"`
+}
+
+// ServiceParams are the parameters of OpService, as the API receives them.
+type ServiceParams struct {
+	// ServiceSteps are the steps to run, each {interface, step, args,
+	// priority} as Ironic's; kept raw until a step runner reads them.
+	ServiceSteps []json.RawMessage `json:"service_steps"`
 }
 
 // BootDeviceParams are the parameters of OpBootDevice.
