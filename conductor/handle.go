@@ -242,6 +242,7 @@ func (w *job) fail(cause error) error {
 	msg := cause.Error()
 	w.c.log.Warn("node failed", "node", w.node.UUID, "state", w.node.ProvisionState, "err", msg)
 	w.cleanUpBoot()
+	w.history(msg, eventType(w.node.ProvisionState))
 	to, ok := provision.FailedState(w.node.ProvisionState)
 	if !ok {
 		return w.update(func(n *wire.Node) { n.LastError = msg })

@@ -101,6 +101,11 @@ type Node struct {
 	Lessee         string `json:"lessee,omitempty"`
 	AutomatedClean *bool  `json:"automated_clean,omitempty"`
 	Protected      bool   `json:"protected,omitempty"`
+	// Traits are the node's traits (CUSTOM_…, or standard ones).
+	Traits []string `json:"traits,omitempty"`
+	// AllocationUUID names the allocation the node is reserved for; set
+	// and cleared with InstanceUUID by the allocation's owner.
+	AllocationUUID string `json:"allocation_uuid,omitempty"`
 
 	// Agent is what the node's agent told us; nil until its first lookup.
 	Agent *AgentInfo `json:"agent,omitempty"`

@@ -1,0 +1,89 @@
+package conductor_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/ironfleet/ironfleet/conductor"
+	"github.com/ironfleet/ironfleet/transport"
+	"github.com/ironfleet/ironfleet/transport/wire"
+)
+
+// TestInspectionKeepsInventory: an inspection stores what the agent
+// reported in Ironic's inventory shape, for GET /v1/nodes/{node}/inventory.
+func TestInspectionKeepsInventory(t *testing.T) {
+	e := newEnv(t)
+	e.startConductor(t, "c1", nil, nil)
+	node := e.enroll(t, "node-i", "")
+	e.request(t, node.UUID, wire.OpManage, nil)
+	e.waitState(t, node.UUID, wire.StateManageable, 20*time.Second)
+	records := transport.NewRecords(e.inv)
+	if _, err := records.Inspections.Get(t.Context(), node.UUID); wire.CodeOf(err) != wire.CodeNotFound {
+		t.Fatalf("inventory before any inspection: err %v, want not_found", err)
+	}
+	e.request(t, node.UUID, wire.OpInspect, nil)
+	got := e.waitState(t, node.UUID, wire.StateManageable, 20*time.Second)
+	if got.LastError != "" {
+		t.Fatalf("inspection left last_error %q", got.LastError)
+	}
+	in, err := records.Inspections.Get(t.Context(), node.UUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpu, _ := in.Inventory["cpu"].(map[string]any)
+	mem, _ := in.Inventory["memory"].(map[string]any)
+	disks, _ := in.Inventory["disks"].([]any)
+	root, _ := in.PluginData["root_disk"].(map[string]any)
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"cpu.count", cpu["count"], float64(4)},
+		{"memory.physical_mb", mem["physical_mb"], float64(8192)},
+		{"disks", len(disks), 1},
+		{"plugin_data.root_disk.name", root["name"], "/dev/vda"},
+		{"plugin_data.root_disk.size", root["size"], float64(1 << 30)},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v (inventory %v)", c.name, c.got, c.want, in.Inventory)
+		}
+	}
+	for _, key := range []string{"interfaces", "system_vendor", "boot"} {
+		if _, ok := in.Inventory[key]; !ok {
+			t.Errorf("inventory has no %q: %v", key, in.Inventory)
+		}
+	}
+}
+
+// TestFailureWritesHistory: a node's failure is recorded in its history as
+// Ironic records it (severity ERROR, the activity, the conductor, the
+// states), with last_error's text; a timeout found by the sweep has no
+// user.
+func TestFailureWritesHistory(t *testing.T) {
+	e := newEnv(t)
+	e.startConductor(t, "c1", nil, func(c *conductor.Config) { c.WaitTimeout = 300 * time.Millisecond })
+	node := e.enroll(t, "node-h", "")
+	m, _ := e.machines.Machine("node-h")
+	e.request(t, node.UUID, wire.OpManage, nil)
+	e.waitState(t, node.UUID, wire.StateManageable, 20*time.Second)
+	nodeNoClean(t, e, node.UUID)
+	e.request(t, node.UUID, wire.OpProvide, nil)
+	e.waitState(t, node.UUID, wire.StateAvailable, 20*time.Second)
+	m.OnBoot(nil) // no agent will ever call back
+	e.request(t, node.UUID, wire.OpDeploy, nil)
+	got := e.waitState(t, node.UUID, wire.StateDeployFailed, 20*time.Second)
+	h, err := transport.NewRecords(e.inv).History.Get(t.Context(), node.UUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Events) != 1 {
+		t.Fatalf("history has %d events, want 1: %+v", len(h.Events), h.Events)
+	}
+	ev := h.Events[0]
+	want := wire.HistoryEvent{UUID: ev.UUID, CreatedAt: ev.CreatedAt, Severity: wire.SeverityError, EventType: "deploying",
+		Event: got.LastError, Conductor: "c1", State: wire.StateWaitCallback, TargetProvisionState: wire.StateActive}
+	if ev.UUID == "" || ev.CreatedAt.IsZero() || ev != want {
+		t.Fatalf("history event %+v, want %+v", ev, want)
+	}
+}
