@@ -102,12 +102,13 @@ func ironicInventory(inv protocol.Inventory, root string) (inventory, pluginData
 		"memory": map[string]any{
 			"total": inv.Memory.TotalBytes, "physical_mb": inv.Memory.TotalBytes >> 20,
 		},
-		"disks":         disks,
-		"interfaces":    nics,
-		"system_vendor": map[string]any{"product_name": nil, "serial_number": nil, "manufacturer": nil},
-		"boot":          map[string]any{"current_boot_mode": nil, "pxe_interface": nil},
-		"hostname":      nil,
-		"bmc_address":   nil,
+		"disks":      disks,
+		"interfaces": nics,
+		"system_vendor": map[string]any{"product_name": nil, "serial_number": nil, "manufacturer": nil,
+			"firmware": map[string]any{"vendor": nil, "version": nil, "build_date": nil}},
+		"boot":        map[string]any{"current_boot_mode": nil, "pxe_interface": nil},
+		"hostname":    nil,
+		"bmc_address": nil,
 	}
 	pluginData = map[string]any{}
 	if rootDisk != nil {

@@ -1,8 +1,11 @@
 package conductor_test
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
+
+	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/nodes"
 
 	"github.com/ironfleet/ironfleet/conductor"
 	"github.com/ironfleet/ironfleet/transport"
@@ -54,6 +57,22 @@ func TestInspectionKeepsInventory(t *testing.T) {
 			t.Errorf("inventory has no %q: %v", key, in.Inventory)
 		}
 	}
+	// Clients read it with gophercloud's types (Metal3's hardware details).
+	raw, err := json.Marshal(map[string]any{"inventory": in.Inventory, "plugin_data": in.PluginData})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data nodes.InventoryData
+	if err := json.Unmarshal(raw, &data); err != nil {
+		t.Fatalf("gophercloud cannot read the inventory: %v", err)
+	}
+	std, err := data.PluginData.AsStandardData()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data.Inventory.CPU.Count != 4 || data.Inventory.Memory.PhysicalMb != 8192 || std.RootDisk.Name != "/dev/vda" {
+		t.Errorf("gophercloud reads cpu count %d, physical_mb %d, root disk %q", data.Inventory.CPU.Count, data.Inventory.Memory.PhysicalMb, std.RootDisk.Name)
+	}
 }
 
 // TestFailureWritesHistory: a node's failure is recorded in its history as
@@ -85,5 +104,45 @@ func TestFailureWritesHistory(t *testing.T) {
 		Event: got.LastError, Conductor: "c1", State: wire.StateWaitCallback, TargetProvisionState: wire.StateActive}
 	if ev.UUID == "" || ev.CreatedAt.IsZero() || ev != want {
 		t.Fatalf("history event %+v, want %+v", ev, want)
+	}
+}
+
+// TestUndeployEndsAllocation: tearing a node down deletes its allocation
+// and clears allocation_uuid and instance_uuid, as Ironic's tear-down does.
+func TestUndeployEndsAllocation(t *testing.T) {
+	e := newEnv(t)
+	e.startConductor(t, "c1", nil, nil)
+	node := e.enroll(t, "node-a", "")
+	e.request(t, node.UUID, wire.OpManage, nil)
+	e.waitState(t, node.UUID, wire.StateManageable, 20*time.Second)
+	nodeNoClean(t, e, node.UUID)
+	e.request(t, node.UUID, wire.OpProvide, nil)
+	e.waitState(t, node.UUID, wire.StateAvailable, 20*time.Second)
+	records := transport.NewRecords(e.inv)
+	a := wire.Allocation{UUID: wire.NewUUID(), Name: "alloc-a", ResourceClass: "", NodeUUID: node.UUID, State: wire.AllocationActive}
+	if err := records.Allocations.Claim(t.Context(), "name", a.Name, a.UUID); err != nil {
+		t.Fatal(err)
+	}
+	if err := records.Allocations.Create(t.Context(), a.UUID, a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.inv.UpdateNode(t.Context(), node.UUID, 0, func(n *wire.Node) error {
+		n.AllocationUUID, n.InstanceUUID = a.UUID, a.UUID
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.request(t, node.UUID, wire.OpDeploy, nil)
+	e.waitState(t, node.UUID, wire.StateActive, 30*time.Second)
+	e.request(t, node.UUID, wire.OpUndeploy, nil)
+	got := e.waitState(t, node.UUID, wire.StateAvailable, 30*time.Second)
+	if got.AllocationUUID != "" || got.InstanceUUID != "" {
+		t.Fatalf("after undeploy: allocation_uuid %q, instance_uuid %q", got.AllocationUUID, got.InstanceUUID)
+	}
+	if _, err := records.Allocations.Get(t.Context(), a.UUID); wire.CodeOf(err) != wire.CodeNotFound {
+		t.Fatalf("the allocation outlived the undeploy: %v", err)
+	}
+	if _, err := records.Allocations.Owner(t.Context(), "name", a.Name); wire.CodeOf(err) != wire.CodeNotFound {
+		t.Fatalf("the allocation's name is still taken: %v", err)
 	}
 }
