@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -619,4 +620,35 @@ func coded(err error) error {
 		return we
 	}
 	return err
+}
+
+// patchUpdateStates are the states in which Ironic lets a node with an
+// allocation lose its instance_uuid outside maintenance (update_node's
+// allowed_update_states, ironic/conductor/manager.py).
+var patchUpdateStates = []wire.ProvisionState{wire.StateEnroll, wire.StateInspecting, wire.StateInspectWait,
+	wire.StateManageable, wire.StateAvailable}
+
+// instanceChange applies Ironic's update_node rules on instance_uuid to a
+// node PATCH (before → n): an instance_uuid is not overwritten by another
+// (NodeAssociated), and removing the instance_uuid of a node with an
+// allocation ends the allocation — allowed in maintenance or in
+// patchUpdateStates only. It returns the allocation to delete once the
+// node is written.
+func instanceChange(before wire.Node, n *wire.Node) (drop string, err error) {
+	if before.InstanceUUID != "" && n.InstanceUUID != "" && n.InstanceUUID != before.InstanceUUID {
+		return "", wire.Errorf(wire.CodeConflict, "Node %s is associated with instance %s.", n.UUID, before.InstanceUUID)
+	}
+	if before.AllocationUUID == "" || before.InstanceUUID == "" || n.InstanceUUID != "" {
+		return "", nil
+	}
+	if !n.Maintenance && !slices.Contains(patchUpdateStates, n.ProvisionState) {
+		allowed := make([]string, 0, len(patchUpdateStates))
+		for _, st := range patchUpdateStates {
+			allowed = append(allowed, string(st))
+		}
+		return "", wire.Errorf(wire.CodeConflict, "Node %s with an allocation can not have instance_uuid removed unless it is in one of allowed (%s) states or in maintenance mode. Current state is '%s'.",
+			n.UUID, strings.Join(allowed, ", "), n.ProvisionState)
+	}
+	n.AllocationUUID = ""
+	return before.AllocationUUID, nil
 }

@@ -676,13 +676,22 @@ func (s *Server) patchNode(c *gin.Context) {
 	var updated wire.Node
 	err = s.underLock(ctx, n.UUID, "node update", func(ctx context.Context, fence uint64) error {
 		var err error
+		var drop string // the allocation a removed instance_uuid ends
 		updated, err = s.deps.Nodes.UpdateNode(ctx, n.UUID, fence, func(cur *wire.Node) error {
+			before := *cur
 			d, err := applyPatch(*cur, patch, s.deps.Nodes.MaxRecordBytes())
 			if err != nil {
 				return err
 			}
-			return s.applyDoc(cur, d)
+			if err := s.applyDoc(cur, d); err != nil {
+				return err
+			}
+			drop, err = instanceChange(before, cur)
+			return err
 		})
+		if err == nil && drop != "" {
+			err = s.deps.Records.DropAllocation(ctx, drop)
+		}
 		return err
 	})
 	if errors.Is(err, transport.ErrExists) {

@@ -288,6 +288,23 @@ func TestAllocations(t *testing.T) {
 		}
 		mustStatus(t, e.do(http.MethodGet, "/v1/allocations/"+id, nil), http.StatusNotFound)
 	})
+	t.Run("removing instance_uuid ends the allocation", func(t *testing.T) {
+		again := alloc(map[string]any{"resource_class": "gold"})
+		if again["node_uuid"] != node {
+			t.Fatalf("allocation %v, want it on %s", again, node)
+		}
+		over := e.do(http.MethodPatch, "/v1/nodes/"+node, []map[string]any{{"op": "replace", "path": "/instance_uuid", "value": wire.NewUUID()}})
+		mustStatus(t, over, http.StatusConflict)
+		if want := fmt.Sprintf("Node %s is associated with instance %s.", node, again["uuid"]); !strings.Contains(faultString(t, over), want) {
+			t.Fatalf("faultstring %q, want %q", faultString(t, over), want)
+		}
+		r := e.do(http.MethodPatch, "/v1/nodes/"+node, []map[string]any{{"op": "remove", "path": "/instance_uuid"}})
+		mustStatus(t, r, http.StatusOK)
+		if doc := r.json(t); doc["allocation_uuid"] != nil || doc["instance_uuid"] != nil {
+			t.Fatalf("node after removing instance_uuid: %s", r.body)
+		}
+		mustStatus(t, e.do(http.MethodGet, "/v1/allocations/"+again["uuid"].(string), nil), http.StatusNotFound)
+	})
 	t.Run("backfill", func(t *testing.T) {
 		instance := wire.NewUUID()
 		e.setNode(other, func(n *wire.Node) {
