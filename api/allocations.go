@@ -400,7 +400,7 @@ func (s *Server) allocate(ctx context.Context, a wire.Allocation) (wire.Allocati
 	if err != nil {
 		return s.settle(ctx, a, "", err)
 	}
-	rand.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
+	rand.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] }) //nolint:gosec // spreads parallel allocations over nodes; nothing secret
 	provision.PreferNamed(a, cands)
 	for attempt := range max(s.cfg.LockAttempts, 1) {
 		if attempt > 0 {

@@ -101,7 +101,7 @@ func Backfill(a wire.Allocation, n wire.Node) error {
 		errs = append(errs, fmt.Sprintf("Candidate nodes must be empty or contain the target node, but got %v", a.CandidateNodes))
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("Cannot backfill an allocation for node %s: %s", n.UUID, strings.Join(errs, "; ")) //nolint:staticcheck // Ironic's message, capitalised
+		return fmt.Errorf("Cannot backfill an allocation for node %s: %s", n.UUID, strings.Join(errs, "; ")) //nolint:staticcheck,revive // Ironic's message, capitalised
 	}
 	return nil
 }
