@@ -346,6 +346,10 @@ func (w *job) power() error {
 	if readErr == nil {
 		w.powerChanged(before, state)
 	}
+	if err == nil && (setErr != nil || readErr != nil) {
+		// Ironic's node_power_action records its failure with no event type.
+		w.history(w.node.LastError, "UNKNOWN")
+	}
 	return err
 }
 

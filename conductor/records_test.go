@@ -146,3 +146,28 @@ func TestUndeployEndsAllocation(t *testing.T) {
 		t.Fatalf("the allocation's name is still taken: %v", err)
 	}
 }
+
+// TestPowerFailureWritesHistory: a failed power action is in the node's
+// history as Ironic's node_power_action records it (no event type).
+func TestPowerFailureWritesHistory(t *testing.T) {
+	e := newEnv(t)
+	e.startConductor(t, "c1", nil, nil)
+	node := e.enroll(t, "node-ph", "")
+	m, _ := e.machines.Machine("node-ph")
+	m.FailNext("set_power", 100)
+	e.request(t, node.UUID, wire.OpPower, wire.PowerParams{Target: wire.PowerOn})
+	records := transport.NewRecords(e.inv)
+	var h wire.NodeHistory
+	waitFor(t, "power failure in the history", func() bool {
+		var err error
+		h, err = records.History.Get(t.Context(), node.UUID)
+		return err == nil && len(h.Events) > 0
+	})
+	n, err := e.inv.Get(t.Context(), node.UUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := h.Events[0]; ev.Severity != wire.SeverityError || ev.EventType != "UNKNOWN" || ev.Event != n.LastError || ev.User != "test" {
+		t.Fatalf("history event %+v, want the power failure %q by user test", ev, n.LastError)
+	}
+}
