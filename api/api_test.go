@@ -14,6 +14,7 @@ import (
 
 	"github.com/ironfleet/ironfleet/api"
 	"github.com/ironfleet/ironfleet/lock"
+	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
 
@@ -600,7 +601,7 @@ func TestAuthHTTPBasic(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := api.New(api.Deps{Nodes: e.inv, Ports: e.inv, Tasks: e.bus, Locks: e.locker, Conductors: e.reg,
-			Drivers: drivers(t), DriverNames: []string{"sim"}}, api.Config{Auth: api.AuthHTTPBasic, HTPasswd: p})
+			Drivers: drivers(t), DriverNames: []string{"sim"}, Records: transport.NewRecords(e.inv)}, api.Config{Auth: api.AuthHTTPBasic, HTPasswd: p})
 		if err == nil {
 			t.Errorf("htpasswd %q accepted", bad)
 		}
@@ -680,7 +681,7 @@ func TestDependencyDown(t *testing.T) {
 func TestNewValidates(t *testing.T) {
 	e := newEnv(t)
 	full := api.Deps{Nodes: e.inv, Ports: e.inv, Tasks: e.bus, Locks: e.locker, Conductors: e.reg,
-		Drivers: drivers(t), DriverNames: []string{"sim"}}
+		Drivers: drivers(t), DriverNames: []string{"sim"}, Records: transport.NewRecords(e.inv)}
 	tests := []struct {
 		name string
 		deps func(d api.Deps) api.Deps
@@ -688,6 +689,7 @@ func TestNewValidates(t *testing.T) {
 	}{
 		{"no nodes", func(d api.Deps) api.Deps { d.Nodes = nil; return d }, api.Config{}},
 		{"no locks", func(d api.Deps) api.Deps { d.Locks = nil; return d }, api.Config{}},
+		{"no records", func(d api.Deps) api.Deps { d.Records = nil; return d }, api.Config{}},
 		{"no drivers", func(d api.Deps) api.Deps { d.DriverNames = nil; return d }, api.Config{}},
 		{"unknown auth", func(d api.Deps) api.Deps { return d }, api.Config{Auth: "keystone"}},
 		{"http_basic without file", func(d api.Deps) api.Deps { return d }, api.Config{Auth: api.AuthHTTPBasic}},

@@ -45,7 +45,7 @@ func ExampleNew() {
 	var drivers conductor.Drivers // ipmi and sim, as cmd/ironfleet's apiDrivers builds them
 	srv, err := api.New(api.Deps{
 		Nodes: inv, Ports: inv, Tasks: bus, Locks: locker, Conductors: reg,
-		Drivers: drivers, DriverNames: []string{"ipmi", "sim"},
+		Drivers: drivers, DriverNames: []string{"ipmi", "sim"}, Records: transport.NewRecords(inv),
 	}, api.Config{Auth: api.AuthHTTPBasic, HTPasswd: "/etc/ironfleet/htpasswd"})
 	if err != nil {
 		log.Fatal(err)

@@ -11,12 +11,14 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/httpbasic"
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/noauth"
+	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/allocations"
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/nodes"
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/ports"
 	"github.com/gophercloud/gophercloud/v2/pagination"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/ironfleet/ironfleet/api"
+	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
 
@@ -180,5 +182,73 @@ func gophercloudFlow(t *testing.T, e *env, client *gophercloud.ServiceClient) {
 	snap, err := e.locker.Snapshot(ctx, uuids[0])
 	if err != nil || !snap.Held || snap.Mode != "handoff" {
 		t.Errorf("manage's lock %+v, %v", snap, err)
+	}
+}
+
+// TestGophercloudAllocationsAndInventory drives allocations and a node's
+// inventory with gophercloud v2's clients, unchanged: create (a match and
+// a failure), get, list page by page, delete; the inventory as its
+// InventoryData.
+func TestGophercloudAllocationsAndInventory(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	client, err := noauth.NewBareMetalNoAuth(noauth.EndpointOpts{IronicEndpoint: e.url + "/v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client.Microversion = "1.82"
+	node := e.createNode("gca", nil)
+	e.makeFree(node, "CUSTOM_GPU")
+	a, err := allocations.Create(ctx, client, allocations.CreateOpts{ResourceClass: "gold", Traits: []string{"CUSTOM_GPU"}, Name: "gc-alloc",
+		Extra: map[string]string{"k": "v"}}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.State != allocations.Active || a.NodeUUID != node || a.Extra["k"] != "v" {
+		t.Fatalf("allocation %+v, want active on %s", a, node)
+	}
+	failed, err := allocations.Create(ctx, client, allocations.CreateOpts{ResourceClass: "gold"}).Extract()
+	if err != nil || failed.State != allocations.Error || failed.LastError == "" {
+		t.Fatalf("allocation with nothing free: %+v, %v; want state error with last_error", failed, err)
+	}
+	if got, err := allocations.Get(ctx, client, "gc-alloc").Extract(); err != nil || got.UUID != a.UUID {
+		t.Fatalf("get by name: %+v, %v", got, err)
+	}
+	var seen []string
+	err = allocations.List(client, allocations.ListOpts{Limit: 1}).EachPage(ctx, func(_ context.Context, p pagination.Page) (bool, error) {
+		all, err := allocations.ExtractAllocations(p)
+		for _, x := range all {
+			seen = append(seen, x.UUID)
+		}
+		return true, err
+	})
+	if err != nil || len(seen) != 2 {
+		t.Fatalf("listed %v, %v; want both allocations, a page each", seen, err)
+	}
+	if err := allocations.Delete(ctx, client, a.UUID).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := allocations.Get(ctx, client, a.UUID).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
+		t.Fatalf("get after delete: %v, want 404", err)
+	}
+
+	if _, err := nodes.GetInventory(ctx, client, node).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
+		t.Fatalf("inventory before inspection: %v, want 404", err)
+	}
+	in := wire.Inspection{
+		Inventory: map[string]any{"cpu": map[string]any{"count": 8, "model_name": "x", "frequency": nil},
+			"memory": map[string]any{"physical_mb": 4096, "total": 4 << 30}, "disks": []any{map[string]any{"name": "/dev/sda", "size": 1 << 30}}},
+		PluginData: map[string]any{"root_disk": map[string]any{"name": "/dev/sda"}},
+	}
+	if err := transport.NewRecords(e.inv).SetInspection(ctx, node, in); err != nil {
+		t.Fatal(err)
+	}
+	data, err := nodes.GetInventory(ctx, client, node).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	std, err := data.PluginData.AsStandardData()
+	if err != nil || data.Inventory.CPU.Count != 8 || data.Inventory.Memory.PhysicalMb != 4096 || std.RootDisk.Name != "/dev/sda" {
+		t.Fatalf("inventory %+v, plugin data %+v, %v", data.Inventory, std, err)
 	}
 }

@@ -676,13 +676,22 @@ func (s *Server) patchNode(c *gin.Context) {
 	var updated wire.Node
 	err = s.underLock(ctx, n.UUID, "node update", func(ctx context.Context, fence uint64) error {
 		var err error
+		var drop string // the allocation a removed instance_uuid ends
 		updated, err = s.deps.Nodes.UpdateNode(ctx, n.UUID, fence, func(cur *wire.Node) error {
+			before := *cur
 			d, err := applyPatch(*cur, patch, s.deps.Nodes.MaxRecordBytes())
 			if err != nil {
 				return err
 			}
-			return s.applyDoc(cur, d)
+			if err := s.applyDoc(cur, d); err != nil {
+				return err
+			}
+			drop, err = instanceChange(before, cur)
+			return err
 		})
+		if err == nil && drop != "" {
+			err = s.deps.Records.DropAllocation(ctx, drop)
+		}
 		return err
 	})
 	if errors.Is(err, transport.ErrExists) {
@@ -723,6 +732,10 @@ func (s *Server) deleteNode(c *gin.Context) {
 		if n.Protected {
 			return badRequest("Node %s is protected and cannot be undeployed, rebuilt or deleted.", n.UUID)
 		}
+		if n.InstanceUUID != "" && !n.Maintenance {
+			// Ironic's destroy_node (ironic/conductor/manager.py): NodeAssociated.
+			return wire.Errorf(wire.CodeConflict, "Node %s is associated with instance %s.", n.UUID, n.InstanceUUID)
+		}
 		if !provision.Deletable(n.ProvisionState) && !n.Maintenance {
 			return wire.Errorf(wire.CodeConflict, "Can not delete node %q while it is in provision state %q. Valid provision states to perform deletion are: %q, or set the node into maintenance mode",
 				n.UUID, n.ProvisionState, deletableStates())
@@ -751,6 +764,10 @@ func (s *Server) deleteNode(c *gin.Context) {
 		return
 	}
 	s.forgetLock(ctx, n.UUID)
+	if err := s.deps.Records.ForgetNode(context.WithoutCancel(ctx), n.UUID); err != nil {
+		// The node is gone; what referred to it is left behind, and said so.
+		s.log.WarnContext(ctx, "records of a deleted node remain", "node", n.UUID, "err", err)
+	}
 	s.syncCache(ctx)
 	c.Status(http.StatusNoContent)
 }

@@ -158,7 +158,7 @@ func renderNode(n wire.Node, reservation, base string, v Version) map[string]any
 		"target_raid_config":     map[string]any{},
 		"traits":                 []string{},
 		"conductor":              nullable(n.Conductor),
-		"allocation_uuid":        nil,
+		"allocation_uuid":        nullable(n.AllocationUUID),
 		"chassis_uuid":           nil,
 		"links":                  links(base, path),
 		"ports":                  links(base, path+"/ports"),

@@ -107,6 +107,9 @@ type Deps struct {
 	Locks      Locks
 	Conductors Conductors
 	Drivers    DriverValidator
+	// Records holds allocations, deploy templates, node history and
+	// inspection data (transport.NewRecords of the inventory).
+	Records *transport.Records
 	// DriverNames are the hardware types nodes may use ("ipmi", "sim"),
 	// the keys of the conductor.Drivers map.
 	DriverNames []string
@@ -320,8 +323,8 @@ type Server struct {
 // registers the API's metrics and builds the routes.
 func New(deps Deps, cfg Config) (*Server, error) {
 	if deps.Nodes == nil || deps.Ports == nil || deps.Tasks == nil || deps.Locks == nil ||
-		deps.Conductors == nil || deps.Drivers == nil {
-		return nil, errors.New("api: Deps needs Nodes, Ports, Tasks, Locks, Conductors and Drivers")
+		deps.Conductors == nil || deps.Drivers == nil || deps.Records == nil {
+		return nil, errors.New("api: Deps needs Nodes, Ports, Tasks, Locks, Conductors, Drivers and Records")
 	}
 	if len(deps.DriverNames) == 0 {
 		return nil, errors.New("api: Deps.DriverNames is empty: no hardware type to offer")

@@ -159,5 +159,11 @@ func (s *Server) v1(c *gin.Context) {
 	if v.AtLeast(49) {
 		out["conductors"] = res("conductors")
 	}
+	if v.AtLeast(allocationVersion) {
+		out["allocations"] = res("allocations")
+	}
+	if v.AtLeast(55) {
+		out["deploy_templates"] = res("deploy_templates")
+	}
 	c.JSON(http.StatusOK, out)
 }

@@ -83,6 +83,8 @@ type Deps struct {
 	Leases   Leases
 	Drivers  Drivers
 	Boot     Boot
+	// Records keeps node history, inspection data and allocations.
+	Records Records
 	// Agents dials a node's agent; nil means DialAgent.
 	Agents AgentDialer
 	// Handoff replaces how a phase's continuation takes the node over; its
@@ -267,8 +269,8 @@ type Conductor struct {
 
 // New checks deps and cfg and returns a conductor ready to Run.
 func New(d Deps, cfg Config) (*Conductor, error) {
-	if d.Tasks == nil || d.Nodes == nil || d.Locks == nil || d.Registry == nil || d.Leases == nil || d.Boot == nil {
-		return nil, errors.New("conductor: Deps.Tasks, Nodes, Locks, Registry, Leases and Boot are required")
+	if d.Tasks == nil || d.Nodes == nil || d.Locks == nil || d.Registry == nil || d.Leases == nil || d.Boot == nil || d.Records == nil {
+		return nil, errors.New("conductor: Deps.Tasks, Nodes, Locks, Registry, Leases, Boot and Records are required")
 	}
 	if len(d.Drivers) == 0 {
 		return nil, errors.New("conductor: no drivers")

@@ -158,7 +158,7 @@ func (e *env) startConductor(t *testing.T, host string, groups []string, mod fun
 	}
 	deps := conductor.Deps{
 		Tasks: bus, Nodes: inv, Locks: newLocker(t, rc, host), Registry: reg,
-		Leases: redislock.New(rc), Boot: e.boot,
+		Leases: redislock.New(rc), Boot: e.boot, Records: transport.NewRecords(inv),
 		Drivers: conductor.Drivers{"sim": conductor.NewPowerDriver(e.machines.ValidateDriverInfo, e.machines.NodePower)},
 	}
 	if e.deps != nil {

@@ -139,7 +139,13 @@ func (w *job) undeploy(f first) error {
 	if err := w.setPower(wire.PowerOff); err != nil {
 		return w.fail(err)
 	}
-	if err := w.next(provision.EventDone, func(n *wire.Node) { n.InstanceUUID = "" }); err != nil {
+	// Tearing down ends the node's allocation (Ironic's _do_node_tear_down).
+	if a := w.node.AllocationUUID; a != "" {
+		if err := w.c.d.Records.DropAllocation(w.ctx, a); err != nil {
+			return err
+		}
+	}
+	if err := w.next(provision.EventDone, func(n *wire.Node) { n.InstanceUUID, n.AllocationUUID = "", "" }); err != nil {
 		return err
 	}
 	return w.startCleaning()
@@ -603,6 +609,9 @@ func (w *job) inspect() error {
 		cancel()
 	}
 	if err != nil {
+		return w.fail(err)
+	}
+	if err := w.storeInventory(inv); err != nil {
 		return w.fail(err)
 	}
 	w.cleanUpBoot()

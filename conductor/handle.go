@@ -249,6 +249,7 @@ func (w *job) fail(cause error) error {
 	msg := cause.Error()
 	w.c.log.Warn("node failed", "node", w.node.UUID, "state", w.node.ProvisionState, "err", msg)
 	w.cleanUpBoot()
+	w.history(msg, eventType(w.node.ProvisionState))
 	to, ok := provision.FailedState(w.node.ProvisionState)
 	if !ok {
 		return w.update(func(n *wire.Node) { n.LastError = msg })
@@ -348,6 +349,10 @@ func (w *job) power() error {
 	})
 	if readErr == nil {
 		w.powerChanged(before, state)
+	}
+	if err == nil && (setErr != nil || readErr != nil) {
+		// Ironic's node_power_action records its failure with no event type.
+		w.history(w.node.LastError, "UNKNOWN")
 	}
 	return err
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/ironfleet/ironfleet/conductor"
 	"github.com/ironfleet/ironfleet/conductor/ipmi"
 	"github.com/ironfleet/ironfleet/conductor/sim"
+	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
 
@@ -51,7 +52,7 @@ func NewAPI(infra *Infra, drivers conductor.Drivers, cfg APIConfig) (*api.Server
 	nc, rc := infra.NATS, infra.Redis
 	return api.New(api.Deps{
 		Nodes: infra.Inventory, Ports: infra.Inventory, Tasks: infra.Bus, Locks: infra.Locks.WithHolder(api.LockHolder(cfg.Host)),
-		Conductors: infra.Registry, Drivers: drivers, DriverNames: names,
+		Conductors: infra.Registry, Drivers: drivers, DriverNames: names, Records: transport.NewRecords(infra.Inventory),
 		Checks: map[string]api.Checker{
 			"nats": api.CheckFunc(func(context.Context) error {
 				if !nc.IsConnected() {

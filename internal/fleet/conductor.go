@@ -12,6 +12,7 @@ import (
 	"github.com/ironfleet/ironfleet/conductor"
 	"github.com/ironfleet/ironfleet/conductor/ipmi"
 	"github.com/ironfleet/ironfleet/conductor/pxe"
+	"github.com/ironfleet/ironfleet/transport"
 )
 
 // ConductorConfig is one conductor process: the conductor itself, its
@@ -82,6 +83,7 @@ func NewConductor(infra *Infra, cfg ConductorConfig) (*Conductor, error) {
 	c, err := conductor.New(conductor.Deps{
 		Tasks: infra.Bus, Nodes: infra.Inventory, Locks: infra.Locks.WithHolder(cc.Host), Registry: infra.Registry,
 		Leases: redislock.New(infra.Redis), Drivers: drivers, Boot: boot, Handoff: cfg.Handoff,
+		Records: transport.NewRecords(infra.Inventory),
 	}, cc)
 	if err != nil {
 		return nil, err

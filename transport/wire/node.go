@@ -124,6 +124,11 @@ type Node struct {
 	Lessee         string `json:"lessee,omitempty"`
 	AutomatedClean *bool  `json:"automated_clean,omitempty"`
 	Protected      bool   `json:"protected,omitempty"`
+	// Traits are the node's traits (CUSTOM_…, or standard ones).
+	Traits []string `json:"traits,omitempty"`
+	// AllocationUUID names the allocation the node is reserved for; set
+	// and cleared with InstanceUUID by the allocation's owner.
+	AllocationUUID string `json:"allocation_uuid,omitempty"`
 
 	// Bios and Firmware are what the node's bios and firmware interfaces
 	// last reported (Ironic's bios_settings and firmware_information
