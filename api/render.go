@@ -41,7 +41,13 @@ var nodeFieldVersion = map[string]int{
 	"lessee":       65,
 	"network_data": 66,
 	"boot_mode":    75, "secure_boot": 75,
-	"shard": 82,
+	"shard":        82,
+	"parent_node":  83,
+	"service_step": 87,
+	// Fields of versions above MaxVersion: never rendered, and a request
+	// sending one gets 406, as an Ironic that has them answers a request
+	// older than them (ironic/api/controllers/v1/utils.py VERSIONED_FIELDS).
+	"disable_power_off": 95, "instance_name": 104, "health": 109,
 }
 
 // fieldIn reports whether a node field exists at v.
@@ -160,6 +166,8 @@ func renderNode(n wire.Node, reservation, base string, v Version) map[string]any
 		"conductor":              nullable(n.Conductor),
 		"allocation_uuid":        nil,
 		"chassis_uuid":           nil,
+		"parent_node":            nullable(n.ParentNode),
+		"service_step":           map[string]any{},
 		"links":                  links(base, path),
 		"ports":                  links(base, path+"/ports"),
 		"states":                 links(base, path+"/states"),

@@ -275,8 +275,32 @@ type NodeQuery struct {
 	Driver         string              // only nodes with this driver
 	// ConductorGroup, when set, keeps only the nodes of that group ("" is the default group).
 	ConductorGroup *string
-	Maintenance    *bool // only nodes with maintenance on (true) or off (false)
-	Associated     *bool // only nodes with (true) or without (false) an instance_uuid
+	Maintenance    *bool  // only nodes with maintenance on (true) or off (false)
+	Associated     *bool  // only nodes with (true) or without (false) an instance_uuid
+	InstanceUUID   string // only the node with this instance_uuid
+	ResourceClass  string // only nodes of this resource class
+	Fault          string // only nodes with this fault
+	Owner          string // only nodes of this owner
+	Lessee         string // only nodes of this lessee
+	// Project keeps only the nodes whose owner or lessee it is.
+	Project string
+	// Conductor keeps only the nodes whose conductor (wire.Node.Conductor)
+	// is this host.
+	Conductor string
+	// DescriptionContains keeps only the nodes whose description contains it.
+	DescriptionContains string
+	// Shards, when not empty, keeps only the nodes in one of these shards;
+	// ironfleet has no shards, so it keeps none.
+	Shards []string
+	// Sharded keeps the nodes with (true) or without (false) a shard:
+	// ironfleet's nodes are all without.
+	Sharded *bool
+	// Retired keeps the retired (true) or unretired (false) nodes: ironfleet
+	// retires none.
+	Retired *bool
+	// ParentNode, when set, keeps only the children of that node UUID; ""
+	// keeps only the nodes without a parent.
+	ParentNode *string
 	// Marker is the UUID of the last node of the previous page; the page
 	// starts after it in the sort order.
 	Marker string
@@ -359,7 +383,19 @@ func (q NodeQuery) match(n wire.Node) bool {
 		q.Driver != "" && n.Driver != q.Driver,
 		q.ConductorGroup != nil && n.ConductorGroup != *q.ConductorGroup,
 		q.Maintenance != nil && n.Maintenance != *q.Maintenance,
-		q.Associated != nil && (n.InstanceUUID != "") != *q.Associated:
+		q.Associated != nil && (n.InstanceUUID != "") != *q.Associated,
+		q.InstanceUUID != "" && n.InstanceUUID != q.InstanceUUID,
+		q.ResourceClass != "" && n.ResourceClass != q.ResourceClass,
+		q.Fault != "" && n.Fault != q.Fault,
+		q.Owner != "" && n.Owner != q.Owner,
+		q.Lessee != "" && n.Lessee != q.Lessee,
+		q.Project != "" && n.Owner != q.Project && n.Lessee != q.Project,
+		q.Conductor != "" && n.Conductor != q.Conductor,
+		q.DescriptionContains != "" && !strings.Contains(n.Description, q.DescriptionContains),
+		len(q.Shards) > 0, // no node has a shard
+		q.Sharded != nil && *q.Sharded,
+		q.Retired != nil && *q.Retired,
+		q.ParentNode != nil && n.ParentNode != *q.ParentNode:
 		return false
 	}
 	return true
