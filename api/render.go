@@ -214,11 +214,10 @@ func renderPort(p wire.Port, base string, v Version) map[string]any {
 		"portgroup_uuid":        nil,
 		"physical_network":      nil,
 		"is_smartnic":           false,
+		"name":                  nullable(p.Name),
 	}
-	gates := map[string]int{"internal_info": 18, "local_link_connection": 19, "pxe_enabled": 19,
-		"portgroup_uuid": 24, "physical_network": 34, "is_smartnic": 53}
-	for k, min := range gates {
-		if !v.AtLeast(min) {
+	for k := range out {
+		if !portFieldIn(k, v) {
 			delete(out, k)
 		}
 	}

@@ -48,6 +48,8 @@ type Nodes interface {
 type Ports interface {
 	Ports(q transport.PortQuery) ([]wire.Port, error)
 	GetPort(ctx context.Context, uuid string) (wire.Port, error)
+	PortByName(ctx context.Context, name string) (wire.Port, error)
+	PortByMAC(ctx context.Context, mac string) (wire.Port, error)
 	CreatePort(ctx context.Context, p wire.Port) (wire.Port, error)
 	UpdatePort(ctx context.Context, uuid string, fn func(*wire.Port) error) (wire.Port, error)
 	DeletePort(ctx context.Context, uuid string) error

@@ -338,3 +338,148 @@ func TestVirtualMedia(t *testing.T) {
 		})
 	}
 }
+
+// TestPortListQueries checks the port list's fields, filters and sort,
+// with the query Metal3's baremetal-operator sends to find a MAC's node
+// (pkg/provisioner/ironic/ironic.go getPorts/registration: address and
+// fields=node_uuid,uuid,address).
+func TestPortListQueries(t *testing.T) {
+	e := newEnv(t)
+	id := e.createNode("pq-node", nil)
+	other := e.createNode("pq-other", nil)
+	var ports []string
+	for i, n := range []string{id, id, other} {
+		r := e.do(http.MethodPost, "/v1/ports", map[string]any{"node_uuid": n, "address": "52:54:00:dd:00:0" + strconv.Itoa(i)})
+		mustStatus(t, r, http.StatusCreated)
+		ports = append(ports, r.json(t)["uuid"].(string))
+	}
+	r := e.do(http.MethodGet, "/v1/ports?address=52:54:00:DD:00:01&fields=node_uuid,uuid,address", nil, ver(89)...)
+	mustStatus(t, r, http.StatusOK)
+	list := r.json(t)["ports"].([]any)
+	if len(list) != 1 {
+		t.Fatalf("ports %v, want one", list)
+	}
+	if p := list[0].(map[string]any); p["node_uuid"] != id || p["uuid"] != ports[1] || p["address"] != "52:54:00:dd:00:01" || len(p) != 4 {
+		t.Errorf("port %v, want node_uuid, uuid, address and links", p)
+	}
+	count := func(r resp) int { return len(r.json(t)["ports"].([]any)) }
+	tests := []struct {
+		name       string
+		query      string
+		minor      int
+		wantStatus int
+		wantCount  int
+		wantFault  string
+	}{
+		{"all", "", 89, 200, 3, ""},
+		{"by node", "?node=pq-node", 89, 200, 2, ""},
+		{"by node_uuid", "?node_uuid=" + other, 89, 200, 1, ""},
+		{"node and address both apply", "?node=pq-other&address=52:54:00:dd:00:01", 89, 200, 0, ""},
+		{"shard: no node has one", "?shard=s1", 89, 200, 0, ""},
+		{"description_contains: no port has one", "?description_contains=x", 89, 200, 0, ""},
+		{"fields before 1.8", "?fields=uuid", 7, 406, 0, ""},
+		{"name field before 1.88", "?fields=uuid,name", 87, 406, 0, ""},
+		{"unknown field", "?fields=uuid,vlan", 89, 400, 0, `Field(s) "vlan" are not valid`},
+		{"detail", "?detail=true", 89, 200, 3, ""},
+		{"detail before 1.43", "?detail=true", 42, 400, 0, "Invalid query parameter ?detail=true received."},
+		{"portgroup", "?portgroup=pg1", 89, 400, 0, "The portgroup filter is not supported by ironfleet: it has no port groups."},
+		{"portgroup before 1.24", "?portgroup=pg1", 23, 406, 0, ""},
+		{"conductor_groups is 1.99", "?conductor_groups=a", 89, 406, 0, "Request not acceptable. The minimal required API version should be 1.99"},
+		{"shard before 1.82", "?shard=s1", 81, 406, 0, ""},
+		{"bad sort key", "?sort_key=colour", 89, 400, 0, ""},
+		{"sort by a field too new", "?sort_key=name", 87, 406, 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.do(http.MethodGet, "/v1/ports"+tt.query, nil, ver(tt.minor)...)
+			mustStatus(t, r, tt.wantStatus)
+			if tt.wantStatus == 200 && count(r) != tt.wantCount {
+				t.Errorf("%d ports, want %d: %s", count(r), tt.wantCount, r.body)
+			}
+			if tt.wantFault != "" && faultString(t, r) != tt.wantFault {
+				t.Errorf("faultstring %q, want %q", faultString(t, r), tt.wantFault)
+			}
+		})
+	}
+	// Sorting by address, descending.
+	r = e.do(http.MethodGet, "/v1/ports?sort_key=address&sort_dir=desc", nil)
+	mustStatus(t, r, http.StatusOK)
+	var got []string
+	for _, p := range r.json(t)["ports"].([]any) {
+		got = append(got, p.(map[string]any)["uuid"].(string))
+	}
+	if want := []string{ports[2], ports[1], ports[0]}; !slices.Equal(got, want) {
+		t.Errorf("sorted %v, want %v", got, want)
+	}
+	// fields on a port's GET.
+	r = e.do(http.MethodGet, "/v1/ports/"+ports[0]+"?fields=node_uuid", nil)
+	mustStatus(t, r, http.StatusOK)
+	if doc := r.json(t); doc["node_uuid"] != id || len(doc) != 2 {
+		t.Errorf("port fields %v", doc)
+	}
+	// GET /v1/nodes/ (Metal3 with an empty UUID) is the node list, as in
+	// Ironic, where the collection ignores a trailing slash.
+	r = e.do(http.MethodGet, "/v1/nodes/", nil)
+	mustStatus(t, r, http.StatusOK)
+	if _, ok := r.json(t)["nodes"]; !ok {
+		t.Errorf("GET /v1/nodes/: %s", r.body)
+	}
+}
+
+// TestPortNames checks port names (1.88): unique, written at create and
+// by PATCH, a path may name a port by name or MAC, and older versions
+// neither see nor write them.
+func TestPortNames(t *testing.T) {
+	e := newEnv(t)
+	id := e.createNode("pn-node", nil)
+	r := e.do(http.MethodPost, "/v1/ports", map[string]any{"node_uuid": id, "address": "52:54:00:ee:00:01", "name": "eth0"}, ver(88)...)
+	mustStatus(t, r, http.StatusCreated)
+	p1 := r.json(t)
+	if p1["name"] != "eth0" {
+		t.Errorf("created port %v", p1)
+	}
+	r = e.do(http.MethodPost, "/v1/ports", map[string]any{"node_uuid": id, "address": "52:54:00:ee:00:02"})
+	mustStatus(t, r, http.StatusCreated)
+	p2 := r.json(t)["uuid"].(string)
+	tests := []struct {
+		name       string
+		method     string
+		path       string
+		body       any
+		minor      int
+		wantStatus int
+		wantFault  string
+	}{
+		{"by name", http.MethodGet, "/v1/ports/eth0", nil, 89, 200, ""},
+		{"by MAC", http.MethodGet, "/v1/ports/52:54:00:ee:00:01", nil, 89, 200, ""},
+		{"no such name", http.MethodGet, "/v1/ports/eth9", nil, 89, 404, "Port eth9 could not be found."},
+		{"name before 1.88", http.MethodPost, "/v1/ports", map[string]any{"node_uuid": id, "address": "52:54:00:ee:00:03", "name": "eth3"}, 87, 406, ""},
+		{"duplicate name", http.MethodPost, "/v1/ports", map[string]any{"node_uuid": id, "address": "52:54:00:ee:00:03", "name": "eth0"}, 89, 409, "A port with name eth0 already exists."},
+		{"duplicate MAC, new name", http.MethodPost, "/v1/ports", map[string]any{"node_uuid": id, "address": "52:54:00:ee:00:02", "name": "eth4"}, 89, 409, "A port with MAC address 52:54:00:ee:00:02 already exists."},
+		{"a UUID as name", http.MethodPost, "/v1/ports", map[string]any{"node_uuid": id, "address": "52:54:00:ee:00:03", "name": id}, 89, 400, ""},
+		{"a MAC as name", http.MethodPost, "/v1/ports", map[string]any{"node_uuid": id, "address": "52:54:00:ee:00:03", "name": "52:54:00:ee:00:09"}, 89, 400, ""},
+		{"patch to a taken name", http.MethodPatch, "/v1/ports/" + p2, `[{"op":"add","path":"/name","value":"eth0"}]`, 89, 409, "A port with name eth0 already exists."},
+		{"patch name before 1.88", http.MethodPatch, "/v1/ports/" + p2, `[{"op":"add","path":"/name","value":"eth1"}]`, 87, 406, ""},
+		{"patch a name", http.MethodPatch, "/v1/ports/" + p2, `[{"op":"add","path":"/name","value":"eth1"}]`, 89, 200, ""},
+		{"found by its new name", http.MethodGet, "/v1/ports/eth1", nil, 89, 200, ""},
+		{"rename frees the old name", http.MethodPatch, "/v1/ports/eth0", `[{"op":"replace","path":"/name","value":"eth5"}]`, 89, 200, ""},
+		{"old name is gone", http.MethodGet, "/v1/ports/eth0", nil, 89, 404, ""},
+		{"old name is free", http.MethodPatch, "/v1/ports/eth1", `[{"op":"replace","path":"/name","value":"eth0"}]`, 89, 200, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.do(tt.method, tt.path, tt.body, ver(tt.minor)...)
+			mustStatus(t, r, tt.wantStatus)
+			if tt.wantFault != "" && faultString(t, r) != tt.wantFault {
+				t.Errorf("faultstring %q, want %q", faultString(t, r), tt.wantFault)
+			}
+		})
+	}
+	if _, ok := e.do(http.MethodGet, "/v1/ports/"+p2, nil, ver(87)...).json(t)["name"]; ok {
+		t.Errorf("1.87 sees a port name")
+	}
+	// Deleting a port frees its name.
+	mustStatus(t, e.do(http.MethodDelete, "/v1/ports/eth0", nil), http.StatusNoContent)
+	r = e.do(http.MethodPost, "/v1/ports", map[string]any{"node_uuid": id, "address": "52:54:00:ee:00:07", "name": "eth0"})
+	mustStatus(t, r, http.StatusCreated)
+}

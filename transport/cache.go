@@ -329,29 +329,12 @@ var nodeSortKeys = map[string]func(a, b wire.Node) int{
 // An unknown sort key or direction, or a marker that is no node, is
 // ErrInvalid (invalid_input).
 func (inv *Inventory) List(q NodeQuery) ([]wire.Node, error) {
-	if q.SortKey == "" {
-		q.SortKey = "created_at"
-	}
-	by, ok := nodeSortKeys[q.SortKey]
-	if !ok {
-		return nil, wire.Errorf(wire.CodeInvalidInput, "%w: sort key %q: want one of %s", ErrInvalid, q.SortKey, strings.Join(slices.Sorted(maps.Keys(nodeSortKeys)), ", "))
-	}
-	sign := 1
-	switch strings.ToLower(q.SortDir) {
-	case "", "asc":
-	case "desc":
-		sign = -1
-	default:
-		return nil, wire.Errorf(wire.CodeInvalidInput, "%w: sort direction %q: want asc or desc", ErrInvalid, q.SortDir)
+	order, err := sortOrder(nodeSortKeys, q.SortKey, q.SortDir, func(n wire.Node) string { return n.UUID })
+	if err != nil {
+		return nil, err
 	}
 	if q.Limit <= 0 || q.Limit > MaxLimit {
 		q.Limit = MaxLimit
-	}
-	order := func(a, b wire.Node) int {
-		if c := by(a, b); c != 0 {
-			return sign * c
-		}
-		return sign * cmp.Compare(a.UUID, b.UUID)
 	}
 	inv.cache.mu.RLock()
 	var marker *wire.Node
@@ -401,16 +384,65 @@ func (q NodeQuery) match(n wire.Node) bool {
 	return true
 }
 
-// PortQuery selects and pages ports for Ports.
+// PortQuery selects, sorts and pages ports for Ports.
 type PortQuery struct {
 	NodeUUID string // only this node's ports
 	Address  string // only the port with this MAC (any form NormalizeMAC accepts)
 	Marker   string // UUID of the last port of the previous page
 	Limit    int    // 0 or more than MaxLimit means MaxLimit
+	// SortKey is one of created_at (default), updated_at, uuid, address,
+	// name, node_uuid, pxe_enabled.
+	SortKey string
+	// SortDir is asc (default) or desc.
+	SortDir string
 }
 
-// Ports returns one page of the cached ports matching q, ordered by creation
-// time then UUID.
+var portSortKeys = map[string]func(a, b wire.Port) int{
+	"created_at":  func(a, b wire.Port) int { return a.CreatedAt.Compare(b.CreatedAt) },
+	"updated_at":  func(a, b wire.Port) int { return a.UpdatedAt.Compare(b.UpdatedAt) },
+	"uuid":        func(wire.Port, wire.Port) int { return 0 }, // the tie-break is the order
+	"address":     func(a, b wire.Port) int { return cmp.Compare(a.Address, b.Address) },
+	"name":        func(a, b wire.Port) int { return cmp.Compare(a.Name, b.Name) },
+	"node_uuid":   func(a, b wire.Port) int { return cmp.Compare(a.NodeUUID, b.NodeUUID) },
+	"pxe_enabled": func(a, b wire.Port) int { return cmp.Compare(boolInt(a.PXEEnable), boolInt(b.PXEEnable)) },
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// sortOrder is the comparison a list sorts by: key (default created_at)
+// then the UUID, reversed for desc. An unknown key or direction is
+// ErrInvalid (invalid_input).
+func sortOrder[T any](keys map[string]func(a, b T) int, key, dir string, uuid func(T) string) (func(a, b T) int, error) {
+	if key == "" {
+		key = "created_at"
+	}
+	by, ok := keys[key]
+	if !ok {
+		return nil, wire.Errorf(wire.CodeInvalidInput, "%w: sort key %q: want one of %s", ErrInvalid, key, strings.Join(slices.Sorted(maps.Keys(keys)), ", "))
+	}
+	sign := 1
+	switch strings.ToLower(dir) {
+	case "", "asc":
+	case "desc":
+		sign = -1
+	default:
+		return nil, wire.Errorf(wire.CodeInvalidInput, "%w: sort direction %q: want asc or desc", ErrInvalid, dir)
+	}
+	return func(a, b T) int {
+		if c := by(a, b); c != 0 {
+			return sign * c
+		}
+		return sign * cmp.Compare(uuid(a), uuid(b))
+	}, nil
+}
+
+// Ports returns one page of the cached ports matching q, sorted by
+// q.SortKey with the UUID breaking ties.
 func (inv *Inventory) Ports(q PortQuery) ([]wire.Port, error) {
 	if q.Limit <= 0 || q.Limit > MaxLimit {
 		q.Limit = MaxLimit
@@ -422,11 +454,9 @@ func (inv *Inventory) Ports(q PortQuery) ([]wire.Port, error) {
 		}
 		q.Address = m
 	}
-	order := func(a, b wire.Port) int {
-		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.UUID, b.UUID)
+	order, err := sortOrder(portSortKeys, q.SortKey, q.SortDir, func(p wire.Port) string { return p.UUID })
+	if err != nil {
+		return nil, err
 	}
 	inv.cache.mu.RLock()
 	var marker *wire.Port
