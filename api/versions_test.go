@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ironfleet/ironfleet/lock"
+	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
 
@@ -482,4 +483,58 @@ func TestPortNames(t *testing.T) {
 	mustStatus(t, e.do(http.MethodDelete, "/v1/ports/eth0", nil), http.StatusNoContent)
 	r = e.do(http.MethodPost, "/v1/ports", map[string]any{"node_uuid": id, "address": "52:54:00:ee:00:07", "name": "eth0"})
 	mustStatus(t, r, http.StatusCreated)
+}
+
+// TestFleetFields checks fields on conductors (from 1.49, with detail's
+// fields) and drivers (from 1.77), as Ironic's conductor.py and
+// driver.py take it.
+func TestFleetFields(t *testing.T) {
+	e := newEnv(t)
+	runUntilCleanup(t, "conductor registration", func(ctx context.Context) error {
+		return e.reg.Register(ctx, transport.ConductorInfo{Host: "cond-f1", Groups: []string{""}, Drivers: []string{"sim"}})
+	})
+	waitUntil(t, "the conductor registers", func() bool {
+		return strings.Contains(string(e.do(http.MethodGet, "/v1/conductors", nil).body), "cond-f1")
+	})
+	tests := []struct {
+		name       string
+		path       string
+		minor      int
+		wantStatus int
+		wantKeys   []string // of the (first) document, links aside
+	}{
+		{"conductors", "/v1/conductors?fields=hostname,drivers", 89, 200, []string{"drivers", "hostname"}},
+		{"a conductor", "/v1/conductors/cond-f1?fields=alive", 89, 200, []string{"alive"}},
+		{"conductors: unknown field", "/v1/conductors?fields=colour", 89, 400, nil},
+		{"conductors: fields and detail", "/v1/conductors?fields=hostname&detail=true", 89, 400, nil},
+		{"drivers", "/v1/drivers?fields=name", 77, 200, []string{"name"}},
+		{"a driver", "/v1/drivers/sim?fields=name,hosts", 89, 200, []string{"hosts", "name"}},
+		{"drivers before 1.77", "/v1/drivers?fields=name", 76, 406, nil},
+		{"a driver: unknown field", "/v1/drivers/sim?fields=colour", 89, 400, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.do(http.MethodGet, tt.path, nil, ver(tt.minor)...)
+			mustStatus(t, r, tt.wantStatus)
+			if tt.wantKeys == nil {
+				return
+			}
+			doc := r.json(t)
+			for _, list := range []string{"conductors", "drivers"} {
+				if items, ok := doc[list].([]any); ok && strings.HasPrefix(tt.path, "/v1/"+list+"?") {
+					doc = items[0].(map[string]any)
+				}
+			}
+			var keys []string
+			for k := range doc {
+				if k != "links" {
+					keys = append(keys, k)
+				}
+			}
+			slices.Sort(keys)
+			if !slices.Equal(keys, tt.wantKeys) {
+				t.Errorf("keys %v, want %v (%v)", keys, tt.wantKeys, doc)
+			}
+		})
+	}
 }
