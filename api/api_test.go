@@ -31,7 +31,7 @@ func TestVersions(t *testing.T) {
 		{"no header is 1.1", "/v1", "", 200, "1.1", `"nodes"`},
 		{"latest is the maximum", "/v1", "latest", 200, api.MaxVersion.String(), `"lookup"`},
 		{"a version in range", "/v1/nodes", "1.46", 200, "1.46", `"nodes"`},
-		{"above the maximum", "/v1/nodes", "1.99", 406, "", `Version 1.99 was requested but the minor version is not supported by this service. The supported version range is: [1.1, 1.89].`},
+		{"above the maximum", "/v1/nodes", "1.99", 406, "", `Version 1.99 was requested but the minor version is not supported by this service. The supported version range is: [1.1, 1.95].`},
 		{"below the minimum", "/v1/nodes", "1.0", 406, "", "not supported"},
 		{"malformed", "/v1/nodes", "abc", 406, "", "Invalid value for X-OpenStack-Ironic-API-Version header"},
 		{"major 2", "/v1/nodes", "2.1", 406, "", "Invalid value"},

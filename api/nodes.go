@@ -429,6 +429,7 @@ type nodeDoc struct {
 	AutomatedClean    *bool          `json:"automated_clean"`
 	Protected         *bool          `json:"protected"`
 	ParentNode        *string        `json:"parent_node"`
+	DisablePowerOff   *bool          `json:"disable_power_off"`
 
 	BiosInterface       *string `json:"bios_interface"`
 	BootInterface       *string `json:"boot_interface"`
@@ -459,7 +460,7 @@ func (d *nodeDoc) interfaces() map[hardware.Kind]**string {
 // writable are nodeDoc's keys.
 var writable = []string{"name", "description", "driver", "driver_info", "instance_info", "properties", "extra",
 	"instance_uuid", "maintenance", "maintenance_reason", "conductor_group", "resource_class", "owner", "lessee",
-	"automated_clean", "protected", "parent_node",
+	"automated_clean", "protected", "parent_node", "disable_power_off",
 	"bios_interface", "boot_interface", "console_interface", "deploy_interface", "firmware_interface", "inspect_interface",
 	"management_interface", "network_interface", "power_interface", "raid_interface", "rescue_interface",
 	"storage_interface", "vendor_interface"}
@@ -515,6 +516,12 @@ func (s *Server) applyDoc(n *wire.Node, d nodeDoc) error {
 	iu := deref(d.InstanceUUID)
 	if iu != "" && !isUUID(iu) {
 		return badRequest("Expected a UUID for instance_uuid but received %q.", iu)
+	}
+	if deref(d.DisablePowerOff) {
+		// Ironic then never powers the node off: reboots instead of power
+		// cycles in every flow, power off refused. ironfleet's flows power
+		// nodes off, so the only value it can honour is false.
+		return badRequest("disable_power_off is not supported by ironfleet: its deploy, clean and inspect flows power nodes off.")
 	}
 	group := strings.ToLower(deref(d.ConductorGroup))
 	if !groupRe.MatchString(group) {

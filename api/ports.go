@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -242,6 +243,7 @@ func checkPortName(name string) error {
 type portDoc struct {
 	Address    string         `json:"address"`
 	NodeUUID   string         `json:"node_uuid"`
+	NodeIdent  string         `json:"node_ident,omitempty"`
 	Name       *string        `json:"name"`
 	PXEEnabled *bool          `json:"pxe_enabled"`
 	Extra      map[string]any `json:"extra"`
@@ -270,7 +272,7 @@ func (s *Server) createPort(c *gin.Context) {
 		return
 	}
 	for k := range m {
-		if !portFieldIn(k, v) {
+		if !portFieldIn(k, v) || k == "node_ident" && !v.AtLeast(94) {
 			s.fail(c, notAcceptable())
 			return
 		}
@@ -280,8 +282,15 @@ func (s *Server) createPort(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if d.NodeUUID == "" || d.Address == "" {
-		s.fail(c, badRequest("Mandatory fields missing: node_uuid and address are required."))
+	// node_ident (1.94) names the node by UUID or name, in place of
+	// node_uuid: exactly one of them (Ironic's PORT_SCHEMA oneOf).
+	if d.NodeUUID != "" && d.NodeIdent != "" {
+		s.fail(c, badRequest("Only one of node_uuid and node_ident may be given."))
+		return
+	}
+	node := cmp.Or(d.NodeIdent, d.NodeUUID)
+	if node == "" || d.Address == "" {
+		s.fail(c, badRequest("Mandatory fields missing: node_uuid (or node_ident) and address are required."))
 		return
 	}
 	mac, err := transport.NormalizeMAC(d.Address)
@@ -289,7 +298,7 @@ func (s *Server) createPort(c *gin.Context) {
 		s.fail(c, badMAC(d.Address))
 		return
 	}
-	n, err := s.findNode(c, d.NodeUUID)
+	n, err := s.findNode(c, node)
 	if err != nil {
 		s.fail(c, err)
 		return

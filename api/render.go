@@ -41,13 +41,14 @@ var nodeFieldVersion = map[string]int{
 	"lessee":       65,
 	"network_data": 66,
 	"boot_mode":    75, "secure_boot": 75,
-	"shard":        82,
-	"parent_node":  83,
-	"service_step": 87,
+	"shard":             82,
+	"parent_node":       83,
+	"service_step":      87,
+	"disable_power_off": 95,
 	// Fields of versions above MaxVersion: never rendered, and a request
 	// sending one gets 406, as an Ironic that has them answers a request
 	// older than them (ironic/api/controllers/v1/utils.py VERSIONED_FIELDS).
-	"disable_power_off": 95, "instance_name": 104, "health": 109,
+	"instance_name": 104, "health": 109,
 }
 
 // fieldIn reports whether a node field exists at v.
@@ -168,6 +169,7 @@ func renderNode(n wire.Node, reservation, base string, v Version) map[string]any
 		"chassis_uuid":           nil,
 		"parent_node":            nullable(n.ParentNode),
 		"service_step":           map[string]any{},
+		"disable_power_off":      false,
 		"links":                  links(base, path),
 		"ports":                  links(base, path+"/ports"),
 		"states":                 links(base, path+"/states"),

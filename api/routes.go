@@ -58,6 +58,7 @@ func (s *Server) table() []route {
 		{http.MethodDelete, "/v1/nodes/:node/maintenance", "Take a node out of maintenance (202)", write, 0, s.setMaintenance(false)},
 		{http.MethodGet, "/v1/nodes/:node/validate", "Validate a node's driver interfaces", read, 0, s.validateNode},
 		{http.MethodGet, "/v1/nodes/:node/children", "List a node's child nodes (UUIDs)", read, 83, s.listChildren},
+		{http.MethodGet, "/v1/nodes/:node/vmedia", "Show virtual media (no ironfleet driver has it: 400)", read, 93, s.getVmedia},
 		{http.MethodPost, "/v1/nodes/:node/vmedia", "Attach virtual media (no ironfleet driver has it: 400)", write, 89, s.attachVmedia},
 		{http.MethodDelete, "/v1/nodes/:node/vmedia", "Detach virtual media (no ironfleet driver has it: 400)", write, 89, s.detachVmedia},
 		{http.MethodGet, "/v1/nodes/:node/ports", "List a node's ports", read, 0, s.listPorts(false, true)},

@@ -375,8 +375,24 @@ func (s *Server) Handler() http.Handler {
 			}
 			r.URL.RawPath = ""
 		}
+		stripJSONSuffix(r)
 		s.engine.ServeHTTP(w, r)
 	})
+}
+
+// stripJSONSuffix drops a path's ".json" for a request that names a
+// version below 1.91, as Ironic's JsonExtensionMiddleware
+// (ironic/api/middleware/json_ext.py) does: a relic of pecan's content
+// type guessing that 1.91 removed. Without a version header nothing is
+// stripped, as there.
+func stripJSONSuffix(r *http.Request) {
+	p, ok := strings.CutSuffix(r.URL.Path, ".json")
+	if !ok || r.Header.Get(headerVersion) == "" {
+		return
+	}
+	if v, err := parseVersion(r.Header.Get(headerVersion)); err == nil && v.Minor > 0 && !v.AtLeast(91) {
+		r.URL.Path, r.URL.RawPath = p, ""
+	}
 }
 
 // httpServer is the http.Server Serve runs: the Handler with the

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ironfleet/ironfleet/api"
 	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
@@ -64,10 +65,7 @@ func TestVersionedNodeFields(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.field, func(t *testing.T) {
-			below := ver(tt.minor - 1)
-			if tt.minor-1 > 89 {
-				below = ver(89)
-			}
+			below := ver(min(tt.minor-1, api.MaxVersion.Minor))
 			got := e.do(http.MethodGet, "/v1/nodes/"+id, nil, below...).json(t)
 			if _, ok := got[tt.field]; ok {
 				t.Errorf("%s present at %s", tt.field, below[1])
@@ -89,7 +87,7 @@ func TestVersionedNodeFields(t *testing.T) {
 				patch := `[{"op":"add","path":"/` + tt.field + `","value":"x"}]`
 				mustStatus(t, e.do(http.MethodPatch, "/v1/nodes/"+id, patch, below...), http.StatusNotAcceptable)
 			}
-			if tt.minor > 89 {
+			if tt.minor > api.MaxVersion.Minor {
 				return
 			}
 			at := ver(tt.minor)
@@ -317,6 +315,8 @@ func TestVirtualMedia(t *testing.T) {
 		wantStatus int
 		wantFault  string
 	}{
+		{"show before 1.93", http.MethodGet, path, nil, 92, 404, ""},
+		{"show", http.MethodGet, path, nil, 93, 400, "Driver sim does not support get_virtual_media (disabled or not implemented)."},
 		{"attach before 1.89", http.MethodPost, path, attach, 88, 404, ""},
 		{"detach before 1.89", http.MethodDelete, path, nil, 88, 404, ""},
 		{"attach", http.MethodPost, path, attach, 89, 400, "Driver sim does not support attach_virtual_media (disabled or not implemented)."},
@@ -466,6 +466,9 @@ func TestPortNames(t *testing.T) {
 		{"rename frees the old name", http.MethodPatch, "/v1/ports/eth0", `[{"op":"replace","path":"/name","value":"eth5"}]`, 89, 200, ""},
 		{"old name is gone", http.MethodGet, "/v1/ports/eth0", nil, 89, 404, ""},
 		{"old name is free", http.MethodPatch, "/v1/ports/eth1", `[{"op":"replace","path":"/name","value":"eth0"}]`, 89, 200, ""},
+		{"node_ident before 1.94", http.MethodPost, "/v1/ports", map[string]any{"node_ident": "pn-node", "address": "52:54:00:ee:00:0a"}, 93, 406, ""},
+		{"node_ident by name", http.MethodPost, "/v1/ports", map[string]any{"node_ident": "pn-node", "address": "52:54:00:ee:00:0a"}, 94, 201, ""},
+		{"node_ident and node_uuid", http.MethodPost, "/v1/ports", map[string]any{"node_ident": "pn-node", "node_uuid": id, "address": "52:54:00:ee:00:0b"}, 94, 400, "Only one of node_uuid and node_ident may be given."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -535,6 +538,55 @@ func TestFleetFields(t *testing.T) {
 			if !slices.Equal(keys, tt.wantKeys) {
 				t.Errorf("keys %v, want %v (%v)", keys, tt.wantKeys, doc)
 			}
+		})
+	}
+}
+
+// TestDisablePowerOff checks 1.95's disable_power_off: shown as false,
+// false accepted (current Metal3 sends it on every create), true refused,
+// since ironfleet's flows power nodes off.
+func TestDisablePowerOff(t *testing.T) {
+	e := newEnv(t)
+	body := map[string]any{"driver": "sim", "name": "dpo-1", "disable_power_off": false}
+	r := e.do(http.MethodPost, "/v1/nodes", body, ver(95)...)
+	mustStatus(t, r, http.StatusCreated)
+	if got, ok := r.json(t)["disable_power_off"]; !ok || got != false {
+		t.Errorf("disable_power_off %v (present %v), want false", got, ok)
+	}
+	tests := []struct {
+		name       string
+		method     string
+		path       string
+		body       any
+		wantStatus int
+	}{
+		{"create with true", http.MethodPost, "/v1/nodes", map[string]any{"driver": "sim", "disable_power_off": true}, 400},
+		{"patch to true", http.MethodPatch, "/v1/nodes/dpo-1", `[{"op":"replace","path":"/disable_power_off","value":true}]`, 400},
+		{"patch to false", http.MethodPatch, "/v1/nodes/dpo-1", `[{"op":"replace","path":"/disable_power_off","value":false}]`, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.do(tt.method, tt.path, tt.body, ver(95)...)
+			mustStatus(t, r, tt.wantStatus)
+			if tt.wantStatus == 400 && !strings.Contains(faultString(t, r), "disable_power_off") {
+				t.Errorf("faultstring %q does not name disable_power_off", faultString(t, r))
+			}
+		})
+	}
+}
+
+// TestJSONSuffix checks a path's ".json" is dropped below 1.91, as
+// Ironic's JsonExtensionMiddleware does, and kept from 1.91.
+func TestJSONSuffix(t *testing.T) {
+	e := newEnv(t)
+	id := e.createNode("suffix-1", nil)
+	tests := []struct {
+		minor      int
+		wantStatus int
+	}{{90, 200}, {91, 404}}
+	for _, tt := range tests {
+		t.Run("1."+strconv.Itoa(tt.minor), func(t *testing.T) {
+			mustStatus(t, e.do(http.MethodGet, "/v1/nodes/"+id+".json", nil, ver(tt.minor)...), tt.wantStatus)
 		})
 	}
 }

@@ -122,3 +122,14 @@ func (s *Server) detachVmedia(c *gin.Context) {
 	}
 	s.fail(c, noVirtualMedia(n, "detach_virtual_media"))
 }
+
+// getVmedia answers GET /v1/nodes/{node}/vmedia (1.93): refused, as
+// attachVmedia.
+func (s *Server) getVmedia(c *gin.Context) {
+	n, err := s.findNode(c, c.Param("node"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.fail(c, noVirtualMedia(n, "get_virtual_media"))
+}
