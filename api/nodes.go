@@ -219,6 +219,9 @@ func (s *Server) nodeQuery(c *gin.Context, v Version) (transport.NodeQuery, int,
 		}
 	}
 	q.SortKey, q.SortDir = c.Query("sort_key"), c.Query("sort_dir")
+	if q.SortKey != "" && !fieldIn(q.SortKey, v) {
+		return q, 0, notAcceptable() // check_allowed_fields([sort_key]), as Ironic
+	}
 	for _, k := range slices.Sorted(maps.Keys(nodeFilterVersion)) {
 		if _, ok := c.GetQuery(k); ok && !v.AtLeast(nodeFilterVersion[k]) {
 			return q, 0, notAcceptableBefore(nodeFilterVersion[k])

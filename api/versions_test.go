@@ -184,6 +184,8 @@ func TestNodeListFilters(t *testing.T) {
 		{"?parent_node=flt-b", nil},
 		{"?owner=p1", sorted(a)},
 		{"?include_children=true&owner=p1", sorted(a, child)},
+		{"?sort_key=id", sorted(a, b)},
+		{"?sort_key=resource_class&sort_dir=desc", sorted(a, b)},
 	}
 	for _, tt := range tests {
 		t.Run("keeps"+tt.query, func(t *testing.T) {
@@ -218,6 +220,8 @@ func TestNodeListFilters(t *testing.T) {
 		{"?retired=perhaps", 89, 400, ""},
 		{"?include_children=perhaps", 89, 400, ""},
 		{"?chassis_uuid=" + a, 89, 400, "The chassis_uuid filter is not supported by ironfleet."},
+		{"?sort_key=owner", 49, 406, "Request not acceptable."},
+		{"?sort_key=driver_info", 89, 400, ""},
 	}
 	for _, tt := range refused {
 		t.Run("refuses"+tt.query, func(t *testing.T) {

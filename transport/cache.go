@@ -306,8 +306,8 @@ type NodeQuery struct {
 	Marker string
 	// Limit is the page size; 0 or more than MaxLimit means MaxLimit.
 	Limit int
-	// SortKey is one of created_at (default), updated_at, uuid, name,
-	// provision_state, power_state, driver, conductor_group.
+	// SortKey is a key of nodeSortKeys: created_at (default; id, Ironic's
+	// default, is the same order), updated_at, uuid, name, …
 	SortKey string
 	// SortDir is asc (default) or desc.
 	SortDir string
@@ -322,6 +322,20 @@ var nodeSortKeys = map[string]func(a, b wire.Node) int{
 	"power_state":     func(a, b wire.Node) int { return cmp.Compare(a.PowerState, b.PowerState) },
 	"driver":          func(a, b wire.Node) int { return cmp.Compare(a.Driver, b.Driver) },
 	"conductor_group": func(a, b wire.Node) int { return cmp.Compare(a.ConductorGroup, b.ConductorGroup) },
+	// Ironic's default key: its rows' ids grow in creation order.
+	"id":                     func(a, b wire.Node) int { return a.CreatedAt.Compare(b.CreatedAt) },
+	"provision_updated_at":   func(a, b wire.Node) int { return a.ProvisionUpdatedAt.Compare(b.ProvisionUpdatedAt) },
+	"target_provision_state": func(a, b wire.Node) int { return cmp.Compare(a.TargetProvisionState, b.TargetProvisionState) },
+	"target_power_state":     func(a, b wire.Node) int { return cmp.Compare(a.TargetPowerState, b.TargetPowerState) },
+	"instance_uuid":          func(a, b wire.Node) int { return cmp.Compare(a.InstanceUUID, b.InstanceUUID) },
+	"maintenance":            func(a, b wire.Node) int { return cmp.Compare(boolInt(a.Maintenance), boolInt(b.Maintenance)) },
+	"resource_class":         func(a, b wire.Node) int { return cmp.Compare(a.ResourceClass, b.ResourceClass) },
+	"fault":                  func(a, b wire.Node) int { return cmp.Compare(a.Fault, b.Fault) },
+	"owner":                  func(a, b wire.Node) int { return cmp.Compare(a.Owner, b.Owner) },
+	"lessee":                 func(a, b wire.Node) int { return cmp.Compare(a.Lessee, b.Lessee) },
+	"description":            func(a, b wire.Node) int { return cmp.Compare(a.Description, b.Description) },
+	"conductor":              func(a, b wire.Node) int { return cmp.Compare(a.Conductor, b.Conductor) },
+	"parent_node":            func(a, b wire.Node) int { return cmp.Compare(a.ParentNode, b.ParentNode) },
 }
 
 // List returns one page of the cached nodes that match q, sorted by
@@ -390,8 +404,8 @@ type PortQuery struct {
 	Address  string // only the port with this MAC (any form NormalizeMAC accepts)
 	Marker   string // UUID of the last port of the previous page
 	Limit    int    // 0 or more than MaxLimit means MaxLimit
-	// SortKey is one of created_at (default), updated_at, uuid, address,
-	// name, node_uuid, pxe_enabled.
+	// SortKey is one of created_at (default; or id, the same order),
+	// updated_at, uuid, address, name, node_uuid, pxe_enabled.
 	SortKey string
 	// SortDir is asc (default) or desc.
 	SortDir string
@@ -399,6 +413,7 @@ type PortQuery struct {
 
 var portSortKeys = map[string]func(a, b wire.Port) int{
 	"created_at":  func(a, b wire.Port) int { return a.CreatedAt.Compare(b.CreatedAt) },
+	"id":          func(a, b wire.Port) int { return a.CreatedAt.Compare(b.CreatedAt) },
 	"updated_at":  func(a, b wire.Port) int { return a.UpdatedAt.Compare(b.UpdatedAt) },
 	"uuid":        func(wire.Port, wire.Port) int { return 0 }, // the tie-break is the order
 	"address":     func(a, b wire.Port) int { return cmp.Compare(a.Address, b.Address) },

@@ -545,6 +545,8 @@ func TestNodeQueryFilters(t *testing.T) {
 		{"unretired", transport.NodeQuery{Retired: ptr(false)}, []string{"node-0", "node-1", "node-2"}},
 		{"sharded", transport.NodeQuery{Sharded: ptr(true)}, nil},
 		{"in a shard", transport.NodeQuery{Shards: []string{"s1"}}, nil},
+		{"by id, Ironic's default key", transport.NodeQuery{SortKey: "id", SortDir: "desc"}, []string{"node-2", "node-1", "node-0"}},
+		{"by owner", transport.NodeQuery{SortKey: "owner", SortDir: "desc"}, []string{"node-1", "node-2", "node-0"}}, // ties reversed too
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
