@@ -460,7 +460,7 @@ func TestPorts(t *testing.T) {
 	tests := []call{
 		{"duplicate MAC", http.MethodPost, "/v1/ports", map[string]any{"node_uuid": id, "address": "52-54-00-aa-bb-01"}, 409},
 		{"bad MAC", http.MethodPost, "/v1/ports", map[string]any{"node_uuid": id, "address": "not-a-mac"}, 400},
-		{"unknown node", http.MethodPost, "/v1/ports", map[string]any{"node_uuid": "00000000-0000-0000-0000-000000000000", "address": "52:54:00:aa:bb:02"}, 404},
+		{"unknown node", http.MethodPost, "/v1/ports", map[string]any{"node_uuid": "00000000-0000-0000-0000-000000000000", "address": "52:54:00:aa:bb:02"}, 400},
 		{"missing node", http.MethodPost, "/v1/ports", map[string]any{"address": "52:54:00:aa:bb:02"}, 400},
 		{"unknown field", http.MethodPost, "/v1/ports", map[string]any{"node_uuid": id, "address": "52:54:00:aa:bb:02", "vlan": 3}, 400},
 		{"get", http.MethodGet, "/v1/ports/" + pid, nil, 200},

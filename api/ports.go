@@ -299,6 +299,12 @@ func (s *Server) createPort(c *gin.Context) {
 		return
 	}
 	n, err := s.findNode(c, node)
+	if wire.CodeOf(err) == wire.CodeNotFound {
+		// A create naming no node is a bad request, not a missing
+		// resource: Ironic's PortsController.post raises NodeNotFound
+		// with code 400.
+		err = badRequest("Node %s could not be found.", node)
+	}
 	if err != nil {
 		s.fail(c, err)
 		return
