@@ -180,7 +180,7 @@ func (s *Server) answerAllocation(c *gin.Context, a wire.Allocation) {
 			return
 		}
 		var err error
-		if doc, err = pickFields(doc, f, v); err != nil {
+		if doc, err = pickFields(doc, f, v, nil); err != nil {
 			s.fail(c, err)
 			return
 		}
@@ -493,7 +493,7 @@ func (s *Server) patchAllocation(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	patch, err := decodePatch(body, []string{"name", "extra"})
+	patch, err := decodePatch(body, []string{"name", "extra"}, anyVersion)
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -36,6 +36,19 @@ func badRequest(format string, args ...any) error {
 // notAcceptable is ErrNotAcceptable with Ironic's faultstring.
 func notAcceptable() error { return fmt.Errorf("%w", ErrNotAcceptable) }
 
+// notAcceptableBefore is ErrNotAcceptable for a query parameter that
+// needs 1.minor, in the words Ironic's check_allow_filter_by_* use
+// (ironic/api/controllers/v1/utils.py).
+func notAcceptableBefore(minor int) error { return &versionError{minor: minor} }
+
+type versionError struct{ minor int }
+
+func (e *versionError) Error() string {
+	return fmt.Sprintf("Request not acceptable. The minimal required API version should be 1.%d", e.minor)
+}
+
+func (e *versionError) Is(target error) bool { return target == ErrNotAcceptable }
+
 // unavailable marks err (a dependency failing) as a 503.
 func unavailable(what string, err error) error {
 	return wire.Errorf(wire.CodeUnavailable, "%s unavailable: %w", what, err)
@@ -53,6 +66,7 @@ func httpStatus(err error) (int, string) {
 		typ     *json.UnmarshalTypeError
 		netErr  net.Error
 		limit   *LimitError
+		since   *versionError
 	)
 	switch {
 	case errors.As(err, &tooBig):
@@ -65,6 +79,8 @@ func httpStatus(err error) (int, string) {
 		return http.StatusUnauthorized, err.Error()
 	case errors.Is(err, ErrForbidden):
 		return http.StatusForbidden, err.Error()
+	case errors.As(err, &since):
+		return http.StatusNotAcceptable, since.Error()
 	case errors.Is(err, ErrNotAcceptable):
 		return http.StatusNotAcceptable, "Request not acceptable."
 	case errors.As(err, &limit):

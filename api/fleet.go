@@ -59,9 +59,21 @@ func (s *Server) listConductors(c *gin.Context) {
 		return
 	}
 	detail := c.Query("detail") == "true" || c.Query("detail") == "True"
+	fields := c.Query("fields")
+	if detail && fields != "" {
+		s.fail(c, badRequest("Can not specify ?detail=True and fields in the same request."))
+		return
+	}
 	out := make([]map[string]any, 0, len(cs))
 	for _, ci := range cs {
-		out = append(out, renderConductor(ci, s.base(c), detail))
+		doc := renderConductor(ci, s.base(c), detail || fields != "")
+		if fields != "" {
+			if doc, err = pickFields(doc, fields, version(c), nil); err != nil {
+				s.fail(c, err)
+				return
+			}
+		}
+		out = append(out, doc)
 	}
 	c.JSON(http.StatusOK, gin.H{"conductors": out})
 }
@@ -78,7 +90,28 @@ func (s *Server) getConductor(c *gin.Context) {
 		s.fail(c, wire.Errorf(wire.CodeNotFound, "Conductor %s could not be found.", host))
 		return
 	}
-	c.JSON(http.StatusOK, renderConductor(cs[i], s.base(c), true))
+	doc := renderConductor(cs[i], s.base(c), true)
+	if f := c.Query("fields"); f != "" {
+		if doc, err = pickFields(doc, f, version(c), nil); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	c.JSON(http.StatusOK, doc)
+}
+
+// driverFields applies a drivers request's fields parameter, which
+// Ironic takes from 1.77 (_check_allow_driver_fields in
+// ironic/api/controllers/v1/driver.py).
+func driverFields(c *gin.Context, doc map[string]any) (map[string]any, error) {
+	f := c.Query("fields")
+	if f == "" {
+		return doc, nil
+	}
+	if !version(c).AtLeast(77) {
+		return nil, notAcceptable()
+	}
+	return pickFields(doc, f, version(c), nil)
 }
 
 // renderDriver renders a hardware type with the live conductors offering it.
@@ -106,7 +139,12 @@ func (s *Server) listDrivers(c *gin.Context) {
 	}
 	out := make([]map[string]any, 0, len(s.drivers))
 	for _, d := range s.drivers {
-		out = append(out, s.renderDriver(d, s.base(c), cs))
+		doc, err := driverFields(c, s.renderDriver(d, s.base(c), cs))
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		out = append(out, doc)
 	}
 	c.JSON(http.StatusOK, gin.H{"drivers": out})
 }
@@ -122,7 +160,12 @@ func (s *Server) getDriver(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, s.renderDriver(name, s.base(c), cs))
+	doc, err := driverFields(c, s.renderDriver(name, s.base(c), cs))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, doc)
 }
 
 // lockView is one node's lock as GET /v1/locks shows it.

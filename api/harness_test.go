@@ -292,3 +292,10 @@ func runUntilCleanup(t *testing.T, what string, run func(ctx context.Context) er
 		}
 	})
 }
+
+// faultString is the faultstring of an Ironic-format error response.
+func faultString(t *testing.T, r resp) string {
+	t.Helper()
+	s, _ := r.fault(t)["faultstring"].(string)
+	return s
+}

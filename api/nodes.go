@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"github.com/ironfleet/ironfleet/internal/hardware"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -103,7 +104,7 @@ func (s *Server) getNode(c *gin.Context) {
 	v := version(c)
 	out := renderNode(n, s.reservation(c.Request.Context(), n.UUID), s.base(c), v)
 	if f := c.Query("fields"); f != "" {
-		if out, err = pickFields(out, f, v); err != nil {
+		if out, err = pickNodeFields(out, f, v); err != nil {
 			s.fail(c, err)
 			return
 		}
@@ -111,21 +112,57 @@ func (s *Server) getNode(c *gin.Context) {
 	c.JSON(http.StatusOK, out)
 }
 
-// pickFields keeps the fields asked for (plus links), from 1.8.
-func pickFields(doc map[string]any, fields string, v Version) (map[string]any, error) {
+// pickFields keeps the fields asked for (plus links), from 1.8, as
+// Ironic's check_allow_specify_fields, check_allowed_fields and
+// check_for_invalid_fields (ironic/api/controllers/v1/utils.py) do: a
+// field newer than the request is 406, one the resource does not have is
+// 400 naming every such field. since gives each field's microversion (a
+// field absent from it is in every version); the sub-resource links a
+// full rendering carries (ports, states, …) are not fields.
+func pickFields(doc map[string]any, fields string, v Version, since map[string]int, subLinks ...string) (map[string]any, error) {
 	if !v.AtLeast(8) {
 		return nil, notAcceptable()
 	}
+	names := splitFields(fields)
+	for _, f := range names {
+		if min, ok := since[f]; ok && !v.AtLeast(min) {
+			return nil, notAcceptable()
+		}
+	}
 	out := map[string]any{"links": doc["links"]}
-	for f := range strings.SplitSeq(fields, ",") {
-		f = strings.TrimSpace(f)
+	var invalid []string
+	for _, f := range names {
 		val, ok := doc[f]
-		if !ok {
-			return nil, badRequest("Field(s) %q are not valid", f)
+		if !ok || slices.Contains(subLinks, f) {
+			invalid = append(invalid, f)
+			continue
 		}
 		out[f] = val
 	}
+	if len(invalid) > 0 {
+		return nil, badRequest("Field(s) \"%s\" are not valid", strings.Join(invalid, ", "))
+	}
 	return out, nil
+}
+
+// splitFields splits a fields parameter (comma-separated, as Ironic's
+// args.string_list) into names.
+func splitFields(fields string) []string {
+	var out []string
+	for f := range strings.SplitSeq(fields, ",") {
+		if f = strings.TrimSpace(f); f != "" && !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// nodeSubLinks are the links a node carries only when rendered whole.
+var nodeSubLinks = []string{"ports", "states", "portgroups", "volume"}
+
+// pickNodeFields is pickFields for a node.
+func pickNodeFields(doc map[string]any, fields string, v Version) (map[string]any, error) {
+	return pickFields(doc, fields, v, nodeFieldVersion, nodeSubLinks...)
 }
 
 func parseBool(name, s string) (*bool, error) {
@@ -141,11 +178,25 @@ func parseBool(name, s string) (*bool, error) {
 
 // unsupportedFilters are Ironic node filters ironfleet cannot apply:
 // refusing them beats answering an unfiltered list as if filtered.
-var unsupportedFilters = []string{"instance_uuid", "chassis_uuid", "resource_class", "fault", "owner", "lessee",
-	"project", "description_contains", "retired", "shard", "sharded", "conductor", "include_children", "parent_node"}
+// chassis_uuid: there are no chassis here.
+var unsupportedFilters = []string{"chassis_uuid"}
+
+// nodeFilterVersion is the microversion each node list filter appeared in
+// (Ironic's check_allow_filter_by_* and check_allow_child_node_params in
+// ironic/api/controllers/v1/utils.py); a filter absent here is in every
+// version. Older requests get 406, as Ironic answers.
+var nodeFilterVersion = map[string]int{
+	"provision_state": 9, "driver": 16, "resource_class": 21, "fault": 42, "conductor_group": 46,
+	"conductor": 49, "owner": 50, "lessee": 65, "shard": 82, "sharded": 82,
+	"include_children": 83, "parent_node": 83,
+}
+
+// validFaults are the faults Ironic knows (ironic/common/faults.py
+// VALID_FAULTS), in its order: the fault filter accepts only these.
+var validFaults = []string{"power failure", "clean failure", "rescue abort failure", "service failure"}
 
 // nodeQuery reads a list's filters, sort and page from the query string.
-func nodeQuery(c *gin.Context, v Version) (transport.NodeQuery, int, error) {
+func (s *Server) nodeQuery(c *gin.Context, v Version) (transport.NodeQuery, int, error) {
 	var q transport.NodeQuery
 	limit := transport.MaxLimit
 	if l := c.Query("limit"); l != "" {
@@ -168,10 +219,12 @@ func nodeQuery(c *gin.Context, v Version) (transport.NodeQuery, int, error) {
 		}
 	}
 	q.SortKey, q.SortDir = c.Query("sort_key"), c.Query("sort_dir")
-	gated := map[string]int{"provision_state": 9, "driver": 16, "conductor_group": 46}
-	for k, minor := range gated {
-		if c.Query(k) != "" && !v.AtLeast(minor) {
-			return q, 0, notAcceptable()
+	if q.SortKey != "" && !fieldIn(q.SortKey, v) {
+		return q, 0, notAcceptable() // check_allowed_fields([sort_key]), as Ironic
+	}
+	for _, k := range slices.Sorted(maps.Keys(nodeFilterVersion)) {
+		if _, ok := c.GetQuery(k); ok && !v.AtLeast(nodeFilterVersion[k]) {
+			return q, 0, notAcceptableBefore(nodeFilterVersion[k])
 		}
 	}
 	q.ProvisionState = wire.ProvisionState(c.Query("provision_state"))
@@ -180,14 +233,67 @@ func nodeQuery(c *gin.Context, v Version) (transport.NodeQuery, int, error) {
 		g = strings.ToLower(g)
 		q.ConductorGroup = &g
 	}
+	if q.InstanceUUID = strings.ToLower(c.Query("instance_uuid")); q.InstanceUUID != "" && !isUUID(q.InstanceUUID) {
+		return q, 0, badRequest("Expected a UUID for instance_uuid but received %q.", c.Query("instance_uuid"))
+	}
+	q.ResourceClass, q.Owner, q.Lessee, q.Project = c.Query("resource_class"), c.Query("owner"), c.Query("lessee"), c.Query("project")
+	q.Conductor, q.DescriptionContains = c.Query("conductor"), c.Query("description_contains")
+	if q.Fault = c.Query("fault"); q.Fault != "" && !slices.Contains(validFaults, q.Fault) {
+		return q, 0, badRequest("Unrecognized fault %q is specified, allowed faults are ('%s')", q.Fault, strings.Join(validFaults, "', '"))
+	}
+	for sh := range strings.SplitSeq(c.Query("shard"), ",") {
+		if sh = strings.TrimSpace(sh); sh != "" {
+			q.Shards = append(q.Shards, sh)
+		}
+	}
 	var err error
-	if q.Maintenance, err = parseBool("maintenance", c.Query("maintenance")); err != nil {
+	bools := []struct {
+		name string
+		dst  **bool
+	}{{"maintenance", &q.Maintenance}, {"associated", &q.Associated}, {"retired", &q.Retired}, {"sharded", &q.Sharded}}
+	for _, b := range bools {
+		if *b.dst, err = parseBool(b.name, c.Query(b.name)); err != nil {
+			return q, 0, err
+		}
+	}
+	children, err := parseBool("include_children", c.Query("include_children"))
+	if err != nil {
 		return q, 0, err
 	}
-	if q.Associated, err = parseBool("associated", c.Query("associated")); err != nil {
-		return q, 0, err
+	// Ironic lists only the nodes without a parent unless include_children
+	// is true (ironic/db/sqlalchemy/api.py _add_nodes_filters); parent_node
+	// lists that node's children. Unlike Ironic, which drops parent_node
+	// when include_children is true, both apply: a filter sent is a filter
+	// honoured.
+	top := ""
+	switch parent := c.Query("parent_node"); {
+	case parent != "":
+		p, err := s.parentUUID(c.Request.Context(), parent)
+		if err != nil {
+			return q, 0, err
+		}
+		q.ParentNode = &p
+	case children == nil || !*children:
+		q.ParentNode = &top
 	}
 	return q, limit, nil
+}
+
+// parentUUID resolves a parent_node filter: a UUID as given, a name to
+// its node's UUID. A name no node has matches nothing, as in Ironic,
+// where the filter compares the stored UUID.
+func (s *Server) parentUUID(ctx context.Context, ident string) (string, error) {
+	if isUUID(ident) {
+		return strings.ToLower(ident), nil
+	}
+	n, err := s.deps.Nodes.NodeByName(ctx, ident)
+	switch {
+	case wire.CodeOf(err) == wire.CodeNotFound:
+		return ident, nil
+	case err != nil:
+		return "", err
+	}
+	return n.UUID, nil
 }
 
 func (s *Server) listNodes(detail bool) gin.HandlerFunc {
@@ -210,7 +316,14 @@ func (s *Server) listNodes(detail bool) gin.HandlerFunc {
 			s.fail(c, badRequest("Can not specify ?detail=True and fields in the same request."))
 			return
 		}
-		q, limit, err := nodeQuery(c, v)
+		if fields != "" {
+			// Checked once, so that an empty page refuses a bad field too.
+			if _, err := pickNodeFields(renderNode(wire.Node{}, "", "", v), fields, v); err != nil {
+				s.fail(c, err)
+				return
+			}
+		}
+		q, limit, err := s.nodeQuery(c, v)
 		if err != nil {
 			s.fail(c, err)
 			return
@@ -234,7 +347,7 @@ func (s *Server) listNodes(detail bool) gin.HandlerFunc {
 			doc := renderNode(n, held[n.UUID], base, v)
 			switch {
 			case fields != "":
-				if doc, err = pickFields(doc, fields, v); err != nil {
+				if doc, err = pickNodeFields(doc, fields, v); err != nil {
 					s.fail(c, err)
 					return
 				}
@@ -242,7 +355,9 @@ func (s *Server) listNodes(detail bool) gin.HandlerFunc {
 			out = append(out, doc)
 		}
 		body := gin.H{"nodes": out}
-		if len(nodes) == limit && limit > 0 {
+		// One node per instance: Ironic sends no next link for an
+		// instance_uuid query (NodesController._get_nodes_collection).
+		if len(nodes) == limit && limit > 0 && q.InstanceUUID == "" {
 			next := nextURL(base, c.Request.URL, limit, nodes[len(nodes)-1].UUID)
 			// Ironic sends "next"; gophercloud reads only "nodes_links".
 			body["next"] = next
@@ -316,6 +431,8 @@ type nodeDoc struct {
 	Lessee            *string        `json:"lessee"`
 	AutomatedClean    *bool          `json:"automated_clean"`
 	Protected         *bool          `json:"protected"`
+	ParentNode        *string        `json:"parent_node"`
+	DisablePowerOff   *bool          `json:"disable_power_off"`
 
 	BiosInterface       *string `json:"bios_interface"`
 	BootInterface       *string `json:"boot_interface"`
@@ -346,7 +463,7 @@ func (d *nodeDoc) interfaces() map[hardware.Kind]**string {
 // writable are nodeDoc's keys.
 var writable = []string{"name", "description", "driver", "driver_info", "instance_info", "properties", "extra",
 	"instance_uuid", "maintenance", "maintenance_reason", "conductor_group", "resource_class", "owner", "lessee",
-	"automated_clean", "protected",
+	"automated_clean", "protected", "parent_node", "disable_power_off",
 	"bios_interface", "boot_interface", "console_interface", "deploy_interface", "firmware_interface", "inspect_interface",
 	"management_interface", "network_interface", "power_interface", "raid_interface", "rescue_interface",
 	"storage_interface", "vendor_interface"}
@@ -368,7 +485,7 @@ func docOf(n wire.Node) nodeDoc {
 		Extra: orEmpty(n.Extra), InstanceUUID: opt(n.InstanceUUID), Maintenance: &n.Maintenance,
 		MaintenanceReason: opt(n.MaintenanceReason), ConductorGroup: strp(n.ConductorGroup),
 		ResourceClass: opt(n.ResourceClass), Owner: opt(n.Owner), Lessee: opt(n.Lessee),
-		AutomatedClean: n.AutomatedClean, Protected: &n.Protected,
+		AutomatedClean: n.AutomatedClean, Protected: &n.Protected, ParentNode: opt(n.ParentNode),
 	}
 	for k, field := range d.interfaces() {
 		*field = opt(hardware.Of(n, k))
@@ -402,6 +519,12 @@ func (s *Server) applyDoc(n *wire.Node, d nodeDoc) error {
 	iu := deref(d.InstanceUUID)
 	if iu != "" && !isUUID(iu) {
 		return badRequest("Expected a UUID for instance_uuid but received %q.", iu)
+	}
+	if deref(d.DisablePowerOff) {
+		// Ironic then never powers the node off: reboots instead of power
+		// cycles in every flow, power off refused. ironfleet's flows power
+		// nodes off, so the only value it can honour is false.
+		return badRequest("disable_power_off is not supported by ironfleet: its deploy, clean and inspect flows power nodes off.")
 	}
 	group := strings.ToLower(deref(d.ConductorGroup))
 	if !groupRe.MatchString(group) {
@@ -477,15 +600,13 @@ func (s *Server) createNode(c *gin.Context) {
 		n.UUID = strings.ToLower(id)
 		delete(body, "uuid")
 	}
-	var driver string
-	_ = json.Unmarshal(body["driver"], &driver)
+	if err := newerFields(body, v); err != nil {
+		s.fail(c, err)
+		return
+	}
 	for k := range body {
 		if !slices.Contains(writable, k) || k == "maintenance" || k == "maintenance_reason" {
 			s.fail(c, badRequest("Unknown attribute for node: %s.", k))
-			return
-		}
-		if !fieldIn(k, v) {
-			s.fail(c, notAcceptable())
 			return
 		}
 	}
@@ -503,6 +624,10 @@ func (s *Server) createNode(c *gin.Context) {
 		d.ConductorGroup = strp("")
 	}
 	if err := s.applyDoc(&n, d); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := s.linkParent(c.Request.Context(), &n, "", d); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -537,16 +662,78 @@ func (s *Server) syncCache(ctx context.Context) {
 	}
 }
 
-// patchableAt reports whether a JSON pointer names a writable field at v.
+// patchableAt reports whether a JSON pointer names a writable field at v:
+// a field newer than v is 406 before anything else, as Ironic's
+// reject_patch_in_newer_versions (ironic/api/controllers/v1/node.py).
 func patchableAt(path string, v Version) error {
 	top, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
 	top = strings.ReplaceAll(strings.ReplaceAll(top, "~1", "/"), "~0", "~")
-	if !slices.Contains(writable, top) {
-		return badRequest("'/%s' is an internal or read-only attribute and can not be updated.", top)
-	}
 	if !fieldIn(top, v) {
 		return notAcceptable()
 	}
+	if !slices.Contains(writable, top) {
+		return badRequest("'/%s' is an internal or read-only attribute and can not be updated.", top)
+	}
+	return nil
+}
+
+// newerFields applies Ironic's reject_fields_in_newer_versions
+// (ironic/api/controllers/v1/node.py) to a create body: a field newer
+// than v is 406 unless its value is null (or "" for conductor_group),
+// which is its default and is dropped.
+func newerFields(body map[string]json.RawMessage, v Version) error {
+	for k, raw := range body {
+		if fieldIn(k, v) {
+			continue
+		}
+		if val := strings.TrimSpace(string(raw)); val == "null" || k == "conductor_group" && val == `""` {
+			delete(body, k)
+			continue
+		}
+		return notAcceptable()
+	}
+	return nil
+}
+
+// badParent is Ironic's answer to a parent_node that names no node it
+// may link to (authorize_node_link in ironic/api/controllers/v1/utils.py):
+// the same words whether the node is missing or another owner's.
+func badParent(value string) error {
+	return badRequest("Unable to apply the requested parent_node '%s'. Requested value was invalid.", value)
+}
+
+// linkParent sets n's parent from d: the node named (by UUID or name)
+// must exist, have n's owner and not be n. A value unchanged from
+// before (the parent's UUID) is kept without a lookup, so a PATCH of
+// other fields does not fail on a parent deleted since.
+func (s *Server) linkParent(ctx context.Context, n *wire.Node, before string, d nodeDoc) error {
+	ident := deref(d.ParentNode)
+	switch {
+	case ident == "":
+		n.ParentNode = ""
+		return nil
+	case strings.EqualFold(ident, before):
+		n.ParentNode = before
+		return nil
+	}
+	var (
+		p   wire.Node
+		err error
+	)
+	if isUUID(ident) {
+		p, err = s.deps.Nodes.Get(ctx, strings.ToLower(ident))
+	} else {
+		p, err = s.deps.Nodes.NodeByName(ctx, ident)
+	}
+	switch {
+	case wire.CodeOf(err) == wire.CodeNotFound:
+		return badParent(ident)
+	case err != nil:
+		return err
+	case p.UUID == n.UUID, p.Owner != n.Owner:
+		return badParent(ident)
+	}
+	n.ParentNode = p.UUID
 	return nil
 }
 
@@ -683,7 +870,11 @@ func (s *Server) patchNode(c *gin.Context) {
 			if err != nil {
 				return err
 			}
+			parent := cur.ParentNode
 			if err := s.applyDoc(cur, d); err != nil {
+				return err
+			}
+			if err := s.linkParent(ctx, cur, parent, d); err != nil {
 				return err
 			}
 			drop, err = instanceChange(before, cur)
@@ -696,6 +887,11 @@ func (s *Server) patchNode(c *gin.Context) {
 	})
 	if errors.Is(err, transport.ErrExists) {
 		err = wire.Errorf(wire.CodeConflict, "A node with name %s already exists.", n.Name)
+	}
+	// The client reads the refusal itself, not the store's "update node"
+	// context around it.
+	if bad := (*wire.Error)(nil); errors.As(err, &bad) && bad.Code() == wire.CodeInvalidInput {
+		err = bad
 	}
 	if err != nil {
 		s.fail(c, err)

@@ -120,7 +120,7 @@ func pickAll(docs []map[string]any, fields string, v Version) ([]map[string]any,
 	}
 	out := make([]map[string]any, 0, len(docs))
 	for _, d := range docs {
-		p, err := pickFields(d, fields, v)
+		p, err := pickFields(d, fields, v, nil)
 		if err != nil {
 			return nil, err
 		}

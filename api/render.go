@@ -41,7 +41,14 @@ var nodeFieldVersion = map[string]int{
 	"lessee":       65,
 	"network_data": 66,
 	"boot_mode":    75, "secure_boot": 75,
-	"shard": 82,
+	"shard":             82,
+	"parent_node":       83,
+	"service_step":      87,
+	"disable_power_off": 95,
+	// Fields of versions above MaxVersion: never rendered, and a request
+	// sending one gets 406, as an Ironic that has them answers a request
+	// older than them (ironic/api/controllers/v1/utils.py VERSIONED_FIELDS).
+	"instance_name": 104, "health": 109,
 }
 
 // fieldIn reports whether a node field exists at v.
@@ -160,6 +167,9 @@ func renderNode(n wire.Node, reservation, base string, v Version) map[string]any
 		"conductor":              nullable(n.Conductor),
 		"allocation_uuid":        nullable(n.AllocationUUID),
 		"chassis_uuid":           nil,
+		"parent_node":            nullable(n.ParentNode),
+		"service_step":           map[string]any{},
+		"disable_power_off":      false,
 		"links":                  links(base, path),
 		"ports":                  links(base, path+"/ports"),
 		"states":                 links(base, path+"/states"),
@@ -206,11 +216,10 @@ func renderPort(p wire.Port, base string, v Version) map[string]any {
 		"portgroup_uuid":        nil,
 		"physical_network":      nil,
 		"is_smartnic":           false,
+		"name":                  nullable(p.Name),
 	}
-	gates := map[string]int{"internal_info": 18, "local_link_connection": 19, "pxe_enabled": 19,
-		"portgroup_uuid": 24, "physical_network": 34, "is_smartnic": 53}
-	for k, min := range gates {
-		if !v.AtLeast(min) {
+	for k := range out {
+		if !portFieldIn(k, v) {
 			delete(out, k)
 		}
 	}

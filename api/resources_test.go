@@ -31,13 +31,6 @@ func (e *env) setNode(uuid string, fn func(n *wire.Node)) {
 	}
 }
 
-// faultString is an error answer's faultstring.
-func faultString(t *testing.T, r resp) string {
-	t.Helper()
-	s, _ := r.fault(t)["faultstring"].(string)
-	return s
-}
-
 // run sends each call and checks its status (and, when want is set, that
 // the body or faultstring contains it).
 func (e *env) run(t *testing.T, calls []call, version string, want map[string]string) {

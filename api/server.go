@@ -48,6 +48,8 @@ type Nodes interface {
 type Ports interface {
 	Ports(q transport.PortQuery) ([]wire.Port, error)
 	GetPort(ctx context.Context, uuid string) (wire.Port, error)
+	PortByName(ctx context.Context, name string) (wire.Port, error)
+	PortByMAC(ctx context.Context, mac string) (wire.Port, error)
 	CreatePort(ctx context.Context, p wire.Port) (wire.Port, error)
 	UpdatePort(ctx context.Context, uuid string, fn func(*wire.Port) error) (wire.Port, error)
 	DeletePort(ctx context.Context, uuid string) error
@@ -376,8 +378,24 @@ func (s *Server) Handler() http.Handler {
 			}
 			r.URL.RawPath = ""
 		}
+		stripJSONSuffix(r)
 		s.engine.ServeHTTP(w, r)
 	})
+}
+
+// stripJSONSuffix drops a path's ".json" for a request that names a
+// version below 1.91, as Ironic's JsonExtensionMiddleware
+// (ironic/api/middleware/json_ext.py) does: a relic of pecan's content
+// type guessing that 1.91 removed. Without a version header nothing is
+// stripped, as there.
+func stripJSONSuffix(r *http.Request) {
+	p, ok := strings.CutSuffix(r.URL.Path, ".json")
+	if !ok || r.Header.Get(headerVersion) == "" {
+		return
+	}
+	if v, err := parseVersion(r.Header.Get(headerVersion)); err == nil && v.Minor > 0 && !v.AtLeast(91) {
+		r.URL.Path, r.URL.RawPath = p, ""
+	}
 }
 
 // httpServer is the http.Server Serve runs: the Handler with the

@@ -206,7 +206,7 @@ func (s *Server) getTemplate(c *gin.Context) {
 	}
 	doc := renderTemplate(t, s.base(c))
 	if f := c.Query("fields"); f != "" {
-		if doc, err = pickFields(doc, f, version(c)); err != nil {
+		if doc, err = pickFields(doc, f, version(c), nil); err != nil {
 			s.fail(c, err)
 			return
 		}
@@ -267,7 +267,7 @@ func (s *Server) patchTemplate(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	patch, err := decodePatch(body, []string{"name", "steps", "extra"})
+	patch, err := decodePatch(body, []string{"name", "steps", "extra"}, anyVersion)
 	if err != nil {
 		s.fail(c, err)
 		return

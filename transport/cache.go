@@ -275,15 +275,39 @@ type NodeQuery struct {
 	Driver         string              // only nodes with this driver
 	// ConductorGroup, when set, keeps only the nodes of that group ("" is the default group).
 	ConductorGroup *string
-	Maintenance    *bool // only nodes with maintenance on (true) or off (false)
-	Associated     *bool // only nodes with (true) or without (false) an instance_uuid
+	Maintenance    *bool  // only nodes with maintenance on (true) or off (false)
+	Associated     *bool  // only nodes with (true) or without (false) an instance_uuid
+	InstanceUUID   string // only the node with this instance_uuid
+	ResourceClass  string // only nodes of this resource class
+	Fault          string // only nodes with this fault
+	Owner          string // only nodes of this owner
+	Lessee         string // only nodes of this lessee
+	// Project keeps only the nodes whose owner or lessee it is.
+	Project string
+	// Conductor keeps only the nodes whose conductor (wire.Node.Conductor)
+	// is this host.
+	Conductor string
+	// DescriptionContains keeps only the nodes whose description contains it.
+	DescriptionContains string
+	// Shards, when not empty, keeps only the nodes in one of these shards;
+	// ironfleet has no shards, so it keeps none.
+	Shards []string
+	// Sharded keeps the nodes with (true) or without (false) a shard:
+	// ironfleet's nodes are all without.
+	Sharded *bool
+	// Retired keeps the retired (true) or unretired (false) nodes: ironfleet
+	// retires none.
+	Retired *bool
+	// ParentNode, when set, keeps only the children of that node UUID; ""
+	// keeps only the nodes without a parent.
+	ParentNode *string
 	// Marker is the UUID of the last node of the previous page; the page
 	// starts after it in the sort order.
 	Marker string
 	// Limit is the page size; 0 or more than MaxLimit means MaxLimit.
 	Limit int
-	// SortKey is one of created_at (default), updated_at, uuid, name,
-	// provision_state, power_state, driver, conductor_group.
+	// SortKey is a key of nodeSortKeys: created_at (default; id, Ironic's
+	// default, is the same order), updated_at, uuid, name, …
 	SortKey string
 	// SortDir is asc (default) or desc.
 	SortDir string
@@ -298,6 +322,20 @@ var nodeSortKeys = map[string]func(a, b wire.Node) int{
 	"power_state":     func(a, b wire.Node) int { return cmp.Compare(a.PowerState, b.PowerState) },
 	"driver":          func(a, b wire.Node) int { return cmp.Compare(a.Driver, b.Driver) },
 	"conductor_group": func(a, b wire.Node) int { return cmp.Compare(a.ConductorGroup, b.ConductorGroup) },
+	// Ironic's default key: its rows' ids grow in creation order.
+	"id":                     func(a, b wire.Node) int { return a.CreatedAt.Compare(b.CreatedAt) },
+	"provision_updated_at":   func(a, b wire.Node) int { return a.ProvisionUpdatedAt.Compare(b.ProvisionUpdatedAt) },
+	"target_provision_state": func(a, b wire.Node) int { return cmp.Compare(a.TargetProvisionState, b.TargetProvisionState) },
+	"target_power_state":     func(a, b wire.Node) int { return cmp.Compare(a.TargetPowerState, b.TargetPowerState) },
+	"instance_uuid":          func(a, b wire.Node) int { return cmp.Compare(a.InstanceUUID, b.InstanceUUID) },
+	"maintenance":            func(a, b wire.Node) int { return cmp.Compare(boolInt(a.Maintenance), boolInt(b.Maintenance)) },
+	"resource_class":         func(a, b wire.Node) int { return cmp.Compare(a.ResourceClass, b.ResourceClass) },
+	"fault":                  func(a, b wire.Node) int { return cmp.Compare(a.Fault, b.Fault) },
+	"owner":                  func(a, b wire.Node) int { return cmp.Compare(a.Owner, b.Owner) },
+	"lessee":                 func(a, b wire.Node) int { return cmp.Compare(a.Lessee, b.Lessee) },
+	"description":            func(a, b wire.Node) int { return cmp.Compare(a.Description, b.Description) },
+	"conductor":              func(a, b wire.Node) int { return cmp.Compare(a.Conductor, b.Conductor) },
+	"parent_node":            func(a, b wire.Node) int { return cmp.Compare(a.ParentNode, b.ParentNode) },
 }
 
 // List returns one page of the cached nodes that match q, sorted by
@@ -305,29 +343,12 @@ var nodeSortKeys = map[string]func(a, b wire.Node) int{
 // An unknown sort key or direction, or a marker that is no node, is
 // ErrInvalid (invalid_input).
 func (inv *Inventory) List(q NodeQuery) ([]wire.Node, error) {
-	if q.SortKey == "" {
-		q.SortKey = "created_at"
-	}
-	by, ok := nodeSortKeys[q.SortKey]
-	if !ok {
-		return nil, wire.Errorf(wire.CodeInvalidInput, "%w: sort key %q: want one of %s", ErrInvalid, q.SortKey, strings.Join(slices.Sorted(maps.Keys(nodeSortKeys)), ", "))
-	}
-	sign := 1
-	switch strings.ToLower(q.SortDir) {
-	case "", "asc":
-	case "desc":
-		sign = -1
-	default:
-		return nil, wire.Errorf(wire.CodeInvalidInput, "%w: sort direction %q: want asc or desc", ErrInvalid, q.SortDir)
+	order, err := sortOrder(nodeSortKeys, q.SortKey, q.SortDir, func(n wire.Node) string { return n.UUID })
+	if err != nil {
+		return nil, err
 	}
 	if q.Limit <= 0 || q.Limit > MaxLimit {
 		q.Limit = MaxLimit
-	}
-	order := func(a, b wire.Node) int {
-		if c := by(a, b); c != 0 {
-			return sign * c
-		}
-		return sign * cmp.Compare(a.UUID, b.UUID)
 	}
 	inv.cache.mu.RLock()
 	var marker *wire.Node
@@ -359,22 +380,84 @@ func (q NodeQuery) match(n wire.Node) bool {
 		q.Driver != "" && n.Driver != q.Driver,
 		q.ConductorGroup != nil && n.ConductorGroup != *q.ConductorGroup,
 		q.Maintenance != nil && n.Maintenance != *q.Maintenance,
-		q.Associated != nil && (n.InstanceUUID != "") != *q.Associated:
+		q.Associated != nil && (n.InstanceUUID != "") != *q.Associated,
+		q.InstanceUUID != "" && n.InstanceUUID != q.InstanceUUID,
+		q.ResourceClass != "" && n.ResourceClass != q.ResourceClass,
+		q.Fault != "" && n.Fault != q.Fault,
+		q.Owner != "" && n.Owner != q.Owner,
+		q.Lessee != "" && n.Lessee != q.Lessee,
+		q.Project != "" && n.Owner != q.Project && n.Lessee != q.Project,
+		q.Conductor != "" && n.Conductor != q.Conductor,
+		q.DescriptionContains != "" && !strings.Contains(n.Description, q.DescriptionContains),
+		len(q.Shards) > 0, // no node has a shard
+		q.Sharded != nil && *q.Sharded,
+		q.Retired != nil && *q.Retired,
+		q.ParentNode != nil && n.ParentNode != *q.ParentNode:
 		return false
 	}
 	return true
 }
 
-// PortQuery selects and pages ports for Ports.
+// PortQuery selects, sorts and pages ports for Ports.
 type PortQuery struct {
 	NodeUUID string // only this node's ports
 	Address  string // only the port with this MAC (any form NormalizeMAC accepts)
 	Marker   string // UUID of the last port of the previous page
 	Limit    int    // 0 or more than MaxLimit means MaxLimit
+	// SortKey is one of created_at (default; or id, the same order),
+	// updated_at, uuid, address, name, node_uuid, pxe_enabled.
+	SortKey string
+	// SortDir is asc (default) or desc.
+	SortDir string
 }
 
-// Ports returns one page of the cached ports matching q, ordered by creation
-// time then UUID.
+var portSortKeys = map[string]func(a, b wire.Port) int{
+	"created_at":  func(a, b wire.Port) int { return a.CreatedAt.Compare(b.CreatedAt) },
+	"id":          func(a, b wire.Port) int { return a.CreatedAt.Compare(b.CreatedAt) },
+	"updated_at":  func(a, b wire.Port) int { return a.UpdatedAt.Compare(b.UpdatedAt) },
+	"uuid":        func(wire.Port, wire.Port) int { return 0 }, // the tie-break is the order
+	"address":     func(a, b wire.Port) int { return cmp.Compare(a.Address, b.Address) },
+	"name":        func(a, b wire.Port) int { return cmp.Compare(a.Name, b.Name) },
+	"node_uuid":   func(a, b wire.Port) int { return cmp.Compare(a.NodeUUID, b.NodeUUID) },
+	"pxe_enabled": func(a, b wire.Port) int { return cmp.Compare(boolInt(a.PXEEnable), boolInt(b.PXEEnable)) },
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// sortOrder is the comparison a list sorts by: key (default created_at)
+// then the UUID, reversed for desc. An unknown key or direction is
+// ErrInvalid (invalid_input).
+func sortOrder[T any](keys map[string]func(a, b T) int, key, dir string, uuid func(T) string) (func(a, b T) int, error) {
+	if key == "" {
+		key = "created_at"
+	}
+	by, ok := keys[key]
+	if !ok {
+		return nil, wire.Errorf(wire.CodeInvalidInput, "%w: sort key %q: want one of %s", ErrInvalid, key, strings.Join(slices.Sorted(maps.Keys(keys)), ", "))
+	}
+	sign := 1
+	switch strings.ToLower(dir) {
+	case "", "asc":
+	case "desc":
+		sign = -1
+	default:
+		return nil, wire.Errorf(wire.CodeInvalidInput, "%w: sort direction %q: want asc or desc", ErrInvalid, dir)
+	}
+	return func(a, b T) int {
+		if c := by(a, b); c != 0 {
+			return sign * c
+		}
+		return sign * cmp.Compare(uuid(a), uuid(b))
+	}, nil
+}
+
+// Ports returns one page of the cached ports matching q, sorted by
+// q.SortKey with the UUID breaking ties.
 func (inv *Inventory) Ports(q PortQuery) ([]wire.Port, error) {
 	if q.Limit <= 0 || q.Limit > MaxLimit {
 		q.Limit = MaxLimit
@@ -386,11 +469,9 @@ func (inv *Inventory) Ports(q PortQuery) ([]wire.Port, error) {
 		}
 		q.Address = m
 	}
-	order := func(a, b wire.Port) int {
-		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.UUID, b.UUID)
+	order, err := sortOrder(portSortKeys, q.SortKey, q.SortDir, func(p wire.Port) string { return p.UUID })
+	if err != nil {
+		return nil, err
 	}
 	inv.cache.mu.RLock()
 	var marker *wire.Port

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -26,7 +27,8 @@ const (
 	// PortsBucket holds one wire.Port (JSON) per key, the key being the port UUID.
 	PortsBucket = "ifl_ports"
 	// IndexBucket holds the unique indexes: "mac.<12 hex digits>" → the
-	// port and node owning that MAC, "name.<hex of the name>" → node UUID.
+	// port and node owning that MAC, "name.<hex of the name>" → node UUID,
+	// "portname.<hex of the name>" → port UUID.
 	IndexBucket = "ifl_index"
 )
 
@@ -37,6 +39,10 @@ var (
 	ErrNotFound = errors.New("transport: not found")
 	// ErrExists: a node name, node UUID, port UUID or MAC already taken (conflict).
 	ErrExists = errors.New("transport: already exists")
+	// ErrMACTaken: the MAC of a port written is another port's (conflict);
+	// it comes wrapped with ErrExists, and tells a MAC collision from a
+	// port name's.
+	ErrMACTaken = errors.New("transport: MAC address taken")
 	// ErrStaleFence: a write carrying a fencing token older than the last
 	// one the node accepted (conflict). The writer has lost the node's lock.
 	ErrStaleFence = errors.New("transport: stale fencing token")
@@ -223,6 +229,8 @@ const staleIndexAfter = 10 * time.Second
 
 func nameKey(name string) string { return "name." + hex.EncodeToString([]byte(name)) }
 
+func portNameKey(name string) string { return "portname." + hex.EncodeToString([]byte(name)) }
+
 func macKey(mac string) string { return "mac." + strings.ReplaceAll(mac, ":", "") }
 
 // NormalizeMAC parses a 48-bit MAC address in any form net.ParseMAC accepts
@@ -334,50 +342,81 @@ func (inv *Inventory) CreateNode(ctx context.Context, n wire.Node) (wire.Node, e
 	return n, nil
 }
 
-// claimName creates the name index entry, or fails with ErrExists. An entry
-// pointing at a node that no longer has that name is stale and taken over.
+// claimName creates the node name index entry, or fails with ErrExists.
+// An entry pointing at a node that no longer has that name is stale and
+// taken over.
 func (inv *Inventory) claimName(ctx context.Context, name, uuid string) error {
+	return inv.claimIndex(ctx, nameKey(name), uuid, "node name "+strconv.Quote(name), func(owner string) bool {
+		on, _, err := inv.getNode(ctx, owner)
+		return !errors.Is(err, ErrNotFound) && (err != nil || on.Name == name)
+	})
+}
+
+// claimPortName is claimName for a port's name.
+func (inv *Inventory) claimPortName(ctx context.Context, name, uuid string) error {
+	return inv.claimIndex(ctx, portNameKey(name), uuid, "port name "+strconv.Quote(name), func(owner string) bool {
+		op, _, err := inv.getPort(ctx, owner)
+		return !errors.Is(err, ErrNotFound) && (err != nil || op.Name == name)
+	})
+}
+
+// claimIndex creates a unique index entry key → id, or fails with
+// ErrExists naming what. An entry whose owner no longer holds the value
+// (held says whether it does; a record that cannot be read holds it) is
+// stale, and taken over once old enough that it cannot be a create or
+// rename still under way.
+func (inv *Inventory) claimIndex(ctx context.Context, key, id, what string, held func(owner string) bool) error {
 	for range 3 {
-		_, err := inv.index.Create(ctx, nameKey(name), []byte(uuid))
+		_, err := inv.index.Create(ctx, key, []byte(id))
 		if err == nil {
 			return nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return kvErr("claim name", err)
+			return kvErr("claim "+what, err)
 		}
-		e, gerr := inv.index.Get(ctx, nameKey(name))
+		e, gerr := inv.index.Get(ctx, key)
 		if errors.Is(gerr, jetstream.ErrKeyNotFound) || errors.Is(gerr, jetstream.ErrKeyDeleted) {
 			continue
 		}
 		if gerr != nil {
-			return kvErr("claim name", gerr)
+			return kvErr("claim "+what, gerr)
 		}
 		owner := string(e.Value())
-		if owner == uuid {
+		if owner == id {
 			return nil
 		}
-		// The entry is stale when its node is gone or renamed, and old
-		// enough that it cannot be a create or rename still under way.
-		on, _, oerr := inv.getNode(ctx, owner)
-		stale := (errors.Is(oerr, ErrNotFound) || oerr == nil && on.Name != name) && time.Since(e.Created()) > staleIndexAfter
-		if !stale {
-			return wire.Errorf(wire.CodeConflict, "%w: node name %q is taken by %s", ErrExists, name, owner)
+		if held(owner) || time.Since(e.Created()) <= staleIndexAfter {
+			return wire.Errorf(wire.CodeConflict, "%w: %s is taken by %s", ErrExists, what, owner)
 		}
-		if _, err := inv.index.Update(ctx, nameKey(name), []byte(uuid), e.Revision()); err == nil {
+		if _, err := inv.index.Update(ctx, key, []byte(id), e.Revision()); err == nil {
 			return nil
 		}
 	}
-	return wire.Errorf(wire.CodeConflict, "%w: node name %q: %w", ErrExists, name, ErrCASExhausted)
+	return wire.Errorf(wire.CodeConflict, "%w: %s: %w", ErrExists, what, ErrCASExhausted)
 }
 
-// releaseName removes the name index entry if it still points at uuid.
+// releaseName removes the node name index entry if it still points at uuid.
 func (inv *Inventory) releaseName(ctx context.Context, name, uuid string) {
-	e, err := inv.index.Get(ctx, nameKey(name))
-	if err != nil || string(e.Value()) != uuid {
+	inv.releaseIndex(ctx, nameKey(name), uuid, "node name")
+}
+
+// releasePortName removes the port name index entry, if any, if it still
+// points at uuid.
+func (inv *Inventory) releasePortName(ctx context.Context, name, uuid string) {
+	if name != "" {
+		inv.releaseIndex(ctx, portNameKey(name), uuid, "port name")
+	}
+}
+
+// releaseIndex deletes the index entry key if it still points at id; a
+// failure leaves a stale entry that the next claim takes over.
+func (inv *Inventory) releaseIndex(ctx context.Context, key, id, what string) {
+	e, err := inv.index.Get(ctx, key)
+	if err != nil || string(e.Value()) != id {
 		return
 	}
-	if err := inv.index.Delete(ctx, nameKey(name), jetstream.LastRevision(e.Revision())); err != nil {
-		inv.log.Warn("cannot release node name; the next claim takes it over", "name", name, "err", err)
+	if err := inv.index.Delete(ctx, key, jetstream.LastRevision(e.Revision())); err != nil {
+		inv.log.Warn("cannot release "+what+"; the next claim takes it over", "key", key, "err", err)
 	}
 }
 
@@ -533,8 +572,15 @@ func (inv *Inventory) CreatePort(ctx context.Context, p wire.Port) (wire.Port, e
 	if err := inv.claimMAC(ctx, mac, p.NodeUUID, p.UUID); err != nil {
 		return wire.Port{}, err
 	}
+	if p.Name != "" {
+		if err := inv.claimPortName(ctx, p.Name, p.UUID); err != nil {
+			inv.releaseMAC(ctx, mac, p.UUID)
+			return wire.Port{}, err
+		}
+	}
 	if _, err := inv.ports.Create(ctx, p.UUID, data); err != nil {
 		inv.releaseMAC(ctx, mac, p.UUID)
+		inv.releasePortName(ctx, p.Name, p.UUID)
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			return wire.Port{}, wire.Errorf(wire.CodeConflict, "%w: port %s", ErrExists, p.UUID)
 		}
@@ -552,7 +598,7 @@ func (inv *Inventory) claimMAC(ctx context.Context, mac, node, port string) erro
 	v, _ := json.Marshal(macEntry{Node: node, Port: port})
 	_, err := inv.index.Create(ctx, macKey(mac), v)
 	if errors.Is(err, jetstream.ErrKeyExists) {
-		return wire.Errorf(wire.CodeConflict, "%w: MAC %s is already a port", ErrExists, mac)
+		return wire.Errorf(wire.CodeConflict, "%w: %w: MAC %s is already a port", ErrExists, ErrMACTaken, mac)
 	}
 	if err != nil {
 		return kvErr("claim MAC", err)
@@ -618,21 +664,37 @@ func (inv *Inventory) UpdatePort(ctx context.Context, uuid string, fn func(*wire
 				return wire.Port{}, err
 			}
 		}
-		_, err = inv.ports.Update(ctx, uuid, data, rev)
-		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+		renamed := p.Name != old.Name
+		if renamed && p.Name != "" {
+			if err := inv.claimPortName(ctx, p.Name, p.UUID); err != nil {
+				if moved {
+					inv.releaseMAC(ctx, p.Address, p.UUID)
+				}
+				return wire.Port{}, err
+			}
+		}
+		undo := func() {
 			if moved {
 				inv.releaseMAC(ctx, p.Address, p.UUID)
 			}
+			if renamed {
+				inv.releasePortName(ctx, p.Name, p.UUID)
+			}
+		}
+		_, err = inv.ports.Update(ctx, uuid, data, rev)
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+			undo()
 			continue
 		}
 		if err != nil {
-			if moved {
-				inv.releaseMAC(ctx, p.Address, p.UUID)
-			}
+			undo()
 			return wire.Port{}, kvErr("update port "+uuid, err)
 		}
 		if moved {
 			inv.releaseMAC(ctx, old.Address, p.UUID)
+		}
+		if renamed {
+			inv.releasePortName(ctx, old.Name, p.UUID)
 		}
 		return p, nil
 	}
@@ -652,7 +714,48 @@ func (inv *Inventory) DeletePort(ctx context.Context, uuid string) error {
 		return kvErr("delete port "+uuid, err)
 	}
 	inv.releaseMAC(ctx, p.Address, uuid)
+	inv.releasePortName(ctx, p.Name, uuid)
 	return nil
+}
+
+// PortByName reads the port with a name through the name index.
+func (inv *Inventory) PortByName(ctx context.Context, name string) (wire.Port, error) {
+	if name == "" {
+		return wire.Port{}, notFound("port named", `""`)
+	}
+	e, err := inv.index.Get(ctx, portNameKey(name))
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return wire.Port{}, notFound("port named", name)
+	}
+	if err != nil {
+		return wire.Port{}, kvErr("get port name index", err)
+	}
+	p, err := inv.GetPort(ctx, string(e.Value()))
+	if err == nil && p.Name != name {
+		return wire.Port{}, notFound("port named", name)
+	}
+	return p, err
+}
+
+// PortByMAC reads the port with a MAC (any form NormalizeMAC accepts)
+// through the MAC index.
+func (inv *Inventory) PortByMAC(ctx context.Context, mac string) (wire.Port, error) {
+	m, err := NormalizeMAC(mac)
+	if err != nil {
+		return wire.Port{}, err
+	}
+	e, err := inv.index.Get(ctx, macKey(m))
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return wire.Port{}, notFound("port with MAC", m)
+	}
+	if err != nil {
+		return wire.Port{}, kvErr("get MAC index", err)
+	}
+	var me macEntry
+	if err := json.Unmarshal(e.Value(), &me); err != nil {
+		return wire.Port{}, wire.Errorf(wire.CodeInternal, "transport: MAC index %s does not decode: %w", m, err)
+	}
+	return inv.GetPort(ctx, me.Port)
 }
 
 // NodeByMAC finds the node owning a port with this MAC (any form

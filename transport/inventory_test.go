@@ -513,3 +513,113 @@ func TestRecordSizeLimit(t *testing.T) {
 	_, err = inv.UpdatePort(ctx, p.UUID, func(p *wire.Port) error { p.Extra = big; return nil })
 	tooLarge(t, err)
 }
+
+func TestNodeQueryFilters(t *testing.T) {
+	srv := natstest.Start(t)
+	inv := newInventory(t, srv.Conn(t), transport.InventoryConfig{})
+	for _, n := range []wire.Node{
+		{UUID: "node-0", Owner: "p1", ResourceClass: "gpu", Description: "rack 4"},
+		{UUID: "node-1", Owner: "p2", Lessee: "p1", InstanceUUID: "inst-1", Conductor: "c1", Fault: "power failure"},
+		{UUID: "node-2", Owner: "p1", ParentNode: "node-0"},
+	} {
+		createNode(t, inv, n)
+	}
+	syncCache(t, inv)
+	tests := []struct {
+		name string
+		q    transport.NodeQuery
+		want []string
+	}{
+		{"any, children included", transport.NodeQuery{}, []string{"node-0", "node-1", "node-2"}},
+		{"top level only", transport.NodeQuery{ParentNode: ptr("")}, []string{"node-0", "node-1"}},
+		{"children of node-0", transport.NodeQuery{ParentNode: ptr("node-0")}, []string{"node-2"}},
+		{"instance", transport.NodeQuery{InstanceUUID: "inst-1"}, []string{"node-1"}},
+		{"resource class", transport.NodeQuery{ResourceClass: "gpu"}, []string{"node-0"}},
+		{"owner", transport.NodeQuery{Owner: "p1"}, []string{"node-0", "node-2"}},
+		{"lessee", transport.NodeQuery{Lessee: "p1"}, []string{"node-1"}},
+		{"project: owner or lessee", transport.NodeQuery{Project: "p1"}, []string{"node-0", "node-1", "node-2"}},
+		{"conductor", transport.NodeQuery{Conductor: "c1"}, []string{"node-1"}},
+		{"fault", transport.NodeQuery{Fault: "power failure"}, []string{"node-1"}},
+		{"description", transport.NodeQuery{DescriptionContains: "ack"}, []string{"node-0"}},
+		{"retired", transport.NodeQuery{Retired: ptr(true)}, nil},
+		{"unretired", transport.NodeQuery{Retired: ptr(false)}, []string{"node-0", "node-1", "node-2"}},
+		{"sharded", transport.NodeQuery{Sharded: ptr(true)}, nil},
+		{"in a shard", transport.NodeQuery{Shards: []string{"s1"}}, nil},
+		{"by id, Ironic's default key", transport.NodeQuery{SortKey: "id", SortDir: "desc"}, []string{"node-2", "node-1", "node-0"}},
+		{"by owner", transport.NodeQuery{SortKey: "owner", SortDir: "desc"}, []string{"node-1", "node-2", "node-0"}}, // ties reversed too
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := inv.List(tt.q)
+			if err != nil {
+				t.Fatalf("List: %v", err)
+			}
+			var ids []string
+			for _, n := range got {
+				ids = append(ids, n.UUID)
+			}
+			if fmt.Sprint(ids) != fmt.Sprint(tt.want) {
+				t.Errorf("got %v, want %v", ids, tt.want)
+			}
+		})
+	}
+}
+
+func TestPortNamesAndSort(t *testing.T) {
+	srv := natstest.Start(t)
+	inv := newInventory(t, srv.Conn(t), transport.InventoryConfig{})
+	ctx := t.Context()
+	n := createNode(t, inv, wire.Node{})
+	a, err := inv.CreatePort(ctx, wire.Port{NodeUUID: n.UUID, Address: "52:54:00:00:00:0b", Name: "eth0"})
+	if err != nil {
+		t.Fatalf("CreatePort: %v", err)
+	}
+	b, err := inv.CreatePort(ctx, wire.Port{NodeUUID: n.UUID, Address: "52:54:00:00:00:0a"})
+	if err != nil {
+		t.Fatalf("CreatePort: %v", err)
+	}
+	if _, err := inv.CreatePort(ctx, wire.Port{NodeUUID: n.UUID, Address: "52:54:00:00:00:0c", Name: "eth0"}); !errors.Is(err, transport.ErrExists) || errors.Is(err, transport.ErrMACTaken) {
+		t.Errorf("a taken name: %v, want ErrExists and not ErrMACTaken", err)
+	}
+	if _, err := inv.CreatePort(ctx, wire.Port{NodeUUID: n.UUID, Address: "52:54:00:00:00:0a", Name: "eth9"}); !errors.Is(err, transport.ErrMACTaken) {
+		t.Errorf("a taken MAC: %v, want ErrMACTaken", err)
+	}
+	// The failed create with eth9 left no claim behind.
+	if _, err := inv.UpdatePort(ctx, b.UUID, func(p *wire.Port) error { p.Name = "eth9"; return nil }); err != nil {
+		t.Errorf("naming a port eth9: %v", err)
+	}
+	if got, err := inv.PortByName(ctx, "eth0"); err != nil || got.UUID != a.UUID {
+		t.Errorf("PortByName(eth0) = %v, %v", got.UUID, err)
+	}
+	if got, err := inv.PortByMAC(ctx, "52-54-00-00-00-0A"); err != nil || got.UUID != b.UUID {
+		t.Errorf("PortByMAC = %v, %v", got.UUID, err)
+	}
+	// A rename frees the old name; a delete frees the new one.
+	if _, err := inv.UpdatePort(ctx, a.UUID, func(p *wire.Port) error { p.Name = "eth1"; return nil }); err != nil {
+		t.Fatalf("rename: %v", err)
+	}
+	if _, err := inv.PortByName(ctx, "eth0"); !errors.Is(err, transport.ErrNotFound) {
+		t.Errorf("old name still resolves: %v", err)
+	}
+	if err := inv.DeletePort(ctx, a.UUID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inv.CreatePort(ctx, wire.Port{NodeUUID: n.UUID, Address: "52:54:00:00:00:0d", Name: "eth1"}); err != nil {
+		t.Errorf("reusing a deleted port's name: %v", err)
+	}
+	syncCache(t, inv)
+	got, err := inv.Ports(transport.PortQuery{SortKey: "address", SortDir: "desc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var macs []string
+	for _, p := range got {
+		macs = append(macs, p.Address)
+	}
+	if want := "[52:54:00:00:00:0d 52:54:00:00:00:0a]"; fmt.Sprint(macs) != want {
+		t.Errorf("sorted %v, want %s", macs, want)
+	}
+	if _, err := inv.Ports(transport.PortQuery{SortKey: "extra"}); !errors.Is(err, transport.ErrInvalid) {
+		t.Errorf("sort by extra: %v, want ErrInvalid", err)
+	}
+}

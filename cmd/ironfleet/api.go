@@ -33,7 +33,7 @@ func newAPICmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "api",
 		Short: "Run the Ironic-compatible REST API against external NATS and Redis",
-		Long: `api serves the Ironic-compatible REST API (microversions 1.1–1.82), the agent's
+		Long: `api serves the Ironic-compatible REST API (microversions 1.1–1.95), the agent's
 lookup and heartbeat, the lock view (/v1/locks), /metrics, /healthz and /readyz.
 It reads nodes from a cache of the NATS inventory, publishes tasks to JetStream and
 takes node locks in Redis only for the instant of a standard-mode attempt.`,

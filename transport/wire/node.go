@@ -135,6 +135,10 @@ type Node struct {
 	// tables), cached by the conductor under the node's lock.
 	Bios     []BiosSetting       `json:"bios,omitempty"`
 	Firmware []FirmwareComponent `json:"firmware,omitempty"`
+	// ParentNode is the UUID of the node this one is a part of (Ironic's
+	// parent_node, 1.83: a DPU in a server, say); "" for none. Nodes
+	// with a parent are left out of node lists unless asked for.
+	ParentNode string `json:"parent_node,omitempty"`
 
 	// Agent is what the node's agent told us; nil until its first lookup.
 	Agent *AgentInfo `json:"agent,omitempty"`
@@ -168,8 +172,10 @@ type AgentInfo struct {
 // Port is a NIC of a node, identified by its MAC address; the agent looks
 // its node up by these.
 type Port struct {
-	UUID      string         `json:"uuid"`
-	NodeUUID  string         `json:"node_uuid"`
+	UUID     string `json:"uuid"`
+	NodeUUID string `json:"node_uuid"`
+	// Name is the port's optional name (Ironic 1.88), unique among ports.
+	Name      string         `json:"name,omitempty"`
 	Address   string         `json:"address"` // MAC, lower case, colon-separated
 	PXEEnable bool           `json:"pxe_enabled"`
 	Extra     map[string]any `json:"extra,omitempty"`
