@@ -71,6 +71,8 @@ func (s *Server) table() []route {
 		{http.MethodGet, "/v1/conductors/:host", "Show a conductor", read, 49, s.getConductor},
 		{http.MethodGet, "/v1/drivers", "List hardware types", read, 0, s.listDrivers},
 		{http.MethodGet, "/v1/drivers/:driver", "Show a hardware type", read, 0, s.getDriver},
+		{http.MethodGet, "/v1/drivers/:driver/properties", "List the driver_info keys a hardware type reads", read, 0, s.driverProperties},
+		{http.MethodGet, "/v1/drivers/:driver/raid/logical_disk_properties", "RAID logical disk properties (404: no RAID)", read, 0, s.driverRaidProperties},
 		{http.MethodGet, "/v1/locks", "ironfleet: the node locks held or waited for, longest lines first", read, 0, s.listLocks},
 		{http.MethodGet, "/v1/locks/:node", "ironfleet: one node's lock, holder and line", read, 0, s.getLock},
 	}
