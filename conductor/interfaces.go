@@ -2,9 +2,7 @@ package conductor
 
 import (
 	"context"
-	"fmt"
 	"maps"
-	"strings"
 
 	"github.com/ironfleet/ironfleet/internal/hardware"
 	"github.com/ironfleet/ironfleet/internal/provision"
@@ -86,9 +84,10 @@ func (w *job) deploysAtOnce() bool {
 // deployAtOnce is a fake deploy: instance_info is validated as Ironic
 // validates it for every deploy interface (FakeDeploy.validate checks
 // nothing of its own; start_deploy in ironic/conductor/deployments.py then
-// checks instance_info's traits), and the node is active.
+// checks instance_info's traits: provision.CheckInstanceTraits), and the
+// node is active.
 func (w *job) deployAtOnce(f first) error {
-	if err := instanceTraits(w.node); err != nil {
+	if err := provision.CheckInstanceTraits(w.node); err != nil {
 		err = wire.Errorf(wire.CodeInvalidInput, "Failed to validate deploy or power info for node %s: %w", w.node.UUID, err)
 		if f.made {
 			return w.fail(err)
@@ -99,36 +98,6 @@ func (w *job) deployAtOnce(f first) error {
 		return err
 	}
 	return w.next(provision.EventDone, func(n *wire.Node) { n.Step, n.Agent, n.LastError = "", nil, "" })
-}
-
-// instanceTraits checks instance_info's traits as Ironic's
-// validate_instance_info_traits (ironic/conductor/utils.py): a list of
-// strings, each also a trait of the node. ironfleet nodes have no traits
-// yet, so any trait asked for is missing.
-func instanceTraits(n wire.Node) error {
-	raw, ok := n.InstanceInfo["traits"]
-	if !ok || raw == nil {
-		return nil
-	}
-	list, isList := raw.([]any)
-	if !isList {
-		if s, isStr := raw.(string); isStr && s == "" {
-			return nil
-		}
-		return fmt.Errorf("Error parsing traits from Node %s instance_info field. A list of strings is expected.", n.UUID) //nolint:staticcheck,revive // Ironic's words
-	}
-	var missing []string
-	for _, t := range list {
-		s, isStr := t.(string)
-		if !isStr {
-			return fmt.Errorf("Error parsing traits from Node %s instance_info field. A list of strings is expected.", n.UUID) //nolint:staticcheck,revive // Ironic's words
-		}
-		missing = append(missing, s)
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("Cannot specify instance traits that are not also set on the node. Node %s is missing traits %s", n.UUID, strings.Join(missing, ", ")) //nolint:staticcheck,revive // Ironic's words
-	}
-	return nil
 }
 
 // inspectsAtOnce says the node's inspect interface does not boot the
