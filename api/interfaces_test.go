@@ -204,3 +204,49 @@ func TestInterfacesRefuseAtTheAPI(t *testing.T) {
 	// pxe is fine: the task is published.
 	mustStatus(t, e.do(http.MethodPut, "/v1/nodes/"+fake+"/management/boot_device", map[string]any{"boot_device": "pxe"}), http.StatusNoContent)
 }
+
+// TestResetInterfaces: PATCH's ?reset_interfaces=True (1.45) with a driver
+// change puts every interface the patch does not write back to the new
+// type's default, as Ironic's update_node; without a driver change it is
+// 400, before 1.45 406.
+func TestResetInterfaces(t *testing.T) {
+	e := newEnv(t)
+	id := e.createNode("", map[string]any{"driver": "ipmi", "driver_info": map[string]any{"ipmi_address": "10.0.0.5"},
+		"boot_interface": "ipxe", "inspect_interface": "no-inspect", "rescue_interface": "no-rescue"})
+	tests := []struct {
+		name    string
+		version string
+		query   string
+		patch   string
+		status  int
+		fault   string
+		want    map[string]string
+	}{
+		{"before 1.45", "1.44", "?reset_interfaces=True", `[{"op":"replace","path":"/driver","value":"fake-hardware"}]`, 406, "Request not acceptable.", map[string]string{"driver": "ipmi"}},
+		{"without a driver change", "1.45", "?reset_interfaces=True", `[{"op":"add","path":"/extra/x","value":"x"}]`, 400,
+			"The reset_interfaces parameter can only be used when changing the node's driver.", map[string]string{"driver": "ipmi"}},
+		{"not a boolean", "1.45", "?reset_interfaces=perhaps", `[{"op":"replace","path":"/driver","value":"fake-hardware"}]`, 400, "reset_interfaces", map[string]string{"driver": "ipmi"}},
+		{"reset", "1.45", "?reset_interfaces=True",
+			`[{"op":"replace","path":"/driver","value":"fake-hardware"},{"op":"add","path":"/rescue_interface","value":"no-rescue"}]`, 200, "",
+			map[string]string{"driver": "fake-hardware", "boot_interface": "fake", "inspect_interface": "fake", "rescue_interface": "no-rescue"}},
+		{"false keeps what the new type offers", "1.45", "?reset_interfaces=false", `[{"op":"replace","path":"/driver","value":"ipmi"}]`, 200, "",
+			map[string]string{"driver": "ipmi", "boot_interface": "pxe", "rescue_interface": "no-rescue", "inspect_interface": "agent"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.do(http.MethodPatch, "/v1/nodes/"+id+tc.query, tc.patch, versionHeader, tc.version)
+			mustStatus(t, r, tc.status)
+			if tc.fault != "" {
+				if got, _ := r.fault(t)["faultstring"].(string); !strings.Contains(got, tc.fault) {
+					t.Fatalf("faultstring %q, want %q", got, tc.fault)
+				}
+			}
+			doc := e.do(http.MethodGet, "/v1/nodes/"+id, nil).json(t)
+			for k, v := range tc.want {
+				if doc[k] != v {
+					t.Errorf("%s = %v, want %s", k, doc[k], v)
+				}
+			}
+		})
+	}
+}

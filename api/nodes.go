@@ -667,6 +667,11 @@ func (s *Server) patchNode(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	reset, err := resetInterfaces(c, v, patch)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
 	n, err := s.findNode(c, c.Param("node"))
 	if err != nil {
 		s.fail(c, err)
@@ -680,6 +685,9 @@ func (s *Server) patchNode(c *gin.Context) {
 			d, err := applyPatch(*cur, patch, s.deps.Nodes.MaxRecordBytes())
 			if err != nil {
 				return err
+			}
+			if reset {
+				d.resetUnwritten(patch)
 			}
 			return s.applyDoc(cur, d)
 		})
