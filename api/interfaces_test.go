@@ -61,7 +61,8 @@ func TestNodeInterfacesCreateAndPatch(t *testing.T) {
 			"Could not find the following interface in the 'ironic.hardware.interfaces.deploy' entrypoint: ramdisk. Valid interfaces for hardware type ipmi are direct.",
 			map[string]string{"deploy_interface": "direct"}},
 		{"unknown boot", `[{"op":"replace","path":"/boot_interface","value":"redfish-virtual-media"}]`, 400,
-			"Valid interfaces for hardware type ipmi are pxe, ipxe.", map[string]string{"boot_interface": "ipxe"}},
+			"Could not find the following interface in the 'ironic.hardware.interfaces.boot' entrypoint: redfish-virtual-media. Valid interfaces for hardware type ipmi are pxe, ipxe.",
+			map[string]string{"boot_interface": "ipxe"}},
 		{"remove resets to the default", `[{"op":"remove","path":"/inspect_interface"}]`, 200, "", map[string]string{"inspect_interface": "agent"}},
 		{"inspect back to no-inspect", `[{"op":"replace","path":"/inspect_interface","value":"no-inspect"}]`, 200, "", map[string]string{"inspect_interface": "no-inspect"}},
 		// ipxe and ipmitool are not fake-hardware's: its defaults replace
@@ -76,7 +77,8 @@ func TestNodeInterfacesCreateAndPatch(t *testing.T) {
 			r := e.do(http.MethodPatch, "/v1/nodes/"+id, tc.patch)
 			mustStatus(t, r, tc.status)
 			if tc.fault != "" {
-				if got, _ := r.fault(t)["faultstring"].(string); !strings.Contains(got, tc.fault) {
+				// The same words every time, with nothing around them.
+				if got, _ := r.fault(t)["faultstring"].(string); got != tc.fault {
 					t.Fatalf("faultstring %q, want %q", got, tc.fault)
 				}
 			}
@@ -248,5 +250,42 @@ func TestResetInterfaces(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestInterfacesFixedWhileBusy: an interface may change only in enroll,
+// inspecting, inspect wait, manageable or available, or in maintenance
+// (409 InvalidState otherwise, as Ironic's update_node): the conductor
+// decides a flow's steps by the node's interfaces.
+func TestInterfacesFixedWhileBusy(t *testing.T) {
+	e := newEnv(t)
+	id := e.createFake("fake-busy", nil)
+	e.setState(id, wire.StateActive)
+	tests := []struct {
+		name   string
+		patch  string
+		status int
+		fault  string
+		want   string // deploy_interface after
+	}{
+		{"active", `[{"op":"replace","path":"/inspect_interface","value":"no-inspect"}]`, 409,
+			"Node " + id + " can not have inspect_interface updated unless it is in one of allowed (enroll, inspecting, inspect wait, manageable, available) states or in maintenance mode. Current state is 'active'.", "fake"},
+		{"the same value is no change", `[{"op":"replace","path":"/deploy_interface","value":"fake"}]`, 200, "", "fake"},
+		{"other fields still change", `[{"op":"add","path":"/extra/x","value":"y"}]`, 200, "", "fake"},
+		{"in maintenance", `[{"op":"replace","path":"/maintenance","value":true},{"op":"replace","path":"/inspect_interface","value":"no-inspect"}]`, 200, "", "fake"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.do(http.MethodPatch, "/v1/nodes/"+id, tc.patch)
+			mustStatus(t, r, tc.status)
+			if tc.fault != "" {
+				if got, _ := r.fault(t)["faultstring"].(string); got != tc.fault {
+					t.Fatalf("faultstring %q, want %q", got, tc.fault)
+				}
+			}
+		})
+	}
+	if doc := e.do(http.MethodGet, "/v1/nodes/"+id, nil).json(t); doc["inspect_interface"] != "no-inspect" {
+		t.Errorf("inspect_interface %v, want no-inspect (changed in maintenance)", doc["inspect_interface"])
 	}
 }

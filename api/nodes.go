@@ -679,20 +679,20 @@ func (s *Server) patchNode(c *gin.Context) {
 	}
 	ctx := c.Request.Context()
 	var updated wire.Node
+	// refused is the patch's own refusal, which the client reads in
+	// Ironic's words, without the inventory's wrapping.
+	var refused error
 	err = s.underLock(ctx, n.UUID, "node update", func(ctx context.Context, fence uint64) error {
 		var err error
 		updated, err = s.deps.Nodes.UpdateNode(ctx, n.UUID, fence, func(cur *wire.Node) error {
-			d, err := applyPatch(*cur, patch, s.deps.Nodes.MaxRecordBytes())
-			if err != nil {
-				return err
-			}
-			if reset {
-				d.resetUnwritten(patch)
-			}
-			return s.applyDoc(cur, d)
+			refused = s.applyNodePatch(cur, patch, reset)
+			return refused
 		})
 		return err
 	})
+	if refused != nil {
+		err = refused
+	}
 	if errors.Is(err, transport.ErrExists) {
 		err = wire.Errorf(wire.CodeConflict, "A node with name %s already exists.", n.Name)
 	}
@@ -702,6 +702,22 @@ func (s *Server) patchNode(c *gin.Context) {
 	}
 	s.syncCache(ctx)
 	c.JSON(http.StatusOK, renderNode(updated, s.reservation(ctx, updated.UUID), s.base(c), v))
+}
+
+// applyNodePatch applies patch to cur: the patched document, the interface
+// rules (interfacesUpdatable, ?reset_interfaces), then applyDoc.
+func (s *Server) applyNodePatch(cur *wire.Node, patch jsonpatch.Patch, reset bool) error {
+	d, err := applyPatch(*cur, patch, s.deps.Nodes.MaxRecordBytes())
+	if err != nil {
+		return err
+	}
+	if err := interfacesUpdatable(*cur, d); err != nil {
+		return err
+	}
+	if reset {
+		d.resetUnwritten(patch)
+	}
+	return s.applyDoc(cur, d)
 }
 
 // deletableStates lists, for the message, the states a node may be deleted in.
