@@ -211,6 +211,14 @@ func (s *Server) setProvision(c *gin.Context) {
 			return
 		}
 	}
+	if op == wire.OpInspect {
+		// Ironic's inspect_hardware validates the inspect interface before
+		// anything moves: no-inspect refuses with 400.
+		if err := hardware.Unsupported(n, hardware.Inspect); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
 	var params json.RawMessage
 	delete(body, "target")
 	if len(body) > 0 {
@@ -456,11 +464,12 @@ func (s *Server) getBootDevice(c *gin.Context) {
 }
 
 func (s *Server) supportedBootDevices(c *gin.Context) {
-	if _, err := s.findNode(c, c.Param("node")); err != nil {
+	n, err := s.findNode(c, c.Param("node"))
+	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"supported_boot_devices": []wire.BootDevice{wire.BootPXE, wire.BootDisk}})
+	c.JSON(http.StatusOK, gin.H{"supported_boot_devices": hardware.BootDevices(n)})
 }
 
 func (s *Server) setBootDevice(c *gin.Context) {
@@ -470,8 +479,10 @@ func (s *Server) setBootDevice(c *gin.Context) {
 		return
 	}
 	p := wire.BootDeviceParams{Device: wire.BootDevice(dev)}
-	if p.Device != wire.BootPXE && p.Device != wire.BootDisk {
-		s.fail(c, badRequest("Invalid boot device %q: want pxe or disk.", dev))
+	if !slices.Contains(hardware.BootDevices(n), p.Device) {
+		// Ironic's management interfaces refuse with these words
+		// (FakeManagement.set_boot_device, ironic/drivers/modules/fake.py).
+		s.fail(c, badRequest("Invalid boot device %s specified.", dev))
 		return
 	}
 	if raw, ok := body["persistent"]; ok {
@@ -537,38 +548,56 @@ func (s *Server) setMaintenance(on bool) gin.HandlerFunc {
 	}
 }
 
-// validateNode checks what can be checked without hardware: driver_info
-// for power and management, instance_info for deploy, a PXE port for boot.
+// validateNode validates each of the node's interfaces (not vendor), as
+// Ironic's validate_driver_interfaces, with what can be checked without
+// hardware: a no-* interface is false with Ironic's UnsupportedDriverExtension
+// words (ironic/drivers/modules/noop.py), a fake one true; power,
+// management and agent inspection check driver_info; a direct deploy needs
+// instance_info.image_source; every deploy checks instance_info's traits;
+// PXE and iPXE boot need a PXE-enabled port. firmware is listed from 1.86,
+// where the node shows its firmware_interface.
 func (s *Server) validateNode(c *gin.Context) {
 	n, err := s.findNode(c, c.Param("node"))
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	result := func(err error) gin.H {
-		if err != nil {
-			return gin.H{"result": false, "reason": err.Error()}
-		}
-		return gin.H{"result": true}
-	}
-	unsupported := gin.H{"result": nil, "reason": "not supported by ironfleet"}
-	drv := s.deps.Drivers.ValidateDriverInfo(n)
-	var deploy error
-	if src, _ := n.InstanceInfo["image_source"].(string); src == "" {
-		deploy = errors.New("missing instance_info.image_source")
-	}
-	var boot error
 	ports, err := s.deps.Ports.Ports(transport.PortQuery{NodeUUID: n.UUID})
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	if !slices.ContainsFunc(ports, func(p wire.Port) bool { return p.PXEEnable }) {
-		boot = errors.New("no PXE-enabled port: create a port with pxe_enabled=true")
+	check := func(k hardware.Kind) error {
+		if err := hardware.Unsupported(n, k); err != nil {
+			return err
+		}
+		switch impl := hardware.Of(n, k); {
+		case k == hardware.Deploy:
+			if src, _ := n.InstanceInfo["image_source"].(string); src == "" && impl != hardware.Fake {
+				return errors.New("missing instance_info.image_source")
+			}
+			return provision.CheckInstanceTraits(n)
+		case impl == hardware.Fake || impl == hardware.Noop:
+			return nil
+		case k == hardware.Power || k == hardware.Management || k == hardware.Inspect:
+			return s.deps.Drivers.ValidateDriverInfo(n)
+		case k == hardware.Boot:
+			if !slices.ContainsFunc(ports, func(p wire.Port) bool { return p.PXEEnable }) {
+				return errors.New("no PXE-enabled port: create a port with pxe_enabled=true")
+			}
+		}
+		return nil
 	}
-	c.JSON(http.StatusOK, gin.H{
-		"boot": result(boot), "deploy": result(deploy), "management": result(drv), "power": result(drv),
-		"network": result(nil), "storage": result(nil), "inspect": result(drv),
-		"bios": unsupported, "console": unsupported, "raid": unsupported, "rescue": unsupported,
-	})
+	out := gin.H{}
+	for _, k := range hardware.Kinds {
+		if k == hardware.Vendor || k == hardware.Firmware && !version(c).AtLeast(86) {
+			continue
+		}
+		if err := check(k); err != nil {
+			out[string(k)] = gin.H{"result": false, "reason": err.Error()}
+			continue
+		}
+		out[string(k)] = gin.H{"result": true}
+	}
+	c.JSON(http.StatusOK, out)
 }

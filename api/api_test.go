@@ -645,7 +645,7 @@ func TestLockViewMetricsAndHealth(t *testing.T) {
 	for _, path := range []string{"/v1/drivers", "/v1/drivers/sim", "/v1/conductors"} {
 		mustStatus(t, e.do(http.MethodGet, path, nil), 200)
 	}
-	mustStatus(t, e.do(http.MethodGet, "/v1/drivers/fake-hardware", nil), 404)
+	mustStatus(t, e.do(http.MethodGet, "/v1/drivers/nosuch", nil), 404)
 	mustStatus(t, e.do(http.MethodGet, "/v1/nosuch", nil), 404)
 }
 

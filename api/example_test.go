@@ -42,10 +42,10 @@ func ExampleNew() {
 		log.Fatal(err)
 	}
 	defer locker.Close()
-	var drivers conductor.Drivers // ipmi and sim, as cmd/ironfleet's apiDrivers builds them
+	var drivers conductor.Drivers // ipmi and fake-hardware, as internal/fleet's ValidateOnlyDrivers builds them
 	srv, err := api.New(api.Deps{
 		Nodes: inv, Ports: inv, Tasks: bus, Locks: locker, Conductors: reg,
-		Drivers: drivers, DriverNames: []string{"ipmi", "sim"}, Records: transport.NewRecords(inv),
+		Drivers: drivers, DriverNames: []string{"ipmi", "fake-hardware"}, Records: transport.NewRecords(inv),
 	}, api.Config{Auth: api.AuthHTTPBasic, HTPasswd: "/etc/ironfleet/htpasswd"})
 	if err != nil {
 		log.Fatal(err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/ironfleet/ironfleet/internal/hardware"
 	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
@@ -100,46 +101,110 @@ func (s *Server) getConductor(c *gin.Context) {
 	c.JSON(http.StatusOK, doc)
 }
 
-// driverFields applies a drivers request's fields parameter, which
-// Ironic takes from 1.77 (_check_allow_driver_fields in
-// ironic/api/controllers/v1/driver.py).
-func driverFields(c *gin.Context, doc map[string]any) (map[string]any, error) {
-	f := c.Query("fields")
-	if f == "" {
-		return doc, nil
-	}
-	if !version(c).AtLeast(77) {
-		return nil, notAcceptable()
-	}
-	return pickFields(doc, f, version(c), nil)
-}
+// driverFieldVersion is the microversion each of a driver's fields
+// appeared in (ironic/api/controllers/v1/driver.py: properties links at
+// 1.14, type and the interfaces at 1.30, then hide_fields_in_newer_versions
+// for storage 1.33, rescue 1.38, bios 1.40 and firmware 1.86).
+var driverFieldVersion = map[hardware.Kind]int{hardware.Storage: 33, hardware.Rescue: 38, hardware.Bios: 40, hardware.Firmware: 86}
 
-// renderDriver renders a hardware type with the live conductors offering it.
-func (s *Server) renderDriver(name, base string, cs []transport.ConductorInfo) map[string]any {
+// renderDriver renders a hardware type with the live conductors offering
+// it, and, with detail from 1.30, its default and enabled interfaces of
+// every kind (internal/hardware.Types).
+func (s *Server) renderDriver(name, base string, cs []transport.ConductorInfo, v Version, detail bool) map[string]any {
 	hosts := []string{}
 	for _, ci := range cs {
 		if ci.Alive && (len(ci.Drivers) == 0 || slices.Contains(ci.Drivers, name)) {
 			hosts = append(hosts, ci.Host)
 		}
 	}
-	return map[string]any{
-		"name":       name,
-		"hosts":      hosts,
-		"type":       "dynamic",
-		"links":      links(base, "drivers/"+name),
-		"properties": links(base, "drivers/"+name+"/properties"),
+	out := map[string]any{
+		"name":  name,
+		"hosts": hosts,
+		"links": links(base, "drivers/"+name),
 	}
+	if v.AtLeast(14) {
+		out["properties"] = links(base, "drivers/"+name+"/properties")
+	}
+	if !v.AtLeast(30) {
+		return out
+	}
+	out["type"] = "dynamic"
+	if !detail {
+		return out
+	}
+	t, _ := hardware.Lookup(name)
+	for _, k := range hardware.Kinds {
+		if minor, ok := driverFieldVersion[k]; ok && !v.AtLeast(minor) {
+			continue
+		}
+		o, ok := t.Offers[k]
+		out["default_"+string(k)+"_interface"] = nullable(o.Default)
+		enabled := []string{}
+		if ok {
+			enabled = append(enabled, o.Enabled...)
+		}
+		out["enabled_"+string(k)+"_interfaces"] = enabled
+	}
+	return out
+}
+
+// driverQuery reads what GET /v1/drivers and /v1/drivers/{d} take, as
+// Ironic's DriversController: detail and type from 1.30, fields from 1.77
+// (406 below), and not fields with detail.
+func driverQuery(c *gin.Context, v Version) (detail bool, fields string, err error) {
+	d, err := parseBool("detail", c.Query("detail"))
+	if err != nil {
+		return false, "", err
+	}
+	_, hasDetail := c.GetQuery("detail")
+	fields, hasFields := c.GetQuery("fields")
+	switch {
+	case hasDetail && !v.AtLeast(30), hasFields && !v.AtLeast(77):
+		return false, "", notAcceptable()
+	case hasFields && d != nil && *d:
+		return false, "", badRequest("Can not specify ?detail=True and fields in the same request.")
+	}
+	return d != nil && *d, fields, nil
+}
+
+// pickDriverFields keeps the fields asked for (plus links).
+func pickDriverFields(doc map[string]any, fields string, v Version) (map[string]any, error) {
+	if fields == "" {
+		return doc, nil
+	}
+	return pickFields(doc, fields, v, nil)
 }
 
 func (s *Server) listDrivers(c *gin.Context) {
+	v := version(c)
+	detail, fields, err := driverQuery(c, v)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	typ, hasType := c.GetQuery("type")
+	switch {
+	case hasType && !v.AtLeast(30):
+		s.fail(c, notAcceptable())
+		return
+	case hasType && typ != "classic" && typ != "dynamic":
+		s.fail(c, badRequest("\"type\" filter must be one of \"classic\" or \"dynamic\", if specified."))
+		return
+	}
 	cs, err := s.conductors(c.Request.Context())
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	out := make([]map[string]any, 0, len(s.drivers))
+	if typ == "classic" {
+		// Hardware types are "dynamic" drivers; Ironic has had no classic
+		// ones since Rocky.
+		c.JSON(http.StatusOK, gin.H{"drivers": out})
+		return
+	}
 	for _, d := range s.drivers {
-		doc, err := driverFields(c, s.renderDriver(d, s.base(c), cs))
+		doc, err := pickDriverFields(s.renderDriver(d, s.base(c), cs, v, detail), fields, v)
 		if err != nil {
 			s.fail(c, err)
 			return
@@ -149,10 +214,21 @@ func (s *Server) listDrivers(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"drivers": out})
 }
 
+// driverNotFound is Ironic's DriverNotFound.
+func driverNotFound(name string) error {
+	return wire.Errorf(wire.CodeNotFound, "Could not find the following driver(s) or hardware type(s): %s.", name)
+}
+
 func (s *Server) getDriver(c *gin.Context) {
+	v := version(c)
 	name := c.Param("driver")
 	if !slices.Contains(s.drivers, name) {
-		s.fail(c, wire.Errorf(wire.CodeNotFound, "Could not find the following driver(s) or hardware type(s): %s.", name))
+		s.fail(c, driverNotFound(name))
+		return
+	}
+	_, fields, err := driverQuery(c, v)
+	if err != nil {
+		s.fail(c, err)
 		return
 	}
 	cs, err := s.conductors(c.Request.Context())
@@ -160,12 +236,46 @@ func (s *Server) getDriver(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	doc, err := driverFields(c, s.renderDriver(name, s.base(c), cs))
+	doc, err := pickDriverFields(s.renderDriver(name, s.base(c), cs, v, true), fields, v)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, doc)
+}
+
+// driverProperties lists the driver_info keys a hardware type reads, with
+// their descriptions (Ironic's get_properties of its default interfaces).
+func (s *Server) driverProperties(c *gin.Context) {
+	name := c.Param("driver")
+	if !slices.Contains(s.drivers, name) {
+		s.fail(c, driverNotFound(name))
+		return
+	}
+	props, err := s.deps.Drivers.Properties(name)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, props)
+}
+
+// driverRaidProperties would describe the logical disk properties of a
+// hardware type's RAID interface. ironfleet configures no RAID (a node's
+// target_raid_config is refused), so every driver answers as Ironic does
+// for one without RAID: UnsupportedDriverExtension, turned into a 404 by
+// DriverRaidController; 406 below 1.12.
+func (s *Server) driverRaidProperties(c *gin.Context) {
+	if !version(c).AtLeast(12) {
+		s.fail(c, notAcceptable())
+		return
+	}
+	name := c.Param("driver")
+	if !slices.Contains(s.drivers, name) {
+		s.fail(c, driverNotFound(name))
+		return
+	}
+	s.fail(c, wire.Errorf(wire.CodeNotFound, "Driver %s does not support raid (disabled or not implemented).", name))
 }
 
 // lockView is one node's lock as GET /v1/locks shows it.

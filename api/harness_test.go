@@ -65,8 +65,9 @@ func drivers(t testing.TB) conductor.Drivers {
 	fleet := sim.NewFleet(sim.Config{})
 	t.Cleanup(fleet.Close)
 	return conductor.Drivers{
-		"ipmi": conductor.NewPowerDriver(ipmi.Validate, ipmiDrv.NodePower),
-		"sim":  conductor.NewPowerDriver(sim.Validate, fleet.NodePower),
+		"ipmi":          conductor.Describe(conductor.NewPowerDriver(ipmi.Validate, ipmiDrv.NodePower), ipmi.Properties),
+		"sim":           conductor.Describe(conductor.NewPowerDriver(sim.Validate, fleet.NodePower), sim.Properties),
+		"fake-hardware": conductor.FakeHardware(),
 	}
 }
 
@@ -110,7 +111,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	}
 	srv, err := api.New(api.Deps{
 		Nodes: inv, Ports: inv, Tasks: bus, Locks: locker, Conductors: reg, Drivers: drivers(t), Records: transport.NewRecords(inv),
-		DriverNames: []string{"ipmi", "sim"},
+		DriverNames: []string{"ipmi", "sim", "fake-hardware"},
 		Checks: map[string]api.Checker{
 			"redis": api.CheckFunc(func(ctx context.Context) error { return rc.Ping(ctx).Err() }),
 		},

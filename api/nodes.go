@@ -854,6 +854,11 @@ func (s *Server) patchNode(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	reset, err := resetInterfaces(c, v, patch)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
 	n, err := s.findNode(c, c.Param("node"))
 	if err != nil {
 		s.fail(c, err)
@@ -861,30 +866,24 @@ func (s *Server) patchNode(c *gin.Context) {
 	}
 	ctx := c.Request.Context()
 	var updated wire.Node
+	// refused is the patch's own refusal, which the client reads in
+	// Ironic's words, without the inventory's wrapping.
+	var refused error
 	err = s.underLock(ctx, n.UUID, "node update", func(ctx context.Context, fence uint64) error {
 		var err error
 		var drop string // the allocation a removed instance_uuid ends
 		updated, err = s.deps.Nodes.UpdateNode(ctx, n.UUID, fence, func(cur *wire.Node) error {
-			before := *cur
-			d, err := applyPatch(*cur, patch, s.deps.Nodes.MaxRecordBytes())
-			if err != nil {
-				return err
-			}
-			parent := cur.ParentNode
-			if err := s.applyDoc(cur, d); err != nil {
-				return err
-			}
-			if err := s.linkParent(ctx, cur, parent, d); err != nil {
-				return err
-			}
-			drop, err = instanceChange(before, cur)
-			return err
+			drop, refused = s.applyNodePatch(ctx, cur, patch, reset)
+			return refused
 		})
 		if err == nil && drop != "" {
 			err = s.deps.Records.DropAllocation(ctx, drop)
 		}
 		return err
 	})
+	if refused != nil {
+		err = refused
+	}
 	if errors.Is(err, transport.ErrExists) {
 		err = wire.Errorf(wire.CodeConflict, "A node with name %s already exists.", n.Name)
 	}
@@ -899,6 +898,30 @@ func (s *Server) patchNode(c *gin.Context) {
 	}
 	s.syncCache(ctx)
 	c.JSON(http.StatusOK, renderNode(updated, s.reservation(ctx, updated.UUID), s.base(c), v))
+}
+
+// applyNodePatch applies patch to cur: the patched document, the interface
+// rules (interfacesUpdatable, ?reset_interfaces), applyDoc, the parent
+// node (1.83); it returns the allocation a removed instance_uuid ends.
+func (s *Server) applyNodePatch(ctx context.Context, cur *wire.Node, patch jsonpatch.Patch, reset bool) (drop string, err error) {
+	before := *cur
+	d, err := applyPatch(*cur, patch, s.deps.Nodes.MaxRecordBytes())
+	if err != nil {
+		return "", err
+	}
+	if err := interfacesUpdatable(*cur, d); err != nil {
+		return "", err
+	}
+	if reset {
+		d.resetUnwritten(patch)
+	}
+	if err := s.applyDoc(cur, d); err != nil {
+		return "", err
+	}
+	if err := s.linkParent(ctx, cur, before.ParentNode, d); err != nil {
+		return "", err
+	}
+	return instanceChange(before, cur)
 }
 
 // deletableStates lists, for the message, the states a node may be

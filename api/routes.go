@@ -96,6 +96,8 @@ func (s *Server) table() []route {
 		{http.MethodGet, "/v1/deploy_templates/:template", "Show a deploy template by UUID or name", read, 55, s.getTemplate},
 		{http.MethodPatch, "/v1/deploy_templates/:template", "Update a deploy template with a JSON Patch", write, 55, s.patchTemplate},
 		{http.MethodDelete, "/v1/deploy_templates/:template", "Delete a deploy template", write, 55, s.deleteTemplate},
+		{http.MethodGet, "/v1/drivers/:driver/properties", "List the driver_info keys a hardware type reads", read, 0, s.driverProperties},
+		{http.MethodGet, "/v1/drivers/:driver/raid/logical_disk_properties", "RAID logical disk properties (404: no RAID)", read, 0, s.driverRaidProperties},
 		{http.MethodGet, "/v1/locks", "ironfleet: the node locks held or waited for, longest lines first", read, 0, s.listLocks},
 		{http.MethodGet, "/v1/locks/:node", "ironfleet: one node's lock, holder and line", read, 0, s.getLock},
 	}

@@ -83,10 +83,12 @@ type Conductors interface {
 	Conductors(ctx context.Context) ([]transport.ConductorInfo, error)
 }
 
-// DriverValidator checks a node's driver_info without touching hardware
-// (conductor.Drivers).
+// DriverValidator checks a node's driver_info without touching hardware,
+// and describes the driver_info keys of a hardware type (conductor.Drivers).
 type DriverValidator interface {
 	ValidateDriverInfo(node wire.Node) error
+	// Properties describes, by key, the driver_info keys driver reads.
+	Properties(driver string) (map[string]string, error)
 }
 
 // Checker reports whether a dependency (NATS, Redis) is reachable.

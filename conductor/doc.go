@@ -102,12 +102,22 @@
 //     conductor.Drivers{
 //     "ipmi": conductor.NewPowerDriver(ipmiDriver.ValidateDriverInfo, ipmiDriver.NodePower),
 //     "sim":  conductor.NewPowerDriver(fleet.ValidateDriverInfo, fleet.NodePower),
+//     "fake-hardware": conductor.FakeHardware(),
 //     }
 //
 //   - Boot (network boot configs for a node's PXE-enabled MACs, written when
 //     a deploy, clean or inspection starts and removed when it ends):
 //     conductor/pxe's Configs, served by conductor/pxe's read-only TFTP
 //     Server.
+//
+// Which of these a flow uses is decided by the node's interfaces
+// (internal/hardware.Of), in one place, interfaces.go: pxe and ipxe boot
+// use the Boot configs, a fake boot writes none; a direct deploy and agent
+// inspection boot the agent, while a fake deploy (fake-hardware) deploys,
+// undeploys and cleans at once and fake inspection completes at once, as
+// Ironic's fake interfaces; no-inspect refuses. FakeHardware's power state
+// is what was last set. Describe gives a PowerDriver the descriptions of
+// its driver_info keys (Drivers.Properties).
 //
 // Power errors carry wire.CodeBMC and a one-line message fit for a node's
 // last_error; BMC failures and timeouts have already been retried with

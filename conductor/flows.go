@@ -117,6 +117,9 @@ func (w *job) provide(f first) error {
 // deploy (and rebuild) boots the node into the agent, which will write
 // the image once its heartbeat resumes the flow (continueDeploy).
 func (w *job) deploy(f first) error {
+	if w.deploysAtOnce() {
+		return w.deployAtOnce(f)
+	}
 	if _, _, err := imageOf(w.node); err != nil {
 		if f.made {
 			return w.fail(err)
@@ -135,9 +138,11 @@ func (w *job) undeploy(f first) error {
 	if err := f.make(func(n *wire.Node) { n.Agent = nil; forgetRescuePassword(n) }); err != nil {
 		return err
 	}
-	w.cleanUpBoot()
-	if err := w.setPower(wire.PowerOff); err != nil {
-		return w.fail(err)
+	if !w.deploysAtOnce() { // a fake tear_down leaves the power alone
+		w.cleanUpBoot()
+		if err := w.setPower(wire.PowerOff); err != nil {
+			return w.fail(err)
+		}
 	}
 	// Tearing down ends the node's allocation (Ironic's _do_node_tear_down).
 	if a := w.node.AllocationUUID; a != "" {
@@ -154,6 +159,9 @@ func (w *job) undeploy(f first) error {
 // startInspection boots the node into the agent, whose heartbeat resumes
 // the flow (inspect).
 func (w *job) startInspection(f first) error {
+	if w.inspectsAtOnce() {
+		return w.inspectAtOnce(f)
+	}
 	if err := f.make(func(n *wire.Node) { n.Step = stepBoot }); err != nil {
 		return err
 	}
@@ -197,10 +205,11 @@ func (w *job) verify(begin func(func(*wire.Node)) error) error {
 }
 
 // startCleaning runs automated or manual cleaning from the cleaning state:
-// skipped when the node opts out of automated cleaning, otherwise the node
-// boots the agent, which will erase its disk.
+// skipped when the node opts out of automated cleaning or its deploy
+// interface is fake (it has no clean steps), otherwise the node boots the
+// agent, which will erase its disk.
 func (w *job) startCleaning() error {
-	if w.node.TargetProvisionState == wire.StateAvailable && w.node.AutomatedClean != nil && !*w.node.AutomatedClean {
+	if w.deploysAtOnce() || w.node.TargetProvisionState == wire.StateAvailable && w.node.AutomatedClean != nil && !*w.node.AutomatedClean {
 		return w.finishCleaning()
 	}
 	if err := w.update(func(n *wire.Node) { n.Step = stepBoot }); err != nil {
@@ -241,7 +250,7 @@ func (w *job) bootAgent(purpose wire.BootPurpose) error {
 	if err := w.lk.Check(); err != nil {
 		return err
 	}
-	if err := w.c.d.Boot.Prepare(w.ctx, w.node, macs, params); err != nil {
+	if err := w.boot().Prepare(w.ctx, w.node, macs, params); err != nil {
 		return w.fail(fmt.Errorf("preparing network boot: %w", err))
 	}
 	pw, err := w.powerOf()
@@ -317,7 +326,7 @@ func (w *job) cleanUpBoot() {
 	for _, p := range ports {
 		macs = append(macs, p.Address)
 	}
-	if err := w.c.d.Boot.CleanUp(w.ctx, w.node, macs); err != nil {
+	if err := w.boot().CleanUp(w.ctx, w.node, macs); err != nil {
 		w.log("cleaning up network boot", "err", err)
 	}
 }

@@ -24,6 +24,7 @@ import (
 type apiFlags struct {
 	cfg                 api.Config
 	readers             []string
+	hardwareTypes       []string
 	redis, listen, host string
 	replicas            int
 }
@@ -47,6 +48,7 @@ takes node locks in Redis only for the instant of a standard-mode attempt.`,
 	f.StringVar((*string)(&o.cfg.Auth), "auth", string(api.AuthNone), "auth mode: noauth (development only) or http_basic")
 	f.StringVar(&o.cfg.HTPasswd, "htpasswd", "", "htpasswd file (bcrypt entries, htpasswd -B) for --auth http_basic")
 	f.StringSliceVar(&o.readers, "read-only-users", nil, "htpasswd users that may only read (the others are admins)")
+	f.StringSliceVar(&o.hardwareTypes, "enabled-hardware-types", fleet.DefaultHardwareTypes, "hardware types nodes may use: ipmi, fake-hardware, sim (offer the same as the conductors)")
 	f.StringVar(&o.cfg.PublicURL, "public-url", "", "base URL of links in responses (default: the request's scheme and Host)")
 	f.Int64Var(&o.cfg.MaxBodyBytes, "max-body", api.DefaultMaxBodyBytes, "largest request body accepted, in bytes (413 beyond)")
 	f.IntVar(&o.cfg.LockAttempts, "lock-attempts", api.DefaultLockAttempts, "standard-mode node lock attempts before 409 NodeLocked")
@@ -113,7 +115,11 @@ func runAPI(cmd *cobra.Command, o apiFlags) error {
 		return err
 	}
 	defer infra.Close()
-	srv, err := fleet.NewAPI(infra, fleet.ValidateOnlyDrivers(), fleet.APIConfig{Host: host, API: cfg}) //nolint:contextcheck // New does no I/O
+	drivers, err := fleet.ValidateOnlyDrivers(o.hardwareTypes)
+	if err != nil {
+		return fmt.Errorf("--enabled-hardware-types: %w", err)
+	}
+	srv, err := fleet.NewAPI(infra, drivers, fleet.APIConfig{Host: host, API: cfg}) //nolint:contextcheck // New does no I/O
 	if err != nil {
 		return err
 	}

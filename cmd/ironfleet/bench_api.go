@@ -116,7 +116,11 @@ func runBenchAPI(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	defer infra.Close()
-	srv, err := fleet.NewAPI(infra, fleet.ValidateOnlyDrivers(), fleet.APIConfig{Host: "bench", API: api.Config{Logger: quiet, Registerer: prometheus.NewRegistry()}}) //nolint:contextcheck // New does no I/O
+	drivers, err := fleet.ValidateOnlyDrivers([]string{fleet.Sim})
+	if err != nil {
+		return err
+	}
+	srv, err := fleet.NewAPI(infra, drivers, fleet.APIConfig{Host: "bench", API: api.Config{Logger: quiet, Registerer: prometheus.NewRegistry()}}) //nolint:contextcheck // New does no I/O
 	if err != nil {
 		return err
 	}

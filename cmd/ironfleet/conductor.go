@@ -51,6 +51,7 @@ has the node's agent write the image. Run as many as you like per group.`,
 	f.StringVar(&o.redis, "redis", defaultRedisURL, redisUsage)
 	f.StringVar(&c.Host, "host", "", "this conductor's name (default: the hostname)")
 	f.StringSliceVar(&c.Groups, "group", nil, "conductor groups to serve (repeatable; default: the default group)")
+	f.StringSliceVar(&o.cfg.HardwareTypes, "enabled-hardware-types", fleet.DefaultHardwareTypes, "hardware types offered: ipmi, fake-hardware (offer the same as the API)")
 	f.IntVar(&c.Workers, "workers", conductor.DefaultWorkers, "tasks run at once per group")
 	f.IntVar(&c.MaxDeploys, "max-deploys", conductor.DefaultMaxDeploys, "nodes of a group deploying at once")
 	f.IntVar(&c.MaxCleans, "max-cleans", conductor.DefaultMaxCleans, "nodes of a group cleaning at once")

@@ -31,6 +31,22 @@ const (
 	KeyRetries            = "ipmi_retries" // retries of a failed operation; default Config.Attempts-1
 )
 
+// Properties describe the driver_info keys the ipmi hardware type reads,
+// as GET /v1/drivers/ipmi/properties lists them (Ironic's ipmitool
+// COMMON_PROPERTIES, less the keys ironfleet does not read, plus its
+// per-node overrides ipmi_timeout and ipmi_retries).
+var Properties = map[string]string{
+	KeyAddress:            "IP address or hostname of the node's BMC. Required.",
+	KeyPort:               "remote IPMI RMCP port; default is 623. Optional.",
+	KeyUsername:           "username; default is the NULL user. Optional.",
+	KeyPassword:           "password. Optional.",
+	KeyCipherSuite:        "the number of the IPMI 2.0 cipher suite to use, 0 to 17; default is 3. Optional.",
+	KeyPrivLevel:          "privilege level; default is ADMINISTRATOR. One of ADMINISTRATOR, CALLBACK, OPERATOR, USER. Optional.",
+	KeyDisableBootTimeout: "whether setting the boot device also disables the BMC's 60 second boot flag timeout; default is true. Optional.",
+	KeyTimeout:            "seconds to wait for one reply of the BMC; default is the conductor's. Optional.",
+	KeyRetries:            "retries of a failed IPMI operation; default is the conductor's. Optional.",
+}
+
 // DefaultPort is IPMI's RMCP port.
 const DefaultPort = 623
 

@@ -34,6 +34,12 @@ import (
 // KeyMachine is the driver_info key naming a node's simulated machine.
 const KeyMachine = "sim_machine"
 
+// Properties describe the driver_info keys the sim hardware type reads, as
+// GET /v1/drivers/sim/properties lists them.
+var Properties = map[string]string{
+	KeyMachine: "name of the node's simulated machine. Required.",
+}
+
 // Errors of the fleet.
 var (
 	// ErrUnknownMachine: driver_info names no machine of the fleet.

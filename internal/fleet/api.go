@@ -8,26 +8,8 @@ import (
 
 	"github.com/ironfleet/ironfleet/api"
 	"github.com/ironfleet/ironfleet/conductor"
-	"github.com/ironfleet/ironfleet/conductor/ipmi"
-	"github.com/ironfleet/ironfleet/conductor/sim"
 	"github.com/ironfleet/ironfleet/transport"
-	"github.com/ironfleet/ironfleet/transport/wire"
 )
-
-// errValidateOnly is what a validate-only driver answers when asked to
-// drive hardware: the API process validates driver_info, it never powers
-// anything.
-var errValidateOnly = errors.New("fleet: this driver only validates driver_info in the API process")
-
-// ValidateOnlyDrivers are the hardware types an API process accepts,
-// checking driver_info as the conductors' drivers would.
-func ValidateOnlyDrivers() conductor.Drivers {
-	none := func(wire.Node) (conductor.Power, error) { return nil, errValidateOnly }
-	return conductor.Drivers{
-		"ipmi": conductor.NewPowerDriver(ipmi.Validate, none),
-		"sim":  conductor.NewPowerDriver(sim.Validate, none),
-	}
-}
 
 // APIConfig is one API server.
 type APIConfig struct {

@@ -31,7 +31,10 @@ type ConductorConfig struct {
 	TFTPListen string
 	// IPMI configures the ipmi driver.
 	IPMI ipmi.Config
-	// Extra drivers beside "ipmi" (e.g. "sim" in a dev fleet).
+	// HardwareTypes are the hardware types the conductor offers among ipmi
+	// and fake-hardware; nil means DefaultHardwareTypes.
+	HardwareTypes []string
+	// Drivers are more hardware types (e.g. "sim" in a dev fleet).
 	Drivers conductor.Drivers
 	// Handoff replaces the continuations' handoff: only ironfleet bench
 	// fleet sets it (conductor.Deps.Handoff).
@@ -74,7 +77,15 @@ func NewConductor(infra *Infra, cfg ConductorConfig) (*Conductor, error) {
 	if err != nil {
 		return nil, err
 	}
-	drivers := conductor.Drivers{"ipmi": conductor.NewPowerDriver(ipmiDriver.ValidateDriverInfo, ipmiDriver.NodePower)}
+	drivers, err := hardwareTypes(cfg.HardwareTypes, []string{IPMI, FakeHardware}, func(name string) conductor.PowerDriver {
+		if name == IPMI {
+			return conductor.Describe(conductor.NewPowerDriver(ipmiDriver.ValidateDriverInfo, ipmiDriver.NodePower), ipmi.Properties)
+		}
+		return conductor.FakeHardware()
+	})
+	if err != nil {
+		return nil, err
+	}
 	for name, d := range cfg.Drivers {
 		drivers[name] = d
 	}

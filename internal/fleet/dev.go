@@ -249,7 +249,10 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 	}
 
 	conductors := make([]*Conductor, cfg.Conductors)
-	drivers := conductor.Drivers{"sim": conductor.NewPowerDriver(machines.ValidateDriverInfo, machines.NodePower)}
+	// The dev fleet offers ipmi and fake-hardware (the conductors'
+	// defaults) and sim, in its conductors and its API alike.
+	simDriver := conductor.Describe(conductor.NewPowerDriver(machines.ValidateDriverInfo, machines.NodePower), sim.Properties)
+	drivers := conductor.Drivers{Sim: simDriver}
 	for i := range conductors {
 		cc := cfg.Conductor
 		cc.Host = fmt.Sprintf("conductor-%d", i+1)
@@ -263,7 +266,12 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 		}
 		conductors[i] = c
 	}
-	srv, err := NewAPI(infra, drivers, APIConfig{Host: "dev", API: api.Config{ //nolint:contextcheck // New does no I/O
+	apiDrivers, err := ValidateOnlyDrivers(DefaultHardwareTypes)
+	if err != nil {
+		return nil, err
+	}
+	apiDrivers[Sim] = simDriver
+	srv, err := NewAPI(infra, apiDrivers, APIConfig{Host: "dev", API: api.Config{ //nolint:contextcheck // New does no I/O
 		Auth: api.AuthNone, HeartbeatTimeout: cfg.HeartbeatTimeout,
 		MaxDeploys: cfg.Conductor.MaxDeploys, MaxCleans: cfg.Conductor.MaxCleans,
 		LockAttempts: cfg.LockAttempts, LockInterval: cfg.LockInterval,

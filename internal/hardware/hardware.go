@@ -169,3 +169,26 @@ func CheckNode(n wire.Node) error {
 	}
 	return nil
 }
+
+// Unsupported is the error Ironic's no-* interfaces raise, in validation
+// and when asked to act (ironic/drivers/modules/noop.py, whose _fail
+// raises exception.UnsupportedDriverExtension): node n's implementation of
+// kind is one that refuses ("no-inspect"). It is nil when the node's
+// implementation does the work.
+func Unsupported(n wire.Node, kind Kind) error {
+	if !strings.HasPrefix(Of(n, kind), "no-") {
+		return nil
+	}
+	return wire.Errorf(wire.CodeInvalidInput, "Driver %s does not support %s (disabled or not implemented).", n.Driver, kind)
+}
+
+// BootDevices are the boot devices node n's management interface can set:
+// Ironic's fake management knows only PXE (FakeManagement in
+// ironic/drivers/modules/fake.py); IPMI and simulated machines boot from
+// PXE or disk.
+func BootDevices(n wire.Node) []wire.BootDevice {
+	if Of(n, Management) == Fake {
+		return []wire.BootDevice{wire.BootPXE}
+	}
+	return []wire.BootDevice{wire.BootPXE, wire.BootDisk}
+}

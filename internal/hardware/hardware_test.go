@@ -70,3 +70,41 @@ func TestOfPrefersTheNodesChoice(t *testing.T) {
 		t.Error("driver is not an interface")
 	}
 }
+
+func TestUnsupported(t *testing.T) {
+	tests := []struct {
+		name string
+		node wire.Node
+		kind hardware.Kind
+		err  string
+	}{
+		{"ipmi default inspect", wire.Node{Driver: "ipmi"}, hardware.Inspect, ""},
+		{"ipmi no-inspect", wire.Node{Driver: "ipmi", Interfaces: map[string]string{"inspect": "no-inspect"}}, hardware.Inspect,
+			"Driver ipmi does not support inspect (disabled or not implemented)."},
+		{"ipmi console", wire.Node{Driver: "ipmi"}, hardware.Console, "Driver ipmi does not support console (disabled or not implemented)."},
+		{"fake console", wire.Node{Driver: "fake-hardware"}, hardware.Console, ""},
+		{"noop network", wire.Node{Driver: "ipmi"}, hardware.Network, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := hardware.Unsupported(tc.node, tc.kind)
+			switch {
+			case tc.err == "" && err != nil:
+				t.Fatalf("Unsupported: %v, want nil", err)
+			case tc.err != "" && (err == nil || err.Error() != tc.err):
+				t.Fatalf("Unsupported: %v, want %q", err, tc.err)
+			case tc.err != "" && wire.CodeOf(err) != wire.CodeInvalidInput:
+				t.Fatalf("code %s, want invalid_input", wire.CodeOf(err))
+			}
+		})
+	}
+}
+
+func TestBootDevices(t *testing.T) {
+	if got := hardware.BootDevices(wire.Node{Driver: "fake-hardware"}); len(got) != 1 || got[0] != wire.BootPXE {
+		t.Errorf("fake-hardware boot devices %v, want [pxe]", got)
+	}
+	if got := hardware.BootDevices(wire.Node{Driver: "ipmi"}); len(got) != 2 {
+		t.Errorf("ipmi boot devices %v, want [pxe disk]", got)
+	}
+}
