@@ -156,7 +156,7 @@ func renderNode(n wire.Node, reservation, base string, v Version) map[string]any
 		"target_power_state":     nullable(n.TargetPowerState),
 		"target_provision_state": nullable(n.TargetProvisionState),
 		"target_raid_config":     map[string]any{},
-		"traits":                 []string{},
+		"traits":                 traitsOf(n),
 		"conductor":              nullable(n.Conductor),
 		"allocation_uuid":        nil,
 		"chassis_uuid":           nil,

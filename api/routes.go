@@ -65,6 +65,12 @@ func (s *Server) table() []route {
 		{http.MethodGet, "/v1/ports/:port", "Show a port", read, 0, s.getPort},
 		{http.MethodPatch, "/v1/ports/:port", "Update a port with a JSON Patch", write, 0, s.patchPort},
 		{http.MethodDelete, "/v1/ports/:port", "Delete a port", write, 0, s.deletePort},
+		// Nova's resources: traits, VIFs, volume (api/traits.go, vifs.go, volume.go).
+		{http.MethodGet, "/v1/nodes/:node/traits", "List a node's traits", read, 37, s.listTraits},
+		{http.MethodPut, "/v1/nodes/:node/traits", "Replace a node's traits (204)", write, 37, s.setTraits},
+		{http.MethodDelete, "/v1/nodes/:node/traits", "Remove all of a node's traits (204)", write, 37, s.deleteTraits},
+		{http.MethodPut, "/v1/nodes/:node/traits/:trait", "Add a trait to a node (204)", write, 37, s.setTraits},
+		{http.MethodDelete, "/v1/nodes/:node/traits/:trait", "Remove a trait from a node (204)", write, 37, s.deleteTraits},
 		{http.MethodGet, "/v1/lookup", "Agent lookup by MAC: the node and a one-time agent token", agent, 22, s.lookup},
 		{http.MethodPost, "/v1/heartbeat/:node", "Agent heartbeat with its token (202)", agent, 22, s.heartbeat},
 		{http.MethodGet, "/v1/conductors", "List conductors", read, 49, s.listConductors},

@@ -101,6 +101,9 @@ type Node struct {
 	Lessee         string `json:"lessee,omitempty"`
 	AutomatedClean *bool  `json:"automated_clean,omitempty"`
 	Protected      bool   `json:"protected,omitempty"`
+	// Traits are the node's scheduling traits (os-traits names or
+	// CUSTOM_*), sorted, at most 50: Ironic's node traits (1.37).
+	Traits []string `json:"traits,omitempty"`
 
 	// Agent is what the node's agent told us; nil until its first lookup.
 	Agent *AgentInfo `json:"agent,omitempty"`
@@ -139,6 +142,9 @@ type Port struct {
 	Address   string         `json:"address"` // MAC, lower case, colon-separated
 	PXEEnable bool           `json:"pxe_enabled"`
 	Extra     map[string]any `json:"extra,omitempty"`
-	CreatedAt time.Time      `json:"created_at"`
-	UpdatedAt time.Time      `json:"updated_at,omitzero"`
+	// VIF is the tenant virtual interface attached to the port (Ironic's
+	// internal_info.tenant_vif_port_id), "" when the port is free.
+	VIF       string    `json:"vif,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
 }
