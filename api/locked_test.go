@@ -54,6 +54,8 @@ func TestWritesTakeTheNodeLock(t *testing.T) {
 		{"set traits", http.MethodPut, "/v1/nodes/" + id + "/traits", map[string]any{"traits": []string{"CUSTOM_X"}}, 204},
 		{"add a trait", http.MethodPut, "/v1/nodes/" + id + "/traits/CUSTOM_Y", nil, 204},
 		{"remove a trait", http.MethodDelete, "/v1/nodes/" + id + "/traits/CUSTOM_Y", nil, 204},
+		{"attach a VIF", http.MethodPost, "/v1/nodes/" + id + "/vifs", map[string]any{"id": "vif-1"}, 204},
+		{"detach a VIF", http.MethodDelete, "/v1/nodes/" + id + "/vifs/vif-1", nil, 204},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

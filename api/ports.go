@@ -257,6 +257,9 @@ func (s *Server) deletePort(c *gin.Context) {
 	}
 	ctx := c.Request.Context()
 	err = s.portWrite(ctx, p.NodeUUID, "port deletion", func(ctx context.Context) error {
+		if err := s.checkUnbound(ctx, p.UUID); err != nil {
+			return err
+		}
 		return s.deps.Ports.DeletePort(ctx, p.UUID)
 	})
 	if wire.CodeOf(err) == wire.CodeNotFound {

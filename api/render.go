@@ -202,7 +202,7 @@ func renderPort(p wire.Port, base string, v Version) map[string]any {
 		"links":                 links(base, "ports/"+p.UUID),
 		"local_link_connection": map[string]any{},
 		"pxe_enabled":           p.PXEEnable,
-		"internal_info":         map[string]any{},
+		"internal_info":         portInternalInfo(p),
 		"portgroup_uuid":        nil,
 		"physical_network":      nil,
 		"is_smartnic":           false,
@@ -215,4 +215,13 @@ func renderPort(p wire.Port, base string, v Version) map[string]any {
 		}
 	}
 	return out
+}
+
+// portInternalInfo is a port's internal_info: the tenant VIF bound to it,
+// under Ironic's key.
+func portInternalInfo(p wire.Port) map[string]any {
+	if p.VIF == "" {
+		return map[string]any{}
+	}
+	return map[string]any{"tenant_vif_port_id": p.VIF}
 }
