@@ -598,7 +598,7 @@ func TestAuthHTTPBasic(t *testing.T) {
 		if err := os.WriteFile(p, []byte(bad), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		_, err := api.New(api.Deps{Nodes: e.inv, Ports: e.inv, Tasks: e.bus, Locks: e.locker, Conductors: e.reg,
+		_, err := api.New(api.Deps{Nodes: e.inv, Ports: e.inv, Records: e.inv, Tasks: e.bus, Locks: e.locker, Conductors: e.reg,
 			Drivers: drivers(t), DriverNames: []string{"sim"}}, api.Config{Auth: api.AuthHTTPBasic, HTPasswd: p})
 		if err == nil {
 			t.Errorf("htpasswd %q accepted", bad)
@@ -678,7 +678,7 @@ func TestDependencyDown(t *testing.T) {
 
 func TestNewValidates(t *testing.T) {
 	e := newEnv(t)
-	full := api.Deps{Nodes: e.inv, Ports: e.inv, Tasks: e.bus, Locks: e.locker, Conductors: e.reg,
+	full := api.Deps{Nodes: e.inv, Ports: e.inv, Records: e.inv, Tasks: e.bus, Locks: e.locker, Conductors: e.reg,
 		Drivers: drivers(t), DriverNames: []string{"sim"}}
 	tests := []struct {
 		name string
@@ -687,6 +687,7 @@ func TestNewValidates(t *testing.T) {
 	}{
 		{"no nodes", func(d api.Deps) api.Deps { d.Nodes = nil; return d }, api.Config{}},
 		{"no locks", func(d api.Deps) api.Deps { d.Locks = nil; return d }, api.Config{}},
+		{"no records", func(d api.Deps) api.Deps { d.Records = nil; return d }, api.Config{}},
 		{"no drivers", func(d api.Deps) api.Deps { d.DriverNames = nil; return d }, api.Config{}},
 		{"unknown auth", func(d api.Deps) api.Deps { return d }, api.Config{Auth: "keystone"}},
 		{"http_basic without file", func(d api.Deps) api.Deps { return d }, api.Config{Auth: api.AuthHTTPBasic}},

@@ -44,7 +44,7 @@ func ExampleNew() {
 	defer locker.Close()
 	var drivers conductor.Drivers // ipmi and sim, as cmd/ironfleet's apiDrivers builds them
 	srv, err := api.New(api.Deps{
-		Nodes: inv, Ports: inv, Tasks: bus, Locks: locker, Conductors: reg,
+		Nodes: inv, Ports: inv, Records: inv, Tasks: bus, Locks: locker, Conductors: reg,
 		Drivers: drivers, DriverNames: []string{"ipmi", "sim"},
 	}, api.Config{Auth: api.AuthHTTPBasic, HTPasswd: "/etc/ironfleet/htpasswd"})
 	if err != nil {

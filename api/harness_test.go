@@ -109,7 +109,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		o(&cfg)
 	}
 	srv, err := api.New(api.Deps{
-		Nodes: inv, Ports: inv, Tasks: bus, Locks: locker, Conductors: reg, Drivers: drivers(t),
+		Nodes: inv, Ports: inv, Records: inv, Tasks: bus, Locks: locker, Conductors: reg, Drivers: drivers(t),
 		DriverNames: []string{"ipmi", "sim"},
 		Checks: map[string]api.Checker{
 			"redis": api.CheckFunc(func(ctx context.Context) error { return rc.Ping(ctx).Err() }),

@@ -740,6 +740,9 @@ func (s *Server) deleteNode(c *gin.Context) {
 		if err == nil {
 			err = s.deps.Nodes.DeleteNode(ctx, n.UUID, fence)
 		}
+		if err == nil {
+			err = s.deleteVolumeOf(ctx, n.UUID)
+		}
 		return err
 	})
 	if err != nil {

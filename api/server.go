@@ -107,6 +107,9 @@ type Deps struct {
 	Locks      Locks
 	Conductors Conductors
 	Drivers    DriverValidator
+	// Records is the inventory that holds the API's other resources
+	// (volume connectors and targets, …) as transport.Collections.
+	Records *transport.Inventory
 	// DriverNames are the hardware types nodes may use ("ipmi", "sim"),
 	// the keys of the conductor.Drivers map.
 	DriverNames []string
@@ -311,6 +314,9 @@ type Server struct {
 	engine  *gin.Engine
 	// dispatch hands nodes to the tasks user actions publish.
 	dispatch *dispatch.Dispatcher
+	// records are the collections of the resources that are neither
+	// nodes nor ports (records.go).
+	records records
 	// admission serialises the limit check and dispatch of limited
 	// actions (admitted).
 	admission sync.Mutex
@@ -320,8 +326,8 @@ type Server struct {
 // registers the API's metrics and builds the routes.
 func New(deps Deps, cfg Config) (*Server, error) {
 	if deps.Nodes == nil || deps.Ports == nil || deps.Tasks == nil || deps.Locks == nil ||
-		deps.Conductors == nil || deps.Drivers == nil {
-		return nil, errors.New("api: Deps needs Nodes, Ports, Tasks, Locks, Conductors and Drivers")
+		deps.Conductors == nil || deps.Drivers == nil || deps.Records == nil {
+		return nil, errors.New("api: Deps needs Nodes, Ports, Tasks, Locks, Conductors, Drivers and Records")
 	}
 	if len(deps.DriverNames) == 0 {
 		return nil, errors.New("api: Deps.DriverNames is empty: no hardware type to offer")
@@ -335,6 +341,7 @@ func New(deps Deps, cfg Config) (*Server, error) {
 		log:     cfg.Logger,
 		drivers: slices.Sorted(slices.Values(deps.DriverNames)),
 	}
+	s.records = newRecords(deps.Records)
 	s.dispatch = dispatch.New(deps.Tasks, deps.Nodes, dispatch.Config{ClaimTimeout: cfg.ClaimTimeout, Logger: cfg.Logger})
 	if cfg.Auth == AuthHTTPBasic {
 		users, err := readHTPasswd(cfg.HTPasswd)

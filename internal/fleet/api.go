@@ -50,7 +50,7 @@ func NewAPI(infra *Infra, drivers conductor.Drivers, cfg APIConfig) (*api.Server
 	slices.Sort(names)
 	nc, rc := infra.NATS, infra.Redis
 	return api.New(api.Deps{
-		Nodes: infra.Inventory, Ports: infra.Inventory, Tasks: infra.Bus, Locks: infra.Locks.WithHolder(api.LockHolder(cfg.Host)),
+		Nodes: infra.Inventory, Ports: infra.Inventory, Records: infra.Inventory, Tasks: infra.Bus, Locks: infra.Locks.WithHolder(api.LockHolder(cfg.Host)),
 		Conductors: infra.Registry, Drivers: drivers, DriverNames: names,
 		Checks: map[string]api.Checker{
 			"nats": api.CheckFunc(func(context.Context) error {
