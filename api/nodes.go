@@ -743,6 +743,9 @@ func (s *Server) deleteNode(c *gin.Context) {
 		if err == nil {
 			err = s.deleteVolumeOf(ctx, n.UUID)
 		}
+		if err == nil {
+			err = s.deletePortgroupsOf(ctx, n.UUID)
+		}
 		return err
 	})
 	if err != nil {

@@ -44,6 +44,10 @@ func (s *Server) findPort(c *gin.Context) (wire.Port, error) {
 func (s *Server) listPorts(detail, underNode bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		v := version(c)
+		if c.Query("portgroup") != "" && !underNode {
+			s.listPortgroupPorts(detail)(c)
+			return
+		}
 		q := transport.PortQuery{Address: c.Query("address"), Marker: c.Query("marker"), Limit: transport.MaxLimit}
 		if l := c.Query("limit"); l != "" {
 			n, err := strconv.Atoi(l)
@@ -121,6 +125,8 @@ type portDoc struct {
 	NodeUUID   string         `json:"node_uuid"`
 	PXEEnabled *bool          `json:"pxe_enabled"`
 	Extra      map[string]any `json:"extra"`
+	// PortgroupUUID (1.24) puts the port in one of its node's portgroups.
+	PortgroupUUID *string `json:"portgroup_uuid,omitempty"`
 }
 
 func decodePortDoc(raw []byte) (portDoc, error) {
@@ -149,6 +155,10 @@ func (s *Server) createPort(c *gin.Context) {
 		s.fail(c, notAcceptable())
 		return
 	}
+	if _, ok := m["portgroup_uuid"]; ok && !v.AtLeast(24) {
+		s.fail(c, notAcceptable())
+		return
+	}
 	d, err := decodePortDoc(body)
 	if err != nil {
 		s.fail(c, err)
@@ -168,8 +178,13 @@ func (s *Server) createPort(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	p := wire.Port{NodeUUID: n.UUID, Address: mac, PXEEnable: d.PXEEnabled == nil || *d.PXEEnabled, Extra: d.Extra}
 	ctx := c.Request.Context()
+	pg, err := s.portPortgroup(ctx, n.UUID, deref(d.PortgroupUUID))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	p := wire.Port{NodeUUID: n.UUID, Address: mac, PXEEnable: d.PXEEnabled == nil || *d.PXEEnabled, Extra: d.Extra, PortgroupUUID: pg}
 	var created wire.Port
 	err = s.portWrite(ctx, n.UUID, "port create", func(ctx context.Context) error {
 		var err error
@@ -199,7 +214,11 @@ func (s *Server) patchPort(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	patch, err := decodePatch(body, []string{"address", "pxe_enabled", "extra"})
+	patchable := []string{"address", "pxe_enabled", "extra"}
+	if version(c).AtLeast(24) {
+		patchable = append(patchable, "portgroup_uuid")
+	}
+	patch, err := decodePatch(body, patchable)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -213,7 +232,8 @@ func (s *Server) patchPort(c *gin.Context) {
 		var err error
 		updated, err = s.deps.Ports.UpdatePort(ctx, p.UUID, func(cur *wire.Port) error {
 			pxe := cur.PXEEnable
-			doc, err := json.Marshal(portDoc{Address: cur.Address, NodeUUID: cur.NodeUUID, PXEEnabled: &pxe, Extra: orEmpty(cur.Extra)})
+			doc, err := json.Marshal(portDoc{Address: cur.Address, NodeUUID: cur.NodeUUID, PXEEnabled: &pxe, Extra: orEmpty(cur.Extra),
+				PortgroupUUID: &cur.PortgroupUUID})
 			if err != nil {
 				return err
 			}
@@ -229,8 +249,12 @@ func (s *Server) patchPort(c *gin.Context) {
 			if err != nil {
 				return badMAC(d.Address)
 			}
+			pg, err := s.portPortgroup(ctx, cur.NodeUUID, deref(d.PortgroupUUID))
+			if err != nil {
+				return err
+			}
 			newMAC = mac
-			cur.Address, cur.PXEEnable, cur.Extra = mac, deref(d.PXEEnabled), d.Extra
+			cur.Address, cur.PXEEnable, cur.Extra, cur.PortgroupUUID = mac, deref(d.PXEEnabled), d.Extra, pg
 			return nil
 		})
 		return err

@@ -19,12 +19,14 @@ import (
 type records struct {
 	connectors *transport.Collection[wire.VolumeConnector]
 	targets    *transport.Collection[wire.VolumeTarget]
+	portgroups *transport.Collection[wire.Portgroup]
 }
 
 func newRecords(inv *transport.Inventory) records {
 	return records{
 		connectors: transport.NewCollection[wire.VolumeConnector](inv, "volume_connector"),
 		targets:    transport.NewCollection[wire.VolumeTarget](inv, "volume_target"),
+		portgroups: transport.NewCollection[wire.Portgroup](inv, "portgroup"),
 	}
 }
 
@@ -41,8 +43,9 @@ type listing struct {
 // in full (with "uuid" and "created_at"); the query's sort_key (default
 // creation order, Ironic's "id"), sort_dir, marker, limit, fields and
 // detail (those two exclusive) apply as they do on Ironic's lists. notFound
-// is the resource's 404 for a marker that names none.
-func (s *Server) page(c *gin.Context, l listing, docs []map[string]any, notFound func(id string) error) {
+// is the resource's 404 for a marker that names none. detailRoute is true
+// on a …/detail route, where every field is shown and detail is refused.
+func (s *Server) page(c *gin.Context, l listing, docs []map[string]any, notFound func(id string) error, detailRoute bool) {
 	v := version(c)
 	limit := transport.MaxLimit
 	if q := c.Query("limit"); q != "" {
@@ -59,6 +62,13 @@ func (s *Server) page(c *gin.Context, l listing, docs []map[string]any, notFound
 	if err != nil {
 		s.fail(c, err)
 		return
+	}
+	if detailRoute {
+		if detail != nil {
+			s.fail(c, badRequest("The detail parameter is not valid on a /detail list."))
+			return
+		}
+		detail = &detailRoute
 	}
 	fields := c.Query("fields")
 	if fields != "" && detail != nil && *detail {

@@ -203,7 +203,7 @@ func renderPort(p wire.Port, base string, v Version) map[string]any {
 		"local_link_connection": map[string]any{},
 		"pxe_enabled":           p.PXEEnable,
 		"internal_info":         portInternalInfo(p),
-		"portgroup_uuid":        nil,
+		"portgroup_uuid":        nullable(p.PortgroupUUID),
 		"physical_network":      nil,
 		"is_smartnic":           false,
 	}

@@ -41,6 +41,22 @@ func checkVIFID(id string) error {
 	return nil
 }
 
+// vifOfGroup is the VIF attached to a portgroup, as vifOf.
+func vifOfGroup(pg wire.Portgroup) string {
+	if pg.VIF != "" {
+		return pg.VIF
+	}
+	id, _ := pg.Extra["vif_port_id"].(string)
+	return id
+}
+
+// nodePortgroups are a node's portgroups in creation order (Ironic's).
+func (s *Server) nodePortgroups(ctx context.Context, node string) ([]wire.Portgroup, error) {
+	pgs, err := s.records.portgroups.List(ctx, func(pg wire.Portgroup) bool { return pg.NodeUUID == node })
+	slices.SortStableFunc(pgs, func(a, b wire.Portgroup) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	return pgs, err
+}
+
 func (s *Server) listVIFs(c *gin.Context) {
 	n, err := s.findNode(c, c.Param("node"))
 	if err != nil {
@@ -52,9 +68,19 @@ func (s *Server) listVIFs(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	pgs, err := s.nodePortgroups(c.Request.Context(), n.UUID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
 	vifs := []gin.H{}
 	for _, p := range ports {
 		if id := vifOf(p); id != "" {
+			vifs = append(vifs, gin.H{"id": id})
+		}
+	}
+	for _, pg := range pgs {
+		if id := vifOfGroup(pg); id != "" {
 			vifs = append(vifs, gin.H{"id": id})
 		}
 	}
@@ -64,8 +90,9 @@ func (s *Server) listVIFs(c *gin.Context) {
 // vifAttach is the body of POST /v1/nodes/{n}/vifs.
 type vifAttach struct {
 	ID string `json:"id"`
-	// PortUUID (1.67) asks for this port.
-	PortUUID string `json:"port_uuid"`
+	// PortUUID or PortgroupUUID (1.67) ask for this port or portgroup.
+	PortUUID      string `json:"port_uuid"`
+	PortgroupUUID string `json:"portgroup_uuid"`
 }
 
 func (s *Server) attachVIF(c *gin.Context) {
@@ -80,16 +107,15 @@ func (s *Server) attachVIF(c *gin.Context) {
 		switch k {
 		case "id":
 			dst = &req.ID
-		case "port_uuid":
+		case "port_uuid", "portgroup_uuid":
 			if !version(c).AtLeast(67) {
 				s.fail(c, notAcceptable())
 				return
 			}
 			dst = &req.PortUUID
-		case "portgroup_uuid":
-			// Portgroups are not served: no VIF can be attached to one.
-			s.fail(c, badRequest("Portgroups are not supported by ironfleet: portgroup_uuid cannot be honoured."))
-			return
+			if k == "portgroup_uuid" {
+				dst = &req.PortgroupUUID
+			}
 		default:
 			s.fail(c, badRequest("Unknown attribute for VIF attachment: %s.", k))
 			return
@@ -107,6 +133,10 @@ func (s *Server) attachVIF(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if req.PortUUID != "" && req.PortgroupUUID != "" {
+		s.fail(c, badRequest("Cannot specify both port_uuid and portgroup_uuid"))
+		return
+	}
 	n, err := s.findNode(c, c.Param("node"))
 	if err != nil {
 		s.fail(c, err)
@@ -118,13 +148,30 @@ func (s *Server) attachVIF(c *gin.Context) {
 		if err != nil {
 			return err
 		}
-		port, err := freePort(ports, req.ID, strings.ToLower(req.PortUUID))
+		pgs, err := s.nodePortgroups(ctx, n.UUID)
 		if err != nil {
 			return err
 		}
-		_, err = s.deps.Ports.UpdatePort(ctx, port.UUID, func(p *wire.Port) error {
-			if vifOf(*p) != "" { // taken since the list was read: not under our lock, so never
-				return wire.Errorf(wire.CodeConflict, "Port %s was bound to a VIF while VIF %s was being attached; retry.", p.UUID, req.ID)
+		choice, err := freePortLike(ports, pgs, req)
+		if err != nil {
+			return err
+		}
+		taken := func(what, id string) error { // not under our lock, so never
+			return wire.Errorf(wire.CodeConflict, "%s %s was bound to a VIF while VIF %s was being attached; retry.", what, id, req.ID)
+		}
+		if choice.group {
+			_, err = s.records.portgroups.Update(ctx, choice.uuid, func(pg *wire.Portgroup) error {
+				if vifOfGroup(*pg) != "" {
+					return taken("Portgroup", pg.UUID)
+				}
+				pg.VIF = req.ID
+				return nil
+			})
+			return err
+		}
+		_, err = s.deps.Ports.UpdatePort(ctx, choice.uuid, func(p *wire.Port) error {
+			if vifOf(*p) != "" {
+				return taken("Port", p.UUID)
 			}
 			p.VIF = req.ID
 			return nil
@@ -148,34 +195,75 @@ func (s *Server) nodePorts(ctx context.Context, node string) ([]wire.Port, error
 	return s.deps.Ports.Ports(transport.PortQuery{NodeUUID: node})
 }
 
-// freePort chooses the port a VIF is attached to, as Ironic's
-// get_free_port_like_object does without neutron (no physical networks to
-// match): a port with no VIF, PXE-enabled ones first, then in creation
-// order; only portUUID when given. 409 when the VIF is already attached to
-// one of the node's ports, 400 when no port is free.
-func freePort(ports []wire.Port, vif, portUUID string) (wire.Port, error) {
-	var free []wire.Port
+// portLike is a port or a portgroup a VIF may be attached to.
+type portLike struct {
+	uuid  string
+	group bool
+	pxe   bool
+}
+
+// freePortLike chooses where a VIF is attached, as Ironic's
+// get_free_port_like_object does without neutron (no physical networks
+// to match): a port outside portgroups or a portgroup with free ports
+// (its ports instead when one of them holds a VIF), neither holding a
+// VIF; portgroups first, then PXE-enabled ports, then in creation order;
+// only the port or portgroup asked for when one is. 409 when the VIF is
+// already attached to the node, 400 when nothing is free.
+func freePortLike(ports []wire.Port, pgs []wire.Portgroup, req vifAttach) (portLike, error) {
+	already := func(kind, uuid string) error {
+		return wire.Errorf(wire.CodeConflict, "Unable to attach VIF because VIF %s is already attached to Ironic %s %s", req.ID, kind, uuid)
+	}
+	wantPort, wantGroup := strings.ToLower(req.PortUUID), strings.ToLower(req.PortgroupUUID)
+	var free []portLike
+	freeOf := map[string][]portLike{} // a portgroup's free ports
+	unusable := map[string]bool{}     // portgroups one of whose ports holds a VIF
 	for _, p := range ports {
+		if wantPort != "" && p.UUID != wantPort {
+			continue
+		}
 		switch attached := vifOf(p); {
-		case attached == vif:
-			return wire.Port{}, wire.Errorf(wire.CodeConflict, "Unable to attach VIF because VIF %s is already attached to Ironic Port %s", vif, p.UUID)
-		case attached != "", portUUID != "" && p.UUID != portUUID:
+		case attached == req.ID:
+			return portLike{}, already("Port", p.UUID)
+		case attached != "":
+			unusable[p.PortgroupUUID] = true
+		case p.PortgroupUUID == "" && wantGroup == "":
+			free = append(free, portLike{uuid: p.UUID, pxe: p.PXEEnable})
 		default:
-			free = append(free, p)
+			freeOf[p.PortgroupUUID] = append(freeOf[p.PortgroupUUID], portLike{uuid: p.UUID, pxe: p.PXEEnable})
+		}
+	}
+	if wantPort == "" {
+		for _, pg := range pgs {
+			if wantGroup != "" && pg.UUID != wantGroup {
+				continue
+			}
+			switch attached := vifOfGroup(pg); {
+			case attached == req.ID:
+				return portLike{}, already("Portgroup", pg.UUID)
+			case attached != "":
+			case unusable[pg.UUID]:
+				if wantGroup == "" {
+					free = append(free, freeOf[pg.UUID]...)
+				}
+			case len(freeOf[pg.UUID]) > 0:
+				free = append(free, portLike{uuid: pg.UUID, group: true, pxe: true})
+			}
 		}
 	}
 	if len(free) == 0 {
-		return wire.Port{}, badRequest("Unable to attach VIF %s, not enough free physical ports.", vif)
+		return portLike{}, badRequest("Unable to attach VIF %s, not enough free physical ports.", req.ID)
 	}
-	slices.SortStableFunc(free, func(a, b wire.Port) int {
-		switch {
-		case a.PXEEnable == b.PXEEnable:
-			return 0
-		case a.PXEEnable:
-			return -1
+	rank := func(p portLike) int {
+		r := 0
+		if p.group {
+			r += 2
 		}
-		return 1
-	})
+		if p.pxe {
+			r++
+		}
+		return r
+	}
+	slices.SortStableFunc(free, func(a, b portLike) int { return rank(b) - rank(a) })
 	return free[0], nil
 }
 
@@ -192,6 +280,19 @@ func (s *Server) detachVIF(c *gin.Context) {
 	}
 	ctx := c.Request.Context()
 	err = s.portWrite(ctx, n.UUID, "detach vif", func(ctx context.Context) error {
+		// Portgroups first, then ports, as Ironic's _get_port_like_obj_by_vif_id.
+		pgs, err := s.nodePortgroups(ctx, n.UUID)
+		if err != nil {
+			return err
+		}
+		if i := slices.IndexFunc(pgs, func(pg wire.Portgroup) bool { return vifOfGroup(pg) == vif }); i >= 0 {
+			_, err = s.records.portgroups.Update(ctx, pgs[i].UUID, func(pg *wire.Portgroup) error {
+				pg.VIF = ""
+				delete(pg.Extra, "vif_port_id")
+				return nil
+			})
+			return err
+		}
 		ports, err := s.nodePorts(ctx, n.UUID)
 		if err != nil {
 			return err

@@ -104,7 +104,7 @@ func (s *Server) listConnectors(c *gin.Context) {
 	for _, r := range recs {
 		docs = append(docs, renderConnector(r, s.base(c)))
 	}
-	s.page(c, connectorListing, docs, connectorNotFound)
+	s.page(c, connectorListing, docs, connectorNotFound, false)
 }
 
 func (s *Server) listTargets(c *gin.Context) {
@@ -122,7 +122,7 @@ func (s *Server) listTargets(c *gin.Context) {
 	for _, r := range recs {
 		docs = append(docs, renderTarget(r, s.base(c)))
 	}
-	s.page(c, targetListing, docs, targetNotFound)
+	s.page(c, targetListing, docs, targetNotFound, false)
 }
 
 // getRecord reads the path's record of coll (param names it), 404 notFound.

@@ -144,7 +144,10 @@ type Port struct {
 	Extra     map[string]any `json:"extra,omitempty"`
 	// VIF is the tenant virtual interface attached to the port (Ironic's
 	// internal_info.tenant_vif_port_id), "" when the port is free.
-	VIF       string    `json:"vif,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at,omitzero"`
+	VIF string `json:"vif,omitempty"`
+	// PortgroupUUID is the portgroup (bond) the port belongs to, "" for
+	// none; it is one of the port's node's.
+	PortgroupUUID string    `json:"portgroup_uuid,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at,omitzero"`
 }

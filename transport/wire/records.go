@@ -1,5 +1,8 @@
 package wire
 
+// The records of this file are the inventory's resources besides nodes and
+// ports: stored as transport.Collections, served by the API as Ironic's.
+
 import "time"
 
 // VolumeConnector is a node's initiator for remote volumes (an iSCSI IQN, a
@@ -31,4 +34,26 @@ type VolumeTarget struct {
 	Extra      map[string]any `json:"extra,omitempty"`
 	CreatedAt  time.Time      `json:"created_at"`
 	UpdatedAt  time.Time      `json:"updated_at,omitzero"`
+}
+
+// Portgroup is a bond of a node's ports: Ironic's portgroup (API 1.23).
+// Name and Address are unique among portgroups when set.
+type Portgroup struct {
+	UUID     string `json:"uuid"`
+	NodeUUID string `json:"node_uuid"`
+	Name     string `json:"name,omitempty"`
+	Address  string `json:"address,omitempty"` // MAC, lower case, colon-separated
+	// Mode is the bonding mode (Linux bonding names: active-backup, 802.3ad,
+	// …); Properties tune it (miimon, xmit_hash_policy, …).
+	Mode       string         `json:"mode"`
+	Properties map[string]any `json:"properties,omitempty"`
+	// StandalonePortsSupported says whether the portgroup's ports may also
+	// be used on their own.
+	StandalonePortsSupported bool           `json:"standalone_ports_supported"`
+	Extra                    map[string]any `json:"extra,omitempty"`
+	// VIF is the tenant virtual interface attached to the portgroup, as on
+	// Port.
+	VIF       string    `json:"vif,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
 }
