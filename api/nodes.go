@@ -141,7 +141,7 @@ func parseBool(name, s string) (*bool, error) {
 
 // unsupportedFilters are Ironic node filters ironfleet cannot apply:
 // refusing them beats answering an unfiltered list as if filtered.
-var unsupportedFilters = []string{"instance_uuid", "chassis_uuid", "resource_class", "fault", "owner", "lessee",
+var unsupportedFilters = []string{"instance_uuid", "resource_class", "fault", "owner", "lessee",
 	"project", "description_contains", "retired", "shard", "sharded", "conductor", "include_children", "parent_node"}
 
 // nodeQuery reads a list's filters, sort and page from the query string.
@@ -175,6 +175,10 @@ func nodeQuery(c *gin.Context, v Version) (transport.NodeQuery, int, error) {
 		}
 	}
 	q.ProvisionState = wire.ProvisionState(c.Query("provision_state"))
+	q.ChassisUUID = strings.ToLower(c.Query("chassis_uuid"))
+	if c.Param("chassis") != "" {
+		q.ChassisUUID = strings.ToLower(c.Param("chassis"))
+	}
 	q.Driver = c.Query("driver")
 	if g, ok := c.GetQuery("conductor_group"); ok {
 		g = strings.ToLower(g)
@@ -316,6 +320,7 @@ type nodeDoc struct {
 	Lessee            *string        `json:"lessee"`
 	AutomatedClean    *bool          `json:"automated_clean"`
 	Protected         *bool          `json:"protected"`
+	ChassisUUID       *string        `json:"chassis_uuid"`
 
 	BiosInterface       *string `json:"bios_interface"`
 	BootInterface       *string `json:"boot_interface"`
@@ -346,7 +351,7 @@ func (d *nodeDoc) interfaces() map[hardware.Kind]**string {
 // writable are nodeDoc's keys.
 var writable = []string{"name", "description", "driver", "driver_info", "instance_info", "properties", "extra",
 	"instance_uuid", "maintenance", "maintenance_reason", "conductor_group", "resource_class", "owner", "lessee",
-	"automated_clean", "protected",
+	"automated_clean", "protected", "chassis_uuid",
 	"bios_interface", "boot_interface", "console_interface", "deploy_interface", "firmware_interface", "inspect_interface",
 	"management_interface", "network_interface", "power_interface", "raid_interface", "rescue_interface",
 	"storage_interface", "vendor_interface"}
@@ -368,7 +373,7 @@ func docOf(n wire.Node) nodeDoc {
 		Extra: orEmpty(n.Extra), InstanceUUID: opt(n.InstanceUUID), Maintenance: &n.Maintenance,
 		MaintenanceReason: opt(n.MaintenanceReason), ConductorGroup: strp(n.ConductorGroup),
 		ResourceClass: opt(n.ResourceClass), Owner: opt(n.Owner), Lessee: opt(n.Lessee),
-		AutomatedClean: n.AutomatedClean, Protected: &n.Protected,
+		AutomatedClean: n.AutomatedClean, Protected: &n.Protected, ChassisUUID: opt(n.ChassisUUID),
 	}
 	for k, field := range d.interfaces() {
 		*field = opt(hardware.Of(n, k))
@@ -419,6 +424,7 @@ func (s *Server) applyDoc(n *wire.Node, d nodeDoc) error {
 	n.ResourceClass, n.Owner, n.Lessee = deref(d.ResourceClass), deref(d.Owner), deref(d.Lessee)
 	n.AutomatedClean = d.AutomatedClean
 	n.Protected = deref(d.Protected)
+	n.ChassisUUID = strings.ToLower(deref(d.ChassisUUID))
 	return applyInterfaces(n, old, d)
 }
 
@@ -510,6 +516,10 @@ func (s *Server) createNode(c *gin.Context) {
 		n.ProvisionState = wire.StateAvailable // before 1.11 new nodes started available
 	}
 	ctx := c.Request.Context()
+	if err := s.checkChassis(ctx, "", n.ChassisUUID, v); err != nil {
+		s.fail(c, err)
+		return
+	}
 	created, err := s.deps.Nodes.CreateNode(ctx, n)
 	if errors.Is(err, transport.ErrExists) {
 		if n.Name != "" {
@@ -681,7 +691,11 @@ func (s *Server) patchNode(c *gin.Context) {
 			if err != nil {
 				return err
 			}
-			return s.applyDoc(cur, d)
+			before := cur.ChassisUUID
+			if err := s.applyDoc(cur, d); err != nil {
+				return err
+			}
+			return s.checkChassis(ctx, before, cur.ChassisUUID, v)
 		})
 		return err
 	})

@@ -20,6 +20,7 @@ type records struct {
 	connectors *transport.Collection[wire.VolumeConnector]
 	targets    *transport.Collection[wire.VolumeTarget]
 	portgroups *transport.Collection[wire.Portgroup]
+	chassis    *transport.Collection[wire.Chassis]
 }
 
 func newRecords(inv *transport.Inventory) records {
@@ -27,6 +28,7 @@ func newRecords(inv *transport.Inventory) records {
 		connectors: transport.NewCollection[wire.VolumeConnector](inv, "volume_connector"),
 		targets:    transport.NewCollection[wire.VolumeTarget](inv, "volume_target"),
 		portgroups: transport.NewCollection[wire.Portgroup](inv, "portgroup"),
+		chassis:    transport.NewCollection[wire.Chassis](inv, "chassis"),
 	}
 }
 

@@ -159,7 +159,7 @@ func renderNode(n wire.Node, reservation, base string, v Version) map[string]any
 		"traits":                 traitsOf(n),
 		"conductor":              nullable(n.Conductor),
 		"allocation_uuid":        nil,
-		"chassis_uuid":           nil,
+		"chassis_uuid":           nullable(n.ChassisUUID),
 		"links":                  links(base, path),
 		"ports":                  links(base, path+"/ports"),
 		"states":                 links(base, path+"/states"),

@@ -277,6 +277,7 @@ type NodeQuery struct {
 	ConductorGroup *string
 	Maintenance    *bool // only nodes with maintenance on (true) or off (false)
 	Associated     *bool // only nodes with (true) or without (false) an instance_uuid
+	ChassisUUID    string // only nodes in this chassis
 	// Marker is the UUID of the last node of the previous page; the page
 	// starts after it in the sort order.
 	Marker string
@@ -359,7 +360,8 @@ func (q NodeQuery) match(n wire.Node) bool {
 		q.Driver != "" && n.Driver != q.Driver,
 		q.ConductorGroup != nil && n.ConductorGroup != *q.ConductorGroup,
 		q.Maintenance != nil && n.Maintenance != *q.Maintenance,
-		q.Associated != nil && (n.InstanceUUID != "") != *q.Associated:
+		q.Associated != nil && (n.InstanceUUID != "") != *q.Associated,
+		q.ChassisUUID != "" && n.ChassisUUID != q.ChassisUUID:
 		return false
 	}
 	return true

@@ -101,6 +101,8 @@ type Node struct {
 	Lessee         string `json:"lessee,omitempty"`
 	AutomatedClean *bool  `json:"automated_clean,omitempty"`
 	Protected      bool   `json:"protected,omitempty"`
+	// ChassisUUID is the chassis the node is in, "" for none.
+	ChassisUUID string `json:"chassis_uuid,omitempty"`
 	// Traits are the node's scheduling traits (os-traits names or
 	// CUSTOM_*), sorted, at most 50: Ironic's node traits (1.37).
 	Traits []string `json:"traits,omitempty"`

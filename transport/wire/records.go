@@ -57,3 +57,13 @@ type Portgroup struct {
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
 }
+
+// Chassis groups nodes (a rack, an enclosure): Ironic's chassis. A chassis
+// with nodes in it is not deleted.
+type Chassis struct {
+	UUID        string         `json:"uuid"`
+	Description string         `json:"description,omitempty"`
+	Extra       map[string]any `json:"extra,omitempty"`
+	CreatedAt   time.Time      `json:"created_at"`
+	UpdatedAt   time.Time      `json:"updated_at,omitzero"`
+}
