@@ -275,8 +275,8 @@ type NodeQuery struct {
 	Driver         string              // only nodes with this driver
 	// ConductorGroup, when set, keeps only the nodes of that group ("" is the default group).
 	ConductorGroup *string
-	Maintenance    *bool // only nodes with maintenance on (true) or off (false)
-	Associated     *bool // only nodes with (true) or without (false) an instance_uuid
+	Maintenance    *bool  // only nodes with maintenance on (true) or off (false)
+	Associated     *bool  // only nodes with (true) or without (false) an instance_uuid
 	ChassisUUID    string // only nodes in this chassis
 	// Marker is the UUID of the last node of the previous page; the page
 	// starts after it in the sort order.
