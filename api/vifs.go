@@ -18,12 +18,10 @@ import (
 // noop network interface forgets them (drivers/modules/network/noop.py);
 // ironfleet records them as Ironic's non-neutron VIFPortIDMixin does
 // (drivers/modules/network/common.py): the VIF's ID in a free portgroup's
-// or port's
-// internal_info.tenant_vif_port_id (wire.Port.VIF, wire.Portgroup.VIF),
-// so that nova's vif_list and detach work and a bound port is not deleted
-// by mistake.
-// Each attach and detach takes the node's lock, as the conductor's
-// vif_attach and vif_detach do.
+// or port's internal_info.tenant_vif_port_id (wire.Portgroup.VIF,
+// wire.Port.VIF), so that nova's vif_list and detach work and a bound port
+// is not deleted by mistake. Each attach and detach takes the node's lock,
+// as the conductor's vif_attach and vif_detach do.
 
 // vifOf is the VIF attached to a port: its tenant VIF, or the legacy
 // extra.vif_port_id Ironic still honours.
