@@ -48,6 +48,9 @@ func renderPortgroup(pg wire.Portgroup, base string, v Version) map[string]any {
 		"created_at": ironicTime(pg.CreatedAt), "updated_at": ironicTime(pg.UpdatedAt),
 		"links": links(base, "portgroups/"+pg.UUID), "ports": links(base, "portgroups/"+pg.UUID+"/ports"),
 	}
+	if !v.AtLeast(24) {
+		delete(out, "ports") // the subresource came with 1.24
+	}
 	if v.AtLeast(26) {
 		out["mode"] = pg.Mode
 		out["properties"] = orEmpty(maps.Clone(pg.Properties))

@@ -102,6 +102,8 @@ func TestPortgroups(t *testing.T) {
 			{"/v1/portgroups/detail", "portgroups", 2},
 			{"/v1/portgroups/" + pgID + "/ports", "ports", 1},
 			{"/v1/ports?portgroup=bond1", "ports", 1},
+			{"/v1/nodes/pg-1/ports?portgroup=bond1", "ports", 1},
+			{"/v1/nodes/pg-2/ports?portgroup=bond1", "ports", 0},
 		} {
 			r := e.do(http.MethodGet, tt.path, nil)
 			mustStatus(t, r, http.StatusOK)

@@ -44,7 +44,7 @@ func (s *Server) findPort(c *gin.Context) (wire.Port, error) {
 func (s *Server) listPorts(detail, underNode bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		v := version(c)
-		if c.Query("portgroup") != "" && !underNode {
+		if c.Query("portgroup") != "" {
 			s.listPortgroupPorts(detail)(c)
 			return
 		}
