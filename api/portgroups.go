@@ -176,10 +176,14 @@ type portgroupDoc struct {
 	Extra                    map[string]any `json:"extra"`
 }
 
-// apply validates d and writes it onto pg (what is the name in messages).
-func (d portgroupDoc) apply(pg *wire.Portgroup) error {
+// apply validates d and writes it onto pg; ident names the portgroup a
+// PATCH changes ("" for a create), in Ironic's message for a bad name.
+func (d portgroupDoc) apply(pg *wire.Portgroup, ident string) error {
 	name := deref(d.Name)
 	if name != "" && (!nameRe.MatchString(name) || isUUID(name)) {
+		if ident != "" {
+			return badRequest("Portgroup %s: Cannot change name to invalid name '%s'", ident, name)
+		}
 		return badRequest("Cannot create portgroup with invalid name '%s'", name)
 	}
 	addr := deref(d.Address)
@@ -243,7 +247,7 @@ func (s *Server) createPortgroup(c *gin.Context) {
 		return
 	}
 	pg := wire.Portgroup{UUID: id, NodeUUID: n.UUID, CreatedAt: time.Now().UTC()}
-	if err := d.apply(&pg); err != nil {
+	if err := d.apply(&pg, ""); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -346,20 +350,31 @@ func (s *Server) patchPortgroup(c *gin.Context) {
 		s.fail(c, badRequest("'mode' is a mandatory attribute and can not be removed"))
 		return
 	}
-	if d.NodeUUID == nil || !strings.EqualFold(*d.NodeUUID, cur.NodeUUID) {
-		// Ironic moves a portgroup without ports between nodes in enroll,
-		// manageable or inspection; ironfleet does not (yet): say so.
-		s.fail(c, badRequest("Portgroup %s cannot move to another node in ironfleet: delete it and create it on the other node.", cur.UUID))
+	if d.NodeUUID == nil {
+		s.fail(c, badRequest("'node_uuid' is a required property"))
+		return
+	}
+	n, err := s.linkedNode(c, *d.NodeUUID)
+	if err != nil {
+		s.fail(c, err)
 		return
 	}
 	next := cur
-	if err := d.apply(&next); err != nil {
+	next.NodeUUID = n.UUID
+	if err := d.apply(&next, c.Param("portgroup")); err != nil {
 		s.fail(c, err)
 		return
 	}
 	next.UpdatedAt = time.Now().UTC()
 	ctx := c.Request.Context()
-	err = s.portWrite(ctx, cur.NodeUUID, "update portgroup", func(ctx context.Context) error {
+	// The lock is the portgroup's node's after the change, as Ironic's
+	// update_portgroup takes it.
+	err = s.portWrite(ctx, next.NodeUUID, "update portgroup", func(ctx context.Context) error {
+		if next.NodeUUID != cur.NodeUUID {
+			if err := s.checkPortgroupMove(ctx, cur, next.NodeUUID); err != nil {
+				return err
+			}
+		}
 		if err := s.claimPortgroup(ctx, cur, next); err != nil {
 			return err
 		}
@@ -381,6 +396,34 @@ func (s *Server) patchPortgroup(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, renderPortgroup(next, s.base(c), v))
+}
+
+// checkPortgroupMove refuses to move a portgroup to node unless the node
+// is in enroll, manageable or inspection, or in maintenance, and the
+// portgroup has no ports: Ironic's update_portgroup (conductor/manager.py).
+func (s *Server) checkPortgroupMove(ctx context.Context, pg wire.Portgroup, node string) error {
+	n, err := s.deps.Nodes.Get(ctx, node)
+	if err != nil {
+		return err
+	}
+	switch n.ProvisionState {
+	case wire.StateEnroll, wire.StateInspecting, wire.StateInspectWait, wire.StateManageable:
+	default:
+		if !n.Maintenance {
+			return wire.Errorf(wire.CodeConflict, "Portgroup %s can not be associated to node %s unless the node is in a %s state or in maintenance mode. Current state is '%s'.",
+				pg.UUID, node, "enroll, inspecting, inspect wait, manageable", n.ProvisionState)
+		}
+	}
+	ports, err := s.nodePorts(ctx, pg.NodeUUID)
+	if err != nil {
+		return err
+	}
+	for _, p := range ports {
+		if p.PortgroupUUID == pg.UUID {
+			return badRequest("Portgroup %s can not be associated with node %s because there are ports associated with this portgroup.", pg.UUID, node)
+		}
+	}
+	return nil
 }
 
 func (s *Server) deletePortgroup(c *gin.Context) {

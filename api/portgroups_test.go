@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/ironfleet/ironfleet/lock"
+	"github.com/ironfleet/ironfleet/transport/wire"
 )
 
 // TestPortgroups follows Ironic's portgroup.py: create (201, Location,
@@ -55,8 +56,10 @@ func TestPortgroups(t *testing.T) {
 		{call{"port portgroup_uuid below 1.24", http.MethodPost, "/v1/ports",
 			map[string]any{"node_uuid": id, "address": "52:54:00:bb:01:02", "portgroup_uuid": pgID}, 406}, "",
 			[]string{"X-OpenStack-Ironic-API-Version", "1.23"}},
-		{call{"move to another node", http.MethodPatch, "/v1/portgroups/" + pgID,
-			`[{"op":"replace","path":"/node_uuid","value":"` + other + `"}]`, 400}, "", nil},
+		{call{"move to a node that does not exist", http.MethodPatch, "/v1/portgroups/" + pgID,
+			`[{"op":"replace","path":"/node_uuid","value":"1be26c0b-03f2-4d2e-ae87-c02d7f33c123"}]`, 400}, "", nil},
+		{call{"bad name in a patch", http.MethodPatch, "/v1/portgroups/" + pgID, `[{"op":"replace","path":"/name","value":"a b"}]`, 400},
+			"Portgroup " + pgID + ": Cannot change name to invalid name 'a b'", nil},
 		{call{"remove mode", http.MethodPatch, "/v1/portgroups/" + pgID, `[{"op":"remove","path":"/mode"}]`, 400},
 			"'mode' is a mandatory attribute and can not be removed", nil},
 	} {
@@ -79,6 +82,28 @@ func TestPortgroups(t *testing.T) {
 	}
 	mustStatus(t, e.do(http.MethodGet, "/v1/portgroups/bond0", nil), 404)
 	mustStatus(t, e.do(http.MethodPost, "/v1/portgroups", map[string]any{"node_uuid": other, "name": "bond0"}), 201) // the old name is free
+
+	t.Run("move to another node", func(t *testing.T) {
+		move := func(from, to string) resp {
+			return e.do(http.MethodPatch, "/v1/portgroups/"+pgID, `[{"op":"replace","path":"/node_uuid","value":"`+to+`"}]`)
+		}
+		e.setState(other, wire.StateAvailable)
+		r := move(id, other)
+		mustStatus(t, r, http.StatusConflict)
+		faultIs(t, r, "Portgroup "+pgID+" can not be associated to node "+other+
+			" unless the node is in a enroll, inspecting, inspect wait, manageable state or in maintenance mode. Current state is 'available'.")
+		e.setState(other, wire.StateManageable)
+		r = e.do(http.MethodPost, "/v1/ports", map[string]any{"node_uuid": id, "address": "52:54:00:bb:01:09", "portgroup_uuid": pgID})
+		mustStatus(t, r, http.StatusCreated)
+		mustStatus(t, move(id, other), http.StatusBadRequest) // it has a port
+		mustStatus(t, e.do(http.MethodDelete, "/v1/ports/"+r.json(t)["uuid"].(string), nil), http.StatusNoContent)
+		r = move(id, other)
+		mustStatus(t, r, http.StatusOK)
+		if got := r.json(t)["node_uuid"]; got != other {
+			t.Errorf("moved portgroup node_uuid %v, want %s", got, other)
+		}
+		mustStatus(t, move(other, id), http.StatusOK) // id is in enroll
+	})
 
 	r = e.do(http.MethodPost, "/v1/ports", map[string]any{"node_uuid": id, "address": "52:54:00:bb:01:03", "portgroup_uuid": pgID, "pxe_enabled": false})
 	mustStatus(t, r, http.StatusCreated)
