@@ -24,7 +24,7 @@ func chassisNotFound(id string) error {
 	return wire.Errorf(wire.CodeNotFound, "Chassis %s could not be found.", id)
 }
 
-var chassisListing = listing{item: "chassis", short: []string{"uuid", "description"}, noSort: []string{"extra"}}
+var chassisListing = listing{item: "chassis", short: []string{"uuid", "description"}, noSort: []string{"extra"}, detailFrom: 43}
 
 func renderChassis(ch wire.Chassis, base string) map[string]any {
 	return map[string]any{

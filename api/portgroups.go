@@ -35,7 +35,7 @@ func portgroupNotFound(id string) error {
 	return wire.Errorf(wire.CodeNotFound, "Portgroup %s could not be found.", id)
 }
 
-var portgroupListing = listing{item: "portgroups", short: []string{"uuid", "address", "name"}, noSort: []string{"extra", "properties", "internal_info"}}
+var portgroupListing = listing{item: "portgroups", short: []string{"uuid", "address", "name"}, noSort: []string{"extra", "properties", "internal_info"}, detailFrom: 43}
 
 func renderPortgroup(pg wire.Portgroup, base string, v Version) map[string]any {
 	info := map[string]any{}
@@ -159,7 +159,7 @@ func (s *Server) listPortgroupPorts(detail bool) gin.HandlerFunc {
 				docs = append(docs, renderPort(p, s.base(c), version(c)))
 			}
 		}
-		s.page(c, listing{item: "ports", short: []string{"uuid", "address"}, noSort: []string{"extra", "internal_info", "local_link_connection"}},
+		s.page(c, listing{item: "ports", short: []string{"uuid", "address"}, noSort: []string{"extra", "internal_info", "local_link_connection"}, detailFrom: 43},
 			docs, portNotFound, detail)
 	}
 }

@@ -49,6 +49,8 @@ func TestPortgroups(t *testing.T) {
 			[]string{"X-OpenStack-Ironic-API-Version", "1.25"}},
 		{call{"below 1.23", http.MethodGet, "/v1/portgroups", nil, 404}, "", []string{"X-OpenStack-Ironic-API-Version", "1.22"}},
 		{call{"show by name", http.MethodGet, "/v1/portgroups/bond0", nil, 200}, "", nil},
+		{call{"detail below 1.43", http.MethodGet, "/v1/portgroups?detail=true", nil, 400}, "Invalid query parameter ?detail=true received.",
+			[]string{"X-OpenStack-Ironic-API-Version", "1.42"}},
 		{call{"show unknown", http.MethodGet, "/v1/portgroups/bond9", nil, 404}, "Portgroup bond9 could not be found.", nil},
 		{call{"port in another node's portgroup", http.MethodPost, "/v1/ports",
 			map[string]any{"node_uuid": other, "address": "52:54:00:bb:01:01", "portgroup_uuid": pgID}, 400},

@@ -39,6 +39,10 @@ type listing struct {
 	item   string   // "connectors"
 	short  []string // the fields of an item without detail or fields
 	noSort []string // fields Ironic refuses as sort_key (objects)
+	// detailFrom is the version the detail query parameter came with
+	// (utils.get_request_return_fields: 1.43), 0 for lists that always had
+	// it (volume).
+	detailFrom int
 }
 
 // page answers a list of records: docs are every matching record rendered
@@ -63,6 +67,10 @@ func (s *Server) page(c *gin.Context, l listing, docs []map[string]any, notFound
 	detail, err := parseBool("detail", c.Query("detail"))
 	if err != nil {
 		s.fail(c, err)
+		return
+	}
+	if detail != nil && !v.AtLeast(l.detailFrom) {
+		s.fail(c, badRequest("Invalid query parameter ?detail=%s received.", c.Query("detail")))
 		return
 	}
 	if detailRoute {
