@@ -443,17 +443,28 @@ func (s *Server) deletePortgroup(c *gin.Context) {
 				return badRequest("Cannot complete the requested action because portgroup %s contains ports.", pg.UUID)
 			}
 		}
-		if err := s.records.portgroups.Delete(ctx, pg.UUID); err != nil {
-			return recordNotFound(err, portgroupNotFound(pg.UUID))
-		}
-		s.releasePortgroup(ctx, pg, wire.Portgroup{})
-		return nil
+		return s.dropPortgroup(ctx, pg)
 	})
+	if wire.CodeOf(err) == wire.CodeNotFound {
+		// A portgroup whose node is gone (its delete failed half way) may go.
+		if _, gerr := s.deps.Nodes.Get(ctx, pg.NodeUUID); wire.CodeOf(gerr) == wire.CodeNotFound {
+			err = s.dropPortgroup(ctx, pg)
+		}
+	}
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	c.Status(http.StatusNoContent)
+}
+
+// dropPortgroup deletes pg's record and releases its name and address.
+func (s *Server) dropPortgroup(ctx context.Context, pg wire.Portgroup) error {
+	if err := s.records.portgroups.Delete(ctx, pg.UUID); err != nil {
+		return recordNotFound(err, portgroupNotFound(pg.UUID))
+	}
+	s.releasePortgroup(ctx, pg, wire.Portgroup{})
+	return nil
 }
 
 // deletePortgroupsOf deletes a deleted node's portgroups, as Ironic's
@@ -464,10 +475,9 @@ func (s *Server) deletePortgroupsOf(ctx context.Context, node string) error {
 		return err
 	}
 	for _, pg := range pgs {
-		if err := s.records.portgroups.Delete(ctx, pg.UUID); err != nil && wire.CodeOf(err) != wire.CodeNotFound {
+		if err := s.dropPortgroup(ctx, pg); err != nil && wire.CodeOf(err) != wire.CodeNotFound {
 			return err
 		}
-		s.releasePortgroup(ctx, pg, wire.Portgroup{})
 	}
 	return nil
 }

@@ -3,6 +3,10 @@ package api_test
 import (
 	"net/http"
 	"testing"
+	"time"
+
+	"github.com/ironfleet/ironfleet/transport"
+	"github.com/ironfleet/ironfleet/transport/wire"
 )
 
 // TestDiscoveryListsResources: GET /v1 advertises chassis always,
@@ -27,5 +31,26 @@ func TestDiscoveryListsResources(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLeftoversOfADeletedNodeCanBeDeleted: records whose node is gone (a
+// node delete that failed half way leaves them) are deleted through the
+// API, not stuck behind the missing node's 404.
+func TestLeftoversOfADeletedNodeCanBeDeleted(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	gone := wire.NewUUID()
+	pg := wire.Portgroup{UUID: wire.NewUUID(), NodeUUID: gone, Mode: "active-backup", CreatedAt: time.Now()}
+	if err := transport.NewCollection[wire.Portgroup](e.inv, "portgroup").Create(ctx, pg.UUID, pg); err != nil {
+		t.Fatal(err)
+	}
+	vt := wire.VolumeTarget{UUID: wire.NewUUID(), NodeUUID: gone, VolumeType: "iscsi", VolumeID: "v", CreatedAt: time.Now()}
+	if err := transport.NewCollection[wire.VolumeTarget](e.inv, "volume_target").Create(ctx, vt.UUID, vt); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/v1/portgroups/" + pg.UUID, "/v1/volume/targets/" + vt.UUID} {
+		mustStatus(t, e.do(http.MethodDelete, path, nil), http.StatusNoContent)
+		mustStatus(t, e.do(http.MethodGet, path, nil), http.StatusNotFound)
 	}
 }

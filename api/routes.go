@@ -47,7 +47,7 @@ func (s *Server) table() []route {
 		{http.MethodPost, "/v1/nodes", "Create a node", write, 0, s.createNode},
 		{http.MethodGet, "/v1/nodes/:node", "Show a node by UUID or name", read, 0, s.getNode},
 		{http.MethodPatch, "/v1/nodes/:node", "Update a node with a JSON Patch (RFC 6902)", write, 0, s.patchNode},
-		{http.MethodDelete, "/v1/nodes/:node", "Delete a node and its ports", write, 0, s.deleteNode},
+		{http.MethodDelete, "/v1/nodes/:node", "Delete a node with its ports, portgroups and volume records", write, 0, s.deleteNode},
 		{http.MethodGet, "/v1/nodes/:node/states", "Show a node's states", read, 0, s.nodeStates},
 		{http.MethodPut, "/v1/nodes/:node/states/provision", "Change a node's provision state (202)", write, 0, s.setProvision},
 		{http.MethodPut, "/v1/nodes/:node/states/power", "Change a node's power state (202)", write, 0, s.setPower},

@@ -367,11 +367,15 @@ func createRecord[T any](ctx context.Context, s *Server, coll *transport.Collect
 }
 
 // volumeWrite runs write under node's lock if the node's state allows
-// action: powered off, or (deletions) in enroll or manageable.
+// action: powered off, or (deletions) in enroll or manageable. A record
+// whose node is gone (its delete failed half way) may be deleted.
 func (s *Server) volumeWrite(ctx context.Context, node, action string, deletion bool, write func(ctx context.Context) error) error {
 	return s.underLock(ctx, node, action, func(ctx context.Context, _ uint64) error {
 		n, err := s.deps.Nodes.Get(ctx, node)
 		if wire.CodeOf(err) == wire.CodeNotFound {
+			if deletion {
+				return write(ctx)
+			}
 			return nodeNotFound(node)
 		}
 		if err != nil {
