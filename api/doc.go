@@ -5,7 +5,9 @@
 // # Building it
 //
 // New(Deps, Config) takes small interfaces declared here, which the real
-// parts satisfy: *transport.Inventory (Nodes, Ports), *transport.Bus
+// parts satisfy: *transport.Inventory (Nodes, Ports; Records, whose
+// transport.Collections hold chassis, portgroups and volume connectors and
+// targets), *transport.Bus
 // (Tasks), *lock.Locker (Locks), *transport.Registry (Conductors) and
 // conductor.Drivers (DriverValidator). Serve runs it on a listener until its
 // context ends; Handler is the http.Handler.
@@ -15,8 +17,10 @@
 // Reads come from the inventory's cache (a KV watch); a node's
 // "reservation" is its lock holder, from one lock Snapshot (one Summary for a
 // list). Writes are compare-and-set on the inventory or tasks. Every write
-// of an existing node or of its ports (PATCH, maintenance, port create,
-// update and delete, the agent token at lookup, DELETE) takes the node's
+// of an existing node or of its ports (PATCH, maintenance, port and
+// portgroup create, update and delete, traits, VIF attach and detach,
+// volume record update and delete, the agent token at lookup, DELETE)
+// takes the node's
 // lock in standard mode, as Ironic's conductor does (409 NodeLocked naming
 // the holder), writes the node with the lock's fencing token and releases
 // the lock (port records carry no fence: the node is written with the token

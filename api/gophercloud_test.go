@@ -252,3 +252,88 @@ func TestGophercloudAllocationsAndInventory(t *testing.T) {
 		t.Fatalf("inventory %+v, plugin data %+v, %v", data.Inventory, std, err)
 	}
 }
+
+// TestGophercloudNovaResources drives what gophercloud v2's baremetal
+// client offers of the resources on nova's path: VIF attach, list and
+// detach (nodes.AttachVirtualInterface, …), a port's portgroup_uuid and
+// internal_info, a node's traits and chassis_uuid, and the chassis_uuid
+// filter (nodes.ListOpts). Chassis, portgroups, traits and volume writes
+// have no gophercloud call; they are created through the raw API.
+func TestGophercloudNovaResources(t *testing.T) {
+	e := newEnv(t)
+	client, err := noauth.NewBareMetalNoAuth(noauth.EndpointOpts{IronicEndpoint: e.url + "/v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client.Microversion = "1.82"
+	ctx := t.Context()
+
+	r := e.do(http.MethodPost, "/v1/chassis", map[string]any{"description": "rack"})
+	mustStatus(t, r, http.StatusCreated)
+	chassis := r.json(t)["uuid"].(string)
+	id := e.createNode("gc-nova", map[string]any{"chassis_uuid": chassis})
+	e.createNode("gc-other", nil)
+	r = e.do(http.MethodPost, "/v1/portgroups", map[string]any{"node_uuid": id, "name": "gc-bond"})
+	mustStatus(t, r, http.StatusCreated)
+	pg := r.json(t)["uuid"].(string)
+	mustStatus(t, e.do(http.MethodPut, "/v1/nodes/"+id+"/traits", map[string]any{"traits": []string{"CUSTOM_GOLD"}}), http.StatusNoContent)
+
+	p, err := ports.Create(ctx, client, ports.CreateOpts{NodeUUID: id, Address: "52:54:00:cc:00:01", PortGroupUUID: pg}).Extract()
+	if err != nil {
+		t.Fatalf("create a port in a portgroup: %v", err)
+	}
+	if p.PortGroupUUID != pg {
+		t.Errorf("port portgroup_uuid %q, want %q", p.PortGroupUUID, pg)
+	}
+	lone, err := ports.Create(ctx, client, ports.CreateOpts{NodeUUID: id, Address: "52:54:00:cc:00:02"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	n, err := nodes.Get(ctx, client, id).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(n.Traits, []string{"CUSTOM_GOLD"}) || n.ChassisUUID != chassis {
+		t.Errorf("node traits %v, chassis %q; want [CUSTOM_GOLD], %s", n.Traits, n.ChassisUUID, chassis)
+	}
+	var inChassis []string
+	err = nodes.List(client, nodes.ListOpts{ChassisUUID: chassis}).EachPage(ctx, func(_ context.Context, page pagination.Page) (bool, error) {
+		ns, err := nodes.ExtractNodes(page)
+		for _, n := range ns {
+			inChassis = append(inChassis, n.UUID)
+		}
+		return true, err
+	})
+	if err != nil || !slices.Equal(inChassis, []string{id}) {
+		t.Errorf("nodes in the chassis %v, %v; want [%s]", inChassis, err, id)
+	}
+
+	for _, vif := range []string{"gc-vif-1", "gc-vif-2"} {
+		if err := nodes.AttachVirtualInterface(ctx, client, id, nodes.VirtualInterfaceOpts{ID: vif}).ExtractErr(); err != nil {
+			t.Fatalf("attach %s: %v", vif, err)
+		}
+	}
+	if err := nodes.AttachVirtualInterface(ctx, client, id, nodes.VirtualInterfaceOpts{ID: "gc-vif-1"}).ExtractErr(); !gophercloud.ResponseCodeIs(err, http.StatusConflict) {
+		t.Errorf("attaching twice: %v, want 409", err)
+	}
+	vifs, err := nodes.ListVirtualInterfaces(ctx, client, id).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vifs) != 2 || vifs[0].ID != "gc-vif-2" || vifs[1].ID != "gc-vif-1" {
+		t.Errorf("vifs %+v, want gc-vif-2 on the lone port, then gc-vif-1 on the portgroup", vifs)
+	}
+	got, err := ports.Get(ctx, client, lone.UUID).Extract()
+	if err != nil || got.InternalInfo["tenant_vif_port_id"] != "gc-vif-2" {
+		t.Errorf("lone port internal_info %v, %v", got.InternalInfo, err)
+	}
+	for _, vif := range []string{"gc-vif-1", "gc-vif-2"} {
+		if err := nodes.DetachVirtualInterface(ctx, client, id, vif).ExtractErr(); err != nil {
+			t.Errorf("detach %s: %v", vif, err)
+		}
+	}
+	if err := nodes.DetachVirtualInterface(ctx, client, id, "gc-vif-1").ExtractErr(); !gophercloud.ResponseCodeIs(err, http.StatusBadRequest) {
+		t.Errorf("detaching twice: %v, want 400", err)
+	}
+}

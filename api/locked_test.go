@@ -51,6 +51,11 @@ func TestWritesTakeTheNodeLock(t *testing.T) {
 		{"create port", http.MethodPost, "/v1/ports", map[string]any{"node_uuid": id, "address": "52:54:00:ee:00:02"}, 201},
 		{"patch port", http.MethodPatch, "/v1/ports/" + port, `[{"op":"add","path":"/extra/x","value":1}]`, 200},
 		{"delete port", http.MethodDelete, "/v1/ports/" + port, nil, 204},
+		{"set traits", http.MethodPut, "/v1/nodes/" + id + "/traits", map[string]any{"traits": []string{"CUSTOM_X"}}, 204},
+		{"add a trait", http.MethodPut, "/v1/nodes/" + id + "/traits/CUSTOM_Y", nil, 204},
+		{"remove a trait", http.MethodDelete, "/v1/nodes/" + id + "/traits/CUSTOM_Y", nil, 204},
+		{"attach a VIF", http.MethodPost, "/v1/nodes/" + id + "/vifs", map[string]any{"id": "vif-1"}, 204},
+		{"detach a VIF", http.MethodDelete, "/v1/nodes/" + id + "/vifs/vif-1", nil, 204},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -176,11 +176,6 @@ func parseBool(name, s string) (*bool, error) {
 	return &b, nil
 }
 
-// unsupportedFilters are Ironic node filters ironfleet cannot apply:
-// refusing them beats answering an unfiltered list as if filtered.
-// chassis_uuid: there are no chassis here.
-var unsupportedFilters = []string{"chassis_uuid"}
-
 // nodeFilterVersion is the microversion each node list filter appeared in
 // (Ironic's check_allow_filter_by_* and check_allow_child_node_params in
 // ironic/api/controllers/v1/utils.py); a filter absent here is in every
@@ -213,11 +208,6 @@ func (s *Server) nodeQuery(c *gin.Context, v Version) (transport.NodeQuery, int,
 	if q.Marker != "" && !isUUID(q.Marker) {
 		return q, 0, badRequest("Marker %q is not a node UUID.", q.Marker)
 	}
-	for _, f := range unsupportedFilters {
-		if c.Query(f) != "" {
-			return q, 0, badRequest("The %s filter is not supported by ironfleet.", f)
-		}
-	}
 	q.SortKey, q.SortDir = c.Query("sort_key"), c.Query("sort_dir")
 	if q.SortKey != "" && !fieldIn(q.SortKey, v) {
 		return q, 0, notAcceptable() // check_allowed_fields([sort_key]), as Ironic
@@ -228,6 +218,10 @@ func (s *Server) nodeQuery(c *gin.Context, v Version) (transport.NodeQuery, int,
 		}
 	}
 	q.ProvisionState = wire.ProvisionState(c.Query("provision_state"))
+	q.ChassisUUID = strings.ToLower(c.Query("chassis_uuid"))
+	if c.Param("chassis") != "" {
+		q.ChassisUUID = strings.ToLower(c.Param("chassis"))
+	}
 	q.Driver = c.Query("driver")
 	if g, ok := c.GetQuery("conductor_group"); ok {
 		g = strings.ToLower(g)
@@ -433,6 +427,7 @@ type nodeDoc struct {
 	Protected         *bool          `json:"protected"`
 	ParentNode        *string        `json:"parent_node"`
 	DisablePowerOff   *bool          `json:"disable_power_off"`
+	ChassisUUID       *string        `json:"chassis_uuid"`
 
 	BiosInterface       *string `json:"bios_interface"`
 	BootInterface       *string `json:"boot_interface"`
@@ -463,7 +458,7 @@ func (d *nodeDoc) interfaces() map[hardware.Kind]**string {
 // writable are nodeDoc's keys.
 var writable = []string{"name", "description", "driver", "driver_info", "instance_info", "properties", "extra",
 	"instance_uuid", "maintenance", "maintenance_reason", "conductor_group", "resource_class", "owner", "lessee",
-	"automated_clean", "protected", "parent_node", "disable_power_off",
+	"automated_clean", "protected", "parent_node", "disable_power_off", "chassis_uuid",
 	"bios_interface", "boot_interface", "console_interface", "deploy_interface", "firmware_interface", "inspect_interface",
 	"management_interface", "network_interface", "power_interface", "raid_interface", "rescue_interface",
 	"storage_interface", "vendor_interface"}
@@ -486,6 +481,7 @@ func docOf(n wire.Node) nodeDoc {
 		MaintenanceReason: opt(n.MaintenanceReason), ConductorGroup: strp(n.ConductorGroup),
 		ResourceClass: opt(n.ResourceClass), Owner: opt(n.Owner), Lessee: opt(n.Lessee),
 		AutomatedClean: n.AutomatedClean, Protected: &n.Protected, ParentNode: opt(n.ParentNode),
+		ChassisUUID: opt(n.ChassisUUID),
 	}
 	for k, field := range d.interfaces() {
 		*field = opt(hardware.Of(n, k))
@@ -542,6 +538,7 @@ func (s *Server) applyDoc(n *wire.Node, d nodeDoc) error {
 	n.ResourceClass, n.Owner, n.Lessee = deref(d.ResourceClass), deref(d.Owner), deref(d.Lessee)
 	n.AutomatedClean = d.AutomatedClean
 	n.Protected = deref(d.Protected)
+	n.ChassisUUID = strings.ToLower(deref(d.ChassisUUID))
 	return applyInterfaces(n, old, d)
 }
 
@@ -635,6 +632,10 @@ func (s *Server) createNode(c *gin.Context) {
 		n.ProvisionState = wire.StateAvailable // before 1.11 new nodes started available
 	}
 	ctx := c.Request.Context()
+	if err := s.checkChassis(ctx, "", n.ChassisUUID, v); err != nil {
+		s.fail(c, err)
+		return
+	}
 	created, err := s.deps.Nodes.CreateNode(ctx, n)
 	if errors.Is(err, transport.ErrExists) {
 		if n.Name != "" {
@@ -873,7 +874,7 @@ func (s *Server) patchNode(c *gin.Context) {
 		var err error
 		var drop string // the allocation a removed instance_uuid ends
 		updated, err = s.deps.Nodes.UpdateNode(ctx, n.UUID, fence, func(cur *wire.Node) error {
-			drop, refused = s.applyNodePatch(ctx, cur, patch, reset)
+			drop, refused = s.applyNodePatch(ctx, cur, patch, reset, v)
 			return refused
 		})
 		if err == nil && drop != "" {
@@ -902,8 +903,8 @@ func (s *Server) patchNode(c *gin.Context) {
 
 // applyNodePatch applies patch to cur: the patched document, the interface
 // rules (interfacesUpdatable, ?reset_interfaces), applyDoc, the parent
-// node (1.83); it returns the allocation a removed instance_uuid ends.
-func (s *Server) applyNodePatch(ctx context.Context, cur *wire.Node, patch jsonpatch.Patch, reset bool) (drop string, err error) {
+// node (1.83), the chassis; it returns the allocation a removed instance_uuid ends.
+func (s *Server) applyNodePatch(ctx context.Context, cur *wire.Node, patch jsonpatch.Patch, reset bool, v Version) (drop string, err error) {
 	before := *cur
 	d, err := applyPatch(*cur, patch, s.deps.Nodes.MaxRecordBytes())
 	if err != nil {
@@ -919,6 +920,9 @@ func (s *Server) applyNodePatch(ctx context.Context, cur *wire.Node, patch jsonp
 		return "", err
 	}
 	if err := s.linkParent(ctx, cur, before.ParentNode, d); err != nil {
+		return "", err
+	}
+	if err := s.checkChassis(ctx, before.ChassisUUID, cur.ChassisUUID, v); err != nil {
 		return "", err
 	}
 	return instanceChange(before, cur)
@@ -975,6 +979,12 @@ func (s *Server) deleteNode(c *gin.Context) {
 		}
 		if err == nil {
 			err = s.deps.Nodes.DeleteNode(ctx, n.UUID, fence)
+		}
+		if err == nil {
+			err = s.deleteVolumeOf(ctx, n.UUID)
+		}
+		if err == nil {
+			err = s.deletePortgroupsOf(ctx, n.UUID)
 		}
 		return err
 	})

@@ -107,11 +107,15 @@ func (s *Server) portQuery(c *gin.Context, v Version, underNode bool) (transport
 		}
 		q.Address = m
 	}
-	if _, ok := c.GetQuery("portgroup"); ok {
+	if ident, ok := c.GetQuery("portgroup"); ok {
 		if !v.AtLeast(24) {
 			return q, false, notAcceptable()
 		}
-		return q, false, badRequest("The portgroup filter is not supported by ironfleet: it has no port groups.")
+		pg, err := s.findPortgroup(c.Request.Context(), ident)
+		if err != nil {
+			return q, false, err
+		}
+		q.PortgroupUUID = pg.UUID
 	}
 	if _, ok := c.GetQuery("conductor_groups"); ok {
 		return q, false, notAcceptableBefore(99) // past MaxVersion
@@ -247,6 +251,8 @@ type portDoc struct {
 	Name       *string        `json:"name"`
 	PXEEnabled *bool          `json:"pxe_enabled"`
 	Extra      map[string]any `json:"extra"`
+	// PortgroupUUID (1.24) puts the port in one of its node's portgroups.
+	PortgroupUUID *string `json:"portgroup_uuid,omitempty"`
 }
 
 func decodePortDoc(raw []byte) (portDoc, error) {
@@ -276,6 +282,10 @@ func (s *Server) createPort(c *gin.Context) {
 			s.fail(c, notAcceptable())
 			return
 		}
+	}
+	if _, ok := m["portgroup_uuid"]; ok && !v.AtLeast(24) {
+		s.fail(c, notAcceptable())
+		return
 	}
 	d, err := decodePortDoc(body)
 	if err != nil {
@@ -313,8 +323,13 @@ func (s *Server) createPort(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	p := wire.Port{NodeUUID: n.UUID, Address: mac, Name: deref(d.Name), PXEEnable: d.PXEEnabled == nil || *d.PXEEnabled, Extra: d.Extra}
 	ctx := c.Request.Context()
+	pg, err := s.portPortgroup(ctx, n.UUID, deref(d.PortgroupUUID))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	p := wire.Port{NodeUUID: n.UUID, Address: mac, Name: deref(d.Name), PXEEnable: d.PXEEnabled == nil || *d.PXEEnabled, Extra: d.Extra, PortgroupUUID: pg}
 	var created wire.Port
 	err = s.portWrite(ctx, n.UUID, "port create", func(ctx context.Context) error {
 		var err error
@@ -343,7 +358,7 @@ func (s *Server) patchPort(c *gin.Context) {
 		return
 	}
 	v := version(c)
-	patch, err := decodePatch(body, []string{"address", "pxe_enabled", "extra", "name"}, func(field string) bool { return portFieldIn(field, v) })
+	patch, err := decodePatch(body, []string{"address", "pxe_enabled", "extra", "name", "portgroup_uuid"}, func(field string) bool { return portFieldIn(field, v) })
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -361,7 +376,8 @@ func (s *Server) patchPort(c *gin.Context) {
 			if cur.Name != "" {
 				name = strp(cur.Name)
 			}
-			doc, err := json.Marshal(portDoc{Address: cur.Address, NodeUUID: cur.NodeUUID, Name: name, PXEEnabled: &pxe, Extra: orEmpty(cur.Extra)})
+			doc, err := json.Marshal(portDoc{Address: cur.Address, NodeUUID: cur.NodeUUID, Name: name, PXEEnabled: &pxe, Extra: orEmpty(cur.Extra),
+				PortgroupUUID: &cur.PortgroupUUID})
 			if err != nil {
 				return err
 			}
@@ -380,8 +396,12 @@ func (s *Server) patchPort(c *gin.Context) {
 			if err := checkPortName(deref(d.Name)); err != nil {
 				return err
 			}
+			pg, err := s.portPortgroup(ctx, cur.NodeUUID, deref(d.PortgroupUUID))
+			if err != nil {
+				return err
+			}
 			newMAC, newName = mac, deref(d.Name)
-			cur.Address, cur.Name, cur.PXEEnable, cur.Extra = mac, newName, deref(d.PXEEnabled), d.Extra
+			cur.Address, cur.Name, cur.PXEEnable, cur.Extra, cur.PortgroupUUID = mac, newName, deref(d.PXEEnabled), d.Extra, pg
 			return nil
 		})
 		return err
@@ -409,6 +429,9 @@ func (s *Server) deletePort(c *gin.Context) {
 	}
 	ctx := c.Request.Context()
 	err = s.portWrite(ctx, p.NodeUUID, "port deletion", func(ctx context.Context) error {
+		if err := s.checkUnbound(ctx, p.UUID); err != nil {
+			return err
+		}
 		return s.deps.Ports.DeletePort(ctx, p.UUID)
 	})
 	if wire.CodeOf(err) == wire.CodeNotFound {

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"net/http"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,21 +16,6 @@ import (
 // What the resources kept in transport.Records (allocations, deploy
 // templates, node history) share: trait names, and listing a page of
 // rendered documents.
-
-// traitRe is a trait's syntax: Ironic's custom traits (CUSTOM_[A-Z0-9_]+,
-// ironic/api/controllers/v1/utils.py CUSTOM_TRAIT_PATTERN) or a standard
-// trait of os-traits, all of which are upper-case words joined by '_'.
-// ironfleet does not carry os-traits' list, so it accepts any name of that
-// syntax as standard (README: where ironfleet differs).
-var traitRe = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
-
-// checkTrait refuses a name that is not a trait, naming what.
-func checkTrait(what, t string) error {
-	if len(t) == 0 || len(t) > 255 || !traitRe.MatchString(t) {
-		return badRequest("Invalid %s %q: a trait is CUSTOM_ followed by upper-case letters, digits and '_', or a standard trait, at most 255 characters.", what, t)
-	}
-	return nil
-}
 
 // listQuery is the paging and sorting of a records list.
 type listQuery struct {

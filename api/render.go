@@ -163,10 +163,10 @@ func renderNode(n wire.Node, reservation, base string, v Version) map[string]any
 		"target_power_state":     nullable(n.TargetPowerState),
 		"target_provision_state": nullable(n.TargetProvisionState),
 		"target_raid_config":     map[string]any{},
-		"traits":                 []string{},
+		"traits":                 traitsOf(n),
 		"conductor":              nullable(n.Conductor),
 		"allocation_uuid":        nullable(n.AllocationUUID),
-		"chassis_uuid":           nil,
+		"chassis_uuid":           nullable(n.ChassisUUID),
 		"parent_node":            nullable(n.ParentNode),
 		"service_step":           map[string]any{},
 		"disable_power_off":      false,
@@ -212,8 +212,8 @@ func renderPort(p wire.Port, base string, v Version) map[string]any {
 		"links":                 links(base, "ports/"+p.UUID),
 		"local_link_connection": map[string]any{},
 		"pxe_enabled":           p.PXEEnable,
-		"internal_info":         map[string]any{},
-		"portgroup_uuid":        nil,
+		"internal_info":         portInternalInfo(p),
+		"portgroup_uuid":        nullable(p.PortgroupUUID),
 		"physical_network":      nil,
 		"is_smartnic":           false,
 		"name":                  nullable(p.Name),
@@ -224,4 +224,13 @@ func renderPort(p wire.Port, base string, v Version) map[string]any {
 		}
 	}
 	return out
+}
+
+// portInternalInfo is a port's internal_info: the tenant VIF bound to it,
+// under Ironic's key.
+func portInternalInfo(p wire.Port) map[string]any {
+	if p.VIF == "" {
+		return map[string]any{}
+	}
+	return map[string]any{"tenant_vif_port_id": p.VIF}
 }

@@ -150,10 +150,17 @@ func (s *Server) v1(c *gin.Context) {
 			{Href: "https://docs.openstack.org/ironic/latest/contributor/webapi.html", Rel: "describedby", Type: "text/html"},
 		},
 		"media_types": gin.H{"base": "application/json", "type": "application/vnd.openstack.ironic.v1+json"},
+		"chassis":     res("chassis"),
 		"nodes":       res("nodes"),
 		"ports":       res("ports"),
 		"drivers":     res("drivers"),
 		"version":     s.versionDoc(b),
+	}
+	if v.AtLeast(23) {
+		out["portgroups"] = res("portgroups")
+	}
+	if v.AtLeast(32) {
+		out["volume"] = res("volume")
 	}
 	if v.AtLeast(22) {
 		out["lookup"] = res("lookup")

@@ -300,7 +300,8 @@ type NodeQuery struct {
 	Retired *bool
 	// ParentNode, when set, keeps only the children of that node UUID; ""
 	// keeps only the nodes without a parent.
-	ParentNode *string
+	ParentNode  *string
+	ChassisUUID string // only nodes in this chassis
 	// Marker is the UUID of the last node of the previous page; the page
 	// starts after it in the sort order.
 	Marker string
@@ -392,7 +393,8 @@ func (q NodeQuery) match(n wire.Node) bool {
 		len(q.Shards) > 0, // no node has a shard
 		q.Sharded != nil && *q.Sharded,
 		q.Retired != nil && *q.Retired,
-		q.ParentNode != nil && n.ParentNode != *q.ParentNode:
+		q.ParentNode != nil && n.ParentNode != *q.ParentNode,
+		q.ChassisUUID != "" && n.ChassisUUID != q.ChassisUUID:
 		return false
 	}
 	return true
@@ -402,8 +404,10 @@ func (q NodeQuery) match(n wire.Node) bool {
 type PortQuery struct {
 	NodeUUID string // only this node's ports
 	Address  string // only the port with this MAC (any form NormalizeMAC accepts)
-	Marker   string // UUID of the last port of the previous page
-	Limit    int    // 0 or more than MaxLimit means MaxLimit
+	// PortgroupUUID keeps only the ports in this portgroup.
+	PortgroupUUID string
+	Marker        string // UUID of the last port of the previous page
+	Limit         int    // 0 or more than MaxLimit means MaxLimit
 	// SortKey is one of created_at (default; or id, the same order),
 	// updated_at, uuid, address, name, node_uuid, pxe_enabled.
 	SortKey string
@@ -486,7 +490,7 @@ func (inv *Inventory) Ports(q PortQuery) ([]wire.Port, error) {
 	var out []wire.Port
 	for _, p := range inv.cache.ports {
 		if (q.NodeUUID == "" || p.NodeUUID == q.NodeUUID) && (q.Address == "" || p.Address == q.Address) &&
-			(marker == nil || order(*marker, p) < 0) {
+			(q.PortgroupUUID == "" || p.PortgroupUUID == q.PortgroupUUID) && (marker == nil || order(*marker, p) < 0) {
 			p.Extra = maps.Clone(p.Extra)
 			out = append(out, p)
 		}

@@ -26,12 +26,16 @@ const (
 	kindDeployTemplate = "deploy_template"
 	kindHistory        = "node_history"
 	kindInspection     = "node_inventory"
+	kindPortgroup      = "portgroup"
+	kindChassis        = "chassis"
+	kindConnector      = "volume_connector"
+	kindTarget         = "volume_target"
 )
 
 // Records are the collections of the resources that hang off the node
-// inventory: allocations and deploy templates (keyed by their UUID), and
-// per node its history and its last inspection's data (keyed by the node's
-// UUID). NewRecords is cheap: it opens nothing.
+// inventory: allocations, deploy templates, portgroups, chassis, volume
+// connectors and targets (keyed by their UUID), and per node its history
+// and its last inspection's data (keyed by the node's UUID). NewRecords is cheap: it opens nothing.
 type Records struct {
 	inv *Inventory
 	// Allocations are keyed by allocation UUID; names are unique ("name").
@@ -42,6 +46,12 @@ type Records struct {
 	History *Collection[wire.NodeHistory]
 	// Inspections are keyed by node UUID; SetInspection replaces one.
 	Inspections *Collection[wire.Inspection]
+	// Portgroups, Chassis, VolumeConnectors and VolumeTargets are keyed by
+	// their UUID; the API keeps their rules (api/portgroups.go, …).
+	Portgroups       *Collection[wire.Portgroup]
+	Chassis          *Collection[wire.Chassis]
+	VolumeConnectors *Collection[wire.VolumeConnector]
+	VolumeTargets    *Collection[wire.VolumeTarget]
 }
 
 // NewRecords returns the record collections stored alongside inv.
@@ -52,6 +62,11 @@ func NewRecords(inv *Inventory) *Records {
 		DeployTemplates: NewCollection[wire.DeployTemplate](inv, kindDeployTemplate),
 		History:         NewCollection[wire.NodeHistory](inv, kindHistory),
 		Inspections:     NewCollection[wire.Inspection](inv, kindInspection),
+
+		Portgroups:       NewCollection[wire.Portgroup](inv, kindPortgroup),
+		Chassis:          NewCollection[wire.Chassis](inv, kindChassis),
+		VolumeConnectors: NewCollection[wire.VolumeConnector](inv, kindConnector),
+		VolumeTargets:    NewCollection[wire.VolumeTarget](inv, kindTarget),
 	}
 }
 

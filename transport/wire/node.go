@@ -124,8 +124,11 @@ type Node struct {
 	Lessee         string `json:"lessee,omitempty"`
 	AutomatedClean *bool  `json:"automated_clean,omitempty"`
 	Protected      bool   `json:"protected,omitempty"`
-	// Traits are the node's traits (CUSTOM_…, or standard ones).
+	// Traits are the node's scheduling traits (os-traits names or
+	// CUSTOM_*), sorted, at most 50: Ironic's node traits (1.37).
 	Traits []string `json:"traits,omitempty"`
+	// ChassisUUID is the chassis the node is in, "" for none.
+	ChassisUUID string `json:"chassis_uuid,omitempty"`
 	// AllocationUUID names the allocation the node is reserved for; set
 	// and cleared with InstanceUUID by the allocation's owner.
 	AllocationUUID string `json:"allocation_uuid,omitempty"`
@@ -179,6 +182,12 @@ type Port struct {
 	Address   string         `json:"address"` // MAC, lower case, colon-separated
 	PXEEnable bool           `json:"pxe_enabled"`
 	Extra     map[string]any `json:"extra,omitempty"`
-	CreatedAt time.Time      `json:"created_at"`
-	UpdatedAt time.Time      `json:"updated_at,omitzero"`
+	// VIF is the tenant virtual interface attached to the port (Ironic's
+	// internal_info.tenant_vif_port_id), "" when the port is free.
+	VIF string `json:"vif,omitempty"`
+	// PortgroupUUID is the portgroup (bond) the port belongs to, "" for
+	// none; it is one of the port's node's.
+	PortgroupUUID string    `json:"portgroup_uuid,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at,omitzero"`
 }
