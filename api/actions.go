@@ -182,16 +182,10 @@ func (s *Server) setProvision(c *gin.Context) {
 		s.fail(c, notAcceptable())
 		return
 	}
-	if op == wire.OpClean {
-		if _, ok := body["clean_steps"]; !ok {
-			s.fail(c, badRequest("\"clean_steps\" is required when setting target provision state to clean"))
-			return
-		}
-	}
-	var params json.RawMessage
-	delete(body, "target")
-	if len(body) > 0 {
-		params, _ = json.Marshal(body) // decoded JSON re-encodes
+	params, err := stepParams(n, op, v, body)
+	if err != nil {
+		s.fail(c, err)
+		return
 	}
 	if err := s.act(c, n, provision.TargetOf(op), op, params); err != nil {
 		s.fail(c, err)
