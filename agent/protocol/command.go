@@ -10,6 +10,9 @@ import (
 const (
 	CmdWriteImage = "write_image"
 	CmdEraseDisk  = "erase_disk"
+	// CmdEraseMetadata wipes only what makes a disk look used: partition
+	// tables and signatures (Ironic's erase_devices_metadata).
+	CmdEraseMetadata = "erase_metadata"
 	CmdPowerOff   = "power_off"
 	CmdReboot     = "reboot"
 )
@@ -82,5 +85,11 @@ type WriteImageParams struct {
 // EraseDiskParams are the parameters of the erase_disk command.
 type EraseDiskParams struct {
 	// Target is the block device or file to erase.
+	Target string `json:"target"`
+}
+
+// EraseMetadataParams are the parameters of the erase_metadata command.
+type EraseMetadataParams struct {
+	// Target is the block device or file whose metadata is wiped.
 	Target string `json:"target"`
 }
