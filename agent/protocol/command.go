@@ -13,8 +13,8 @@ const (
 	// CmdEraseMetadata wipes only what makes a disk look used: partition
 	// tables and signatures (Ironic's erase_devices_metadata).
 	CmdEraseMetadata = "erase_metadata"
-	CmdPowerOff   = "power_off"
-	CmdReboot     = "reboot"
+	CmdPowerOff      = "power_off"
+	CmdReboot        = "reboot"
 )
 
 // CommandStatus is where a command is in its life.
