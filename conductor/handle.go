@@ -232,7 +232,14 @@ func (w *job) next(e provision.Event, fn func(*wire.Node)) error {
 	if err != nil {
 		return err
 	}
-	return w.move(tr.To, tr.Target, fn)
+	// A node in a transient or wait state keeps aiming where it was
+	// (cleaning → clean wait: a manual clean still ends manageable), as
+	// Ironic keeps the target through them.
+	target := tr.Target
+	if k := provision.KindOf(tr.To); target == "" && (k == provision.Transient || k == provision.Wait) {
+		target = w.node.TargetProvisionState
+	}
+	return w.move(tr.To, target, fn)
 }
 
 // fail moves the node to the failed state of where it stands, recording why,
