@@ -126,3 +126,61 @@ func itoa(i int) string {
 	b, _ := json.Marshal(i)
 	return string(b)
 }
+
+// TestTargetRAIDConfig: PUT /v1/nodes/{n}/states/raid stores the target
+// RAID configuration a raid create_configuration step builds, as Ironic's
+// NodeStatesController.raid: 406 below 1.12, 404 for a node whose raid
+// interface configures no RAID, Ironic's schema checked (400), {} clears.
+func TestTargetRAIDConfig(t *testing.T) {
+	e := newEnv(t)
+	sim := e.createNode("raid-sim", nil)
+	fake, err := e.inv.CreateNode(t.Context(), wire.Node{UUID: wire.NewUUID(), Name: "raid-fake", Driver: "fake-hardware",
+		ProvisionState: wire.StateManageable, CreatedAt: time.Now().UTC()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.inv.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	good := map[string]any{"logical_disks": []any{map[string]any{"size_gb": 100, "raid_level": "1", "is_root_volume": true}}}
+	tests := []struct {
+		name       string
+		node       string
+		version    string
+		body       any
+		wantStatus int
+		wantFault  string
+		wantTarget any
+	}{
+		{"below 1.12", fake.UUID, "1.11", good, 406, "Request not acceptable.", nil},
+		{"a node without raid", sim, "latest", good, 404, "Driver sim does not support raid (disabled or not implemented).", nil},
+		{"unknown raid level", fake.UUID, "latest", map[string]any{"logical_disks": []any{map[string]any{"size_gb": 1, "raid_level": "7"}}}, 400,
+			"RAID config validation error: '7' is not one of", nil},
+		{"size missing", fake.UUID, "latest", map[string]any{"logical_disks": []any{map[string]any{"raid_level": "1"}}}, 400,
+			"RAID config validation error: 'size_gb' is a required property", nil},
+		{"two root volumes", fake.UUID, "latest", map[string]any{"logical_disks": []any{
+			map[string]any{"size_gb": 1, "raid_level": "1", "is_root_volume": true},
+			map[string]any{"size_gb": "MAX", "raid_level": "0", "is_root_volume": true}}}, 400,
+			"Raid config cannot have more than one root volume. 2 root volumes were specified", nil},
+		{"set", fake.UUID, "latest", good, 204, "", good},
+		{"cleared", fake.UUID, "latest", map[string]any{}, 204, "", map[string]any{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.do(http.MethodPut, "/v1/nodes/"+tt.node+"/states/raid", tt.body, "X-OpenStack-Ironic-API-Version", tt.version)
+			mustStatus(t, r, tt.wantStatus)
+			if tt.wantStatus != http.StatusNoContent {
+				if f := r.fault(t)["faultstring"].(string); !strings.Contains(f, tt.wantFault) {
+					t.Errorf("faultstring %q, want %q in it", f, tt.wantFault)
+				}
+				return
+			}
+			got := e.do(http.MethodGet, "/v1/nodes/"+tt.node, nil).json(t)["target_raid_config"]
+			gj, _ := json.Marshal(got)
+			wj, _ := json.Marshal(tt.wantTarget)
+			if string(gj) != string(wj) {
+				t.Errorf("target_raid_config %s, want %s", gj, wj)
+			}
+		})
+	}
+}

@@ -315,6 +315,12 @@ func Validate(n wire.Node, flow Flow, user []wire.Step, disableRamdisk bool) ([]
 				unexpected = append(unexpected, k)
 			}
 		}
+		if cfg, ok := u.Args["raid_config"]; ok && d.Interface == "raid" {
+			m, _ := cfg.(map[string]any)
+			if err := CheckRAIDConfig(m); err != nil {
+				errs = append(errs, err.Error())
+			}
+		}
 		if len(unexpected) > 0 {
 			errs = append(errs, fmt.Sprintf("%s step %s has these unexpected arguments: %s", flow, repr(u, flow), strings.Join(unexpected, ", ")))
 		}
