@@ -184,3 +184,46 @@ func TestTargetRAIDConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestRunningStepIsRendered: while a clean runs, the node shows the step
+// running as clean_step (1.7) and the clean's steps in
+// driver_internal_info, as Ironic does; deploy_step stays {}.
+func TestRunningStepIsRendered(t *testing.T) {
+	e := newEnv(t)
+	id := e.createNode("render-steps", nil)
+	lk, err := e.locker.Acquire(t.Context(), id, &lock.Options{Purpose: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.inv.UpdateNode(t.Context(), id, lk.Token(), func(n *wire.Node) error {
+		n.ProvisionState, n.TargetProvisionState = wire.StateCleanWait, wire.StateManageable
+		n.Steps = []wire.Step{
+			{Interface: "deploy", Step: "erase_devices_metadata", Priority: 99, Args: map[string]any{}},
+			{Interface: "deploy", Step: "erase_devices", Priority: 10, Args: map[string]any{}},
+		}
+		n.StepIndex = 1
+		return nil
+	})
+	_ = lk.Release(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.inv.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	n := e.do(http.MethodGet, "/v1/nodes/"+id, nil).json(t)
+	step, _ := json.Marshal(n["clean_step"])
+	if want := `{"args":{},"interface":"deploy","priority":10,"step":"erase_devices"}`; string(step) != want {
+		t.Errorf("clean_step %s, want %s", step, want)
+	}
+	if d, _ := json.Marshal(n["deploy_step"]); string(d) != "{}" {
+		t.Errorf("deploy_step %s, want {}", d)
+	}
+	internal, _ := n["driver_internal_info"].(map[string]any)
+	if steps, _ := internal["clean_steps"].([]any); len(steps) != 2 || internal["clean_step_index"] != float64(1) {
+		t.Errorf("driver_internal_info %v, want the clean's two steps and index 1", internal)
+	}
+	if _, ok := e.do(http.MethodGet, "/v1/nodes/"+id, nil, "X-OpenStack-Ironic-API-Version", "1.6").json(t)["clean_step"]; ok {
+		t.Errorf("clean_step rendered at 1.6")
+	}
+}

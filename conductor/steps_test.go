@@ -225,3 +225,30 @@ func jsonEqual(a, b map[string]any) bool {
 	jb, _ := json.Marshal(b)
 	return string(ja) == string(jb)
 }
+
+// TestRedeliveredCleanGoesOnAtItsStep: a clean task delivered again after
+// its first delivery died between steps (the node in cleaning, its steps
+// recorded, the first done) runs the steps from the one it stopped at,
+// not from the start.
+func TestRedeliveredCleanGoesOnAtItsStep(t *testing.T) {
+	e := newEnv(t)
+	e.startConductor(t, "c1", nil, nil)
+	apply := func(name string) wire.Step {
+		return wire.Step{Interface: "bios", Step: "apply_configuration",
+			Args: map[string]any{"settings": []any{map[string]any{"name": name, "value": "on"}}}}
+	}
+	n := e.fakeNode(t, "fake-redelivered", wire.StateCleaning, func(n *wire.Node) {
+		n.TargetProvisionState = wire.StateManageable
+		n.Steps = []wire.Step{apply("First"), apply("Second")}
+		n.StepIndex, n.Step = 1, "steps"
+	})
+	task := wire.NewTask(wire.OpClean, n, "test", nil)
+	task.FirstMove = &wire.Move{From: wire.StateManageable, To: wire.StateCleaning, Target: wire.StateManageable}
+	if _, err := e.bus.Publish(t.Context(), task); err != nil {
+		t.Fatal(err)
+	}
+	got := e.waitState(t, n.UUID, wire.StateManageable, 30*time.Second)
+	if want := map[string]string{"Second": "on"}; !maps.Equal(got.BIOSSettings, want) {
+		t.Fatalf("bios settings %v, want %v: the redelivery ran the steps from the start", got.BIOSSettings, want)
+	}
+}
