@@ -50,7 +50,7 @@ func TestProvisionStepsAreCheckedBeforePublishing(t *testing.T) {
 		{"a raid step on a node without raid", sim, "latest", clean(map[string]any{"interface": "raid", "step": "create_configuration"}), 400,
 			"node does not support this clean step: {'interface': 'raid', 'step': 'create_configuration'}", nil},
 		{"unknown interface", sim, "latest", clean(map[string]any{"interface": "boot", "step": "x"}), 400,
-			`Invalid clean_steps: "boot" is not one of ['vendor', 'power', 'management', 'firmware', 'deploy', 'bios', 'raid']`, nil},
+			`Invalid clean_steps: 'boot' is not one of ['vendor', 'power', 'management', 'firmware', 'deploy', 'bios', 'raid']`, nil},
 		{"unknown key in a step", sim, "latest", clean(map[string]any{"interface": "deploy", "step": "erase_devices", "priority": 5}), 400,
 			"Additional properties are not allowed ('priority' unexpected)", nil},
 		{"empty clean_steps", sim, "latest", clean(), 400,

@@ -57,7 +57,9 @@ func Decode(flow Flow, raw json.RawMessage) ([]wire.Step, error) {
 		}
 		var s wire.Step
 		if err := json.Unmarshal(obj["interface"], &s.Interface); err != nil || !slices.Contains(stepInterfaces, s.Interface) {
-			return nil, bad("%s is not one of ['%s']", obj["interface"], strings.Join(stepInterfaces, "', '"))
+			var v any
+			_ = json.Unmarshal(obj["interface"], &v) // decoded JSON decodes again
+			return nil, bad("%s is not one of ['%s']", pyRepr(v), strings.Join(stepInterfaces, "', '"))
 		}
 		if err := json.Unmarshal(obj["step"], &s.Step); err != nil {
 			return nil, bad("%s is not of type 'string'", obj["step"])

@@ -53,7 +53,7 @@ func TestDecode(t *testing.T) {
 		{"deploy step with a string priority", `[{"interface":"raid","step":"delete_configuration","args":{},"priority":"90"}]`, steps.Deploy, "",
 			[]wire.Step{{Interface: "raid", Step: "delete_configuration", Args: map[string]any{}, Priority: 90}}},
 		{"not a list", `{"interface":"bios"}`, steps.Clean, "Invalid clean_steps: ", nil},
-		{"unknown interface", `[{"interface":"boot","step":"x"}]`, steps.Clean, `Invalid clean_steps: "boot" is not one of ['vendor', 'power', 'management', 'firmware', 'deploy', 'bios', 'raid']`, nil},
+		{"unknown interface", `[{"interface":"boot","step":"x"}]`, steps.Clean, `Invalid clean_steps: 'boot' is not one of ['vendor', 'power', 'management', 'firmware', 'deploy', 'bios', 'raid']`, nil},
 		{"missing step", `[{"interface":"bios"}]`, steps.Clean, "Invalid clean_steps: 'step' is a required property", nil},
 		{"unexpected key", `[{"interface":"bios","step":"x","order":1}]`, steps.Clean, "Invalid clean_steps: Additional properties are not allowed ('order' unexpected)", nil},
 		{"args not an object", `[{"interface":"bios","step":"x","args":[1]}]`, steps.Clean, "Invalid clean_steps: [1] is not of type 'object'", nil},
