@@ -7,11 +7,13 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/ironfleet/ironfleet/internal/dispatch"
+	"github.com/ironfleet/ironfleet/internal/hardware"
 	"github.com/ironfleet/ironfleet/internal/provision"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
@@ -216,6 +218,12 @@ func (s *Server) actionRequest(c *gin.Context, field string, allowed ...string) 
 	return n, body, v, nil
 }
 
+// setPower changes a node's power state, checking as Ironic's
+// NodeStatesController.power does and in its order: soft targets and
+// timeout need 1.27 (406), timeout an integer ≥ 1, the target one of
+// ALLOWED_TARGET_POWER_STATES, the node not cleaning; then, as Ironic's
+// conductor does before it answers, the power interface must support the
+// target (hardware.CheckPowerTarget).
 func (s *Server) setPower(c *gin.Context) {
 	n, body, target, err := s.actionRequest(c, "target", "target", "timeout")
 	if err != nil {
@@ -223,21 +231,38 @@ func (s *Server) setPower(c *gin.Context) {
 		return
 	}
 	p := wire.PowerParams{Target: wire.PowerState(target)}
+	raw, hasTimeout := body["timeout"]
+	if hasTimeout && string(raw) == "null" {
+		hasTimeout = false
+	}
+	soft := p.Target == wire.PowerSoftOff || p.Target == wire.PowerSoftRebooting
+	if (soft || hasTimeout) && !version(c).AtLeast(27) {
+		s.fail(c, notAcceptable())
+		return
+	}
+	if hasTimeout {
+		if p.TimeoutSeconds, err = integerArg("timeout", raw); err != nil {
+			s.fail(c, err)
+			return
+		}
+		if p.TimeoutSeconds < 1 {
+			s.fail(c, badRequest("timeout has to be positive integer"))
+			return
+		}
+	}
 	switch p.Target {
-	case wire.PowerOn, wire.PowerOff, wire.PowerRebooting:
+	case wire.PowerOn, wire.PowerOff, wire.PowerRebooting, wire.PowerSoftOff, wire.PowerSoftRebooting:
 	default:
 		s.fail(c, badAction(target, n, string(n.PowerState)))
 		return
 	}
-	if raw, ok := body["timeout"]; ok {
-		if !version(c).AtLeast(27) {
-			s.fail(c, notAcceptable())
-			return
-		}
-		if err := json.Unmarshal(raw, &p.TimeoutSeconds); err != nil || p.TimeoutSeconds < 1 {
-			s.fail(c, badRequest("Invalid timeout %s: a positive whole number of seconds.", raw))
-			return
-		}
+	if n.ProvisionState == wire.StateCleaning || n.ProvisionState == wire.StateCleanWait {
+		s.fail(c, badAction(target, n, string(n.ProvisionState)))
+		return
+	}
+	if err := hardware.CheckPowerTarget(n, p.Target); err != nil {
+		s.fail(c, err)
+		return
 	}
 	params, _ := json.Marshal(p) // plain struct
 	if err := s.act(c, n, "power "+target, wire.OpPower, params); err != nil {
@@ -245,6 +270,54 @@ func (s *Server) setPower(c *gin.Context) {
 		return
 	}
 	s.accepted(c, n)
+}
+
+// integerArg reads an integer argument as Ironic's args.integer does: a
+// JSON integer or a string of one.
+func integerArg(name string, raw json.RawMessage) (int, error) {
+	var v any
+	_ = json.Unmarshal(raw, &v) // decoded JSON re-decodes
+	switch x := v.(type) {
+	case float64:
+		if x == float64(int(x)) {
+			return int(x), nil
+		}
+	case string:
+		if i, err := strconv.Atoi(strings.TrimSpace(x)); err == nil {
+			return i, nil
+		}
+	}
+	return 0, badRequest("Expected an integer for %s: %s", name, strings.Trim(string(raw), `"`))
+}
+
+// injectNMI injects a non-maskable interrupt (1.29; 404 below, as Ironic):
+// refused with Ironic's UnsupportedDriverExtension when the node's
+// management interface cannot, else published under the node's lock like
+// the boot device; 204 as Ironic's InjectNmiController.put.
+func (s *Server) injectNMI(c *gin.Context) {
+	var body map[string]json.RawMessage
+	if c.Request.ContentLength != 0 {
+		var err error
+		if body, err = decodeObject(c); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	n, err := s.findNode(c, c.Param("node"))
+	if err == nil {
+		err = checkKeys(body)
+	}
+	if err == nil {
+		err = hardware.CheckInjectNMI(n)
+	}
+	if err == nil {
+		err = s.act(c, n, "inject nmi", wire.OpInjectNMI, nil)
+	}
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
 }
 
 func (s *Server) getBootDevice(c *gin.Context) {

@@ -371,11 +371,12 @@ func TestProvisionActions(t *testing.T) {
 			`The requested action "bogus" can not be performed on node "` + id + `" while it is in state "manageable".`, ""},
 		{"wrong key", "states/provision", map[string]any{"tgt": "manage"}, 400, "Unexpected arguments: tgt", ""},
 		{"clean without steps", "states/provision", map[string]any{"target": "clean"}, 400, "clean_steps", ""},
-		{"provide", "states/provision", map[string]any{"target": "provide"}, 202, "", wire.OpProvide},
 		{"power off", "states/power", map[string]any{"target": "power off", "timeout": 30}, 202, "", wire.OpPower},
+		{"provide", "states/provision", map[string]any{"target": "provide"}, 202, "", wire.OpProvide},
 		{"bad power target", "states/power", map[string]any{"target": "sideways"}, 400, `The requested action "sideways" can not be performed`, ""},
-		{"soft power off", "states/power", map[string]any{"target": "soft power off"}, 400, "can not be performed", ""},
-		{"bad timeout", "states/power", map[string]any{"target": "power on", "timeout": -1}, 400, "Invalid timeout", ""},
+		// Ironic refuses power actions while cleaning (NodeStatesController.power).
+		{"power while cleaning", "states/power", map[string]any{"target": "power on"}, 400, `while it is in state "cleaning"`, ""},
+		{"bad timeout", "states/power", map[string]any{"target": "power on", "timeout": -1}, 400, "timeout has to be positive integer", ""},
 		{"boot device", "management/boot_device", map[string]any{"boot_device": "pxe", "persistent": true}, 204, "", wire.OpBootDevice},
 		{"bad boot device", "management/boot_device", map[string]any{"boot_device": "floppy"}, 400, "Invalid boot device", ""},
 	}

@@ -22,7 +22,7 @@
 // the lock (port records carry no fence: the node is written with the token
 // first). Actions hand the lock to their task instead:
 //
-//	PUT …/states/provision, …/states/power, …/management/boot_device:
+//	PUT …/states/provision, …/states/power, …/management/boot_device, …/management/inject_nmi:
 //	  validate on the cached node (provision.Accept: 400 with Ironic's words;
 //	  503 over the group's deploy or clean limit)
 //	  → lock.Acquire standard mode, holder "api:<host>" (409 NodeLocked naming the holder)

@@ -124,6 +124,9 @@ const (
 	DefaultPeriodic          = 10 * time.Second
 	DefaultPowerSync         = 120 * time.Second
 	DefaultPowerSyncFailures = 3
+	// DefaultSoftPowerOffTimeout is Ironic's [conductor]soft_power_off_timeout.
+	DefaultSoftPowerOffTimeout = 600 * time.Second
+	DefaultPowerPoll           = time.Second
 )
 
 // Config holds the conductor's settings; every zero value means the
@@ -187,6 +190,13 @@ type Config struct {
 	// PowerSyncFailures puts a node in maintenance after this many failed
 	// syncs in a row; zero means DefaultPowerSyncFailures.
 	PowerSyncFailures int
+	// SoftPowerOffTimeout is how long a soft power off (or the off half of
+	// a soft reboot) waits for the machine to go off when the request set
+	// no timeout; zero means DefaultSoftPowerOffTimeout.
+	SoftPowerOffTimeout time.Duration
+	// PowerPoll is how often the power state is read while waiting for a
+	// soft power off; zero means DefaultPowerPoll.
+	PowerPoll time.Duration
 	// Logger receives the conductor's logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the conductor's metrics; nil means none.
@@ -235,6 +245,8 @@ func (c *Config) defaults() error {
 	defd(&c.Periodic, DefaultPeriodic)
 	defd(&c.PeriodicLease, 2*c.Periodic)
 	defd(&c.PowerSync, DefaultPowerSync)
+	defd(&c.SoftPowerOffTimeout, DefaultSoftPowerOffTimeout)
+	defd(&c.PowerPoll, DefaultPowerPoll)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

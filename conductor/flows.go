@@ -184,7 +184,10 @@ func (w *job) verify(begin func(func(*wire.Node)) error) error {
 	if err != nil {
 		return w.fail(fmt.Errorf("failed to verify the BMC: %w", err))
 	}
-	return w.next(provision.EventDone, func(n *wire.Node) { n.PowerState = state })
+	return w.next(provision.EventDone, func(n *wire.Node) {
+		n.PowerState = state
+		cacheReports(n, time.Now().UTC()) // Ironic's node_update_cache
+	})
 }
 
 // startCleaning runs automated or manual cleaning from the cleaning state:

@@ -37,6 +37,7 @@ var operations = map[wire.Operation]func(*job) error{
 	wire.OpAbort:          userOp(nil, (*job).abort),
 	wire.OpPower:          (*job).power,
 	wire.OpBootDevice:     (*job).bootDevice,
+	wire.OpInjectNMI:      (*job).injectNMI,
 	wire.OpContinueDeploy: (*job).continueDeploy,
 	wire.OpContinueClean:  (*job).continueClean,
 }
@@ -323,17 +324,11 @@ func (w *job) power() error {
 	if err != nil {
 		return w.update(func(n *wire.Node) { n.LastError = err.Error() })
 	}
-	if err := w.update(func(n *wire.Node) { n.TargetPowerState = p.Target }); err != nil {
+	if err := w.update(func(n *wire.Node) { n.TargetPowerState = powerTarget(p.Target) }); err != nil {
 		return err
 	}
-	ctx := w.ctx
-	if p.TimeoutSeconds > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, time.Duration(p.TimeoutSeconds)*time.Second)
-		defer cancel()
-	}
 	before := w.node.PowerState
-	setErr := pw.SetPower(ctx, p.Target)
+	setErr := w.changePower(pw, p)
 	state, readErr := pw.PowerState(w.ctx)
 	err = w.update(func(n *wire.Node) {
 		n.TargetPowerState = ""
@@ -342,7 +337,7 @@ func (w *job) power() error {
 		}
 		switch {
 		case setErr != nil:
-			n.LastError = fmt.Sprintf("Failed to change power state to %q: %v", p.Target, setErr)
+			n.LastError = fmt.Sprintf("Failed to change power state to '%s' by '%s': %v", powerTarget(p.Target), p.Target, setErr)
 		case readErr != nil:
 			n.LastError = fmt.Sprintf("Failed to read the power state: %v", readErr)
 		default:

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/ironfleet/ironfleet/agent/protocol"
 	"github.com/ironfleet/ironfleet/internal/provision"
@@ -253,14 +254,17 @@ func (w *job) runStep(flow steps.Flow, s wire.Step) error {
 		if err != nil {
 			return err
 		}
-		return w.update(func(n *wire.Node) {
-			if n.BIOSSettings == nil {
-				n.BIOSSettings = map[string]string{}
-			}
-			maps.Copy(n.BIOSSettings, settings)
-		})
+		next, err := ApplyBios(w.node, settings, time.Now().UTC())
+		if err != nil {
+			return err
+		}
+		return w.update(func(n *wire.Node) { n.Bios = next })
 	case "bios.factory_reset":
-		return w.update(func(n *wire.Node) { n.BIOSSettings = nil })
+		next, err := FactoryResetBios(w.node, time.Now().UTC())
+		if err != nil {
+			return err
+		}
+		return w.update(func(n *wire.Node) { n.Bios = next })
 	}
 	return wire.Errorf(wire.CodeInvalidInput, "ironfleet has no implementation of %s step %s", flow, s.ID())
 }
@@ -291,20 +295,26 @@ func (w *job) createRAID(target map[string]any, args map[string]any) error {
 }
 
 // biosSettings reads bios.apply_configuration's settings: a list of
-// {"name", "value"} objects.
-func biosSettings(v any) (map[string]string, error) {
+// {"name", "value"} objects (a value that is not a string is taken as its
+// JSON spelling: Metal3 sends numbers for some).
+func biosSettings(v any) ([]BiosValue, error) {
 	list, ok := v.([]any)
 	if !ok {
 		return nil, wire.Errorf(wire.CodeInvalidInput, "settings must be a list of name/value objects")
 	}
-	out := map[string]string{}
+	out := make([]BiosValue, 0, len(list))
 	for _, item := range list {
 		m, _ := item.(map[string]any)
 		name, ok := m["name"].(string)
 		if !ok || name == "" {
 			return nil, wire.Errorf(wire.CodeInvalidInput, "each BIOS setting needs a name: %v", item)
 		}
-		out[name] = fmt.Sprint(m["value"])
+		value, ok := m["value"].(string)
+		if !ok {
+			b, _ := json.Marshal(m["value"]) // decoded JSON encodes again
+			value = string(b)
+		}
+		out = append(out, BiosValue{Name: name, Value: value})
 	}
 	return out, nil
 }

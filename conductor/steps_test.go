@@ -126,28 +126,39 @@ func TestFakeRAIDAndBIOSCleanSteps(t *testing.T) {
 		name     string
 		steps    []wire.Step
 		wantRAID map[string]any
+		// wantBIOS are settings of the node's BIOS after the clean ("": absent).
 		wantBIOS map[string]string
 	}{
 		{"create the target's volumes, then apply settings",
 			[]wire.Step{{Interface: "raid", Step: "create_configuration"}, {Interface: "bios", Step: "apply_configuration", Args: setting("LogicalProc", "Disabled")}},
-			targetRAID, map[string]string{"LogicalProc": "Disabled"}},
+			targetRAID, map[string]string{"LogicalProc": "Disabled", "ProcVirtualization": "Enabled"}},
 		{"delete, then create only the root volume",
 			[]wire.Step{{Interface: "raid", Step: "delete_configuration"}, {Interface: "raid", Step: "create_configuration", Args: map[string]any{"create_nonroot_volumes": false}}},
-			map[string]any{"logical_disks": []any{targetRAID["logical_disks"].([]any)[0]}}, nil},
+			map[string]any{"logical_disks": []any{targetRAID["logical_disks"].([]any)[0]}}, map[string]string{}},
 		{"create, then delete it all",
 			[]wire.Step{{Interface: "raid", Step: "create_configuration"}, {Interface: "raid", Step: "delete_configuration"}},
-			nil, nil},
+			nil, map[string]string{}},
 		{"steps run in the order given: apply, reset, apply",
 			[]wire.Step{
-				{Interface: "bios", Step: "apply_configuration", Args: setting("A", "1")},
+				{Interface: "bios", Step: "apply_configuration", Args: setting("ProcVirtualization", "Disabled")},
 				{Interface: "bios", Step: "factory_reset"},
-				{Interface: "bios", Step: "apply_configuration", Args: setting("B", "2")},
-			}, nil, map[string]string{"B": "2"}},
+				{Interface: "bios", Step: "apply_configuration", Args: setting("HyperThreading", "Disabled")},
+			}, nil, map[string]string{"ProcVirtualization": "Enabled", "HyperThreading": "Disabled"}},
+		{"a value the BIOS registry forbids fails the step",
+			[]wire.Step{{Interface: "bios", Step: "apply_configuration", Args: setting("ProcVirtualization", "Maybe")}},
+			nil, nil},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			n := e.fakeNode(t, "fake-clean-"+string(rune('a'+i)), wire.StateManageable, func(n *wire.Node) { n.TargetRAIDConfig = targetRAID })
 			e.request(t, n.UUID, wire.OpClean, wire.StepsParams{CleanSteps: tt.steps, DisableRamdisk: true})
+			if tt.wantBIOS == nil {
+				got := e.waitState(t, n.UUID, wire.StateCleanFailed, 30*time.Second)
+				if want := "Invalid value \"Maybe\" for BIOS setting ProcVirtualization"; !bytes.Contains([]byte(got.LastError), []byte(want)) {
+					t.Errorf("last_error %q, want it to say %q", got.LastError, want)
+				}
+				return
+			}
 			got := e.waitState(t, n.UUID, wire.StateManageable, 30*time.Second)
 			if got.LastError != "" || got.PowerState != "" || got.Agent != nil || len(got.Steps) != 0 {
 				t.Fatalf("after the clean: last_error %q, power %q, agent %+v, steps %v", got.LastError, got.PowerState, got.Agent, got.Steps)
@@ -155,8 +166,8 @@ func TestFakeRAIDAndBIOSCleanSteps(t *testing.T) {
 			if !jsonEqual(got.RAIDConfig, tt.wantRAID) {
 				t.Errorf("raid_config %v, want %v", got.RAIDConfig, tt.wantRAID)
 			}
-			if !maps.Equal(got.BIOSSettings, tt.wantBIOS) {
-				t.Errorf("bios settings %v, want %v", got.BIOSSettings, tt.wantBIOS)
+			if b := bios(got, slices.Collect(maps.Keys(tt.wantBIOS))...); !maps.Equal(b, tt.wantBIOS) {
+				t.Errorf("bios settings %v, want %v", b, tt.wantBIOS)
 			}
 		})
 	}
@@ -199,7 +210,7 @@ func TestDeployStepsRunByPriority(t *testing.T) {
 	raid := map[string]any{"logical_disks": []any{map[string]any{"size_gb": float64(50), "raid_level": "0", "is_root_volume": true}}}
 	e.request(t, n.UUID, wire.OpDeploy, wire.StepsParams{DeploySteps: []wire.Step{
 		// 150 resets, 120 applies: in that order the setting stays.
-		{Interface: "bios", Step: "apply_configuration", Priority: 120, Args: map[string]any{"settings": []any{map[string]any{"name": "X", "value": "1"}}}},
+		{Interface: "bios", Step: "apply_configuration", Priority: 120, Args: map[string]any{"settings": []any{map[string]any{"name": "HyperThreading", "value": "Disabled"}}}},
 		{Interface: "bios", Step: "factory_reset", Priority: 150, Args: map[string]any{}},
 		{Interface: "raid", Step: "apply_configuration", Priority: 50, Args: map[string]any{"raid_config": raid}},
 		{Interface: "raid", Step: "delete_configuration", Priority: 0, Args: map[string]any{}},
@@ -208,8 +219,8 @@ func TestDeployStepsRunByPriority(t *testing.T) {
 	if got.LastError != "" || len(got.Steps) != 0 {
 		t.Fatalf("after the deploy: last_error %q, steps %v", got.LastError, got.Steps)
 	}
-	if !maps.Equal(got.BIOSSettings, map[string]string{"X": "1"}) {
-		t.Errorf("bios settings %v: want X=1 (factory_reset at 150 before apply_configuration at 120)", got.BIOSSettings)
+	if b := bios(got, "HyperThreading"); b["HyperThreading"] != "Disabled" {
+		t.Errorf("bios settings %v: want HyperThreading Disabled (factory_reset at 150 before apply_configuration at 120)", b)
 	}
 	if !jsonEqual(got.RAIDConfig, raid) || !jsonEqual(got.TargetRAIDConfig, raid) {
 		t.Errorf("raid_config %v, target %v, want %v (and delete_configuration at priority 0 not run)", got.RAIDConfig, got.TargetRAIDConfig, raid)
@@ -248,7 +259,21 @@ func TestRedeliveredCleanGoesOnAtItsStep(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := e.waitState(t, n.UUID, wire.StateManageable, 30*time.Second)
-	if want := map[string]string{"Second": "on"}; !maps.Equal(got.BIOSSettings, want) {
-		t.Fatalf("bios settings %v, want %v: the redelivery ran the steps from the start", got.BIOSSettings, want)
+	if b, want := bios(got, "First", "Second"), map[string]string{"First": "", "Second": "on"}; !maps.Equal(b, want) {
+		t.Fatalf("bios settings %v, want %v: the redelivery ran the steps from the start", b, want)
 	}
+}
+
+// bios reads the named settings of n's cached BIOS ("" for one it lacks).
+func bios(n wire.Node, names ...string) map[string]string {
+	out := map[string]string{}
+	for _, name := range names {
+		out[name] = ""
+		for _, b := range n.Bios {
+			if b.Name == name && b.Value != nil {
+				out[name] = *b.Value
+			}
+		}
+	}
+	return out
 }

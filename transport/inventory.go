@@ -115,7 +115,9 @@ type Inventory struct {
 	nodes jetstream.KeyValue
 	ports jetstream.KeyValue
 	index jetstream.KeyValue
-	cache *cache
+	// records holds the other kinds of record (Collection).
+	records jetstream.KeyValue
+	cache   *cache
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -139,7 +141,8 @@ func NewInventory(ctx context.Context, js jetstream.JetStream, cfg InventoryConf
 	}{
 		{&inv.nodes, NodesBucket, "ironfleet node records"},
 		{&inv.ports, PortsBucket, "ironfleet ports"},
-		{&inv.index, IndexBucket, "ironfleet unique indexes: MAC and node name"},
+		{&inv.index, IndexBucket, "ironfleet unique indexes: MAC, node name, and Collection values"},
+		{&inv.records, RecordsBucket, "ironfleet records other than nodes and ports"},
 	} {
 		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket:      b.name,

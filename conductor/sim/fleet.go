@@ -56,6 +56,9 @@ type Timings struct {
 	// Boot is from power on until the boot device has the machine (POST,
 	// PXE, kernel): when BootFunc is called.
 	Boot time.Duration
+	// Shutdown is how long the operating system takes to shut down and
+	// power the machine off after a soft power off (ACPI) request.
+	Shutdown time.Duration
 	// Jitter spreads every delay by ±this fraction (0.2 = ±20 %).
 	Jitter float64
 }
@@ -70,6 +73,7 @@ func RealisticTimings() Timings {
 		PowerOff:   300 * time.Millisecond,
 		BootDevice: 50 * time.Millisecond,
 		Boot:       12 * time.Second,
+		Shutdown:   3 * time.Second,
 		Jitter:     0.2,
 	}
 }

@@ -30,6 +30,8 @@ const (
 	OpPowerState    Op = "power_state"
 	OpSetPower      Op = "set_power"
 	OpSetBootDevice Op = "set_boot_device"
+	OpSoftPowerOff  Op = "soft_power_off"
+	OpInjectNMI     Op = "inject_nmi"
 )
 
 // BootFunc is called when a machine has booted from dev (after
@@ -58,6 +60,9 @@ type Machine struct {
 	hangs      map[Op]int
 	onBoot     BootFunc
 	onPowerOff func()
+	// ignoreShutdown: the operating system ignores ACPI shutdown requests.
+	ignoreShutdown bool
+	nmis           int
 }
 
 // Name is the machine's name in its fleet (driver_info's sim_machine).
@@ -112,13 +117,15 @@ type State struct {
 	// BootedFrom is where the last boot went; Boots counts boots.
 	BootedFrom wire.BootDevice
 	Boots      int
+	// NMIs counts the non-maskable interrupts injected.
+	NMIs int
 }
 
 // State returns a snapshot of the machine.
 func (m *Machine) State() State {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return State{Power: m.power, NextBoot: m.next, BootDevice: m.persistent, BootedFrom: m.bootedFrom, Boots: m.boots}
+	return State{Power: m.power, NextBoot: m.next, BootDevice: m.persistent, BootedFrom: m.bootedFrom, Boots: m.boots, NMIs: m.nmis}
 }
 
 // PowerState reads the power state through the simulated BMC.
@@ -311,10 +318,17 @@ func (m *Machine) switchOff(ctx context.Context) error {
 	if err := m.fleet.sleep(ctx, m.fleet.cfg.Timings.PowerOff); err != nil {
 		return m.canceled(ctx, "power off")
 	}
+	m.cutPower(func() bool { return m.power == wire.PowerOn })
+	return nil
+}
+
+// cutPower turns the machine off if still (under its lock) says so: the
+// boot's context is cancelled, then OnPowerOff's function is called.
+func (m *Machine) cutPower(still func() bool) {
 	m.mu.Lock()
-	if m.power == wire.PowerOff {
+	if !still() {
 		m.mu.Unlock()
-		return nil
+		return
 	}
 	m.power = wire.PowerOff
 	stop, f := m.stopBoot, m.onPowerOff
@@ -326,7 +340,6 @@ func (m *Machine) switchOff(ctx context.Context) error {
 	if f != nil {
 		f()
 	}
-	return nil
 }
 
 // jitter spreads d by ±fraction.

@@ -32,11 +32,15 @@ const (
 // PowerState is a node's power state as Ironic spells it.
 type PowerState string
 
-// Power states and power targets. PowerRebooting is only ever a target.
+// Power states and power targets. PowerRebooting and the soft targets are
+// only ever targets: a soft power off asks the operating system to shut
+// down (ACPI), a soft reboot does that and then powers on (API 1.27).
 const (
-	PowerOn        PowerState = "power on"
-	PowerOff       PowerState = "power off"
-	PowerRebooting PowerState = "rebooting"
+	PowerOn            PowerState = "power on"
+	PowerOff           PowerState = "power off"
+	PowerRebooting     PowerState = "rebooting"
+	PowerSoftOff       PowerState = "soft power off"
+	PowerSoftRebooting PowerState = "soft rebooting"
 	// PowerUnknown is a state not read yet (JSON null on the API).
 	PowerUnknown PowerState = ""
 )
@@ -102,6 +106,12 @@ type Node struct {
 	AutomatedClean *bool  `json:"automated_clean,omitempty"`
 	Protected      bool   `json:"protected,omitempty"`
 
+	// Bios and Firmware are what the node's bios and firmware interfaces
+	// last reported (Ironic's bios_settings and firmware_information
+	// tables), cached by the conductor under the node's lock.
+	Bios     []BiosSetting       `json:"bios,omitempty"`
+	Firmware []FirmwareComponent `json:"firmware,omitempty"`
+
 	// Agent is what the node's agent told us; nil until its first lookup.
 	Agent *AgentInfo `json:"agent,omitempty"`
 	// Step is the conductor's progress inside a multi-phase flow (deploy,
@@ -118,9 +128,6 @@ type Node struct {
 	// create_configuration step builds; RAIDConfig the one it built.
 	TargetRAIDConfig map[string]any `json:"target_raid_config,omitempty"`
 	RAIDConfig       map[string]any `json:"raid_config,omitempty"`
-	// BIOSSettings are the node's BIOS settings by name, as its bios
-	// interface last applied them.
-	BIOSSettings map[string]string `json:"bios_settings,omitempty"`
 
 	// Fence is the highest lock fencing token the inventory accepted a write
 	// with; writes carrying a lower token are rejected.

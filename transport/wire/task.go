@@ -26,6 +26,7 @@ const (
 	OpAbort          Operation = "abort"           // a wait state → its failed state
 	OpPower          Operation = "power"           // params: PowerParams
 	OpBootDevice     Operation = "boot_device"     // params: BootDeviceParams
+	OpInjectNMI      Operation = "inject_nmi"      // no params
 	OpHeartbeat      Operation = "heartbeat"       // params: HeartbeatParams
 )
 
