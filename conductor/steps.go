@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"maps"
 	"slices"
 	"time"
@@ -119,7 +118,7 @@ func (w *job) runCleanSteps() error {
 			if withAgent {
 				_ = w.setPower(wire.PowerOff)
 			}
-			return w.fail(fmt.Errorf("Node %s failed step %s: %w", w.node.UUID, s.ID(), err))
+			return w.fail(wire.Errorf(wire.CodeOf(err), "Node %s failed step %s: %w", w.node.UUID, s.ID(), err))
 		}
 		if err := w.update(func(n *wire.Node) { n.StepIndex++ }); err != nil {
 			return err
@@ -134,8 +133,8 @@ func (w *job) runCleanSteps() error {
 	return w.finishCleaning()
 }
 
-// beginDeploy records the deploy's steps on the node (moving it with
-// first, set is what else that move writes) and runs them.
+// beginDeploy records the deploy's steps on the node with the operation's
+// first move (f) and runs them.
 func (w *job) beginDeploy(f first) error {
 	plan, err := w.deployPlan()
 	if err != nil {
@@ -172,7 +171,7 @@ func (w *job) runDeploySteps() error {
 			if w.ctx.Err() != nil {
 				return err
 			}
-			return w.fail(fmt.Errorf("Node %s failed deploy step %s: %w", w.node.UUID, s.ID(), err))
+			return w.fail(wire.Errorf(wire.CodeOf(err), "Node %s failed deploy step %s: %w", w.node.UUID, s.ID(), err))
 		}
 		if err := w.update(func(n *wire.Node) { n.StepIndex++ }); err != nil {
 			return err
