@@ -277,3 +277,29 @@ func bios(n wire.Node, names ...string) map[string]string {
 	}
 	return out
 }
+
+// TestCleanWithoutAgentStepsDoesNotBootTheAgent: a manual clean of a
+// direct-deploy node whose steps all run without the agent (the
+// conductor's power steps) never boots it, as Ironic's cleaning.py skips
+// the ramdisk when every step can run without it.
+func TestCleanWithoutAgentStepsDoesNotBootTheAgent(t *testing.T) {
+	e := newEnv(t)
+	e.startConductor(t, "c1", nil, nil)
+	n := e.enroll(t, "power-steps", "")
+	e.request(t, n.UUID, wire.OpManage, nil)
+	e.waitState(t, n.UUID, wire.StateManageable, 30*time.Second)
+	e.request(t, n.UUID, wire.OpClean, wire.StepsParams{CleanSteps: []wire.Step{
+		{Interface: "power", Step: "power_on"}, {Interface: "power", Step: "power_off"},
+	}})
+	got := e.waitState(t, n.UUID, wire.StateManageable, 30*time.Second)
+	if got.LastError != "" || got.PowerState != wire.PowerOff {
+		t.Fatalf("after the clean: last_error %q, power %q; want no error, powered off", got.LastError, got.PowerState)
+	}
+	m, _ := e.machines.Machine(n.Name)
+	if st := m.State(); st.Power != wire.PowerOff || st.BootedFrom == wire.BootPXE || st.Boots != 1 {
+		t.Errorf("machine %+v: want off, booted once (power_on) and never from the network", st)
+	}
+	if cmds := e.agentCommands(n.UUID); len(cmds) != 0 {
+		t.Errorf("the agent was asked for %v", cmds)
+	}
+}
