@@ -51,7 +51,8 @@ type CommandConfig struct {
 }
 
 // CommandServer serves the command API the conductor drives (see
-// README.md): inventory, write_image, erase_disk, power_off, reboot. It runs
+// README.md): inventory, write_image, erase_disk, erase_metadata,
+// power_off, reboot. It runs
 // one command at a time, each in a goroutine it owns, and refuses others
 // while one runs. Until SetToken is called every request is refused.
 type CommandServer struct {
@@ -234,6 +235,15 @@ func (s *CommandServer) prepare(req protocol.CommandRequest) (func(context.Conte
 			return nil, err
 		}
 		return func(context.Context, *progress) error { return eraseDisk(p.Target) }, nil
+	case protocol.CmdEraseMetadata:
+		var p protocol.EraseMetadataParams
+		if err := decode(&p); err != nil {
+			return nil, err
+		}
+		if err := validTarget(p.Target); err != nil {
+			return nil, err
+		}
+		return func(context.Context, *progress) error { return eraseMetadata(p.Target) }, nil
 	case protocol.CmdReboot, protocol.CmdPowerOff:
 		if err := decode(&struct{}{}); err != nil {
 			return nil, err
@@ -255,8 +265,8 @@ func (s *CommandServer) prepare(req protocol.CommandRequest) (func(context.Conte
 			return nil
 		}, nil
 	default:
-		return nil, fmt.Errorf("%w: unknown command %q (want %s, %s, %s or %s)",
-			protocol.ErrInvalidParams, req.Name, protocol.CmdWriteImage, protocol.CmdEraseDisk, protocol.CmdPowerOff, protocol.CmdReboot)
+		return nil, fmt.Errorf("%w: unknown command %q (want %s, %s, %s, %s or %s)",
+			protocol.ErrInvalidParams, req.Name, protocol.CmdWriteImage, protocol.CmdEraseDisk, protocol.CmdEraseMetadata, protocol.CmdPowerOff, protocol.CmdReboot)
 	}
 }
 

@@ -315,6 +315,44 @@ func TestEraseDisk(t *testing.T) {
 	})
 }
 
+// TestEraseMetadata: erase_metadata zeroes only the first and last 18 KiB
+// (ironic-lib's destroy_disk_metadata), never the data between.
+func TestEraseMetadata(t *testing.T) {
+	tests := []struct {
+		name string
+		size int
+	}{
+		{"large", 3<<20 + 17},
+		{"smaller than two spans", metadataSpan + 100},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			target := filepath.Join(t.TempDir(), "disk.img")
+			if err := os.WriteFile(target, bytes.Repeat([]byte{0xff}, tt.size), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, c, _ := commandServer(t, nil, diskConfig(target, 0))
+			cmd, err := c.EraseMetadata(t.Context(), target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Wait(t.Context(), cmd.ID, poll); err != nil {
+				t.Fatal(err)
+			}
+			got, _ := os.ReadFile(target)
+			if len(got) != tt.size {
+				t.Fatalf("size after erase = %d, want %d", len(got), tt.size)
+			}
+			for i, b := range got {
+				zeroed := i < metadataSpan || i >= tt.size-metadataSpan
+				if zeroed != (b == 0) {
+					t.Fatalf("byte %d = %#x after erase_metadata, want zeroed=%v", i, b, zeroed)
+				}
+			}
+		})
+	}
+}
+
 func TestPowerCommands(t *testing.T) {
 	tests := []struct {
 		name       string

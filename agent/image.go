@@ -240,12 +240,39 @@ func eraseDisk(target string) error {
 	return nil
 }
 
-func zeroEnds(f *os.File) error {
+// metadataSpan is how much of each end of a disk erase_metadata zeroes:
+// 36 sectors of 512 bytes, as ironic-lib's destroy_disk_metadata — the MBR
+// and primary GPT at the start, the backup GPT and the RAID and volume
+// labels kept at the end.
+const metadataSpan = 36 * 512
+
+// eraseMetadata zeroes the first and last metadataSpan bytes of target,
+// keeping its size and everything between, and syncs.
+func eraseMetadata(target string) error {
+	f, err := os.OpenFile(target, os.O_WRONLY, 0) //nolint:gosec // the conductor names the target, authenticated by the agent token
+	if err != nil {
+		return fmt.Errorf("open target: %w", err)
+	}
+	if err := zeroSpans(f, metadataSpan); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("erase metadata of %s: %w", target, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("erase metadata of %s: %w", target, err)
+	}
+	return nil
+}
+
+func zeroEnds(f *os.File) error { return zeroSpans(f, eraseSpan) }
+
+// zeroSpans zeroes span bytes at each end of f (all of it when it is
+// smaller than two spans) and syncs.
+func zeroSpans(f *os.File, span int64) error {
 	size, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
 		return err
 	}
-	zero := make([]byte, min(size, eraseSpan))
+	zero := make([]byte, min(size, span))
 	if _, err := f.WriteAt(zero, 0); err != nil {
 		return err
 	}

@@ -205,12 +205,6 @@ func (s *Server) setProvision(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if op == wire.OpClean {
-		if _, ok := body["clean_steps"]; !ok {
-			s.fail(c, badRequest("\"clean_steps\" is required when setting target provision state to clean"))
-			return
-		}
-	}
 	if op == wire.OpInspect {
 		// Ironic's inspect_hardware validates the inspect interface before
 		// anything moves: no-inspect refuses with 400.
@@ -219,10 +213,16 @@ func (s *Server) setProvision(c *gin.Context) {
 			return
 		}
 	}
+	// The steps are checked once the transition is possible: an
+	// impossible one is refused first (400, or 409 on a locked node, by
+	// act), as Ironic's provision checks the state machine before the
+	// request's steps.
 	var params json.RawMessage
-	delete(body, "target")
-	if len(body) > 0 {
-		params, _ = json.Marshal(body) // decoded JSON re-encodes
+	if _, err := provision.Apply(n.UUID, n.ProvisionState, op); err == nil {
+		if params, err = stepParams(n, op, v, body); err != nil {
+			s.fail(c, err)
+			return
+		}
 	}
 	if err := s.act(c, n, provision.TargetOf(op), op, params); err != nil {
 		// Ironic names the target as asked ("deploy", not "active").

@@ -49,6 +49,14 @@ func (e *versionError) Error() string {
 
 func (e *versionError) Is(target error) bool { return target == ErrNotAcceptable }
 
+// notAcceptableError is ErrNotAcceptable with the faultstring Ironic gives
+// for one parameter ("disable_ramdisk is not acceptable in this API
+// version").
+type notAcceptableError struct{ msg string }
+
+func (e *notAcceptableError) Error() string        { return e.msg }
+func (e *notAcceptableError) Is(target error) bool { return target == ErrNotAcceptable }
+
 // unavailable marks err (a dependency failing) as a 503.
 func unavailable(what string, err error) error {
 	return wire.Errorf(wire.CodeUnavailable, "%s unavailable: %w", what, err)
@@ -82,6 +90,9 @@ func httpStatus(err error) (int, string) {
 	case errors.As(err, &since):
 		return http.StatusNotAcceptable, since.Error()
 	case errors.Is(err, ErrNotAcceptable):
+		if na := (*notAcceptableError)(nil); errors.As(err, &na) {
+			return http.StatusNotAcceptable, na.msg
+		}
 		return http.StatusNotAcceptable, "Request not acceptable."
 	case errors.As(err, &limit):
 		return http.StatusServiceUnavailable, limit.Error()

@@ -115,6 +115,7 @@ func renderNode(n wire.Node, reservation, base string, v Version) map[string]any
 			internal["agent_last_heartbeat"] = ironicTime(a.LastHeartbeat)
 		}
 	}
+	cleanStep, deployStep := stepsOf(n, internal)
 	var automated any
 	if n.AutomatedClean != nil {
 		automated = *n.AutomatedClean
@@ -127,10 +128,10 @@ func renderNode(n wire.Node, reservation, base string, v Version) map[string]any
 		"updated_at":             ironicTime(n.UpdatedAt),
 		"automated_clean":        automated,
 		"boot_mode":              nil,
-		"clean_step":             map[string]any{},
+		"clean_step":             cleanStep,
 		"conductor_group":        n.ConductorGroup,
 		"console_enabled":        false,
-		"deploy_step":            map[string]any{},
+		"deploy_step":            deployStep,
 		"description":            nullable(n.Description),
 		"driver":                 n.Driver,
 		"driver_info":            masked(n.DriverInfo),
@@ -153,7 +154,7 @@ func renderNode(n wire.Node, reservation, base string, v Version) map[string]any
 		"protected_reason":       nil,
 		"provision_state":        provision,
 		"provision_updated_at":   ironicTime(n.ProvisionUpdatedAt),
-		"raid_config":            map[string]any{},
+		"raid_config":            orEmpty(maps.Clone(n.RAIDConfig)),
 		"reservation":            nullable(reservation),
 		"resource_class":         nullable(n.ResourceClass),
 		"retired":                false,
@@ -162,7 +163,7 @@ func renderNode(n wire.Node, reservation, base string, v Version) map[string]any
 		"shard":                  nil,
 		"target_power_state":     nullable(n.TargetPowerState),
 		"target_provision_state": nullable(n.TargetProvisionState),
-		"target_raid_config":     map[string]any{},
+		"target_raid_config":     orEmpty(maps.Clone(n.TargetRAIDConfig)),
 		"traits":                 traitsOf(n),
 		"conductor":              nullable(n.Conductor),
 		"allocation_uuid":        nullable(n.AllocationUUID),

@@ -51,6 +51,7 @@ func (s *Server) table() []route {
 		{http.MethodGet, "/v1/nodes/:node/states", "Show a node's states", read, 0, s.nodeStates},
 		{http.MethodPut, "/v1/nodes/:node/states/provision", "Change a node's provision state (202)", write, 0, s.setProvision},
 		{http.MethodPut, "/v1/nodes/:node/states/power", "Change a node's power state (202)", write, 0, s.setPower},
+		{http.MethodPut, "/v1/nodes/:node/states/raid", "Set a node's target RAID configuration (204, 1.12)", write, 0, s.setTargetRAID},
 		{http.MethodGet, "/v1/nodes/:node/management/boot_device", "Show a node's boot device", read, 0, s.getBootDevice},
 		{http.MethodPut, "/v1/nodes/:node/management/boot_device", "Set a node's boot device (204)", write, 0, s.setBootDevice},
 		{http.MethodGet, "/v1/nodes/:node/management/boot_device/supported", "List supported boot devices", read, 0, s.supportedBootDevices},

@@ -88,35 +88,35 @@ func decodeTemplate(raw []byte) (wire.DeployTemplate, error) {
 	return t, nil
 }
 
-func decodeStep(raw json.RawMessage) (wire.DeployStep, error) {
+func decodeStep(raw json.RawMessage) (wire.Step, error) {
 	var sd stepDoc
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&sd); err != nil {
-		return wire.DeployStep{}, fmt.Errorf("not a deploy step: %w", err)
+		return wire.Step{}, fmt.Errorf("not a deploy step: %w", err)
 	}
 	switch {
 	case sd.Interface == nil || sd.Step == nil || sd.Args == nil || sd.Priority == nil:
-		return wire.DeployStep{}, errors.New("interface, step, args and priority are required")
+		return wire.Step{}, errors.New("interface, step, args and priority are required")
 	case !slices.Contains(deployInterfaces, *sd.Interface):
-		return wire.DeployStep{}, fmt.Errorf("interface %q is not one of %s", *sd.Interface, strings.Join(deployInterfaces, ", "))
+		return wire.Step{}, fmt.Errorf("interface %q is not one of %s", *sd.Interface, strings.Join(deployInterfaces, ", "))
 	case *sd.Step == "":
-		return wire.DeployStep{}, errors.New("step must not be empty")
+		return wire.Step{}, errors.New("step must not be empty")
 	}
 	var prio int
 	if err := json.Unmarshal(sd.Priority, &prio); err != nil {
 		var s string
 		if json.Unmarshal(sd.Priority, &s) != nil || s == "" || strings.Trim(s, "0123456789") != "" {
-			return wire.DeployStep{}, fmt.Errorf("priority %s is not a non-negative integer", sd.Priority)
+			return wire.Step{}, fmt.Errorf("priority %s is not a non-negative integer", sd.Priority)
 		}
 		if prio, err = strconv.Atoi(s); err != nil {
-			return wire.DeployStep{}, fmt.Errorf("priority %q: %w", s, err)
+			return wire.Step{}, fmt.Errorf("priority %q: %w", s, err)
 		}
 	}
 	if prio < 0 {
-		return wire.DeployStep{}, fmt.Errorf("priority %d is negative", prio)
+		return wire.Step{}, fmt.Errorf("priority %d is negative", prio)
 	}
-	return wire.DeployStep{Interface: *sd.Interface, Step: *sd.Step, Args: sd.Args, Priority: prio}, nil
+	return wire.Step{Interface: *sd.Interface, Step: *sd.Step, Args: sd.Args, Priority: prio}, nil
 }
 
 // renderTemplate renders t; secrets in step arguments are masked, as

@@ -21,7 +21,7 @@ var provisionTargets = []struct {
 	body map[string]any
 }{
 	{"manage", nil}, {"provide", nil}, {"active", nil}, {"deploy", nil}, {"deleted", nil}, {"undeploy", nil},
-	{"rebuild", nil}, {"inspect", nil}, {"clean", map[string]any{"clean_steps": []any{}}}, {"abort", nil},
+	{"rebuild", nil}, {"inspect", nil}, {"clean", map[string]any{"clean_steps": []any{map[string]any{"interface": "power", "step": "power_off"}}}}, {"abort", nil},
 	{"adopt", nil}, {"rescue", map[string]any{"rescue_password": "pw"}}, {"unrescue", nil}, {"unhold", nil},
 	{"service", map[string]any{"service_steps": []any{map[string]any{"interface": "power", "step": "reboot"}}}},
 }

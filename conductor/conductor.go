@@ -63,6 +63,7 @@ type AgentClient interface {
 	Inventory(ctx context.Context) (protocol.Inventory, error)
 	WriteImage(ctx context.Context, p protocol.WriteImageParams) (protocol.Command, error)
 	EraseDisk(ctx context.Context, target string) (protocol.Command, error)
+	EraseMetadata(ctx context.Context, target string) (protocol.Command, error)
 	Wait(ctx context.Context, id string, interval time.Duration) (protocol.Command, error)
 }
 

@@ -8,10 +8,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,6 +60,10 @@ type env struct {
 	busCfg    transport.BusConfig
 	// deps, when set, adjusts each conductor's dependencies before New.
 	deps func(host string, d *conductor.Deps)
+	// asked records, per node, the names of the commands its agents were
+	// asked to run, in order (agentCommands).
+	askedMu sync.Mutex
+	asked   map[string][]string
 }
 
 func newEnv(t *testing.T) *env {
@@ -234,7 +241,7 @@ func (e *env) runAgentOnBoot(t *testing.T, m *sim.Machine, node string) {
 					Disks: []protocol.Disk{{Name: "vda", Path: disk, SizeBytes: 1 << 30}}}, nil
 			},
 		})
-		srv := httptest.NewServer(cs)
+		srv := httptest.NewServer(e.recordCommands(node, cs))
 		defer srv.Close()
 		defer cs.Close()
 		token := fmt.Sprintf("token-%s-%d", m.Name(), time.Now().UnixNano())
@@ -260,6 +267,33 @@ func (e *env) runAgentOnBoot(t *testing.T, m *sim.Machine, node string) {
 			_ = wait.Sleep(ctx, e.heartbeat)
 		}
 	})
+}
+
+// recordCommands serves h, recording the name of every command posted to it.
+func (e *env) recordCommands(node string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/commands" {
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			var req protocol.CommandRequest
+			if json.Unmarshal(body, &req) == nil {
+				e.askedMu.Lock()
+				if e.asked == nil {
+					e.asked = map[string][]string{}
+				}
+				e.asked[node] = append(e.asked[node], req.Name)
+				e.askedMu.Unlock()
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// agentCommands returns the commands node's agents were asked to run so far.
+func (e *env) agentCommands(node string) []string {
+	e.askedMu.Lock()
+	defer e.askedMu.Unlock()
+	return slices.Clone(e.asked[node])
 }
 
 // request asks for an operation the way the API does, through the same

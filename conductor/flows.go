@@ -88,6 +88,9 @@ func userOp(resume *bootResume, run func(w *job, f first) error) func(*job) erro
 		if resume != nil && (w.node.Step == stepBoot || w.node.Step == stepQueued) && w.node.ProvisionState == resume.state {
 			return w.bootAgent(resume.purpose)
 		}
+		if resume != nil && w.node.Step == stepSteps && w.node.ProvisionState == resume.state {
+			return w.resumeSteps()
+		}
 		f, ok := w.firstMove()
 		if !ok {
 			return nil
@@ -114,22 +117,17 @@ func (w *job) provide(f first) error {
 	return w.startCleaning()
 }
 
-// deploy (and rebuild) boots the node into the agent, which will write
-// the image once its heartbeat resumes the flow (continueDeploy).
+// deploy (and rebuild) runs the deploy's steps (beginDeploy): its core
+// step boots the node into the agent, which will write the image once its
+// heartbeat resumes the flow (continueDeploy).
 func (w *job) deploy(f first) error {
-	if w.deploysAtOnce() {
-		return w.deployAtOnce(f)
-	}
-	if _, _, err := imageOf(w.node); err != nil {
+	if err := w.deployable(); err != nil {
 		if f.made {
 			return w.fail(err)
 		}
 		return w.update(func(n *wire.Node) { n.LastError = err.Error() })
 	}
-	if err := f.make(func(n *wire.Node) { n.Step = stepBoot }); err != nil {
-		return err
-	}
-	return w.bootAgent(wire.BootForDeploy)
+	return w.beginDeploy(f)
 }
 
 // undeploy powers the node off and cleans it (deleting → cleaning →
@@ -205,17 +203,14 @@ func (w *job) verify(begin func(func(*wire.Node)) error) error {
 }
 
 // startCleaning runs automated or manual cleaning from the cleaning state:
-// skipped when the node opts out of automated cleaning or its deploy
-// interface is fake (it has no clean steps), otherwise the node boots the
-// agent, which will erase its disk.
+// skipped when the node opts out of automated cleaning, otherwise its
+// clean steps run (beginCleaning, conductor/steps.go): a fake deploy
+// interface has no automated steps, so its cleaning ends at once.
 func (w *job) startCleaning() error {
-	if w.deploysAtOnce() || w.node.TargetProvisionState == wire.StateAvailable && w.node.AutomatedClean != nil && !*w.node.AutomatedClean {
+	if w.node.TargetProvisionState == wire.StateAvailable && w.node.AutomatedClean != nil && !*w.node.AutomatedClean {
 		return w.finishCleaning()
 	}
-	if err := w.update(func(n *wire.Node) { n.Step = stepBoot }); err != nil {
-		return err
-	}
-	return w.bootAgent(wire.BootForClean)
+	return w.beginCleaning()
 }
 
 // finishCleaning ends cleaning where it was aimed: available after
@@ -225,7 +220,7 @@ func (w *job) finishCleaning() error {
 	if w.node.TargetProvisionState == wire.StateManageable {
 		e = provision.EventManage
 	}
-	return w.next(e, func(n *wire.Node) { n.Step, n.Agent, n.LastError = "", nil, "" })
+	return w.next(e, func(n *wire.Node) { n.Step, n.Steps, n.StepIndex, n.Agent, n.LastError = "", nil, 0, nil, "" })
 }
 
 // bootAgent network-boots the node into the agent ramdisk and leaves it in
@@ -461,6 +456,20 @@ func (w *job) continueDeploy() error {
 		_ = w.setPower(wire.PowerOff)
 		return w.fail(err)
 	}
+	// The core step is done; the deploy's later steps run with the agent up.
+	if err := w.update(func(n *wire.Node) {
+		if i := n.StepIndex; i < len(n.Steps) && w.isCore(n.Steps[i]) {
+			n.StepIndex++
+		}
+	}); err != nil {
+		return err
+	}
+	return w.runDeploySteps()
+}
+
+// bootFromDisk ends a deploy through the agent: the node boots from the
+// disk the image was written to, active.
+func (w *job) bootFromDisk() error {
 	w.cleanUpBoot()
 	pw, err := w.powerOf()
 	if err == nil {
@@ -473,33 +482,20 @@ func (w *job) continueDeploy() error {
 		return w.fail(fmt.Errorf("booting the node from its disk: %w", err))
 	}
 	return w.next(provision.EventDone, func(n *wire.Node) {
-		n.Step, n.Agent, n.LastError = "", nil, ""
+		n.Step, n.Steps, n.StepIndex, n.Agent, n.LastError = "", nil, 0, nil, ""
 		n.BootDevice, n.BootDevicePersistent = wire.BootDisk, true
 	})
 }
 
-// continueClean is cleaning's second phase: the agent erases the disk and
-// the node powers off, available (or manageable after a manual clean).
+// continueClean is cleaning's second phase: with the agent up, the clean's
+// steps run from where they stand (runCleanSteps) and the node powers off,
+// available (or manageable after a manual clean).
 func (w *job) continueClean() error {
 	if w.node.ProvisionState != wire.StateCleaning || w.node.Step != stepErase {
 		w.log("continue_clean finds nothing to do", "state", w.node.ProvisionState, "step", w.node.Step)
 		return nil
 	}
-	err := w.runAgent("erasing the disk", func(ctx context.Context, cl AgentClient, target string) (protocol.Command, error) {
-		return cl.EraseDisk(ctx, target)
-	})
-	if err != nil {
-		if w.ctx.Err() != nil {
-			return err
-		}
-		_ = w.setPower(wire.PowerOff)
-		return w.fail(err)
-	}
-	w.cleanUpBoot()
-	if err := w.setPower(wire.PowerOff); err != nil {
-		return w.fail(err)
-	}
-	return w.finishCleaning()
+	return w.runCleanSteps()
 }
 
 // heartbeat records an agent's call-back and, when its node was waiting for

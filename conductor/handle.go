@@ -20,7 +20,7 @@ const (
 	stepBoot       = "boot"        // booting the node into the agent
 	stepWaitAgent  = "wait_agent"  // waiting for the agent's heartbeat
 	stepWriteImage = "write_image" // the agent writes the image (continue_deploy)
-	stepErase      = "erase"       // the agent erases the disk (continue_clean)
+	stepErase      = "erase"       // the agent is up and runs the clean steps (continue_clean)
 )
 
 // operations is how the conductor runs each operation a task may carry,
@@ -258,7 +258,7 @@ func (w *job) fail(cause error) error {
 	// (deploy failed → active); a stable one (enroll, error) aims nowhere.
 	tr := provision.Transition{From: w.node.ProvisionState, Event: provision.EventFail, To: to}
 	err := w.move(to, tr.TargetAfter(w.node.TargetProvisionState), func(n *wire.Node) {
-		n.LastError, n.Step, n.Agent = msg, "", nil
+		n.LastError, n.Step, n.Steps, n.StepIndex, n.Agent = msg, "", nil, 0, nil
 	})
 	ev := w.event(wire.EventTaskFailed)
 	ev.Code, ev.Message = wire.CodeOf(cause), msg

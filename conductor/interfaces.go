@@ -88,23 +88,20 @@ func (w *job) deploysAtOnce() bool {
 	return hardware.Of(w.node, hardware.Deploy) == hardware.Fake
 }
 
-// deployAtOnce is a fake deploy: instance_info is validated as Ironic
-// validates it for every deploy interface (FakeDeploy.validate checks
-// nothing of its own; start_deploy in ironic/conductor/deployments.py then
-// checks instance_info's traits: provision.CheckInstanceTraits), and the
-// node is active.
-func (w *job) deployAtOnce(f first) error {
+// deployable checks what a deploy needs before it starts: instance_info's
+// traits, for every deploy interface (Ironic's start_deploy in
+// ironic/conductor/deployments.py: provision.CheckInstanceTraits), and the
+// image for a deploy interface that writes one (not fake, whose core step
+// does nothing: FakeDeploy).
+func (w *job) deployable() error {
 	if err := provision.CheckInstanceTraits(w.node); err != nil {
-		err = wire.Errorf(wire.CodeInvalidInput, "Failed to validate deploy or power info for node %s: %w", w.node.UUID, err)
-		if f.made {
-			return w.fail(err)
-		}
-		return w.update(func(n *wire.Node) { n.LastError = err.Error() })
+		return wire.Errorf(wire.CodeInvalidInput, "Failed to validate deploy or power info for node %s: %w", w.node.UUID, err)
 	}
-	if err := f.make(nil); err != nil {
-		return err
+	if w.deploysAtOnce() {
+		return nil
 	}
-	return w.next(provision.EventDone, func(n *wire.Node) { n.Step, n.Agent, n.LastError = "", nil, "" })
+	_, _, err := imageOf(w.node)
+	return err
 }
 
 // inspectsAtOnce says the node's inspect interface does not boot the

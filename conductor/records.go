@@ -20,6 +20,9 @@ type Records interface {
 	SetInspection(ctx context.Context, node string, in wire.Inspection) error
 	// DropAllocation deletes an allocation, if it still exists.
 	DropAllocation(ctx context.Context, id string) error
+	// Templates lists the deploy templates (a deploy runs the steps of
+	// those its instance traits name).
+	Templates(ctx context.Context) ([]wire.DeployTemplate, error)
 }
 
 // eventType is Ironic's event_type of a failure in state s: the activity

@@ -166,19 +166,24 @@ func (w *job) service(f first) error {
 	return w.next(provision.EventDone, func(n *wire.Node) { n.Step = "" })
 }
 
-// unhold releases a node from a hold state into its flow's wait state
-// (Ironic's do_provisioning_action): from deploy or clean hold the agent's
-// next heartbeat resumes the steps; from service hold servicing continues
-// at once (continue_node_service), here to its end.
+// unhold releases a node from a hold state into its flow's wait state, as
+// Ironic's do_provisioning_action, and goes on with the flow: from clean or
+// deploy hold the steps after the hold step run at once (the agent, if it
+// is up, is still running; if a step ahead needs it and it is not, it is
+// booted), where Ironic waits for the agent's next heartbeat; from service
+// hold servicing continues (continue_node_service), here to its end.
 func (w *job) unhold(f first) error {
 	if err := f.make(nil); err != nil {
 		return err
 	}
-	if w.node.ProvisionState != wire.StateServiceWait {
-		return nil
-	}
 	if err := w.next(provision.EventResume, nil); err != nil {
 		return err
+	}
+	switch w.node.ProvisionState {
+	case wire.StateCleaning:
+		return w.runCleanSteps()
+	case wire.StateDeploying:
+		return w.runDeploySteps()
 	}
 	return w.next(provision.EventDone, func(n *wire.Node) { n.Step = "" })
 }

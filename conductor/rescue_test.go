@@ -150,6 +150,7 @@ func TestFlowsEndWhereIronicsDo(t *testing.T) {
 		name          string
 		from, target  wire.ProvisionState
 		interfaces    map[string]string
+		steps         []wire.Step // the flow's steps recorded on the node, as a hold leaves them
 		op            wire.Operation
 		params        any
 		want          want
@@ -162,15 +163,17 @@ func TestFlowsEndWhereIronicsDo(t *testing.T) {
 			want:    want{state: wire.StateCleanWait, target: wire.StateAvailable},
 			afterOp: wire.OpAbort, afterWant: &want{state: wire.StateCleanFailed, target: wire.StateAvailable, lastError: "Aborted"}},
 		{name: "manual clean aims for manageable", from: wire.StateManageable, op: wire.OpClean,
-			params: map[string]any{"clean_steps": []any{}},
+			params: wire.StepsParams{CleanSteps: []wire.Step{{Interface: "deploy", Step: "erase_devices_metadata"}}},
 			want:   want{state: wire.StateCleanWait, target: wire.StateManageable}},
 		{name: "deleted from wait call-back tears down and cleans", from: wire.StateAvailable, op: wire.OpDeploy,
 			want:    want{state: wire.StateWaitCallback, target: wire.StateActive},
 			afterOp: wire.OpUndeploy, afterWant: &want{state: wire.StateCleanWait, target: wire.StateAvailable}},
 		{name: "unhold deploy hold", from: wire.StateDeployHold, target: wire.StateActive, op: wire.OpUnhold,
-			want: want{state: wire.StateWaitCallback, target: wire.StateActive}},
+			steps: []wire.Step{{Interface: "deploy", Step: "deploy", Priority: 100}},
+			want:  want{state: wire.StateWaitCallback, target: wire.StateActive}},
 		{name: "unhold clean hold of a manual clean", from: wire.StateCleanHold, target: wire.StateManageable, op: wire.OpUnhold,
-			want: want{state: wire.StateCleanWait, target: wire.StateManageable}},
+			steps: []wire.Step{{Interface: "deploy", Step: "erase_devices_metadata"}},
+			want:  want{state: wire.StateCleanWait, target: wire.StateManageable}},
 		{name: "unhold service hold continues servicing", from: wire.StateServiceHold, target: wire.StateActive, op: wire.OpUnhold,
 			want: want{state: wire.StateActive}},
 		{name: "abort deploy hold", from: wire.StateDeployHold, target: wire.StateActive, op: wire.OpAbort,
@@ -191,6 +194,9 @@ func TestFlowsEndWhereIronicsDo(t *testing.T) {
 			}
 			if tt.target != "" {
 				e.setState(t, n.UUID, tt.from, tt.target)
+			}
+			if tt.steps != nil {
+				e.edit(t, n.UUID, func(n *wire.Node) { n.Steps, n.StepIndex = tt.steps, 0 })
 			}
 			e.request(t, n.UUID, tt.op, tt.params)
 			e.waitQueueEmpty(t, 20*time.Second)

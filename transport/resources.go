@@ -210,3 +210,8 @@ func (r *Records) DropAllocation(ctx context.Context, id string) error {
 	}
 	return nil
 }
+
+// Templates lists every deploy template.
+func (r *Records) Templates(ctx context.Context) ([]wire.DeployTemplate, error) {
+	return r.DeployTemplates.List(ctx, nil)
+}

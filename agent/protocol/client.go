@@ -75,6 +75,14 @@ func (c *Client) EraseDisk(ctx context.Context, target string) (Command, error) 
 	return c.post(ctx, CmdEraseDisk, EraseDiskParams{Target: target})
 }
 
+// EraseMetadata starts wiping target's partition tables and signatures
+// only: its first and last 18 KiB, as ironic-lib's destroy_disk_metadata
+// (MBR, GPT and its backup, LVM/MD/DM-RAID labels), leaving the data
+// between alone.
+func (c *Client) EraseMetadata(ctx context.Context, target string) (Command, error) {
+	return c.post(ctx, CmdEraseMetadata, EraseMetadataParams{Target: target})
+}
+
 // PowerOff starts powering the machine off. A real machine goes away
 // without the command ever reporting success: confirm through the BMC.
 func (c *Client) PowerOff(ctx context.Context) (Command, error) {

@@ -10,8 +10,11 @@ import (
 const (
 	CmdWriteImage = "write_image"
 	CmdEraseDisk  = "erase_disk"
-	CmdPowerOff   = "power_off"
-	CmdReboot     = "reboot"
+	// CmdEraseMetadata wipes only what makes a disk look used: partition
+	// tables and signatures (Ironic's erase_devices_metadata).
+	CmdEraseMetadata = "erase_metadata"
+	CmdPowerOff      = "power_off"
+	CmdReboot        = "reboot"
 )
 
 // CommandStatus is where a command is in its life.
@@ -82,5 +85,11 @@ type WriteImageParams struct {
 // EraseDiskParams are the parameters of the erase_disk command.
 type EraseDiskParams struct {
 	// Target is the block device or file to erase.
+	Target string `json:"target"`
+}
+
+// EraseMetadataParams are the parameters of the erase_metadata command.
+type EraseMetadataParams struct {
+	// Target is the block device or file whose metadata is wiped.
 	Target string `json:"target"`
 }

@@ -143,8 +143,8 @@ func TestDeallocatable(t *testing.T) {
 // instance traits.
 func TestTemplateSteps(t *testing.T) {
 	templates := []wire.DeployTemplate{
-		{Name: "CUSTOM_RAID", Steps: []wire.DeployStep{{Interface: "raid", Step: "apply_configuration", Priority: 150}}},
-		{Name: "CUSTOM_BIOS", Steps: []wire.DeployStep{{Interface: "bios", Step: "apply_configuration", Priority: 140},
+		{Name: "CUSTOM_RAID", Steps: []wire.Step{{Interface: "raid", Step: "apply_configuration", Priority: 150}}},
+		{Name: "CUSTOM_BIOS", Steps: []wire.Step{{Interface: "bios", Step: "apply_configuration", Priority: 140},
 			{Interface: "bios", Step: "factory_reset", Priority: 0}}},
 	}
 	n := wire.Node{InstanceInfo: map[string]any{"traits": []any{"CUSTOM_BIOS", "CUSTOM_OTHER"}}}

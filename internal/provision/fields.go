@@ -1,13 +1,18 @@
 package provision
 
-import "github.com/ironfleet/ironfleet/transport/wire"
+import (
+	"reflect"
+
+	"github.com/ironfleet/ironfleet/transport/wire"
+)
 
 // HolderOnlyChange names the first field that differs between old and n
 // and that only the holder of the node's lock may write, or "" when none
 // does. These fields carry the flow a conductor drives under the lock —
 // provision_state, target_provision_state, power_state, target_power_state,
-// step, conductor, fence — and a write without the lock's fencing token
-// must leave them alone (the inventory refuses it with ErrFenceRequired).
+// step, the flow's steps and step index, conductor, fence — and a write
+// without the lock's fencing token must leave them alone (the inventory
+// refuses it with ErrFenceRequired).
 func HolderOnlyChange(old, n wire.Node) string {
 	switch {
 	case n.ProvisionState != old.ProvisionState:
@@ -20,6 +25,8 @@ func HolderOnlyChange(old, n wire.Node) string {
 		return "target_power_state"
 	case n.Step != old.Step:
 		return "step"
+	case n.StepIndex != old.StepIndex || !reflect.DeepEqual(n.Steps, old.Steps):
+		return "steps"
 	case n.Conductor != old.Conductor:
 		return "conductor"
 	case n.Fence != old.Fence:

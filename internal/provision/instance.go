@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/ironfleet/ironfleet/transport/wire"
@@ -9,8 +10,8 @@ import (
 // CheckInstanceTraits checks instance_info's traits as Ironic does before
 // every deploy, whatever the deploy interface, and when validating a node
 // (validate_instance_info_traits in ironic/conductor/utils.py): a list of
-// strings, each also a trait of the node. ironfleet nodes have no traits
-// yet, so any trait asked for is missing. The error carries
+// strings, each also a trait of the node (wire.Node.Traits). The error
+// names the missing ones and carries
 // wire.CodeInvalidInput and Ironic's words.
 func CheckInstanceTraits(n wire.Node) error {
 	raw := n.InstanceInfo["traits"]
@@ -27,7 +28,12 @@ func CheckInstanceTraits(n wire.Node) error {
 		if !ok {
 			return badTraits(n)
 		}
-		missing = append(missing, s)
+		if !slices.Contains(n.Traits, s) {
+			missing = append(missing, s)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
 	}
 	return wire.Errorf(wire.CodeInvalidInput, "Cannot specify instance traits that are not also set on the node. Node %s is missing traits %s",
 		n.UUID, strings.Join(missing, ", "))

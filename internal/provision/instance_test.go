@@ -20,10 +20,12 @@ func TestCheckInstanceTraits(t *testing.T) {
 		{"a string", "CUSTOM_GPU", "A list of strings is expected."},
 		{"not strings", []any{1.0}, "A list of strings is expected."},
 		{"missing", []any{"CUSTOM_GPU", "CUSTOM_X"}, "Node n1 is missing traits CUSTOM_GPU, CUSTOM_X"},
+		{"some missing", []any{"CUSTOM_GOLD", "CUSTOM_X"}, "Node n1 is missing traits CUSTOM_X"},
+		{"all the node's", []any{"CUSTOM_GOLD"}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			n := wire.Node{UUID: "n1", InstanceInfo: map[string]any{}}
+			n := wire.Node{UUID: "n1", InstanceInfo: map[string]any{}, Traits: []string{"CUSTOM_GOLD"}}
 			if tc.traits != nil {
 				n.InstanceInfo["traits"] = tc.traits
 			}

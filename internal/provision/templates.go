@@ -29,8 +29,8 @@ func InstanceTraits(n wire.Node) []string {
 // runner by priority as every deploy step is. Ironic gathers them the same
 // way (ironic/conductor/steps.py, _get_steps_from_deployment_templates);
 // pass InstanceTraits(node) as traits.
-func TemplateSteps(traits []string, templates []wire.DeployTemplate) []wire.DeployStep {
-	var out []wire.DeployStep
+func TemplateSteps(traits []string, templates []wire.DeployTemplate) []wire.Step {
+	var out []wire.Step
 	for _, t := range templates {
 		if !slices.Contains(traits, t.Name) {
 			continue

@@ -148,6 +148,17 @@ type Node struct {
 	// Step is the conductor's progress inside a multi-phase flow (deploy,
 	// clean), so that a redelivered or recovered task resumes, not restarts.
 	Step string `json:"step,omitempty"`
+	// Steps are the clean or deploy steps of the flow under way, in the
+	// order they run (Ironic's driver_internal_info clean_steps or
+	// deploy_steps), and StepIndex is the one running or next to run: a
+	// redelivered or resumed task goes on from it. Empty outside a flow.
+	Steps     []Step `json:"steps,omitempty"`
+	StepIndex int    `json:"step_index,omitempty"`
+
+	// TargetRAIDConfig is the RAID configuration a raid
+	// create_configuration step builds; RAIDConfig the one it built.
+	TargetRAIDConfig map[string]any `json:"target_raid_config,omitempty"`
+	RAIDConfig       map[string]any `json:"raid_config,omitempty"`
 
 	// Fence is the highest lock fencing token the inventory accepted a write
 	// with; writes carrying a lower token are rejected.

@@ -29,22 +29,13 @@ type Allocation struct {
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
 }
 
-// DeployStep is one step of a deploy template: a step of a driver
-// interface, its arguments and its priority (0 disables it).
-type DeployStep struct {
-	Interface string         `json:"interface"`
-	Step      string         `json:"step"`
-	Args      map[string]any `json:"args"`
-	Priority  int            `json:"priority"`
-}
-
 // DeployTemplate is a named set of deploy steps, run on deploys of nodes
 // whose instance traits include its name (Ironic's deploy templates, API
 // 1.55).
 type DeployTemplate struct {
 	UUID      string         `json:"uuid"`
 	Name      string         `json:"name"`
-	Steps     []DeployStep   `json:"steps"`
+	Steps     []Step         `json:"steps"`
 	Extra     map[string]any `json:"extra,omitempty"`
 	CreatedAt time.Time      `json:"created_at"`
 	UpdatedAt time.Time      `json:"updated_at,omitzero"`
