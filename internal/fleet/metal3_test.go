@@ -89,7 +89,7 @@ func TestMetal3BaremetalOperatorReplay(t *testing.T) {
 		b.delete(t, host.UUID)
 	})
 
-	t.Run("sim host: register, inspect, provide, deploy, soft power off, deprovision from active, delete", func(t *testing.T) {
+	t.Run("sim host: register, inspect, software RAID clean, provide, deploy, soft power off, deprovision from active, delete", func(t *testing.T) {
 		host := b.register(t, metal3Host{
 			name: "worker-0", driver: "sim", boot: "ipxe", raid: "no-raid",
 			driverInfo: map[string]any{"sim_machine": "sim-0001"},
@@ -129,9 +129,34 @@ func TestMetal3BaremetalOperatorReplay(t *testing.T) {
 		}
 		checkInventory(t, inv, "52:54:00:00:00:00")
 
-		// bmo ironic.go:1092-1102 (Prepare in manageable): no RAID or BIOS
-		// changes for this host, so no manual clean; ironic.go:1261-1263
-		// (Provision in manageable): provide, cleaning through the agent.
+		// bmo ironic.go:1092-1102 (Prepare in manageable) for a host whose
+		// spec asks for software RAID, Metal3's RAID on an ipmi BMC:
+		// raid.go:286-313 (CheckRAIDInterface) moves the node to the agent's
+		// RAID interface, raid.go:22-68 (setTargetRAIDCfg) PATCHes it and
+		// PUTs the target (raid.go:160-191, buildTargetSoftwareRAIDCfg), and
+		// raid.go:199-239 (BuildRAIDCleanSteps) gives the manual clean,
+		// started at ironic.go:1038-1048.
+		b.update(t, host.UUID, nodes.UpdateOpts{
+			nodes.UpdateOperation{Op: nodes.AddOp, Path: "/raid_interface", Value: "agent"},
+		})
+		root := true
+		err = nodes.SetRAIDConfig(t.Context(), b.c, host.UUID, nodes.RAIDConfigOpts{LogicalDisks: []nodes.LogicalDisk{
+			{RAIDLevel: nodes.RAID1, Controller: "software", IsRootVolume: &root},
+		}}).ExtractErr()
+		if err != nil {
+			t.Fatalf("PUT /v1/nodes/{n}/states/raid (raid.go:57): %v", err)
+		}
+		b.provision(t, host.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetClean, CleanSteps: []nodes.CleanStep{
+			{Interface: nodes.InterfaceRAID, Step: "delete_configuration"},
+			{Interface: nodes.InterfaceDeploy, Step: "erase_devices_metadata"},
+			{Interface: nodes.InterfaceRAID, Step: "create_configuration"},
+		}})
+		if n := b.wait(t, host.UUID, nodes.Manageable); n.LastError != "" {
+			t.Errorf("last_error after the RAID clean: %q, want none", n.LastError)
+		}
+
+		// ironic.go:1261-1263 (Provision in manageable): provide, cleaning
+		// through the agent.
 		b.provision(t, host.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetProvide})
 		b.wait(t, host.UUID, nodes.Available)
 
@@ -167,10 +192,12 @@ func TestMetal3BaremetalOperatorReplay(t *testing.T) {
 		b.delete(t, host.UUID)
 	})
 
-	t.Run("fake-hardware host: manual clean with RAID and BIOS steps, deploy steps, soft power off", func(t *testing.T) {
-		// A BMC with hardware RAID and BIOS settings (redfish, idrac) gets
-		// their interfaces; on fake-hardware those are "fake", which run
-		// Ironic's RAID and BIOS clean steps without hardware.
+	t.Run("fake-hardware host: manual clean with a BIOS step, deploy steps, soft power off", func(t *testing.T) {
+		// A BMC with BIOS settings (redfish, idrac) gets a BIOS interface;
+		// fake-hardware's "fake" one has Ironic's bios.apply_configuration
+		// clean step without hardware (drivers/modules/fake.py FakeBIOS).
+		// Its fake RAID has no clean steps in Ironic (FakeRAID's methods are
+		// not decorated as steps), so RAID is the sim host's, above.
 		host := b.register(t, metal3Host{
 			name: "worker-2", driver: "fake-hardware", boot: "fake", raid: "fake", bios: "fake",
 			mac: "52:54:00:aa:00:02",
@@ -183,21 +210,9 @@ func TestMetal3BaremetalOperatorReplay(t *testing.T) {
 		if _, err := nodes.ListBIOSSettings(t.Context(), b.c, host.UUID, nodes.ListBIOSSettingsOpts{Detail: true}).Extract(); err != nil {
 			t.Fatalf("GET /v1/nodes/{n}/bios?detail=True: %v", err)
 		}
-		// bmo raid.go:49-62 (setTargetRAIDCfg): the RAID interface, then the
-		// target RAID config, before the clean that applies it.
-		size, root := 100, true
-		err := nodes.SetRAIDConfig(t.Context(), b.c, host.UUID, nodes.RAIDConfigOpts{LogicalDisks: []nodes.LogicalDisk{
-			{SizeGB: &size, RAIDLevel: nodes.RAID1, VolumeName: "root", IsRootVolume: &root},
-		}}).ExtractErr()
-		if err != nil {
-			t.Fatalf("PUT /v1/nodes/{n}/states/raid: %v", err)
-		}
-		// bmo ironic.go:964-1000 (buildManualCleaningSteps) with
-		// raid.go:258-281 (hardware RAID: delete, then create) and the BIOS
-		// step of ironic.go:975-984; started at ironic.go:1041-1048.
+		// bmo ironic.go:964-985 (buildManualCleaningSteps: the settings that
+		// differ), started at ironic.go:1038-1048.
 		b.provision(t, host.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetClean, CleanSteps: []nodes.CleanStep{
-			{Interface: nodes.InterfaceRAID, Step: "delete_configuration"},
-			{Interface: nodes.InterfaceRAID, Step: "create_configuration"},
 			{Interface: nodes.InterfaceBIOS, Step: "apply_configuration", Args: map[string]any{
 				"settings": []map[string]any{{"name": "ProcTurboMode", "value": "Disabled"}},
 			}},
@@ -420,7 +435,10 @@ func (b *bmo) deploy(t *testing.T, id string, img metal3Image, steps []nodes.Dep
 
 // softPowerOff is PowerOff with the default soft reboot mode
 // (ironic.go:1779-1824) through changePower (ironic.go:1640-1685): soft
-// power off with a 180 s timeout (ironic.go:36, :1654-1656).
+// power off with a 180 s timeout (ironic.go:36, :1654-1656). Refused with
+// 400, baremetal-operator falls back to a hard power off
+// (ironic.go:1677-1681, :1821-1830); the test wants the soft one honoured,
+// as Ironic's ipmitool and fake power interfaces do.
 func (b *bmo) softPowerOff(t *testing.T, id string) {
 	t.Helper()
 	retryLocked(t, func() error {
