@@ -189,8 +189,12 @@ fake_hardware() {
 	run "port group create" baremetal port group create --node "$fuuid" --name "$fake-pg" --address "$mac" --mode active-backup
 	expect_eq "port group listed" "$(baremetal port group list --node "$fuuid" -f value -c Name 2>&1)" "$fake-pg"
 	run "port set --port-group" baremetal port set "$(baremetal port list --node "$fuuid" -f value -c UUID)" --port-group "$fake-pg"
-	expect_eq "port's port group" "$(baremetal port list --node "$fuuid" --long -f value -c 'Portgroup UUID' 2>&1)" \
-		"$(baremetal port group show "$fake-pg" -f value -c uuid 2>&1)"
+	local pg
+	if pg=$(baremetal port group show "$fake-pg" -f value -c uuid 2>&1); then
+		expect_eq "port's port group" "$(baremetal port list --node "$fuuid" --long -f value -c 'Portgroup UUID' 2>&1)" "$pg"
+	else
+		fail "port group show: $pg"
+	fi
 
 	step "node vif"
 	# Ironic's noop network interface accepts a VIF and lists none
