@@ -34,10 +34,10 @@ import (
 //
 // Metal3 drives real BMCs (ipmi://, redfish://). The fleet has simulated
 // machines with simulated agents (the `sim` hardware type) where the
-// hardware's behaviour is the point — inspection's inventory, cleaning and
-// deploying through the agent, a host that never calls back — and
-// `fake-hardware` where it is not (RAID and BIOS clean steps, deploy steps,
-// soft power off), as Ironic's own client tests enroll fake-hardware nodes.
+// hardware's behaviour is the point — inspection's inventory, software RAID,
+// cleaning and deploying through the agent, a host that never calls back —
+// and `fake-hardware` where it is not (a BIOS clean step, deploy steps, soft
+// power off), as Ironic's own client tests enroll fake-hardware nodes.
 // An ipmi host is registered exactly as Metal3 registers it, and deleted
 // again while enrolled: the dev fleet has no IPMI BMC to manage it with.
 //
