@@ -63,13 +63,13 @@ func TestCompatClients(t *testing.T) {
 	for _, s := range scripts {
 		t.Run(s.name, func(t *testing.T) {
 			for _, need := range s.needs {
-				if err := exec.CommandContext(t.Context(), need[0], need[1:]...).Run(); err != nil { //nolint:gosec // fixed commands
+				if err := exec.CommandContext(t.Context(), need[0], need[1:]...).Run(); err != nil {
 					redistest.Unavailable(t, errors.New(need[0]+" (run scripts/ensure-deps.sh test): "+err.Error()))
 				}
 			}
 			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, s.args[0], s.args[1:]...) //nolint:gosec // our scripts
+			cmd := exec.CommandContext(ctx, s.args[0], s.args[1:]...)
 			cmd.Dir = root
 			cmd.Env = append(append(os.Environ(), env...), s.env...)
 			cmd.Stdout, cmd.Stderr = t.Output(), t.Output()
