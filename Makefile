@@ -40,7 +40,7 @@ run: build ## Start the whole fleet on embedded defaults (ironfleet dev)
 deps: ## Install the system packages the tests need (apt-get, when missing)
 	@scripts/ensure-deps.sh test
 
-test: deps fmt-check vet ## Install what tests need, then gofmt check, go vet, go test -race, the hardware lab
+test: deps fmt-check vet ## Install what tests need (real clients too), then gofmt check, go vet, go test -race (compat tests included), the hardware lab
 	$(GO) test $(TEST_FLAGS) ./...
 	$(MAKE) e2e
 

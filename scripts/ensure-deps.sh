@@ -6,6 +6,8 @@ set -euo pipefail
 
 declare -A need=()
 want() { command -v "$1" >/dev/null 2>&1 || need["$2"]=1; }
+# want_py <module> <package>: a module of Debian's python3 (not a virtualenv's).
+want_py() { /usr/bin/python3 -c "import $1" >/dev/null 2>&1 || need["$2"]=1; }
 
 groups=("${@:-test}")
 for g in "${groups[@]}"; do
@@ -22,7 +24,10 @@ for g in "${groups[@]}"; do
           want ip iproute2
           want unshare util-linux
           want losetup mount
-          want curl curl ;;
+          want curl curl
+          # the real clients the compat tests drive (internal/fleet/compat_test.go)
+          want baremetal python3-ironicclient
+          want_py openstack python3-openstacksdk ;;
     e2e)  want redis-server redis-server
           want ipmi_sim openipmi
           want dpkg-deb dpkg

@@ -68,6 +68,10 @@ type DevConfig struct {
 	// Provide takes the enrolled nodes to available (manage, then provide),
 	// through the API, as an operator would.
 	Provide bool
+	// NoEnroll runs the Nodes machines (sim-0001…, MACs 52:54:00:00:00:00…)
+	// but enrolls none of them, for a test that registers them the way the
+	// client it replays does.
+	NoEnroll bool
 	// Timings of the simulated machines; the zero value is instant.
 	Timings sim.Timings
 	// HeartbeatTimeout is what the API tells agents (they beat every 30–60 %
@@ -319,7 +323,7 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 			}
 		})
 	}
-	if cfg.Nodes > 0 {
+	if cfg.Nodes > 0 && !cfg.NoEnroll {
 		g.Go(func() error {
 			e := enrollment{n: cfg.Nodes, imageURL: d.imageURL, imageSum: imageSum, provide: cfg.Provide, manualClean: cfg.ManualClean, workers: cfg.EnrollWorkers}
 			if err := enroll(gctx, d.apiURL, e, d.log); err != nil && gctx.Err() == nil {
