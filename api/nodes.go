@@ -428,6 +428,7 @@ type nodeDoc struct {
 	ParentNode        *string        `json:"parent_node"`
 	DisablePowerOff   *bool          `json:"disable_power_off"`
 	ChassisUUID       *string        `json:"chassis_uuid"`
+	NetworkData       map[string]any `json:"network_data"`
 
 	BiosInterface       *string `json:"bios_interface"`
 	BootInterface       *string `json:"boot_interface"`
@@ -458,7 +459,7 @@ func (d *nodeDoc) interfaces() map[hardware.Kind]**string {
 // writable are nodeDoc's keys.
 var writable = []string{"name", "description", "driver", "driver_info", "instance_info", "properties", "extra",
 	"instance_uuid", "maintenance", "maintenance_reason", "conductor_group", "resource_class", "owner", "lessee",
-	"automated_clean", "protected", "parent_node", "disable_power_off", "chassis_uuid",
+	"automated_clean", "protected", "parent_node", "disable_power_off", "chassis_uuid", "network_data",
 	"bios_interface", "boot_interface", "console_interface", "deploy_interface", "firmware_interface", "inspect_interface",
 	"management_interface", "network_interface", "power_interface", "raid_interface", "rescue_interface",
 	"storage_interface", "vendor_interface"}
@@ -481,7 +482,7 @@ func docOf(n wire.Node) nodeDoc {
 		MaintenanceReason: opt(n.MaintenanceReason), ConductorGroup: strp(n.ConductorGroup),
 		ResourceClass: opt(n.ResourceClass), Owner: opt(n.Owner), Lessee: opt(n.Lessee),
 		AutomatedClean: n.AutomatedClean, Protected: &n.Protected, ParentNode: opt(n.ParentNode),
-		ChassisUUID: opt(n.ChassisUUID),
+		ChassisUUID: opt(n.ChassisUUID), NetworkData: orEmpty(n.NetworkData),
 	}
 	for k, field := range d.interfaces() {
 		*field = opt(hardware.Of(n, k))
@@ -539,6 +540,10 @@ func (s *Server) applyDoc(n *wire.Node, d nodeDoc) error {
 	n.AutomatedClean = d.AutomatedClean
 	n.Protected = deref(d.Protected)
 	n.ChassisUUID = strings.ToLower(deref(d.ChassisUUID))
+	n.NetworkData = d.NetworkData
+	if len(n.NetworkData) == 0 {
+		n.NetworkData = nil
+	}
 	return applyInterfaces(n, old, d)
 }
 

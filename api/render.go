@@ -146,7 +146,7 @@ func renderNode(n wire.Node, reservation, base string, v Version) map[string]any
 		"lessee":                 nullable(n.Lessee),
 		"maintenance":            n.Maintenance,
 		"maintenance_reason":     nullable(n.MaintenanceReason),
-		"network_data":           map[string]any{},
+		"network_data":           orEmpty(n.NetworkData),
 		"owner":                  nullable(n.Owner),
 		"power_state":            nullable(n.PowerState),
 		"properties":             orEmpty(maps.Clone(n.Properties)),

@@ -428,10 +428,20 @@ func rootDisk(inv protocol.Inventory) (string, error) {
 // imageOf reads the image to deploy from instance_info.
 func imageOf(n wire.Node) (url, sha string, err error) {
 	url, _ = n.InstanceInfo["image_source"].(string)
-	sha, _ = n.InstanceInfo["image_checksum"].(string)
-	sha = strings.TrimPrefix(strings.ToLower(sha), "sha256:")
+	// Ironic prefers the image's os_hash (Glance's multihash, which
+	// Metal3 sends as image_os_hash_algo/_value) to image_checksum.
+	algo, _ := n.InstanceInfo["image_os_hash_algo"].(string)
+	if value, _ := n.InstanceInfo["image_os_hash_value"].(string); algo != "" || value != "" {
+		if !strings.EqualFold(algo, "sha256") || value == "" {
+			return "", "", wire.Errorf(wire.CodeInvalidInput, "instance_info image_os_hash_algo %q: ironfleet's agent verifies sha256 images only", algo)
+		}
+		sha = strings.ToLower(value)
+	} else {
+		sha, _ = n.InstanceInfo["image_checksum"].(string)
+		sha = strings.TrimPrefix(strings.ToLower(sha), "sha256:")
+	}
 	if url == "" || sha == "" {
-		return "", "", wire.Errorf(wire.CodeInvalidInput, "instance_info must give image_source (an http(s) URL) and image_checksum (its sha256) to deploy")
+		return "", "", wire.Errorf(wire.CodeInvalidInput, "instance_info must give image_source (an http(s) URL) and image_checksum or image_os_hash_algo sha256 with image_os_hash_value to deploy")
 	}
 	return url, sha, nil
 }

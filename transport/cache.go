@@ -257,6 +257,7 @@ func copyNode(n wire.Node) wire.Node {
 	n.Properties = maps.Clone(n.Properties)
 	n.Extra = maps.Clone(n.Extra)
 	n.Interfaces = maps.Clone(n.Interfaces)
+	n.NetworkData = maps.Clone(n.NetworkData)
 	if n.Agent != nil {
 		a := *n.Agent
 		n.Agent = &a

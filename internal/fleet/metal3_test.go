@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -132,27 +133,23 @@ func TestMetal3BaremetalOperatorReplay(t *testing.T) {
 		// bmo ironic.go:1092-1102 (Prepare in manageable) for a host whose
 		// spec asks for software RAID, Metal3's RAID on an ipmi BMC:
 		// raid.go:286-313 (CheckRAIDInterface) moves the node to the agent's
-		// RAID interface, raid.go:22-68 (setTargetRAIDCfg) PATCHes it and
-		// PUTs the target (raid.go:160-191, buildTargetSoftwareRAIDCfg), and
-		// raid.go:199-239 (BuildRAIDCleanSteps) gives the manual clean,
-		// started at ironic.go:1038-1048.
-		b.update(t, host.UUID, nodes.UpdateOpts{
+		// RAID interface. ironfleet's agent builds no software RAID, so its
+		// ipmi and sim types do not offer raid "agent": the PATCH is refused
+		// naming the interface and the choices (api/README.md), rather than
+		// accepted and the RAID never built. RAID steps run on the
+		// fake-hardware host below.
+		if _, err := nodes.Update(t.Context(), b.c, host.UUID, nodes.UpdateOpts{
 			nodes.UpdateOperation{Op: nodes.AddOp, Path: "/raid_interface", Value: "agent"},
-		})
-		root := true
-		err = nodes.SetRAIDConfig(t.Context(), b.c, host.UUID, nodes.RAIDConfigOpts{LogicalDisks: []nodes.LogicalDisk{
-			{RAIDLevel: nodes.RAID1, Controller: "software", IsRootVolume: &root},
-		}}).ExtractErr()
-		if err != nil {
-			t.Fatalf("PUT /v1/nodes/{n}/states/raid (raid.go:57): %v", err)
+		}).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusBadRequest) || !strings.Contains(err.Error(), "Valid interfaces for hardware type sim are no-raid") {
+			t.Fatalf("PATCH raid_interface agent: %v, want 400 naming the choices", err)
 		}
+		// ironic.go:1038-1048 (manual cleaning, which BuildRAIDCleanSteps'
+		// list ends with): the metadata-only erase, run by the agent.
 		b.provision(t, host.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetClean, CleanSteps: []nodes.CleanStep{
-			{Interface: nodes.InterfaceRAID, Step: "delete_configuration"},
 			{Interface: nodes.InterfaceDeploy, Step: "erase_devices_metadata"},
-			{Interface: nodes.InterfaceRAID, Step: "create_configuration"},
 		}})
 		if n := b.wait(t, host.UUID, nodes.Manageable); n.LastError != "" {
-			t.Errorf("last_error after the RAID clean: %q, want none", n.LastError)
+			t.Errorf("last_error after the manual clean: %q, want none", n.LastError)
 		}
 
 		// ironic.go:1261-1263 (Provision in manageable): provide, cleaning
@@ -226,15 +223,25 @@ func TestMetal3BaremetalOperatorReplay(t *testing.T) {
 		b.provision(t, host.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetProvide})
 		b.wait(t, host.UUID, nodes.Available)
 
-		// bmo ironic.go:1187-1198 (getCustomDeploySteps): one deploy-interface
-		// step at priority 80 with empty args. Metal3's custom deploy names
-		// its method (and sets deploy_interface custom-agent, which needs an
-		// agent); fake-hardware's deploy interface has the one step
-		// "deploy" (Ironic drivers/modules/fake.py FakeDeploy.deploy).
+		// bmo ironic.go:1187-1198 (getCustomDeploySteps): user deploy
+		// steps at priority 80. Metal3's custom deploy names a method of
+		// deploy_interface custom-agent, which needs an agent; the core
+		// deploy.deploy cannot be overridden (Ironic refuses it too:
+		// "is a core step and cannot be overridden by user steps"), so the
+		// step here is one fake-hardware has: a BIOS setting, applied
+		// during the deploy.
 		b.deploy(t, host.UUID, image, []nodes.DeployStep{
-			{Interface: nodes.InterfaceDeploy, Step: "deploy", Args: map[string]any{}, Priority: 80},
+			{Interface: nodes.InterfaceBIOS, Step: "apply_configuration", Priority: 80, Args: map[string]any{
+				"settings": []map[string]any{{"name": "ProcVirtualization", "value": "Disabled"}},
+			}},
 		})
 		b.wait(t, host.UUID, nodes.Active)
+		// Read as GetFirmwareSettings reads them (the list: gophercloud's
+		// GetBIOSSetting expects a "Setting" key Ironic does not send).
+		settings, err := nodes.ListBIOSSettings(t.Context(), b.c, host.UUID, nil).Extract()
+		if i := slices.IndexFunc(settings, func(s nodes.BIOSSetting) bool { return s.Name == "ProcVirtualization" }); err != nil || i < 0 || settings[i].Value != "Disabled" {
+			t.Fatalf("BIOS settings after the deploy step: %+v, %v; want ProcVirtualization Disabled", settings, err)
+		}
 		b.softPowerOff(t, host.UUID)
 		b.deprovision(t, host.UUID, true)
 		b.wait(t, host.UUID, nodes.Available)

@@ -113,7 +113,7 @@ var Types = map[string]Type{
 	"sim":  agentType("sim", SimPower),
 	"fake-hardware": {Name: "fake-hardware", Offers: map[Kind]Offer{
 		Bios: offer(Fake, NoBios), Boot: offer(Fake), Console: offer(Fake, NoConsole),
-		Deploy: offer(Fake), Firmware: offer(Fake, NoFirm), Inspect: offer(Fake, NoInspect),
+		Deploy: offer(Fake), Firmware: offer(Fake, NoFirm), Inspect: offer(Fake, Agent, NoInspect),
 		Management: offer(Fake), Network: offer(Noop), Power: offer(Fake), Raid: offer(Fake, NoRaid),
 		Rescue: offer(Fake, NoRescue), Storage: offer(Noop, Fake), Vendor: offer(Fake, NoVendor),
 	}},

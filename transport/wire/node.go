@@ -92,6 +92,9 @@ type Node struct {
 	// InstanceInfo holds what to deploy (image_source, image_checksum, …).
 	InstanceInfo map[string]any `json:"instance_info,omitempty"`
 	Properties   map[string]any `json:"properties,omitempty"`
+	// NetworkData is the node's network configuration for its config
+	// drive (Ironic's network_data, 1.66: OpenStack network_data.json).
+	NetworkData  map[string]any `json:"network_data,omitempty"`
 	Extra        map[string]any `json:"extra,omitempty"`
 	InstanceUUID string         `json:"instance_uuid,omitempty"`
 
