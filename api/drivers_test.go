@@ -99,7 +99,7 @@ func TestDriverInterfaces(t *testing.T) {
 		{"ipmi", "default_network_interface", "noop"},
 		{"sim", "default_management_interface", "sim"},
 		{"fake-hardware", "default_deploy_interface", "fake"},
-		{"fake-hardware", "enabled_inspect_interfaces", []any{"fake", "no-inspect"}},
+		{"fake-hardware", "enabled_inspect_interfaces", []any{"fake", "agent", "no-inspect"}},
 		{"fake-hardware", "enabled_storage_interfaces", []any{"noop", "fake"}},
 		{"fake-hardware", "type", "dynamic"},
 	}

@@ -56,6 +56,14 @@ func (s *Server) listHistory(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.historyList(c, detail != nil && *detail)
+}
+
+// listHistoryDetail is the list with every event in full.
+func (s *Server) listHistoryDetail(c *gin.Context) { s.historyList(c, true) }
+
+// historyList answers a node's history, every event in full or cut.
+func (s *Server) historyList(c *gin.Context, full bool) {
 	q, err := readListQuery(c, []string{"created_at", "uuid", "severity", "event_type", "event", "conductor", "user"})
 	if err != nil {
 		s.fail(c, err)
@@ -66,7 +74,6 @@ func (s *Server) listHistory(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	full := detail != nil && *detail
 	base := s.base(c)
 	docs := make([]map[string]any, 0, len(h.Events))
 	for _, ev := range h.Events {
@@ -96,6 +103,13 @@ func (s *Server) getHistoryEvent(c *gin.Context) {
 		return
 	}
 	id := strings.ToLower(c.Param("event"))
+	if id == "detail" {
+		// python-ironicclient's history list --long asks for
+		// …/history/detail (ironicclient/v1/node.py get_history_list);
+		// no event has that UUID.
+		s.listHistoryDetail(c)
+		return
+	}
 	for _, ev := range h.Events {
 		if ev.UUID == id {
 			c.JSON(http.StatusOK, renderHistoryEvent(n.UUID, ev, true, s.base(c)))

@@ -130,7 +130,7 @@ func renderNode(n wire.Node, reservation, base string, v Version) map[string]any
 		"boot_mode":              nil,
 		"clean_step":             cleanStep,
 		"conductor_group":        n.ConductorGroup,
-		"console_enabled":        false,
+		"console_enabled":        n.ConsoleEnabled,
 		"deploy_step":            deployStep,
 		"description":            nullable(n.Description),
 		"driver":                 n.Driver,

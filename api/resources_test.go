@@ -90,7 +90,7 @@ func TestDeployTemplates(t *testing.T) {
 	}
 	e.run(t, calls, "latest", map[string]string{
 		"duplicate name":       "A deploy template with name CUSTOM_BIOS already exists.",
-		"not a trait":          "Invalid deploy template name",
+		"not a trait":          "Invalid input for field/attribute name.",
 		"unknown interface":    "is not one of bios, deploy, firmware, management, power, raid, vendor",
 		"duplicate steps":      "Duplicate deploy steps. A template cannot have multiple deploy steps with the same interface and step. Duplicates: interface: bios, step: apply_configuration",
 		"priority as a string": `"priority":10`,
@@ -140,7 +140,7 @@ func TestDeployTemplates(t *testing.T) {
 		mustStatus(t, e.do(http.MethodPost, "/v1/deploy_templates", good("CUSTOM_BIOS")), http.StatusCreated) // the old name is free
 		bad := e.do(http.MethodPatch, "/v1/deploy_templates/"+id, []map[string]any{{"op": "replace", "path": "/name", "value": "lower"}})
 		mustStatus(t, bad, http.StatusBadRequest)
-		if got := faultString(t, bad); !strings.HasPrefix(got, "Invalid deploy template name") {
+		if got := faultString(t, bad); !strings.HasPrefix(got, "Invalid input for field/attribute name.") {
 			t.Errorf("faultstring %q", got)
 		}
 		mustStatus(t, e.do(http.MethodPatch, "/v1/deploy_templates/"+id, []map[string]any{{"op": "replace", "path": "/uuid", "value": id}}), http.StatusBadRequest)

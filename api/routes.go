@@ -50,6 +50,8 @@ func (s *Server) table() []route {
 		{http.MethodDelete, "/v1/nodes/:node", "Delete a node with its ports, portgroups and volume records", write, 0, s.deleteNode},
 		{http.MethodGet, "/v1/nodes/:node/states", "Show a node's states", read, 0, s.nodeStates},
 		{http.MethodPut, "/v1/nodes/:node/states/provision", "Change a node's provision state (202)", write, 0, s.setProvision},
+		{http.MethodGet, "/v1/nodes/:node/states/console", "Show a node's console state", read, 0, s.getConsole},
+		{http.MethodPut, "/v1/nodes/:node/states/console", "Enable or disable a node's console (202)", write, 0, s.setConsole},
 		{http.MethodPut, "/v1/nodes/:node/states/power", "Change a node's power state (202)", write, 0, s.setPower},
 		{http.MethodPut, "/v1/nodes/:node/states/raid", "Set a node's target RAID configuration (204, 1.12)", write, 0, s.setTargetRAID},
 		{http.MethodGet, "/v1/nodes/:node/management/boot_device", "Show a node's boot device", read, 0, s.getBootDevice},

@@ -60,7 +60,7 @@ func decodeTemplate(raw []byte) (wire.DeployTemplate, error) {
 	if err := dec.Decode(&d); err != nil {
 		return wire.DeployTemplate{}, badRequest("Invalid deploy template: %v", err)
 	}
-	if err := checkTrait("deploy template name", d.Name); err != nil {
+	if err := checkTrait("name", d.Name); err != nil {
 		return wire.DeployTemplate{}, err
 	}
 	if len(d.Steps) == 0 {

@@ -41,7 +41,8 @@ var (
 // name").
 func checkTrait(what, t string) error {
 	if len(t) == 0 || len(t) > 255 || (!customTraitRe.MatchString(t) && !slices.Contains(standardTraits, t)) {
-		return badRequest("Invalid %s %q: a trait is a standard os-traits name or CUSTOM_ followed by A-Z, 0-9 and _, at most 255 characters.", what, t)
+		// Ironic's words (its JSON schema's), then what a trait is.
+		return badRequest("Invalid input for field/attribute %s. Value: '%s'. '%s' is not valid under any of the given schemas: a trait is a standard os-traits name or CUSTOM_ followed by A-Z, 0-9 and _, at most 255 characters.", what, t, t)
 	}
 	return nil
 }

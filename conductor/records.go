@@ -37,7 +37,9 @@ func eventType(s wire.ProvisionState) string {
 	case wire.StateInspecting, wire.StateInspectWait:
 		return "introspection"
 	case wire.StateVerifying:
-		return "verifying"
+		// ironic/conductor/verify.py do_node_verify: a failed
+		// verification is recorded as states.VERIFY.
+		return "verify"
 	case wire.StateDeleting:
 		return "unprovision"
 	}

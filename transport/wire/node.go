@@ -106,6 +106,10 @@ type Node struct {
 	BootDevice           BootDevice     `json:"boot_device,omitempty"`
 	BootDevicePersistent bool           `json:"boot_device_persistent,omitempty"`
 
+	// ConsoleEnabled says the node's console is enabled (only the fake
+	// console interface has one to enable yet).
+	ConsoleEnabled bool `json:"console_enabled,omitempty"`
+
 	Maintenance       bool   `json:"maintenance"`
 	MaintenanceReason string `json:"maintenance_reason,omitempty"`
 	// Fault is why ironfleet put the node in maintenance by itself
