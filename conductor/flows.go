@@ -342,7 +342,7 @@ func (w *job) continueWith(op wire.Operation, e provision.Event, set func(*wire.
 	target := tr.TargetAfter(w.node.TargetProvisionState)
 	t := wire.NewTask(op, w.node, "conductor:"+w.c.cfg.Host, nil)
 	n, err := w.c.dispatch.Dispatch(w.ctx, w.lk, w.node, &t, &dispatch.First{
-		Move: wire.Move{From: tr.From, To: tr.To, Target: target},
+		Move: &wire.Move{From: tr.From, To: tr.To, Target: target},
 		Set: func(n *wire.Node) {
 			set(n)
 			n.Conductor = w.c.cfg.Host

@@ -327,7 +327,7 @@ func (w *job) power() error {
 	if err != nil {
 		return w.update(func(n *wire.Node) { n.LastError = err.Error() })
 	}
-	if err := w.update(func(n *wire.Node) { n.TargetPowerState = powerTarget(p.Target) }); err != nil {
+	if err := w.update(func(n *wire.Node) { n.TargetPowerState = provision.PowerTarget(p.Target) }); err != nil {
 		return err
 	}
 	before := w.node.PowerState
@@ -340,7 +340,7 @@ func (w *job) power() error {
 		}
 		switch {
 		case setErr != nil:
-			n.LastError = fmt.Sprintf("Failed to change power state to '%s' by '%s': %v", powerTarget(p.Target), p.Target, setErr)
+			n.LastError = fmt.Sprintf("Failed to change power state to '%s' by '%s': %v", provision.PowerTarget(p.Target), p.Target, setErr)
 		case readErr != nil:
 			n.LastError = fmt.Sprintf("Failed to read the power state: %v", readErr)
 		default:

@@ -58,19 +58,6 @@ func (p leased) InjectNMI(ctx context.Context) error {
 	return ni.InjectNMI(ctx)
 }
 
-// powerTarget is the power state a power action ends in, which Ironic shows
-// as target_power_state while it runs (_calculate_target_state in
-// ironic/conductor/utils.py): on for a (soft) reboot, off for a soft off.
-func powerTarget(action wire.PowerState) wire.PowerState {
-	switch action {
-	case wire.PowerRebooting, wire.PowerSoftRebooting:
-		return wire.PowerOn
-	case wire.PowerSoftOff:
-		return wire.PowerOff
-	}
-	return action
-}
-
 // changePower carries out a power action on pw, a leased Power. A hard
 // action is bounded by the request's timeout, if any; a soft power off
 // asks the OS to shut down and waits for the machine to go off up to the

@@ -105,11 +105,13 @@ func New(tasks Tasks, nodes Nodes, cfg Config) *Dispatcher {
 	return d
 }
 
-// First is a dispatch's first move.
+// First is a dispatch's first move: what the publisher writes on the node,
+// under its lock, before the task exists.
 type First struct {
-	// Move is the provision state change; Move.From must be the node's
-	// state as read under the lock.
-	Move wire.Move
+	// Move is the provision state change, nil for none (a power action
+	// moves no state); Move.From must be the node's state as read under
+	// the lock.
+	Move *wire.Move
 	// Set, when not nil, changes what else the move writes (the flow's
 	// step, the conductor's name).
 	Set func(*wire.Node)
@@ -131,12 +133,15 @@ type First struct {
 func (d *Dispatcher) Dispatch(ctx context.Context, lk Lock, n wire.Node, t *wire.Task, first *First) (wire.Node, error) {
 	before := n
 	if first != nil {
-		if first.Move.From != n.ProvisionState {
-			return n, fmt.Errorf("dispatch: node %s is %s, not %s", n.UUID, n.ProvisionState, first.Move.From)
+		m := first.Move
+		if m != nil && m.From != n.ProvisionState {
+			return n, fmt.Errorf("dispatch: node %s is %s, not %s", n.UUID, n.ProvisionState, m.From)
 		}
 		moved, err := d.nodes.UpdateNode(ctx, n.UUID, lk.Token(), func(cur *wire.Node) error {
-			cur.ProvisionState, cur.TargetProvisionState = first.Move.To, first.Move.Target
-			cur.ProvisionUpdatedAt, cur.LastError = time.Now().UTC(), ""
+			if m != nil {
+				cur.ProvisionState, cur.TargetProvisionState = m.To, m.Target
+				cur.ProvisionUpdatedAt, cur.LastError = time.Now().UTC(), ""
+			}
 			if first.Set != nil {
 				first.Set(cur)
 			}
@@ -146,8 +151,10 @@ func (d *Dispatcher) Dispatch(ctx context.Context, lk Lock, n wire.Node, t *wire
 			return n, fmt.Errorf("dispatch: first move of %s %s: %w", t.Op, n.UUID, err)
 		}
 		n = moved
-		move := first.Move
-		t.FirstMove = &move
+		if m != nil {
+			move := *m
+			t.FirstMove = &move
+		}
 	}
 	t.Ticket = lock.NewTicket()
 	pass := d.cfg.Pass
@@ -161,8 +168,8 @@ func (d *Dispatcher) Dispatch(ctx context.Context, lk Lock, n wire.Node, t *wire
 		}
 		return before, fmt.Errorf("%w: %s for %s: %w", ErrNotPublished, t.Op, t.Node, err)
 	}
-	if first != nil && first.Move.From != first.Move.To {
-		d.Event(ctx, d.moveEvent(*t, first.Move, n.LastError))
+	if first != nil && first.Move != nil && first.Move.From != first.Move.To {
+		d.Event(ctx, d.moveEvent(*t, *first.Move, n.LastError))
 	}
 	return n, nil
 }
@@ -178,11 +185,22 @@ func (d *Dispatcher) Request(ctx context.Context, lk Lock, n wire.Node, op wire.
 		return wire.Task{}, err
 	}
 	var f *First
-	if move != nil {
+	switch {
+	case move != nil:
 		// A user's operation starts a flow of its own: the step of the
 		// one it interrupts (wait call-back's wait_agent, for deleted)
 		// no longer says where anything stands.
-		f = &First{Move: *move, Set: func(n *wire.Node) { n.Step = "" }}
+		f = &First{Move: move, Set: func(n *wire.Node) { n.Step = "" }}
+	case op == wire.OpPower:
+		// The node shows where its power is going from the moment the
+		// request is accepted, as Ironic's conductor sets
+		// target_power_state before its RPC returns: clients (nova's
+		// _wait_for_power_state) wait for it to clear.
+		var p wire.PowerParams
+		if json.Unmarshal(params, &p) == nil && p.Target != "" {
+			target := provision.PowerTarget(p.Target)
+			f = &First{Set: func(n *wire.Node) { n.TargetPowerState = target }}
+		}
 	}
 	t := wire.NewTask(op, n, requestedBy, params)
 	if _, err := d.Dispatch(ctx, lk, n, &t, f); err != nil {
@@ -219,6 +237,7 @@ func (d *Dispatcher) undo(ctx context.Context, lk Lock, before wire.Node) {
 	_, err := d.nodes.UpdateNode(ctx, before.UUID, lk.Token(), func(cur *wire.Node) error {
 		cur.ProvisionState, cur.TargetProvisionState = before.ProvisionState, before.TargetProvisionState
 		cur.ProvisionUpdatedAt, cur.LastError, cur.Step = before.ProvisionUpdatedAt, before.LastError, before.Step
+		cur.TargetPowerState = before.TargetPowerState
 		return nil
 	})
 	if err != nil {

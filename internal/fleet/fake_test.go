@@ -53,7 +53,7 @@ func TestFakeHardwareThroughTheAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fake.DefaultDeployInterface != "fake" || !slices.Equal(fake.EnabledInspectInterfaces, []string{"fake", "no-inspect"}) {
+	if fake.DefaultDeployInterface != "fake" || !slices.Equal(fake.EnabledInspectInterfaces, []string{"fake", "agent", "no-inspect"}) {
 		t.Errorf("fake-hardware: deploy %q, inspect %v", fake.DefaultDeployInterface, fake.EnabledInspectInterfaces)
 	}
 	if _, err := drivers.GetDriverProperties(ctx, client, "fake-hardware").Extract(); err != nil {

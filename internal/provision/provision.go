@@ -534,3 +534,17 @@ func Limit(op wire.Operation) (states []wire.ProvisionState, kind string, deploy
 	}
 	return nil, "", false, false
 }
+
+// PowerTarget is the target_power_state a power action shows while it
+// runs: where it ends (power on for a (soft) reboot, power off for a soft
+// power off), as Ironic's _calculate_target_state in
+// ironic/conductor/utils.py.
+func PowerTarget(action wire.PowerState) wire.PowerState {
+	switch action {
+	case wire.PowerRebooting, wire.PowerSoftRebooting:
+		return wire.PowerOn
+	case wire.PowerSoftOff:
+		return wire.PowerOff
+	}
+	return action
+}
