@@ -118,7 +118,7 @@ func writeConfigDrive(target string, size int64, iso []byte) error {
 			err = t.Write(f, size)
 		}
 	} else {
-		return fmt.Errorf("config drive: the image on %s has no partition table to add its partition to (GPT: %v; MBR: %v)", target, gerr, merr)
+		return fmt.Errorf("config drive: the image on %s has no partition table (neither GPT nor MBR) to add its partition to: %w", target, errors.Join(gerr, merr))
 	}
 	if err != nil {
 		return fmt.Errorf("config drive: %w", err)
