@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ironfleet/ironfleet/agent/protocol"
 	"github.com/ironfleet/ironfleet/internal/agenttest"
@@ -76,7 +77,9 @@ func TestWriteImageWithConfigDrive(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			is := agenttest.NewImageServer(t, tt.img)
 			target := filepath.Join(t.TempDir(), "disk.img")
-			_, c, _ := commandServer(t, nil, diskConfig(target, cmp.Or(tt.capacity, diskSize)))
+			cfg := diskConfig(target, cmp.Or(tt.capacity, diskSize))
+			cfg.StallTimeout = 10 * time.Second // no stall is tested here: a loaded machine must not look like one
+			_, c, _ := commandServer(t, nil, cfg)
 			cmd, err := c.WriteImage(t.Context(), protocol.WriteImageParams{URL: is.URL + "/image", SHA256: tt.img.SHA256, Target: target, ConfigDrive: tt.cd})
 			if err != nil {
 				t.Fatal(err)
