@@ -35,7 +35,7 @@ func validWriteImage(p protocol.WriteImageParams) error {
 	if p.Size < 0 {
 		return fmt.Errorf("%w: size %d is negative", protocol.ErrInvalidParams, p.Size)
 	}
-	return nil
+	return validConfigDrive(p.ConfigDrive)
 }
 
 func validTarget(t string) error {
@@ -66,15 +66,26 @@ type imageWriter struct {
 }
 
 // writeImage streams p.URL into p.Target through a sha256, never holding
-// the image in memory, then syncs. On any failure after the target was
-// opened, the target is wiped so it does not look like a valid disk.
+// the image in memory, then syncs; then writes p.ConfigDrive, if any, to
+// a new partition at the end of the target (writeConfigDrive). On any
+// failure after the target was opened, the target is wiped so it does not
+// look like a valid disk.
 func (w *imageWriter) writeImage(ctx context.Context, p protocol.WriteImageParams, pr *progress) (err error) {
+	// The config drive first: one that cannot be had fails the command
+	// before the disk is touched (and has its own stall watchdog).
+	var iso []byte
+	if p.ConfigDrive != "" {
+		if iso, err = w.configDriveISO(ctx, p.ConfigDrive); err != nil {
+			return err
+		}
+	}
+
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	watchdog := time.AfterFunc(w.stall, func() { cancel(protocol.ErrDownloadStalled) })
 	defer watchdog.Stop()
 
-	// The target first: a wrong one fails before any download, and from
+	// The target next: a wrong one fails before any download, and from
 	// here on every failure wipes it.
 	f, capacity, err := w.openTarget(p.Target)
 	if err != nil {
@@ -144,6 +155,9 @@ func (w *imageWriter) writeImage(ctx context.Context, p protocol.WriteImageParam
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("sync %s: %w", p.Target, err)
+	}
+	if iso != nil {
+		return writeConfigDrive(p.Target, capacity, iso)
 	}
 	return nil
 }

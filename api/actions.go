@@ -201,6 +201,12 @@ func (s *Server) setProvision(c *gin.Context) {
 		s.fail(c, notAcceptable())
 		return
 	}
+	// Ironic's provision checks the config drive before the transition.
+	cd, err := configDriveOf(op, v, body["configdrive"])
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
 	if err := s.checkTransition(c, n, op, body); err != nil {
 		s.fail(c, err)
 		return
@@ -219,7 +225,7 @@ func (s *Server) setProvision(c *gin.Context) {
 	// request's steps.
 	var params json.RawMessage
 	if _, err := provision.Apply(n.UUID, n.ProvisionState, op); err == nil {
-		if params, err = stepParams(n, op, v, body); err != nil {
+		if params, err = stepParams(n, op, v, body, cd); err != nil {
 			s.fail(c, err)
 			return
 		}

@@ -24,8 +24,8 @@ const (
 // unknown steps in its conductor and fails the clean; ironfleet knows a
 // node's steps without booting it, so it refuses them up front.) It
 // returns the task's parameters: body without target, with the steps as
-// validated.
-func stepParams(n wire.Node, op wire.Operation, v Version, body map[string]json.RawMessage) (json.RawMessage, error) {
+// validated and cd, the config drive as configDriveOf read it.
+func stepParams(n wire.Node, op wire.Operation, v Version, body map[string]json.RawMessage, cd *wire.ConfigDrive) (json.RawMessage, error) {
 	var p wire.StepsParams
 	if raw, ok := body["disable_ramdisk"]; ok && string(raw) != "null" {
 		if err := json.Unmarshal(raw, &p.DisableRamdisk); err != nil {
@@ -81,7 +81,7 @@ func stepParams(n wire.Node, op wire.Operation, v Version, body map[string]json.
 	out := map[string]any{}
 	for k, raw := range body {
 		switch k {
-		case "target", "clean_steps", "deploy_steps", "disable_ramdisk":
+		case "target", "clean_steps", "deploy_steps", "disable_ramdisk", "configdrive":
 		default:
 			out[k] = raw
 		}
@@ -94,6 +94,9 @@ func stepParams(n wire.Node, op wire.Operation, v Version, body map[string]json.
 	}
 	if p.DisableRamdisk {
 		out["disable_ramdisk"] = true
+	}
+	if cd != nil {
+		out["configdrive"] = cd
 	}
 	if len(out) == 0 {
 		return nil, nil

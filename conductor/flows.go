@@ -133,7 +133,7 @@ func (w *job) deploy(f first) error {
 // undeploy powers the node off and cleans it (deleting → cleaning →
 // available).
 func (w *job) undeploy(f first) error {
-	if err := f.make(func(n *wire.Node) { n.Agent = nil; forgetRescuePassword(n) }); err != nil {
+	if err := f.make(func(n *wire.Node) { n.Agent = nil; forgetRescuePassword(n); forgetConfigDrive(n) }); err != nil {
 		return err
 	}
 	if !w.deploysAtOnce() { // a fake tear_down leaves the power alone
@@ -456,7 +456,7 @@ func (w *job) continueDeploy() error {
 	url, sha, err := imageOf(w.node)
 	if err == nil {
 		err = w.runAgent("writing the image", func(ctx context.Context, cl AgentClient, target string) (protocol.Command, error) {
-			return cl.WriteImage(ctx, protocol.WriteImageParams{URL: url, SHA256: sha, Target: target})
+			return cl.WriteImage(ctx, protocol.WriteImageParams{URL: url, SHA256: sha, Target: target, ConfigDrive: storedConfigDrive(w.node)})
 		})
 	}
 	if err != nil {

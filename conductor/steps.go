@@ -154,13 +154,20 @@ func (w *job) runCleanSteps() error {
 // first move (f) and runs them.
 func (w *job) beginDeploy(f first) error {
 	plan, err := w.deployPlan()
+	var cd string
+	if err == nil {
+		cd, err = w.configDrive()
+	}
 	if err != nil {
 		if f.made {
 			return w.fail(err)
 		}
 		return w.update(func(n *wire.Node) { n.LastError = err.Error() })
 	}
-	if err := f.make(func(n *wire.Node) { n.Steps, n.StepIndex, n.Step = plan, 0, stepSteps }); err != nil {
+	if err := f.make(func(n *wire.Node) {
+		n.Steps, n.StepIndex, n.Step = plan, 0, stepSteps
+		storeConfigDrive(n, cd)
+	}); err != nil {
 		return err
 	}
 	return w.runDeploySteps()

@@ -80,6 +80,13 @@ type WriteImageParams struct {
 	// set, an image that does not fit is refused before downloading and a
 	// body of another length is an error.
 	Size int64 `json:"size,omitempty"`
+	// ConfigDrive, when set, is the instance's config drive: a gzipped,
+	// base64 ISO 9660 image (as Ironic stores one) or an http(s) URL to
+	// one (its body the same, or the ISO itself, gzipped or not). After
+	// the image, it is written to a new partition at the end of Target,
+	// as ironic-python-agent's partition_utils does: GPT partition named
+	// config-2, or an MBR primary partition.
+	ConfigDrive string `json:"configdrive,omitempty"`
 }
 
 // EraseDiskParams are the parameters of the erase_disk command.

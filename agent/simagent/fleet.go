@@ -289,6 +289,8 @@ func (s *Agent) Name() string { return s.name }
 func (s *Agent) CallbackURL() string { return s.callback }
 
 // Disk is the file the agent writes images to (its inventory's only disk).
+// It is the record of what the agent was given: the image, and a config
+// drive in a partition after it (agenttest.ReadConfigDrive reads it back).
 func (s *Agent) Disk() string { return s.disk }
 
 // NodeUUID is the node's uuid once the lookup succeeded, else "".

@@ -34,14 +34,18 @@ var allowed = map[string][]string{
 	"internal/steps":     {"transport/wire", "internal/hardware"},
 	"transport":          {"transport/wire", "internal/provision"},
 	"internal/dispatch":  {"transport/wire", "internal/provision", "lock"},
-	"api":                {"transport/wire", "internal/provision", "internal/hardware", "internal/steps", "internal/dispatch", "lock", "transport"},
+	"api":                {"transport/wire", "internal/provision", "internal/hardware", "internal/steps", "internal/dispatch", "lock", "transport", "internal/configdrive"},
 	"conductor": {"transport/wire", "internal/provision", "internal/hardware", "internal/steps", "internal/dispatch", "internal/identity",
-		"lock", "transport", "agent/protocol"},
+		"lock", "transport", "agent/protocol", "internal/configdrive"},
 	"conductor/ipmi": {"transport/wire"},
 	"conductor/pxe":  {"transport/wire"},
 	"conductor/sim":  {"transport/wire"},
-	"agent":          {"agent/protocol", "transport/wire", "internal/buildinfo"},
+	"agent":          {"agent/protocol", "transport/wire", "internal/buildinfo", "internal/configdrive"},
 	"agent/simagent": {"agent", "agent/protocol", "internal/buildinfo"},
+
+	// The config drive: built by the conductor, checked by the API,
+	// written by the agent.
+	"internal/configdrive": {},
 }
 
 type pkg struct {

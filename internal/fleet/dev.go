@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -365,7 +366,9 @@ func (d *Dev) Stop() {
 }
 
 // demoImage is the image dev nodes deploy: size bytes (zero means 4 MiB)
-// with a recognisable header.
+// with a recognisable header, and a disk as a cloud image is: an MBR with
+// one Linux partition over the rest, so that the agent can add a config
+// drive partition after it as on a real image.
 func demoImage(size int) ([]byte, string) {
 	if size <= 0 {
 		size = 4 << 20
@@ -374,6 +377,15 @@ func demoImage(size int) ([]byte, string) {
 	copy(img, "ironfleet demo image\n")
 	for i := 4096; i < len(img); i++ {
 		img[i] = byte(i) //nolint:gosec // a byte pattern: wrapping is the point
+	}
+	if sectors := len(img) / 512; sectors > 8 {
+		// The first partition entry (offset 446): not bootable, CHS unused
+		// (0xfeffff, as for LBA-only disks), type 0x83, from sector 8.
+		e := img[446:462]
+		copy(e, []byte{0x00, 0xfe, 0xff, 0xff, 0x83, 0xfe, 0xff, 0xff})
+		binary.LittleEndian.PutUint32(e[8:], 8)
+		binary.LittleEndian.PutUint32(e[12:], uint32(sectors-8)) //nolint:gosec // a demo image is far below 2 TiB
+		img[510], img[511] = 0x55, 0xaa
 	}
 	sum := sha256.Sum256(img)
 	return img, hex.EncodeToString(sum[:])

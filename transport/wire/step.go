@@ -29,4 +29,20 @@ type StepsParams struct {
 	// DisableRamdisk (1.70) asks for a manual clean without booting the
 	// agent; every step is then one that runs without it.
 	DisableRamdisk bool `json:"disable_ramdisk,omitempty"`
+	// ConfigDrive is a deploy's or rebuild's config drive, checked by
+	// the API; nil when the request gave none.
+	ConfigDrive *ConfigDrive `json:"configdrive,omitempty"`
+}
+
+// ConfigDrive is a config drive in one of the forms Ironic's provision
+// API takes: Image set (a gzipped, base64 ISO 9660 image, or an http(s)
+// URL to one), or the parts of a dict (1.56; vendor_data 1.59) that the
+// conductor builds into an ISO labelled config-2 (internal/configdrive).
+type ConfigDrive struct {
+	Image       string         `json:"image,omitempty"`
+	MetaData    map[string]any `json:"meta_data,omitempty"`
+	NetworkData map[string]any `json:"network_data,omitempty"`
+	// UserData is a string, an object or a list (null: none).
+	UserData   any            `json:"user_data,omitempty"`
+	VendorData map[string]any `json:"vendor_data,omitempty"`
 }
