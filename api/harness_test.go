@@ -300,3 +300,21 @@ func faultString(t *testing.T, r resp) string {
 	s, _ := r.fault(t)["faultstring"].(string)
 	return s
 }
+
+// edit changes a node in the inventory under its lock, as a conductor
+// would, and brings the API's cache up to date.
+func (e *env) edit(uuid string, fn func(*wire.Node)) {
+	e.t.Helper()
+	ctx := e.t.Context()
+	lk, err := e.locker.Acquire(ctx, uuid, &lock.Options{Purpose: "test"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer func() { _ = lk.Release(context.WithoutCancel(ctx)) }()
+	if _, err := e.inv.UpdateNode(ctx, uuid, lk.Token(), func(n *wire.Node) error { fn(n); return nil }); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.inv.Sync(ctx); err != nil {
+		e.t.Fatal(err)
+	}
+}

@@ -1,35 +1,15 @@
 package api_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
-
-// setNode writes a node as a conductor would (under its lock, with the
-// fencing token): fields the API does not write (traits, power state).
-func (e *env) setNode(uuid string, fn func(n *wire.Node)) {
-	e.t.Helper()
-	ctx := e.t.Context()
-	lk, err := e.locker.Acquire(ctx, uuid, &lock.Options{Purpose: "test"})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer func() { _ = lk.Release(context.WithoutCancel(ctx)) }()
-	if _, err := e.inv.UpdateNode(ctx, uuid, lk.Token(), func(n *wire.Node) error { fn(n); return nil }); err != nil {
-		e.t.Fatal(err)
-	}
-	if err := e.inv.Sync(ctx); err != nil {
-		e.t.Fatal(err)
-	}
-}
 
 // run sends each call and checks its status (and, when want is set, that
 // the body or faultstring contains it).
@@ -156,7 +136,7 @@ func TestDeployTemplates(t *testing.T) {
 // resource class gold, with traits.
 func (e *env) makeFree(uuid string, traits ...string) {
 	e.t.Helper()
-	e.setNode(uuid, func(n *wire.Node) {
+	e.edit(uuid, func(n *wire.Node) {
 		n.ProvisionState, n.PowerState, n.ResourceClass, n.Traits = wire.StateAvailable, wire.PowerOff, "gold", traits
 	})
 }
@@ -265,13 +245,13 @@ func TestAllocations(t *testing.T) {
 		mustStatus(t, e.do(http.MethodPost, "/v1/allocations", map[string]any{"resource_class": "gold", "name": "mine"}), http.StatusCreated) // the old name is free
 	})
 	t.Run("delete refused while active", func(t *testing.T) {
-		e.setNode(node, func(n *wire.Node) { n.ProvisionState = wire.StateActive })
+		e.edit(node, func(n *wire.Node) { n.ProvisionState = wire.StateActive })
 		r := e.do(http.MethodDelete, "/v1/allocations/"+id, nil)
 		mustStatus(t, r, http.StatusConflict)
 		if want := "because the node is active (and maintenance mode is off)"; !strings.Contains(faultString(t, r), want) {
 			t.Fatalf("faultstring %q, want %q", faultString(t, r), want)
 		}
-		e.setNode(node, func(n *wire.Node) { n.ProvisionState = wire.StateAvailable })
+		e.edit(node, func(n *wire.Node) { n.ProvisionState = wire.StateAvailable })
 	})
 	t.Run("delete frees the node", func(t *testing.T) {
 		mustStatus(t, e.do(http.MethodDelete, "/v1/nodes/n1/allocation", nil), http.StatusNoContent)
@@ -300,7 +280,7 @@ func TestAllocations(t *testing.T) {
 	})
 	t.Run("backfill", func(t *testing.T) {
 		instance := wire.NewUUID()
-		e.setNode(other, func(n *wire.Node) {
+		e.edit(other, func(n *wire.Node) {
 			n.ProvisionState, n.ResourceClass, n.InstanceUUID = wire.StateActive, "silver", instance
 		})
 		r := e.do(http.MethodPost, "/v1/allocations", map[string]any{"node": "n2"})
@@ -315,7 +295,7 @@ func TestAllocations(t *testing.T) {
 		}
 	})
 	t.Run("node deletion takes its allocations", func(t *testing.T) {
-		e.setNode(other, func(n *wire.Node) { n.Maintenance = true })
+		e.edit(other, func(n *wire.Node) { n.Maintenance = true })
 		mustStatus(t, e.do(http.MethodDelete, "/v1/nodes/"+other, nil), http.StatusNoContent)
 		left, err := transport.NewRecords(e.inv).Allocations.List(ctx, func(a wire.Allocation) bool { return a.NodeUUID == other })
 		if err != nil || len(left) != 0 {

@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -24,24 +23,6 @@ var provisionTargets = []struct {
 	{"rebuild", nil}, {"inspect", nil}, {"clean", map[string]any{"clean_steps": []any{map[string]any{"interface": "power", "step": "power_off"}}}}, {"abort", nil},
 	{"adopt", nil}, {"rescue", map[string]any{"rescue_password": "pw"}}, {"unrescue", nil}, {"unhold", nil},
 	{"service", map[string]any{"service_steps": []any{map[string]any{"interface": "power", "step": "reboot"}}}},
-}
-
-// edit changes a node in the inventory under its lock, as a conductor
-// would, and brings the API's cache up to date.
-func (e *env) edit(uuid string, fn func(*wire.Node)) {
-	e.t.Helper()
-	ctx := e.t.Context()
-	lk, err := e.locker.Acquire(ctx, uuid, &lock.Options{Purpose: "test"})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer func() { _ = lk.Release(context.WithoutCancel(ctx)) }()
-	if _, err := e.inv.UpdateNode(ctx, uuid, lk.Token(), func(n *wire.Node) error { fn(n); return nil }); err != nil {
-		e.t.Fatal(err)
-	}
-	if err := e.inv.Sync(ctx); err != nil {
-		e.t.Fatal(err)
-	}
 }
 
 // TestProvisionTransitionsThroughTheAPI is generated from

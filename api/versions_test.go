@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/ironfleet/ironfleet/api"
-	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
@@ -18,24 +17,6 @@ const verHdr = "X-OpenStack-Ironic-API-Version"
 
 // ver is the header pair of a microversion 1.minor.
 func ver(minor int) []string { return []string{verHdr, "1." + strconv.Itoa(minor)} }
-
-// mutate edits a node in the inventory under its lock, as a conductor
-// would, for fields the API does not write (conductor, fault).
-func (e *env) mutate(uuid string, fn func(*wire.Node)) {
-	e.t.Helper()
-	ctx := e.t.Context()
-	lk, err := e.locker.Acquire(ctx, uuid, &lock.Options{Purpose: "test"})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer func() { _ = lk.Release(context.WithoutCancel(ctx)) }()
-	if _, err := e.inv.UpdateNode(ctx, uuid, lk.Token(), func(n *wire.Node) error { fn(n); return nil }); err != nil {
-		e.t.Fatal(err)
-	}
-	if err := e.inv.Sync(ctx); err != nil {
-		e.t.Fatal(err)
-	}
-}
 
 // TestVersionedNodeFields checks each node field of 1.83–1.89 (and the
 // ones past MaxVersion) is absent below its version and present from it,
@@ -142,7 +123,7 @@ func TestNodeListFilters(t *testing.T) {
 		"instance_uuid": inst, "description": "rack 4, slot 2"})
 	b := e.createNode("flt-b", map[string]any{"owner": "p2", "resource_class": "cpu"})
 	child := e.createNode("flt-child", map[string]any{"parent_node": a, "owner": "p1"})
-	e.mutate(b, func(n *wire.Node) { n.Conductor, n.Maintenance, n.Fault = "cond-1", true, "power failure" })
+	e.edit(b, func(n *wire.Node) { n.Conductor, n.Maintenance, n.Fault = "cond-1", true, "power failure" })
 	uuidsOf := func(r resp) []string {
 		var out []string
 		for _, n := range r.json(t)["nodes"].([]any) {

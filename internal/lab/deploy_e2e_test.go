@@ -115,7 +115,11 @@ func startLab(t *testing.T) *lab {
 	t.Cleanup(l.infra.Close)
 
 	// The API as every API process wires it (ironfleet api, ironfleet dev).
-	srv, err := fleet.NewAPI(l.infra, fleet.ValidateOnlyDrivers(), fleet.APIConfig{Host: "lab",
+	drivers, err := fleet.ValidateOnlyDrivers(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := fleet.NewAPI(l.infra, drivers, fleet.APIConfig{Host: "lab",
 		API: api.Config{Auth: api.AuthNone, HeartbeatTimeout: 10 * time.Second, Logger: log}})
 	if err != nil {
 		t.Fatal(err)
