@@ -137,7 +137,7 @@ var errNoRoom = fmt.Errorf("%w: no room for the config drive's %d MiB at the end
 // bytes (the image was made for a smaller one, as sgdisk -e does) and adds
 // the config-2 partition in its last 64 MiB; it returns its first sector.
 func addGPTPartition(t *gpt.Table, size int64) (int64, error) {
-	t.Resize(uint64(size) / sectorSize * sectorSize)
+	t.Resize(uint64(size) / sectorSize * sectorSize) //nolint:gosec // size is a disk's size, never negative
 	last := t.LastDataSector()
 	if last+1 < configDrivePartSize/sectorSize {
 		return 0, fmt.Errorf("%w (the disk has %d sectors)", errNoRoom, size/sectorSize)
@@ -157,7 +157,7 @@ func addGPTPartition(t *gpt.Table, size int64) (int64, error) {
 		Index: index + 1, Start: start, End: start + configDrivePartSize/sectorSize - 1,
 		Size: configDrivePartSize, Type: gpt.LinuxFilesystem, Name: configdrive.Label,
 	})
-	return int64(start), nil
+	return int64(start), nil //nolint:gosec // a sector of the disk: below its size / 512
 }
 
 // addMBRPartition adds a primary partition in the last 64 MiB of a disk

@@ -46,7 +46,7 @@ func configDriveOf(op wire.Operation, v Version, raw json.RawMessage) (*wire.Con
 	if v.AtLeast(rebuildConfigDriveVersion) {
 		allowed = "active, rebuild"
 	}
-	if !(op == wire.OpDeploy || (op == wire.OpRebuild && v.AtLeast(rebuildConfigDriveVersion))) {
+	if op != wire.OpDeploy && (op != wire.OpRebuild || !v.AtLeast(rebuildConfigDriveVersion)) {
 		return nil, badRequest("Adding a config drive is only supported when setting provision state to %s", allowed)
 	}
 	switch raw[0] {

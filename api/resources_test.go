@@ -19,7 +19,7 @@ func (e *env) run(t *testing.T, calls []call, version string, want map[string]st
 		t.Run(c.name, func(t *testing.T) {
 			r := e.do(c.method, c.path, c.body, "X-OpenStack-Ironic-API-Version", version)
 			mustStatus(t, r, c.wantStatus)
-			if w := want[c.name]; w != "" && !strings.Contains(string(r.body), w) && !(r.status >= 400 && strings.Contains(faultString(t, r), w)) {
+			if w := want[c.name]; w != "" && !strings.Contains(string(r.body), w) && (r.status < 400 || !strings.Contains(faultString(t, r), w)) {
 				t.Fatalf("body %s does not contain %q", r.body, w)
 			}
 		})
@@ -332,8 +332,9 @@ func TestAllocationsRace(t *testing.T) {
 		}
 	}
 	slices.Sort(taken)
-	if len(slices.Compact(slices.Clone(taken))) != len(taken) || len(taken) != 3 || errs != 2 {
-		t.Fatalf("nodes taken %v and %d errors; want each of the 3 nodes once and 2 errors", taken, errs)
+	slices.Sort(nodes)
+	if !slices.Equal(taken, nodes) || errs != 2 {
+		t.Fatalf("nodes taken %v and %d errors; want each of %v once and 2 errors", taken, errs, nodes)
 	}
 }
 

@@ -130,7 +130,7 @@ func (c *Conductor) sweepWaits(ctx context.Context, group string) {
 		if !n.ProvisionUpdatedAt.Before(time.Now().Add(-c.cfg.WaitTimeout)) {
 			continue
 		}
-		c.tryNode(ctx, n.UUID, "wait_timeout", func(w *job) error {
+		c.tryNode(ctx, n.UUID, "wait_timeout", func(w *job) error { //nolint:contextcheck // the work runs on the node lock's context (w.ctx), derived from ctx
 			if provision.KindOf(w.node.ProvisionState) != provision.Wait || w.node.ProvisionUpdatedAt != n.ProvisionUpdatedAt {
 				return nil // it moved on meanwhile
 			}
@@ -152,7 +152,7 @@ func (c *Conductor) sweepStuck(ctx context.Context, group string, stale func(wir
 		if !stale(n) {
 			continue
 		}
-		c.tryNode(ctx, n.UUID, "recover", func(w *job) error {
+		c.tryNode(ctx, n.UUID, "recover", func(w *job) error { //nolint:contextcheck // the work runs on the node lock's context (w.ctx), derived from ctx
 			if w.node.ProvisionState != n.ProvisionState || w.node.ProvisionUpdatedAt != n.ProvisionUpdatedAt {
 				return nil
 			}

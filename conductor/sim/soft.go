@@ -21,7 +21,7 @@ func (m *Machine) IgnoreShutdown(ignore bool) {
 // powers off Timings.Shutdown later, unless it was powered off or rebooted
 // in the meantime, or its OS ignores the request (IgnoreShutdown). A
 // machine that is off is left alone.
-func (m *Machine) SoftPowerOff(ctx context.Context) error {
+func (m *Machine) SoftPowerOff(ctx context.Context) error { //nolint:contextcheck // the shutdown outlives the request, on the fleet's context, as a boot does
 	if err := m.bmc(ctx, OpSoftPowerOff, "soft power off", m.fleet.cfg.Timings.Status); err != nil {
 		return err
 	}

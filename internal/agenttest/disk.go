@@ -26,7 +26,7 @@ const (
 func NewDiskImage(t testing.TB, size int64, table string) Image {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "image.raw")
-	f, err := os.Create(p)
+	f, err := os.Create(p) //nolint:gosec // a file in the test's own temp dir
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,19 +37,19 @@ func NewDiskImage(t testing.TB, size int64, table string) Image {
 	switch table {
 	case GPT:
 		tb := &gpt.Table{LogicalSectorSize: 512, PhysicalSectorSize: 512, ProtectiveMBR: true, Partitions: []*gpt.Partition{
-			{Index: 1, Start: 2048, End: uint64(size/512) - 34, Type: gpt.LinuxFilesystem, Name: "root"},
+			{Index: 1, Start: 2048, End: uint64(size/512) - 34, Type: gpt.LinuxFilesystem, Name: "root"}, //nolint:gosec // a test image's size, far below 2^63
 		}}
 		err = tb.Write(f, size)
 	case MBR:
 		tb := &mbr.Table{LogicalSectorSize: 512, PhysicalSectorSize: 512, Partitions: []*mbr.Partition{
-			{Bootable: true, Type: mbr.Linux, Start: 2048, Size: uint32(size/512) - 2048},
+			{Bootable: true, Type: mbr.Linux, Start: 2048, Size: uint32(size/512) - 2048}, //nolint:gosec // a test image's size, far below 2 TiB
 		}}
 		err = tb.Write(f, size)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(p)
+	data, err := os.ReadFile(p) //nolint:gosec // the file just created
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ type ConfigDrive struct {
 // config drive; it fails t when there is none or it holds no ISO 9660.
 func ReadConfigDrive(t testing.TB, path string) ConfigDrive {
 	t.Helper()
-	f, err := os.Open(path)
+	f, err := os.Open(path) //nolint:gosec // a disk image the test made
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func ReadConfigDrive(t testing.TB, path string) ConfigDrive {
 		t.Fatal(err)
 	}
 	b := file.New(f, true)
-	cd := ConfigDrive{DiskSectors: uint64(fi.Size() / 512)}
+	cd := ConfigDrive{DiskSectors: uint64(fi.Size() / 512)} //nolint:gosec // a file's size, never negative
 	if tb, err := gpt.Read(b, 512, 512); err == nil {
 		cd.Table = GPT
 		for _, p := range tb.Partitions {
@@ -110,10 +110,10 @@ func ReadConfigDrive(t testing.TB, path string) ConfigDrive {
 	if cd.Index == 0 {
 		t.Fatalf("%s has no partitions", path)
 	}
-	size := int64(cd.End-cd.Start+1) * 512
+	size := int64(cd.End-cd.Start+1) * 512 //nolint:gosec // a partition of a test image
 	// The partition as a storage of its own: go-diskfs's ISO reader
 	// honours a start offset for the volume descriptors only.
-	fsys, err := iso9660.Read(backend.Sub(b, int64(cd.Start)*512, size), size, 0, 2048)
+	fsys, err := iso9660.Read(backend.Sub(b, int64(cd.Start)*512, size), size, 0, 2048) //nolint:gosec // a partition of a test image
 	if err != nil {
 		t.Fatalf("partition %d of %s holds no ISO 9660: %v", cd.Index, path, err)
 	}

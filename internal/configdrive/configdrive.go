@@ -106,7 +106,7 @@ func Build(c Contents, tmp string) ([]byte, error) {
 	}
 
 	out := filepath.Join(dir, "config-2.iso")
-	f, err := os.OpenFile(out, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(out, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600) //nolint:gosec // a file of our own temp dir
 	if err != nil {
 		return nil, fmt.Errorf("configdrive: %w", err)
 	}
@@ -138,7 +138,7 @@ func Build(c Contents, tmp string) ([]byte, error) {
 	if err := fsys.Finalize(iso9660.FinalizeOptions{RockRidge: true, Joliet: true, VolumeIdentifier: fmt.Sprintf("%-32s", Label)}); err != nil {
 		return nil, fmt.Errorf("configdrive: finalizing the ISO: %w", err)
 	}
-	iso, err := os.ReadFile(out)
+	iso, err := os.ReadFile(out) //nolint:gosec // the file just written
 	if err != nil {
 		return nil, fmt.Errorf("configdrive: %w", err)
 	}
