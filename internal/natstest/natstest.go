@@ -177,14 +177,23 @@ func (c *Cluster) URLs() string {
 }
 
 // WaitReady waits until every running node is JetStream-current and a meta
-// leader exists.
+// leader exists that may place replicas on every running node.
 func (c *Cluster) WaitReady(tb testing.TB) {
 	tb.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		ok := false
+		// Ready: a meta leader that counts every running node as a peer
+		// it may place replicas on (online, with JetStream, stats
+		// received): until then a stream of n replicas is refused "no
+		// suitable peers for placement".
+		ok, running := false, 0
 		for _, s := range c.Nodes {
-			if s.Running() && s.JetStreamIsLeader() {
+			if s.Running() {
+				running++
+			}
+		}
+		for _, s := range c.Nodes {
+			if s.Running() && s.JetStreamIsLeader() && len(s.JetStreamClusterPeers()) == running {
 				ok = true
 			}
 		}
