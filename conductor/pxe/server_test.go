@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +28,7 @@ type tftpServer struct {
 	root string
 	port int
 	reg  *prometheus.Registry
+	stop func() // stops Serve and waits for the transfers under way; idempotent
 }
 
 // serve starts a Server of root (a fresh temp dir when "") and stops it,
@@ -58,14 +60,15 @@ func serve(t *testing.T, root string, cfg pxe.ServerConfig) *tftpServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, conn) }()
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Serve: %v", err)
 		}
 		_ = srv.Close()
 	})
-	return &tftpServer{root: root, port: conn.LocalAddr().(*net.UDPAddr).Port, reg: reg}
+	t.Cleanup(stop)
+	return &tftpServer{root: root, port: conn.LocalAddr().(*net.UDPAddr).Port, reg: reg, stop: stop}
 }
 
 func (s *tftpServer) url(name string) string {
@@ -187,6 +190,10 @@ func TestServesFilesToRealClients(t *testing.T) {
 			}
 		})
 	}
+	// A client is done when it has the last block; the server counts the
+	// transfer when the client's last ACK reaches it. Stopping the server
+	// waits for that, so the count is final.
+	s.stop()
 	if n := s.transfers(t, "ok"); n != float64(len(clients)*len(files)-3) {
 		t.Errorf("ok transfers counted %v, want %d", n, len(clients)*len(files)-3)
 	}
@@ -248,6 +255,7 @@ func TestRefusesWhatIsNotUnderTheRoot(t *testing.T) {
 			}
 		})
 	}
+	s.stop() // the count is final once the server has seen every last ACK
 	if n := s.transfers(t, "ok"); n != 4 {
 		t.Errorf("ok transfers %v, want 4", n)
 	}
