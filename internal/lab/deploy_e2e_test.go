@@ -343,7 +343,10 @@ func deref(s *string) string {
 // only, with a real conductor process, TFTP and the agent ramdisk.
 func TestLab(t *testing.T) {
 	l := startLab(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	// A deadline for the whole run, not a speed bar: three deploys and a
+	// clean take about two minutes on an idle 2-core box, and a loaded one
+	// (TFTP at a tenth of its speed) has been seen to need more than four.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 	defer cancel()
 
 	// Enroll: the ipmi driver with ipmi_sim's address, port, user, password
