@@ -81,7 +81,8 @@ func ironicInventory(inv protocol.Inventory, root string) (inventory, pluginData
 		doc := map[string]any{
 			"name": "/dev/" + d.Name, "size": d.SizeBytes, "rotational": d.Rotational,
 			"model": d.Model, "vendor": d.Vendor, "serial": nullable(d.Serial), "wwn": nullable(d.WWN),
-			"wwn_with_extension": nullable(d.WWN), "wwn_vendor_extension": nil, "hctl": nil, "by_path": nil,
+			"wwn_with_extension": nullable(d.WWNWithExtension), "wwn_vendor_extension": nullable(d.WWNVendorExtension),
+			"hctl": nullable(d.HCTL), "by_path": nullable(d.ByPath),
 		}
 		disks = append(disks, doc)
 		if d.Path == root {
