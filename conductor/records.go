@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ironfleet/ironfleet/agent/protocol"
+	"github.com/ironfleet/ironfleet/internal/rootdevice"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
 
@@ -133,9 +134,9 @@ func nullable(s string) any {
 // storeInventory keeps what inspection read, in Ironic's shape, for
 // GET /v1/nodes/{node}/inventory; an inspection that cannot keep it has
 // failed (Metal3 would inspect again and again without it).
-func (w *job) storeInventory(inv protocol.Inventory) error {
-	root, _ := rootDisk(inv)
-	doc, plugin := ironicInventory(inv, root)
+func (w *job) storeInventory(inv protocol.Inventory, hints rootdevice.Hints) error {
+	root, _ := rootDisk(inv, hints)
+	doc, plugin := ironicInventory(inv, root.Path)
 	if err := w.c.d.Records.SetInspection(w.ctx, w.node.UUID, wire.Inspection{Inventory: doc, PluginData: plugin}); err != nil {
 		return fmt.Errorf("storing the inventory: %w", err)
 	}
