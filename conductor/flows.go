@@ -384,14 +384,58 @@ func agentFailure(ctx context.Context, what string, err error) error {
 	return wire.Errorf(wire.CodeAgent, "%s: %w", what, err)
 }
 
-// runAgent runs one agent command to its end; what names it in the error.
-func (w *job) runAgent(what string, start func(ctx context.Context, cl AgentClient, target string) (protocol.Command, error)) error {
+// agentStart starts one agent command on a disk (target: its path).
+type agentStart func(ctx context.Context, cl AgentClient, target string) (protocol.Command, error)
+
+// runAgent runs one agent command to its end on the node's root disk
+// (rootDisk, by its root device hints); what names it in the error.
+func (w *job) runAgent(what string, start agentStart) error {
 	ctx, cancel := context.WithTimeout(w.ctx, w.c.cfg.AgentTimeout)
 	defer cancel()
-	return agentFailure(ctx, what, w.agentCommand(ctx, start))
+	return agentFailure(ctx, what, w.agentCommand(ctx, w.rootTarget, start))
 }
 
-func (w *job) agentCommand(ctx context.Context, start func(ctx context.Context, cl AgentClient, target string) (protocol.Command, error)) error {
+// runAgentOnEveryDisk runs one agent command on each of the machine's
+// non-removable disks in turn, as ironic-python-agent's erase_devices and
+// erase_devices_metadata erase every disk whatever the root device hints:
+// cleaning must reach whichever disk a deploy wrote.
+func (w *job) runAgentOnEveryDisk(what string, start agentStart) error {
+	ctx, cancel := context.WithTimeout(w.ctx, w.c.cfg.AgentTimeout)
+	defer cancel()
+	return agentFailure(ctx, what, w.agentCommand(ctx, everyDisk, start))
+}
+
+// rootTarget is the path of the disk the node's root device hints choose.
+func (w *job) rootTarget(inv protocol.Inventory) ([]string, error) {
+	hints, err := w.rootDeviceHints()
+	if err != nil {
+		return nil, err
+	}
+	disk, err := rootDisk(inv, hints)
+	if err != nil {
+		return nil, err
+	}
+	w.log("root device chosen", "disk", disk.Name, "path", disk.Path, "hints", hints.String())
+	return []string{disk.Path}, nil
+}
+
+// everyDisk is the paths of every non-removable disk.
+func everyDisk(inv protocol.Inventory) ([]string, error) {
+	var out []string
+	for _, d := range inv.Disks {
+		if !d.Removable && d.Path != "" {
+			out = append(out, d.Path)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("the agent reports no disk to write to")
+	}
+	return out, nil
+}
+
+// agentCommand reads the agent's inventory, picks the targets from it, and
+// runs start on each, one after another, to its end.
+func (w *job) agentCommand(ctx context.Context, pick func(protocol.Inventory) ([]string, error), start agentStart) error {
 	cl, err := w.agentClient()
 	if err != nil {
 		return err
@@ -400,28 +444,27 @@ func (w *job) agentCommand(ctx context.Context, start func(ctx context.Context, 
 	if err != nil {
 		return fmt.Errorf("reading the agent's inventory: %w", err)
 	}
-	hints, err := w.rootDeviceHints()
+	targets, err := pick(inv)
 	if err != nil {
 		return err
 	}
-	disk, err := rootDisk(inv, hints)
-	if err != nil {
-		return err
+	for _, target := range targets {
+		if err := w.lk.Check(); err != nil { // the agent's commands are effects no store fences
+			return err
+		}
+		cmd, err := start(ctx, cl, target)
+		if err != nil {
+			return err
+		}
+		done, err := cl.Wait(ctx, cmd.ID, w.c.cfg.AgentPoll)
+		if err != nil {
+			return fmt.Errorf("waiting for agent command %s: %w", cmd.Name, err)
+		}
+		if err := done.Err(); err != nil {
+			return err
+		}
 	}
-	target := disk.Path
-	w.log("root device chosen", "disk", disk.Name, "path", target, "hints", hints.String())
-	if err := w.lk.Check(); err != nil { // the agent's commands are effects no store fences
-		return err
-	}
-	cmd, err := start(ctx, cl, target)
-	if err != nil {
-		return err
-	}
-	done, err := cl.Wait(ctx, cmd.ID, w.c.cfg.AgentPoll)
-	if err != nil {
-		return fmt.Errorf("waiting for agent command %s: %w", cmd.Name, err)
-	}
-	return done.Err()
+	return nil
 }
 
 // rootDeviceHints are the node's root device hints (instance_info's, else
@@ -435,8 +478,7 @@ func (w *job) rootDeviceHints() (rootdevice.Hints, error) {
 	return h, nil
 }
 
-// rootDisk picks the disk to write (and to erase when cleaning: the disk a
-// deploy wrote).
+// rootDisk picks the disk a deploy writes.
 //
 // With hints, it is the first disk in the agent's order (by kernel name)
 // that satisfies every hint, as ironic-python-agent's
