@@ -2,6 +2,7 @@ package conductor_test
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ironfleet/ironfleet/agent/protocol"
+	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
 
@@ -142,4 +144,59 @@ func TestRootDeviceHints(t *testing.T) {
 		e.request(t, n.UUID, wire.OpUndeploy, nil)
 		e.waitState(t, n.UUID, wire.StateAvailable, 30*time.Second)
 	})
+}
+
+// TestInspectionRootDeviceHints: inspection picks its root disk (local_gb,
+// plugin_data.root_disk) by properties.root_device, and fails when no disk
+// satisfies them, as Ironic's root_device inspection hook
+// (ironic/drivers/modules/inspector/hooks/root_device.py).
+func TestInspectionRootDeviceHints(t *testing.T) {
+	e := newEnv(t)
+	e.secondDisk = true
+	e.startConductor(t, "c1", nil, nil)
+	records := transport.NewRecords(e.inv)
+	tests := []struct {
+		name       string
+		hints      map[string]any
+		wantState  wire.ProvisionState
+		wantRoot   string
+		wantGB     float64
+		wantFailed string
+	}{
+		{"no hints: the first disk", nil, wire.StateManageable, "/dev/vda", 1, ""},
+		{"a hint picks the second", map[string]any{"size": "<range-in> (1 3]"}, wire.StateManageable, "/dev/vdb", 2, ""},
+		{"no match fails", map[string]any{"model": "<in> nvme"}, wire.StateInspectFailed, "", 0,
+			`No disks satisfied root device hints for node`},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := e.enroll(t, fmt.Sprintf("rd-inspect-%d", i), "")
+			e.request(t, n.UUID, wire.OpManage, nil)
+			e.waitState(t, n.UUID, wire.StateManageable, 20*time.Second)
+			if _, err := e.inv.UpdateNode(t.Context(), n.UUID, 0, func(n *wire.Node) error {
+				n.Properties = map[string]any{"root_device": tt.hints}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			e.request(t, n.UUID, wire.OpInspect, nil)
+			got := e.waitState(t, n.UUID, tt.wantState, 20*time.Second)
+			if tt.wantFailed != "" {
+				if !strings.Contains(got.LastError, tt.wantFailed) || !strings.Contains(got.LastError, "root_device") {
+					t.Errorf("last_error %q, want %q and root_device in it", got.LastError, tt.wantFailed)
+				}
+				return
+			}
+			if gb, _ := got.Properties["local_gb"].(float64); gb != tt.wantGB {
+				t.Errorf("local_gb = %v, want %v", got.Properties["local_gb"], tt.wantGB)
+			}
+			in, err := records.Inspections.Get(t.Context(), n.UUID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if root, _ := in.PluginData["root_disk"].(map[string]any); root["name"] != tt.wantRoot {
+				t.Errorf("plugin_data.root_disk = %v, want %s", root, tt.wantRoot)
+			}
+		})
+	}
 }
