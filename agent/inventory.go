@@ -207,7 +207,8 @@ func wwn(wwid string) (id, withExt, vendorExt string) {
 
 // byPathLinks maps each disk's kernel name to its link in dir
 // (/dev/disk/by-path, which udev maintains), by the first link in name
-// order that points at the disk itself (not a partition).
+// order that points at the disk itself (not a partition): udev's ID_PATH
+// "pci-…" before its legacy "virtio-pci-…" for a virtio disk.
 func byPathLinks(dir string) map[string]string {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -230,11 +231,13 @@ func byPathLinks(dir string) map[string]string {
 // pciAddress matches a PCI device's sysfs name, domain:bus:device.function.
 var pciAddress = regexp.MustCompile(`^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$`)
 
-// derivedByPath names a disk as udev's path_id would where no udev runs
+// derivedByPath names a disk as udev's path_id builtin names it (its
+// ID_PATH, systemd's src/udev/udev-builtin-path_id.c) where no udev runs
 // (the agent's ramdisk has none): a virtio-blk disk on PCI is
-// virtio-pci-<address>, an NVMe namespace pci-<address>-nvme-<nsid>.
-// Other buses (SCSI, ATA, USB), whose names need their host's details,
-// are "" here and named only by udev's links.
+// pci-<address> (path_id skips the virtio bus; the virtio-pci-<address>
+// link is udev's deprecated legacy one), an NVMe namespace
+// pci-<address>-nvme-<nsid>. Other buses (SCSI, ATA, USB), whose names
+// need their host's details, are "" here and named only by udev's links.
 func derivedByPath(disk string) string {
 	dev, err := filepath.EvalSymlinks(filepath.Join(disk, "device"))
 	if err != nil {
@@ -243,7 +246,7 @@ func derivedByPath(disk string) string {
 	parent := filepath.Base(filepath.Dir(dev))
 	switch base := filepath.Base(dev); {
 	case strings.HasPrefix(base, "virtio") && pciAddress.MatchString(parent):
-		return "/dev/disk/by-path/virtio-pci-" + parent
+		return "/dev/disk/by-path/pci-" + parent
 	case strings.HasPrefix(base, "nvme"):
 		// device is …/<pci>/nvme/nvme0: the controller's PCI device is two up.
 		pci := filepath.Base(filepath.Dir(filepath.Dir(dev)))

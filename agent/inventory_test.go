@@ -103,9 +103,9 @@ func TestReadDisksHintAttributes(t *testing.T) {
 			WWN: "0x600508b1001c4d5e", WWNWithExtension: "0x600508b1001c4d5e2f3a4b5c6d7e8f90", WWNVendorExtension: "0x2f3a4b5c6d7e8f90",
 			Model: "INTEL SSDSC2KB48", Vendor: "ATA", HCTL: "0:0:0:0", ByPath: "/dev/disk/by-path/pci-0000:00:1f.2-ata-1.0"},
 		{Name: "vda", Path: "/dev/vda", SizeBytes: 4194304 * 512, Serial: "ironfleet-disk0", Vendor: "0x1af4",
-			ByPath: "/dev/disk/by-path/virtio-pci-0000:00:04.0", Rotational: true},
+			ByPath: "/dev/disk/by-path/pci-0000:00:04.0", Rotational: true},
 		{Name: "vdb", Path: "/dev/vdb", SizeBytes: 6291456 * 512, Serial: "ironfleet-disk1", Vendor: "0x1af4",
-			ByPath: "/dev/disk/by-path/virtio-pci-0000:00:05.0", Rotational: true},
+			ByPath: "/dev/disk/by-path/pci-0000:00:05.0", Rotational: true},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("disks = %+v, want %d", got, len(want))

@@ -304,7 +304,7 @@ func simInventory(n Node, disk string, size int64) protocol.Inventory {
 		// readDisks), for root device hints to match.
 		Disks: []protocol.Disk{{
 			Name: "vda", Path: disk, SizeBytes: size, Serial: "SIM-" + n.Name, Vendor: "0x1af4",
-			ByPath: "/dev/disk/by-path/virtio-pci-0000:00:04.0", Rotational: true,
+			ByPath: "/dev/disk/by-path/pci-0000:00:04.0", Rotational: true,
 		}},
 	}
 	for i, m := range n.MACs {

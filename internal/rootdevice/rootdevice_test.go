@@ -183,9 +183,9 @@ var ironicDevices = []Device{
 func TestFind(t *testing.T) {
 	lab := []Device{
 		{Name: "/dev/vda", SizeBytes: 2 << 30, Serial: "ironfleet-disk0", Vendor: "0x1af4", Rotational: true,
-			ByPath: "/dev/disk/by-path/virtio-pci-0000:00:04.0"},
+			ByPath: "/dev/disk/by-path/pci-0000:00:04.0"},
 		{Name: "/dev/vdb", SizeBytes: 3 << 30, Serial: "ironfleet-disk1", Vendor: "0x1af4", Rotational: true,
-			ByPath: "/dev/disk/by-path/virtio-pci-0000:00:05.0"},
+			ByPath: "/dev/disk/by-path/pci-0000:00:05.0"},
 		{Name: "/dev/sda", SizeBytes: 480 << 30, Model: "INTEL SSDSC2KB48", Vendor: "ATA", HCTL: "0:0:0:0",
 			WWN: "0x55cd2e415123abcd", WWNWithExtension: "0x55cd2e415123abcd"},
 	}
@@ -226,7 +226,7 @@ func TestFind(t *testing.T) {
 		{"case and space insensitive", ironicDevices, map[string]any{"model": "  BIG Model "}, []int{1}},
 		{"serial picks the second disk", lab, map[string]any{"serial": "ironfleet-disk1"}, []int{1}},
 		{"name", lab, map[string]any{"name": "/dev/vdb"}, []int{1}},
-		{"by_path", lab, map[string]any{"by_path": "/dev/disk/by-path/virtio-pci-0000:00:05.0"}, []int{1}},
+		{"by_path", lab, map[string]any{"by_path": "/dev/disk/by-path/pci-0000:00:05.0"}, []int{1}},
 		{"hctl", lab, map[string]any{"hctl": "0:0:0:0"}, []int{2}},
 		{"wwn", lab, map[string]any{"wwn": "0x55CD2E415123ABCD"}, []int{2}},
 		{"wwn_with_extension", lab, map[string]any{"wwn_with_extension": "0x55cd2e415123abcd"}, []int{2}},
