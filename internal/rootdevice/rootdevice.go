@@ -10,6 +10,8 @@
 //   - hints: size (GiB, a positive integer), rotational (a Boolean), and the
 //     strings name, serial, wwn, wwn_with_extension, wwn_vendor_extension,
 //     model, vendor, hctl, by_path;
+//   - name is /dev/<kernel name>; a bare "sda" is read as /dev/sda (where
+//     Ironic would compare it as given and never match);
 //   - a string hint without an operator means "s==", a size without one
 //     "=="; strings are compared trimmed, lower-cased and URL-quoted, on
 //     both sides, as Ironic's _normalize_hint_expression does;
@@ -280,6 +282,12 @@ func parseString(p hint, values []string) (hint, error) {
 		return p, errorf(p.name, "Root device hint %q is a string: operator %s compares numbers; use s==, s!=, s<, s<=, s>, s>=, <in>, <all-in> or <or>", p.name, p.op)
 	}
 	for _, v := range values {
+		// IPA names every disk /dev/<kernel name>: a bare name ("sda"),
+		// which Ironic would compare as given and never match, means
+		// /dev/sda. Substring operators find it as it is.
+		if p.name == "name" && p.op != "<in>" && p.op != "<all-in>" && !strings.HasPrefix(v, "/") {
+			v = "/dev/" + v
+		}
 		p.values = append(p.values, quote(v))
 	}
 	return p, nil

@@ -61,6 +61,9 @@ func TestParseNormalizes(t *testing.T) {
 		{"ironic: rotational true forms", map[string]any{"rotational": "yes"}, map[string]any{"rotational": true}},
 		{"ironic: rotational false forms", map[string]any{"rotational": "off"}, map[string]any{"rotational": false}},
 		{"rotational as a number", map[string]any{"rotational": 0.0}, map[string]any{"rotational": false}},
+		{"a bare name is under /dev", map[string]any{"name": "vdb"}, map[string]any{"name": "s== /dev/vdb"}},
+		{"bare names in or", map[string]any{"name": "<or> sda <or> /dev/md0"}, map[string]any{"name": "<or> /dev/sda <or> /dev/md0"}},
+		{"a substring of a name stays", map[string]any{"name": "<in> nvme"}, map[string]any{"name": "<in> nvme"}},
 		{"legacy = is >=", map[string]any{"size": "= 10"}, map[string]any{"size": "= 10"}},
 	}
 	for _, tt := range tests {
@@ -226,6 +229,8 @@ func TestFind(t *testing.T) {
 		{"case and space insensitive", ironicDevices, map[string]any{"model": "  BIG Model "}, []int{1}},
 		{"serial picks the second disk", lab, map[string]any{"serial": "ironfleet-disk1"}, []int{1}},
 		{"name", lab, map[string]any{"name": "/dev/vdb"}, []int{1}},
+		{"bare name", lab, map[string]any{"name": "VDB"}, []int{1}},
+		{"name substring", lab, map[string]any{"name": "<in> vd"}, []int{0, 1}},
 		{"by_path", lab, map[string]any{"by_path": "/dev/disk/by-path/pci-0000:00:05.0"}, []int{1}},
 		{"hctl", lab, map[string]any{"hctl": "0:0:0:0"}, []int{2}},
 		{"wwn", lab, map[string]any{"wwn": "0x55CD2E415123ABCD"}, []int{2}},
