@@ -499,12 +499,16 @@ func empty(v any) bool {
 	return false
 }
 
+// jsonOf renders v for a message as JSON, operators unescaped (">= 2",
+// not "\u003e= 2").
 func jsonOf(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return fmt.Sprint(v)
 	}
-	return string(b)
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // normalized renders the parsed hints as Ironic's parse_root_device_hints

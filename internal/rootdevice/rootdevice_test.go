@@ -261,6 +261,8 @@ func TestForDeploy(t *testing.T) {
 	}{
 		{"none", nil, nil, "{}", ""},
 		{"properties", nil, map[string]any{"root_device": map[string]any{"serial": "x"}}, `{"serial":"x"}`, ""},
+		{"operators shown as given", nil, map[string]any{"root_device": map[string]any{"size": ">= 2", "model": "<in> a&b"}},
+			`{"model":"<in> a&b","size":">= 2"}`, ""},
 		{"instance_info wins", map[string]any{"root_device": map[string]any{"name": "/dev/vdb"}},
 			map[string]any{"root_device": map[string]any{"serial": "x"}}, `{"name":"/dev/vdb"}`, ""},
 		{"empty instance_info falls back", map[string]any{"root_device": map[string]any{}},
