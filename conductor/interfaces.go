@@ -100,6 +100,12 @@ func (w *job) deployable() error {
 	if w.deploysAtOnce() {
 		return nil
 	}
+	// The agent deploy's validate checks the root device hints (Ironic's
+	// CustomAgentDeploy.validate: get_root_device_for_deploy); the API
+	// refuses them first, this catches a PATCH that raced the request.
+	if _, err := w.rootDeviceHints(); err != nil {
+		return wire.Errorf(wire.CodeInvalidInput, "Failed to validate deploy or power info for node %s: %w", w.node.UUID, err)
+	}
 	_, _, err := imageOf(w.node)
 	return err
 }
