@@ -21,7 +21,7 @@ func BenchmarkWriteImage(b *testing.B) {
 	b.Run("write_image", func(b *testing.B) {
 		target := filepath.Join(b.TempDir(), "disk.img")
 		_, c, _ := commandServer(b, nil, CommandConfig{})
-		p := protocol.WriteImageParams{URL: is.URL + "/image", SHA256: img.SHA256, Target: target}
+		p := protocol.WriteImageParams{URL: is.URL + "/image", Checksum: protocol.Checksum{Value: img.SHA256}, Target: target}
 		b.SetBytes(int64(len(img.Data)))
 		for b.Loop() {
 			cmd, err := c.WriteImage(b.Context(), p)

@@ -76,7 +76,7 @@ func TestWriteImageBlockDevice(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dev := loopDevice(t, size)
 			_, c, _ := commandServer(t, &recordingMachine{}, CommandConfig{})
-			cmd, err := c.WriteImage(t.Context(), protocol.WriteImageParams{URL: tt.url, SHA256: tt.sha, Target: dev})
+			cmd, err := c.WriteImage(t.Context(), protocol.WriteImageParams{URL: tt.url, Checksum: protocol.Checksum{Value: tt.sha}, Target: dev})
 			if err != nil {
 				t.Fatal(err)
 			}

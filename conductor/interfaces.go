@@ -100,7 +100,7 @@ func (w *job) deployable() error {
 	if w.deploysAtOnce() {
 		return nil
 	}
-	_, _, err := imageOf(w.node)
+	_, err := imageOf(w.node)
 	return err
 }
 
