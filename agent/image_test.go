@@ -34,14 +34,18 @@ func sumOf(algo string, b []byte) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// diskContent is a disk's bytes with data, a run of zeros and data again,
-// so that sparse writes and qcow2's unallocated clusters both show.
+// diskContent is a disk's bytes: a quarter random, a run of zeros, a
+// quarter of text (which a compressed qcow2 stores compressed), so that
+// sparse writes, qcow2's unallocated clusters and compressed clusters all
+// show.
 func diskContent(t testing.TB, size int) []byte {
 	t.Helper()
 	b := make([]byte, size)
 	_, _ = rand.Read(b[:size/4])
-	_, _ = rand.Read(b[size*3/4:])
 	copy(b[size/2:], "a marker in the middle of the zeros")
+	for off, i := size*3/4, 0; off < size; i++ {
+		off += copy(b[off:], fmt.Sprintf("line %d of a text file that compresses well\n", i))
+	}
 	return b
 }
 
@@ -73,7 +77,7 @@ func qemuImg(t testing.TB, raw []byte, format string, args ...string) []byte {
 // the same files badly: /plain/ without ranges or length, /cut/ cut off
 // halfway after a full Content-Length, /short/ ending cleanly halfway
 // without a length.
-func imageFiles(t *testing.T, files map[string][]byte) string {
+func imageFiles(t testing.TB, files map[string][]byte) string {
 	t.Helper()
 	dir := t.TempDir()
 	for name, b := range files {

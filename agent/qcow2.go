@@ -76,8 +76,9 @@ func (s *streamReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	}
 	switch {
 	case end <= s.pos && off >= s.pos-int64(len(s.ring)):
-		for i := range want {
-			p[i] = s.ring[(off+int64(i))%int64(len(s.ring))]
+		i := int(off % int64(len(s.ring)))
+		if k := copy(p[:want], s.ring[i:]); k < want {
+			copy(p[k:want], s.ring)
 		}
 	default:
 		if err := s.fetch(p[:want], off); err != nil {
