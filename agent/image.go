@@ -124,6 +124,7 @@ func (w *imageWriter) writeImage(ctx context.Context, p protocol.WriteImageParam
 	if err != nil {
 		return fmt.Errorf("%w: %w", protocol.ErrDownload, err)
 	}
+	watchdog.Reset(w.stall) // the checksum file's fetch is done
 	resp, err := w.client.Do(req)
 	if err != nil {
 		return downloadErr(ctx, "GET "+redactURL(p.URL), err)
@@ -142,8 +143,7 @@ func (w *imageWriter) writeImage(ctx context.Context, p protocol.WriteImageParam
 	}
 
 	h := newHash(algo)
-	watched := func(r io.Reader) io.Reader { return &watchedReader{r: r, watchdog: watchdog, stall: w.stall} }
-	body := bufio.NewReaderSize(io.TeeReader(watched(resp.Body), h), headSize)
+	body := bufio.NewReaderSize(io.TeeReader(&watchedReader{r: resp.Body, watchdog: watchdog, stall: w.stall}, h), headSize)
 	head, err := body.Peek(headSize)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return w.readErr(ctx, p, err, int64(len(head)), fileSize)
@@ -157,7 +157,7 @@ func (w *imageWriter) writeImage(ctx context.Context, p protocol.WriteImageParam
 	var n int64
 	switch format {
 	case protocol.DiskFormatQcow2:
-		src := newStreamReaderAt(body, fileSize, w.rangeFetcher(ctx, p.URL, resp, watched))
+		src := newStreamReaderAt(body, fileSize, w.rangeFetcher(ctx, p.URL, resp, watchdog))
 		if _, err = writeQcow2(src, head, dst); err == nil {
 			n, err = src.drain()
 		}
@@ -358,7 +358,10 @@ func zeroSpans(f *os.File, span int64) error {
 	return f.Sync()
 }
 
-// watchedReader pushes the stall watchdog back whenever data arrives.
+// watchedReader runs the stall watchdog only while a read waits on the
+// network: the time the agent spends writing, hashing or converting what
+// it read is no stalled download (on a loaded machine or a slow disk it
+// would pass for one).
 type watchedReader struct {
 	r        io.Reader
 	watchdog *time.Timer
@@ -366,10 +369,9 @@ type watchedReader struct {
 }
 
 func (r *watchedReader) Read(p []byte) (int, error) {
+	r.watchdog.Reset(r.stall)
 	n, err := r.r.Read(p)
-	if n > 0 {
-		r.watchdog.Reset(r.stall)
-	}
+	r.watchdog.Stop()
 	return n, err
 }
 

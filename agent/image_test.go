@@ -192,7 +192,9 @@ func TestWriteImageFormatsAndChecksums(t *testing.T) {
 			if err := os.WriteFile(target, []byte(old), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			_, c, _ := commandServer(t, nil, diskConfig(target, 64<<20))
+			cfg := diskConfig(target, 64<<20)
+			cfg.StallTimeout = 10 * time.Second // no stalls here: a loaded machine under -race is slow to answer
+			_, c, _ := commandServer(t, nil, cfg)
 			cmd, err := c.WriteImage(t.Context(), protocol.WriteImageParams{URL: srv + tt.path, Checksum: tt.checksum, DiskFormat: tt.format, Target: target})
 			if err != nil {
 				t.Fatal(err)
@@ -346,7 +348,7 @@ func TestStreamReaderAtRanges(t *testing.T) {
 	}
 	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
 	t.Cleanup(srv.Close)
-	w := &imageWriter{client: srv.Client()}
+	w := &imageWriter{client: srv.Client(), stall: time.Hour}
 	open := func(t *testing.T, ranges bool) *streamReaderAt {
 		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/img", nil)
 		resp, err := srv.Client().Do(req)
@@ -356,7 +358,7 @@ func TestStreamReaderAtRanges(t *testing.T) {
 		t.Cleanup(func() { _ = resp.Body.Close() })
 		var fetch func([]byte, int64) error
 		if ranges {
-			fetch = w.rangeFetcher(t.Context(), srv.URL+"/img", resp, func(r io.Reader) io.Reader { return r })
+			fetch = w.rangeFetcher(t.Context(), srv.URL+"/img", resp, time.NewTimer(time.Hour))
 		}
 		return newStreamReaderAt(resp.Body, resp.ContentLength, fetch)
 	}

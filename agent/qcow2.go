@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/lima-vm/go-qcow2reader/image/qcow2"
 
@@ -163,7 +164,7 @@ func (s *streamReaderAt) fetch(p []byte, off int64) error {
 // rangeFetcher returns a function that reads [off, off+len(p)) of url
 // with a Range request, or nil when resp says the server serves none. The
 // If-Range validator makes a changed file answer 200 instead, which fails.
-func (w *imageWriter) rangeFetcher(ctx context.Context, url string, resp *http.Response, body func(io.Reader) io.Reader) func([]byte, int64) error {
+func (w *imageWriter) rangeFetcher(ctx context.Context, url string, resp *http.Response, watchdog *time.Timer) func([]byte, int64) error {
 	if resp.Header.Get("Accept-Ranges") != "bytes" {
 		return nil
 	}
@@ -180,7 +181,9 @@ func (w *imageWriter) rangeFetcher(ctx context.Context, url string, resp *http.R
 		if validator != "" {
 			req.Header.Set("If-Range", validator)
 		}
+		watchdog.Reset(w.stall)
 		r, err := w.client.Do(req)
+		watchdog.Stop()
 		if err != nil {
 			return downloadErr(ctx, "GET (range) "+redactURL(url), err)
 		}
@@ -189,7 +192,7 @@ func (w *imageWriter) rangeFetcher(ctx context.Context, url string, resp *http.R
 			return fmt.Errorf("%w: GET %s bytes %d-%d: %s (the image changed on the server, or it stopped serving ranges)",
 				protocol.ErrDownload, redactURL(url), off, off+int64(len(p))-1, r.Status)
 		}
-		if _, err := io.ReadFull(body(r.Body), p); err != nil {
+		if _, err := io.ReadFull(&watchedReader{r: r.Body, watchdog: watchdog, stall: w.stall}, p); err != nil {
 			return downloadErr(ctx, "read (range) "+redactURL(url), err)
 		}
 		return nil
