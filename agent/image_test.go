@@ -453,3 +453,34 @@ func fileSHA256(path string) (string, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
+
+// TestChecksumFor: a checksum file is read as ironic-python-agent's
+// standby._fetch_checksum reads one.
+func TestChecksumFor(t *testing.T) {
+	md5d, sha := strings.Repeat("a", 32), strings.Repeat("b", 64)
+	for _, tt := range []struct {
+		name, text, want, wantErr string
+	}{
+		{name: "bare digest", text: "\n" + sha + "\n\n", want: sha},
+		{name: "sha256sum", text: md5d + "  other.img\n" + sha + "  disk.img\n", want: sha},
+		{name: "binary mode", text: sha + " *disk.img\n", want: sha},
+		{name: "BSD", text: "SHA256 (disk.img) = " + sha + "\n", want: sha},
+		{name: "comment naming the image", text: "# " + md5d + " disk.img\n" + sha + "  disk.img\n", want: sha},
+		{name: "a longer name is another file", text: sha + "  disk.img.old\n" + md5d + "  x\n", wantErr: `no line gives the checksum of "disk.img"`},
+		{name: "empty", text: "\n \n", wantErr: "empty"},
+		{name: "bare non-digest", text: "deadbeef\n", wantErr: "not an md5, sha256 or sha512 digest"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := checksumFor(tt.text, "disk.img")
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("checksumFor = %q, %v; want an error saying %q", got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("checksumFor = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}
