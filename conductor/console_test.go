@@ -367,3 +367,51 @@ func TestConsoleErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestConsoleSim: a simulated machine's console (the sim console
+// interface) is served the same way: it shows the machine's power and
+// boot lines, echoes what is typed, and holds no lock.
+func TestConsoleSim(t *testing.T) {
+	e := newEnv(t)
+	e.deps = func(_ string, d *conductor.Deps) {
+		d.Consoles = map[string]conductor.ConsoleDriver{hardware.SimConsole: conductor.NewConsoleDriver(e.machines.StartConsole, nil)}
+	}
+	lo := freePort(t)
+	e.startConductor(t, "c1", nil, func(c *conductor.Config) { c.ConsolePortMin, c.ConsolePortMax = lo, lo+20 })
+	n := e.enroll(t, "sim-console", "")
+	if _, err := e.inv.UpdateNode(t.Context(), n.UUID, 0, func(n *wire.Node) error {
+		n.Interfaces = map[string]string{"console": hardware.SimConsole}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.request(t, n.UUID, wire.OpConsole, wire.ConsoleParams{Enabled: true})
+	n = e.waitNode(t, n.UUID, "console enabled", func(n wire.Node) bool { return n.ConsoleEnabled && n.Console != nil })
+	u, _ := url.Parse(n.Console.URL)
+	c, err := new(net.Dialer).DialContext(t.Context(), "tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	e.request(t, n.UUID, wire.OpPower, wire.PowerParams{Target: wire.PowerOn})
+	if _, err := c.Write([]byte("typed-into-sim\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	var seen strings.Builder
+	buf := make([]byte, 512)
+	for !strings.Contains(seen.String(), "sim-console: power on") || !strings.Contains(seen.String(), "typed-into-sim") {
+		k, err := c.Read(buf)
+		seen.Write(buf[:k])
+		if err != nil {
+			t.Fatalf("console read %q: %v", seen.String(), err)
+		}
+	}
+	snap, err := e.locks.Snapshot(t.Context(), n.UUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Held && strings.HasPrefix(snap.Purpose, "console") {
+		t.Errorf("lock held by %s for %s while the console runs", snap.Holder, snap.Purpose)
+	}
+}
