@@ -76,10 +76,10 @@ func (m *Machine) SerialOutput() string {
 // what it types is echoed back. It implements the conductor's
 // RunningConsole.
 type Console struct {
-	ln   net.Listener
-	done chan struct{}
-	stop sync.Once
-	wg   sync.WaitGroup
+	ln     net.Listener
+	done   chan struct{}
+	stop   sync.Once
+	wg     sync.WaitGroup
 	mu     sync.Mutex
 	cons   map[net.Conn]struct{}
 	closed bool
