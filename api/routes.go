@@ -52,6 +52,7 @@ func (s *Server) table() []route {
 		{http.MethodPut, "/v1/nodes/:node/states/provision", "Change a node's provision state (202)", write, 0, s.setProvision},
 		{http.MethodGet, "/v1/nodes/:node/states/console", "Show a node's console state", read, 0, s.getConsole},
 		{http.MethodPut, "/v1/nodes/:node/states/console", "Enable or disable a node's console (202)", write, 0, s.setConsole},
+		{http.MethodGet, "/v1/nodes/:node/console/ws", "Stream a node's enabled console over a WebSocket (binary messages both ways)", write, 0, s.consoleWS},
 		{http.MethodPut, "/v1/nodes/:node/states/power", "Change a node's power state (202)", write, 0, s.setPower},
 		{http.MethodPut, "/v1/nodes/:node/states/raid", "Set a node's target RAID configuration (204, 1.12)", write, 0, s.setTargetRAID},
 		{http.MethodGet, "/v1/nodes/:node/management/boot_device", "Show a node's boot device", read, 0, s.getBootDevice},

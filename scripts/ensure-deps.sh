@@ -20,6 +20,7 @@ for g in "${groups[@]}"; do
           want redis-sentinel redis-sentinel
           want ipmi_sim openipmi
           want ipmitool ipmitool
+          want socat socat
           want tftp tftp-hpa
           want ip iproute2
           want unshare util-linux
@@ -31,6 +32,8 @@ for g in "${groups[@]}"; do
           want_py openstack python3-openstacksdk ;;
     e2e)  want redis-server redis-server
           want ipmi_sim openipmi
+          want ipmitool ipmitool
+          want socat socat
           want dpkg-deb dpkg
           want qemu-system-x86_64 qemu-system-x86
           [ -e /usr/lib/ipxe/qemu/efi-virtio.rom ] || need[ipxe-qemu]=1

@@ -72,8 +72,12 @@ func (l *lab) mark(name string, at time.Time) {
 	}
 }
 
-func startLab(t *testing.T) *lab {
+func startLab(t *testing.T, opts ...labOption) *lab {
 	t.Helper()
+	var o labOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	requireTools(t, "redis-server", "ipmi_sim", "qemu-system-x86_64")
 	ctx := t.Context()
 	l := &lab{t: t}
@@ -179,8 +183,16 @@ func startLab(t *testing.T) *lab {
 	}
 	l.tftpAddr = fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
 	agentPort := freeTCPPort(t)
-	l.machine = newMachine(t, MachineConfig{MAC: "52:54:00:1a:b0:10", AgentPort: agentPort, TFTP: l.tftpAddr})
-	l.bmc = ipmitest.Start(t, ipmitest.WithChassisProgram(l.machine.Program))
+	mc := MachineConfig{MAC: "52:54:00:1a:b0:10", AgentPort: agentPort, TFTP: l.tftpAddr}
+	if o.sol {
+		mc.SerialPort = freeTCPPort(t)
+	}
+	l.machine = newMachine(t, mc)
+	bmcOpts := []ipmitest.Option{ipmitest.WithChassisProgram(l.machine.Program)}
+	if o.sol {
+		bmcOpts = append(bmcOpts, ipmitest.WithSOL(fmt.Sprintf("tcp:127.0.0.1:%d", mc.SerialPort)))
+	}
+	l.bmc = ipmitest.Start(t, bmcOpts...)
 	l.startConductor(agentPort)
 	t.Cleanup(func() {
 		l.killConductor()
