@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"text/tabwriter"
@@ -36,8 +37,13 @@ func newBenchAPICmd() *cobra.Command {
 		Short: "GET node and filtered list latency and throughput: ironfleet's API vs a bare Gin handler",
 		Long: `bench api starts an embedded NATS server, a private redis-server and the API
 (noauth), seeds nodes through the API, then has concurrent clients GET one node
-and list with a filter, each for --duration, against the API and against a bare
-Gin handler answering the same JSON documents from memory (the ceiling), in one run.`,
+and list nodes, each for --duration, against the API and against a bare Gin
+handler answering the same JSON documents from memory (the ceiling), in one
+run. The lists: list_filtered filters by conductor group and maintenance in
+creation order; list_sorted_paged adds a resource class, sorts by name
+descending and starts each page after a different marker. Before measuring it
+pages through every node with limit=1000, following "next", and fails unless
+each node comes exactly once.`,
 		Args: cobra.NoArgs,
 		RunE: runBenchAPI,
 	}
@@ -47,7 +53,9 @@ Gin handler answering the same JSON documents from memory (the ceiling), in one 
 	f.Int("clients", 32, "concurrent clients")
 	f.Duration("duration", 5*time.Second, "how long each benchmark runs per implementation")
 	f.Duration("warmup", time.Second, "unmeasured load before each measurement")
+	f.Int("rounds", 5, "slices each benchmark's --duration is cut into, ironfleet and bare Gin taking turns")
 	f.String("redis-server", redisproc.DefaultBinary, "redis-server binary to run")
+	f.String("cpuprofile", "", "write CPU profiles of each benchmark's measured load (both implementations, not the seeding) to this path + .<bench>")
 	return cmd
 }
 
@@ -74,8 +82,10 @@ func runBenchAPI(cmd *cobra.Command, _ []string) error {
 	dur, _ := f.GetDuration("duration")
 	warmup, _ := f.GetDuration("warmup")
 	redisBin, _ := f.GetString("redis-server")
-	if nNodes < 2 || clients < 1 || dur <= 0 || warmup < 0 {
-		return errors.New("bench api: --nodes ≥ 2, --clients ≥ 1, --duration > 0, --warmup ≥ 0")
+	profPath, _ := f.GetString("cpuprofile")
+	rounds, _ := f.GetInt("rounds")
+	if nNodes < 2 || clients < 1 || dur <= 0 || warmup < 0 || rounds < 1 {
+		return errors.New("bench api: --nodes ≥ 2, --clients ≥ 1, --duration > 0, --warmup ≥ 0, --rounds ≥ 1")
 	}
 
 	dir, err := os.MkdirTemp("", "ironfleet-bench-api-")
@@ -143,23 +153,32 @@ func runBenchAPI(cmd *cobra.Command, _ []string) error {
 	}
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients * 2, MaxConnsPerHost: clients * 2}}
 
-	// Seed through the API, 8 at a time.
+	// Seed through the API, 16 at a time: two conductor groups, three
+	// resource classes, every tenth node in maintenance.
+	seedStart := time.Now()
 	var uuids []string
 	var mu sync.Mutex
 	seed, sctx2 := errgroup.WithContext(ctx)
-	seed.SetLimit(8)
+	seed.SetLimit(16)
 	for i := range nNodes {
 		seed.Go(func() error {
 			group := "rack1"
 			if i%2 == 1 {
 				group = "rack2"
 			}
-			body := fmt.Sprintf(`{"name":"bench-%05d","driver":"sim","driver_info":{"sim_machine":"m-%05d"},"conductor_group":%q}`, i, i, group)
+			class := []string{"small", "medium", "large"}[i%3]
+			body := fmt.Sprintf(`{"name":"bench-%05d","driver":"sim","driver_info":{"sim_machine":"m-%05d"},"conductor_group":%q,"resource_class":%q}`, i, i, group, class)
 			var out struct {
 				UUID string `json:"uuid"`
 			}
 			if err := benchDo(sctx2, hc, http.MethodPost, ours+"/v1/nodes", body, http.StatusCreated, &out); err != nil {
 				return err
+			}
+			if i%10 == 9 {
+				const patch = `[{"op":"replace","path":"/maintenance","value":true}]`
+				if err := benchDo(sctx2, hc, http.MethodPatch, ours+"/v1/nodes/"+out.UUID, patch, http.StatusOK, nil); err != nil {
+					return err
+				}
 			}
 			mu.Lock()
 			uuids = append(uuids, out.UUID)
@@ -170,9 +189,20 @@ func runBenchAPI(cmd *cobra.Command, _ []string) error {
 	if err := seed.Wait(); err != nil {
 		return fmt.Errorf("seeding: %w", err)
 	}
+	seeded := time.Since(seedStart)
 	slices.Sort(uuids)
+	walk, err := benchWalk(ctx, hc, ours, len(uuids))
+	if err != nil {
+		return err
+	}
 	getPath := func(i int) string { return "/v1/nodes/" + uuids[i%len(uuids)] }
 	const listPath = "/v1/nodes?conductor_group=rack1&maintenance=false&limit=100"
+	// Markers come from the uuids in a fixed pseudo-random order, so pages
+	// start all over the name order.
+	sortedPath := func(i int) string {
+		m := uuids[(i*7919)%len(uuids)]
+		return "/v1/nodes?conductor_group=rack1&resource_class=small&maintenance=false&sort_key=name&sort_dir=desc&limit=100&marker=" + m
+	}
 
 	// The bare Gin ceiling answers the same documents from memory.
 	var nodeDoc, listDoc map[string]any
@@ -182,10 +212,20 @@ func runBenchAPI(cmd *cobra.Command, _ []string) error {
 	if err := benchDo(ctx, hc, http.MethodGet, ours+listPath, "", http.StatusOK, &listDoc); err != nil {
 		return err
 	}
+	var sortedDoc map[string]any
+	if err := benchDo(ctx, hc, http.MethodGet, ours+sortedPath(1), "", http.StatusOK, &sortedDoc); err != nil {
+		return err
+	}
 	gin.SetMode(gin.ReleaseMode)
 	bare := gin.New()
 	bare.GET("/v1/nodes/:node", func(c *gin.Context) { c.JSON(http.StatusOK, nodeDoc) })
-	bare.GET("/v1/nodes", func(c *gin.Context) { c.JSON(http.StatusOK, listDoc) })
+	bare.GET("/v1/nodes", func(c *gin.Context) {
+		if c.Query("sort_key") != "" {
+			c.JSON(http.StatusOK, sortedDoc)
+			return
+		}
+		c.JSON(http.StatusOK, listDoc)
+	})
 	bareURL, err := serve(bare)
 	if err != nil {
 		return err
@@ -198,16 +238,37 @@ func runBenchAPI(cmd *cobra.Command, _ []string) error {
 	}{
 		{"get_node", getPath},
 		{"list_filtered", func(int) string { return listPath }},
+		{"list_sorted_paged", sortedPath},
 	} {
-		var pair []apiBenchResult
-		for _, impl := range []struct{ name, url string }{{"ironfleet", ours}, {"bare-gin", bareURL}} {
+		// The two implementations take turns in short slices, so that
+		// load from outside (a shared machine) falls on both alike.
+		impls := []struct{ name, url string }{{"ironfleet", ours}, {"bare-gin", bareURL}}
+		for _, impl := range impls {
 			if _, err := benchLoad(ctx, hc, impl.url, b.path, clients, warmup); err != nil {
 				return err
 			}
-			lat, err := benchLoad(ctx, hc, impl.url, b.path, clients, dur)
-			if err != nil {
+		}
+		stopProf := func() {}
+		if profPath != "" {
+			if stopProf, err = startProfile(fmt.Sprintf("%s.%s", profPath, b.name)); err != nil {
 				return err
 			}
+		}
+		lats := make([][]time.Duration, len(impls))
+		for range rounds {
+			for i, impl := range impls {
+				lat, err := benchLoad(ctx, hc, impl.url, b.path, clients, dur/time.Duration(rounds))
+				if err != nil {
+					stopProf()
+					return err
+				}
+				lats[i] = append(lats[i], lat...)
+			}
+		}
+		stopProf()
+		var pair []apiBenchResult
+		for i, impl := range impls {
+			lat := lats[i]
 			slices.Sort(lat)
 			pair = append(pair, apiBenchResult{
 				Bench: b.name, Impl: impl.name, Requests: len(lat), ReqPerS: float64(len(lat)) / dur.Seconds(),
@@ -223,6 +284,9 @@ func runBenchAPI(cmd *cobra.Command, _ []string) error {
 	out := cmd.OutOrStdout()
 	if asJSON {
 		enc := json.NewEncoder(out)
+		if err := enc.Encode(walk); err != nil {
+			return err
+		}
 		for _, r := range results {
 			if err := enc.Encode(r); err != nil {
 				return err
@@ -238,8 +302,65 @@ func runBenchAPI(cmd *cobra.Command, _ []string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(out, "%d clients, %d nodes, %s per row\n", clients, nNodes, dur)
+	_, err = fmt.Fprintf(out, "%d clients, %d nodes (seeded in %s), %s per row\nlimit=%d walk: %d pages, %d nodes each exactly once, %s (%.1f ms a page)\n",
+		clients, nNodes, seeded.Round(time.Millisecond), dur, walk.Limit, walk.Pages, walk.Nodes, walk.Took.Round(time.Millisecond),
+		float64(walk.Took.Microseconds())/1000/float64(walk.Pages))
 	return err
+}
+
+// startProfile starts a CPU profile written to path and returns what stops it.
+func startProfile(path string) (func(), error) {
+	pf, err := os.Create(path) //nolint:gosec // an operator-given path
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(pf); err != nil {
+		_ = pf.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); _ = pf.Close() }, nil
+}
+
+// apiWalk is the limit=1000 walk through every node.
+type apiWalk struct {
+	Bench string        `json:"bench"`
+	Limit int           `json:"limit"`
+	Pages int           `json:"pages"`
+	Nodes int           `json:"nodes"`
+	Took  time.Duration `json:"took_ns"`
+}
+
+// benchWalk pages through the whole node list at limit=1000 following
+// "next" and checks that it yields want nodes, each exactly once.
+func benchWalk(ctx context.Context, hc *http.Client, base string, want int) (apiWalk, error) {
+	w := apiWalk{Bench: "walk", Limit: 1000}
+	seen := make(map[string]bool, want)
+	start := time.Now()
+	next := base + "/v1/nodes?limit=1000"
+	for next != "" {
+		var page struct {
+			Nodes []struct {
+				UUID string `json:"uuid"`
+			} `json:"nodes"`
+			Next string `json:"next"`
+		}
+		if err := benchDo(ctx, hc, http.MethodGet, next, "", http.StatusOK, &page); err != nil {
+			return w, err
+		}
+		w.Pages++
+		for _, n := range page.Nodes {
+			if seen[n.UUID] {
+				return w, fmt.Errorf("walk: node %s came twice (page %d)", n.UUID, w.Pages)
+			}
+			seen[n.UUID] = true
+		}
+		next = page.Next
+	}
+	w.Took, w.Nodes = time.Since(start), len(seen)
+	if w.Nodes != want {
+		return w, fmt.Errorf("walk: %d nodes in %d pages, want %d", w.Nodes, w.Pages, want)
+	}
+	return w, nil
 }
 
 // benchLoad has clients send GETs to base+path(i) back to back for d and
