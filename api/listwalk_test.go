@@ -2,7 +2,9 @@ package api_test
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -75,6 +77,53 @@ func TestNodeListWalksTenThousand(t *testing.T) {
 			// Full pages carry a next link; the page after the last full one is empty.
 			if want := tt.nodes/limit + 1; pages != want {
 				t.Errorf("%d pages, want %d", pages, want)
+			}
+		})
+	}
+}
+
+// TestNodeListShortShape checks a list item without detail at the versions
+// that change it: Ironic's default list fields (_DEFAULT_RETURN_FIELDS in
+// ironic/api/controllers/v1/node.py), name only from 1.5, and "available"
+// spelled null before 1.2.
+func TestNodeListShortShape(t *testing.T) {
+	e := newEnv(t)
+	id := e.createNode("shape-short", nil)
+	e.setState(id, wire.StateAvailable)
+	base := []string{"instance_uuid", "links", "maintenance", "power_state", "provision_state", "uuid"}
+	tests := []struct {
+		version   string
+		keys      []string
+		provision any
+	}{
+		{"1.1", base, nil},
+		{"1.4", base, "available"},
+		{"1.5", append(slices.Clone(base), "name"), "available"},
+		{"1.95", append(slices.Clone(base), "name"), "available"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.version, func(t *testing.T) {
+			r := e.do(http.MethodGet, "/v1/nodes", nil, "X-OpenStack-Ironic-API-Version", tt.version)
+			mustStatus(t, r, 200)
+			nodes := r.json(t)["nodes"].([]any)
+			if len(nodes) != 1 {
+				t.Fatalf("%d nodes, want 1", len(nodes))
+			}
+			n := nodes[0].(map[string]any)
+			keys := slices.Sorted(maps.Keys(n))
+			want := slices.Sorted(slices.Values(tt.keys))
+			if !slices.Equal(keys, want) {
+				t.Errorf("keys %v, want %v", keys, want)
+			}
+			if n["provision_state"] != tt.provision || n["uuid"] != id || n["maintenance"] != false ||
+				n["instance_uuid"] != nil || n["power_state"] != nil {
+				t.Errorf("node %v: want provision_state %v, uuid %s, not in maintenance, null instance and power", n, tt.provision, id)
+			}
+			if name, ok := n["name"]; ok && name != "shape-short" {
+				t.Errorf("name %v, want shape-short", name)
+			}
+			if l := n["links"].([]any); len(l) != 2 || l[0].(map[string]any)["href"] != e.url+"/v1/nodes/"+id {
+				t.Errorf("links %v", l)
 			}
 		})
 	}

@@ -333,7 +333,7 @@ func (s *Server) listNodes(detail bool) gin.HandlerFunc {
 		if detail || strings.Contains(fields, "reservation") {
 			held = s.reservations(c.Request.Context())
 		}
-		out := make([]map[string]any, 0, len(nodes))
+		out := make([]any, 0, len(nodes))
 		for _, n := range nodes {
 			if !detail && fields == "" {
 				out = append(out, renderNodeShort(n, base, v))
