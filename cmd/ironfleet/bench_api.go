@@ -13,7 +13,10 @@ import (
 	"os"
 	"runtime/pprof"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -71,6 +74,13 @@ type apiBenchResult struct {
 	Nodes    int     `json:"nodes"`
 	// RatioToBare is this implementation's req/s over the bare handler's.
 	RatioToBare float64 `json:"ratio_to_bare"`
+	// CPUusPerReq is the CPU time per request of this process (clients,
+	// API, embedded NATS) and redis-server together: on a shared machine,
+	// where throughput moves with the neighbours, the steadier cost.
+	CPUusPerReq float64 `json:"cpu_us_per_req"`
+	// CPURatioToBare is the bare handler's CPU per request over this
+	// implementation's: like RatioToBare, 1 is the ceiling.
+	CPURatioToBare float64 `json:"cpu_ratio_to_bare"`
 }
 
 func runBenchAPI(cmd *cobra.Command, _ []string) error {
@@ -255,14 +265,26 @@ func runBenchAPI(cmd *cobra.Command, _ []string) error {
 			}
 		}
 		lats := make([][]time.Duration, len(impls))
+		cpu := make([]time.Duration, len(impls))
 		for range rounds {
 			for i, impl := range impls {
+				before, err := benchCPU(ctx, rc)
+				if err != nil {
+					stopProf()
+					return err
+				}
 				lat, err := benchLoad(ctx, hc, impl.url, b.path, clients, dur/time.Duration(rounds))
 				if err != nil {
 					stopProf()
 					return err
 				}
+				after, err := benchCPU(ctx, rc)
+				if err != nil {
+					stopProf()
+					return err
+				}
 				lats[i] = append(lats[i], lat...)
+				cpu[i] += after - before
 			}
 		}
 		stopProf()
@@ -273,10 +295,12 @@ func runBenchAPI(cmd *cobra.Command, _ []string) error {
 			pair = append(pair, apiBenchResult{
 				Bench: b.name, Impl: impl.name, Requests: len(lat), ReqPerS: float64(len(lat)) / dur.Seconds(),
 				P50us: quantileUS(lat, 0.50), P99us: quantileUS(lat, 0.99), Clients: clients, Nodes: nNodes,
+				CPUusPerReq: float64(cpu[i].Microseconds()) / float64(max(len(lat), 1)),
 			})
 		}
 		for i := range pair {
 			pair[i].RatioToBare = pair[i].ReqPerS / pair[len(pair)-1].ReqPerS
+			pair[i].CPURatioToBare = pair[len(pair)-1].CPUusPerReq / pair[i].CPUusPerReq
 		}
 		results = append(results, pair...)
 	}
@@ -295,9 +319,10 @@ func runBenchAPI(cmd *cobra.Command, _ []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "bench\timpl\treq/s\tp50 µs\tp99 µs\tvs bare\t\n")
+	fmt.Fprintf(tw, "bench\timpl\treq/s\tp50 µs\tp99 µs\tvs bare\tcpu µs/req\tcpu vs bare\t\n")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.0f\t%.2f×\t\n", r.Bench, r.Impl, r.ReqPerS, r.P50us, r.P99us, r.RatioToBare)
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.0f\t%.2f×\t%.0f\t%.2f×\t\n", r.Bench, r.Impl, r.ReqPerS, r.P50us, r.P99us, r.RatioToBare,
+			r.CPUusPerReq, r.CPURatioToBare)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -306,6 +331,32 @@ func runBenchAPI(cmd *cobra.Command, _ []string) error {
 		clients, nNodes, seeded.Round(time.Millisecond), dur, walk.Limit, walk.Pages, walk.Nodes, walk.Took.Round(time.Millisecond),
 		float64(walk.Took.Microseconds())/1000/float64(walk.Pages))
 	return err
+}
+
+// benchCPU is the CPU time used so far by this process and by the
+// redis-server behind rc (INFO cpu: its main thread and children).
+func benchCPU(ctx context.Context, rc *redis.Client) (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, fmt.Errorf("getrusage: %w", err)
+	}
+	own := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	info, err := rc.Info(ctx, "cpu").Result()
+	if err != nil {
+		return 0, fmt.Errorf("redis INFO cpu: %w", err)
+	}
+	var redisSec float64
+	for line := range strings.SplitSeq(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return 0, fmt.Errorf("redis INFO cpu %s: %w", k, err)
+			}
+			redisSec += f
+		}
+	}
+	return own + time.Duration(redisSec*float64(time.Second)), nil
 }
 
 // startProfile starts a CPU profile written to path and returns what stops it.
