@@ -207,11 +207,20 @@ func runBenchAPI(cmd *cobra.Command, _ []string) error {
 	}
 	getPath := func(i int) string { return "/v1/nodes/" + uuids[i%len(uuids)] }
 	const listPath = "/v1/nodes?conductor_group=rack1&maintenance=false&limit=100"
-	// Markers come from the uuids in a fixed pseudo-random order, so pages
-	// start all over the name order.
+	// Markers are the sorted list's own matches, in a fixed pseudo-random
+	// order, all but the last 100: every page starts somewhere else in the
+	// name order and is full, like the bare handler's (the first page).
+	const sortedQuery = "/v1/nodes?conductor_group=rack1&resource_class=small&maintenance=false&sort_key=name&sort_dir=desc"
+	matches, _, err := benchPages(ctx, hc, ours, sortedQuery+"&limit=1000")
+	if err != nil {
+		return err
+	}
+	if len(matches) <= 100 {
+		return fmt.Errorf("bench api: %d nodes match the sorted list, want more than 100: seed more nodes", len(matches))
+	}
+	markers := matches[:len(matches)-100]
 	sortedPath := func(i int) string {
-		m := uuids[(i*7919)%len(uuids)]
-		return "/v1/nodes?conductor_group=rack1&resource_class=small&maintenance=false&sort_key=name&sort_dir=desc&limit=100&marker=" + m
+		return sortedQuery + "&limit=100&marker=" + markers[(i*7919)%len(markers)]
 	}
 
 	// The bare Gin ceiling answers the same documents from memory.
@@ -223,7 +232,7 @@ func runBenchAPI(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	var sortedDoc map[string]any
-	if err := benchDo(ctx, hc, http.MethodGet, ours+sortedPath(1), "", http.StatusOK, &sortedDoc); err != nil {
+	if err := benchDo(ctx, hc, http.MethodGet, ours+sortedQuery+"&limit=100", "", http.StatusOK, &sortedDoc); err != nil {
 		return err
 	}
 	gin.SetMode(gin.ReleaseMode)
@@ -385,10 +394,25 @@ type apiWalk struct {
 // "next" and checks that it yields want nodes, each exactly once.
 func benchWalk(ctx context.Context, hc *http.Client, base string, want int) (apiWalk, error) {
 	w := apiWalk{Bench: "walk", Limit: 1000}
-	seen := make(map[string]bool, want)
 	start := time.Now()
-	next := base + "/v1/nodes?limit=1000"
-	for next != "" {
+	uuids, pages, err := benchPages(ctx, hc, base, "/v1/nodes?limit=1000")
+	w.Took, w.Pages, w.Nodes = time.Since(start), pages, len(uuids)
+	if err != nil {
+		return w, err
+	}
+	if w.Nodes != want {
+		return w, fmt.Errorf("walk: %d nodes in %d pages, want %d", w.Nodes, w.Pages, want)
+	}
+	return w, nil
+}
+
+// benchPages follows "next" from path and returns the nodes' UUIDs in the
+// order the pages gave them, failing if one comes twice.
+func benchPages(ctx context.Context, hc *http.Client, base, path string) ([]string, int, error) {
+	var uuids []string
+	seen := map[string]bool{}
+	pages := 0
+	for next := base + path; next != ""; {
 		var page struct {
 			Nodes []struct {
 				UUID string `json:"uuid"`
@@ -396,22 +420,19 @@ func benchWalk(ctx context.Context, hc *http.Client, base string, want int) (api
 			Next string `json:"next"`
 		}
 		if err := benchDo(ctx, hc, http.MethodGet, next, "", http.StatusOK, &page); err != nil {
-			return w, err
+			return uuids, pages, err
 		}
-		w.Pages++
+		pages++
 		for _, n := range page.Nodes {
 			if seen[n.UUID] {
-				return w, fmt.Errorf("walk: node %s came twice (page %d)", n.UUID, w.Pages)
+				return uuids, pages, fmt.Errorf("%s: node %s came twice (page %d)", path, n.UUID, pages)
 			}
 			seen[n.UUID] = true
+			uuids = append(uuids, n.UUID)
 		}
 		next = page.Next
 	}
-	w.Took, w.Nodes = time.Since(start), len(seen)
-	if w.Nodes != want {
-		return w, fmt.Errorf("walk: %d nodes in %d pages, want %d", w.Nodes, w.Pages, want)
-	}
-	return w, nil
+	return uuids, pages, nil
 }
 
 // benchLoad has clients send GETs to base+path(i) back to back for d and
