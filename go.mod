@@ -10,6 +10,7 @@ require (
 	github.com/evanphx/json-patch/v5 v5.9.11
 	github.com/gin-gonic/gin v1.12.0
 	github.com/go-redsync/redsync/v4 v4.18.1
+	github.com/google/btree v1.1.3
 	github.com/gophercloud/gophercloud/v2 v2.15.0
 	github.com/lima-vm/go-qcow2reader v0.7.1
 	github.com/nats-io/nats-server/v2 v2.15.2

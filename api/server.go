@@ -69,6 +69,7 @@ type Tasks interface {
 type Locks interface {
 	Acquire(ctx context.Context, resource string, opts *lock.Options) (*lock.Lock, error)
 	Snapshot(ctx context.Context, resource string) (lock.Snapshot, error)
+	Snapshots(ctx context.Context, resources []string) ([]lock.Snapshot, error)
 	Summary(ctx context.Context) ([]lock.Snapshot, error)
 	Forget(ctx context.Context, resource string) (bool, error)
 }
@@ -321,6 +322,8 @@ type Server struct {
 	// admission serialises the limit check and dispatch of limited
 	// actions (admitted).
 	admission sync.Mutex
+	// holders batches the lock reads of concurrent reservation fields.
+	holders *holderBatch
 }
 
 // New validates deps and cfg, reads the htpasswd file when needed,
@@ -343,6 +346,7 @@ func New(deps Deps, cfg Config) (*Server, error) {
 		drivers: slices.Sorted(slices.Values(deps.DriverNames)),
 	}
 	s.dispatch = dispatch.New(deps.Tasks, deps.Nodes, dispatch.Config{ClaimTimeout: cfg.ClaimTimeout, Logger: cfg.Logger})
+	s.holders = &holderBatch{read: deps.Locks.Snapshots, timeout: cfg.LockViewTimeout}
 	if cfg.Auth == AuthHTTPBasic {
 		users, err := readHTPasswd(cfg.HTPasswd)
 		if err != nil {
