@@ -381,8 +381,13 @@ async function act(a) {
   render();
 }
 
+// isLinks tells a list of links ({href, rel}), which the fields table skips.
+function isLinks(v) {
+  return Array.isArray(v) && v.length > 0 && v.every((x) => x && typeof x === 'object' && 'href' in x && 'rel' in x);
+}
+
 function kv(obj, id) {
-  return h('table', { id }, h('tbody', {}, Object.keys(obj).sort().filter((k) => k !== 'links').map((k) => {
+  return h('table', { id }, h('tbody', {}, Object.keys(obj).sort().filter((k) => !isLinks(obj[k])).map((k) => {
     const v = obj[k];
     const shown = v !== null && typeof v === 'object' ? h('pre', {}, JSON.stringify(v, null, 2)) : (v === null ? h('span', { class: 'muted' }, 'null') : String(v));
     return h('tr', { 'data-field': k }, h('th', {}, k), h('td', {}, shown));
@@ -483,7 +488,7 @@ let consoleWS = null;
 let term = null;
 
 function consolePane() {
-  const out = h('div', { class: 'term', id: 'console-out', tabindex: '0', 'aria-label': 'serial console' });
+  const out = h('div', { class: 'term', id: 'console-out', tabindex: '0', 'aria-label': 'serial console', hidden: true });
   const pane = h('div', { id: 'console-pane' },
     h('p', { id: 'console-status', class: 'muted' }, 'Reading the console state…'), out);
   term = new Term(out);
@@ -553,7 +558,11 @@ async function updateConsole() {
   ws.binaryType = 'arraybuffer';
   consoleWS = ws;
   consoleStatus('Connecting to the console…', 'muted', 'connecting');
-  ws.onopen = () => consoleStatus('Connected: type in the pane to send keys.', 'ok', 'open');
+  ws.onopen = () => {
+    consoleStatus('Connected: type in the pane to send keys.', 'ok', 'open');
+    const out = document.getElementById('console-out');
+    if (out) out.hidden = false;
+  };
   ws.onmessage = (m) => {
     if (!term) return;
     term.write(typeof m.data === 'string' ? new TextEncoder().encode(m.data) : new Uint8Array(m.data));
