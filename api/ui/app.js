@@ -536,29 +536,23 @@ async function updateConsole() {
     return;
   }
   if (consoleWS) return;
+  connectConsole(n, c);
+}
+
+// connectConsole opens the console's WebSocket. A browser reports a refused
+// handshake only as a close, without its status: then a plain GET of the
+// same path says why (404: this API serves no console stream; 400: not
+// enabled; 403: admins only). The GET is not made first, since a console
+// that is there would be dialled once for nothing.
+function connectConsole(n, c) {
   const path = '/v1/nodes/' + encodeURIComponent(n.uuid) + '/console/ws';
-  // Ask first: a browser reports a refused WebSocket handshake only as an
-  // error, without its status, and this one says why.
-  try {
-    const res = await fetch(path, { headers: { 'X-OpenStack-Ironic-API-Version': API_VERSION }, credentials: 'same-origin' });
-    if (res.status === 404) {
-      consoleStatus(`The console is enabled (${JSON.stringify(c.console_info)}), but this API serves no console stream: ${path} answered 404.`, 'warn', 'no-stream');
-      return;
-    }
-    if (res.status === 401 || res.status === 403) {
-      consoleStatus('The console stream is for admins: ' + (await apiError(res)).message, 'warn', 'forbidden');
-      return;
-    }
-  } catch (e) {
-    consoleStatus('Cannot reach the console stream: ' + e.message, 'error', 'error');
-    return;
-  }
-  if (!current.node || current.node.uuid !== n.uuid || consoleWS) return;
   const ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + path);
   ws.binaryType = 'arraybuffer';
   consoleWS = ws;
+  let opened = false;
   consoleStatus('Connecting to the console…', 'muted', 'connecting');
   ws.onopen = () => {
+    opened = true;
     consoleStatus('Connected: type in the pane to send keys.', 'ok', 'open');
     const out = document.getElementById('console-out');
     if (out) out.hidden = false;
@@ -567,9 +561,34 @@ async function updateConsole() {
     if (!term) return;
     term.write(typeof m.data === 'string' ? new TextEncoder().encode(m.data) : new Uint8Array(m.data));
   };
-  ws.onclose = (e) => {
-    if (consoleWS === ws) consoleWS = null;
-    consoleStatus(`The console stream closed (${e.code}${e.reason ? ': ' + e.reason : ''}).`, 'warn', 'closed');
+  ws.onclose = async (e) => {
+    if (consoleWS !== ws) return;
+    consoleWS = null;
+    if (opened) {
+      consoleStatus(`The console stream closed (${e.code}${e.reason ? ': ' + e.reason : ''}).`, 'warn', 'closed');
+    } else {
+      try {
+        const res = await fetch(path, { headers: { 'X-OpenStack-Ironic-API-Version': API_VERSION }, credentials: 'same-origin' });
+        if (res.status === 404) {
+          consoleStatus(`The console is enabled (${JSON.stringify(c.console_info)}), but this API serves no console stream: ${path} answered 404.`, 'warn', 'no-stream');
+        } else if (res.status === 401 || res.status === 403) {
+          consoleStatus('The console stream is for admins: ' + (await apiError(res)).message, 'warn', 'forbidden');
+        } else if (!res.ok) {
+          consoleStatus('The console refused: ' + (await apiError(res)).message, 'warn', 'refused');
+        } else {
+          consoleStatus(`The console stream did not open (${e.code}).`, 'warn', 'closed');
+        }
+      } catch (err) {
+        consoleStatus('Cannot reach the console stream: ' + err.message, 'error', 'error');
+      }
+    }
+    const pane = document.getElementById('console-pane');
+    if (pane && !document.getElementById('console-reconnect')) {
+      pane.insertBefore(h('button', { id: 'console-reconnect', onclick: (ev) => {
+        ev.target.remove();
+        if (!consoleWS && current.node && current.console && current.console.console_enabled) connectConsole(current.node, current.console);
+      } }, 'Reconnect'), document.getElementById('console-out'));
+    }
   };
 }
 

@@ -2,6 +2,7 @@ package fleet_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,9 +44,11 @@ var browserFlags = []string{"headless", "no-sandbox", "disable-gpu", "no-first-r
 //
 // The console pane: ironfleet's hardware types offer no serial console yet
 // (the console work of issue 17 adds it, with GET
-// /v1/nodes/{n}/console/ws), so this asserts the pane's disabled state;
-// once a simulated machine has a console, assert its output in
-// #console-out here.
+// /v1/nodes/{n}/console/ws), so this asserts the pane's disabled state, and
+// a fake console's stream refused with its reason. NOT YET ASSERTED: a
+// simulated machine's output in the pane. Once the sim console lands, set
+// the deployed node's console_interface to it, click "Console enable", and
+// wait for #console-status[data-state=open] and text in #console-out.
 func TestUIInABrowser(t *testing.T) {
 	browser, err := exec.LookPath("chromium")
 	if err != nil {
@@ -90,7 +93,7 @@ func TestUIInABrowser(t *testing.T) {
 		until("the live feed", `document.getElementById('conn').dataset.state === 'open'`),
 		until("two available nodes", `document.querySelector('#by-provision tr[data-provision-state="available"] td.num')?.textContent === '2'`),
 		until("the nodes table", `document.querySelectorAll('#nodes tbody tr').length === 2`))
-	shot(t, ctx, "ui-fleet.png")
+	shot(ctx, t, "ui-fleet.png")
 	var uuids []string
 	run("read the nodes' UUIDs", func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
 		var err error
@@ -109,7 +112,7 @@ func TestUIInABrowser(t *testing.T) {
 	lockRow := `document.querySelector('#locks tr[data-lock-node="` + contended + `"]')`
 	run("the lock view", chromedp.Navigate(dev.APIURL()+"/ui#/locks"),
 		until("a line of two behind a pest", lockRow+`?.dataset.line === '2' && `+lockRow+`.dataset.holder === 'pest'`))
-	shot(t, ctx, "ui-locks.png")
+	shot(ctx, t, "ui-locks.png")
 	stopPests()
 	pests.Wait()
 	run("the line drains", until("no lock on the contended node", lockRow+` === null`))
@@ -123,10 +126,28 @@ func TestUIInABrowser(t *testing.T) {
 		until("the deploy accepted", `document.getElementById('action-result')?.textContent.includes('accepted')`),
 		until("the node active", state+` === 'active'`),
 		until("the node's port", `document.querySelectorAll('#ports tbody tr').length === 1`))
-	shot(t, ctx, "ui-node.png")
+	shot(ctx, t, "ui-node.png")
 
 	if got := errs.all(); len(got) > 0 {
 		t.Errorf("the page reported errors: %v", got)
+	}
+
+	// A fake-hardware node's console enabled from its page: the pane tries
+	// the console's WebSocket and says why there is no stream (this API
+	// serves none yet: 404; with the console stream, the fake console serves
+	// nothing: 400), without a page error.
+	fake := createNode(t, dev.APIURL(), `{"driver": "fake-hardware", "name": "fake-console"}`)
+	seen := len(errs.all())
+	console := `document.getElementById('console-status')?.dataset.state`
+	run("enable a fake console from the page", chromedp.Navigate(dev.APIURL()+"/ui#/node/"+fake),
+		until("the console disabled", console+` === 'disabled'`),
+		chromedp.Click(`button[data-action="console-on"]`, chromedp.NodeEnabled),
+		until("the console's stream refused with a reason", `['no-stream', 'refused'].includes(`+console+`)`))
+	for _, e := range errs.all()[seen:] {
+		// Chrome logs the refused handshake itself; the page throws nothing.
+		if !strings.Contains(e, "/console/ws") {
+			t.Errorf("the console pane reported an error: %s", e)
+		}
 	}
 
 	// A reader, in a tab of its own, through an http_basic API.
@@ -171,6 +192,29 @@ func TestUIInABrowser(t *testing.T) {
 	if status != http.StatusForbidden {
 		t.Errorf("the reader's power off answered %d, want 403", status)
 	}
+}
+
+// createNode creates a node through the API and returns its UUID.
+func createNode(t *testing.T, apiURL, body string) string {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, apiURL+"/v1/nodes", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-OpenStack-Ironic-API-Version", "latest")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var n struct {
+		UUID string `json:"uuid"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&n); err != nil || res.StatusCode != http.StatusCreated {
+		t.Fatalf("create node: %d, %v", res.StatusCode, err)
+	}
+	return n.UUID
 }
 
 // pageErrors collects what the page reports as errors: exceptions nothing
@@ -218,7 +262,7 @@ func (p *pageErrors) all() []string {
 
 // shot saves a screenshot of the page to docs/ with UPDATE_SCREENSHOTS=1
 // (the README shows them).
-func shot(t *testing.T, ctx context.Context, name string) {
+func shot(ctx context.Context, t *testing.T, name string) {
 	t.Helper()
 	if os.Getenv("UPDATE_SCREENSHOTS") != "1" {
 		return
