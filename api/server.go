@@ -329,6 +329,8 @@ type Server struct {
 	drivers []string
 	metrics *metrics
 	engine  *gin.Engine
+	// guarded is the engine behind the cross-origin check (crossOrigin).
+	guarded http.Handler
 	// dispatch hands nodes to the tasks user actions publish.
 	dispatch *dispatch.Dispatcher
 	// admission serialises the limit check and dispatch of limited
@@ -382,6 +384,7 @@ func New(deps Deps, cfg Config) (*Server, error) {
 	s.engine.RedirectTrailingSlash = false
 	s.engine.RedirectFixedPath = false
 	s.routes()
+	s.guarded = s.crossOrigin(s.engine)
 	return s, nil
 }
 
@@ -399,7 +402,7 @@ func (s *Server) Handler() http.Handler {
 			r.URL.RawPath = ""
 		}
 		stripJSONSuffix(r)
-		s.engine.ServeHTTP(w, r)
+		s.guarded.ServeHTTP(w, r)
 	})
 }
 

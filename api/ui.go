@@ -2,6 +2,7 @@ package api
 
 import (
 	"embed"
+	"encoding/json"
 	"io/fs"
 	"net/http"
 	"strings"
@@ -70,6 +71,25 @@ func uiHeaders(c *gin.Context) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-cache")
+}
+
+// crossOrigin refuses writes that a browser sends from another site (Go's
+// CrossOriginProtection: Sec-Fetch-Site, or Origin against Host). The web
+// console makes browsers hold an operator's http_basic credentials for the
+// API's origin, and a page elsewhere could otherwise send a simple
+// cross-site POST (text/plain, no preflight) with them. Requests without
+// those headers — every non-browser client — pass; ironfleet answers no
+// CORS, so no other site's page is meant to write anyway.
+func (s *Server) crossOrigin(next http.Handler) http.Handler {
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.log.InfoContext(r.Context(), "cross-origin write refused", "method", r.Method, "path", r.URL.Path,
+			"origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"))
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		_ = json.NewEncoder(w).Encode(errorBody(http.StatusForbidden, "A cross-origin browser request may not change anything."))
+	}))
+	return cop.Handler(next)
 }
 
 // uiStuckAfter is how long a node may sit in a transient or wait state

@@ -238,3 +238,39 @@ func TestUIWatchStream(t *testing.T) {
 		t.Errorf("event %s: %v", d, err)
 	}
 }
+
+// TestUICrossOriginWrites: a write a browser sends from another site is
+// refused (the console's users' browsers hold their credentials); the
+// same write from the API's own page, or from a client that is no
+// browser, is not.
+func TestUICrossOriginWrites(t *testing.T) {
+	e := newEnv(t, withUsers(t))
+	host := strings.TrimPrefix(e.url, "http://")
+	node := map[string]any{"driver": "fake-hardware"}
+	auth := basicHeader("admin")
+	tests := []struct {
+		name       string
+		method     string
+		hdr        []string
+		wantStatus int
+	}{
+		{"another site's page", http.MethodPost, []string{"Sec-Fetch-Site", "cross-site", "Origin", "https://evil.example"}, 403},
+		{"another origin, old browser", http.MethodPost, []string{"Origin", "https://evil.example"}, 403},
+		{"the console's own page", http.MethodPost, []string{"Sec-Fetch-Site", "same-origin", "Origin", "http://" + host}, 201},
+		{"a client that is no browser", http.MethodPost, nil, 201},
+		{"another site may read", http.MethodGet, []string{"Sec-Fetch-Site", "cross-site", "Origin", "https://evil.example"}, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var body any
+			if tt.method == http.MethodPost {
+				body = node
+			}
+			r := e.do(tt.method, "/v1/nodes", body, append(append([]string{}, auth...), tt.hdr...)...)
+			mustStatus(t, r, tt.wantStatus)
+			if tt.wantStatus == 403 && !strings.Contains(r.fault(t)["faultstring"].(string), "cross-origin") {
+				t.Errorf("body %s", r.body)
+			}
+		})
+	}
+}
