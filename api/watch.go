@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -75,12 +76,18 @@ func (s *Server) watch(c *gin.Context) {
 	}
 	g.Go(func() error {
 		defer cancel() // a write failed or the stream ended: stop following events too
-		return s.streamWatch(gctx, w, evs)
+		if err := s.streamWatch(gctx, w, evs); !errors.Is(err, errGone) {
+			return err
+		}
+		return nil // the client went away: the stream is over, not failed
 	})
 	if err := g.Wait(); err != nil {
 		s.log.WarnContext(ctx, "watch stream ended", "request_id", c.GetString(ctxRequestID), "err", err)
 	}
 }
+
+// errGone ends a watch stream whose client went away.
+var errGone = errors.New("api: watch: the client went away")
 
 // watchWriter is where a watch stream's messages go.
 type watchWriter interface {
@@ -96,13 +103,13 @@ func (s *Server) streamWatch(ctx context.Context, w watchWriter, evs <-chan wire
 			return fmt.Errorf("api: watch %s: %w", name, err)
 		}
 		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", name, data); err != nil {
-			return nil //nolint:nilerr // the client went away: the stream is over, not failed
+			return errGone
 		}
 		w.Flush()
 		return nil
 	}
 	if _, err := fmt.Fprint(w, "retry: 2000\n\n"); err != nil {
-		return nil //nolint:nilerr // the client went away
+		return errGone
 	}
 	seen := map[string]string{} // node → its lock's lockKey as last sent
 	summary := func() ([]lock.Snapshot, error) {
@@ -145,7 +152,7 @@ func (s *Server) streamWatch(ctx context.Context, w watchWriter, evs <-chan wire
 			return nil
 		case <-ping.C:
 			if _, err := fmt.Fprint(w, ": ping\n\n"); err != nil {
-				return nil //nolint:nilerr // the client went away
+				return errGone
 			}
 			w.Flush()
 		case ev := <-evs:

@@ -606,7 +606,11 @@ async function start() {
   connectFeed();
   route();
   // Ages and waits grow while nothing happens: redraw them, locally.
-  setInterval(() => { if (current.view !== 'node' || state.locks.size) render(); }, 1000);
+  // A node's page is redrawn only while its own lock ages (a redraw drops
+  // a text selection).
+  setInterval(() => {
+    if (current.view !== 'node' || (current.node && state.locks.has(current.node.uuid))) render();
+  }, 1000);
 }
 
 start();
