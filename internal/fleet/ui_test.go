@@ -26,6 +26,7 @@ import (
 	"github.com/ironfleet/ironfleet/api"
 	"github.com/ironfleet/ironfleet/internal/fleet"
 	"github.com/ironfleet/ironfleet/internal/redistest"
+	"github.com/ironfleet/ironfleet/internal/wait"
 	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
 )
@@ -351,12 +352,10 @@ func startPests(ctx context.Context, t *testing.T, dev *fleet.Dev, node string, 
 			for ctx.Err() == nil {
 				l, err := lk.Acquire(ctx, node, &lock.Options{Mode: lock.Patient, Purpose: "console"})
 				if err != nil {
+					_ = wait.Sleep(ctx, 50*time.Millisecond) // Redis hiccup: try again, not in a hot loop
 					continue
 				}
-				select {
-				case <-ctx.Done():
-				case <-time.After(300 * time.Millisecond):
-				}
+				_ = wait.Sleep(ctx, 300*time.Millisecond) // hold it; stopping ends the hold
 				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 				_ = l.Release(rctx)
 				cancel()
