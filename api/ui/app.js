@@ -173,24 +173,35 @@ function route() {
 }
 
 let renderQueued = false;
+let mouseDown = false; // a redraw between a button's mousedown and mouseup would lose the click
 function render() {
   if (renderQueued) return;
   renderQueued = true;
   requestAnimationFrame(() => {
     renderQueued = false;
+    if (mouseDown) { render.waiting = true; return; }
     const main = document.getElementById('view');
-    // The console pane lives across renders: its terminal keeps its text.
-    const keep = document.getElementById('console-pane');
-    let page;
-    if (current.view === 'locks') page = locksPage();
-    else if (current.view === 'node') page = nodePage();
-    else page = fleetPage();
-    main.replaceChildren(page);
-    const slot = document.getElementById('console-slot');
-    if (slot && keep) slot.replaceWith(keep);
-    else if (slot) slot.replaceWith(consolePane());
+    if (current.view === 'node') {
+      // A node's page is built once and filled in place: its buttons, and
+      // the console pane with its text and keyboard focus, stay put.
+      if (!current.node) { main.replaceChildren(nodeLoading()); return; }
+      let page = document.getElementById('node-page');
+      if (!page || page.dataset.uuid !== current.node.uuid) {
+        page = nodeSkeleton(current.node.uuid);
+        main.replaceChildren(page);
+      }
+      fillNodePage();
+      return;
+    }
+    main.replaceChildren(current.view === 'locks' ? locksPage() : fleetPage());
   });
 }
+document.addEventListener('mousedown', () => { mouseDown = true; }, true);
+document.addEventListener('mouseup', () => {
+  mouseDown = false;
+  // After the click that this mouseup makes.
+  if (render.waiting) setTimeout(() => { render.waiting = false; render(); }, 0);
+}, true);
 
 function count(items, key) {
   const m = new Map();
@@ -394,42 +405,62 @@ function kv(obj, id) {
   })));
 }
 
-function nodePage() {
-  const n = current.node;
-  const page = h('section', { id: 'node-page' });
-  if (!n) {
-    page.append(h('h1', {}, current.id));
-    const msg = current.actionMsg;
-    page.append(h('p', { class: msg && msg.error ? 'error' : 'muted' }, msg && msg.error ? msg.error : 'Loading…'));
-    return page;
-  }
+function nodeLoading() {
+  const page = h('section', { id: 'node-loading' }, h('h1', {}, current.id));
+  const msg = current.actionMsg;
+  page.append(h('p', { class: msg && msg.error ? 'error' : 'muted' }, msg && msg.error ? msg.error : 'Loading…'));
+  return page;
+}
+
+// nodeSkeleton is a node's page without its contents: fillNodePage fills
+// the boxes; the action buttons and the console pane are made here, once.
+function nodeSkeleton(uuid) {
   const canAct = state.session.can_act;
-  page.append(h('h1', {}, n.name || n.uuid, ' ',
+  return h('section', { id: 'node-page', 'data-uuid': uuid },
+    h('h1', { id: 'node-title' }),
+    h('div', { class: 'actions', id: 'actions' }, ACTIONS.map((a) =>
+      h('button', {
+        class: 'action', 'data-action': a.id, disabled: !canAct,
+        title: canAct ? '' : `${state.session.user} has role ${state.session.role}, which may only read`,
+        onclick: () => act(a),
+      }, a.label))),
+    h('div', { id: 'action-result' }),
+    h('div', { id: 'node-last-error-box' }),
+    h('div', { class: 'grid' },
+      h('div', {}, h('h2', {}, 'Fields'), h('div', { id: 'node-fields-box' })),
+      h('div', {}, h('div', { id: 'node-lock-box' }), h('h2', {}, 'Console'), consolePane(),
+        h('h2', {}, 'Ports'), h('div', { id: 'node-ports-box' }), h('h2', {}, 'History'), h('div', { id: 'node-history-box' }))));
+}
+
+function fill(id, ...children) {
+  const el = document.getElementById(id);
+  if (el) el.replaceChildren(...children.flat().filter((c) => c !== '' && c !== null && c !== undefined));
+  return el;
+}
+
+function fillNodePage() {
+  const n = current.node;
+  const canAct = state.session.can_act;
+  fill('node-title', n.name || n.uuid, ' ',
     h('span', { id: 'node-provision-state', 'data-state': n.provision_state }, n.provision_state),
     n.target_provision_state ? h('span', { class: 'muted' }, ' → ' + n.target_provision_state) : '',
     ' · ', h('span', { id: 'node-power-state' }, n.power_state || 'power unknown'),
-    n.maintenance ? h('span', { class: 'warn' }, ' · maintenance') : ''));
-  page.append(h('div', { class: 'actions', id: 'actions' }, ACTIONS.map((a) =>
-    h('button', {
-      class: 'action', 'data-action': a.id, disabled: !canAct,
-      title: canAct ? '' : `${state.session.user} has role ${state.session.role}, which may only read`,
-      onclick: () => act(a),
-    }, armed.has(a.id) ? `Confirm ${a.label.toLowerCase()}?` : a.label))));
+    n.maintenance ? h('span', { class: 'warn' }, ' · maintenance') : '');
+  for (const b of document.querySelectorAll('#actions button.action')) {
+    const a = ACTIONS.find((x) => x.id === b.dataset.action);
+    const label = armed.has(a.id) ? `Confirm ${a.label.toLowerCase()}?` : a.label;
+    if (b.textContent !== label) b.textContent = label;
+  }
   const msg = current.actionMsg;
-  page.append(h('div', { id: 'action-result', class: msg && msg.error ? 'error' : msg && msg.ok ? 'ok' : 'muted' },
-    msg ? msg.error || msg.ok || msg.pending : (canAct ? '' : 'Read only: your role may not act on nodes.')));
-  if (n.last_error) page.append(h('p', { class: 'error', id: 'node-last-error' }, 'last_error: ' + n.last_error));
-
+  const res = fill('action-result', msg ? msg.error || msg.ok || msg.pending : (canAct ? '' : 'Read only: your role may not act on nodes.'));
+  if (res) res.className = msg && msg.error ? 'error' : msg && msg.ok ? 'ok' : 'muted';
+  fill('node-last-error-box', n.last_error ? h('p', { class: 'error', id: 'node-last-error' }, 'last_error: ' + n.last_error) : '');
   const lk = state.locks.get(n.uuid);
-  const lockBox = h('div', { id: 'node-lock' }, h('h2', {}, 'Lock'));
-  if (!lk) lockBox.append(h('p', { class: 'muted' }, 'Nobody holds or waits for this node\'s lock.'));
-  else lockBox.append(lockTable([lk], 'node-lock-table'));
-
-  const left = h('div', {}, h('h2', {}, 'Fields'), kv(n, 'node-fields'));
-  const right = h('div', {}, lockBox, h('h2', {}, 'Console'), h('div', { id: 'console-slot' }),
-    h('h2', {}, 'Ports'), portsTable(current.ports), h('h2', {}, 'History'), historyTable(current.history));
-  page.append(h('div', { class: 'grid' }, left, right));
-  return page;
+  fill('node-lock-box', h('h2', {}, 'Lock'),
+    lk ? lockTable([lk], 'node-lock-table') : h('p', { class: 'muted' }, 'Nobody holds or waits for this node\'s lock.'));
+  fill('node-fields-box', kv(n, 'node-fields'));
+  fill('node-ports-box', portsTable(current.ports));
+  fill('node-history-box', historyTable(current.history));
 }
 
 function portsTable(ports) {

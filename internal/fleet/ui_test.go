@@ -75,7 +75,11 @@ func TestUIInABrowser(t *testing.T) {
 	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v (page errors: %v)", what, err, errs.all())
+			// What the page showed, for the failure's story.
+			sctx, cancel := context.WithTimeout(bctx, 5*time.Second)
+			defer cancel()
+			text, _ := chromedp.Run(sctx, chromedp.Evaluate[string](`location.href + '\n' + document.body.innerText`))
+			t.Fatalf("%s: %v (page errors: %v)\nthe page:\n%s", what, err, errs.all(), text)
 		}
 	}
 	until := func(what, js string) chromedp.Action[chromedp.Void] {
