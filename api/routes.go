@@ -145,6 +145,7 @@ func (s *Server) table() []route {
 		{http.MethodGet, "/v1/drivers/:driver/raid/logical_disk_properties", "RAID logical disk properties (404: no RAID)", read, 0, s.driverRaidProperties},
 		{http.MethodGet, "/v1/locks", "ironfleet: the node locks held or waited for, longest lines first", read, 0, s.listLocks},
 		{http.MethodGet, "/v1/locks/:node", "ironfleet: one node's lock, holder and line", read, 0, s.getLock},
+		{http.MethodGet, "/v1/watch", "ironfleet: Server-Sent Events: the lock view's changes and the EVENTS stream, live", read, 0, s.watch},
 	}
 }
 
@@ -170,6 +171,7 @@ func (s *Server) routes() {
 		}
 		e.Handle(r.method, r.path, append(hs, r.handler)...)
 	}
+	s.uiRoutes()
 }
 
 // requireVersion answers 404, as Ironic does, for a resource newer than the

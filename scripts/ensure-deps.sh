@@ -29,7 +29,9 @@ for g in "${groups[@]}"; do
           want curl curl
           # the real clients the compat tests drive (internal/fleet/compat_test.go)
           want baremetal python3-ironicclient
-          want_py openstack python3-openstacksdk ;;
+          want_py openstack python3-openstacksdk
+          # the real browser the web console's test drives (internal/fleet/ui_test.go)
+          want chromium chromium ;;
     e2e)  want redis-server redis-server
           want ipmi_sim openipmi
           want ipmitool ipmitool
