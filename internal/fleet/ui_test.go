@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -43,13 +44,10 @@ var browserFlags = []string{"headless", "no-sandbox", "disable-gpu", "no-first-r
 // lock and draining when they stop, from the watch stream alone; a reader
 // sees every action disabled and the API refuses one called anyway.
 //
-// The console pane: ironfleet's hardware types offer no serial console yet
-// (the console work of issue 17 adds it, with GET
-// /v1/nodes/{n}/console/ws), so this asserts the pane's disabled state, and
-// a fake console's stream refused with its reason. NOT YET ASSERTED: a
-// simulated machine's output in the pane. Once the sim console lands, set
-// the deployed node's console_interface to it, click "Console enable", and
-// wait for #console-status[data-state=open] and text in #console-out.
+// The console pane: the deployed node runs the simulated machine's serial
+// console (console_interface sim); enabled from the page, its boot lines
+// show in the pane through GET /v1/nodes/{n}/console/ws. A fake console,
+// which streams nothing, is refused with its reason.
 func TestUIInABrowser(t *testing.T) {
 	browser, err := exec.LookPath("chromium")
 	if err != nil {
@@ -122,7 +120,10 @@ func TestUIInABrowser(t *testing.T) {
 	pests.Wait()
 	run("the line drains", until("no lock on the contended node", lockRow+` === null`))
 
-	// A deploy clicked on the node's page reaches active on the page.
+	// A deploy clicked on the node's page reaches active on the page. The
+	// node runs the simulated machine's serial console, opened below.
+	apiCall(t, http.MethodPatch, dev.APIURL()+"/v1/nodes/"+deployed,
+		`[{"op": "replace", "path": "/console_interface", "value": "sim"}]`, http.StatusOK, nil)
 	state := `document.getElementById('node-provision-state')?.dataset.state`
 	run("deploy from the node's page", chromedp.Navigate(dev.APIURL()+"/ui#/node/"+deployed),
 		until("the node available", state+` === 'available'`),
@@ -131,6 +132,14 @@ func TestUIInABrowser(t *testing.T) {
 		until("the deploy accepted", `document.getElementById('action-result')?.textContent.includes('accepted')`),
 		until("the node active", state+` === 'active'`),
 		until("the node's port", `document.querySelectorAll('#ports tbody tr').length === 1`))
+
+	// Its console enabled from the page: the pane opens the console's
+	// WebSocket and shows the machine's own lines (the simulated machine
+	// prints its power and boot events on its serial port).
+	consoleState := `document.getElementById('console-status')?.dataset.state`
+	run("the deployed node's console", chromedp.Click(`button[data-action="console-on"]`, chromedp.NodeEnabled),
+		until("the console open", consoleState+` === 'open'`),
+		until("the machine's boot line in the pane", `document.getElementById('console-out')?.textContent.includes('booted from')`))
 	shot(ctx, t, "ui-node.png")
 
 	if got := errs.all(); len(got) > 0 {
@@ -138,9 +147,8 @@ func TestUIInABrowser(t *testing.T) {
 	}
 
 	// A fake-hardware node's console enabled from its page: the pane tries
-	// the console's WebSocket and says why there is no stream (this API
-	// serves none yet: 404; with the console stream, the fake console serves
-	// nothing: 400), without a page error.
+	// the console's WebSocket and says why there is no stream (a fake
+	// console serves nothing), without a page error.
 	fake := createNode(t, dev.APIURL(), `{"driver": "fake-hardware", "name": "fake-console"}`)
 	seen := len(errs.all())
 	console := `document.getElementById('console-status')?.dataset.state`
@@ -202,7 +210,18 @@ func TestUIInABrowser(t *testing.T) {
 // createNode creates a node through the API and returns its UUID.
 func createNode(t *testing.T, apiURL, body string) string {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, apiURL+"/v1/nodes", strings.NewReader(body))
+	var n struct {
+		UUID string `json:"uuid"`
+	}
+	apiCall(t, http.MethodPost, apiURL+"/v1/nodes", body, http.StatusCreated, &n)
+	return n.UUID
+}
+
+// apiCall sends body to the API at the latest version and fails t unless
+// the answer has status want; out, when not nil, receives the answer.
+func apiCall(t *testing.T, method, url, body string, want int, out any) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,13 +232,15 @@ func createNode(t *testing.T, apiURL, body string) string {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	var n struct {
-		UUID string `json:"uuid"`
+	if res.StatusCode != want {
+		msg, _ := io.ReadAll(res.Body)
+		t.Fatalf("%s %s: %d %s, want %d", method, url, res.StatusCode, msg, want)
 	}
-	if err := json.NewDecoder(res.Body).Decode(&n); err != nil || res.StatusCode != http.StatusCreated {
-		t.Fatalf("create node: %d, %v", res.StatusCode, err)
+	if out != nil {
+		if err := json.NewDecoder(res.Body).Decode(out); err != nil {
+			t.Fatalf("%s %s: %v", method, url, err)
+		}
 	}
-	return n.UUID
 }
 
 // pageErrors collects what the page reports as errors: exceptions nothing
