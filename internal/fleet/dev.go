@@ -304,7 +304,7 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 
 	// Simulated machines and their nodes.
 	for i := range cfg.Nodes {
-		name, mac := simMachine(i)
+		name, mac := SimMachine(i)
 		m, err := machines.Add(name, mac)
 		if err != nil {
 			return nil, err
