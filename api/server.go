@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -318,9 +317,9 @@ type Server struct {
 	engine  *gin.Engine
 	// dispatch hands nodes to the tasks user actions publish.
 	dispatch *dispatch.Dispatcher
-	// admission serialises the limit check and dispatch of limited
-	// actions (admitted).
-	admission sync.Mutex
+	// admissions are the limited actions this process dispatched that
+	// the node cache may not show yet (admitted).
+	admissions admissions
 }
 
 // New validates deps and cfg, reads the htpasswd file when needed,
