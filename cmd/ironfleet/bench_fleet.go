@@ -23,7 +23,7 @@ type benchFleetFlags struct {
 	asJSON, verbose bool
 	lifecycle       bool
 	clients         int
-	poll            time.Duration
+	poll, natsSync  time.Duration
 }
 
 func newBenchFleetCmd() *cobra.Command {
@@ -63,6 +63,7 @@ busy and every node's timeline broken down by hop (p50/p99/max).`,
 	f.BoolVar(&o.verbose, "verbose", false, "log the fleets' warnings to stderr")
 	f.BoolVar(&o.lifecycle, "lifecycle", false, "measure lifecycle throughput (enroll → active) and its per-hop timeline instead")
 	f.IntVar(&o.clients, "clients", fleetbench.DefaultClients, "with --lifecycle: concurrent clients")
+	f.DurationVar(&o.natsSync, "nats-sync", 0, "with --lifecycle: how often NATS fsyncs JetStream's files (0: on every write, as ironfleet dev)")
 	f.DurationVar(&o.poll, "poll", fleetbench.DefaultClientPoll, "with --lifecycle: how often an idle client reads its nodes' states")
 	return cmd
 }
@@ -143,7 +144,7 @@ func strategyNames() []string {
 func runBenchLifecycle(cmd *cobra.Command, o benchFleetFlags) error {
 	cfg := fleetbench.LifecycleConfig{
 		Clients: o.clients, Poll: o.poll, Conductors: o.cfg.Conductors, HeartbeatTimeout: o.cfg.HeartbeatTimeout,
-		Timeout: o.cfg.Timeout, DataDir: o.cfg.DataDir, RedisServer: o.cfg.RedisServer,
+		Timeout: o.cfg.Timeout, DataDir: o.cfg.DataDir, RedisServer: o.cfg.RedisServer, NATSSync: o.natsSync,
 	}
 	if cmd.Flags().Changed("nodes") {
 		cfg.Nodes = o.cfg.Nodes

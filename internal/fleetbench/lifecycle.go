@@ -64,6 +64,9 @@ type LifecycleConfig struct {
 	// RedisServer is the redis-server binary; empty means
 	// redisproc.DefaultBinary.
 	RedisServer string
+	// NATSSync is how often the fleet's NATS server fsyncs; zero means on
+	// every write (fleet.DevConfig.NATSSync).
+	NATSSync time.Duration
 	// Logger receives the fleet's warnings; nil means none.
 	Logger *slog.Logger
 }
@@ -104,6 +107,10 @@ type LifecycleResult struct {
 	// (ironfleet_conductor_tasks_total): anything but done is a task that
 	// waited for its lock, was retried or gave up.
 	Outcomes map[string]int `json:"task_outcomes"`
+	// StoredPerNode counts, per node, the messages JetStream stored in
+	// each stream over the run (tasks, events, node records, ...): each is
+	// a write and a round trip on some hop.
+	StoredPerNode map[string]float64 `json:"stored_per_node"`
 	// Hops is the timeline's breakdown, in the order a node meets them.
 	Hops []Hop `json:"hops"`
 }
@@ -296,7 +303,8 @@ func RunLifecycle(ctx context.Context, cfg LifecycleConfig) (LifecycleResult, er
 	d, err := fleet.StartDev(ctx, fleet.DevConfig{
 		DataDir: dir, APIAddr: "127.0.0.1:0", Nodes: cfg.Nodes, NoEnroll: true, Conductors: cfg.Conductors,
 		ImageSize: cfg.ImageSize, HeartbeatTimeout: cfg.HeartbeatTimeout, RedisServer: cfg.RedisServer,
-		Logger: slog.New(&traceHandler{t: tl, next: cfg.Logger.Handler()}),
+		NATSSync: cfg.NATSSync,
+		Logger:   slog.New(&traceHandler{t: tl, next: cfg.Logger.Handler()}),
 	})
 	if err != nil {
 		return r, err
@@ -370,6 +378,16 @@ func RunLifecycle(ctx context.Context, cfg LifecycleConfig) (LifecycleResult, er
 	}
 	if err := transport.SubscribeEvents(ctx, js, transport.EventSubscription{}, tl.event); err != nil {
 		return r, err
+	}
+	r.StoredPerNode = map[string]float64{}
+	for name := range js.StreamNames(ctx).Name() {
+		st, err := js.Stream(ctx, name)
+		if err != nil {
+			return r, err
+		}
+		if info := st.CachedInfo(); info != nil && info.State.LastSeq > 0 {
+			r.StoredPerNode[name] = float64(info.State.LastSeq) / float64(cfg.Nodes)
+		}
 	}
 	r.Hops = tl.hops()
 	return r, errors.Join(errs...)
@@ -474,13 +492,14 @@ func (l *lifecycleClient) run(ctx context.Context, mine []int) clientStats {
 		}
 	}
 	for len(l.pending) > 0 {
+		// The short list (uuid, provision_state, …) is the cheapest read
+		// of every node's state; a failed node's last_error is read then.
 		type state struct {
-			UUID      string `json:"uuid"`
-			State     string `json:"provision_state"`
-			LastError string `json:"last_error"`
+			UUID  string `json:"uuid"`
+			State string `json:"provision_state"`
 		}
 		l.stats.requests++
-		list, err := apiclient.ListNodes[state](ctx, l.c, "/v1/nodes?fields=uuid,provision_state,last_error&limit=1000")
+		list, err := apiclient.ListNodes[state](ctx, l.c, "/v1/nodes?limit=1000")
 		if err != nil {
 			l.stats.err = err
 			return l.stats
@@ -489,8 +508,8 @@ func (l *lifecycleClient) run(ctx context.Context, mine []int) clientStats {
 		for _, n := range list {
 			want, ok := l.pending[n.UUID]
 			if !ok || n.State != want {
-				if ok && n.LastError != "" && strings.HasSuffix(n.State, "failed") {
-					l.stats.err = fmt.Errorf("node %s is %s: %s", n.UUID, n.State, n.LastError)
+				if ok && (strings.HasSuffix(n.State, "failed") || n.State == "error") {
+					l.stats.err = l.failed(ctx, n.UUID)
 					return l.stats
 				}
 				continue
@@ -514,6 +533,18 @@ func (l *lifecycleClient) run(ctx context.Context, mine []int) clientStats {
 		}
 	}
 	return l.stats
+}
+
+// failed is the error of a node found failed.
+func (l *lifecycleClient) failed(ctx context.Context, uuid string) error {
+	var n struct {
+		State     string `json:"provision_state"`
+		LastError string `json:"last_error"`
+	}
+	if err := l.c.Do(ctx, http.MethodGet, "/v1/nodes/"+uuid, nil, &n); err != nil {
+		return err
+	}
+	return fmt.Errorf("node %s is %s: %s", uuid, n.State, n.LastError)
 }
 
 // enroll creates node i and its port and asks for manage.

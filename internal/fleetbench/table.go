@@ -3,6 +3,8 @@ package fleetbench
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"text/tabwriter"
 )
 
@@ -61,6 +63,12 @@ func WriteLifecycle(w io.Writer, r LifecycleResult) error {
 	fmt.Fprintf(w, "%d nodes, %d clients: %d active, %d stuck in %.2f s = %.1f nodes/s (%.1f× Ironic 21.4's recorded %.1f); CPU %.1f s = %.4f CPU-s/node, %.2f cores busy; %d requests, %d 409/503; tasks %v\n\n",
 		r.Nodes, r.Clients, r.Active, r.Stuck, r.Seconds, r.NodesPerSecond, r.NodesPerSecond/IronicLifecycleNodesPerSecond,
 		IronicLifecycleNodesPerSecond, r.CPUSeconds, r.CPUPerNode, r.CoresBusy, r.Requests, r.Conflicts, r.Outcomes)
+	names := slices.Sorted(maps.Keys(r.StoredPerNode))
+	fmt.Fprint(w, "JetStream messages stored per node:")
+	for _, n := range names {
+		fmt.Fprintf(w, " %s %.1f", n, r.StoredPerNode[n])
+	}
+	fmt.Fprint(w, "\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "hop\tnodes\tp50 ms\tp99 ms\tmax ms\t")
 	for _, h := range r.Hops {
