@@ -49,7 +49,7 @@ busy and every node's timeline broken down by hop (p50/p99/max).`,
 	f := cmd.Flags()
 	c := &o.cfg
 	f.BoolVar(&o.asJSON, "json", false, "print one JSON object per strategy per line")
-	f.IntVar(&c.Nodes, "nodes", fleetbench.DefaultNodes, "simulated nodes deployed at once")
+	f.IntVar(&c.Nodes, "nodes", fleetbench.DefaultNodes, "simulated nodes deployed at once (with --lifecycle: 200 unless given)")
 	f.StringSliceVar(&o.strategies, "strategies", strategyNames(), "handoff strategies to run, in order")
 	f.IntVar(&c.Pests, "pests", fleetbench.DefaultPests, "pests per node contending for its lock (0: none)")
 	f.DurationVar(&c.PestHold, "pest-hold", fleetbench.DefaultPestHold, "how long a pest holds a node's lock")
