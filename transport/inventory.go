@@ -124,8 +124,6 @@ type Inventory struct {
 	// records holds the other kinds of record (Collection).
 	records jetstream.KeyValue
 	cache   *cache
-	// written is this process's latest write of each node (UpdateNode).
-	written lastWrites
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -446,26 +444,18 @@ func (inv *Inventory) UpdateNode(ctx context.Context, uuid string, fence uint64,
 		return wire.Node{}, err
 	}
 	for range inv.cfg.CASRetries {
-		// Start from this process's own latest write of the node when it
-		// has one (a lock holder's writes come in runs): the write below is
-		// a CAS on its revision, so if anyone wrote since, it fails and the
-		// next round reads the store.
-		value, rev, ok := inv.written.get(uuid)
-		if !ok {
-			e, err := inv.nodes.Get(ctx, key)
-			if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-				return wire.Node{}, notFound("node", uuid)
-			}
-			if err != nil {
-				return wire.Node{}, kvErr("get node "+uuid, err)
-			}
-			value, rev = e.Value(), e.Revision()
+		e, err := inv.nodes.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+			return wire.Node{}, notFound("node", uuid)
+		}
+		if err != nil {
+			return wire.Node{}, kvErr("get node "+uuid, err)
 		}
 		var old, n wire.Node
-		if err := json.Unmarshal(value, &old); err != nil {
+		if err := json.Unmarshal(e.Value(), &old); err != nil {
 			return wire.Node{}, wire.Errorf(wire.CodeInternal, "transport: node %s record does not decode: %w", uuid, err)
 		}
-		_ = json.Unmarshal(value, &n) // a deep copy for fn
+		_ = json.Unmarshal(e.Value(), &n) // a deep copy for fn
 		if fence > 0 && fence < old.Fence {
 			return wire.Node{}, wire.Errorf(wire.CodeConflict, "%w: node %s: token %d is older than %d", ErrStaleFence, uuid, fence, old.Fence)
 		}
@@ -494,22 +484,19 @@ func (inv *Inventory) UpdateNode(ctx context.Context, uuid string, fence uint64,
 				return wire.Node{}, err
 			}
 		}
-		newRev, err := inv.nodes.Update(ctx, key, data, rev)
+		_, err = inv.nodes.Update(ctx, key, data, e.Revision())
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
-			inv.written.forget(uuid)
 			if renamed && n.Name != "" {
 				inv.releaseName(ctx, n.Name, uuid)
 			}
 			continue // someone else wrote: re-read, re-check the fence, re-apply
 		}
 		if err != nil {
-			inv.written.forget(uuid)
 			if renamed && n.Name != "" {
 				inv.releaseName(ctx, n.Name, uuid)
 			}
 			return wire.Node{}, kvErr("update node "+uuid, err)
 		}
-		inv.written.put(uuid, data, newRev)
 		if renamed && old.Name != "" {
 			inv.releaseName(ctx, old.Name, uuid)
 		}
@@ -532,7 +519,6 @@ func (inv *Inventory) DeleteNode(ctx context.Context, uuid string, fence uint64)
 	if fence > 0 && fence < n.Fence {
 		return wire.Errorf(wire.CodeConflict, "%w: node %s: token %d is older than %d", ErrStaleFence, uuid, fence, n.Fence)
 	}
-	inv.written.forget(uuid)
 	if err := inv.nodes.Delete(ctx, key, jetstream.LastRevision(rev)); err != nil {
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
 			return wire.Errorf(wire.CodeConflict, "%w: node %s changed while being deleted; retry", ErrCASExhausted, uuid)
@@ -806,43 +792,4 @@ func cloneMap(m map[string]any) map[string]any {
 		return m
 	}
 	return out
-}
-
-// lastWrites remembers, per node, the record and revision of this
-// process's latest UpdateNode, so that the next UpdateNode of the node can
-// start from it without reading the store (a round trip). It is only a
-// starting point: the write is a CAS on the revision. At most
-// maxLastWrites nodes are remembered; when full it starts over.
-type lastWrites struct {
-	mu sync.Mutex
-	m  map[string]lastWrite
-}
-
-type lastWrite struct {
-	value []byte
-	rev   uint64
-}
-
-const maxLastWrites = 16384
-
-func (w *lastWrites) get(uuid string) ([]byte, uint64, bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	l, ok := w.m[uuid]
-	return l.value, l.rev, ok
-}
-
-func (w *lastWrites) put(uuid string, value []byte, rev uint64) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.m == nil || len(w.m) >= maxLastWrites {
-		w.m = make(map[string]lastWrite)
-	}
-	w.m[uuid] = lastWrite{value: value, rev: rev}
-}
-
-func (w *lastWrites) forget(uuid string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	delete(w.m, uuid)
 }

@@ -190,47 +190,6 @@ func TestConcurrentUpdatesLoseNothing(t *testing.T) {
 	}
 }
 
-// TestUpdatesFromTwoProcessesLoseNothing: two inventories (two processes)
-// take turns incrementing a node's counter, and a third deletes it. Each
-// starts an update from its own latest write of the node when it has one,
-// which the other's write has made stale every time: the update must still
-// apply to the record as the other left it, the fence must still be checked
-// against it, and a deleted node must be reported missing.
-func TestUpdatesFromTwoProcessesLoseNothing(t *testing.T) {
-	srv := natstest.Start(t)
-	a := newInventory(t, srv.Conn(t), transport.InventoryConfig{})
-	b := newInventory(t, srv.Conn(t), transport.InventoryConfig{})
-	n := createNode(t, a, wire.Node{Extra: map[string]any{"count": 0.0}})
-	incr := func(n *wire.Node) error { n.Extra["count"] = n.Extra["count"].(float64) + 1; return nil }
-	const rounds = 10
-	for i := range rounds {
-		for _, inv := range []*transport.Inventory{a, b} {
-			// Fences rise by round: each writer's token is the newest.
-			if _, err := inv.UpdateNode(t.Context(), n.UUID, uint64(i+1), incr); err != nil { //nolint:gosec // tiny
-				t.Fatalf("round %d: UpdateNode: %v", i, err)
-			}
-		}
-	}
-	got, err := b.Get(t.Context(), n.UUID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c := got.Extra["count"]; c != float64(2*rounds) {
-		t.Errorf("count = %v, want %d", c, 2*rounds)
-	}
-	// b raised the fence to rounds; a's last write was at rounds too, and
-	// a token below it is stale for a even though a's own write was not.
-	if _, err := a.UpdateNode(t.Context(), n.UUID, rounds-1, incr); !errors.Is(err, transport.ErrStaleFence) {
-		t.Errorf("UpdateNode with a stale fence: %v, want ErrStaleFence", err)
-	}
-	if err := b.DeleteNode(t.Context(), n.UUID, 0); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.UpdateNode(t.Context(), n.UUID, rounds, incr); wire.CodeOf(err) != wire.CodeNotFound {
-		t.Errorf("UpdateNode of a node deleted by another process: %v, want not found", err)
-	}
-}
-
 func TestPortsAndMACIndex(t *testing.T) {
 	srv := natstest.Start(t)
 	inv := newInventory(t, srv.Conn(t), transport.InventoryConfig{})
