@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -93,24 +95,116 @@ func (s *Server) lockedFirst(ctx context.Context, n wire.Node, err error) error 
 }
 
 // admitted runs dispatch, the dispatch of op on n, unless n's group is at
-// the limit op counts against (underLimit). For a limited operation the
-// count and the dispatch happen one at a time in this process, on a cache
-// brought up to date first (Sync), so that a burst of requests cannot all
-// read the same count; API processes racing each other may still overshoot,
-// and conductors hold back what does.
+// the limit op counts against (underLimit). So that a burst of requests
+// cannot all read the same count, each limited dispatch of this process
+// holds a reservation (admissions) from before its first move until the
+// cache shows that move, and the count includes the reservations the cache
+// does not show yet; only the count and the reservation are taken one at a
+// time, so dispatches run side by side. A count at the limit is taken
+// again on a cache brought up to date first (Sync) before it refuses. API
+// processes racing each other may still overshoot, and conductors hold
+// back what does.
 func (s *Server) admitted(ctx context.Context, n wire.Node, op wire.Operation, dispatch func() error) error {
 	if _, _, _, limited := provision.Limit(op); !limited {
 		return dispatch()
 	}
-	s.admission.Lock()
-	defer s.admission.Unlock()
-	if err := s.deps.Nodes.Sync(ctx); err != nil {
-		return unavailable("node inventory (NATS)", err)
-	}
-	if err := s.underLimit(n, op); err != nil {
+	r, err := s.admit(ctx, n, op)
+	if err != nil {
 		return err
 	}
-	return dispatch()
+	err = dispatch()
+	s.admissions.done(r, err == nil)
+	return err
+}
+
+// admit counts n's group's nodes at op's kind of work, its reservations
+// included, and reserves a place for n under the limit.
+func (s *Server) admit(ctx context.Context, n wire.Node, op wire.Operation) (*admission, error) {
+	s.admissions.mu.Lock()
+	defer s.admissions.mu.Unlock()
+	err := s.underLimitLocked(n, op)
+	var limit *LimitError
+	if errors.As(err, &limit) {
+		if err := s.deps.Nodes.Sync(ctx); err != nil {
+			return nil, unavailable("node inventory (NATS)", err)
+		}
+		err = s.underLimitLocked(n, op)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.admissions.reserve(n.UUID, n.ConductorGroup), nil
+}
+
+// admissions are this process's limited dispatches the node cache may not
+// show yet (admitted).
+type admissions struct {
+	mu sync.Mutex
+	// byGroup holds the reservations of each conductor group.
+	byGroup map[string][]*admission
+}
+
+// admission is one limited dispatch: of node, begun at start.
+type admission struct {
+	node  string
+	start time.Time
+	// ended is when its dispatch ended (zero while it runs).
+	ended time.Time
+}
+
+// admissionLinger bounds how long an ended dispatch's reservation waits
+// for the cache to show its move (against a clock stepped backwards, which
+// would leave ProvisionUpdatedAt before start forever). A cache that far
+// behind is stalled and being rebuilt.
+const admissionLinger = 10 * time.Second
+
+func (a *admissions) reserve(node, group string) *admission {
+	r := &admission{node: node, start: time.Now()}
+	if a.byGroup == nil {
+		a.byGroup = map[string][]*admission{}
+	}
+	a.byGroup[group] = append(a.byGroup[group], r)
+	return r
+}
+
+// done ends r's dispatch: a published one stays reserved until the cache
+// shows its first move (unseen drops it), a failed one (nothing moved) is
+// dropped now.
+func (a *admissions) done(r *admission, published bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r.ended = time.Now()
+	if published {
+		return
+	}
+	for g, rs := range a.byGroup {
+		a.byGroup[g] = slices.DeleteFunc(rs, func(x *admission) bool { return x == r })
+	}
+}
+
+// unseen counts group's reservations, other than node's, whose first move
+// the cache (cached) does not show yet, and drops those of ended dispatches
+// it shows: a node whose provision_updated_at is at or after its dispatch
+// began has been moved by it (the dispatch held its lock). a.mu must be
+// held.
+func (a *admissions) unseen(group, node string, cached func(uuid string) (wire.Node, bool)) int {
+	if len(a.byGroup[group]) == 0 {
+		return 0
+	}
+	now := time.Now()
+	count := 0
+	a.byGroup[group] = slices.DeleteFunc(a.byGroup[group], func(r *admission) bool {
+		n, ok := cached(r.node)
+		shown := ok && !n.ProvisionUpdatedAt.Before(r.start)
+		if !r.ended.IsZero() && (shown || !ok || now.Sub(r.ended) > admissionLinger) {
+			return true
+		}
+		if !shown && r.node != node {
+			count++
+		}
+		return false
+	})
+	return count
 }
 
 // underLimit refuses op with 503 when n's conductor group already has as
@@ -118,6 +212,13 @@ func (s *Server) admitted(ctx context.Context, n wire.Node, op wire.Operation, d
 // ConcurrentActionLimit: LimitError). The count is read from the cache; two requests racing
 // may overshoot, and conductors hold back what did (they queue it).
 func (s *Server) underLimit(n wire.Node, op wire.Operation) error {
+	s.admissions.mu.Lock()
+	defer s.admissions.mu.Unlock()
+	return s.underLimitLocked(n, op)
+}
+
+// underLimitLocked is underLimit with s.admissions.mu held.
+func (s *Server) underLimitLocked(n wire.Node, op wire.Operation) error {
 	states, kind, deploy, ok := provision.Limit(op)
 	if !ok {
 		return nil
@@ -127,7 +228,7 @@ func (s *Server) underLimit(n wire.Node, op wire.Operation) error {
 		maximum = s.cfg.MaxDeploys
 	}
 	group := n.ConductorGroup
-	busy := 0
+	busy := s.admissions.unseen(group, n.UUID, s.deps.Nodes.Node)
 	for _, st := range states {
 		nodes, err := s.deps.Nodes.List(transport.NodeQuery{ProvisionState: st, ConductorGroup: &group, Limit: transport.MaxLimit})
 		if err != nil {

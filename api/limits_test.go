@@ -1,8 +1,10 @@
 package api_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ironfleet/ironfleet/api"
@@ -56,5 +58,35 @@ func TestActionsOverTheGroupLimitAre503(t *testing.T) {
 	}
 	if got := len(e.tasks()) - before; got != 1 {
 		t.Fatalf("%d tasks published, want 1 (the accepted deploy only)", got)
+	}
+}
+
+// TestABurstOfDeploysStopsAtTheLimit: deploys sent all at once to one API
+// process, more than its group's limit, are admitted exactly up to the
+// limit: each admitted dispatch counts (a reservation) until the node cache
+// shows its move, though the dispatches themselves run side by side.
+func TestABurstOfDeploysStopsAtTheLimit(t *testing.T) {
+	const nodes, limit = 8, 3
+	e := newEnv(t, func(c *api.Config) { c.MaxDeploys = limit })
+	var ids []string
+	for i := range nodes {
+		id := e.createNode(fmt.Sprintf("burst-%d", i), nil)
+		e.setState(id, wire.StateAvailable)
+		ids = append(ids, id)
+	}
+	statuses := make([]int, nodes)
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Go(func() {
+			statuses[i] = e.do(http.MethodPut, "/v1/nodes/"+id+"/states/provision", map[string]any{"target": "active"}).status
+		})
+	}
+	wg.Wait()
+	count := map[int]int{}
+	for _, s := range statuses {
+		count[s]++
+	}
+	if count[http.StatusAccepted] != limit || count[http.StatusServiceUnavailable] != nodes-limit {
+		t.Fatalf("answers %v, want %d × 202 and %d × 503", count, limit, nodes-limit)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -334,15 +333,15 @@ type Server struct {
 	guarded http.Handler
 	// dispatch hands nodes to the tasks user actions publish.
 	dispatch *dispatch.Dispatcher
-	// admission serialises the limit check and dispatch of limited
-	// actions (admitted).
-	admission sync.Mutex
 	// holders batches the lock reads of concurrent reservation fields.
 	holders *holderBatch
 	// closing is cancelled when Serve shuts down, which ends the watch
 	// streams: Shutdown waits for requests, and a stream never ends alone.
 	closing      context.Context
 	closeStreams context.CancelFunc
+	// admissions are the limited actions this process dispatched that
+	// the node cache may not show yet (admitted).
+	admissions admissions
 }
 
 // New validates deps and cfg, reads the htpasswd file when needed,

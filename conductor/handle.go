@@ -60,6 +60,9 @@ var (
 // Redis unreachable, the lock lost), which a redelivery retries.
 func (c *Conductor) handle(ctx context.Context, t wire.Task, d transport.Delivery) transport.Outcome {
 	start := time.Now()
+	// Hops of a task's timeline (ironfleet bench fleet --lifecycle traces
+	// them): how long it waited on the bus, then for its node's lock.
+	c.log.Debug("task started", "node", t.Node, "task", t.ID, "op", t.Op, "published", d.Published, "delivery", d.NumDelivered)
 	var out transport.Outcome
 	var outcome string
 	if op, ok := operations[t.Op]; ok {
@@ -104,6 +107,7 @@ func (c *Conductor) withLock(ctx context.Context, t wire.Task, d transport.Deliv
 		c.log.Info("task waits for its node's lock", "task", t.ID, "op", t.Op, "node", t.Node, "delivery", d.NumDelivered, "err", err)
 		return transport.Retry(0, err), "locked"
 	}
+	c.log.Debug("lock claimed", "node", t.Node, "task", t.ID, "op", t.Op)
 	// Releasing spends the task's ticket (a later copy of the task is taken
 	// as done); work that will be retried yields it instead, unspent.
 	done := false

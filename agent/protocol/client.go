@@ -113,11 +113,13 @@ func (c *Client) Commands(ctx context.Context) ([]Command, error) {
 	return l.Commands, err
 }
 
-// Wait polls a command every interval until it is no longer running and
-// returns its final state; a failed command is returned with its Err.
+// Wait polls a command until it is no longer running and returns its
+// final state; a failed command is returned with its Err. The first poll
+// comes after WaitFirstPoll and each pause doubles up to interval: a quick
+// command (an image written in milliseconds) is seen done at once, a slow
+// one (minutes on a real disk) costs about one request per interval.
 func (c *Client) Wait(ctx context.Context, id string, interval time.Duration) (Command, error) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
+	pause := min(WaitFirstPoll, interval)
 	for {
 		cmd, err := c.Command(ctx, id)
 		if err != nil {
@@ -126,13 +128,19 @@ func (c *Client) Wait(ctx context.Context, id string, interval time.Duration) (C
 		if cmd.Status != StatusRunning {
 			return cmd, cmd.Err()
 		}
+		t := time.NewTimer(pause)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return cmd, fmt.Errorf("agent: waiting for %s %s: %w", cmd.Name, id, context.Cause(ctx))
 		case <-t.C:
 		}
+		pause = min(2*pause, interval)
 	}
 }
+
+// WaitFirstPoll is Wait's first pause.
+const WaitFirstPoll = 10 * time.Millisecond
 
 func (c *Client) post(ctx context.Context, name string, params any) (Command, error) {
 	req := CommandRequest{Name: name}

@@ -1,9 +1,14 @@
 package protocol_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ironfleet/ironfleet/agent/protocol"
 )
@@ -58,5 +63,33 @@ func TestCodes(t *testing.T) {
 	}
 	if err := (protocol.Command{Status: protocol.StatusSucceeded}).Err(); err != nil {
 		t.Errorf("Err of a succeeded command = %v, want nil", err)
+	}
+}
+
+// TestWaitPollsUntilTheCommandEnds: Wait asks again while the agent says
+// running and returns the first state that is not, however long the
+// interval it was given (the pauses start short and grow to it).
+func TestWaitPollsUntilTheCommandEnds(t *testing.T) {
+	const running = 5
+	var polls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cmd := protocol.Command{ID: "c1", Name: "write_image", Status: protocol.StatusRunning}
+		if polls.Add(1) > running {
+			cmd.Status = protocol.StatusSucceeded
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(cmd)
+	}))
+	t.Cleanup(srv.Close)
+	c, err := protocol.NewClient(srv.URL, "token", protocol.ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Wait(t.Context(), "c1", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != protocol.StatusSucceeded || polls.Load() != running+1 {
+		t.Fatalf("got %s after %d polls, want %s after %d", got.Status, polls.Load(), protocol.StatusSucceeded, running+1)
 	}
 }

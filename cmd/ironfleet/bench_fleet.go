@@ -21,6 +21,9 @@ type benchFleetFlags struct {
 	strategies      []string
 	svg             string
 	asJSON, verbose bool
+	lifecycle       bool
+	clients         int
+	poll, natsSync  time.Duration
 }
 
 func newBenchFleetCmd() *cobra.Command {
@@ -34,14 +37,19 @@ handoff (ironfleet's) — enrolls and provides N simulated nodes, then deploys t
 at once through the API while pests take every node's lock the way a serial console
 and heartbeats do. It prints per strategy nodes active and stuck, deploy time
 p50/p99/max, lock wait p99, raced handoffs and Redis commands per deploy (or, with
---json, one object per line), and writes an SVG chart of the deploy times.`,
+--json, one object per line), and writes an SVG chart of the deploy times.
+
+With --lifecycle it measures throughput instead: --clients clients (default 8) take
+--nodes nodes (default 200) through enroll → manageable → available → active on one
+fleet with instant machines and no pests, and it prints nodes/s, CPU per node, cores
+busy and every node's timeline broken down by hop (p50/p99/max).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runBenchFleet(cmd, o) },
 	}
 	f := cmd.Flags()
 	c := &o.cfg
 	f.BoolVar(&o.asJSON, "json", false, "print one JSON object per strategy per line")
-	f.IntVar(&c.Nodes, "nodes", fleetbench.DefaultNodes, "simulated nodes deployed at once")
+	f.IntVar(&c.Nodes, "nodes", fleetbench.DefaultNodes, "simulated nodes deployed at once (with --lifecycle: 200 unless given)")
 	f.StringSliceVar(&o.strategies, "strategies", strategyNames(), "handoff strategies to run, in order")
 	f.IntVar(&c.Pests, "pests", fleetbench.DefaultPests, "pests per node contending for its lock (0: none)")
 	f.DurationVar(&c.PestHold, "pest-hold", fleetbench.DefaultPestHold, "how long a pest holds a node's lock")
@@ -53,12 +61,19 @@ p50/p99/max, lock wait p99, raced handoffs and Redis commands per deploy (or, wi
 	f.StringVar(&c.DataDir, "data-dir", "", "where the fleets keep their data (default: a temporary directory)")
 	f.StringVar(&c.RedisServer, "redis-server", redisproc.DefaultBinary, "redis-server binary")
 	f.BoolVar(&o.verbose, "verbose", false, "log the fleets' warnings to stderr")
+	f.BoolVar(&o.lifecycle, "lifecycle", false, "measure lifecycle throughput (enroll → active) and its per-hop timeline instead")
+	f.IntVar(&o.clients, "clients", fleetbench.DefaultClients, "with --lifecycle: concurrent clients")
+	f.DurationVar(&o.natsSync, "nats-sync", 0, "with --lifecycle: how often NATS fsyncs JetStream's files (0: on every write, as ironfleet dev)")
+	f.DurationVar(&o.poll, "poll", fleetbench.DefaultClientPoll, "with --lifecycle: how often an idle client reads its nodes' states")
 	return cmd
 }
 
 // runBenchFleet runs the benchmark as the flags in o say.
 func runBenchFleet(cmd *cobra.Command, o benchFleetFlags) error {
 	asJSON, cfg := o.asJSON, o.cfg
+	if o.lifecycle {
+		return runBenchLifecycle(cmd, o)
+	}
 	for _, name := range o.strategies {
 		s, err := fleetbench.ParseStrategy(name)
 		if err != nil {
@@ -123,4 +138,29 @@ func strategyNames() []string {
 		out[i] = string(s)
 	}
 	return out
+}
+
+// runBenchLifecycle runs `bench fleet --lifecycle`.
+func runBenchLifecycle(cmd *cobra.Command, o benchFleetFlags) error {
+	cfg := fleetbench.LifecycleConfig{
+		Clients: o.clients, Poll: o.poll, Conductors: o.cfg.Conductors, HeartbeatTimeout: o.cfg.HeartbeatTimeout,
+		Timeout: o.cfg.Timeout, DataDir: o.cfg.DataDir, RedisServer: o.cfg.RedisServer, NATSSync: o.natsSync,
+	}
+	if cmd.Flags().Changed("nodes") {
+		cfg.Nodes = o.cfg.Nodes
+	}
+	if o.verbose {
+		cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	r, err := fleetbench.RunLifecycle(cmd.Context(), cfg)
+	if o.asJSON {
+		if jerr := json.NewEncoder(cmd.OutOrStdout()).Encode(r); jerr != nil {
+			return jerr
+		}
+		return err
+	}
+	if werr := fleetbench.WriteLifecycle(cmd.OutOrStdout(), r); werr != nil {
+		return werr
+	}
+	return err
 }

@@ -39,6 +39,7 @@ is given.`,
 	f.IntVar(&o.cfg.Nodes, "nodes", 20, "simulated machines to run and enroll")
 	f.IntVar(&o.cfg.Conductors, "conductors", fleet.DefaultConductors, "conductors to run")
 	f.BoolVar(&o.cfg.Provide, "provide", true, "take the enrolled nodes to available")
+	f.DurationVar(&o.cfg.NATSSync, "nats-sync", 0, "how often the embedded NATS server fsyncs JetStream's files (0: on every write)")
 	f.BoolVar(&o.realistic, "realistic", true, "simulate the lab machines' timings (power, ~12s boot) instead of instant ones")
 	return cmd
 }

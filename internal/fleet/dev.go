@@ -82,6 +82,9 @@ type DevConfig struct {
 	// RedisServer is the redis-server binary; empty means
 	// redisproc.DefaultBinary.
 	RedisServer string
+	// NATSSync is how often the embedded NATS server fsyncs JetStream's
+	// files; zero means on every write (transport.EmbeddedConfig.SyncInterval).
+	NATSSync time.Duration
 	// RedisURL, when set, is a Redis the fleet uses (any form NewRedis
 	// takes, such as a Sentinel-watched master) instead of starting its own
 	// redis-server; the fleet neither starts nor stops it.
@@ -196,7 +199,7 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 	}
 	d.tftpAddr = tftpC.LocalAddr().String()
 
-	if d.nats, err = transport.StartEmbedded(ctx, transport.EmbeddedConfig{StoreDir: dirs["nats"]}); err != nil {
+	if d.nats, err = transport.StartEmbedded(ctx, transport.EmbeddedConfig{StoreDir: dirs["nats"], SyncInterval: cfg.NATSSync}); err != nil {
 		return nil, err
 	}
 	d.log.Info("nats started", "url", d.nats.URL())
@@ -306,7 +309,7 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 
 	// Simulated machines and their nodes.
 	for i := range cfg.Nodes {
-		name, mac := simMachine(i)
+		name, mac := SimMachine(i)
 		m, err := machines.Add(name, mac)
 		if err != nil {
 			return nil, err

@@ -25,7 +25,7 @@ func enroll(ctx context.Context, apiURL string, e enrollment, log *slog.Logger) 
 	automatedClean := !e.manualClean
 	nodes := make([]apiclient.Node, e.n)
 	for i := range nodes {
-		name, mac := simMachine(i)
+		name, mac := SimMachine(i)
 		nodes[i] = apiclient.Node{
 			Name: name, Driver: "sim", DriverInfo: map[string]any{"sim_machine": name},
 			InstanceInfo: map[string]any{"image_source": e.imageURL, "image_checksum": e.imageSum},
@@ -43,7 +43,7 @@ func enroll(ctx context.Context, apiURL string, e enrollment, log *slog.Logger) 
 	return nil
 }
 
-// simMachine is the name and MAC of the dev fleet's i-th simulated machine.
-func simMachine(i int) (name, mac string) {
+// SimMachine is the name and MAC of the dev fleet's i-th simulated machine.
+func SimMachine(i int) (name, mac string) {
 	return fmt.Sprintf("sim-%04d", i+1), fmt.Sprintf("52:54:00:%02x:%02x:%02x", (i>>16)&0xff, (i>>8)&0xff, i&0xff)
 }
