@@ -411,9 +411,19 @@ func deployAll(ctx context.Context, c *client, nodes []node, timeout time.Durati
 	}
 	var wg sync.WaitGroup
 	errc := make(chan error, len(nodes))
+	// As many requests in flight as the client has connections: the
+	// others wait here, not inside the HTTP client, whose timeout would
+	// count the wait for a connection.
+	inflight := make(chan struct{}, clientConns)
 	for _, n := range nodes {
 		wg.Go(func() {
+			select {
+			case inflight <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
 			conflicts, err := c.SetProvisionState(ctx, n.UUID, "active")
+			<-inflight
 			mu.Lock()
 			defer mu.Unlock()
 			res.conflicts += conflicts
@@ -549,6 +559,9 @@ func quantile(sorted []float64, q float64) float64 {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
+// clientConns bounds the benchmark client's connections to the API.
+const clientConns = 64
+
 // client speaks the API as the baremetal CLI does.
 type client struct{ *apiclient.Client }
 
@@ -560,7 +573,10 @@ type node struct {
 
 func newClient(base string) *client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 256
+	// Every node's deploy is asked at once; they queue for a bounded pool
+	// rather than open one connection (two descriptors, both ends in this
+	// process) each.
+	tr.MaxConnsPerHost, tr.MaxIdleConnsPerHost = clientConns, clientConns
 	return &client{&apiclient.Client{Base: base, HTTP: &http.Client{Transport: tr, Timeout: 30 * time.Second}, LockedRetry: 100 * time.Millisecond}}
 }
 
