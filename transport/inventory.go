@@ -519,6 +519,9 @@ func (inv *Inventory) UpdateNode(ctx context.Context, uuid string, fence uint64,
 			}
 			continue // someone else wrote: re-read, re-check the fence, re-apply
 		}
+		if err != nil && inv.landed(ctx, key, e.Revision(), data) {
+			err = nil
+		}
 		if err != nil {
 			if renamed && n.Name != "" {
 				inv.releaseName(ctx, n.Name, uuid)

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"time"
 
@@ -36,4 +37,18 @@ func (inv *Inventory) confirmMissing(ctx context.Context, uuid string) (wire.Nod
 		return n, true, nil
 	}
 	return wire.Node{}, false, notFound("node", uuid)
+}
+
+// landed reports whether a write of data over revision rev of key that
+// failed without an answer (its acknowledgement lost or late: a timeout, a
+// slow-consumer connection dropping it) was stored all the same: the key's
+// next revision holds exactly data. A caller told "failed" would otherwise
+// undo nothing and report an error for a write that took effect — a node
+// left in the state a first move wrote, its task never published. The
+// check runs on a context of its own, since the caller's may be what ended.
+func (inv *Inventory) landed(ctx context.Context, key string, rev uint64, data []byte) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), inv.cfg.ConfirmMissingTimeout)
+	defer cancel()
+	e, err := inv.nodes.Get(ctx, key)
+	return err == nil && e.Revision() > rev && bytes.Equal(e.Value(), data)
 }

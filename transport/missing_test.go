@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ironfleet/ironfleet/internal/natstest"
@@ -23,6 +24,21 @@ type lossyBucket struct {
 	jetstream.KeyValue
 	mu   sync.Mutex
 	miss map[string]int
+	// lostAcks are the keys whose next Update is stored but answered with a
+	// timeout, as when its acknowledgement is lost.
+	lostAcks map[string]bool
+}
+
+func (b *lossyBucket) Update(ctx context.Context, key string, value []byte, last uint64) (uint64, error) {
+	rev, err := b.KeyValue.Update(ctx, key, value, last)
+	b.mu.Lock()
+	lost := b.lostAcks[key]
+	delete(b.lostAcks, key)
+	b.mu.Unlock()
+	if err == nil && lost {
+		return 0, nats.ErrTimeout
+	}
+	return rev, err
 }
 
 func (b *lossyBucket) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
@@ -46,7 +62,7 @@ func TestAcknowledgedNodeNeverReadsMissing(t *testing.T) {
 	srv := natstest.Start(t)
 	nc := srv.Conn(t)
 	inv := newInventory(t, nc, transport.InventoryConfig{ConfirmMissingTimeout: 5 * time.Second})
-	lossy := &lossyBucket{miss: map[string]int{}}
+	lossy := &lossyBucket{miss: map[string]int{}, lostAcks: map[string]bool{}}
 	transport.WrapNodesBucket(inv, func(kv jetstream.KeyValue) jetstream.KeyValue { lossy.KeyValue = kv; return lossy })
 	acked := createNode(t, inv, wire.Node{Name: "acked"})
 	unreadable := createNode(t, inv, wire.Node{Name: "unreadable"})
@@ -114,6 +130,18 @@ func TestAcknowledgedNodeNeverReadsMissing(t *testing.T) {
 		_, err := inv.UpdateNode(t.Context(), unreadable.UUID, 0, func(*wire.Node) error { return nil })
 		if got := wire.CodeOf(err); got != wire.CodeUnavailable {
 			t.Fatalf("UpdateNode: got %v (%s), want unavailable, not a 404", err, got)
+		}
+	})
+	t.Run("update stored whose acknowledgement is lost", func(t *testing.T) {
+		lossy.mu.Lock()
+		lossy.lostAcks[acked.UUID] = true
+		lossy.mu.Unlock()
+		got, err := inv.UpdateNode(t.Context(), acked.UUID, 0, func(n *wire.Node) error { n.Description = "landed"; return nil })
+		if err != nil || got.Description != "landed" {
+			t.Fatalf("UpdateNode: got %q, %v; want the update reported as made", got.Description, err)
+		}
+		if n, err := inv.Get(t.Context(), acked.UUID); err != nil || n.Description != "landed" {
+			t.Fatalf("Get after: %q, %v", n.Description, err)
 		}
 	})
 	t.Run("update of a node that exists nowhere", func(t *testing.T) {
