@@ -191,9 +191,11 @@ func powerSynced() []wire.ProvisionState {
 // skipped, as Ironic skips NodeLocked) only when there is something to
 // write — drift, or a failure count to change.
 func (c *Conductor) syncPower(ctx context.Context, group string) {
+	start := time.Now()
 	nodes := c.nodesIn(group, powerSynced()...)
 	queue := make(chan wire.Node)
 	var wg sync.WaitGroup
+	var read int
 	for range min(c.cfg.PowerSyncWorkers, len(nodes)) {
 		wg.Go(func() {
 			for n := range queue {
@@ -201,14 +203,21 @@ func (c *Conductor) syncPower(ctx context.Context, group string) {
 			}
 		})
 	}
-	defer wg.Wait()
-	defer close(queue)
+	defer func() {
+		close(queue)
+		wg.Wait()
+		if ctx.Err() == nil {
+			c.metrics.powerSyncSeconds.Set(time.Since(start).Seconds())
+			c.metrics.powerSyncNodes.Set(float64(read))
+		}
+	}()
 	for _, n := range nodes {
 		if n.Maintenance || n.TargetPowerState != "" {
 			continue
 		}
 		select {
 		case queue <- n:
+			read++
 		case <-ctx.Done():
 			return
 		}

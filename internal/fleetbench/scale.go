@@ -47,6 +47,11 @@ type Scale struct {
 	// registration.
 	ConductorReplacedAts float64 `json:"conductor_replaced_at_s,omitempty"`
 	ConductorStartupms   float64 `json:"conductor_startup_ms,omitempty"`
+	// PowerSyncs and PowerSyncNodes are the longest last power sync of
+	// any conductor by the end of the run and the nodes it read (0: no
+	// sync ran: runs shorter than the power sync's period).
+	PowerSyncs     float64 `json:"power_sync_s,omitempty"`
+	PowerSyncNodes int     `json:"power_sync_nodes,omitempty"`
 }
 
 // fdSampler records the most file descriptors the process holds, read
@@ -143,6 +148,25 @@ func measureMemory(ctx context.Context, d *fleet.Dev, rc *redis.Client, nodes in
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	sc.HeapPerNodeKiB = float64(ms.HeapInuse) / 1024 / per
+	mfs, err := d.Registry.Gather()
+	if err != nil {
+		return err
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "ironfleet_conductor_power_sync_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			sc.PowerSyncs = max(sc.PowerSyncs, m.GetGauge().GetValue())
+		}
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "ironfleet_conductor_power_sync_nodes" {
+			for _, m := range mf.GetMetric() {
+				sc.PowerSyncNodes = max(sc.PowerSyncNodes, int(m.GetGauge().GetValue()))
+			}
+		}
+	}
 	st, err := procStatus()
 	if err != nil {
 		return err
@@ -200,10 +224,11 @@ func procStatus() (map[string]int64, error) {
 // WriteScale prints each result's scale figures as a table.
 func WriteScale(w io.Writer, results []Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "strategy\tnodes\tnodes/s\tmax fds\tRSS peak MiB\tRSS KiB/node\theap KiB/node\tredis B/node\tnats B/node\tconductor replaced at s\tits start-up ms\t")
+	fmt.Fprintln(tw, "strategy\tnodes\tnodes/s\tmax fds\tRSS peak MiB\tRSS KiB/node\theap KiB/node\tredis B/node\tnats B/node\tconductor replaced at s\tits start-up ms\tpower sync s (nodes)\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%d\t%.0f\t%.1f\t%.1f\t%.0f\t%.0f\t%.1f\t%.0f\t\n", r.Strategy, r.Nodes, r.NodesPerSecond, r.MaxFDs,
-			r.RSSPeakMiB, r.RSSPerNodeKiB, r.HeapPerNodeKiB, r.RedisBytesPerNode, r.NATSBytesPerNode, r.ConductorReplacedAts, r.ConductorStartupms)
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%d\t%.0f\t%.1f\t%.1f\t%.0f\t%.0f\t%.1f\t%.0f\t%.1f (%d)\t\n", r.Strategy, r.Nodes, r.NodesPerSecond, r.MaxFDs,
+			r.RSSPeakMiB, r.RSSPerNodeKiB, r.HeapPerNodeKiB, r.RedisBytesPerNode, r.NATSBytesPerNode, r.ConductorReplacedAts, r.ConductorStartupms,
+			r.PowerSyncs, r.PowerSyncNodes)
 	}
 	return tw.Flush()
 }
