@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ironfleet/ironfleet/conductor"
 	"github.com/ironfleet/ironfleet/lock"
@@ -108,3 +111,55 @@ func TestPowerSyncBoundedAndLockFree(t *testing.T) {
 		t.Fatalf("%d power reads at once, want at most %d", peak, workers)
 	}
 }
+
+// TestPowerSync10kNodes: one power sync reads every one of 10,000 nodes
+// whose BMCs answer at once and agree with the records (the steady state:
+// reads only, no lock, no write) with the default 8 workers. It logs how
+// long that took, the conductor's own cost per period (DefaultPowerSync,
+// 2 minutes), as a measurement, not asserted.
+func TestPowerSync10kNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("enrolls 10,000 nodes; skipped with -short")
+	}
+	const nodes = 10000
+	e := newEnv(t)
+	var reads atomic.Int64
+	e.deps = func(_ string, d *conductor.Deps) {
+		d.Drivers["counted"] = conductor.NewPowerDriver(func(map[string]any) error { return nil },
+			func(wire.Node) (countingBMC, error) { return countingBMC{reads: &reads}, nil })
+	}
+	var g errgroup.Group
+	g.SetLimit(32)
+	for i := range nodes {
+		g.Go(func() error {
+			_, err := e.inv.CreateNode(t.Context(), wire.Node{UUID: wire.NewUUID(), Name: fmt.Sprint("many-", i), Driver: "counted",
+				ProvisionState: wire.StateManageable, PowerState: wire.PowerOff, CreatedAt: time.Now().UTC()})
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	e.startConductor(t, "c1", nil, func(c *conductor.Config) {
+		c.Periodic, c.PeriodicLease, c.PowerSync = 20*time.Millisecond, time.Second, time.Hour
+	})
+	// Waited for up to one period (DefaultPowerSync): a liveness deadline.
+	for deadline := time.Now().Add(conductor.DefaultPowerSync); reads.Load() < nodes; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("one sync read %d of %d nodes in %s", reads.Load(), nodes, conductor.DefaultPowerSync)
+		}
+	}
+	t.Logf("a conductor started and synced the power of %d nodes in %s (8 workers)", nodes, time.Since(start).Round(time.Millisecond))
+}
+
+// countingBMC answers "power off" at once and counts its reads.
+type countingBMC struct{ reads *atomic.Int64 }
+
+func (p countingBMC) PowerState(context.Context) (wire.PowerState, error) {
+	p.reads.Add(1)
+	return wire.PowerOff, nil
+}
+
+func (countingBMC) SetPower(context.Context, wire.PowerState) error            { return nil }
+func (countingBMC) SetBootDevice(context.Context, wire.BootDevice, bool) error { return nil }
