@@ -513,14 +513,16 @@ func (inv *Inventory) UpdateNode(ctx context.Context, uuid string, fence uint64,
 			}
 		}
 		_, err = inv.nodes.Update(ctx, key, data, e.Revision())
+		// An update with no answer, or refused as stale because the client
+		// sent it again after the server had stored it, may be ours.
+		if err != nil && inv.landed(ctx, key, e.Revision(), data) {
+			err = nil
+		}
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
 			if renamed && n.Name != "" {
 				inv.releaseName(ctx, n.Name, uuid)
 			}
 			continue // someone else wrote: re-read, re-check the fence, re-apply
-		}
-		if err != nil && inv.landed(ctx, key, e.Revision(), data) {
-			err = nil
 		}
 		if err != nil {
 			if renamed && n.Name != "" {

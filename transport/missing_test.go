@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -24,9 +25,10 @@ type lossyBucket struct {
 	jetstream.KeyValue
 	mu   sync.Mutex
 	miss map[string]int
-	// lostAcks are the keys whose next Update is stored but answered with a
-	// timeout, as when its acknowledgement is lost.
-	lostAcks map[string]bool
+	// lostAcks are the keys whose next Update is stored but answered with
+	// an error: a timeout, as when its acknowledgement is lost, or a wrong
+	// last sequence, as when the client sent it again after it was stored.
+	lostAcks map[string]error
 }
 
 func (b *lossyBucket) Update(ctx context.Context, key string, value []byte, last uint64) (uint64, error) {
@@ -35,8 +37,8 @@ func (b *lossyBucket) Update(ctx context.Context, key string, value []byte, last
 	lost := b.lostAcks[key]
 	delete(b.lostAcks, key)
 	b.mu.Unlock()
-	if err == nil && lost {
-		return 0, nats.ErrTimeout
+	if err == nil && lost != nil {
+		return 0, lost
 	}
 	return rev, err
 }
@@ -62,7 +64,7 @@ func TestAcknowledgedNodeNeverReadsMissing(t *testing.T) {
 	srv := natstest.Start(t)
 	nc := srv.Conn(t)
 	inv := newInventory(t, nc, transport.InventoryConfig{ConfirmMissingTimeout: 5 * time.Second})
-	lossy := &lossyBucket{miss: map[string]int{}, lostAcks: map[string]bool{}}
+	lossy := &lossyBucket{miss: map[string]int{}, lostAcks: map[string]error{}}
 	transport.WrapNodesBucket(inv, func(kv jetstream.KeyValue) jetstream.KeyValue { lossy.KeyValue = kv; return lossy })
 	acked := createNode(t, inv, wire.Node{Name: "acked"})
 	unreadable := createNode(t, inv, wire.Node{Name: "unreadable"})
@@ -132,18 +134,21 @@ func TestAcknowledgedNodeNeverReadsMissing(t *testing.T) {
 			t.Fatalf("UpdateNode: got %v (%s), want unavailable, not a 404", err, got)
 		}
 	})
-	t.Run("update stored whose acknowledgement is lost", func(t *testing.T) {
-		lossy.mu.Lock()
-		lossy.lostAcks[acked.UUID] = true
-		lossy.mu.Unlock()
-		got, err := inv.UpdateNode(t.Context(), acked.UUID, 0, func(n *wire.Node) error { n.Description = "landed"; return nil })
-		if err != nil || got.Description != "landed" {
-			t.Fatalf("UpdateNode: got %q, %v; want the update reported as made", got.Description, err)
-		}
-		if n, err := inv.Get(t.Context(), acked.UUID); err != nil || n.Description != "landed" {
-			t.Fatalf("Get after: %q, %v", n.Description, err)
-		}
-	})
+	for _, lost := range []error{nats.ErrTimeout, jetstream.ErrKeyExists} {
+		t.Run(fmt.Sprintf("update stored but answered %v", lost), func(t *testing.T) {
+			lossy.mu.Lock()
+			lossy.lostAcks[acked.UUID] = lost
+			lossy.mu.Unlock()
+			calls := 0
+			got, err := inv.UpdateNode(t.Context(), acked.UUID, 0, func(n *wire.Node) error { calls++; n.Description = lost.Error(); return nil })
+			if err != nil || got.Description != lost.Error() || calls != 1 {
+				t.Fatalf("UpdateNode: got %q, %v after %d calls; want the update reported as made once", got.Description, err, calls)
+			}
+			if n, err := inv.Get(t.Context(), acked.UUID); err != nil || n.Description != lost.Error() {
+				t.Fatalf("Get after: %q, %v", n.Description, err)
+			}
+		})
+	}
 	t.Run("update of a node that exists nowhere", func(t *testing.T) {
 		_, err := inv.UpdateNode(t.Context(), "6f1a7a6e-0000-4000-8000-000000000406", 0, func(*wire.Node) error { return nil })
 		if !errors.Is(err, transport.ErrNotFound) {
