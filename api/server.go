@@ -13,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/netutil"
 
 	"github.com/ironfleet/ironfleet/internal/dispatch"
 	"github.com/ironfleet/ironfleet/internal/graceful"
@@ -175,6 +176,10 @@ const (
 	// DefaultWatchInterval is how often GET /v1/watch reads the lock index
 	// for changes.
 	DefaultWatchInterval = 500 * time.Millisecond
+	// DefaultMaxConns is how many client connections Serve holds open at
+	// once: far more than the API's clients need (a conductor, the CLI,
+	// agents each pool a few), far fewer than a process's descriptor limit.
+	DefaultMaxConns = 4096
 )
 
 // Config holds the API's settings. Every zero value means the documented
@@ -230,6 +235,11 @@ type Config struct {
 	// console's) reads the lock index for changes that no event announces;
 	// 0 means DefaultWatchInterval.
 	WatchInterval time.Duration
+	// MaxConns bounds the client connections Serve holds open at once,
+	// so that the file descriptors the API uses do not grow with its
+	// clients: past it, new connections wait in the kernel's accept
+	// queue until one closes. 0 means DefaultMaxConns.
+	MaxConns int
 	// Logger receives request and error logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the API's metrics; nil means a private registry.
@@ -263,7 +273,7 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxBodyBytes < 0 || c.LockAttempts < 0 || c.LockInterval < 0 || c.ClaimTimeout < 0 ||
 		c.HeartbeatTimeout < 0 || c.LockViewTimeout < 0 || c.BusiestLocks < 0 ||
-		c.ReadHeaderTimeout < 0 || c.IdleTimeout < 0 || c.WatchInterval < 0 {
+		c.ReadHeaderTimeout < 0 || c.IdleTimeout < 0 || c.WatchInterval < 0 || c.MaxConns < 0 {
 		return errors.New("api: negative size, count or duration in Config")
 	}
 	if c.MaxBodyBytes == 0 {
@@ -301,6 +311,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.WatchInterval == 0 {
 		c.WatchInterval = DefaultWatchInterval
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = DefaultMaxConns
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	if c.Logger == nil {
@@ -437,10 +450,11 @@ func (s *Server) httpServer() *http.Server {
 }
 
 // Serve answers on l until ctx is done, then shuts down gracefully. It
-// closes connections whose headers take longer than ReadHeaderTimeout and
-// keep-alive connections idle for IdleTimeout.
+// holds at most MaxConns connections open, closes connections whose headers
+// take longer than ReadHeaderTimeout and keep-alive connections idle for
+// IdleTimeout.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	return graceful.Serve(ctx, s.httpServer(), l, 10*time.Second)
+	return graceful.Serve(ctx, s.httpServer(), netutil.LimitListener(l, s.cfg.MaxConns), 10*time.Second)
 }
 
 func (s *Server) healthz(c *gin.Context) {

@@ -130,6 +130,8 @@ const (
 	DefaultPeriodic          = 10 * time.Second
 	DefaultPowerSync         = 120 * time.Second
 	DefaultPowerSyncFailures = 3
+	// DefaultPowerSyncWorkers is Ironic's [conductor]sync_power_state_workers.
+	DefaultPowerSyncWorkers = 8
 	// DefaultSoftPowerOffTimeout is Ironic's [conductor]soft_power_off_timeout.
 	DefaultSoftPowerOffTimeout = 600 * time.Second
 	DefaultPowerPoll           = time.Second
@@ -196,6 +198,9 @@ type Config struct {
 	// PowerSyncFailures puts a node in maintenance after this many failed
 	// syncs in a row; zero means DefaultPowerSyncFailures.
 	PowerSyncFailures int
+	// PowerSyncWorkers is how many power states the power sync reads at
+	// once; zero means DefaultPowerSyncWorkers.
+	PowerSyncWorkers int
 	// SoftPowerOffTimeout is how long a soft power off (or the off half of
 	// a soft reboot) waits for the machine to go off when the request set
 	// no timeout; zero means DefaultSoftPowerOffTimeout.
@@ -252,6 +257,7 @@ func (c *Config) defaults() error {
 	def(&c.MaxDeploys, DefaultMaxDeploys)
 	def(&c.MaxCleans, DefaultMaxCleans)
 	def(&c.PowerSyncFailures, DefaultPowerSyncFailures)
+	def(&c.PowerSyncWorkers, DefaultPowerSyncWorkers)
 	defd(&c.ClaimWait, DefaultClaimWait)
 	defd(&c.AgentPoll, DefaultAgentPoll)
 	defd(&c.AgentTimeout, DefaultAgentTimeout)

@@ -10,6 +10,9 @@ type metrics struct {
 	tasks       *prometheus.CounterVec
 	taskSeconds *prometheus.HistogramVec
 	handoffs    prometheus.Counter
+	// powerSync is the last power sync's duration and nodes read, so an
+	// operator sees it fit its period (Config.PowerSync).
+	powerSyncSeconds, powerSyncNodes prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -27,9 +30,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "ironfleet_conductor_handoffs_total",
 			Help: "Continuations dispatched: published, and the node's lock handed to them.",
 		}),
+		powerSyncSeconds: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ironfleet_conductor_power_sync_seconds",
+			Help: "How long the last power sync took, over every node it read.",
+		}),
+		powerSyncNodes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ironfleet_conductor_power_sync_nodes",
+			Help: "Nodes the last power sync read.",
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.tasks, m.taskSeconds, m.handoffs} {
+		for _, c := range []prometheus.Collector{m.tasks, m.taskSeconds, m.handoffs, m.powerSyncSeconds, m.powerSyncNodes} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("conductor: register metrics: %w", err)
 			}

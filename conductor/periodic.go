@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/bsm/redislock"
@@ -179,49 +180,89 @@ func powerSynced() []wire.ProvisionState {
 		func(s wire.ProvisionState) bool { return s == wire.StateEnroll || s == wire.StateAdoptFailed })
 }
 
-// syncPower reads every stable node's power state, records drift, and puts
-// a node whose BMC keeps failing into maintenance.
+// syncPower reads the power state of the group's stable nodes not in
+// maintenance and without a power action under way, PowerSyncWorkers at a
+// time, as Ironic's _sync_power_states does (ironic/conductor/manager.py: a
+// pool of [conductor]sync_power_state_workers, 8 by default, taking nodes
+// from a queue), so that a period covers thousands of nodes however slow
+// each BMC is. Ironic reads under a shared lock, which no user action waits
+// for, and upgrades it only to write; here a read takes no lock at all, and
+// the node's lock is tried (never waited for: a node someone works on is
+// skipped, as Ironic skips NodeLocked) only when there is something to
+// write — drift, or a failure count to change.
 func (c *Conductor) syncPower(ctx context.Context, group string) {
-	for _, n := range c.nodesIn(group, powerSynced()...) {
-		if ctx.Err() != nil {
-			return
-		}
-		if n.Maintenance {
-			continue
-		}
-		c.tryNode(ctx, n.UUID, "power_sync", func(w *job) error {
-			// Re-checked under the lock: the node was listed from the cache,
-			// and since then a deploy may have started or an operator may
-			// have put it in maintenance (then its BMC is not ours to poll).
-			if w.node.Maintenance || w.node.ProvisionState != n.ProvisionState {
-				return nil
+	start := time.Now()
+	nodes := c.nodesIn(group, powerSynced()...)
+	queue := make(chan wire.Node)
+	var wg sync.WaitGroup
+	var read int
+	for range min(c.cfg.PowerSyncWorkers, len(nodes)) {
+		wg.Go(func() {
+			for n := range queue {
+				c.syncPowerOf(ctx, n)
 			}
-			pw, err := w.powerOf()
-			var state wire.PowerState
-			if err == nil {
-				pctx, cancel := context.WithTimeout(w.ctx, 30*time.Second)
-				state, err = pw.PowerState(pctx) //nolint:contextcheck // a job's work runs on its node lock's context: losing the lock cancels it
-				cancel()
-			}
-			if err != nil {
-				return w.update(func(n *wire.Node) {
-					n.PowerFailures++
-					if n.PowerFailures >= c.cfg.PowerSyncFailures {
-						n.Maintenance, n.Fault = true, "power failure"
-						n.MaintenanceReason = fmt.Sprintf("power state sync failed %d times: %v", n.PowerFailures, err)
-					}
-				})
-			}
-			before := w.node.PowerState
-			if err := w.update(func(n *wire.Node) { n.PowerState, n.PowerFailures = state, 0 }); err != nil {
-				return err
-			}
-			if before != state {
-				ev := wire.NewEvent(wire.EventPowerState, n.UUID)
-				ev.From, ev.To, ev.Message = string(before), string(state), "power state drift found by the power sync"
-				c.dispatch.Event(ctx, ev)
-			}
-			return nil
 		})
 	}
+	defer func() {
+		close(queue)
+		wg.Wait()
+		if ctx.Err() == nil {
+			c.metrics.powerSyncSeconds.Set(time.Since(start).Seconds())
+			c.metrics.powerSyncNodes.Set(float64(read))
+		}
+	}()
+	for _, n := range nodes {
+		if n.Maintenance || n.TargetPowerState != "" {
+			continue
+		}
+		select {
+		case queue <- n:
+			read++
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// syncPowerOf syncs one node listed (from the cache) as n.
+func (c *Conductor) syncPowerOf(ctx context.Context, n wire.Node) {
+	var state wire.PowerState
+	pw, err := c.d.Drivers.Power(n)
+	if err == nil {
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		state, err = pw.PowerState(pctx)
+		cancel()
+	}
+	if ctx.Err() != nil || (err == nil && state == n.PowerState && n.PowerFailures == 0) {
+		return // the lease is lost, or nothing to write
+	}
+	c.tryNode(ctx, n.UUID, "power_sync", func(w *job) error {
+		// Re-checked under the lock: since the listing a deploy may have
+		// started, an operator may have put the node in maintenance (then
+		// its BMC is not ours to poll), or a power action may have run.
+		cur := w.node
+		if cur.Maintenance || cur.ProvisionState != n.ProvisionState || cur.TargetPowerState != "" ||
+			cur.PowerState != n.PowerState || cur.PowerFailures != n.PowerFailures {
+			return nil
+		}
+		if err != nil {
+			return w.update(func(n *wire.Node) {
+				n.PowerFailures++
+				if n.PowerFailures >= c.cfg.PowerSyncFailures {
+					n.Maintenance, n.Fault = true, "power failure"
+					n.MaintenanceReason = fmt.Sprintf("power state sync failed %d times: %v", n.PowerFailures, err)
+				}
+			})
+		}
+		before := cur.PowerState
+		if err := w.update(func(n *wire.Node) { n.PowerState, n.PowerFailures = state, 0 }); err != nil {
+			return err
+		}
+		if before != state {
+			ev := wire.NewEvent(wire.EventPowerState, n.UUID)
+			ev.From, ev.To, ev.Message = string(before), string(state), "power state drift found by the power sync"
+			c.dispatch.Event(ctx, ev)
+		}
+		return nil
+	})
 }

@@ -192,8 +192,8 @@ func TestPeriodicLongSweepKeepsLease(t *testing.T) {
 	if _, reads, _, _ := s.state("c2"); reads > 0 {
 		t.Fatalf("c2 swept %d nodes during c1's sweep", reads)
 	}
-	if active, _, causes, _ := s.state("c1"); active != 1 || len(causes) > 0 {
-		t.Fatalf("c1's held sweep: %d reads in flight, cut short by %v; want 1, none", active, causes)
+	if active, _, causes, _ := s.state("c1"); active < 1 || len(causes) > 0 {
+		t.Fatalf("c1's held sweep: %d reads in flight, cut short by %v; want some, none", active, causes)
 	}
 
 	s.letGo()

@@ -78,6 +78,11 @@ type InventoryConfig struct {
 	// its max_payload, as the connection reports it, less RecordHeadroom
 	// (1 MiB − 1 KiB with NATS's default max_payload).
 	MaxRecordBytes int
+	// ConfirmMissingTimeout bounds how long a node the store answers as
+	// missing waits for the cache to catch up with the store before the
+	// answer is trusted (confirmMissing); past it the read is unavailable,
+	// not a 404. 0 means DefaultConfirmMissingTimeout.
+	ConfirmMissingTimeout time.Duration
 	// Logger receives watch restarts; nil means none.
 	Logger *slog.Logger
 }
@@ -105,6 +110,9 @@ func (c *InventoryConfig) setDefaults() {
 	}
 	if c.StallCheckEvery <= 0 {
 		c.StallCheckEvery = 5 * time.Second
+	}
+	if c.ConfirmMissingTimeout <= 0 {
+		c.ConfirmMissingTimeout = DefaultConfirmMissingTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -251,18 +259,34 @@ func kvErr(op string, err error) error {
 	return wire.Errorf(wire.CodeUnavailable, "transport: %s: %w", op, err)
 }
 
-// Get reads a node from the KV bucket (not the cache): the authoritative record.
+// Get reads a node from the KV bucket (not the cache): the authoritative
+// record. A node the bucket answers as missing is ErrNotFound only once the
+// cache, caught up with the bucket, agrees (confirmMissing); if the cache
+// holds it, Get answers the cache's copy, which is then as new as the store's.
 func (inv *Inventory) Get(ctx context.Context, uuid string) (wire.Node, error) {
 	n, _, err := inv.getNode(ctx, uuid)
 	return n, err
 }
 
+// getNode is Get with the record's revision; the revision is 0 when the
+// node came from the cache because the store would not read it.
 func (inv *Inventory) getNode(ctx context.Context, uuid string) (wire.Node, uint64, error) {
 	key, err := nodeKey(uuid)
 	if err != nil {
 		return wire.Node{}, 0, err
 	}
-	return getRecord[wire.Node](ctx, inv.nodes, key, "node", uuid)
+	n, rev, err := getRecord[wire.Node](ctx, inv.nodes, key, "node", uuid)
+	if !errors.Is(err, ErrNotFound) {
+		return n, rev, err
+	}
+	cached, ok, err := inv.confirmMissing(ctx, uuid)
+	if !ok {
+		return wire.Node{}, 0, err
+	}
+	if n, rev, err := getRecord[wire.Node](ctx, inv.nodes, key, "node", uuid); err == nil {
+		return n, rev, nil
+	}
+	return cached, 0, nil
 }
 
 // getRecord reads one JSON record and its revision from kv, mapping a
@@ -446,7 +470,11 @@ func (inv *Inventory) UpdateNode(ctx context.Context, uuid string, fence uint64,
 	for range inv.cfg.CASRetries {
 		e, err := inv.nodes.Get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-			return wire.Node{}, notFound("node", uuid)
+			// Only the cache, caught up, can say the node is missing.
+			if _, ok, cerr := inv.confirmMissing(ctx, uuid); !ok {
+				return wire.Node{}, cerr
+			}
+			e, err = inv.nodes.Get(ctx, key)
 		}
 		if err != nil {
 			return wire.Node{}, kvErr("get node "+uuid, err)
@@ -485,6 +513,11 @@ func (inv *Inventory) UpdateNode(ctx context.Context, uuid string, fence uint64,
 			}
 		}
 		_, err = inv.nodes.Update(ctx, key, data, e.Revision())
+		// An update with no answer, or refused as stale because the client
+		// sent it again after the server had stored it, may be ours.
+		if err != nil && inv.landed(ctx, key, e.Revision(), data) {
+			err = nil
+		}
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
 			if renamed && n.Name != "" {
 				inv.releaseName(ctx, n.Name, uuid)
@@ -513,6 +546,9 @@ func (inv *Inventory) DeleteNode(ctx context.Context, uuid string, fence uint64)
 		return err
 	}
 	n, rev, err := inv.getNode(ctx, uuid)
+	if err == nil && rev == 0 {
+		err = wire.Errorf(wire.CodeUnavailable, "transport: delete node %s: the store did not read the node the cache holds", uuid)
+	}
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,16 @@ type ClientConfig struct {
 	Timeout time.Duration
 }
 
-var defaultClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+// defaultClient is shared by every Client without its own. A conductor
+// calls many agents, each at its own address, but a simulated fleet serves
+// every agent's command API from one: the per-host bound keeps the
+// connections (file descriptors) a conductor holds to that one address
+// from growing with the nodes, and the idle bound lets calls reuse them.
+var defaultClient = func() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxConnsPerHost, t.MaxIdleConnsPerHost = 32, 32
+	return &http.Client{Transport: t}
+}()
 
 // NewClient returns a client of the agent whose command API is at baseURL
 // (the callback_url of its heartbeats), authenticating with token.

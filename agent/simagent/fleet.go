@@ -21,6 +21,11 @@ import (
 	"github.com/ironfleet/ironfleet/internal/graceful"
 )
 
+// MaxConnsPerHost bounds the connections the default HTTP client of a
+// Fleet opens to each host (the API, the image server), whatever the
+// number of agents: simulated agents share one process, unlike real ones.
+const MaxConnsPerHost = 64
+
 // ErrClosed is returned by Boot on a fleet that has stopped serving.
 var ErrClosed = errors.New("simagent: fleet closed")
 
@@ -38,7 +43,8 @@ type Config struct {
 	// means discard.
 	Logger *slog.Logger
 	// HTTPClient is shared by all agents, for API calls and downloads; nil
-	// means one client on a clone of http.DefaultTransport.
+	// means one client on a clone of http.DefaultTransport that keeps at
+	// most MaxConnsPerHost connections to each host.
 	HTTPClient *http.Client
 	// Version is the agent_version the agents report; empty means this
 	// build's version with "-sim" appended.
@@ -118,7 +124,10 @@ func NewFleet(l net.Listener, cfg Config) (*Fleet, error) {
 	hc := cfg.HTTPClient
 	if hc == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = 64 // hundreds of agents talk to one API
+		// Thousands of agents talk to one API and one image server from
+		// this process: their calls queue for a bounded pool, so the
+		// file descriptors they hold do not grow with the fleet.
+		t.MaxConnsPerHost, t.MaxIdleConnsPerHost = MaxConnsPerHost, MaxConnsPerHost
 		hc = &http.Client{Transport: t}
 	}
 	ctx, cancel := context.WithCancel(context.Background())

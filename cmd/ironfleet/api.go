@@ -57,6 +57,7 @@ takes node locks in Redis only for the instant of a standard-mode attempt.`,
 	f.DurationVar(&o.cfg.HeartbeatTimeout, "heartbeat-timeout", api.DefaultHeartbeatTimeout, "heartbeat timeout told to agents at lookup")
 	f.DurationVar(&o.cfg.ReadHeaderTimeout, "read-header-timeout", api.DefaultReadHeaderTimeout, "close a connection whose request headers take longer than this")
 	f.DurationVar(&o.cfg.IdleTimeout, "idle-timeout", api.DefaultIdleTimeout, "close a keep-alive connection idle for this long")
+	f.IntVar(&o.cfg.MaxConns, "max-conns", api.DefaultMaxConns, "client connections held open at once; more wait to be accepted")
 	f.IntVar(&o.cfg.MaxDeploys, "max-deploys", provision.DefaultMaxDeploys, "nodes of a group deploying at once; more are refused with 503 (set as the conductors')")
 	f.IntVar(&o.cfg.MaxCleans, "max-cleans", provision.DefaultMaxCleans, "nodes of a group cleaning at once; more are refused with 503 (set as the conductors')")
 	f.StringVar(&o.host, "host", "", "name of this API process as a lock holder (default: the hostname)")

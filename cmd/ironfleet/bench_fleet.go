@@ -57,6 +57,7 @@ busy and every node's timeline broken down by hop (p50/p99/max).`,
 	f.DurationVar(&c.Timeout, "timeout", fleetbench.DefaultTimeout, "per strategy: a node not active by then is stuck")
 	f.IntVar(&c.Conductors, "conductors", fleet.DefaultConductors, "conductors per fleet")
 	f.DurationVar(&c.HeartbeatTimeout, "heartbeat-timeout", fleetbench.DefaultHeartbeatTimeout, "heartbeat timeout the API tells agents (they beat every 30–60% of it)")
+	f.DurationVar(&c.ReplaceConductorAfter, "replace-conductor-after", 0, "stop a conductor this long into the deploys and start a replacement, timing its start-up (0: never)")
 	f.StringVar(&o.svg, "svg", "", "write the deploy-time chart here (default fleet-bench.svg in the current directory)")
 	f.StringVar(&c.DataDir, "data-dir", "", "where the fleets keep their data (default: a temporary directory)")
 	f.StringVar(&c.RedisServer, "redis-server", redisproc.DefaultBinary, "redis-server binary")
@@ -110,6 +111,10 @@ func runBenchFleet(cmd *cobra.Command, o benchFleetFlags) error {
 	}
 	if !asJSON {
 		if err := fleetbench.WriteTable(out, results); err != nil {
+			return err
+		}
+		fmt.Fprintln(out)
+		if err := fleetbench.WriteScale(out, results); err != nil {
 			return err
 		}
 	}

@@ -233,7 +233,12 @@ func (d *Dispatcher) publishThenHandoff(ctx context.Context, tasks Tasks, lk Loc
 }
 
 // undo puts back the fields a first move changes, as they were in before.
+// It runs on a context of its own: the publish it follows has often failed
+// because ctx ran out, and an undo on that ctx would fail too, leaving the
+// node in the first move's state with no task to take it further.
 func (d *Dispatcher) undo(ctx context.Context, lk Lock, before wire.Node) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), handoffTimeout)
+	defer cancel()
 	_, err := d.nodes.UpdateNode(ctx, before.UUID, lk.Token(), func(cur *wire.Node) error {
 		cur.ProvisionState, cur.TargetProvisionState = before.ProvisionState, before.TargetProvisionState
 		cur.ProvisionUpdatedAt, cur.LastError, cur.Step = before.ProvisionUpdatedAt, before.LastError, before.Step

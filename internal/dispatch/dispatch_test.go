@@ -106,28 +106,57 @@ func TestRequestMovesPublishesAndHandsOff(t *testing.T) {
 	_ = claimed.Release(ctx)
 }
 
+// timeoutBus answers no task before the caller's deadline, as an
+// overloaded server does: the publish fails with that deadline.
+type timeoutBus struct{ *transport.Bus }
+
+func (timeoutBus) Publish(ctx context.Context, t wire.Task) (uint64, error) {
+	<-ctx.Done()
+	return 0, wire.Errorf(wire.CodeUnavailable, "transport: publish task %s: %w", t.ID, ctx.Err())
+}
+
 // TestFailedPublishUndoesTheFirstMove: when the task cannot be published,
 // the node is left as it was found, the error says so
 // (ErrNotPublished, with the bus's code), and the caller still holds the
-// lock.
+// lock — also when the publish failed because the caller's context ran
+// out, which the undo must not share (it once did, leaving nodes of the
+// 10k-node bench in cleaning with no task).
 func TestFailedPublishUndoesTheFirstMove(t *testing.T) {
-	r := newRig(t)
-	ctx := t.Context()
-	n := r.node(t, wire.StateAvailable)
-	lk := r.hold(t, n)
-	_, err := dispatch.New(failingBus{r.bus}, r.inv, dispatch.Config{}).Request(ctx, lk, n, wire.OpDeploy, "test", nil)
-	if !errors.Is(err, dispatch.ErrNotPublished) || wire.CodeOf(err) != wire.CodeUnavailable {
-		t.Fatalf("err = %v (code %q), want ErrNotPublished coded unavailable", err, wire.CodeOf(err))
+	tests := []struct {
+		name    string
+		bus     func(*transport.Bus) dispatch.Tasks
+		timeout time.Duration // of the request's context; 0: none
+	}{
+		{"NATS down", func(b *transport.Bus) dispatch.Tasks { return failingBus{b} }, 0},
+		{"publish outlives the request's deadline", func(b *transport.Bus) dispatch.Tasks { return timeoutBus{b} }, 200 * time.Millisecond},
 	}
-	got, err := r.inv.Get(ctx, n.UUID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.ProvisionState != wire.StateAvailable || got.TargetProvisionState != "" {
-		t.Fatalf("node left %s → %q, want available as found", got.ProvisionState, got.TargetProvisionState)
-	}
-	if err := lk.Release(ctx); err != nil {
-		t.Fatalf("the lock is no longer the caller's: %v", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t)
+			ctx := t.Context()
+			n := r.node(t, wire.StateAvailable)
+			lk := r.hold(t, n)
+			rctx := ctx
+			if tt.timeout > 0 {
+				var cancel context.CancelFunc
+				rctx, cancel = context.WithTimeout(ctx, tt.timeout)
+				defer cancel()
+			}
+			_, err := dispatch.New(tt.bus(r.bus), r.inv, dispatch.Config{}).Request(rctx, lk, n, wire.OpDeploy, "test", nil)
+			if !errors.Is(err, dispatch.ErrNotPublished) || wire.CodeOf(err) != wire.CodeUnavailable {
+				t.Fatalf("err = %v (code %q), want ErrNotPublished coded unavailable", err, wire.CodeOf(err))
+			}
+			got, err := r.inv.Get(ctx, n.UUID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.ProvisionState != wire.StateAvailable || got.TargetProvisionState != "" {
+				t.Fatalf("node left %s → %q, want available as found", got.ProvisionState, got.TargetProvisionState)
+			}
+			if err := lk.Release(ctx); err != nil {
+				t.Fatalf("the lock is no longer the caller's: %v", err)
+			}
+		})
 	}
 }
 

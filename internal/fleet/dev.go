@@ -127,6 +127,11 @@ type Dev struct {
 	tftpAddr string
 	imageURL string
 	Registry *prometheus.Registry
+	// running are the conductors, in order, and newConductor makes another
+	// like them (ReplaceConductor).
+	running      []*devConductor
+	newConductor func(infra *Infra, host string) (*Conductor, error)
+	gctx         context.Context
 }
 
 // APIURL is the API's base URL.
@@ -262,15 +267,18 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 	// defaults) and sim, in its conductors and its API alike.
 	simDriver := conductor.Describe(conductor.NewPowerDriver(machines.ValidateDriverInfo, machines.NodePower), sim.Properties)
 	drivers := conductor.Drivers{Sim: simDriver}
-	for i := range conductors {
+	d.newConductor = func(infra *Infra, host string) (*Conductor, error) {
 		cc := cfg.Conductor
-		cc.Host = fmt.Sprintf("conductor-%d", i+1)
+		cc.Host = host
 		cc.Boot = wire.BootParams{Kernel: DefaultKernel, Ramdisk: DefaultRamdisk, APIURL: d.apiURL}
-		c, err := NewConductor(infra, ConductorConfig{
+		return NewConductor(infra, ConductorConfig{
 			Conductor: cc, TFTPRoot: dirs["tftp"], Boot: boot, Drivers: drivers, Handoff: cfg.Handoff,
 			Consoles: map[string]conductor.ConsoleDriver{hardware.SimConsole: conductor.NewConsoleDriver(machines.StartConsole, nil)},
 			Logger:   d.log, Registerer: d.Registry,
 		})
+	}
+	for i := range conductors {
+		c, err := d.newConductor(infra, fmt.Sprintf("conductor-%d", i+1))
 		if err != nil {
 			return nil, err
 		}
@@ -294,7 +302,7 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	d.cancel = cancel
 	g, gctx := errgroup.WithContext(rctx)
-	d.g = g
+	d.g, d.gctx = g, gctx
 	g.Go(func() error { return srv.Serve(gctx, apiL) })
 	g.Go(func() error { return serveImage(gctx, imgL, image) })
 	g.Go(func() error { return agents.Serve(gctx) })
@@ -304,7 +312,7 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 		if i == 0 {
 			pc = tftpC // the first conductor serves the shared TFTP root
 		}
-		g.Go(func() error { return c.Serve(gctx, pc) })
+		d.running = append(d.running, d.serveConductor(c, pc))
 	}
 
 	// Simulated machines and their nodes.

@@ -82,6 +82,9 @@ type Config struct {
 	// RedisServer is the redis-server binary; empty means
 	// redisproc.DefaultBinary.
 	RedisServer string
+	// ReplaceConductorAfter, when not zero, stops one conductor this long
+	// into the deploys and starts a replacement (Scale); zero means none.
+	ReplaceConductorAfter time.Duration
 	// Logger receives the fleets' logs; nil means none.
 	Logger *slog.Logger
 }
@@ -165,6 +168,7 @@ type Result struct {
 	// Deploys are the active nodes' deploy times in milliseconds, sorted
 	// (for the chart).
 	Deploys []float64 `json:"-"`
+	Scale
 }
 
 // Run runs every strategy in turn and calls done with each result as soon
@@ -203,6 +207,8 @@ const patientRetryWait = 2 * time.Minute
 func runOne(ctx context.Context, cfg Config, s Strategy, dir string) (Result, error) {
 	var raced atomic.Int64
 	r := Result{Strategy: string(s), Nodes: cfg.Nodes, Pests: cfg.Pests, PestHoldms: ms(cfg.PestHold), PestGapms: ms(cfg.PestGap)}
+	fds := sampleFDs(200 * time.Millisecond)
+	defer fds.end()
 	d, err := fleet.StartDev(ctx, fleet.DevConfig{
 		DataDir: dir, APIAddr: "127.0.0.1:0", Nodes: cfg.Nodes, Conductors: cfg.Conductors,
 		Provide: true, ManualClean: true, EnrollWorkers: 32, ImageSize: cfg.ImageSize,
@@ -219,7 +225,9 @@ func runOne(ctx context.Context, cfg Config, s Strategy, dir string) (Result, er
 	}
 	defer d.Stop() //nolint:contextcheck // Stop bounds its own shutdown and must run after ctx ends too
 	c := newClient(d.APIURL())
-	nodes, err := c.waitAllIn(ctx, cfg.Nodes, "available", 5*time.Minute)
+	// Enrolling and providing take longer than the deploys' timeout only
+	// for the largest fleets.
+	nodes, err := c.waitAllIn(ctx, cfg.Nodes, "available", max(5*time.Minute, cfg.Timeout))
 	if err != nil {
 		return r, fmt.Errorf("providing the nodes: %w", err)
 	}
@@ -282,8 +290,13 @@ func runOne(ctx context.Context, cfg Config, s Strategy, dir string) (Result, er
 		}
 		return int(s.gaveUp - before.gaveUp)
 	}
+	replaced := replaceMidRun(ctx, d, cfg.ReplaceConductorAfter, &r.Scale)
 	res := deployAll(ctx, c, nodes, cfg.Timeout, gaveUp)
 	r.Seconds = time.Since(start).Seconds()
+	r.MaxFDs = fds.end()
+	if err := replaced(); err != nil {
+		return r, err
+	}
 	r.PestGrabs = pests.grabs() - grabs0
 	pestCmds := float64(sent.load()-sent0) * perPestCmd
 	after, err := snapshot(ctx, d, rc)
@@ -316,6 +329,12 @@ func runOne(ctx context.Context, cfg Config, s Strategy, dir string) (Result, er
 	r.LockWaitP99ms = 1000 * histQuantile(before.wait, after.wait, 0.99)
 	r.RedisCommandsPerDeploy = (after.commands - before.commands) / float64(cfg.Nodes)
 	r.FleetRedisCommandsPerDeploy = max(after.commands-before.commands-pestCmds, 0) / float64(cfg.Nodes)
+	if r.Seconds > 0 {
+		r.NodesPerSecond = float64(r.Active) / r.Seconds
+	}
+	if err := measureMemory(ctx, d, rc, cfg.Nodes, &r.Scale); err != nil {
+		return r, fmt.Errorf("measuring memory: %w", err)
+	}
 	return r, res.err
 }
 
@@ -411,9 +430,19 @@ func deployAll(ctx context.Context, c *client, nodes []node, timeout time.Durati
 	}
 	var wg sync.WaitGroup
 	errc := make(chan error, len(nodes))
+	// As many requests in flight as the client has connections: the
+	// others wait here, not inside the HTTP client, whose timeout would
+	// count the wait for a connection.
+	inflight := make(chan struct{}, clientConns)
 	for _, n := range nodes {
 		wg.Go(func() {
+			select {
+			case inflight <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
 			conflicts, err := c.SetProvisionState(ctx, n.UUID, "active")
+			<-inflight
 			mu.Lock()
 			defer mu.Unlock()
 			res.conflicts += conflicts
@@ -549,6 +578,9 @@ func quantile(sorted []float64, q float64) float64 {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
+// clientConns bounds the benchmark client's connections to the API.
+const clientConns = 64
+
 // client speaks the API as the baremetal CLI does.
 type client struct{ *apiclient.Client }
 
@@ -560,7 +592,10 @@ type node struct {
 
 func newClient(base string) *client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 256
+	// Every node's deploy is asked at once; they queue for a bounded pool
+	// rather than open one connection (two descriptors, both ends in this
+	// process) each.
+	tr.MaxConnsPerHost, tr.MaxIdleConnsPerHost = clientConns, clientConns
 	return &client{&apiclient.Client{Base: base, HTTP: &http.Client{Transport: tr, Timeout: 30 * time.Second}, LockedRetry: 100 * time.Millisecond}}
 }
 
