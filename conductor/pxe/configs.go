@@ -88,7 +88,7 @@ type TemplateData struct {
 	// BootMode is the node's (wire.NodeBootMode): the firmware that will
 	// run the config, through BIOSLoader or UEFILoader.
 	BootMode wire.BootMode
-	MAC     string           // aa:bb:cc:dd:ee:ff
+	MAC      string // aa:bb:cc:dd:ee:ff
 	// Kernel and Ramdisk as given: TFTP paths relative to the root, or URLs.
 	Kernel, Ramdisk string
 	// IPXEKernel and IPXERamdisk are Kernel and Ramdisk made absolute for
