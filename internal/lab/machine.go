@@ -218,7 +218,10 @@ func (m *Machine) extraSettings(cfg MachineConfig) (string, error) {
 			return "", err
 		}
 		m.ExtraDisks = append(m.ExtraDisks, p)
-		dev := fmt.Sprintf("virtio-blk-pci,drive=xd%d,bootindex=%d", i+1, i+1)
+		// A PCI slot after the first disk's: QEMU creates -device disks
+		// before -drive if=virtio ones, and the guest names disks in
+		// slot order, so the first disk would not be vda otherwise.
+		dev := fmt.Sprintf("virtio-blk-pci,drive=xd%d,bootindex=%d,addr=0x%x", i+1, i+1, 0x10+i)
 		if d.Serial != "" {
 			dev += ",serial=" + d.Serial
 		}
