@@ -10,6 +10,7 @@ require (
 	github.com/gin-gonic/gin v1.12.0
 	github.com/go-redsync/redsync/v4 v4.18.1
 	github.com/gophercloud/gophercloud/v2 v2.15.0
+	github.com/lima-vm/go-qcow2reader v0.7.1
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 	github.com/pin/tftp/v3 v3.1.0

@@ -76,7 +76,7 @@ func TestWriteImageBlockDevice(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dev := loopDevice(t, size)
 			_, c, _ := commandServer(t, &recordingMachine{}, CommandConfig{})
-			cmd, err := c.WriteImage(t.Context(), protocol.WriteImageParams{URL: tt.url, SHA256: tt.sha, Target: dev})
+			cmd, err := c.WriteImage(t.Context(), protocol.WriteImageParams{URL: tt.url, Checksum: protocol.Checksum{Value: tt.sha}, Target: dev})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -103,6 +103,51 @@ func TestWriteImageBlockDevice(t *testing.T) {
 			zero := make([]byte, eraseSpan)
 			if !bytes.Equal(content[:eraseSpan], zero) || !bytes.Equal(content[size-eraseSpan:], zero) {
 				t.Error("after a failed write the device's first and last MiB are not zeroed")
+			}
+		})
+	}
+}
+
+// TestWriteImageBlockDeviceZeros: on a block device, which keeps its old
+// bytes wherever nothing is written, the image's zeros — raw zero runs and
+// qcow2's unallocated clusters — are really written; a qcow2 image whose
+// virtual size exceeds the device is refused before anything is.
+func TestWriteImageBlockDeviceZeros(t *testing.T) {
+	const size = 9 << 20
+	disk := diskContent(t, 8<<20)
+	files := map[string][]byte{"disk.raw": disk, "disk.qcow2": qemuImg(t, disk, "qcow2"), "big.qcow2": qemuImg(t, diskContent(t, 16<<20), "qcow2")}
+	srv := imageFiles(t, files)
+	for _, tt := range []struct {
+		file     string
+		wantCode string
+	}{
+		{file: "disk.raw"},
+		{file: "disk.qcow2"},
+		{file: "big.qcow2", wantCode: protocol.CodeTargetTooSmall},
+	} {
+		t.Run(tt.file, func(t *testing.T) {
+			dev := loopDevice(t, size)
+			_, c, _ := commandServer(t, &recordingMachine{}, CommandConfig{})
+			cmd, err := c.WriteImage(t.Context(), protocol.WriteImageParams{URL: srv + "/files/" + tt.file, Checksum: protocol.Checksum{Value: sumOf("sha512", files[tt.file])}, Target: dev})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := c.Wait(t.Context(), cmd.ID, poll)
+			content := readDevice(t, dev)
+			if tt.wantCode != "" {
+				if got.Code != tt.wantCode || !strings.Contains(got.Error, "virtual size") {
+					t.Fatalf("command = %s (code %q, %s), want failed with %q naming the virtual size", got.Status, got.Code, got.Error, tt.wantCode)
+				}
+				return
+			}
+			if got.Status != protocol.StatusSucceeded {
+				t.Fatalf("command = %+v, want succeeded", got)
+			}
+			if !bytes.Equal(content[:len(disk)], disk) {
+				t.Error("the device does not start with the disk: its zeros were not written")
+			}
+			if content[len(content)-1] != 0xee {
+				t.Error("bytes past the image were touched")
 			}
 		})
 	}

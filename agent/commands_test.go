@@ -49,11 +49,11 @@ func TestWriteImage(t *testing.T) {
 		{name: "good, exactly fits", path: "/image", capacity: size, wantTotal: size},
 		{name: "checksum mismatch", path: "/image", sha: strings.Repeat("ab", 32),
 			wantCode: protocol.CodeChecksumMismatch, wantErr: protocol.ErrChecksumMismatch},
-		{name: "connection cut mid-body", path: "/truncated", wantCode: protocol.CodeDownload, wantErr: protocol.ErrDownload},
+		{name: "connection cut mid-body", path: "/truncated", wantCode: protocol.CodeImageTruncated, wantErr: protocol.ErrImageTruncated},
 		{name: "download stalls", path: "/stall", wantCode: protocol.CodeDownloadStalled, wantErr: protocol.ErrDownloadStalled},
 		{name: "404", path: "/missing", wantCode: protocol.CodeDownload, wantErr: protocol.ErrDownload},
 		{name: "wrong size given", path: "/image", size: size + 1, wantCode: protocol.CodeDownload, wantErr: protocol.ErrDownload},
-		{name: "short body for size given", path: "/chunked", size: size + 1, wantCode: protocol.CodeDownload, wantErr: protocol.ErrDownload},
+		{name: "short body for size given", path: "/chunked", size: size + 1, wantCode: protocol.CodeImageTruncated, wantErr: protocol.ErrImageTruncated},
 		{name: "target too small, known up front", path: "/image", capacity: size - 1,
 			wantCode: protocol.CodeTargetTooSmall, wantErr: protocol.ErrTargetTooSmall},
 		{name: "target too small, found while writing", path: "/chunked", capacity: 1 << 20,
@@ -70,7 +70,7 @@ func TestWriteImage(t *testing.T) {
 			if sha == "" {
 				sha = img.SHA256
 			}
-			cmd, err := c.WriteImage(t.Context(), protocol.WriteImageParams{URL: is.URL + tt.path, SHA256: sha, Target: target, Size: tt.size})
+			cmd, err := c.WriteImage(t.Context(), protocol.WriteImageParams{URL: is.URL + tt.path, Checksum: protocol.Checksum{Value: sha}, Target: target, Size: tt.size})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -117,7 +117,7 @@ func TestWriteImageRetryAfterStall(t *testing.T) {
 	is := agenttest.NewImageServer(t, img)
 	target := filepath.Join(t.TempDir(), "disk.img")
 	_, c, _ := commandServer(t, nil, diskConfig(target, 0))
-	p := protocol.WriteImageParams{URL: is.URL + "/stall", SHA256: img.SHA256, Target: target}
+	p := protocol.WriteImageParams{URL: is.URL + "/stall", Checksum: protocol.Checksum{Value: img.SHA256}, Target: target}
 	cmd, err := c.WriteImage(t.Context(), p)
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +146,7 @@ func TestSecondCommandRefusedWhileWriting(t *testing.T) {
 	target := filepath.Join(t.TempDir(), "disk.img")
 	m := &recordingMachine{}
 	_, c, _ := commandServer(t, m, diskConfig(target, 0))
-	p := protocol.WriteImageParams{URL: is.URL + "/gated", SHA256: img.SHA256, Target: target}
+	p := protocol.WriteImageParams{URL: is.URL + "/gated", Checksum: protocol.Checksum{Value: img.SHA256}, Target: target}
 	first, err := c.WriteImage(t.Context(), p)
 	if err != nil {
 		t.Fatal(err)
@@ -395,7 +395,7 @@ func TestCloseCancelsRunningCommand(t *testing.T) {
 	is := agenttest.NewImageServer(t, img)
 	target := filepath.Join(t.TempDir(), "disk.img")
 	cs, c, _ := commandServer(t, &recordingMachine{}, diskConfig(target, 0))
-	cmd, err := c.WriteImage(t.Context(), protocol.WriteImageParams{URL: is.URL + "/gated", SHA256: img.SHA256, Target: target})
+	cmd, err := c.WriteImage(t.Context(), protocol.WriteImageParams{URL: is.URL + "/gated", Checksum: protocol.Checksum{Value: img.SHA256}, Target: target})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -437,7 +437,7 @@ func TestWriteImageMissingDevice(t *testing.T) {
 	is := agenttest.NewImageServer(t, img)
 	target := "/dev/ironfleet-test-no-such-disk"
 	_, c, _ := commandServer(t, &recordingMachine{}, CommandConfig{})
-	cmd, err := c.WriteImage(t.Context(), protocol.WriteImageParams{URL: is.URL + "/image", SHA256: img.SHA256, Target: target})
+	cmd, err := c.WriteImage(t.Context(), protocol.WriteImageParams{URL: is.URL + "/image", Checksum: protocol.Checksum{Value: img.SHA256}, Target: target})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,7 +80,7 @@ func TestWriteImageWithConfigDrive(t *testing.T) {
 			cfg := diskConfig(target, cmp.Or(tt.capacity, diskSize))
 			cfg.StallTimeout = 10 * time.Second // no stall is tested here: a loaded machine must not look like one
 			_, c, _ := commandServer(t, nil, cfg)
-			cmd, err := c.WriteImage(t.Context(), protocol.WriteImageParams{URL: is.URL + "/image", SHA256: tt.img.SHA256, Target: target, ConfigDrive: tt.cd})
+			cmd, err := c.WriteImage(t.Context(), protocol.WriteImageParams{URL: is.URL + "/image", Checksum: protocol.Checksum{Value: tt.img.SHA256}, Target: target, ConfigDrive: tt.cd})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -149,7 +149,7 @@ func TestWriteImageRefusesBadConfigDrive(t *testing.T) {
 	_, c, _ := commandServer(t, nil, diskConfig(target, 256<<20))
 	for name, cd := range map[string]string{"not base64": "{}", "not an ISO": "aGVsbG8=", "ftp URL": "ftp://x/cd.iso"} {
 		t.Run(name, func(t *testing.T) {
-			_, err := c.WriteImage(t.Context(), protocol.WriteImageParams{URL: "http://x/i", SHA256: img.SHA256, Target: target, ConfigDrive: cd})
+			_, err := c.WriteImage(t.Context(), protocol.WriteImageParams{URL: "http://x/i", Checksum: protocol.Checksum{Value: img.SHA256}, Target: target, ConfigDrive: cd})
 			if !errors.Is(err, protocol.ErrInvalidParams) {
 				t.Errorf("error %v, want ErrInvalidParams", err)
 			}

@@ -76,7 +76,7 @@ func commandServer(t testing.TB, m Machine, cfg CommandConfig) (*CommandServer, 
 }
 
 // newHTTPServer serves h on a real loopback HTTP server and returns its URL.
-func newHTTPServer(t *testing.T, h http.Handler) string {
+func newHTTPServer(t testing.TB, h http.Handler) string {
 	t.Helper()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)

@@ -1,8 +1,8 @@
 package agent
 
 import (
+	"bufio"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -26,8 +26,11 @@ func validWriteImage(p protocol.WriteImageParams) error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("%w: url %q: want an http:// or https:// URL", protocol.ErrInvalidParams, p.URL)
 	}
-	if b, err := hex.DecodeString(p.SHA256); err != nil || len(b) != sha256.Size {
-		return fmt.Errorf("%w: sha256 %q: want 64 hex digits", protocol.ErrInvalidParams, p.SHA256)
+	if err := p.Checksum.Check(); err != nil {
+		return fmt.Errorf("%w: checksum: %w", protocol.ErrInvalidParams, err)
+	}
+	if err := validDiskFormat(p.DiskFormat); err != nil {
+		return err
 	}
 	if err := validTarget(p.Target); err != nil {
 		return err
@@ -65,14 +68,18 @@ type imageWriter struct {
 	capacity func(target string) int64
 }
 
-// writeImage streams p.URL into p.Target through a sha256, never holding
-// the image in memory, then syncs; then writes p.ConfigDrive, if any, to
-// a new partition at the end of the target (writeConfigDrive). On any
-// failure after the target was opened, the target is wiped so it does not
-// look like a valid disk.
+// writeImage streams p.URL onto p.Target, never holding the image in
+// memory: a raw image byte for byte, a qcow2 image converted as it
+// downloads (writeQcow2), zeros seeked over where the target reads as
+// zeros already. Every byte of the file as downloaded goes through the
+// checksum's hash, which is verified, and the target synced, before the
+// command succeeds; then p.ConfigDrive, if any, is written to a new
+// partition at the end of the target (writeConfigDrive). On any failure
+// after the target was opened, the target is wiped so it does not look
+// like a valid disk.
 func (w *imageWriter) writeImage(ctx context.Context, p protocol.WriteImageParams, pr *progress) (err error) {
-	// The config drive first: one that cannot be had fails the command
-	// before the disk is touched (and has its own stall watchdog).
+	// The config drive and the checksum first: either one that cannot be
+	// had fails the command before the disk is touched.
 	var iso []byte
 	if p.ConfigDrive != "" {
 		if iso, err = w.configDriveISO(ctx, p.ConfigDrive); err != nil {
@@ -84,6 +91,11 @@ func (w *imageWriter) writeImage(ctx context.Context, p protocol.WriteImageParam
 	defer cancel(nil)
 	watchdog := time.AfterFunc(w.stall, func() { cancel(protocol.ErrDownloadStalled) })
 	defer watchdog.Stop()
+
+	algo, digest, err := w.expectedChecksum(ctx, p)
+	if err != nil {
+		return err
+	}
 
 	// The target next: a wrong one fails before any download, and from
 	// here on every failure wipes it.
@@ -103,14 +115,16 @@ func (w *imageWriter) writeImage(ctx context.Context, p protocol.WriteImageParam
 			err = fmt.Errorf("close %s: %w", p.Target, cerr)
 		}
 	}()
-	if capacity > 0 && p.Size > capacity {
-		return fmt.Errorf("%w: image is %d bytes, %s holds %d", protocol.ErrTargetTooSmall, p.Size, p.Target, capacity)
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", p.Target, err)
 	}
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL, nil)
 	if err != nil {
 		return fmt.Errorf("%w: %w", protocol.ErrDownload, err)
 	}
+	watchdog.Reset(w.stall) // the checksum file's fetch is done
 	resp, err := w.client.Do(req)
 	if err != nil {
 		return downloadErr(ctx, "GET "+redactURL(p.URL), err)
@@ -119,39 +133,54 @@ func (w *imageWriter) writeImage(ctx context.Context, p protocol.WriteImageParam
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%w: GET %s: %s", protocol.ErrDownload, redactURL(p.URL), resp.Status)
 	}
-	total := p.Size
-	if total == 0 && resp.ContentLength > 0 {
-		total = resp.ContentLength
-	}
 	if p.Size > 0 && resp.ContentLength >= 0 && resp.ContentLength != p.Size {
 		return fmt.Errorf("%w: GET %s: server sends %d bytes, expected size is %d",
 			protocol.ErrDownload, redactURL(p.URL), resp.ContentLength, p.Size)
 	}
-	pr.total.Store(total)
-
-	if capacity > 0 && total > capacity {
-		return fmt.Errorf("%w: image is %d bytes, %s holds %d", protocol.ErrTargetTooSmall, total, p.Target, capacity)
+	fileSize := p.Size
+	if fileSize == 0 {
+		fileSize = resp.ContentLength // -1: unknown
 	}
 
-	h := sha256.New()
-	body := &watchedReader{r: resp.Body, watchdog: watchdog, stall: w.stall}
-	dst := &countingWriter{w: f, pr: pr, limit: capacity}
-	buf := make([]byte, 1<<20)
-	n, err := io.CopyBuffer(dst, io.TeeReader(body, h), buf)
+	h := newHash(algo)
+	body := bufio.NewReaderSize(io.TeeReader(&watchedReader{r: resp.Body, watchdog: watchdog, stall: w.stall}, h), headSize)
+	head, err := body.Peek(headSize)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return w.readErr(ctx, p, err, int64(len(head)), fileSize)
+	}
+	format, err := imageFormat(p.DiskFormat, head)
 	if err != nil {
-		if errors.Is(err, protocol.ErrTargetTooSmall) {
-			return fmt.Errorf("%w: %s holds %d bytes, image is larger", protocol.ErrTargetTooSmall, p.Target, capacity)
-		}
-		if dst.err != nil {
-			return fmt.Errorf("write %s: %w", p.Target, err)
-		}
-		return downloadErr(ctx, "read "+redactURL(p.URL), err)
+		return err
 	}
-	if p.Size > 0 && n != p.Size {
-		return fmt.Errorf("%w: GET %s: got %d bytes, expected %d", protocol.ErrDownload, redactURL(p.URL), n, p.Size)
+	dst := newDiskWriter(f, fi.Mode().IsRegular(), capacity, pr)
+
+	var n int64
+	switch format {
+	case protocol.DiskFormatQcow2:
+		src := newStreamReaderAt(body, fileSize, w.rangeFetcher(ctx, p.URL, resp, watchdog))
+		if _, err = writeQcow2(src, head, dst); err == nil {
+			n, err = src.drain()
+		}
+		if err != nil {
+			return w.copyErr(ctx, p, dst, err, src.pos, fileSize)
+		}
+	default:
+		pr.total.Store(max(fileSize, 0))
+		if capacity > 0 && fileSize > capacity {
+			return fmt.Errorf("%w: image is %d bytes, %s holds %d", protocol.ErrTargetTooSmall, fileSize, p.Target, capacity)
+		}
+		if n, err = writeRaw(body, dst); err != nil {
+			return w.copyErr(ctx, p, dst, err, n, fileSize)
+		}
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); !strings.EqualFold(got, p.SHA256) {
-		return fmt.Errorf("%w: got sha256 %s, want %s", protocol.ErrChecksumMismatch, got, strings.ToLower(p.SHA256))
+	if fileSize >= 0 && n < fileSize {
+		return fmt.Errorf("%w: GET %s: got %d bytes, expected %d", protocol.ErrImageTruncated, redactURL(p.URL), n, fileSize)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != digest {
+		return fmt.Errorf("%w: got %s %s, want %s", protocol.ErrChecksumMismatch, algo, got, digest)
+	}
+	if err := dst.finish(); err != nil {
+		return fmt.Errorf("size %s: %w", p.Target, err)
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("sync %s: %w", p.Target, err)
@@ -160,6 +189,33 @@ func (w *imageWriter) writeImage(ctx context.Context, p protocol.WriteImageParam
 		return writeConfigDrive(p.Target, capacity, iso)
 	}
 	return nil
+}
+
+// copyErr names a failed copy: the target's write error, or readErr.
+func (w *imageWriter) copyErr(ctx context.Context, p protocol.WriteImageParams, dst *diskWriter, err error, got, size int64) error {
+	if dst.err != nil {
+		return fmt.Errorf("write %s: %w", p.Target, dst.err)
+	}
+	return w.readErr(ctx, p, err, got, size)
+}
+
+// readErr names a failed read of the image: a body cut short of its
+// length is truncated; a stall or a cancellation says so; the agent's own
+// errors (a qcow2 image that is not one) pass as they are.
+func (w *imageWriter) readErr(ctx context.Context, p protocol.WriteImageParams, err error, got, size int64) error {
+	if context.Cause(ctx) != nil {
+		return downloadErr(ctx, "read "+redactURL(p.URL), err)
+	}
+	if protocol.CodeOf(err) != protocol.CodeIO {
+		return err
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		if size > 0 {
+			return fmt.Errorf("%w: GET %s: the connection ended after %d of %d bytes: %w", protocol.ErrImageTruncated, redactURL(p.URL), got, size, err)
+		}
+		return fmt.Errorf("%w: GET %s: the connection ended after %d bytes: %w", protocol.ErrImageTruncated, redactURL(p.URL), got, err)
+	}
+	return downloadErr(ctx, "read "+redactURL(p.URL), err)
 }
 
 // downloadErr names a failed download stalled when the watchdog fired and
@@ -302,7 +358,10 @@ func zeroSpans(f *os.File, span int64) error {
 	return f.Sync()
 }
 
-// watchedReader pushes the stall watchdog back whenever data arrives.
+// watchedReader runs the stall watchdog only while a read waits on the
+// network: the time the agent spends writing, hashing or converting what
+// it read is no stalled download (on a loaded machine or a slow disk it
+// would pass for one).
 type watchedReader struct {
 	r        io.Reader
 	watchdog *time.Timer
@@ -310,33 +369,9 @@ type watchedReader struct {
 }
 
 func (r *watchedReader) Read(p []byte) (int, error) {
+	r.watchdog.Reset(r.stall)
 	n, err := r.r.Read(p)
-	if n > 0 {
-		r.watchdog.Reset(r.stall)
-	}
-	return n, err
-}
-
-// countingWriter counts progress and refuses to write past limit (0 = no
-// limit).
-type countingWriter struct {
-	w     io.Writer
-	pr    *progress
-	limit int64
-	n     int64
-	err   error // the underlying writer's error, if any
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	if c.limit > 0 && c.n+int64(len(p)) > c.limit {
-		return 0, protocol.ErrTargetTooSmall
-	}
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	c.pr.done.Store(c.n)
-	if err != nil {
-		c.err = err
-	}
+	r.watchdog.Stop()
 	return n, err
 }
 

@@ -425,25 +425,90 @@ func rootDisk(inv protocol.Inventory) (string, error) {
 	return "", errors.New("the agent reports no disk to write to")
 }
 
-// imageOf reads the image to deploy from instance_info.
-func imageOf(n wire.Node) (url, sha string, err error) {
-	url, _ = n.InstanceInfo["image_source"].(string)
-	// Ironic prefers the image's os_hash (Glance's multihash, which
-	// Metal3 sends as image_os_hash_algo/_value) to image_checksum.
-	algo, _ := n.InstanceInfo["image_os_hash_algo"].(string)
-	if value, _ := n.InstanceInfo["image_os_hash_value"].(string); algo != "" || value != "" {
-		if !strings.EqualFold(algo, "sha256") || value == "" {
-			return "", "", wire.Errorf(wire.CodeInvalidInput, "instance_info image_os_hash_algo %q: ironfleet's agent verifies sha256 images only", algo)
+// imageOf reads the image to deploy from instance_info: image_source,
+// its checksum and its disk format, as ironic's AgentDeploy.write_image
+// passes them to the agent (ironic/drivers/modules/agent.py) and
+// checksum_utils.get_checksum_and_algo reads them:
+//   - image_os_hash_algo with image_os_hash_value (what Glance and Metal3
+//     send) is preferred; either one without the other is refused, as
+//     AgentDeploy.validate does;
+//   - else image_checksum: a bare md5/sha256/sha512 digest (the algorithm
+//     from its length), "algo:digest", or the http(s) URL of a checksum
+//     file, which the agent fetches;
+//   - image_disk_format raw or qcow2, or absent for the agent to detect.
+//
+// Anything else is refused naming the field.
+func imageOf(n wire.Node) (protocol.WriteImageParams, error) {
+	ii := n.InstanceInfo
+	str := func(field string) (string, error) {
+		v, ok := ii[field]
+		if !ok || v == nil {
+			return "", nil
 		}
-		sha = strings.ToLower(value)
-	} else {
-		sha, _ = n.InstanceInfo["image_checksum"].(string)
-		sha = strings.TrimPrefix(strings.ToLower(sha), "sha256:")
+		s, ok := v.(string)
+		if !ok {
+			return "", wire.Errorf(wire.CodeInvalidInput, "instance_info %s: want a string, got %T", field, v)
+		}
+		return strings.TrimSpace(s), nil
 	}
-	if url == "" || sha == "" {
-		return "", "", wire.Errorf(wire.CodeInvalidInput, "instance_info must give image_source (an http(s) URL) and image_checksum or image_os_hash_algo sha256 with image_os_hash_value to deploy")
+	var p protocol.WriteImageParams
+	url, err := str("image_source")
+	if err != nil {
+		return p, err
 	}
-	return url, sha, nil
+	algo, err := str("image_os_hash_algo")
+	if err != nil {
+		return p, err
+	}
+	value, err := str("image_os_hash_value")
+	if err != nil {
+		return p, err
+	}
+	checksum, err := str("image_checksum")
+	if err != nil {
+		return p, err
+	}
+	switch {
+	case algo != "" && value == "":
+		return p, wire.Errorf(wire.CodeInvalidInput, "instance_info image_os_hash_algo is set without image_os_hash_value")
+	case algo == "" && value != "":
+		return p, wire.Errorf(wire.CodeInvalidInput, "instance_info image_os_hash_value is set without image_os_hash_algo")
+	case algo != "":
+		p.Checksum = protocol.Checksum{Algo: strings.ToLower(algo), Value: value}
+		if err := protocol.CheckAlgo(p.Checksum.Algo); err != nil {
+			return p, wire.Errorf(wire.CodeInvalidInput, "instance_info image_os_hash_algo: %v", err)
+		}
+		if err := p.Checksum.Check(); err != nil {
+			return p, wire.Errorf(wire.CodeInvalidInput, "instance_info image_os_hash_value: %v", err)
+		}
+	case checksum != "":
+		p.Checksum = protocol.Checksum{Value: checksum}
+		// "algo:digest", as ironic's checksum_utils.validate_checksum
+		// reads one (a URL's "http:" is no algorithm).
+		if a, v, ok := strings.Cut(checksum, ":"); ok && !p.Checksum.IsURL() {
+			p.Checksum = protocol.Checksum{Algo: strings.ToLower(a), Value: v}
+		}
+		if err := p.Checksum.Check(); err != nil {
+			return p, wire.Errorf(wire.CodeInvalidInput, "instance_info image_checksum: %v", err)
+		}
+	}
+	if url == "" || p.Checksum.Value == "" {
+		return p, wire.Errorf(wire.CodeInvalidInput, "instance_info must give image_source (an http(s) URL) and image_checksum, or image_os_hash_algo with image_os_hash_value, to deploy")
+	}
+	if !p.Checksum.IsURL() {
+		p.Checksum.Value = strings.ToLower(p.Checksum.Value)
+	}
+	format, err := str("image_disk_format")
+	if err != nil {
+		return p, err
+	}
+	switch format = strings.ToLower(format); format {
+	case "", protocol.DiskFormatRaw, protocol.DiskFormatQcow2:
+	default:
+		return p, wire.Errorf(wire.CodeInvalidInput, "instance_info image_disk_format %q: ironfleet's agent writes raw and qcow2 images only", format)
+	}
+	p.URL, p.DiskFormat = url, format
+	return p, nil
 }
 
 // continueDeploy is the deploy's second phase: the agent writes the image,
@@ -453,10 +518,11 @@ func (w *job) continueDeploy() error {
 		w.log("continue_deploy finds nothing to do", "state", w.node.ProvisionState, "step", w.node.Step)
 		return nil
 	}
-	url, sha, err := imageOf(w.node)
+	p, err := imageOf(w.node)
 	if err == nil {
 		err = w.runAgent("writing the image", func(ctx context.Context, cl AgentClient, target string) (protocol.Command, error) {
-			return cl.WriteImage(ctx, protocol.WriteImageParams{URL: url, SHA256: sha, Target: target, ConfigDrive: storedConfigDrive(w.node)})
+			p.Target, p.ConfigDrive = target, storedConfigDrive(w.node)
+			return cl.WriteImage(ctx, p)
 		})
 	}
 	if err != nil {

@@ -104,7 +104,7 @@ func (w *job) deployable() error {
 	if _, err := wire.NodeBootMode(w.node); err != nil {
 		return wire.Errorf(wire.CodeInvalidInput, "Failed to validate deploy or power info for node %s: %w", w.node.UUID, err)
 	}
-	_, _, err := imageOf(w.node)
+	_, err := imageOf(w.node)
 	return err
 }
 

@@ -24,6 +24,7 @@ for g in "${groups[@]}"; do
           want ip iproute2
           want unshare util-linux
           want losetup mount
+          want qemu-img qemu-utils   # the agent tests build qcow2 images
           want curl curl
           # the real clients the compat tests drive (internal/fleet/compat_test.go)
           want baremetal python3-ironicclient

@@ -34,6 +34,8 @@ func TestCodes(t *testing.T) {
 		{"too small", protocol.ErrTargetTooSmall, protocol.CodeTargetTooSmall},
 		{"stalled", protocol.ErrDownloadStalled, protocol.CodeDownloadStalled},
 		{"download", protocol.ErrDownload, protocol.CodeDownload},
+		{"truncated", protocol.ErrImageTruncated, protocol.CodeImageTruncated},
+		{"invalid image", protocol.ErrInvalidImage, protocol.CodeInvalidImage},
 		{"machine", protocol.ErrMachine, protocol.CodeMachine},
 		{"canceled", protocol.ErrCanceled, protocol.CodeCanceled},
 		{"anything else", errors.New("disk on fire"), protocol.CodeIO},

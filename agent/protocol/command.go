@@ -72,13 +72,20 @@ type CommandList struct {
 type WriteImageParams struct {
 	// URL is where to download the image: http:// or https://.
 	URL string `json:"url"`
-	// SHA256 is the image's checksum, 64 hex digits.
-	SHA256 string `json:"sha256"`
+	// Checksum is what the image file, as downloaded, hashes to. It is
+	// verified before the command succeeds; a mismatch fails it and wipes
+	// Target.
+	Checksum Checksum `json:"checksum"`
+	// DiskFormat is the image file's format: DiskFormatRaw (written as
+	// is, never inspected), DiskFormatQcow2 (converted onto Target), or
+	// empty to detect it from the image's first bytes (qcow2 by its magic,
+	// other known formats refused, anything else raw).
+	DiskFormat string `json:"disk_format,omitempty"`
 	// Target is the block device (/dev/sda) or file the image is written to.
 	Target string `json:"target"`
-	// Size is the image's size in bytes, if known; 0 means unknown. When
-	// set, an image that does not fit is refused before downloading and a
-	// body of another length is an error.
+	// Size is the image file's size in bytes, if known; 0 means unknown.
+	// When set, a raw image that does not fit is refused before writing
+	// and a body of another length is an error.
 	Size int64 `json:"size,omitempty"`
 	// ConfigDrive, when set, is the instance's config drive: a gzipped,
 	// base64 ISO 9660 image (as Ironic stores one) or an http(s) URL to

@@ -3,7 +3,8 @@
 // of it.
 //
 // It owns the bodies of the API (Command, CommandRequest, CommandList,
-// WriteImageParams, EraseDiskParams, Inventory and its parts, ErrorBody),
+// WriteImageParams and its Checksum, EraseDiskParams, Inventory and its
+// parts, ErrorBody),
 // the command names and statuses, the agent's string codes (a failed
 // command's Code, an error answer's code) and the sentinels they map to,
 // and Client, which calls one agent with its token. The agent (package

@@ -20,8 +20,8 @@ var (
 	ErrCommandNotFound = errors.New("agent: no such command")
 	// ErrInvalidParams: a command's name or parameters are wrong (400).
 	ErrInvalidParams = errors.New("agent: invalid command parameters")
-	// ErrChecksumMismatch: the downloaded image's sha256 is not the one the
-	// conductor sent; the target was wiped.
+	// ErrChecksumMismatch: the downloaded image's checksum is not the one
+	// the conductor sent; the target was wiped.
 	ErrChecksumMismatch = errors.New("agent: image checksum mismatch")
 	// ErrTargetTooSmall: the image does not fit on the target.
 	ErrTargetTooSmall = errors.New("agent: target too small for image")
@@ -31,6 +31,15 @@ var (
 	// ErrDownload: the image download failed (HTTP status, connection cut,
 	// short body). Retrying is allowed.
 	ErrDownload = errors.New("agent: image download failed")
+	// ErrImageTruncated: the image ended before its length (Content-Length,
+	// the size given, or what its qcow2 tables point to); the target was
+	// wiped. Retrying is allowed.
+	ErrImageTruncated = errors.New("agent: image truncated")
+	// ErrInvalidImage: the image is in a format the agent does not write
+	// (vmdk, vhd, iso …), not the format it was declared to be, or a
+	// qcow2 image it cannot convert (a backing file, encryption); nothing
+	// of it was written.
+	ErrInvalidImage = errors.New("agent: invalid image")
 	// ErrMachine: the machine failed to reboot or power off.
 	ErrMachine = errors.New("agent: machine action failed")
 	// ErrCanceled: the command was cancelled because the agent stopped.
@@ -45,6 +54,8 @@ const (
 	CodeTargetTooSmall   = "target_too_small"
 	CodeDownloadStalled  = "download_stalled"
 	CodeDownload         = "download_failed"
+	CodeImageTruncated   = "image_truncated"
+	CodeInvalidImage     = "invalid_image"
 	CodeMachine          = "machine_error"
 	CodeCanceled         = "canceled"
 	CodeIO               = "io_error"
@@ -69,6 +80,8 @@ var codeErrs = []struct {
 	{CodeChecksumMismatch, ErrChecksumMismatch},
 	{CodeTargetTooSmall, ErrTargetTooSmall},
 	{CodeDownloadStalled, ErrDownloadStalled},
+	{CodeImageTruncated, ErrImageTruncated},
+	{CodeInvalidImage, ErrInvalidImage},
 	{CodeDownload, ErrDownload},
 	{CodeMachine, ErrMachine},
 	{CodeCanceled, ErrCanceled},

@@ -48,7 +48,7 @@ func ConductDeploy(ctx context.Context, api *API, uuid string, img Image, imageU
 	}
 	disk := inv.Disks[0].Path
 	size := int64(len(img.Data))
-	cmd, err := c.WriteImage(ctx, protocol.WriteImageParams{URL: imageURL, SHA256: img.SHA256, Target: disk, Size: size})
+	cmd, err := c.WriteImage(ctx, protocol.WriteImageParams{URL: imageURL, Checksum: protocol.Checksum{Value: img.SHA256}, Target: disk, Size: size})
 	if err != nil {
 		return "", fmt.Errorf("%s: write_image: %w", uuid, err)
 	}
