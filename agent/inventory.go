@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -115,6 +116,7 @@ func readDisks(root string) ([]protocol.Disk, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: inventory: %w", err)
 	}
+	byPath := byPathLinks(filepath.Join(root, "dev", "disk", "by-path"))
 	var disks []protocol.Disk
 	for _, e := range entries {
 		name := e.Name()
@@ -136,18 +138,123 @@ func readDisks(root string) ([]protocol.Disk, error) {
 			Path:       "/dev/" + name,
 			SizeBytes:  sectors * 512, // /sys/block/*/size is always in 512-byte sectors
 			Serial:     firstAttr(d, "device/serial", "serial"),
-			WWN:        firstAttr(d, "device/wwid", "wwid"),
 			Model:      firstAttr(d, "device/model"),
 			Vendor:     firstAttr(d, "device/vendor"),
+			HCTL:       hctl(d),
+			ByPath:     byPath[name],
 			Rotational: firstAttr(d, "queue/rotational") == "1",
 			Removable:  firstAttr(d, "removable") == "1",
 		}
 		if disk.Serial == "" {
-			disk.Serial = disk.WWN
+			disk.Serial = vpdSerial(filepath.Join(d, "device", "vpd_pg80"))
+		}
+		disk.WWN, disk.WWNWithExtension, disk.WWNVendorExtension = wwn(firstAttr(d, "device/wwid", "wwid"))
+		if disk.ByPath == "" {
+			disk.ByPath = derivedByPath(d)
 		}
 		disks = append(disks, disk)
 	}
 	return disks, nil
+}
+
+// hctl is the disk's SCSI address, the name of its one
+// device/scsi_device entry (as ironic-python-agent reads it); "" for a
+// disk that is not SCSI (virtio-blk, NVMe).
+func hctl(disk string) string {
+	entries, err := os.ReadDir(filepath.Join(disk, "device", "scsi_device"))
+	if err != nil || len(entries) == 0 {
+		return ""
+	}
+	return entries[0].Name()
+}
+
+// vpdSerial reads the unit serial number from a SCSI disk's VPD page 0x80
+// (SPC: page code in byte 1, length in bytes 2-3, the serial from byte
+// 4): what udev's ID_SERIAL_SHORT and lsblk's SERIAL report for disks whose
+// sysfs has no serial attribute.
+func vpdSerial(path string) string {
+	b, err := os.ReadFile(path) //nolint:gosec // sysfs attribute under root
+	if err != nil || len(b) < 4 || b[1] != 0x80 {
+		return ""
+	}
+	n := int(b[2])<<8 | int(b[3])
+	b = b[4:]
+	if n < len(b) {
+		b = b[:n]
+	}
+	return string(bytes.TrimSpace(bytes.TrimRight(b, "\x00")))
+}
+
+// wwn turns the kernel's wwid into udev's ID_WWN, ID_WWN_WITH_EXTENSION and
+// ID_WWN_VENDOR_EXTENSION, the form root device hints are written in: a
+// SCSI NAA name "naa.<hex>" is "0x<hex>", split after 16 hex digits when
+// it has 32 (NAA 6's vendor extension); a T10 vendor ID is no WWN; any
+// other (NVMe's eui., nguid.) is kept as the kernel gives it.
+func wwn(wwid string) (id, withExt, vendorExt string) {
+	wwid = strings.ToLower(wwid)
+	switch {
+	case wwid == "" || strings.HasPrefix(wwid, "t10."):
+		return "", "", ""
+	case strings.HasPrefix(wwid, "naa."):
+		hex := wwid[len("naa."):]
+		if len(hex) == 32 {
+			return "0x" + hex[:16], "0x" + hex, "0x" + hex[16:]
+		}
+		return "0x" + hex, "0x" + hex, ""
+	}
+	return wwid, wwid, ""
+}
+
+// byPathLinks maps each disk's kernel name to its link in dir
+// (/dev/disk/by-path, which udev maintains), by the first link in name
+// order that points at the disk itself (not a partition): udev's ID_PATH
+// "pci-…" before its legacy "virtio-pci-…" for a virtio disk.
+func byPathLinks(dir string) map[string]string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil // no udev: derivedByPath names what it can
+	}
+	m := map[string]string{}
+	for _, e := range entries {
+		target, err := os.Readlink(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		name := filepath.Base(target)
+		if _, seen := m[name]; !seen {
+			m[name] = "/dev/disk/by-path/" + e.Name()
+		}
+	}
+	return m
+}
+
+// pciAddress matches a PCI device's sysfs name, domain:bus:device.function.
+var pciAddress = regexp.MustCompile(`^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$`)
+
+// derivedByPath names a disk as udev's path_id builtin names it (its
+// ID_PATH, systemd's src/udev/udev-builtin-path_id.c) where no udev runs
+// (the agent's ramdisk has none): a virtio-blk disk on PCI is
+// pci-<address> (path_id skips the virtio bus; the virtio-pci-<address>
+// link is udev's deprecated legacy one), an NVMe namespace
+// pci-<address>-nvme-<nsid>. Other buses (SCSI, ATA, USB), whose names
+// need their host's details, are "" here and named only by udev's links.
+func derivedByPath(disk string) string {
+	dev, err := filepath.EvalSymlinks(filepath.Join(disk, "device"))
+	if err != nil {
+		return ""
+	}
+	parent := filepath.Base(filepath.Dir(dev))
+	switch base := filepath.Base(dev); {
+	case strings.HasPrefix(base, "virtio") && pciAddress.MatchString(parent):
+		return "/dev/disk/by-path/pci-" + parent
+	case strings.HasPrefix(base, "nvme"):
+		// device is …/<pci>/nvme/nvme0: the controller's PCI device is two up.
+		pci := filepath.Base(filepath.Dir(filepath.Dir(dev)))
+		if nsid := firstAttr(disk, "nsid"); pciAddress.MatchString(pci) && nsid != "" {
+			return "/dev/disk/by-path/pci-" + pci + "-nvme-" + nsid
+		}
+	}
+	return ""
 }
 
 func readNICs(root string) ([]protocol.NIC, error) {

@@ -17,6 +17,7 @@ import (
 	"github.com/ironfleet/ironfleet/internal/dispatch"
 	"github.com/ironfleet/ironfleet/internal/hardware"
 	"github.com/ironfleet/ironfleet/internal/provision"
+	"github.com/ironfleet/ironfleet/internal/rootdevice"
 	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
@@ -283,8 +284,25 @@ func (s *Server) checkTransition(c *gin.Context, n wire.Node, op wire.Operation,
 		}
 	case wire.OpService:
 		return checkServiceSteps(body["service_steps"])
+	case wire.OpDeploy, wire.OpRebuild:
+		// Ironic's do_node_deploy validates the deploy interface before
+		// its RPC returns; the agent deploy's validate checks the root
+		// device hints (CustomAgentDeploy.validate), fake deploy nothing.
+		if err := checkRootDevice(n); err != nil {
+			return badRequest("Failed to validate deploy or power info for node %s. Error: %s", n.UUID, err)
+		}
 	}
 	return nil
+}
+
+// checkRootDevice checks the node's root device hints (instance_info's,
+// else properties') for a deploy interface that writes a disk.
+func checkRootDevice(n wire.Node) error {
+	if hardware.Of(n, hardware.Deploy) == hardware.Fake {
+		return nil
+	}
+	_, err := rootdevice.ForDeploy(n.UUID, n.InstanceInfo, n.Properties)
+	return err
 }
 
 // checkServiceSteps validates service_steps as Ironic's _STEPS_SCHEMA
@@ -587,6 +605,9 @@ func (s *Server) validateNode(c *gin.Context) {
 				if _, err := wire.NodeBootMode(n); err != nil {
 					return err
 				}
+			}
+			if err := checkRootDevice(n); err != nil {
+				return err
 			}
 			return provision.CheckInstanceTraits(n)
 		case impl == hardware.Fake || impl == hardware.Noop:

@@ -64,6 +64,10 @@ type env struct {
 	// asked to run, in order (agentCommands).
 	askedMu sync.Mutex
 	asked   map[string][]string
+	// secondDisk, when set before enroll, gives each machine's agent a
+	// second disk: vda (1 GiB, serial "disk0-<machine>") then vdb (2 GiB,
+	// serial "disk1-<machine>"), for root device hints to choose from.
+	secondDisk bool
 }
 
 func newEnv(t *testing.T) *env {
@@ -221,14 +225,21 @@ func (e *env) enroll(t *testing.T, name, group string) wire.Node {
 // PXE-boots, records its token as the API's lookup would, and publishes its
 // heartbeats as the API would, until the machine powers off.
 func (e *env) runAgentOnBoot(t *testing.T, m *sim.Machine, node string) {
-	disk := filepath.Join(e.diskDir, m.Name()+".img")
-	f, err := os.Create(disk) // a sparse 1 GiB disk
-	if err == nil {
-		err = f.Truncate(1 << 30)
-		_ = f.Close()
+	disks := []protocol.Disk{{Name: "vda", Path: filepath.Join(e.diskDir, m.Name()+".img"), SizeBytes: 1 << 30}}
+	if e.secondDisk {
+		disks[0].Serial = "disk0-" + m.Name()
+		disks = append(disks, protocol.Disk{Name: "vdb", Path: filepath.Join(e.diskDir, m.Name()+"-vdb.img"), SizeBytes: 2 << 30,
+			Serial: "disk1-" + m.Name()})
 	}
-	if err != nil {
-		t.Fatal(err)
+	for _, d := range disks {
+		f, err := os.Create(d.Path) // a sparse disk
+		if err == nil {
+			err = f.Truncate(d.SizeBytes)
+			_ = f.Close()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	m.OnBoot(func(ctx context.Context, dev wire.BootDevice) {
 		if dev != wire.BootPXE {
@@ -238,7 +249,7 @@ func (e *env) runAgentOnBoot(t *testing.T, m *sim.Machine, node string) {
 			PowerDelay: time.Millisecond,
 			Inventory: func(context.Context) (protocol.Inventory, error) {
 				return protocol.Inventory{CPU: protocol.CPU{Count: 4}, Memory: protocol.Memory{TotalBytes: 8 << 30},
-					Disks: []protocol.Disk{{Name: "vda", Path: disk, SizeBytes: 1 << 30}}}, nil
+					Disks: disks}, nil
 			},
 		})
 		srv := httptest.NewServer(e.recordCommands(node, cs))

@@ -1,16 +1,19 @@
 package conductor
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ironfleet/ironfleet/agent/protocol"
 	"github.com/ironfleet/ironfleet/internal/dispatch"
 	"github.com/ironfleet/ironfleet/internal/provision"
+	"github.com/ironfleet/ironfleet/internal/rootdevice"
 	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
 	"github.com/ironfleet/ironfleet/transport/wire"
@@ -381,14 +384,58 @@ func agentFailure(ctx context.Context, what string, err error) error {
 	return wire.Errorf(wire.CodeAgent, "%s: %w", what, err)
 }
 
-// runAgent runs one agent command to its end; what names it in the error.
-func (w *job) runAgent(what string, start func(ctx context.Context, cl AgentClient, target string) (protocol.Command, error)) error {
+// agentStart starts one agent command on a disk (target: its path).
+type agentStart func(ctx context.Context, cl AgentClient, target string) (protocol.Command, error)
+
+// runAgent runs one agent command to its end on the node's root disk
+// (rootDisk, by its root device hints); what names it in the error.
+func (w *job) runAgent(what string, start agentStart) error {
 	ctx, cancel := context.WithTimeout(w.ctx, w.c.cfg.AgentTimeout)
 	defer cancel()
-	return agentFailure(ctx, what, w.agentCommand(ctx, start))
+	return agentFailure(ctx, what, w.agentCommand(ctx, w.rootTarget, start))
 }
 
-func (w *job) agentCommand(ctx context.Context, start func(ctx context.Context, cl AgentClient, target string) (protocol.Command, error)) error {
+// runAgentOnEveryDisk runs one agent command on each of the machine's
+// non-removable disks in turn, as ironic-python-agent's erase_devices and
+// erase_devices_metadata erase every disk whatever the root device hints:
+// cleaning must reach whichever disk a deploy wrote.
+func (w *job) runAgentOnEveryDisk(what string, start agentStart) error {
+	ctx, cancel := context.WithTimeout(w.ctx, w.c.cfg.AgentTimeout)
+	defer cancel()
+	return agentFailure(ctx, what, w.agentCommand(ctx, everyDisk, start))
+}
+
+// rootTarget is the path of the disk the node's root device hints choose.
+func (w *job) rootTarget(inv protocol.Inventory) ([]string, error) {
+	hints, err := w.rootDeviceHints()
+	if err != nil {
+		return nil, err
+	}
+	disk, err := rootDisk(inv, hints)
+	if err != nil {
+		return nil, err
+	}
+	w.log("root device chosen", "disk", disk.Name, "path", disk.Path, "hints", hints.String())
+	return []string{disk.Path}, nil
+}
+
+// everyDisk is the paths of every non-removable disk.
+func everyDisk(inv protocol.Inventory) ([]string, error) {
+	var out []string
+	for _, d := range inv.Disks {
+		if !d.Removable && d.Path != "" {
+			out = append(out, d.Path)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("the agent reports no disk to write to")
+	}
+	return out, nil
+}
+
+// agentCommand reads the agent's inventory, picks the targets from it, and
+// runs start on each, one after another, to its end.
+func (w *job) agentCommand(ctx context.Context, pick func(protocol.Inventory) ([]string, error), start agentStart) error {
 	cl, err := w.agentClient()
 	if err != nil {
 		return err
@@ -397,32 +444,104 @@ func (w *job) agentCommand(ctx context.Context, start func(ctx context.Context, 
 	if err != nil {
 		return fmt.Errorf("reading the agent's inventory: %w", err)
 	}
-	target, err := rootDisk(inv)
+	targets, err := pick(inv)
 	if err != nil {
 		return err
 	}
-	if err := w.lk.Check(); err != nil { // the agent's commands are effects no store fences
-		return err
-	}
-	cmd, err := start(ctx, cl, target)
-	if err != nil {
-		return err
-	}
-	done, err := cl.Wait(ctx, cmd.ID, w.c.cfg.AgentPoll)
-	if err != nil {
-		return fmt.Errorf("waiting for agent command %s: %w", cmd.Name, err)
-	}
-	return done.Err()
-}
-
-// rootDisk picks the disk to write: the first non-removable disk the agent reports.
-func rootDisk(inv protocol.Inventory) (string, error) {
-	for _, d := range inv.Disks {
-		if !d.Removable && d.Path != "" {
-			return d.Path, nil
+	for _, target := range targets {
+		if err := w.lk.Check(); err != nil { // the agent's commands are effects no store fences
+			return err
+		}
+		cmd, err := start(ctx, cl, target)
+		if err != nil {
+			return err
+		}
+		done, err := cl.Wait(ctx, cmd.ID, w.c.cfg.AgentPoll)
+		if err != nil {
+			return fmt.Errorf("waiting for agent command %s: %w", cmd.Name, err)
+		}
+		if err := done.Err(); err != nil {
+			return err
 		}
 	}
-	return "", errors.New("the agent reports no disk to write to")
+	return nil
+}
+
+// rootDeviceHints are the node's root device hints (instance_info's, else
+// properties', as Ironic's get_root_device_for_deploy), refused with
+// Ironic's words when invalid.
+func (w *job) rootDeviceHints() (rootdevice.Hints, error) {
+	h, err := rootdevice.ForDeploy(w.node.UUID, w.node.InstanceInfo, w.node.Properties)
+	if err != nil {
+		return h, wire.Errorf(wire.CodeInvalidInput, "%w", err)
+	}
+	return h, nil
+}
+
+// rootDisk picks the disk a deploy writes.
+//
+// With hints, it is the first disk in the agent's order (by kernel name)
+// that satisfies every hint, as ironic-python-agent's
+// get_os_install_device takes match_root_device_hints' first match (not
+// the smallest: IPA sorts by size only when guessing without hints); a
+// removable disk may be chosen when the hints name it. No match is an
+// error listing the hints and every disk seen, before anything is written.
+//
+// Without hints, it is the first non-removable disk, as before hints were
+// honoured. IPA's guess_root_disk would take the smallest disk of at least
+// 4 GiB; ironfleet keeps its choice, which the lab's and the simulated
+// machines' single small disks depend on.
+func rootDisk(inv protocol.Inventory, hints rootdevice.Hints) (protocol.Disk, error) {
+	if hints.Empty() {
+		for _, d := range inv.Disks {
+			if !d.Removable && d.Path != "" {
+				return d, nil
+			}
+		}
+		return protocol.Disk{}, errors.New("the agent reports no disk to write to")
+	}
+	devs := make([]rootdevice.Device, len(inv.Disks))
+	for i, d := range inv.Disks {
+		devs[i] = hintDevice(d)
+	}
+	for _, i := range hints.Find(devs) {
+		if inv.Disks[i].Path != "" {
+			return inv.Disks[i], nil
+		}
+	}
+	seen := make([]string, 0, len(inv.Disks))
+	for _, d := range devs {
+		seen = append(seen, describeDisk(d))
+	}
+	return protocol.Disk{}, wire.Errorf(wire.CodeInvalidInput,
+		"No suitable device was found for deployment using the root device hints (root_device) %s; the agent reports %d disk(s): %s",
+		hints, len(seen), cmp.Or(strings.Join(seen, "; "), "none"))
+}
+
+// hintDevice is a disk as root device hints see it: named /dev/<name>, as
+// IPA's BlockDevice is.
+func hintDevice(d protocol.Disk) rootdevice.Device {
+	return rootdevice.Device{
+		Name: "/dev/" + d.Name, SizeBytes: d.SizeBytes, Rotational: d.Rotational, Model: d.Model, Vendor: d.Vendor,
+		Serial: d.Serial, WWN: d.WWN, WWNWithExtension: d.WWNWithExtension, WWNVendorExtension: d.WWNVendorExtension,
+		HCTL: d.HCTL, ByPath: d.ByPath,
+	}
+}
+
+// describeDisk lists what hints can match on one disk, for the error that
+// says none did.
+func describeDisk(d rootdevice.Device) string {
+	parts := []string{fmt.Sprintf("name=%s size=%.4gGiB rotational=%t", d.Name, float64(d.SizeBytes)/(1<<30), d.Rotational)}
+	for _, a := range []struct{ k, v string }{
+		{"serial", d.Serial}, {"wwn", d.WWN}, {"wwn_with_extension", d.WWNWithExtension},
+		{"wwn_vendor_extension", d.WWNVendorExtension}, {"model", d.Model}, {"vendor", d.Vendor},
+		{"hctl", d.HCTL}, {"by_path", d.ByPath},
+	} {
+		if a.v != "" {
+			parts = append(parts, a.k+"="+strconv.Quote(a.v))
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 // imageOf reads the image to deploy from instance_info: image_source,
@@ -692,7 +811,17 @@ func (w *job) inspect() error {
 	if err != nil {
 		return w.fail(err)
 	}
-	if err := w.storeInventory(inv); err != nil {
+	// Inspection picks the root disk by properties.root_device and fails
+	// when none satisfies them, as Ironic's root_device inspection hook
+	// (ironic/drivers/modules/inspector/hooks/root_device.py).
+	hints, err := rootdevice.Parse(w.node.Properties["root_device"])
+	if err == nil && !hints.Empty() {
+		_, err = rootDisk(inv, hints)
+	}
+	if err != nil {
+		return w.fail(wire.Errorf(wire.CodeInvalidInput, "No disks satisfied root device hints for node %s: %w", w.node.UUID, err))
+	}
+	if err := w.storeInventory(inv, hints); err != nil {
 		return w.fail(err)
 	}
 	w.cleanUpBoot()
@@ -705,12 +834,8 @@ func (w *job) inspect() error {
 		}
 		n.Properties["cpus"] = inv.CPU.Count
 		n.Properties["memory_mb"] = inv.Memory.TotalBytes >> 20
-		if root, err := rootDisk(inv); err == nil {
-			for _, d := range inv.Disks {
-				if d.Path == root {
-					n.Properties["local_gb"] = d.SizeBytes >> 30
-				}
-			}
+		if root, err := rootDisk(inv, hints); err == nil {
+			n.Properties["local_gb"] = root.SizeBytes >> 30
 		}
 		n.Agent, n.LastError = nil, ""
 	})

@@ -104,6 +104,12 @@ func (w *job) deployable() error {
 	if _, err := wire.NodeBootMode(w.node); err != nil {
 		return wire.Errorf(wire.CodeInvalidInput, "Failed to validate deploy or power info for node %s: %w", w.node.UUID, err)
 	}
+	// The agent deploy's validate checks the root device hints (Ironic's
+	// CustomAgentDeploy.validate: get_root_device_for_deploy); the API
+	// refuses them first, this catches a PATCH that raced the request.
+	if _, err := w.rootDeviceHints(); err != nil {
+		return wire.Errorf(wire.CodeInvalidInput, "Failed to validate deploy or power info for node %s: %w", w.node.UUID, err)
+	}
 	_, err := imageOf(w.node)
 	return err
 }

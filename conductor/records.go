@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ironfleet/ironfleet/agent/protocol"
+	"github.com/ironfleet/ironfleet/internal/rootdevice"
 	"github.com/ironfleet/ironfleet/transport/wire"
 )
 
@@ -81,7 +82,8 @@ func ironicInventory(inv protocol.Inventory, root string) (inventory, pluginData
 		doc := map[string]any{
 			"name": "/dev/" + d.Name, "size": d.SizeBytes, "rotational": d.Rotational,
 			"model": d.Model, "vendor": d.Vendor, "serial": nullable(d.Serial), "wwn": nullable(d.WWN),
-			"wwn_with_extension": nullable(d.WWN), "wwn_vendor_extension": nil, "hctl": nil, "by_path": nil,
+			"wwn_with_extension": nullable(d.WWNWithExtension), "wwn_vendor_extension": nullable(d.WWNVendorExtension),
+			"hctl": nullable(d.HCTL), "by_path": nullable(d.ByPath),
 		}
 		disks = append(disks, doc)
 		if d.Path == root {
@@ -132,9 +134,9 @@ func nullable(s string) any {
 // storeInventory keeps what inspection read, in Ironic's shape, for
 // GET /v1/nodes/{node}/inventory; an inspection that cannot keep it has
 // failed (Metal3 would inspect again and again without it).
-func (w *job) storeInventory(inv protocol.Inventory) error {
-	root, _ := rootDisk(inv)
-	doc, plugin := ironicInventory(inv, root)
+func (w *job) storeInventory(inv protocol.Inventory, hints rootdevice.Hints) error {
+	root, _ := rootDisk(inv, hints)
+	doc, plugin := ironicInventory(inv, root.Path)
 	if err := w.c.d.Records.SetInspection(w.ctx, w.node.UUID, wire.Inspection{Inventory: doc, PluginData: plugin}); err != nil {
 		return fmt.Errorf("storing the inventory: %w", err)
 	}

@@ -247,11 +247,11 @@ func (w *job) runStep(flow steps.Flow, s wire.Step) error {
 	}
 	switch s.ID() {
 	case "deploy.erase_devices":
-		return w.runAgent("erasing the disk", func(ctx context.Context, cl AgentClient, target string) (protocol.Command, error) {
+		return w.runAgentOnEveryDisk("erasing the disk", func(ctx context.Context, cl AgentClient, target string) (protocol.Command, error) {
 			return cl.EraseDisk(ctx, target)
 		})
 	case "deploy.erase_devices_metadata":
-		return w.runAgent("erasing the disk's metadata", func(ctx context.Context, cl AgentClient, target string) (protocol.Command, error) {
+		return w.runAgentOnEveryDisk("erasing the disk's metadata", func(ctx context.Context, cl AgentClient, target string) (protocol.Command, error) {
 			return cl.EraseMetadata(ctx, target)
 		})
 	case "raid.create_configuration":

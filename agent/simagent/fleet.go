@@ -300,8 +300,11 @@ func simInventory(n Node, disk string, size int64) protocol.Inventory {
 	inv := protocol.Inventory{
 		CPU:    protocol.CPU{Model: "ironfleet simulated CPU", Count: 2},
 		Memory: protocol.Memory{TotalBytes: 4 << 30},
+		// What QEMU's virtio-blk disk given serial= reports (agent's
+		// readDisks), for root device hints to match.
 		Disks: []protocol.Disk{{
-			Name: "vda", Path: disk, SizeBytes: size, Serial: "SIM-" + n.Name,
+			Name: "vda", Path: disk, SizeBytes: size, Serial: "SIM-" + n.Name, Vendor: "0x1af4",
+			ByPath: "/dev/disk/by-path/pci-0000:00:04.0", Rotational: true,
 		}},
 	}
 	for i, m := range n.MACs {

@@ -34,9 +34,9 @@ var allowed = map[string][]string{
 	"internal/steps":     {"transport/wire", "internal/hardware"},
 	"transport":          {"transport/wire", "internal/provision"},
 	"internal/dispatch":  {"transport/wire", "internal/provision", "lock"},
-	"api":                {"transport/wire", "internal/provision", "internal/hardware", "internal/steps", "internal/dispatch", "lock", "transport", "internal/configdrive"},
+	"api":                {"transport/wire", "internal/provision", "internal/hardware", "internal/steps", "internal/dispatch", "lock", "transport", "internal/configdrive", "internal/rootdevice"},
 	"conductor": {"transport/wire", "internal/provision", "internal/hardware", "internal/steps", "internal/dispatch", "internal/identity",
-		"lock", "transport", "agent/protocol", "internal/configdrive"},
+		"lock", "transport", "agent/protocol", "internal/configdrive", "internal/rootdevice"},
 	"conductor/ipmi": {"transport/wire"},
 	"conductor/pxe":  {"transport/wire"},
 	"conductor/sim":  {"transport/wire"},
@@ -46,6 +46,8 @@ var allowed = map[string][]string{
 	// The config drive: built by the conductor, checked by the API,
 	// written by the agent.
 	"internal/configdrive": {},
+	// Root device hints: checked by the API, matched by the conductor.
+	"internal/rootdevice": {},
 }
 
 type pkg struct {
