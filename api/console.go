@@ -18,16 +18,20 @@ import (
 //   - a console not enabled reads as such, whatever the interface; a
 //     no-console interface refuses to enable or disable one,
 //     UnsupportedDriverExtension (400);
+//   - asking for the state the console is already in does nothing (202),
+//     as Ironic's set_console_mode;
 //   - the fake console interface (fake-hardware) starts and stops nothing,
-//     as Ironic's FakeConsole: enabling records console_enabled, and the
-//     console's information is {};
-//   - ironfleet has no serial console implementation yet, so no hardware
-//     type offers one (internal/hardware): nothing is accepted that would
-//     then not be there.
+//     as Ironic's FakeConsole: the API records console_enabled under the
+//     node's lock, and the console's information is {};
+//   - a console that runs (ipmitool-socat, sim) is flipped by a conductor:
+//     the API validates the node's driver_info (Ironic's console.validate,
+//     before its 202), takes the node's lock in standard mode and hands it
+//     to an OpConsole task, exactly as for a power action. The conductor
+//     starts or stops the console and records console_enabled and where
+//     the console is served (wire.Node.Console), or last_error. The
+//     console then runs outside any lock.
 //
-// Ironic enables the console in its conductor and answers 202; ironfleet
-// records the fake console's state under the node's lock in the API, where
-// there is nothing for a conductor to do, and answers 202 as Ironic.
+// GET …/console/ws (consoleWS) streams the console to a browser.
 
 // getConsole is GET /v1/nodes/{n}/states/console.
 func (s *Server) getConsole(c *gin.Context) {
@@ -46,7 +50,11 @@ func (s *Server) getConsole(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"console_enabled": true, "console_info": map[string]any{}})
+	info := map[string]any{}
+	if n.Console != nil {
+		info = map[string]any{"type": n.Console.Type, "url": n.Console.URL}
+	}
+	c.JSON(http.StatusOK, gin.H{"console_enabled": true, "console_info": info})
 }
 
 // setConsole is PUT /v1/nodes/{n}/states/console {"enabled": bool}.
@@ -73,18 +81,35 @@ func (s *Server) setConsole(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	location := s.base(c) + "/v1/nodes/" + n.UUID + "/states/console"
+	if n.ConsoleEnabled == *enabled {
+		c.Header("Location", location)
+		c.Status(http.StatusAccepted)
+		return
+	}
 	ctx := c.Request.Context()
-	err = s.underLock(ctx, n.UUID, "console", func(ctx context.Context, fence uint64) error {
-		_, err := s.deps.Nodes.UpdateNode(ctx, n.UUID, fence, func(cur *wire.Node) error {
-			cur.ConsoleEnabled = *enabled
-			return nil
+	if hardware.Of(n, hardware.Console) == hardware.Fake {
+		err = s.underLock(ctx, n.UUID, "console", func(ctx context.Context, fence uint64) error {
+			_, err := s.deps.Nodes.UpdateNode(ctx, n.UUID, fence, func(cur *wire.Node) error {
+				cur.ConsoleEnabled = *enabled
+				return nil
+			})
+			return err
 		})
-		return err
-	})
+		if err == nil {
+			s.syncCache(ctx)
+		}
+	} else {
+		err = s.deps.Drivers.ValidateDriverInfo(n)
+		if err == nil {
+			params, _ := json.Marshal(wire.ConsoleParams{Enabled: *enabled}) // plain struct
+			err = s.act(c, n, "console", wire.OpConsole, params)
+		}
+	}
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	s.syncCache(ctx)
+	c.Header("Location", location)
 	c.Status(http.StatusAccepted)
 }

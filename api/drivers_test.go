@@ -199,7 +199,7 @@ func TestDriverProperties(t *testing.T) {
 		fault   string
 	}{
 		{"ipmi", "1.1", "/v1/drivers/ipmi/properties", 200,
-			[]string{"ipmi_address", "ipmi_cipher_suite", "ipmi_disable_boot_timeout", "ipmi_password", "ipmi_port", "ipmi_priv_level", "ipmi_retries", "ipmi_timeout", "ipmi_username"}, ""},
+			[]string{"ipmi_address", "ipmi_cipher_suite", "ipmi_disable_boot_timeout", "ipmi_password", "ipmi_port", "ipmi_priv_level", "ipmi_retries", "ipmi_terminal_port", "ipmi_timeout", "ipmi_username"}, ""},
 		{"sim", "1.82", "/v1/drivers/sim/properties", 200, []string{"sim_machine"}, ""},
 		{"fake-hardware", "1.82", "/v1/drivers/fake-hardware/properties", 200, []string{}, ""},
 		{"unknown", "1.82", "/v1/drivers/nosuch/properties", 404, nil, "Could not find the following driver(s) or hardware type(s): nosuch."},

@@ -111,7 +111,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	}
 	srv, err := api.New(api.Deps{
 		Nodes: inv, Ports: inv, Tasks: bus, Locks: locker, Conductors: reg, Drivers: drivers(t), Records: transport.NewRecords(inv),
-		DriverNames: []string{"ipmi", "sim", "fake-hardware"},
+		DriverNames: []string{"ipmi", "sim", "fake-hardware"}, Events: bus,
 		Checks: map[string]api.Checker{
 			"redis": api.CheckFunc(func(ctx context.Context) error { return rc.Ping(ctx).Err() }),
 		},

@@ -62,11 +62,12 @@ func (s *Server) findNode(c *gin.Context, ident string) (wire.Node, error) {
 
 // reservation is the holder of a node's lock, "" when free or unknown: the
 // lock view is advisory in a node's rendering, so Redis being down degrades
-// it rather than failing the read.
+// it rather than failing the read. Concurrent requests' reads share round
+// trips (holderBatch).
 func (s *Server) reservation(ctx context.Context, uuid string) string {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.LockViewTimeout)
 	defer cancel()
-	snap, err := s.deps.Locks.Snapshot(ctx, uuid)
+	snap, err := s.holders.snapshot(ctx, uuid)
 	if err != nil {
 		s.log.DebugContext(ctx, "reservation unknown", "node", uuid, "err", err)
 		return ""
@@ -332,7 +333,7 @@ func (s *Server) listNodes(detail bool) gin.HandlerFunc {
 		if detail || strings.Contains(fields, "reservation") {
 			held = s.reservations(c.Request.Context())
 		}
-		out := make([]map[string]any, 0, len(nodes))
+		out := make([]any, 0, len(nodes))
 		for _, n := range nodes {
 			if !detail && fields == "" {
 				out = append(out, renderNodeShort(n, base, v))

@@ -56,20 +56,47 @@ func fieldIn(field string, v Version) bool { return v.AtLeast(nodeFieldVersion[f
 
 // renderNodeShort renders the fields of a list without detail: uuid,
 // instance_uuid, maintenance, power_state, provision_state, name (1.5) and
-// links. It is renderNode's subset, built directly because lists are hot.
-func renderNodeShort(n wire.Node, base string, v Version) map[string]any {
-	provision := nullable(n.ProvisionState)
+// links. It is renderNode's subset, built directly, as a struct rather than
+// a map, because lists are hot: encoding/json writes a struct's fields
+// without building and sorting a map's keys.
+func renderNodeShort(n wire.Node, base string, v Version) any {
+	short := nodeShort{
+		UUID: n.UUID, InstanceUUID: nullableString(n.InstanceUUID), Maintenance: n.Maintenance,
+		PowerState: nullableString(n.PowerState), ProvisionState: nullableString(n.ProvisionState),
+		Links: links(base, "nodes/"+n.UUID),
+	}
 	if !v.AtLeast(2) && n.ProvisionState == wire.StateAvailable {
-		provision = nil
+		short.ProvisionState = nil // before 1.2, "available" was spelled None
 	}
-	out := map[string]any{
-		"uuid": n.UUID, "instance_uuid": nullable(n.InstanceUUID), "maintenance": n.Maintenance,
-		"power_state": nullable(n.PowerState), "provision_state": provision, "links": links(base, "nodes/"+n.UUID),
+	if !fieldIn("name", v) {
+		return short
 	}
-	if fieldIn("name", v) {
-		out["name"] = nullable(n.Name)
+	return nodeShortNamed{nodeShort: short, Name: nullableString(n.Name)}
+}
+
+// nodeShort is a node in a list without detail, before 1.5.
+type nodeShort struct {
+	UUID           string  `json:"uuid"`
+	InstanceUUID   *string `json:"instance_uuid"`
+	Maintenance    bool    `json:"maintenance"`
+	PowerState     *string `json:"power_state"`
+	ProvisionState *string `json:"provision_state"`
+	Links          []link  `json:"links"`
+}
+
+// nodeShortNamed is a node in a list without detail from 1.5.
+type nodeShortNamed struct {
+	nodeShort
+	Name *string `json:"name"`
+}
+
+// nullableString is nullable for a typed field: nil (null) for "".
+func nullableString[S ~string](s S) *string {
+	if s == "" {
+		return nil
 	}
-	return out
+	str := string(s)
+	return &str
 }
 
 // ironicTime renders a time as Ironic does, or null when unset.

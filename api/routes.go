@@ -52,6 +52,7 @@ func (s *Server) table() []route {
 		{http.MethodPut, "/v1/nodes/:node/states/provision", "Change a node's provision state (202)", write, 0, s.setProvision},
 		{http.MethodGet, "/v1/nodes/:node/states/console", "Show a node's console state", read, 0, s.getConsole},
 		{http.MethodPut, "/v1/nodes/:node/states/console", "Enable or disable a node's console (202)", write, 0, s.setConsole},
+		{http.MethodGet, "/v1/nodes/:node/console/ws", "Stream a node's enabled console over a WebSocket (binary messages both ways)", write, 0, s.consoleWS},
 		{http.MethodPut, "/v1/nodes/:node/states/power", "Change a node's power state (202)", write, 0, s.setPower},
 		{http.MethodPut, "/v1/nodes/:node/states/raid", "Set a node's target RAID configuration (204, 1.12)", write, 0, s.setTargetRAID},
 		{http.MethodGet, "/v1/nodes/:node/management/boot_device", "Show a node's boot device", read, 0, s.getBootDevice},
@@ -144,6 +145,7 @@ func (s *Server) table() []route {
 		{http.MethodGet, "/v1/drivers/:driver/raid/logical_disk_properties", "RAID logical disk properties (404: no RAID)", read, 0, s.driverRaidProperties},
 		{http.MethodGet, "/v1/locks", "ironfleet: the node locks held or waited for, longest lines first", read, 0, s.listLocks},
 		{http.MethodGet, "/v1/locks/:node", "ironfleet: one node's lock, holder and line", read, 0, s.getLock},
+		{http.MethodGet, "/v1/watch", "ironfleet: Server-Sent Events: the lock view's changes and the EVENTS stream, live", read, 0, s.watch},
 	}
 }
 
@@ -169,6 +171,7 @@ func (s *Server) routes() {
 		}
 		e.Handle(r.method, r.path, append(hs, r.handler)...)
 	}
+	s.uiRoutes()
 }
 
 // requireVersion answers 404, as Ironic does, for a resource newer than the

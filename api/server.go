@@ -69,6 +69,7 @@ type Tasks interface {
 type Locks interface {
 	Acquire(ctx context.Context, resource string, opts *lock.Options) (*lock.Lock, error)
 	Snapshot(ctx context.Context, resource string) (lock.Snapshot, error)
+	Snapshots(ctx context.Context, resources []string) ([]lock.Snapshot, error)
 	Summary(ctx context.Context) ([]lock.Snapshot, error)
 	Forget(ctx context.Context, resource string) (bool, error)
 }
@@ -119,6 +120,9 @@ type Deps struct {
 	DriverNames []string
 	// Checks are run by /readyz, by name ("nats", "redis").
 	Checks map[string]Checker
+	// Events is the EVENTS stream GET /v1/watch forwards; nil means the
+	// watch stream carries the lock view's changes only.
+	Events Events
 }
 
 // AuthMode selects how API users authenticate.
@@ -169,6 +173,9 @@ const (
 	// DefaultIdleTimeout is how long a keep-alive connection may wait for
 	// its next request.
 	DefaultIdleTimeout = 120 * time.Second
+	// DefaultWatchInterval is how often GET /v1/watch reads the lock index
+	// for changes.
+	DefaultWatchInterval = 500 * time.Millisecond
 )
 
 // Config holds the API's settings. Every zero value means the documented
@@ -220,6 +227,10 @@ type Config struct {
 	// IdleTimeout is how long Serve keeps a keep-alive connection open
 	// waiting for its next request; 0 means DefaultIdleTimeout.
 	IdleTimeout time.Duration
+	// WatchInterval is how often each GET /v1/watch stream (the web
+	// console's) reads the lock index for changes that no event announces;
+	// 0 means DefaultWatchInterval.
+	WatchInterval time.Duration
 	// Logger receives request and error logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the API's metrics; nil means a private registry.
@@ -253,7 +264,7 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxBodyBytes < 0 || c.LockAttempts < 0 || c.LockInterval < 0 || c.ClaimTimeout < 0 ||
 		c.HeartbeatTimeout < 0 || c.LockViewTimeout < 0 || c.BusiestLocks < 0 ||
-		c.ReadHeaderTimeout < 0 || c.IdleTimeout < 0 {
+		c.ReadHeaderTimeout < 0 || c.IdleTimeout < 0 || c.WatchInterval < 0 {
 		return errors.New("api: negative size, count or duration in Config")
 	}
 	if c.MaxBodyBytes == 0 {
@@ -289,6 +300,9 @@ func (c *Config) setDefaults() error {
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdleTimeout
 	}
+	if c.WatchInterval == 0 {
+		c.WatchInterval = DefaultWatchInterval
+	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -316,11 +330,19 @@ type Server struct {
 	drivers []string
 	metrics *metrics
 	engine  *gin.Engine
+	// guarded is the engine behind the cross-origin check (crossOrigin).
+	guarded http.Handler
 	// dispatch hands nodes to the tasks user actions publish.
 	dispatch *dispatch.Dispatcher
 	// admission serialises the limit check and dispatch of limited
 	// actions (admitted).
 	admission sync.Mutex
+	// holders batches the lock reads of concurrent reservation fields.
+	holders *holderBatch
+	// closing is cancelled when Serve shuts down, which ends the watch
+	// streams: Shutdown waits for requests, and a stream never ends alone.
+	closing      context.Context
+	closeStreams context.CancelFunc
 }
 
 // New validates deps and cfg, reads the htpasswd file when needed,
@@ -342,7 +364,9 @@ func New(deps Deps, cfg Config) (*Server, error) {
 		log:     cfg.Logger,
 		drivers: slices.Sorted(slices.Values(deps.DriverNames)),
 	}
+	s.closing, s.closeStreams = context.WithCancel(context.Background())
 	s.dispatch = dispatch.New(deps.Tasks, deps.Nodes, dispatch.Config{ClaimTimeout: cfg.ClaimTimeout, Logger: cfg.Logger})
+	s.holders = &holderBatch{read: deps.Locks.Snapshots, timeout: cfg.LockViewTimeout}
 	if cfg.Auth == AuthHTTPBasic {
 		users, err := readHTPasswd(cfg.HTPasswd)
 		if err != nil {
@@ -364,6 +388,7 @@ func New(deps Deps, cfg Config) (*Server, error) {
 	s.engine.RedirectTrailingSlash = false
 	s.engine.RedirectFixedPath = false
 	s.routes()
+	s.guarded = s.crossOrigin(s.engine)
 	return s, nil
 }
 
@@ -381,7 +406,7 @@ func (s *Server) Handler() http.Handler {
 			r.URL.RawPath = ""
 		}
 		stripJSONSuffix(r)
-		s.engine.ServeHTTP(w, r)
+		s.guarded.ServeHTTP(w, r)
 	})
 }
 
@@ -403,11 +428,13 @@ func stripJSONSuffix(r *http.Request) {
 // httpServer is the http.Server Serve runs: the Handler with the
 // connection timeouts of Config.
 func (s *Server) httpServer() *http.Server {
-	return &http.Server{
+	hs := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
 	}
+	hs.RegisterOnShutdown(s.closeStreams)
+	return hs
 }
 
 // Serve answers on l until ctx is done, then shuts down gracefully. It

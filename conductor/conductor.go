@@ -88,6 +88,10 @@ type Deps struct {
 	Records Records
 	// Agents dials a node's agent; nil means DialAgent.
 	Agents AgentDialer
+	// Consoles serve nodes' serial consoles, by console interface
+	// ("ipmitool-socat", "sim"); nil means none: enabling one of those
+	// fails with last_error (the fake console needs no driver).
+	Consoles map[string]ConsoleDriver
 	// Handoff replaces how a phase's continuation takes the node over; its
 	// zero value is ironfleet's ticket handoff. Only ironfleet bench fleet
 	// sets it, to measure the ways Ironic hands a node on.
@@ -199,6 +203,16 @@ type Config struct {
 	// PowerPoll is how often the power state is read while waiting for a
 	// soft power off; zero means DefaultPowerPoll.
 	PowerPoll time.Duration
+	// ConsoleAddress is the IP address the consoles this conductor serves
+	// listen on, and that their console_info URL names (Ironic's
+	// [console]socat_address); it must be reachable from the API hosts,
+	// which proxy the consoles' WebSocket. Empty means
+	// DefaultConsoleAddress (loopback: the consoles have no authentication).
+	ConsoleAddress string
+	// ConsolePortMin and ConsolePortMax bound the TCP ports consoles are
+	// given (Ironic's [console]port_range); zero means
+	// DefaultConsolePortMin and DefaultConsolePortMax.
+	ConsolePortMin, ConsolePortMax int
 	// Logger receives the conductor's logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the conductor's metrics; nil means none.
@@ -249,6 +263,14 @@ func (c *Config) defaults() error {
 	defd(&c.PowerSync, DefaultPowerSync)
 	defd(&c.SoftPowerOffTimeout, DefaultSoftPowerOffTimeout)
 	defd(&c.PowerPoll, DefaultPowerPoll)
+	if c.ConsoleAddress == "" {
+		c.ConsoleAddress = DefaultConsoleAddress
+	}
+	def(&c.ConsolePortMin, DefaultConsolePortMin)
+	def(&c.ConsolePortMax, DefaultConsolePortMax)
+	if c.ConsolePortMax < c.ConsolePortMin || c.ConsolePortMax > 65535 {
+		return fmt.Errorf("conductor: console ports %d-%d: not a range of TCP ports", c.ConsolePortMin, c.ConsolePortMax)
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -265,7 +287,9 @@ type Conductor struct {
 	dispatch *dispatch.Dispatcher
 	// heartbeats bounds the workers heartbeats may occupy.
 	heartbeats chan struct{}
-	started    time.Time
+	// consoles are the serial consoles this conductor serves.
+	consoles *consoles
+	started  time.Time
 }
 
 // New checks deps and cfg and returns a conductor ready to Run.
@@ -287,13 +311,15 @@ func New(d Deps, cfg Config) (*Conductor, error) {
 		return nil, err
 	}
 	log := cfg.Logger.With("conductor", cfg.Host)
-	return &Conductor{
+	c := &Conductor{
 		d: d, cfg: cfg, metrics: m, log: log,
 		dispatch: dispatch.New(d.Tasks, d.Nodes, dispatch.Config{
 			Source: cfg.Host, ClaimTimeout: cfg.ClaimTimeout, Pass: d.Handoff.Pass, Logger: log,
 		}),
 		heartbeats: make(chan struct{}, cfg.Workers-cfg.ReservedWorkers),
-	}, nil
+	}
+	c.consoles = newConsoles(c)
+	return c, nil
 }
 
 // Host is the conductor's name in the registry and in node records.
@@ -324,6 +350,9 @@ func (c *Conductor) Run(ctx context.Context) error {
 		g.Go(func() error { return c.d.Tasks.Consume(gctx, group, c.handle, cc) })
 		g.Go(func() error { c.periodic(gctx, group); return nil })
 	}
+	// Consoles are restored at once (the first reconcile), and stopped
+	// when the conductor stops.
+	g.Go(func() error { c.consoles.run(gctx); return nil })
 	c.log.Info("conductor running", "groups", c.cfg.Groups, "drivers", drivers, "workers", c.cfg.Workers)
 	err := g.Wait()
 	if ctx.Err() != nil {

@@ -43,6 +43,7 @@ var operations = map[wire.Operation]func(*job) error{
 	wire.OpPower:          (*job).power,
 	wire.OpBootDevice:     (*job).bootDevice,
 	wire.OpInjectNMI:      (*job).injectNMI,
+	wire.OpConsole:        (*job).console,
 	wire.OpContinueDeploy: (*job).continueDeploy,
 	wire.OpContinueClean:  (*job).continueClean,
 }

@@ -131,6 +131,27 @@ func TestSnapshotAndSummary(t *testing.T) {
 		t.Fatalf("snapshot line = %+v, want conductor-2 (power) then conductor-3 (clean), first waiting longest", s.Line)
 	}
 
+	// Snapshots reads several in one pipeline, in the order asked, the
+	// same as one Snapshot each; after a SCRIPT FLUSH too.
+	for _, flush := range []bool{false, true} {
+		if flush {
+			if err := c.ScriptFlush(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		many, err := l.Snapshots(ctx, []string{"node-b", "node-c", "node-a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(many) != 3 || many[0].Holder != "conductor-1" || many[0].Purpose != "inspect" || many[1].Held ||
+			many[1].Resource != "node-c" || many[2].Holder != s.Holder || len(many[2].Line) != len(s.Line) {
+			t.Fatalf("flush %t: snapshots = %+v, want node-b held for inspect, node-c free, node-a as Snapshot read it", flush, many)
+		}
+	}
+	if _, err := l.Snapshots(ctx, []string{"node-a", ""}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("snapshots of an empty resource: err = %v, want ErrInvalid", err)
+	}
+
 	sum, err := l.Summary(ctx)
 	if err != nil {
 		t.Fatal(err)

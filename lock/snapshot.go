@@ -70,6 +70,38 @@ func (l *Locker) Snapshot(ctx context.Context, resource string) (Snapshot, error
 	return parseSnapshot(resource, v)
 }
 
+// Snapshots reads the locks of several resources in one round trip (a
+// pipeline of Snapshot's script), in the order given: for a reader that has
+// many resources to show at once, or has gathered the reads of concurrent
+// requests into one batch.
+func (l *Locker) Snapshots(ctx context.Context, resources []string) ([]Snapshot, error) {
+	for _, r := range resources {
+		if err := validResource(r); err != nil {
+			return nil, err
+		}
+	}
+	pipe := l.client.Pipeline()
+	cmds := make([]*redis.Cmd, len(resources))
+	for i, r := range resources {
+		cmds[i] = scriptSnapshot.EvalSha(ctx, pipe, l.keys(r))
+	}
+	_, _ = pipe.Exec(ctx) // each command's own error is read below
+	out := make([]Snapshot, len(resources))
+	for i, r := range resources {
+		v, err := cmds[i].Result()
+		if err != nil && isNoScript(err) {
+			v, err = scriptSnapshot.Eval(ctx, l.client, l.keys(r)).Result()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("lock: snapshot %s: %w", r, err)
+		}
+		if out[i], err = parseSnapshot(r, v); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // Summary reads every resource that has a holder or waiters, with the
 // longest lines first (then the longest waits). It reads an index kept by
 // Acquire, Reserve and Handoff — no SCAN — and prunes resources found idle.

@@ -157,6 +157,34 @@ if ((API_ONLY)); then
 	exit $((FAILED > 0))
 fi
 
+# wait_console <True|False>: the console's flip is a conductor's task.
+wait_console() {
+	local want=$1 deadline=$((SECONDS + WAIT)) got
+	while ((SECONDS < deadline)); do
+		got=$(baremetal node console show "$NODE_NAME" -f value -c console_enabled 2>&1)
+		[[ "$got" == "$want" ]] && { echo "   ok: console_enabled = $want"; return 0; }
+		sleep 1
+	done
+	fail "console_enabled $got after ${WAIT}s, want $want (last_error: $(field last_error))"
+	return 1
+}
+
+# serial_console: node console enable/show/disable on the node's own
+# console interface (sim: the simulated machine's; ipmi: ipmitool-socat).
+serial_console() {
+	local ci url
+	case "$DRIVER" in sim) ci=sim ;; ipmi) ci=ipmitool-socat ;; *) return 0 ;; esac
+	step "serial console ($ci): enable, show, disable"
+	run "console interface $ci" baremetal node set "$NODE_NAME" --console-interface "$ci" || return 1
+	run "console enable" baremetal node console enable "$NODE_NAME" || return 1
+	wait_console True || return 1
+	url=$(baremetal node console show "$NODE_NAME" -f json 2>&1 | jq_py 'd["console_info"]["type"] + " " + d["console_info"]["url"]' 2>&1)
+	[[ "$url" == "socat tcp://"* ]] && echo "   ok: console_info $url" || fail "console_info '$url', want socat tcp://…"
+	run "console disable" baremetal node console disable "$NODE_NAME"
+	wait_console False
+	run "console interface back" baremetal node set "$NODE_NAME" --console-interface no-console
+}
+
 # fake_hardware: everything Ironic's client suites do on a fake-hardware node.
 fake_hardware() {
 	local fake="$NODE_NAME-fake" fuuid mac rc="compat-$$" vif=11111111-2222-4333-8444-$(printf '%012d' $$)
@@ -175,6 +203,14 @@ fake_hardware() {
 	expect_eq "console_enabled" "$(baremetal node console show "$fake" -f value -c console_enabled 2>&1)" False
 	expect_fail "console enable" "does not support console" baremetal node console enable "$fake"
 	expect_fail "console disable" "does not support console" baremetal node console disable "$fake"
+	# The fake console (Ironic's FakeConsole) starts nothing; enabling and
+	# disabling it is recorded at once.
+	run "console interface fake" baremetal node set "$fake" --console-interface fake
+	run "fake console enable" baremetal node console enable "$fake"
+	expect_eq "fake console_enabled" "$(baremetal node console show "$fake" -f value -c console_enabled 2>&1)" True
+	run "fake console disable" baremetal node console disable "$fake"
+	expect_eq "fake console_enabled after disable" "$(baremetal node console show "$fake" -f value -c console_enabled 2>&1)" False
+	run "console interface back" baremetal node set "$fake" --console-interface no-console
 
 	step "node trait"
 	run "add trait" baremetal node add trait "$fake" CUSTOM_COMPAT CUSTOM_GPU
@@ -279,6 +315,7 @@ fi
 step "provide"
 baremetal node provide "$NODE_NAME" --wait "$WAIT"
 wait_state available
+serial_console
 step "power on, then off"
 baremetal node power on "$NODE_NAME" --power-timeout 60 || fail "power on"
 baremetal node power off "$NODE_NAME" --power-timeout 60 || fail "power off"

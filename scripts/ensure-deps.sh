@@ -20,6 +20,7 @@ for g in "${groups[@]}"; do
           want redis-sentinel redis-sentinel
           want ipmi_sim openipmi
           want ipmitool ipmitool
+          want socat socat
           want tftp tftp-hpa
           want ip iproute2
           want unshare util-linux
@@ -28,9 +29,13 @@ for g in "${groups[@]}"; do
           want curl curl
           # the real clients the compat tests drive (internal/fleet/compat_test.go)
           want baremetal python3-ironicclient
-          want_py openstack python3-openstacksdk ;;
+          want_py openstack python3-openstacksdk
+          # the real browser the web console's test drives (internal/fleet/ui_test.go)
+          want chromium chromium ;;
     e2e)  want redis-server redis-server
           want ipmi_sim openipmi
+          want ipmitool ipmitool
+          want socat socat
           want dpkg-deb dpkg
           want qemu-system-x86_64 qemu-system-x86
           [ -e /usr/lib/ipxe/qemu/efi-virtio.rom ] || need[ipxe-qemu]=1

@@ -25,6 +25,7 @@ const MaxLimit = 1000
 type cache struct {
 	mu      sync.RWMutex
 	nodes   map[string]wire.Node
+	index   *nodeIndex // the nodes again, ordered for List
 	ports   map[string]wire.Port
 	rev     map[string]uint64 // bucket → highest revision reflected
 	changed chan struct{}     // closed and replaced on every change
@@ -33,6 +34,7 @@ type cache struct {
 func newCache() *cache {
 	return &cache{
 		nodes:   map[string]wire.Node{},
+		index:   newNodeIndex(),
 		ports:   map[string]wire.Port{},
 		rev:     map[string]uint64{},
 		changed: make(chan struct{}),
@@ -52,6 +54,7 @@ func (c *cache) load(bucket string, snap map[string]jetstream.KeyValueEntry, rev
 	switch bucket {
 	case NodesBucket:
 		c.nodes = map[string]wire.Node{}
+		c.index = newNodeIndex()
 	case PortsBucket:
 		c.ports = map[string]wire.Port{}
 	}
@@ -80,9 +83,11 @@ func (c *cache) putLocked(bucket string, e jetstream.KeyValueEntry) {
 		var n wire.Node
 		if del || json.Unmarshal(e.Value(), &n) != nil {
 			delete(c.nodes, e.Key())
+			c.index.remove(e.Key())
 			return
 		}
 		c.nodes[e.Key()] = n
+		c.index.put(e.Key(), n)
 	case PortsBucket:
 		var p wire.Port
 		if del || json.Unmarshal(e.Value(), &p) != nil {
@@ -315,69 +320,67 @@ type NodeQuery struct {
 	SortDir string
 }
 
-var nodeSortKeys = map[string]func(a, b wire.Node) int{
-	"created_at":      func(a, b wire.Node) int { return a.CreatedAt.Compare(b.CreatedAt) },
-	"updated_at":      func(a, b wire.Node) int { return a.UpdatedAt.Compare(b.UpdatedAt) },
-	"uuid":            func(wire.Node, wire.Node) int { return 0 }, // the tie-break is the order
-	"name":            func(a, b wire.Node) int { return cmp.Compare(a.Name, b.Name) },
-	"provision_state": func(a, b wire.Node) int { return cmp.Compare(a.ProvisionState, b.ProvisionState) },
-	"power_state":     func(a, b wire.Node) int { return cmp.Compare(a.PowerState, b.PowerState) },
-	"driver":          func(a, b wire.Node) int { return cmp.Compare(a.Driver, b.Driver) },
-	"conductor_group": func(a, b wire.Node) int { return cmp.Compare(a.ConductorGroup, b.ConductorGroup) },
+var nodeSortKeys = map[string]func(a, b *wire.Node) int{
+	"created_at":      func(a, b *wire.Node) int { return a.CreatedAt.Compare(b.CreatedAt) },
+	"updated_at":      func(a, b *wire.Node) int { return a.UpdatedAt.Compare(b.UpdatedAt) },
+	"uuid":            func(*wire.Node, *wire.Node) int { return 0 }, // the tie-break is the order
+	"name":            func(a, b *wire.Node) int { return cmp.Compare(a.Name, b.Name) },
+	"provision_state": func(a, b *wire.Node) int { return cmp.Compare(a.ProvisionState, b.ProvisionState) },
+	"power_state":     func(a, b *wire.Node) int { return cmp.Compare(a.PowerState, b.PowerState) },
+	"driver":          func(a, b *wire.Node) int { return cmp.Compare(a.Driver, b.Driver) },
+	"conductor_group": func(a, b *wire.Node) int { return cmp.Compare(a.ConductorGroup, b.ConductorGroup) },
 	// Ironic's default key: its rows' ids grow in creation order.
-	"id":                     func(a, b wire.Node) int { return a.CreatedAt.Compare(b.CreatedAt) },
-	"provision_updated_at":   func(a, b wire.Node) int { return a.ProvisionUpdatedAt.Compare(b.ProvisionUpdatedAt) },
-	"target_provision_state": func(a, b wire.Node) int { return cmp.Compare(a.TargetProvisionState, b.TargetProvisionState) },
-	"target_power_state":     func(a, b wire.Node) int { return cmp.Compare(a.TargetPowerState, b.TargetPowerState) },
-	"instance_uuid":          func(a, b wire.Node) int { return cmp.Compare(a.InstanceUUID, b.InstanceUUID) },
-	"maintenance":            func(a, b wire.Node) int { return cmp.Compare(boolInt(a.Maintenance), boolInt(b.Maintenance)) },
-	"resource_class":         func(a, b wire.Node) int { return cmp.Compare(a.ResourceClass, b.ResourceClass) },
-	"fault":                  func(a, b wire.Node) int { return cmp.Compare(a.Fault, b.Fault) },
-	"owner":                  func(a, b wire.Node) int { return cmp.Compare(a.Owner, b.Owner) },
-	"lessee":                 func(a, b wire.Node) int { return cmp.Compare(a.Lessee, b.Lessee) },
-	"description":            func(a, b wire.Node) int { return cmp.Compare(a.Description, b.Description) },
-	"conductor":              func(a, b wire.Node) int { return cmp.Compare(a.Conductor, b.Conductor) },
-	"parent_node":            func(a, b wire.Node) int { return cmp.Compare(a.ParentNode, b.ParentNode) },
+	"id":                     func(a, b *wire.Node) int { return a.CreatedAt.Compare(b.CreatedAt) },
+	"provision_updated_at":   func(a, b *wire.Node) int { return a.ProvisionUpdatedAt.Compare(b.ProvisionUpdatedAt) },
+	"target_provision_state": func(a, b *wire.Node) int { return cmp.Compare(a.TargetProvisionState, b.TargetProvisionState) },
+	"target_power_state":     func(a, b *wire.Node) int { return cmp.Compare(a.TargetPowerState, b.TargetPowerState) },
+	"instance_uuid":          func(a, b *wire.Node) int { return cmp.Compare(a.InstanceUUID, b.InstanceUUID) },
+	"maintenance":            func(a, b *wire.Node) int { return cmp.Compare(boolInt(a.Maintenance), boolInt(b.Maintenance)) },
+	"resource_class":         func(a, b *wire.Node) int { return cmp.Compare(a.ResourceClass, b.ResourceClass) },
+	"fault":                  func(a, b *wire.Node) int { return cmp.Compare(a.Fault, b.Fault) },
+	"owner":                  func(a, b *wire.Node) int { return cmp.Compare(a.Owner, b.Owner) },
+	"lessee":                 func(a, b *wire.Node) int { return cmp.Compare(a.Lessee, b.Lessee) },
+	"description":            func(a, b *wire.Node) int { return cmp.Compare(a.Description, b.Description) },
+	"conductor":              func(a, b *wire.Node) int { return cmp.Compare(a.Conductor, b.Conductor) },
+	"parent_node":            func(a, b *wire.Node) int { return cmp.Compare(a.ParentNode, b.ParentNode) },
 }
 
 // List returns one page of the cached nodes that match q, sorted by
 // q.SortKey with the UUID breaking ties, so pages never overlap or skip.
 // An unknown sort key or direction, or a marker that is no node, is
-// ErrInvalid (invalid_input).
+// ErrInvalid (invalid_input). It walks the cache's index from the marker
+// (nodeIndex.page): the cost is the page, not the inventory.
 func (inv *Inventory) List(q NodeQuery) ([]wire.Node, error) {
-	order, err := sortOrder(nodeSortKeys, q.SortKey, q.SortDir, func(n wire.Node) string { return n.UUID })
-	if err != nil {
+	if _, err := sortOrder(nodeSortKeys, q.SortKey, q.SortDir, func(n *wire.Node) string { return n.UUID }); err != nil {
 		return nil, err
 	}
 	if q.Limit <= 0 || q.Limit > MaxLimit {
 		q.Limit = MaxLimit
 	}
 	inv.cache.mu.RLock()
+	defer inv.cache.mu.RUnlock()
+	ix := inv.cache.index
 	var marker *wire.Node
 	if q.Marker != "" {
-		m, ok := inv.cache.nodes[q.Marker]
+		m, ok := ix.entries[q.Marker]
 		if !ok {
-			inv.cache.mu.RUnlock()
 			return nil, wire.Errorf(wire.CodeInvalidInput, "%w: marker %q is no node", ErrInvalid, q.Marker)
 		}
-		marker = &m
+		marker = m
 	}
-	out := make([]wire.Node, 0, min(len(inv.cache.nodes), q.Limit))
-	for _, n := range inv.cache.nodes {
-		if q.match(n) && (marker == nil || order(*marker, n) < 0) {
-			out = append(out, copyNode(n))
-		}
-	}
-	inv.cache.mu.RUnlock()
-	slices.SortFunc(out, order)
-	if len(out) > q.Limit {
-		out = out[:q.Limit]
+	page := ix.page(&q, q.SortKey, strings.EqualFold(q.SortDir, "desc"), marker)
+	out := make([]wire.Node, len(page))
+	for i, n := range page {
+		out[i] = copyNode(*n)
 	}
 	return out, nil
 }
 
-func (q NodeQuery) match(n wire.Node) bool {
+// match reports whether n passes every filter of q.
+func (q *NodeQuery) match(n *wire.Node) bool {
 	switch {
+	case q.none():
+		return false
 	case q.ProvisionState != "" && n.ProvisionState != q.ProvisionState,
 		q.Driver != "" && n.Driver != q.Driver,
 		q.ConductorGroup != nil && n.ConductorGroup != *q.ConductorGroup,
@@ -391,14 +394,17 @@ func (q NodeQuery) match(n wire.Node) bool {
 		q.Project != "" && n.Owner != q.Project && n.Lessee != q.Project,
 		q.Conductor != "" && n.Conductor != q.Conductor,
 		q.DescriptionContains != "" && !strings.Contains(n.Description, q.DescriptionContains),
-		len(q.Shards) > 0, // no node has a shard
-		q.Sharded != nil && *q.Sharded,
-		q.Retired != nil && *q.Retired,
 		q.ParentNode != nil && n.ParentNode != *q.ParentNode,
 		q.ChassisUUID != "" && n.ChassisUUID != q.ChassisUUID:
 		return false
 	}
 	return true
+}
+
+// none reports whether q's filters exclude every node whatever it holds:
+// ironfleet's nodes have no shard and are never retired.
+func (q *NodeQuery) none() bool {
+	return len(q.Shards) > 0 || (q.Sharded != nil && *q.Sharded) || (q.Retired != nil && *q.Retired)
 }
 
 // PortQuery selects, sorts and pages ports for Ports.

@@ -109,7 +109,11 @@
 //
 // The cache watches ifl_nodes and ifl_ports and serves List (filter by
 // provision state, driver, conductor group, maintenance, associated; sort;
-// marker/limit pages), Node and Ports from memory. Whenever a watch ends or
+// marker/limit pages), Node and Ports from memory. List pages from an index
+// the cache keeps beside the nodes (a B-tree per sort key, and one per value
+// of each equality filter in creation order): it walks from the marker and
+// stops at the limit, so a page costs its own size, not the inventory's
+// (nodeindex.go). Whenever a watch ends or
 // falls behind the bucket for two checks in a row (StallCheckEvery) it is
 // restarted and the cache reloaded from a full snapshot, so it converges
 // after reconnects and server restarts whatever it missed. Sync waits until

@@ -78,20 +78,27 @@ func TestBenchAPIJSON(t *testing.T) {
 		t.Fatalf("bench api: %v\n%s", err, out.String())
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 4 {
-		t.Fatalf("got %d lines, want 4:\n%s", len(lines), out.String())
+	if len(lines) != 7 {
+		t.Fatalf("got %d lines, want 7 (the walk, then three benchmarks of two):\n%s", len(lines), out.String())
 	}
-	for i, want := range []string{"ironfleet", "bare-gin", "ironfleet", "bare-gin"} {
+	var walk map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &walk); err != nil {
+		t.Fatalf("walk line %q: %v", lines[0], err)
+	}
+	if walk["bench"] != "walk" || walk["nodes"] != float64(20) || walk["pages"] != float64(1) {
+		t.Errorf("walk = %v, want 20 nodes in 1 page", walk)
+	}
+	for i, want := range []string{"ironfleet", "bare-gin", "ironfleet", "bare-gin", "ironfleet", "bare-gin"} {
 		var r map[string]any
-		if err := json.Unmarshal([]byte(lines[i]), &r); err != nil {
-			t.Fatalf("line %d %q: %v", i, lines[i], err)
+		if err := json.Unmarshal([]byte(lines[i+1]), &r); err != nil {
+			t.Fatalf("line %d %q: %v", i+1, lines[i+1], err)
 		}
 		if r["impl"] != want {
-			t.Errorf("line %d impl = %v, want %s", i, r["impl"], want)
+			t.Errorf("line %d impl = %v, want %s", i+1, r["impl"], want)
 		}
-		for _, k := range []string{"req_per_s", "p50_us", "p99_us"} {
+		for _, k := range []string{"req_per_s", "p50_us", "p99_us", "cpu_us_per_req"} {
 			if v, ok := r[k].(float64); !ok || v <= 0 {
-				t.Errorf("line %d: %s = %v, want > 0", i, k, r[k])
+				t.Errorf("line %d: %s = %v, want > 0", i+1, k, r[k])
 			}
 		}
 	}

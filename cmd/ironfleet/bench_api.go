@@ -11,8 +11,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -36,8 +40,13 @@ func newBenchAPICmd() *cobra.Command {
 		Short: "GET node and filtered list latency and throughput: ironfleet's API vs a bare Gin handler",
 		Long: `bench api starts an embedded NATS server, a private redis-server and the API
 (noauth), seeds nodes through the API, then has concurrent clients GET one node
-and list with a filter, each for --duration, against the API and against a bare
-Gin handler answering the same JSON documents from memory (the ceiling), in one run.`,
+and list nodes, each for --duration, against the API and against a bare Gin
+handler answering the same JSON documents from memory (the ceiling), in one
+run. The lists: list_filtered filters by conductor group and maintenance in
+creation order; list_sorted_paged adds a resource class, sorts by name
+descending and starts each page after a different marker. Before measuring it
+pages through every node with limit=1000, following "next", and fails unless
+each node comes exactly once.`,
 		Args: cobra.NoArgs,
 		RunE: runBenchAPI,
 	}
@@ -47,7 +56,9 @@ Gin handler answering the same JSON documents from memory (the ceiling), in one 
 	f.Int("clients", 32, "concurrent clients")
 	f.Duration("duration", 5*time.Second, "how long each benchmark runs per implementation")
 	f.Duration("warmup", time.Second, "unmeasured load before each measurement")
+	f.Int("rounds", 5, "slices each benchmark's --duration is cut into, ironfleet and bare Gin taking turns")
 	f.String("redis-server", redisproc.DefaultBinary, "redis-server binary to run")
+	f.String("cpuprofile", "", "write CPU profiles of each benchmark's measured load (both implementations, not the seeding) to this path + .<bench>")
 	return cmd
 }
 
@@ -63,6 +74,13 @@ type apiBenchResult struct {
 	Nodes    int     `json:"nodes"`
 	// RatioToBare is this implementation's req/s over the bare handler's.
 	RatioToBare float64 `json:"ratio_to_bare"`
+	// CPUusPerReq is the CPU time per request of this process (clients,
+	// API, embedded NATS) and redis-server together: on a shared machine,
+	// where throughput moves with the neighbours, the steadier cost.
+	CPUusPerReq float64 `json:"cpu_us_per_req"`
+	// CPURatioToBare is the bare handler's CPU per request over this
+	// implementation's: like RatioToBare, 1 is the ceiling.
+	CPURatioToBare float64 `json:"cpu_ratio_to_bare"`
 }
 
 func runBenchAPI(cmd *cobra.Command, _ []string) error {
@@ -74,8 +92,10 @@ func runBenchAPI(cmd *cobra.Command, _ []string) error {
 	dur, _ := f.GetDuration("duration")
 	warmup, _ := f.GetDuration("warmup")
 	redisBin, _ := f.GetString("redis-server")
-	if nNodes < 2 || clients < 1 || dur <= 0 || warmup < 0 {
-		return errors.New("bench api: --nodes ≥ 2, --clients ≥ 1, --duration > 0, --warmup ≥ 0")
+	profPath, _ := f.GetString("cpuprofile")
+	rounds, _ := f.GetInt("rounds")
+	if nNodes < 2 || clients < 1 || dur <= 0 || warmup < 0 || rounds < 1 {
+		return errors.New("bench api: --nodes ≥ 2, --clients ≥ 1, --duration > 0, --warmup ≥ 0, --rounds ≥ 1")
 	}
 
 	dir, err := os.MkdirTemp("", "ironfleet-bench-api-")
@@ -143,23 +163,32 @@ func runBenchAPI(cmd *cobra.Command, _ []string) error {
 	}
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients * 2, MaxConnsPerHost: clients * 2}}
 
-	// Seed through the API, 8 at a time.
+	// Seed through the API, 16 at a time: two conductor groups, three
+	// resource classes, every tenth node in maintenance.
+	seedStart := time.Now()
 	var uuids []string
 	var mu sync.Mutex
 	seed, sctx2 := errgroup.WithContext(ctx)
-	seed.SetLimit(8)
+	seed.SetLimit(16)
 	for i := range nNodes {
 		seed.Go(func() error {
 			group := "rack1"
 			if i%2 == 1 {
 				group = "rack2"
 			}
-			body := fmt.Sprintf(`{"name":"bench-%05d","driver":"sim","driver_info":{"sim_machine":"m-%05d"},"conductor_group":%q}`, i, i, group)
+			class := []string{"small", "medium", "large"}[i%3]
+			body := fmt.Sprintf(`{"name":"bench-%05d","driver":"sim","driver_info":{"sim_machine":"m-%05d"},"conductor_group":%q,"resource_class":%q}`, i, i, group, class)
 			var out struct {
 				UUID string `json:"uuid"`
 			}
 			if err := benchDo(sctx2, hc, http.MethodPost, ours+"/v1/nodes", body, http.StatusCreated, &out); err != nil {
 				return err
+			}
+			if i%10 == 9 {
+				const patch = `[{"op":"replace","path":"/maintenance","value":true}]`
+				if err := benchDo(sctx2, hc, http.MethodPatch, ours+"/v1/nodes/"+out.UUID, patch, http.StatusOK, nil); err != nil {
+					return err
+				}
 			}
 			mu.Lock()
 			uuids = append(uuids, out.UUID)
@@ -170,9 +199,29 @@ func runBenchAPI(cmd *cobra.Command, _ []string) error {
 	if err := seed.Wait(); err != nil {
 		return fmt.Errorf("seeding: %w", err)
 	}
+	seeded := time.Since(seedStart)
 	slices.Sort(uuids)
+	walk, err := benchWalk(ctx, hc, ours, len(uuids))
+	if err != nil {
+		return err
+	}
 	getPath := func(i int) string { return "/v1/nodes/" + uuids[i%len(uuids)] }
 	const listPath = "/v1/nodes?conductor_group=rack1&maintenance=false&limit=100"
+	// Markers are the sorted list's own matches, in a fixed pseudo-random
+	// order, all but the last 100: every page starts somewhere else in the
+	// name order and is full, like the bare handler's (the first page).
+	const sortedQuery = "/v1/nodes?conductor_group=rack1&resource_class=small&maintenance=false&sort_key=name&sort_dir=desc"
+	matches, _, err := benchPages(ctx, hc, ours, sortedQuery+"&limit=1000")
+	if err != nil {
+		return err
+	}
+	markers := matches[:max(len(matches)-100, 0)]
+	sortedPath := func(i int) string {
+		if len(markers) == 0 { // too few nodes for a second page: the first
+			return sortedQuery + "&limit=100"
+		}
+		return sortedQuery + "&limit=100&marker=" + markers[(i*7919)%len(markers)]
+	}
 
 	// The bare Gin ceiling answers the same documents from memory.
 	var nodeDoc, listDoc map[string]any
@@ -182,10 +231,20 @@ func runBenchAPI(cmd *cobra.Command, _ []string) error {
 	if err := benchDo(ctx, hc, http.MethodGet, ours+listPath, "", http.StatusOK, &listDoc); err != nil {
 		return err
 	}
+	var sortedDoc map[string]any
+	if err := benchDo(ctx, hc, http.MethodGet, ours+sortedQuery+"&limit=100", "", http.StatusOK, &sortedDoc); err != nil {
+		return err
+	}
 	gin.SetMode(gin.ReleaseMode)
 	bare := gin.New()
 	bare.GET("/v1/nodes/:node", func(c *gin.Context) { c.JSON(http.StatusOK, nodeDoc) })
-	bare.GET("/v1/nodes", func(c *gin.Context) { c.JSON(http.StatusOK, listDoc) })
+	bare.GET("/v1/nodes", func(c *gin.Context) {
+		if c.Query("sort_key") != "" {
+			c.JSON(http.StatusOK, sortedDoc)
+			return
+		}
+		c.JSON(http.StatusOK, listDoc)
+	})
 	bareURL, err := serve(bare)
 	if err != nil {
 		return err
@@ -198,24 +257,59 @@ func runBenchAPI(cmd *cobra.Command, _ []string) error {
 	}{
 		{"get_node", getPath},
 		{"list_filtered", func(int) string { return listPath }},
+		{"list_sorted_paged", sortedPath},
 	} {
-		var pair []apiBenchResult
-		for _, impl := range []struct{ name, url string }{{"ironfleet", ours}, {"bare-gin", bareURL}} {
+		// The two implementations take turns in short slices, so that
+		// load from outside (a shared machine) falls on both alike.
+		impls := []struct{ name, url string }{{"ironfleet", ours}, {"bare-gin", bareURL}}
+		for _, impl := range impls {
 			if _, err := benchLoad(ctx, hc, impl.url, b.path, clients, warmup); err != nil {
 				return err
 			}
-			lat, err := benchLoad(ctx, hc, impl.url, b.path, clients, dur)
-			if err != nil {
+		}
+		stopProf := func() {}
+		if profPath != "" {
+			if stopProf, err = startProfile(fmt.Sprintf("%s.%s", profPath, b.name)); err != nil {
 				return err
 			}
+		}
+		lats := make([][]time.Duration, len(impls))
+		cpu := make([]time.Duration, len(impls))
+		for range rounds {
+			for i, impl := range impls {
+				before, err := benchCPU(ctx, rc)
+				if err != nil {
+					stopProf()
+					return err
+				}
+				lat, err := benchLoad(ctx, hc, impl.url, b.path, clients, dur/time.Duration(rounds))
+				if err != nil {
+					stopProf()
+					return err
+				}
+				after, err := benchCPU(ctx, rc)
+				if err != nil {
+					stopProf()
+					return err
+				}
+				lats[i] = append(lats[i], lat...)
+				cpu[i] += after - before
+			}
+		}
+		stopProf()
+		var pair []apiBenchResult
+		for i, impl := range impls {
+			lat := lats[i]
 			slices.Sort(lat)
 			pair = append(pair, apiBenchResult{
 				Bench: b.name, Impl: impl.name, Requests: len(lat), ReqPerS: float64(len(lat)) / dur.Seconds(),
 				P50us: quantileUS(lat, 0.50), P99us: quantileUS(lat, 0.99), Clients: clients, Nodes: nNodes,
+				CPUusPerReq: float64(cpu[i].Microseconds()) / float64(max(len(lat), 1)),
 			})
 		}
 		for i := range pair {
 			pair[i].RatioToBare = pair[i].ReqPerS / pair[len(pair)-1].ReqPerS
+			pair[i].CPURatioToBare = pair[len(pair)-1].CPUusPerReq / pair[i].CPUusPerReq
 		}
 		results = append(results, pair...)
 	}
@@ -223,6 +317,9 @@ func runBenchAPI(cmd *cobra.Command, _ []string) error {
 	out := cmd.OutOrStdout()
 	if asJSON {
 		enc := json.NewEncoder(out)
+		if err := enc.Encode(walk); err != nil {
+			return err
+		}
 		for _, r := range results {
 			if err := enc.Encode(r); err != nil {
 				return err
@@ -231,15 +328,111 @@ func runBenchAPI(cmd *cobra.Command, _ []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "bench\timpl\treq/s\tp50 µs\tp99 µs\tvs bare\t\n")
+	fmt.Fprintf(tw, "bench\timpl\treq/s\tp50 µs\tp99 µs\tvs bare\tcpu µs/req\tcpu vs bare\t\n")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.0f\t%.2f×\t\n", r.Bench, r.Impl, r.ReqPerS, r.P50us, r.P99us, r.RatioToBare)
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.0f\t%.2f×\t%.0f\t%.2f×\t\n", r.Bench, r.Impl, r.ReqPerS, r.P50us, r.P99us, r.RatioToBare,
+			r.CPUusPerReq, r.CPURatioToBare)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(out, "%d clients, %d nodes, %s per row\n", clients, nNodes, dur)
+	_, err = fmt.Fprintf(out, "%d clients, %d nodes (seeded in %s), %s per row\nlimit=%d walk: %d pages, %d nodes each exactly once, %s (%.1f ms a page)\n",
+		clients, nNodes, seeded.Round(time.Millisecond), dur, walk.Limit, walk.Pages, walk.Nodes, walk.Took.Round(time.Millisecond),
+		float64(walk.Took.Microseconds())/1000/float64(walk.Pages))
 	return err
+}
+
+// benchCPU is the CPU time used so far by this process and by the
+// redis-server behind rc (INFO cpu: its main thread and children).
+func benchCPU(ctx context.Context, rc *redis.Client) (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, fmt.Errorf("getrusage: %w", err)
+	}
+	own := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	info, err := rc.Info(ctx, "cpu").Result()
+	if err != nil {
+		return 0, fmt.Errorf("redis INFO cpu: %w", err)
+	}
+	var redisSec float64
+	for line := range strings.SplitSeq(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return 0, fmt.Errorf("redis INFO cpu %s: %w", k, err)
+			}
+			redisSec += f
+		}
+	}
+	return own + time.Duration(redisSec*float64(time.Second)), nil
+}
+
+// startProfile starts a CPU profile written to path and returns what stops it.
+func startProfile(path string) (func(), error) {
+	pf, err := os.Create(path) //nolint:gosec // an operator-given path
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(pf); err != nil {
+		_ = pf.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); _ = pf.Close() }, nil
+}
+
+// apiWalk is the limit=1000 walk through every node.
+type apiWalk struct {
+	Bench string        `json:"bench"`
+	Limit int           `json:"limit"`
+	Pages int           `json:"pages"`
+	Nodes int           `json:"nodes"`
+	Took  time.Duration `json:"took_ns"`
+}
+
+// benchWalk pages through the whole node list at limit=1000 following
+// "next" and checks that it yields want nodes, each exactly once.
+func benchWalk(ctx context.Context, hc *http.Client, base string, want int) (apiWalk, error) {
+	w := apiWalk{Bench: "walk", Limit: 1000}
+	start := time.Now()
+	uuids, pages, err := benchPages(ctx, hc, base, "/v1/nodes?limit=1000")
+	w.Took, w.Pages, w.Nodes = time.Since(start), pages, len(uuids)
+	if err != nil {
+		return w, err
+	}
+	if w.Nodes != want {
+		return w, fmt.Errorf("walk: %d nodes in %d pages, want %d", w.Nodes, w.Pages, want)
+	}
+	return w, nil
+}
+
+// benchPages follows "next" from path and returns the nodes' UUIDs in the
+// order the pages gave them, failing if one comes twice.
+func benchPages(ctx context.Context, hc *http.Client, base, path string) ([]string, int, error) {
+	var uuids []string
+	seen := map[string]bool{}
+	pages := 0
+	for next := base + path; next != ""; {
+		var page struct {
+			Nodes []struct {
+				UUID string `json:"uuid"`
+			} `json:"nodes"`
+			Next string `json:"next"`
+		}
+		if err := benchDo(ctx, hc, http.MethodGet, next, "", http.StatusOK, &page); err != nil {
+			return uuids, pages, err
+		}
+		pages++
+		for _, n := range page.Nodes {
+			if seen[n.UUID] {
+				return uuids, pages, fmt.Errorf("%s: node %s came twice (page %d)", path, n.UUID, pages)
+			}
+			seen[n.UUID] = true
+			uuids = append(uuids, n.UUID)
+		}
+		next = page.Next
+	}
+	return uuids, pages, nil
 }
 
 // benchLoad has clients send GETs to base+path(i) back to back for d and

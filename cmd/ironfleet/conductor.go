@@ -71,6 +71,9 @@ has the node's agent write the image. Run as many as you like per group.`,
 	f.DurationVar(&c.OrphanAfter, "orphan-after", conductor.DefaultOrphanAfter, "publish a node's continuation again when its agent beats and it has sat this long in the continuation's step with its lock free")
 	f.DurationVar(&c.PowerSync, "power-sync", conductor.DefaultPowerSync, "how often power states are synced")
 	f.DurationVar(&o.cfg.IPMI.RequestTimeout, "ipmi-timeout", ipmi.DefaultRequestTimeout, "IPMI request timeout (per node: driver_info ipmi_timeout)")
+	f.StringVar(&c.ConsoleAddress, "console-address", conductor.DefaultConsoleAddress, "IP address serial consoles listen on (must be reachable by the API hosts; consoles have no authentication)")
+	f.IntVar(&c.ConsolePortMin, "console-port-min", conductor.DefaultConsolePortMin, "lowest TCP port given to a serial console")
+	f.IntVar(&c.ConsolePortMax, "console-port-max", conductor.DefaultConsolePortMax, "highest TCP port given to a serial console")
 	f.StringVar(&o.metricsListen, "metrics-listen", "", "address to serve Prometheus /metrics on (e.g. 127.0.0.1:9386); empty: none")
 	addReplicasFlag(f, &o.replicas)
 	return cmd

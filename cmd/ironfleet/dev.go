@@ -73,6 +73,7 @@ func runDev(cmd *cobra.Command, o devFlags) error {
 	fmt.Fprintf(cmd.OutOrStdout(), `
 ironfleet dev is running (Ctrl-C to stop)
   API      %[1]s   (noauth; Ironic-compatible, /v1)
+  console  %[1]s/ui   (the web console: fleet, live lock view, nodes and their actions)
   health   curl -s %[1]s/healthz ; curl -s %[1]s/readyz
   nodes    curl -s %[1]s/v1/nodes | jq        (%[5]d simulated nodes, enrolling and providing)
   deploy   curl -s -X PUT -H 'Content-Type: application/json' -d '{"target":"active"}' %[1]s/v1/nodes/sim-0001/states/provision

@@ -45,6 +45,7 @@ var Properties = map[string]string{
 	KeyDisableBootTimeout: "whether setting the boot device also disables the BMC's 60 second boot flag timeout; default is true. Optional.",
 	KeyTimeout:            "seconds to wait for one reply of the BMC; default is the conductor's. Optional.",
 	KeyRetries:            "retries of a failed IPMI operation; default is the conductor's. Optional.",
+	KeyTerminalPort:       "node's UDP port to connect to. Only required for console access.",
 }
 
 // DefaultPort is IPMI's RMCP port.
@@ -94,6 +95,9 @@ type Info struct {
 	// Timeout and Retries are zero / -1 when driver_info does not set them.
 	Timeout time.Duration
 	Retries int
+	// TerminalPort is the node's own console port; 0 when driver_info
+	// names none (the conductor's console port range applies).
+	TerminalPort int
 	// UEFI makes boot device requests ask for an EFI boot (else legacy
 	// BIOS). NodePower sets it from the node's boot mode (BootModeUEFI).
 	UEFI bool
@@ -138,6 +142,7 @@ func ParseInfo(driverInfo map[string]any) (Info, error) {
 		DisableBootTimeout: p.boolean(KeyDisableBootTimeout, true),
 		Timeout:            p.seconds(KeyTimeout),
 		Retries:            p.integer(KeyRetries, -1, 0, 100),
+		TerminalPort:       p.integer(KeyTerminalPort, 0, 1, 65535),
 	}
 	if p.err != nil {
 		return Info{}, p.err

@@ -63,6 +63,8 @@ type Machine struct {
 	// ignoreShutdown: the operating system ignores ACPI shutdown requests.
 	ignoreShutdown bool
 	nmis           int
+	// serial is the machine's serial port (its console).
+	serial serial
 }
 
 // Name is the machine's name in its fleet (driver_info's sim_machine).
@@ -288,13 +290,17 @@ func (m *Machine) switchOn(ctx context.Context) error { //nolint:contextcheck //
 	m.boots++
 	m.bootedFrom = dev
 	f, delay := m.onBoot, m.fleet.cfg.Timings.Boot
+	m.Print(fmt.Sprintf("[sim] %s: power on, boot %d from %s", m.name, m.boots, dev))
 	go func() { // counted in the fleet's WaitGroup by startBoot
 		defer m.fleet.wg.Done()
 		defer stop()
-		if m.fleet.sleep(bootCtx, delay) != nil || f == nil {
+		if m.fleet.sleep(bootCtx, delay) != nil {
 			return
 		}
-		f(bootCtx, dev)
+		m.Print(fmt.Sprintf("[sim] %s: booted from %s", m.name, dev))
+		if f != nil {
+			f(bootCtx, dev)
+		}
 	}()
 	return nil
 }
@@ -334,6 +340,7 @@ func (m *Machine) cutPower(still func() bool) {
 	stop, f := m.stopBoot, m.onPowerOff
 	m.stopBoot = nil
 	m.mu.Unlock()
+	m.Print(fmt.Sprintf("[sim] %s: power off", m.name))
 	if stop != nil {
 		stop()
 	}

@@ -35,6 +35,7 @@ func NewAPI(infra *Infra, drivers conductor.Drivers, cfg APIConfig) (*api.Server
 	return api.New(api.Deps{
 		Nodes: infra.Inventory, Ports: infra.Inventory, Tasks: infra.Bus, Locks: infra.Locks.WithHolder(api.LockHolder(cfg.Host)),
 		Conductors: infra.Registry, Drivers: drivers, DriverNames: names, Records: transport.NewRecords(infra.Inventory),
+		Events: infra.Bus,
 		Checks: map[string]api.Checker{
 			"nats": api.CheckFunc(func(context.Context) error {
 				if !nc.IsConnected() {

@@ -12,6 +12,7 @@ import (
 	"github.com/ironfleet/ironfleet/conductor"
 	"github.com/ironfleet/ironfleet/conductor/ipmi"
 	"github.com/ironfleet/ironfleet/conductor/pxe"
+	"github.com/ironfleet/ironfleet/internal/hardware"
 	"github.com/ironfleet/ironfleet/transport"
 )
 
@@ -39,6 +40,11 @@ type ConductorConfig struct {
 	HardwareTypes []string
 	// Drivers are more hardware types (e.g. "sim" in a dev fleet).
 	Drivers conductor.Drivers
+	// Consoles are more console interfaces (e.g. "sim" in a dev fleet);
+	// ipmitool-socat is always there.
+	Consoles map[string]conductor.ConsoleDriver
+	// Socat configures the ipmitool-socat console.
+	Socat ipmi.SocatConfig
 	// Handoff replaces the continuations' handoff: only ironfleet bench
 	// fleet sets it (conductor.Deps.Handoff).
 	Handoff conductor.Handoff
@@ -92,10 +98,19 @@ func NewConductor(infra *Infra, cfg ConductorConfig) (*Conductor, error) {
 	for name, d := range cfg.Drivers {
 		drivers[name] = d
 	}
+	if cfg.Socat.Logger == nil {
+		cfg.Socat.Logger = cfg.Logger
+	}
+	socat := ipmi.NewSocatConsole(cfg.Socat)
+	consoles := map[string]conductor.ConsoleDriver{hardware.IPMISocat: conductor.NewConsoleDriver(socat.StartConsole, socat.TerminalPort)}
+	for name, d := range cfg.Consoles {
+		consoles[name] = d
+	}
 	cc := cfg.Conductor
 	cc.Logger, cc.Registerer = cfg.Logger, cfg.Registerer
 	c, err := conductor.New(conductor.Deps{
-		Tasks: infra.Bus, Nodes: infra.Inventory, Locks: infra.Locks.WithHolder(cc.Host), Registry: infra.Registry,
+		Consoles: consoles,
+		Tasks:    infra.Bus, Nodes: infra.Inventory, Locks: infra.Locks.WithHolder(cc.Host), Registry: infra.Registry,
 		Leases: redislock.New(infra.Redis), Drivers: drivers, Boot: boot, Handoff: cfg.Handoff,
 		Records: transport.NewRecords(infra.Inventory),
 	}, cc)

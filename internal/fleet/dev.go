@@ -26,6 +26,7 @@ import (
 	"github.com/ironfleet/ironfleet/conductor/pxe"
 	"github.com/ironfleet/ironfleet/conductor/sim"
 	"github.com/ironfleet/ironfleet/internal/graceful"
+	"github.com/ironfleet/ironfleet/internal/hardware"
 	"github.com/ironfleet/ironfleet/internal/redisproc"
 	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
@@ -264,7 +265,8 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 		cc.Boot = wire.BootParams{Kernel: DefaultKernel, Ramdisk: DefaultRamdisk, APIURL: d.apiURL}
 		c, err := NewConductor(infra, ConductorConfig{
 			Conductor: cc, TFTPRoot: dirs["tftp"], Boot: boot, Drivers: drivers, Handoff: cfg.Handoff,
-			Logger: d.log, Registerer: d.Registry,
+			Consoles: map[string]conductor.ConsoleDriver{hardware.SimConsole: conductor.NewConsoleDriver(machines.StartConsole, nil)},
+			Logger:   d.log, Registerer: d.Registry,
 		})
 		if err != nil {
 			return nil, err

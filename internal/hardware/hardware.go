@@ -58,21 +58,27 @@ func KindOfField(field string) (Kind, bool) {
 // Interface implementations ironfleet has. Each one named here does what
 // Ironic's does of that name, or it is not offered.
 const (
-	Fake      = "fake"     // does nothing and succeeds at once
-	Noop      = "noop"     // network and storage: records only
-	PXE       = "pxe"      // PXELINUX and iPXE configs on our TFTP server
-	IPXE      = "ipxe"     // the same configs; iPXE reads its own
-	Direct    = "direct"   // the agent writes the image
-	Agent     = "agent"    // inspection by the agent's inventory
-	IPMITool  = "ipmitool" // power and management over IPMI
-	SimPower  = "sim"      // power and management of a simulated machine
-	NoBios    = "no-bios"  //
-	NoConsole = "no-console"
-	NoFirm    = "no-firmware"
-	NoInspect = "no-inspect"
-	NoRaid    = "no-raid"
-	NoRescue  = "no-rescue"
-	NoVendor  = "no-vendor"
+	Fake     = "fake"     // does nothing and succeeds at once
+	Noop     = "noop"     // network and storage: records only
+	PXE      = "pxe"      // PXELINUX and iPXE configs on our TFTP server
+	IPXE     = "ipxe"     // the same configs; iPXE reads its own
+	Direct   = "direct"   // the agent writes the image
+	Agent    = "agent"    // inspection by the agent's inventory
+	IPMITool = "ipmitool" // power and management over IPMI
+	SimPower = "sim"      // power and management of a simulated machine
+	// IPMISocat is Ironic's ipmitool-socat console: Serial-over-LAN through
+	// `ipmitool sol activate`, served on a TCP port of the conductor by socat.
+	IPMISocat = "ipmitool-socat"
+	// SimConsole is a simulated machine's serial console, served on a TCP
+	// port of the conductor as ipmitool-socat's is.
+	SimConsole = "sim"
+	NoBios     = "no-bios" //
+	NoConsole  = "no-console"
+	NoFirm     = "no-firmware"
+	NoInspect  = "no-inspect"
+	NoRaid     = "no-raid"
+	NoRescue   = "no-rescue"
+	NoVendor   = "no-vendor"
 )
 
 // Offer is what a hardware type offers for one kind of interface: the
@@ -97,10 +103,13 @@ func offer(def string, more ...string) Offer {
 }
 
 // agentType is a hardware type that deploys through the agent, booted by
-// PXE or iPXE, with power and management by pm.
-func agentType(name, pm string) Type {
+// PXE or iPXE, with power and management by pm and an optional console.
+// The console defaults to no-console, as Ironic's does out of the box
+// ([DEFAULT]enabled_console_interfaces = no-console): a console runs a
+// process and takes a port on a conductor, so a node opts in.
+func agentType(name, pm, console string) Type {
 	return Type{Name: name, NeedsDriverInfo: true, Offers: map[Kind]Offer{
-		Bios: offer(NoBios), Boot: offer(PXE, IPXE), Console: offer(NoConsole),
+		Bios: offer(NoBios), Boot: offer(PXE, IPXE), Console: offer(NoConsole, console),
 		Deploy: offer(Direct), Firmware: offer(NoFirm), Inspect: offer(Agent, NoInspect),
 		Management: offer(pm), Network: offer(Noop), Power: offer(pm), Raid: offer(NoRaid),
 		Rescue: offer(NoRescue), Storage: offer(Noop), Vendor: offer(NoVendor),
@@ -109,8 +118,8 @@ func agentType(name, pm string) Type {
 
 // Types are ironfleet's hardware types, by name.
 var Types = map[string]Type{
-	"ipmi": agentType("ipmi", IPMITool),
-	"sim":  agentType("sim", SimPower),
+	"ipmi": agentType("ipmi", IPMITool, IPMISocat),
+	"sim":  agentType("sim", SimPower, SimConsole),
 	"fake-hardware": {Name: "fake-hardware", Offers: map[Kind]Offer{
 		Bios: offer(Fake, NoBios), Boot: offer(Fake), Console: offer(Fake, NoConsole),
 		Deploy: offer(Fake), Firmware: offer(Fake, NoFirm), Inspect: offer(Fake, Agent, NoInspect),

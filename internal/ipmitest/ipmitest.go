@@ -77,6 +77,7 @@ type config struct {
 	user     string
 	password string
 	binary   string
+	sol      string
 }
 
 // WithChassisProgram makes ipmi_sim run program for power and boot device
@@ -92,6 +93,15 @@ func WithCredentials(user, password string) Option {
 	return func(c *config) { c.user, c.password = user, password }
 }
 
+// WithSOL gives the BMC a Serial-over-LAN interface (ipmi_lan(5)'s sol
+// directive) on device: a serial device path, or "tcp:host:port", to which
+// ipmi_sim connects (and keeps reconnecting) as a client — a QEMU
+// machine's TCP serial chardev, or a test's own listener standing in for
+// one. `ipmitool sol activate` then streams it both ways.
+func WithSOL(device string) Option {
+	return func(c *config) { c.sol = device }
+}
+
 // Start runs a private ipmi_sim for tb and kills it when tb ends.
 func Start(tb testing.TB, opts ...Option) *BMC {
 	tb.Helper()
@@ -99,7 +109,7 @@ func Start(tb testing.TB, opts ...Option) *BMC {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if len(cfg.user) > 16 || len(cfg.password) > 16 || strings.ContainsAny(cfg.user+cfg.password, "\"\n") {
+	if len(cfg.user) > 16 || len(cfg.password) > 16 || strings.ContainsAny(cfg.user+cfg.password+cfg.sol, "\"\n") {
 		tb.Fatalf("ipmitest: user name and password must be at most 16 characters, without quotes or line breaks")
 	}
 	bin, err := exec.LookPath(cfg.binary)
@@ -323,6 +333,10 @@ func (b *BMC) writeState(tb testing.TB, name, value string) {
 }
 
 func lanConfig(port int, dir string, cfg config) string {
+	sol := ""
+	if cfg.sol != "" {
+		sol = fmt.Sprintf("sol \"%s\" 115200\n", cfg.sol)
+	}
 	return fmt.Sprintf(`# ipmi_lan(5) config written by ironfleet's ipmitest
 name "ironfleet-sim"
 set_working_mc 0x20
@@ -337,7 +351,7 @@ startlan 1
 endlan
 chassis_control "%s %s"
 user 2 true "%s" "%s" admin 10 none md2 md5 straight
-`, port, cfg.program, dir, cfg.user, cfg.password)
+`, port, cfg.program, dir, cfg.user, cfg.password) + sol
 }
 
 // emuCommands is the ipmi_sim_cmd(5) file: one BMC at 0x20.

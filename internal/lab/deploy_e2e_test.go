@@ -75,15 +75,19 @@ func (l *lab) mark(name string, at time.Time) {
 	}
 }
 
-func startLab(t *testing.T) *lab {
+func startLab(t *testing.T, opts ...labOption) *lab {
 	t.Helper()
-	return startLabMachine(t, MachineConfig{MAC: "52:54:00:1a:b0:10"})
+	return startLabMachine(t, MachineConfig{MAC: "52:54:00:1a:b0:10"}, opts...)
 }
 
-// startLabMachine is startLab with the machine mc (its AgentPort and TFTP
-// are set here).
-func startLabMachine(t *testing.T, mc MachineConfig) *lab {
+// startLabMachine is startLab with the machine mc (its AgentPort, TFTP
+// and, with withSOL, SerialPort are set here).
+func startLabMachine(t *testing.T, mc MachineConfig, opts ...labOption) *lab {
 	t.Helper()
+	var o labOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	requireTools(t, "redis-server", "ipmi_sim", "qemu-system-x86_64")
 	ctx := t.Context()
 	l := &lab{t: t}
@@ -192,8 +196,15 @@ func startLabMachine(t *testing.T, mc MachineConfig) *lab {
 	l.tftpAddr = fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
 	agentPort := freeTCPPort(t)
 	mc.AgentPort, mc.TFTP = agentPort, l.tftpAddr
+	if o.sol {
+		mc.SerialPort = freeTCPPort(t)
+	}
 	l.machine = newMachine(t, mc)
-	l.bmc = ipmitest.Start(t, ipmitest.WithChassisProgram(l.machine.Program))
+	bmcOpts := []ipmitest.Option{ipmitest.WithChassisProgram(l.machine.Program)}
+	if o.sol {
+		bmcOpts = append(bmcOpts, ipmitest.WithSOL(fmt.Sprintf("tcp:127.0.0.1:%d", mc.SerialPort)))
+	}
+	l.bmc = ipmitest.Start(t, bmcOpts...)
 	l.startConductor(agentPort)
 	t.Cleanup(func() {
 		l.killConductor()
@@ -356,7 +367,10 @@ func deref(s *string) string {
 // only, with a real conductor process, TFTP and the agent ramdisk.
 func TestLab(t *testing.T) {
 	l := startLab(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	// A deadline for the whole run, not a speed bar: three deploys and a
+	// clean take about two minutes on an idle 2-core box, and a loaded one
+	// (TFTP at a tenth of its speed) has been seen to need more than four.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 	defer cancel()
 
 	// Enroll: the ipmi driver with ipmi_sim's address, port, user, password

@@ -47,6 +47,11 @@ type MachineConfig struct {
 	// Kernel, Initrd and Append boot a kernel directly instead of the
 	// firmware's boot order (to test a ramdisk without PXE).
 	Kernel, Initrd, Append string
+	// SerialPort, when not zero, also serves the serial port on TCP
+	// 127.0.0.1:SerialPort (QEMU's socket chardev, as server, not waiting
+	// for a client), where a BMC's SOL connects (ipmitest.WithSOL); the
+	// serial log goes on being appended to Machine.Serial.
+	SerialPort int
 	// QEMU is the binary; empty means qemu-system-x86_64 on PATH.
 	QEMU string
 	// Owner is the process the machine belongs to: when it dies, a
@@ -163,9 +168,14 @@ func NewMachine(cfg MachineConfig) (*Machine, error) {
 	if cfg.AgentPort != 0 {
 		netdev += ",hostfwd=tcp:127.0.0.1:" + strconv.Itoa(cfg.AgentPort) + "-:9999"
 	}
+	serial := "file,id=s0,append=on,path=" + m.Serial
+	if cfg.SerialPort != 0 {
+		serial = "socket,id=s0,host=127.0.0.1,port=" + strconv.Itoa(cfg.SerialPort) +
+			",server=on,wait=off,logfile=" + m.Serial + ",logappend=on"
+	}
 	args := []string{
 		"-accel", "tcg", "-m", strconv.Itoa(cfg.MemoryMiB), "-smp", "1", "-nodefaults", "-display", "none",
-		"-chardev", "file,id=s0,append=on,path=" + m.Serial, "-serial", "chardev:s0",
+		"-chardev", serial, "-serial", "chardev:s0",
 		"-netdev", netdev, "-device", "virtio-net-pci,netdev=n0,mac=" + m.MAC,
 		// No image locking: a power cycle starts the next QEMU while the
 		// killed one may still be releasing the file.

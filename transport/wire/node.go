@@ -106,9 +106,12 @@ type Node struct {
 	BootDevice           BootDevice     `json:"boot_device,omitempty"`
 	BootDevicePersistent bool           `json:"boot_device_persistent,omitempty"`
 
-	// ConsoleEnabled says the node's console is enabled (only the fake
-	// console interface has one to enable yet).
+	// ConsoleEnabled says the node's console is enabled.
 	ConsoleEnabled bool `json:"console_enabled,omitempty"`
+	// Console is where the enabled console of a console interface that
+	// runs one (ipmitool-socat, sim) is served, and by which conductor;
+	// nil while disabled, and for the fake console.
+	Console *Console `json:"console,omitempty"`
 
 	Maintenance       bool   `json:"maintenance"`
 	MaintenanceReason string `json:"maintenance_reason,omitempty"`
@@ -208,4 +211,15 @@ type Port struct {
 	PortgroupUUID string    `json:"portgroup_uuid,omitempty"`
 	CreatedAt     time.Time `json:"created_at"`
 	UpdatedAt     time.Time `json:"updated_at,omitzero"`
+}
+
+// Console is a running serial console: what GET …/states/console shows as
+// console_info (Type, URL; Ironic's {"type": "socat", "url": "tcp://…"})
+// and the conductor that serves it, which restores it when it restarts;
+// the other conductors of the node's group take it over when that one
+// dies.
+type Console struct {
+	Type      string `json:"type"`
+	URL       string `json:"url"`
+	Conductor string `json:"conductor"`
 }

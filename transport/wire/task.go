@@ -32,6 +32,7 @@ const (
 	OpPower          Operation = "power"           // params: PowerParams
 	OpBootDevice     Operation = "boot_device"     // params: BootDeviceParams
 	OpInjectNMI      Operation = "inject_nmi"      // no params
+	OpConsole        Operation = "console"         // params: ConsoleParams
 	OpHeartbeat      Operation = "heartbeat"       // params: HeartbeatParams
 )
 
@@ -91,6 +92,12 @@ type ServiceParams struct {
 type BootDeviceParams struct {
 	Device     BootDevice `json:"boot_device"`
 	Persistent bool       `json:"persistent"`
+}
+
+// ConsoleParams are the parameters of OpConsole: enable or disable the
+// node's serial console.
+type ConsoleParams struct {
+	Enabled bool `json:"enabled"`
 }
 
 // HeartbeatParams are the parameters of OpHeartbeat.
