@@ -678,7 +678,8 @@ func (s *Server) setMaintenance(on bool) gin.HandlerFunc {
 // hardware: a no-* interface is false with Ironic's UnsupportedDriverExtension
 // words (ironic/drivers/modules/noop.py), a fake one true; power,
 // management and agent inspection check driver_info; a direct deploy needs
-// instance_info.image_source; every deploy checks instance_info's traits;
+// instance_info.image_source and a valid boot mode (wire.NodeBootMode);
+// every deploy checks instance_info's traits;
 // PXE and iPXE boot need a PXE-enabled port. firmware is listed from 1.86,
 // where the node shows its firmware_interface.
 func (s *Server) validateNode(c *gin.Context) {
@@ -698,8 +699,13 @@ func (s *Server) validateNode(c *gin.Context) {
 		}
 		switch impl := hardware.Of(n, k); {
 		case k == hardware.Deploy:
-			if src, _ := n.InstanceInfo["image_source"].(string); src == "" && impl != hardware.Fake {
-				return errors.New("missing instance_info.image_source")
+			if impl != hardware.Fake {
+				if src, _ := n.InstanceInfo["image_source"].(string); src == "" {
+					return errors.New("missing instance_info.image_source")
+				}
+				if _, err := wire.NodeBootMode(n); err != nil {
+					return err
+				}
 			}
 			if err := checkRootDevice(n); err != nil {
 				return err

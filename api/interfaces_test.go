@@ -99,6 +99,9 @@ func TestValidateByInterface(t *testing.T) {
 		"inspect_interface": "no-inspect", "instance_info": map[string]any{"image_source": "http://images/x.img"}})
 	noPort := e.createNode("", map[string]any{"driver": "ipmi", "driver_info": map[string]any{}})
 	traits := e.createFake("fake-traits", map[string]any{"instance_info": map[string]any{"traits": []string{"CUSTOM_GPU"}}})
+	badMode := e.createNode("", map[string]any{"driver": "ipmi", "driver_info": map[string]any{"ipmi_address": "10.0.0.8"},
+		"properties":    map[string]any{"capabilities": "boot_mode:legacy"},
+		"instance_info": map[string]any{"image_source": "http://images/x.img"}})
 
 	keys := []string{"bios", "boot", "console", "deploy", "firmware", "inspect", "management", "network", "power", "raid", "rescue", "storage"}
 	tests := []struct {
@@ -121,6 +124,9 @@ func TestValidateByInterface(t *testing.T) {
 			map[string]string{"power": "ipmi_address", "deploy": "missing instance_info.image_source"}},
 		{"instance traits", traits, map[string]bool{"deploy": false, "power": true},
 			map[string]string{"deploy": "is missing traits CUSTOM_GPU"}},
+		// deploy_utils.validate_capabilities, as AgentDeploy.validate runs it.
+		{"bad boot mode", badMode, map[string]bool{"deploy": false, "power": true},
+			map[string]string{"deploy": "The parameter 'boot_mode' from properties/capabilities has an invalid value: 'legacy'. Acceptable values are: bios, uefi."}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -203,6 +204,54 @@ func TestWaitTimeout(t *testing.T) {
 	got := e.waitState(t, node.UUID, wire.StateDeployFailed, 20*time.Second)
 	if got.LastError == "" {
 		t.Fatal("deploy failed without a last_error")
+	}
+}
+
+// TestDeployRefusesBadBootMode: a deploy whose boot mode is not bios or
+// uefi, or whose instance_info asks for a mode the node's properties lock
+// out, fails before the machine is touched, saying which field is wrong
+// (Ironic's AgentDeploy.validate: deploy_utils.validate_capabilities and
+// boot_mode_utils.get_boot_mode_for_deploy).
+func TestDeployRefusesBadBootMode(t *testing.T) {
+	tests := []struct {
+		name        string
+		props, inst map[string]any
+		lastError   string
+	}{
+		{"bad instance_info value", nil, map[string]any{"boot_mode": "legacy"},
+			"The parameter 'boot_mode' from instance_info['capabilities'] has an invalid value: 'legacy'. Acceptable values are: bios, uefi."},
+		{"disagrees with properties", map[string]any{"capabilities": "boot_mode:bios"}, map[string]any{"boot_mode": "uefi"},
+			"boot mode uefi violates node properties/capabilities bios"},
+	}
+	e := newEnv(t)
+	e.startConductor(t, "c1", nil, nil)
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			name := fmt.Sprintf("node-bm%d", i)
+			node := e.enroll(t, name, "")
+			m, _ := e.machines.Machine(name)
+			e.request(t, node.UUID, wire.OpManage, nil)
+			e.waitState(t, node.UUID, wire.StateManageable, 20*time.Second)
+			nodeNoClean(t, e, node.UUID)
+			e.request(t, node.UUID, wire.OpProvide, nil)
+			e.waitState(t, node.UUID, wire.StateAvailable, 20*time.Second)
+			if _, err := e.inv.UpdateNode(t.Context(), node.UUID, 0, func(n *wire.Node) error {
+				n.Properties = tt.props
+				n.InstanceInfo["capabilities"] = tt.inst
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			boots := m.State().Boots
+			e.request(t, node.UUID, wire.OpDeploy, nil)
+			got := e.waitState(t, node.UUID, wire.StateDeployFailed, 20*time.Second)
+			if !strings.Contains(got.LastError, tt.lastError) {
+				t.Errorf("last_error %q, want it to contain %q", got.LastError, tt.lastError)
+			}
+			if n := m.State().Boots - boots; n != 0 {
+				t.Errorf("the machine booted %d times during the refused deploy, want 0", n)
+			}
+		})
 	}
 }
 

@@ -91,14 +91,18 @@ func (w *job) deploysAtOnce() bool {
 // deployable checks what a deploy needs before it starts: instance_info's
 // traits, for every deploy interface (Ironic's start_deploy in
 // ironic/conductor/deployments.py: provision.CheckInstanceTraits), and the
-// image for a deploy interface that writes one (not fake, whose core step
-// does nothing: FakeDeploy).
+// image and the boot mode (wire.NodeBootMode: Ironic's AgentDeploy.validate
+// checks the capabilities) for a deploy interface that writes one (not
+// fake, whose core step does nothing: FakeDeploy).
 func (w *job) deployable() error {
 	if err := provision.CheckInstanceTraits(w.node); err != nil {
 		return wire.Errorf(wire.CodeInvalidInput, "Failed to validate deploy or power info for node %s: %w", w.node.UUID, err)
 	}
 	if w.deploysAtOnce() {
 		return nil
+	}
+	if _, err := wire.NodeBootMode(w.node); err != nil {
+		return wire.Errorf(wire.CodeInvalidInput, "Failed to validate deploy or power info for node %s: %w", w.node.UUID, err)
 	}
 	// The agent deploy's validate checks the root device hints (Ironic's
 	// CustomAgentDeploy.validate: get_root_device_for_deploy); the API

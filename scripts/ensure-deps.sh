@@ -42,7 +42,11 @@ for g in "${groups[@]}"; do
           [ -e /usr/lib/syslinux/modules/bios/ldlinux.c32 ] || need[syslinux-common]=1
           want syslinux syslinux
           want mcopy mtools
-          want mkfs.vfat dosfstools ;;
+          want mkfs.vfat dosfstools
+          [ -e /usr/lib/SYSLINUX.EFI/efi64/syslinux.efi ] || need[syslinux-efi]=1
+          [ -e /usr/share/OVMF/OVMF_CODE_4M.fd ] || need[ovmf]=1
+          [ -e /usr/lib/ipxe/snponly.efi ] || need[ipxe]=1
+          want qemu-img qemu-utils ;;
     *) echo "ensure-deps: unknown group '$g'" >&2; exit 2 ;;
   esac
 done

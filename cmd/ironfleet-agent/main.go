@@ -22,12 +22,25 @@ func main() {
 	cmd := agentcmd.New("ironfleet-agent")
 	cmd.PersistentFlags().String("log-level", "info", "log level: debug, info, warn or error")
 	cmd.PreRunE = func(*cobra.Command, []string) error { return applyEnv(cmd.Flags()) }
+	cmd.SetArgs(args(os.Getpid(), os.Args[1:]))
 	err := cmd.ExecuteContext(ctx)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ironfleet-agent:", err)
 		os.Exit(1)
 	}
+}
+
+// args is the command line the agent parses. As a ramdisk's /init (pid 1)
+// it takes none: the kernel hands init the command line words it does not
+// know, and under UEFI iPXE puts the kernel image's name first ("kernel
+// initrd=ramdisk …"), which would read as a subcommand; the agent reads
+// its settings from /proc/cmdline itself (ironfleet.* arguments).
+func args(pid int, given []string) []string {
+	if pid == 1 {
+		return []string{}
+	}
+	return given
 }
 
 // applyEnv sets every flag not given on the command line from IRONFLEET_<NAME>

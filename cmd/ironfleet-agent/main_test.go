@@ -139,3 +139,26 @@ func TestAgentBinary(t *testing.T) {
 		t.Errorf("the agent token appears in the log:\n%s", log.String())
 	}
 }
+
+// TestArgs: as /init the agent ignores what the kernel passes init, such
+// as the image name iPXE's EFI build puts first on the command line.
+func TestArgs(t *testing.T) {
+	tests := []struct {
+		name  string
+		pid   int
+		given []string
+		want  []string
+	}{
+		{"init under UEFI iPXE", 1, []string{"kernel"}, []string{}},
+		{"init", 1, nil, []string{}},
+		{"a command", 4242, []string{"--log-level", "debug"}, []string{"--log-level", "debug"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := args(tt.pid, tt.given)
+			if strings.Join(got, " ") != strings.Join(tt.want, " ") || got == nil {
+				t.Errorf("args(%d, %q) = %q, want %q", tt.pid, tt.given, got, tt.want)
+			}
+		})
+	}
+}

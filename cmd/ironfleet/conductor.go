@@ -57,6 +57,7 @@ has the node's agent write the image. Run as many as you like per group.`,
 	f.IntVar(&c.MaxCleans, "max-cleans", conductor.DefaultMaxCleans, "nodes of a group cleaning at once")
 	f.StringVar(&o.cfg.TFTPRoot, "tftp-root", "/var/lib/ironfleet/tftp", "directory of network boot files and per-node configs")
 	f.StringVar(&o.cfg.TFTPListen, "tftp-listen", "", "UDP address to serve TFTP on (e.g. 0.0.0.0:69); empty: no TFTP server")
+	f.StringVar(&o.cfg.IPXEDir, "ipxe-dir", "", "directory of iPXE's loaders (Debian's ipxe: /usr/lib/ipxe) to put in --tftp-root: undionly.kpxe for BIOS, snponly.efi and ipxe.efi for UEFI; empty: none")
 	f.StringVar(&boot.APIURL, "api-url", defaultAPIURL, "API URL the agent looks itself up at (put on its kernel command line)")
 	f.StringVar(&boot.Kernel, "kernel", fleet.DefaultKernel, "agent kernel, relative to --tftp-root or an http(s) URL")
 	f.StringVar(&boot.Ramdisk, "ramdisk", fleet.DefaultRamdisk, "agent ramdisk, relative to --tftp-root or an http(s) URL")

@@ -99,35 +99,19 @@ type Info struct {
 	// names none (the conductor's console port range applies).
 	TerminalPort int
 	// UEFI makes boot device requests ask for an EFI boot (else legacy
-	// BIOS). NodePower sets it from the node's boot_mode capability.
+	// BIOS). NodePower sets it from the node's boot mode (BootModeUEFI).
 	UEFI bool
 }
 
-// BootModeUEFI reads the boot mode from a node's properties, as Ironic
-// keeps it: properties.capabilities "boot_mode:uefi" (a "k:v,k:v" string
-// or an object). Absent means BIOS.
-func BootModeUEFI(properties map[string]any) (bool, error) {
-	var mode any
-	switch c := properties["capabilities"].(type) {
-	case nil:
-	case string:
-		for _, kv := range strings.Split(c, ",") {
-			if k, v, ok := strings.Cut(strings.TrimSpace(kv), ":"); ok && strings.TrimSpace(k) == "boot_mode" {
-				mode = strings.TrimSpace(v)
-			}
-		}
-	case map[string]any:
-		mode = c["boot_mode"]
-	default:
-		return false, invalidProperty(fmt.Sprintf("capabilities must be a string or an object, got %T", c))
+// BootModeUEFI says whether node boots UEFI, by wire.NodeBootMode (its
+// instance_info's boot_mode capability, else its properties', else
+// wire.DefaultBootMode). A bad capability wraps ErrInvalidInfo.
+func BootModeUEFI(node wire.Node) (bool, error) {
+	mode, err := wire.NodeBootMode(node)
+	if err != nil {
+		return false, wire.Errorf(wire.CodeOf(err), "%w: %w", ErrInvalidInfo, err)
 	}
-	switch mode {
-	case nil, "", "bios":
-		return false, nil
-	case "uefi":
-		return true, nil
-	}
-	return false, invalidProperty(fmt.Sprintf("capability boot_mode must be bios or uefi, got %v", mode))
+	return mode == wire.BootModeUEFI, nil
 }
 
 func invalidProperty(why string) error {

@@ -127,20 +127,22 @@ func TestBootModeUEFI(t *testing.T) {
 	tests := []struct {
 		name    string
 		props   map[string]any
+		inst    map[string]any
 		want    bool
 		wantErr bool
 	}{
-		{"no properties", nil, false, false},
-		{"no boot mode", map[string]any{"capabilities": "secure_boot:true"}, false, false},
-		{"uefi string", map[string]any{"capabilities": "secure_boot:true, boot_mode:uefi"}, true, false},
-		{"bios string", map[string]any{"capabilities": "boot_mode:bios"}, false, false},
-		{"uefi object", map[string]any{"capabilities": map[string]any{"boot_mode": "uefi"}}, true, false},
-		{"unknown mode", map[string]any{"capabilities": "boot_mode:coreboot"}, false, true},
-		{"capabilities a number", map[string]any{"capabilities": 1}, false, true},
+		{"no properties: the default, UEFI", nil, nil, true, false},
+		{"no boot mode", map[string]any{"capabilities": "secure_boot:true"}, nil, true, false},
+		{"uefi string", map[string]any{"capabilities": "secure_boot:true, boot_mode:uefi"}, nil, true, false},
+		{"bios string", map[string]any{"capabilities": "boot_mode:bios"}, nil, false, false},
+		{"uefi object", map[string]any{"capabilities": map[string]any{"boot_mode": "uefi"}}, nil, true, false},
+		{"instance_info bios", nil, map[string]any{"capabilities": map[string]any{"boot_mode": "bios"}}, false, false},
+		{"unknown mode", map[string]any{"capabilities": "boot_mode:coreboot"}, nil, false, true},
+		{"capabilities a number", map[string]any{"capabilities": 1}, nil, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ipmi.BootModeUEFI(tt.props)
+			got, err := ipmi.BootModeUEFI(wire.Node{UUID: "n", Properties: tt.props, InstanceInfo: tt.inst})
 			if (err != nil) != tt.wantErr || got != tt.want {
 				t.Errorf("BootModeUEFI = %v, %v; want %v, error %v", got, err, tt.want, tt.wantErr)
 			}

@@ -155,14 +155,14 @@ func New(cfg Config) (*Driver, error) {
 // ValidateDriverInfo is Validate.
 func (d *Driver) ValidateDriverInfo(driverInfo map[string]any) error { return Validate(driverInfo) }
 
-// NodePower returns the BMC of node, from its driver_info and the boot mode
-// in its properties. It does not contact the BMC.
+// NodePower returns the BMC of node, from its driver_info and its boot mode
+// (BootModeUEFI). It does not contact the BMC.
 func (d *Driver) NodePower(node wire.Node) (*BMC, error) {
 	info, err := ParseInfo(node.DriverInfo)
 	if err != nil {
 		return nil, fmt.Errorf("node %s: %w", node.UUID, err)
 	}
-	if info.UEFI, err = BootModeUEFI(node.Properties); err != nil {
+	if info.UEFI, err = BootModeUEFI(node); err != nil {
 		return nil, fmt.Errorf("node %s: %w", node.UUID, err)
 	}
 	return d.BMC(node.UUID, info), nil

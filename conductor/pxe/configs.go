@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"text/template"
 	"unicode"
@@ -37,6 +38,23 @@ const (
 	PXELinuxDir = "pxelinux.cfg"
 )
 
+// iPXE's first-stage loaders, by the boot mode of the firmware that
+// fetches them over TFTP (Config.IPXEDir puts them at the root): a DHCP
+// server hands each client the one for its architecture (option 93: 0,
+// legacy BIOS, gets BIOSLoader; 7 and 9, x86-64 UEFI, get UEFILoader) and
+// iPXE itself (user class "iPXE") BootScript, as Ironic's DHCP options do
+// (ipxe_bootfile_name, uefi_ipxe_bootfile_name).
+const (
+	// BIOSLoader is iPXE for legacy BIOS PXE ROMs, on the ROM's UNDI driver.
+	BIOSLoader = "undionly.kpxe"
+	// UEFILoader is iPXE's EFI build on the firmware's network driver
+	// (SNP), Ironic's default uefi_ipxe_bootfile_name.
+	UEFILoader = "snponly.efi"
+	// UEFIFullLoader is iPXE's EFI build with its own NIC drivers, for
+	// firmware whose SNP is unusable.
+	UEFIFullLoader = "ipxe.efi"
+)
+
 // ErrInvalidParams is wrapped by every refusal of bad Prepare input.
 var ErrInvalidParams = errors.New("pxe: invalid boot parameters")
 
@@ -49,6 +67,13 @@ type Config struct {
 	// TemplateData.
 	IPXETemplate     string
 	PXELinuxTemplate string
+	// IPXEDir is a directory of iPXE's binaries (Debian's ipxe package:
+	// /usr/lib/ipxe). NewConfigs copies BIOSLoader, UEFILoader and
+	// UEFIFullLoader from it to the root, so that firmware in either boot
+	// mode can chain into iPXE over TFTP; it fails when the directory has
+	// none of them. Empty means the root's loaders are the operator's
+	// business.
+	IPXEDir string
 	// Logger receives a debug record per config written or removed; nil
 	// discards.
 	Logger *slog.Logger
@@ -60,7 +85,10 @@ type Config struct {
 type TemplateData struct {
 	Node    string           // node UUID
 	Purpose wire.BootPurpose // deploy, clean, inspect
-	MAC     string           // aa:bb:cc:dd:ee:ff
+	// BootMode is the node's (wire.NodeBootMode): the firmware that will
+	// run the config, through BIOSLoader or UEFILoader.
+	BootMode wire.BootMode
+	MAC      string // aa:bb:cc:dd:ee:ff
 	// Kernel and Ramdisk as given: TFTP paths relative to the root, or URLs.
 	Kernel, Ramdisk string
 	// IPXEKernel and IPXERamdisk are Kernel and Ramdisk made absolute for
@@ -118,7 +146,35 @@ func NewConfigs(cfg Config) (*Configs, error) {
 		_ = c.root.Close()
 		return nil, err
 	}
+	if cfg.IPXEDir != "" {
+		if err := c.installLoaders(cfg.IPXEDir); err != nil {
+			_ = c.root.Close()
+			return nil, err
+		}
+	}
 	return c, nil
+}
+
+// installLoaders copies iPXE's first-stage loaders found in dir to the root.
+func (c *Configs) installLoaders(dir string) error {
+	found := 0
+	for _, name := range []string{BIOSLoader, UEFILoader, UEFIFullLoader} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("pxe: iPXE loader: %w", err)
+		}
+		if err := c.write(name, b); err != nil {
+			return err
+		}
+		found++
+	}
+	if found == 0 {
+		return fmt.Errorf("pxe: Config.IPXEDir %s has none of %s, %s, %s (Debian: apt-get install ipxe)", dir, BIOSLoader, UEFILoader, UEFIFullLoader)
+	}
+	return nil
 }
 
 func parseTemplate(name, src string) (*template.Template, error) {
@@ -290,8 +346,11 @@ func validateParams(node wire.Node, p wire.BootParams) (TemplateData, error) {
 	if !token(node.UUID) {
 		return TemplateData{}, invalid("node UUID %q is empty or contains spaces, quotes or control characters", node.UUID)
 	}
-	d := TemplateData{Node: node.UUID, Purpose: p.Purpose, Kernel: p.Kernel, Ramdisk: p.Ramdisk}
-	var err error
+	mode, err := wire.NodeBootMode(node)
+	if err != nil {
+		return TemplateData{}, invalid("%v", err)
+	}
+	d := TemplateData{Node: node.UUID, Purpose: p.Purpose, BootMode: mode, Kernel: p.Kernel, Ramdisk: p.Ramdisk}
 	if d.IPXEKernel, err = bootFile("kernel", p.Kernel); err != nil {
 		return TemplateData{}, err
 	}

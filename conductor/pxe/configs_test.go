@@ -53,7 +53,9 @@ func TestPrepareRendersConfigs(t *testing.T) {
 	}
 	wantIPXE := `#!ipxe
 # Written by the ironfleet conductor for the deploy of node 3f2a6c1e-0d7b-4a51-9a0e-6f1b2c3d4e5f
-# (NIC 52:54:00:12:34:56); removed when the deploy ends.
+# (NIC 52:54:00:12:34:56); removed when the deploy ends. Boot mode uefi:
+# the same script serves iPXE's BIOS and EFI builds (initrd= names the
+# ramdisk for the EFI stub).
 kernel --name kernel /agent/vmlinuz initrd=ramdisk ironfleet.api_url=http://10.0.2.2:6385 ironfleet.node=3f2a6c1e-0d7b-4a51-9a0e-6f1b2c3d4e5f ironfleet.purpose=deploy BOOTIF=01-52-54-00-12-34-56 console=ttyS0,115200n8
 initrd --name ramdisk /agent/initramfs.gz
 boot
@@ -172,6 +174,9 @@ func TestPrepareRefusesBadInput(t *testing.T) {
 		"API URL relative":     mod(func(_ *wire.Node, _ *[]string, p *wire.BootParams) { p.APIURL = "/v1" }),
 		"API URL with a quote": mod(func(_ *wire.Node, _ *[]string, p *wire.BootParams) { p.APIURL = `http://h/"` }),
 		"extra args newline":   mod(func(_ *wire.Node, _ *[]string, p *wire.BootParams) { p.ExtraArgs = "quiet\nshell" }),
+		"bad boot mode": mod(func(n *wire.Node, _ *[]string, _ *wire.BootParams) {
+			n.Properties = map[string]any{"capabilities": "boot_mode:efi"}
+		}),
 	}
 	root := t.TempDir()
 	c := newConfigs(t, root, pxe.Config{})
@@ -278,5 +283,55 @@ func TestConfigured(t *testing.T) {
 	}
 	if c.Configured(macs[0]) {
 		t.Error("Configured after CleanUp")
+	}
+}
+
+// TestIPXELoaders: with Config.IPXEDir, iPXE's BIOS and EFI loaders are
+// put at the root, where firmware of either boot mode fetches them over
+// TFTP; a directory with none of them is refused.
+func TestIPXELoaders(t *testing.T) {
+	dir := t.TempDir()
+	want := map[string]string{pxe.BIOSLoader: "undi", pxe.UEFILoader: "snp"}
+	for name, data := range want {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root := t.TempDir()
+	newConfigs(t, root, pxe.Config{IPXEDir: dir})
+	for name, data := range want {
+		if got := readFile(t, filepath.Join(root, name)); got != data {
+			t.Errorf("%s at the root = %q, want %q", name, got, data)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, pxe.UEFIFullLoader)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s absent from IPXEDir but at the root: %v", pxe.UEFIFullLoader, err)
+	}
+	if _, err := pxe.NewConfigs(pxe.Config{Root: t.TempDir(), IPXEDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "has none of") {
+		t.Errorf("NewConfigs with an empty IPXEDir = %v, want an error naming the loaders", err)
+	}
+}
+
+// TestBootModeInScript: the per-node script names the node's boot mode,
+// instance_info's capability winning over the properties'.
+func TestBootModeInScript(t *testing.T) {
+	root := t.TempDir()
+	c := newConfigs(t, root, pxe.Config{})
+	n := node
+	n.Properties = map[string]any{"capabilities": "boot_mode:bios"}
+	for _, tt := range []struct {
+		inst map[string]any
+		want string
+	}{
+		{nil, "Boot mode bios"},
+		{map[string]any{"capabilities": map[string]any{"boot_mode": "bios"}}, "Boot mode bios"},
+	} {
+		n.InstanceInfo = tt.inst
+		if err := c.Prepare(t.Context(), n, macs[:1], params); err != nil {
+			t.Fatal(err)
+		}
+		if got := readFile(t, filepath.Join(root, "nodes", "52-54-00-12-34-56.ipxe")); !strings.Contains(got, tt.want) {
+			t.Errorf("script for instance_info %v lacks %q:\n%s", tt.inst, tt.want, got)
+		}
 	}
 }

@@ -9,6 +9,14 @@
 //	nodes/aa-bb-cc-dd-ee-ff.ipxe       per NIC, while the node is being deployed or cleaned
 //	pxelinux.cfg/01-aa-bb-cc-dd-ee-ff  the same for PXELINUX firmware
 //	agent/…                            kernel and ramdisk, put there by the operator
+//	undionly.kpxe, snponly.efi, ipxe.efi  iPXE for BIOS and UEFI firmware (Config.IPXEDir)
+//
+// The chain, per boot mode: the firmware's PXE fetches iPXE over TFTP as
+// the DHCP server names it by client architecture (legacy BIOS:
+// undionly.kpxe; UEFI: snponly.efi, iPXE's EFI build), iPXE fetches
+// boot.ipxe, which chains the NIC's script; that script is the same for
+// both builds, and names the node's boot mode (wire.NodeBootMode). NICs
+// whose option ROM is iPXE already (QEMU's) skip the first step.
 //
 // Machines are told apart by MAC, never by source address: behind QEMU's
 // user networking, every guest arrives from 127.0.0.1. The kernel command

@@ -36,7 +36,9 @@ func ExampleConfigs_Prepare() {
 	// Output:
 	// #!ipxe
 	// # Written by the ironfleet conductor for the deploy of node 3f2a6c1e-0d7b-4a51-9a0e-6f1b2c3d4e5f
-	// # (NIC 52:54:00:12:34:56); removed when the deploy ends.
+	// # (NIC 52:54:00:12:34:56); removed when the deploy ends. Boot mode uefi:
+	// # the same script serves iPXE's BIOS and EFI builds (initrd= names the
+	// # ramdisk for the EFI stub).
 	// kernel --name kernel /agent/vmlinuz initrd=ramdisk ironfleet.api_url=http://10.0.2.2:6385 ironfleet.node=3f2a6c1e-0d7b-4a51-9a0e-6f1b2c3d4e5f ironfleet.purpose=deploy BOOTIF=01-52-54-00-12-34-56
 	// initrd --name ramdisk /agent/initramfs.gz
 	// boot

@@ -30,6 +30,9 @@ type ConductorConfig struct {
 	Boot *pxe.Configs
 	// TFTPListen, when set, runs a TFTP server on that UDP address.
 	TFTPListen string
+	// IPXEDir, when set, is where iPXE's BIOS and EFI loaders are copied
+	// to TFTPRoot from (pxe.Config.IPXEDir); unused when Boot is set.
+	IPXEDir string
 	// IPMI configures the ipmi driver.
 	IPMI ipmi.Config
 	// HardwareTypes are the hardware types the conductor offers among ipmi
@@ -74,7 +77,7 @@ func NewConductor(infra *Infra, cfg ConductorConfig) (*Conductor, error) {
 	boot := cfg.Boot
 	if boot == nil {
 		var err error
-		if boot, err = pxe.NewConfigs(pxe.Config{Root: cfg.TFTPRoot, Logger: cfg.Logger}); err != nil {
+		if boot, err = pxe.NewConfigs(pxe.Config{Root: cfg.TFTPRoot, IPXEDir: cfg.IPXEDir, Logger: cfg.Logger}); err != nil {
 			return nil, err
 		}
 	}

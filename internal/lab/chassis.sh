@@ -43,8 +43,21 @@ start() {
 	else
 		set --
 	fi
-	# shellcheck disable=SC2086 # QEMU_ARGS is split on purpose
-	"$QEMU" $QEMU_ARGS "$@" -boot "$order" -daemonize -pidfile "$M/qemu.pid" \
+	# The firmware the machine is set to (SetFirmware): OVMF with its own
+	# variable store, kept across power cycles as NVRAM is, or SeaBIOS.
+	fw=$(cat "$M/firmware" 2>/dev/null)
+	if [ "$fw" = uefi ]; then
+		[ -e "$M/ovmf-vars.fd" ] || cp "$OVMF_VARS" "$M/ovmf-vars.fd" || return 1
+		set -- "$@" -drive "if=pflash,format=raw,unit=0,readonly=on,file=$OVMF_CODE" \
+			-drive "if=pflash,format=raw,unit=1,file=$M/ovmf-vars.fd"
+	fi
+	# OVMF ignores -boot, and SeaBIOS puts disks with a boot index before
+	# it: a PXE boot there is the NIC first in QEMU's boot order.
+	if [ "$boot" = pxe ] && { [ "$fw" = uefi ] || [ -n "$BOOTINDEX" ]; }; then
+		set -- "$@" -global virtio-net-pci.bootindex=0
+	fi
+	# shellcheck disable=SC2086 # QEMU_ARGS and EXTRA_ARGS are split on purpose
+	"$QEMU" $QEMU_ARGS $EXTRA_ARGS "$@" -boot "$order" -daemonize -pidfile "$M/qemu.pid" \
 		</dev/null >/dev/null 2>>"$M/qemu.err" || return 1
 	[ "$boot" = pxe ] && echo default > "$M/boot"
 	note started "$order"

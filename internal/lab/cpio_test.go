@@ -142,6 +142,13 @@ func TestNewMachineRefusesBadInput(t *testing.T) {
 		{"no dir", MachineConfig{MAC: "52:54:00:00:00:01"}},
 		{"bad MAC", MachineConfig{Dir: t.TempDir(), MAC: "52:54:00"}},
 		{"quote in append", MachineConfig{Dir: t.TempDir(), MAC: "52:54:00:00:00:01", QEMU: "sh", Append: "a'b"}},
+		{"unknown firmware", MachineConfig{Dir: t.TempDir(), MAC: "52:54:00:00:00:01", QEMU: "sh", Firmware: "coreboot"}},
+		{"UEFI without OVMF", MachineConfig{Dir: t.TempDir(), MAC: "52:54:00:00:00:01", QEMU: "sh", Firmware: FirmwareUEFI,
+			OVMFCode: "/nonexistent/OVMF_CODE.fd"}},
+		{"disk serial with a space", MachineConfig{Dir: t.TempDir(), MAC: "52:54:00:00:00:01", QEMU: "sh",
+			ExtraDisks: []DiskConfig{{Serial: "a b"}}}},
+		{"disk serial too long", MachineConfig{Dir: t.TempDir(), MAC: "52:54:00:00:00:01", QEMU: "sh",
+			ExtraDisks: []DiskConfig{{Serial: "0123456789012345678901"}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := NewMachine(tc.cfg); err == nil {

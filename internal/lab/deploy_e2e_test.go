@@ -50,6 +50,9 @@ type lab struct {
 	tftpAddr string
 	imageURL string
 	imageSum string
+	// imageDir holds what the image server serves by name:
+	// instance.img (imageURL) and whatever a test adds.
+	imageDir string
 	machine  *Machine
 	bmc      *ipmitest.BMC
 	rep      *reports
@@ -73,6 +76,13 @@ func (l *lab) mark(name string, at time.Time) {
 }
 
 func startLab(t *testing.T, opts ...labOption) *lab {
+	t.Helper()
+	return startLabMachine(t, MachineConfig{MAC: "52:54:00:1a:b0:10"}, opts...)
+}
+
+// startLabMachine is startLab with the machine mc (its AgentPort, TFTP
+// and, with withSOL, SerialPort are set here).
+func startLabMachine(t *testing.T, mc MachineConfig, opts ...labOption) *lab {
 	t.Helper()
 	var o labOptions
 	for _, opt := range opts {
@@ -148,12 +158,14 @@ func startLab(t *testing.T, opts ...labOption) *lab {
 		}
 	}))
 
-	// The image, served as files are, noting when a download ends.
+	// The images, served as files are, noting when a download ends.
 	imgL := listen(t)
+	l.imageDir = t.TempDir()
+	copyFile(t, img, filepath.Join(l.imageDir, "instance.img"))
 	l.imageURL = fmt.Sprintf("http://10.0.2.2:%d/instance.img", imgL.Addr().(*net.TCPAddr).Port)
 	serveHTTP(t, imgL, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		l.mark("image download started", time.Now())
-		http.ServeFile(w, r, img)
+		http.ServeFile(w, r, filepath.Join(l.imageDir, filepath.Base(r.URL.Path)))
 		l.mark("image downloaded", time.Now())
 	}))
 
@@ -183,7 +195,7 @@ func startLab(t *testing.T, opts ...labOption) *lab {
 	}
 	l.tftpAddr = fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
 	agentPort := freeTCPPort(t)
-	mc := MachineConfig{MAC: "52:54:00:1a:b0:10", AgentPort: agentPort, TFTP: l.tftpAddr}
+	mc.AgentPort, mc.TFTP = agentPort, l.tftpAddr
 	if o.sol {
 		mc.SerialPort = freeTCPPort(t)
 	}
@@ -222,7 +234,7 @@ func (l *lab) startConductor(agentPort int) {
 		"ironfleet.modules=%s ironfleet.callback_url=http://127.0.0.1:%d", strings.Join(Modules, ","), agentPort)
 	cmd := exec.Command(l.bin, "conductor", "--log-level", "debug", "--host", "lab-conductor",
 		"--nats", l.natsURL, "--redis", l.redisURL,
-		"--tftp-root", l.tftpRoot, "--tftp-listen", l.tftpAddr,
+		"--tftp-root", l.tftpRoot, "--tftp-listen", l.tftpAddr, "--ipxe-dir", "/usr/lib/ipxe",
 		"--api-url", fmt.Sprintf("http://10.0.2.2:%d", l.agentAPI), "--kernel-args", args,
 		"--lock-ttl", "5s", "--claim-timeout", "30s")
 	cmd.Stdout, cmd.Stderr = out, out
@@ -368,6 +380,8 @@ func TestLab(t *testing.T) {
 	var n node
 	if err := l.do(ctx, http.MethodPost, "/v1/nodes", map[string]any{
 		"name": "lab-1", "driver": "ipmi", "driver_info": l.bmc.DriverInfo(), "automated_clean": false,
+		// The lab machine boots SeaBIOS; ironfleet's default is UEFI.
+		"properties": map[string]any{"capabilities": "boot_mode:bios"},
 	}, &n); err != nil {
 		t.Fatal(err)
 	}
@@ -469,12 +483,21 @@ func (l *lab) machineAgentPort() int {
 // while the deploy is under way, and checks the instance booted.
 func (l *lab) deploy(ctx context.Context, t *testing.T, uuid, title string, during func(tl *Timeline, start time.Time)) {
 	t.Helper()
+	l.deployWith(ctx, t, uuid, title, map[string]any{"target": "active"}, during)
+}
+
+// deployWith is deploy with the body of the provision request (target
+// active, a configdrive …); it returns the instance's report.
+func (l *lab) deployWith(ctx context.Context, t *testing.T, uuid, title string, body map[string]any, during func(tl *Timeline, start time.Time)) string {
+	t.Helper()
 	var tl Timeline
 	l.setTimeline(&tl)
 	start := time.Now()
 	before := len(l.rep.seen())
 	serialFrom := l.machine.SerialSize()
-	l.provision(ctx, uuid, "active")
+	if err := l.do(ctx, http.MethodPut, "/v1/nodes/"+uuid+"/states/provision", body, nil); err != nil {
+		t.Fatal(err)
+	}
 	if during != nil {
 		during(&tl, start)
 	}
@@ -484,7 +507,7 @@ func (l *lab) deploy(ctx context.Context, t *testing.T, uuid, title string, duri
 	if err := l.machine.WaitSerial(ctx, InstanceMarker, serialFrom, 100*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	at, _, err := l.rep.waitAfter(ctx, before)
+	at, report, err := l.rep.waitAfter(ctx, before)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -498,6 +521,7 @@ func (l *lab) deploy(ctx context.Context, t *testing.T, uuid, title string, duri
 		t.Errorf("boot device = %q, want default (disk)", dev)
 	}
 	l.report(ctx, t, title, &tl)
+	return report
 }
 
 // report prints a run's timeline and keeps it as an artifact

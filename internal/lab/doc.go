@@ -10,12 +10,19 @@
 //     and gzip — a static /init (the agent, cmd/ironfleet-agent), a console
 //     node, the modules. The agent brings the machine up itself
 //     (agent.BringUp) from ironfleet.* kernel arguments.
-//   - Image: the instance image a deploy writes, a FAT superfloppy with
-//     SYSLINUX, the kernel and an initramfs whose /init (./labinit) prints
-//     InstanceMarker on the serial console and reports to the host. Built
-//     with mkfs.vfat, syslinux --install and mcopy: no loop mounts, no root.
-//   - Machine: a QEMU VM (TCG) with a blank virtio disk and a virtio NIC on
-//     QEMU's user network (the host is 10.0.2.2 to the guest), started and
+//   - Image: the instance image a deploy writes, bootable by BIOS and UEFI
+//     alike: an MBR (SYSLINUX's mbr.bin) with one active EFI system
+//     partition holding SYSLINUX (BIOS), EFI/BOOT/BOOTX64.EFI (SYSLINUX's
+//     EFI build), the kernel and an initramfs whose /init (./labinit)
+//     mounts the config drive (the ISO 9660 volume labelled config-2),
+//     prints InstanceMarker on the serial console and reports the user
+//     data and meta_data's uuid to the host. Built with mkfs.vfat,
+//     syslinux --install, mmd and mcopy: no loop mounts, no root.
+//   - Machine: a QEMU VM (TCG) with a blank virtio disk (and more, with
+//     serial numbers, on request), SeaBIOS or OVMF (UEFI; SetFirmware
+//     switches between power-ons) and a virtio NIC whose iPXE ROM (BIOS
+//     or EFI build) PXE-boots on QEMU's user network (the host is
+//     10.0.2.2 to the guest), started and
 //     stopped by a chassis_control program for ipmi_sim
 //     (ipmitest.WithChassisProgram). The program answers at once and starts
 //     QEMU daemonized with a pidfile, as single-threaded ipmi_sim needs; it

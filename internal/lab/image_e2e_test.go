@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -89,7 +90,9 @@ func instanceImage(t *testing.T) (path, sum string) {
 	k, _ := agentRamdisk(t)
 	imageOnce.Do(func() {
 		ctx := context.Background()
-		mods, err := k.ResolveModules(Modules)
+		// isofs: the instance mounts its config drive.
+		instMods := append(slices.Clone(Modules), "isofs")
+		mods, err := k.ResolveModules(instMods)
 		if err != nil {
 			imageErr = err
 			return
@@ -102,7 +105,7 @@ func instanceImage(t *testing.T) (path, sum string) {
 		imageSum, imageErr = Image{
 			Kernel: k, Modules: mods, Init: init,
 			Append: fmt.Sprintf("console=ttyS0 quiet ironfleet.ip=10.0.2.15/24 ironfleet.gateway=10.0.2.2 ironfleet.modules=%s lab.report=http://10.0.2.2:%d/booted",
-				strings.Join(Modules, ","), labReports.port),
+				strings.Join(instMods, ","), labReports.port),
 		}.Build(ctx, imagePath)
 	})
 	if imageErr != nil {
@@ -112,41 +115,52 @@ func instanceImage(t *testing.T) (path, sum string) {
 }
 
 // TestInstanceImageBoots writes the instance image onto a machine's blank
-// disk by hand and powers it on: SeaBIOS boots SYSLINUX from the disk, the
-// instance prints its marker on the serial console and reports to the host.
+// disk by hand and powers it on, under each firmware: SeaBIOS boots
+// SYSLINUX through the MBR, OVMF boots SYSLINUX's EFI build from the EFI
+// system partition; the instance prints its marker on the serial console
+// and reports to the host.
 func TestInstanceImageBoots(t *testing.T) {
 	img, _ := instanceImage(t)
-	before := len(labReports.seen())
-	m := newMachine(t, MachineConfig{MAC: "52:54:00:1a:b0:03"})
-	data, err := os.ReadFile(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.OpenFile(m.Disk, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteAt(data, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	start := time.Now()
-	if err := m.PowerOn(ctx); err != nil {
-		t.Fatal(err)
-	}
-	at, got, err := labReports.waitAfter(ctx, before)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("instance reported %.1fs after power on: %q", at.Sub(start).Seconds(), got)
-	if !strings.HasPrefix(got, InstanceMarker) {
-		t.Errorf("report = %q, want it to start with %q", got, InstanceMarker)
-	}
-	if !m.SerialContains(InstanceMarker, 0) {
-		t.Errorf("serial console lacks %q", InstanceMarker)
+	for _, tt := range []struct {
+		firmware, mac string
+	}{
+		{FirmwareBIOS, "52:54:00:1a:b0:03"},
+		{FirmwareUEFI, "52:54:00:1a:b0:04"},
+	} {
+		t.Run(tt.firmware, func(t *testing.T) {
+			before := len(labReports.seen())
+			m := newMachine(t, MachineConfig{MAC: tt.mac, Firmware: tt.firmware})
+			data, err := os.ReadFile(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.OpenFile(m.Disk, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteAt(data, 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+			defer cancel()
+			start := time.Now()
+			if err := m.PowerOn(ctx); err != nil {
+				t.Fatal(err)
+			}
+			at, got, err := labReports.waitAfter(ctx, before)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: instance reported %.1fs after power on: %q", tt.firmware, at.Sub(start).Seconds(), got)
+			if !strings.HasPrefix(got, InstanceMarker) {
+				t.Errorf("report = %q, want it to start with %q", got, InstanceMarker)
+			}
+			if !m.SerialContains(InstanceMarker, 0) {
+				t.Errorf("serial console lacks %q", InstanceMarker)
+			}
+		})
 	}
 }

@@ -58,7 +58,46 @@ type MachineConfig struct {
 	// watchdog started with QEMU kills the VM (which is daemonized and
 	// would survive it). Zero means no watchdog.
 	Owner int
+	// Firmware is what the machine boots with at its next power-on:
+	// FirmwareBIOS (SeaBIOS, also what "" means) or FirmwareUEFI (OVMF).
+	// SetFirmware changes it between power-ons, as an operator does in
+	// the firmware's setup.
+	Firmware string
+	// OVMFCode and OVMFVars are the UEFI firmware and the template of its
+	// variable store (copied per machine, kept across power cycles as a
+	// real machine's NVRAM is); empty means Debian's ovmf 4 MiB build.
+	OVMFCode, OVMFVars string
+	// ExtraDisks are blank virtio disks after the first (vdb, vdc, …), each
+	// with the serial number the guest reads, which root device hints
+	// match. The firmware boots them before the first disk (boot index
+	// 1, 2, … in QEMU's boot order), and the NIC before them when the BMC
+	// asked for PXE.
+	ExtraDisks []DiskConfig
 }
+
+// DiskConfig is a machine's additional disk.
+type DiskConfig struct {
+	// Size of the blank (sparse) disk; zero means 64 MiB.
+	Size int64
+	// Serial is the virtio-blk serial number (/sys/block/vdX/serial); at
+	// most 20 characters, letters, digits, "-" and "_".
+	Serial string
+}
+
+// Firmware kinds of MachineConfig.Firmware and SetFirmware.
+const (
+	FirmwareBIOS = "bios"
+	FirmwareUEFI = "uefi"
+)
+
+// Debian's ovmf package: the firmware and its variable store template.
+const (
+	DefaultOVMFCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+	DefaultOVMFVars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+)
+
+// ErrNoOVMF is wrapped when a UEFI machine's firmware is not installed.
+var ErrNoOVMF = errors.New("lab: OVMF not found (Debian: apt-get install ovmf)")
 
 // Machine is a QEMU VM with a blank disk and one NIC, powered on and off by
 // its chassis program, which ipmi_sim runs (ipmitest.WithChassisProgram)
@@ -70,6 +109,8 @@ type Machine struct {
 	Dir, Disk, Serial, Program string
 	// MAC is the NIC's address.
 	MAC string
+	// ExtraDisks are the raw images of MachineConfig.ExtraDisks, in order.
+	ExtraDisks []string
 }
 
 // NewMachine writes a machine's disk and chassis program under cfg.Dir. It
@@ -146,13 +187,89 @@ func NewMachine(cfg MachineConfig) (*Machine, error) {
 	}
 	env := fmt.Sprintf("QEMU='%s'\nQEMU_ARGS='%s'\nKERNEL='%s'\nINITRD='%s'\nAPPEND='%s'\nOWNER='%s'\n",
 		bin, strings.Join(args, " "), cfg.Kernel, cfg.Initrd, cfg.Append, owner)
-	if err := os.WriteFile(filepath.Join(cfg.Dir, "machine.env"), []byte(env), 0o600); err != nil {
+	extra, err := m.extraSettings(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(cfg.Dir, "machine.env"), []byte(env+extra), 0o600); err != nil {
 		return nil, err
 	}
 	if err := os.WriteFile(m.Program, chassisScript, 0o700); err != nil { //nolint:gosec // an executable script by design
 		return nil, err
 	}
 	return m, nil
+}
+
+// extraSettings creates the extra disks and the firmware choice and
+// returns their machine.env lines: EXTRA_ARGS (the disks), OVMF_CODE and
+// OVMF_VARS, read by the chassis program at each power-on.
+func (m *Machine) extraSettings(cfg MachineConfig) (string, error) {
+	if cfg.OVMFCode == "" {
+		cfg.OVMFCode = DefaultOVMFCode
+	}
+	if cfg.OVMFVars == "" {
+		cfg.OVMFVars = DefaultOVMFVars
+	}
+	var args []string
+	for i, d := range cfg.ExtraDisks {
+		if d.Size <= 0 {
+			d.Size = 64 << 20
+		}
+		if len(d.Serial) > 20 || strings.ContainsFunc(d.Serial, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+		}) {
+			return "", fmt.Errorf("lab: disk serial %q: at most 20 letters, digits, - or _", d.Serial)
+		}
+		p := filepath.Join(m.Dir, fmt.Sprintf("disk%d.raw", i+1))
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			return "", err
+		}
+		if err := os.Truncate(p, d.Size); err != nil {
+			return "", err
+		}
+		m.ExtraDisks = append(m.ExtraDisks, p)
+		// A PCI slot after the first disk's: QEMU creates -device disks
+		// before -drive if=virtio ones, and the guest names disks in
+		// slot order, so the first disk would not be vda otherwise.
+		dev := fmt.Sprintf("virtio-blk-pci,drive=xd%d,bootindex=%d,addr=0x%x", i+1, i+1, 0x10+i)
+		if d.Serial != "" {
+			dev += ",serial=" + d.Serial
+		}
+		args = append(args, "-drive", fmt.Sprintf("file=%s,if=none,id=xd%d,format=raw,file.locking=off", p, i+1), "-device", dev)
+	}
+	for _, s := range []string{cfg.OVMFCode, cfg.OVMFVars} {
+		if strings.ContainsAny(s, "'\n\\$`\",") {
+			return "", fmt.Errorf("lab: OVMF path %q contains quotes, commas, $ or line breaks", s)
+		}
+	}
+	if cfg.Firmware == FirmwareUEFI {
+		for _, f := range []string{cfg.OVMFCode, cfg.OVMFVars} {
+			if _, err := os.Stat(f); err != nil {
+				return "", fmt.Errorf("%w: %w", ErrNoOVMF, err)
+			}
+		}
+	}
+	if err := m.SetFirmware(cfg.Firmware); err != nil {
+		return "", err
+	}
+	bootIndex := ""
+	if len(args) > 0 {
+		bootIndex = "1"
+	}
+	return fmt.Sprintf("EXTRA_ARGS='%s'\nBOOTINDEX='%s'\nOVMF_CODE='%s'\nOVMF_VARS='%s'\n", strings.Join(args, " "), bootIndex, cfg.OVMFCode, cfg.OVMFVars), nil
+}
+
+// SetFirmware sets the firmware the machine boots with from its next
+// power-on: FirmwareBIOS ("" too) or FirmwareUEFI.
+func (m *Machine) SetFirmware(fw string) error {
+	switch fw {
+	case "", FirmwareBIOS:
+		fw = FirmwareBIOS
+	case FirmwareUEFI:
+	default:
+		return fmt.Errorf("lab: firmware %q is not %s or %s", fw, FirmwareBIOS, FirmwareUEFI)
+	}
+	return os.WriteFile(filepath.Join(m.Dir, "firmware"), []byte(fw+"\n"), 0o600)
 }
 
 // chassis runs the chassis program as ipmi_sim would.
