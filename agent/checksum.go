@@ -123,7 +123,7 @@ func checksumFor(text, name string) (string, error) {
 		regexp.MustCompile(`\s\(` + quoted + `\)\s`),
 	}
 	for _, l := range lines {
-		if strings.HasPrefix(l, "#") || !(named[0].MatchString(l) || named[1].MatchString(l)) {
+		if strings.HasPrefix(l, "#") || !named[0].MatchString(l) && !named[1].MatchString(l) {
 			continue
 		}
 		for _, re := range []*regexp.Regexp{digestFirst, digestLast} {

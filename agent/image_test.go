@@ -406,7 +406,7 @@ func TestQcow2ConversionMemory(t *testing.T) {
 	srv := imageFiles(t, map[string][]byte{"big.qcow2": q})
 	sum := sumOf("sha256", q)
 	want := sha256.Sum256(disk)
-	disk, q = nil, nil // the test's own copies are not the agent's to count
+	disk = nil // the test's own copy is not the agent's to count (the server keeps q)
 	target := filepath.Join(t.TempDir(), "disk.img")
 	cfg := diskConfig(target, 0)
 	cfg.StallTimeout = time.Minute // a loaded machine may take its time writing

@@ -61,7 +61,7 @@ func (s *Server) consoleWS(c *gin.Context) {
 	if err != nil {
 		return // Accept has answered the client
 	}
-	defer ws.CloseNow()
+	defer func() { _ = ws.CloseNow() }() // after Close below, or on an error: nothing to tell
 	// The console's bytes: no message size limit on what the client sends
 	// beyond the library's default read limit, which a keyboard never nears.
 	log := s.log.With("node", n.UUID, "user", requestedBy(c), "console", n.Console.URL, "remote", c.ClientIP())

@@ -155,6 +155,9 @@ func TestConsoleWebSocket(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, res, err := websocket.Dial(t.Context(), wsURL, &websocket.DialOptions{HTTPHeader: tc.header})
+			if res != nil && res.Body != nil {
+				defer res.Body.Close()
+			}
 			if err == nil {
 				_ = c.CloseNow()
 				t.Fatal("dialled, want refused")
@@ -176,11 +179,14 @@ func TestConsoleWebSocket(t *testing.T) {
 		nd.ConsoleEnabled = true
 		nd.Console = &wire.Console{Type: "socat", URL: "tcp://" + ln.Addr().String(), Conductor: "c1"}
 	})
-	c, _, err := websocket.Dial(t.Context(), wsURL, &websocket.DialOptions{HTTPHeader: auth("admin")})
+	c, res, err := websocket.Dial(t.Context(), wsURL, &websocket.DialOptions{HTTPHeader: auth("admin")})
+	if res != nil && res.Body != nil {
+		defer res.Body.Close()
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.CloseNow()
+	defer func() { _ = c.CloseNow() }()
 	var got []byte
 	for !bytes.Contains(got, []byte("login: \x00\xff")) {
 		typ, msg, err := c.Read(t.Context())

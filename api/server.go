@@ -376,7 +376,7 @@ func New(deps Deps, cfg Config) (*Server, error) {
 		log:     cfg.Logger,
 		drivers: slices.Sorted(slices.Values(deps.DriverNames)),
 	}
-	s.closing, s.closeStreams = context.WithCancel(context.Background())
+	s.closing, s.closeStreams = context.WithCancel(context.Background()) //nolint:gosec // Serve calls closeStreams when it shuts down
 	s.dispatch = dispatch.New(deps.Tasks, deps.Nodes, dispatch.Config{ClaimTimeout: cfg.ClaimTimeout, Logger: cfg.Logger})
 	s.holders = &holderBatch{read: deps.Locks.Snapshots, timeout: cfg.LockViewTimeout}
 	if cfg.Auth == AuthHTTPBasic {

@@ -408,7 +408,7 @@ func (s *consoles) relocate(ctx context.Context, n wire.Node, purpose string, st
 	if purpose == "console_takeover" {
 		why = "taking it over from conductor " + n.Console.Conductor
 	}
-	s.c.tryNode(ctx, n.UUID, purpose, func(w *job) error {
+	s.c.tryNode(ctx, n.UUID, purpose, func(w *job) error { //nolint:contextcheck // the job's methods run on its own context (w.ctx), bound to the lock
 		if !still(w.node) {
 			return nil
 		}

@@ -114,10 +114,6 @@ func BootModeUEFI(node wire.Node) (bool, error) {
 	return mode == wire.BootModeUEFI, nil
 }
 
-func invalidProperty(why string) error {
-	return wire.Errorf(wire.CodeInvalidInput, "%w: properties %s", ErrInvalidInfo, why)
-}
-
 // Addr is the BMC's host:port.
 func (i Info) Addr() string { return net.JoinHostPort(i.Address, strconv.Itoa(i.Port)) }
 

@@ -159,7 +159,7 @@ func NewConfigs(cfg Config) (*Configs, error) {
 func (c *Configs) installLoaders(dir string) error {
 	found := 0
 	for _, name := range []string{BIOSLoader, UEFILoader, UEFIFullLoader} {
-		b, err := os.ReadFile(filepath.Join(dir, name))
+		b, err := os.ReadFile(filepath.Join(dir, name)) //nolint:gosec // the operator's --ipxe-dir and a fixed loader name
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}

@@ -312,7 +312,7 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 		if i == 0 {
 			pc = tftpC // the first conductor serves the shared TFTP root
 		}
-		d.running = append(d.running, d.serveConductor(c, pc))
+		d.running = append(d.running, d.serveConductor(gctx, c, pc))
 	}
 
 	// Simulated machines and their nodes.

@@ -20,10 +20,11 @@ type devConductor struct {
 	infra *Infra // a replacement's own; nil for the fleet's shared one
 }
 
-// serveConductor runs c in the fleet's group on a context of its own, so
-// that ReplaceConductor can stop it alone.
-func (d *Dev) serveConductor(c *Conductor, pc net.PacketConn) *devConductor {
-	ctx, stop := context.WithCancel(d.gctx)
+// serveConductor runs c in the fleet's group on a context of its own,
+// derived from ctx (the fleet's group context), so that ReplaceConductor
+// can stop it alone.
+func (d *Dev) serveConductor(ctx context.Context, c *Conductor, pc net.PacketConn) *devConductor {
+	ctx, stop := context.WithCancel(ctx)
 	dc := &devConductor{host: c.cfg.Conductor.Host, stop: stop, done: make(chan struct{})}
 	d.g.Go(func() error {
 		defer close(dc.done)
@@ -100,7 +101,7 @@ func (d *Dev) startReplacement(ctx context.Context, host string) (*devConductor,
 		undo()
 		return nil, err
 	}
-	dc := d.serveConductor(c, nil)
+	dc := d.serveConductor(d.gctx, c, nil) //nolint:contextcheck // it runs as long as the fleet, not as long as this call
 	dc.infra = infra
 	d.stops = append(d.stops, undo)
 	return dc, nil

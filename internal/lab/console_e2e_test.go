@@ -47,7 +47,10 @@ func (r *consoleReader) connect(ctx context.Context, t *testing.T) {
 	t.Helper()
 	r.close()
 	u := "ws" + strings.TrimPrefix(r.l.apiURL, "http") + "/v1/nodes/" + r.node + "/console/ws"
-	c, _, err := websocket.Dial(ctx, u, nil)
+	c, res, err := websocket.Dial(ctx, u, nil)
+	if res != nil && res.Body != nil {
+		_ = res.Body.Close() // the handshake's answer; the connection lives on
+	}
 	if err != nil {
 		t.Fatalf("console websocket: %v", err)
 	}
@@ -96,15 +99,6 @@ const solBanner = "[SOL Session operational.  Use ~? for help]"
 // without ipmitool's banners.
 func (r *consoleReader) machineText() string {
 	return strings.TrimSpace(strings.ReplaceAll(r.text(), solBanner, ""))
-}
-
-func (r *consoleReader) read(i int) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if i >= len(r.byConn) {
-		return 0
-	}
-	return r.byConn[i]
 }
 
 // waitFor waits until the console has shown marker.

@@ -216,7 +216,7 @@ func (m *Machine) extraSettings(cfg MachineConfig) (string, error) {
 			d.Size = 64 << 20
 		}
 		if len(d.Serial) > 20 || strings.ContainsFunc(d.Serial, func(r rune) bool {
-			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+			return (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') && r != '-' && r != '_'
 		}) {
 			return "", fmt.Errorf("lab: disk serial %q: at most 20 letters, digits, - or _", d.Serial)
 		}

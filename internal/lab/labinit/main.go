@@ -134,7 +134,7 @@ func readConfigDrive(rep *Report) error {
 		return errors.New("no volume labelled " + configDriveLabel)
 	}
 	const dir = "/mnt/config"
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return err
 	}
 	if err := syscall.Mount(rep.ConfigDrive, dir, "iso9660", syscall.MS_RDONLY, ""); err != nil {
