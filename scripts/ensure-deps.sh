@@ -31,7 +31,12 @@ for g in "${groups[@]}"; do
           want baremetal python3-ironicclient
           want_py openstack python3-openstacksdk
           # the real browser the web console's test drives (internal/fleet/ui_test.go)
-          want chromium chromium ;;
+          want chromium chromium
+          # Prometheus and promtool, which check the dashboard and the alerting
+          # rules (deployments/prometheus_test.go); only the binaries are run,
+          # never the packaged service
+          want prometheus prometheus
+          want promtool prometheus ;;
     e2e)  want redis-server redis-server
           want ipmi_sim openipmi
           want ipmitool ipmitool
