@@ -22,6 +22,7 @@ import (
 	"github.com/ironfleet/ironfleet/conductor"
 	"github.com/ironfleet/ironfleet/conductor/ipmi"
 	"github.com/ironfleet/ironfleet/conductor/sim"
+	"github.com/ironfleet/ironfleet/internal/dispatch"
 	"github.com/ironfleet/ironfleet/internal/natstest"
 	"github.com/ironfleet/ironfleet/internal/redistest"
 	"github.com/ironfleet/ironfleet/lock"
@@ -95,7 +96,10 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	ro.ContextTimeoutEnabled = true
 	rc := redis.NewClient(ro)
 	t.Cleanup(func() { _ = rc.Close() })
-	locker, err := lock.New(ctx, rc, lock.Config{TTL: 2 * time.Second, Holder: api.LockHolder("api-test")})
+	// Wired as internal/fleet wires every process: the lock's changes go on EVENTS.
+	lockEvents := dispatch.NewLockEvents(bus, slog.New(slog.DiscardHandler))
+	t.Cleanup(lockEvents.Close)
+	locker, err := lock.New(ctx, rc, lock.Config{TTL: 2 * time.Second, Holder: api.LockHolder("api-test"), OnChange: lockEvents.Observe})
 	if err != nil {
 		t.Fatal(err)
 	}

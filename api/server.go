@@ -173,9 +173,9 @@ const (
 	// DefaultIdleTimeout is how long a keep-alive connection may wait for
 	// its next request.
 	DefaultIdleTimeout = 120 * time.Second
-	// DefaultWatchInterval is how often GET /v1/watch reads the lock index
-	// for changes.
-	DefaultWatchInterval = 500 * time.Millisecond
+	// DefaultWatchInterval is how often GET /v1/watch reads the whole lock
+	// index again (a resync; events announce every other change).
+	DefaultWatchInterval = 30 * time.Second
 	// DefaultMaxConns is how many client connections Serve holds open at
 	// once: far more than the API's clients need (a conductor, the CLI,
 	// agents each pool a few), far fewer than a process's descriptor limit.
@@ -232,7 +232,8 @@ type Config struct {
 	// waiting for its next request; 0 means DefaultIdleTimeout.
 	IdleTimeout time.Duration
 	// WatchInterval is how often each GET /v1/watch stream (the web
-	// console's) reads the lock index for changes that no event announces;
+	// console's) reads the whole lock index again, for the changes no
+	// event announces (a lease that lapsed, a lock event dropped);
 	// 0 means DefaultWatchInterval.
 	WatchInterval time.Duration
 	// MaxConns bounds the client connections Serve holds open at once,

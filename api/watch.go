@@ -26,6 +26,11 @@ type Events interface {
 // proxies and the browser see the connection alive.
 const watchPing = 15 * time.Second
 
+// watchReplay is how far before its first read of the locks a watch stream
+// follows the events from: more than the time its subscription takes to
+// start, and than the clocks of the API and NATS differ by.
+const watchReplay = 2 * time.Second
+
 // watch is GET /v1/watch, the web console's live feed, as Server-Sent
 // Events (text/event-stream):
 //
@@ -33,18 +38,20 @@ const watchPing = 15 * time.Second
 //     view of GET /v1/locks) with the server's time, the page's starting
 //     point;
 //   - "event": each event of the EVENTS stream from then on, as published
-//     (provision and power state changes, task outcomes, lock handoffs and
-//     expiries; wire.Event);
+//     (provision and power state changes, task outcomes, and the lock's:
+//     acquired, queued, left, released, handoff; wire.Event);
 //   - "lock": a node's lock view (holder, purpose, since, line) whenever it
 //     changed, with the server's time; "unlock": {"node"} when nobody holds
 //     or waits for it any more.
 //
-// A node's lock is read again at once when an event names the node. Taking
-// and releasing a lock and joining or leaving its line are Redis operations
-// that publish nothing on EVENTS (putting a NATS publish in the lock's hot
-// path would cost every holder), so the stream also reads the lock index
-// every Config.WatchInterval and sends the nodes whose lock changed: one
-// server-side read per open page, never the whole list to the browser.
+// The lock view follows the events: every process publishes the changes
+// its Locker makes (internal/dispatch.LockEvents), and the stream reads a
+// node's lock again when an event names it. The events are followed from
+// a little before the first read (watchReplay), so that a change made
+// while the subscription starts is not missed. A lease that lapses is
+// witnessed by no process, and a lock event can be dropped under load, so
+// the stream also reads the whole lock index every Config.WatchInterval
+// (30 s by default) and sends what changed: a resync, not the feed.
 func (s *Server) watch(c *gin.Context) {
 	ctx, cancel := context.WithCancel(c.Request.Context())
 	defer cancel()
@@ -59,10 +66,11 @@ func (s *Server) watch(c *gin.Context) {
 	w.WriteHeader(http.StatusOK)
 
 	evs := make(chan wire.Event, 64)
+	start := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
 	if s.deps.Events != nil {
 		g.Go(func() error {
-			err := s.deps.Events.SubscribeEvents(gctx, transport.EventSubscription{Follow: true, NewOnly: true}, func(ev wire.Event) {
+			err := s.deps.Events.SubscribeEvents(gctx, transport.EventSubscription{Follow: true, Since: start.Add(-watchReplay)}, func(ev wire.Event) {
 				select {
 				case evs <- ev:
 				case <-gctx.Done():
@@ -76,7 +84,7 @@ func (s *Server) watch(c *gin.Context) {
 	}
 	g.Go(func() error {
 		defer cancel() // a write failed or the stream ended: stop following events too
-		if err := s.streamWatch(gctx, w, evs); !errors.Is(err, errGone) {
+		if err := s.streamWatch(gctx, w, start, evs); !errors.Is(err, errGone) {
 			return err
 		}
 		return nil // the client went away: the stream is over, not failed
@@ -95,8 +103,10 @@ type watchWriter interface {
 	Flush()
 }
 
-// streamWatch writes the stream until ctx ends or a write fails.
-func (s *Server) streamWatch(ctx context.Context, w watchWriter, evs <-chan wire.Event) error {
+// streamWatch writes the stream until ctx ends or a write fails. Events
+// from before start (replayed, see watchReplay) only make it read their
+// node's lock: the page saw them before, or never needs them.
+func (s *Server) streamWatch(ctx context.Context, w watchWriter, start time.Time, evs <-chan wire.Event) error {
 	send := func(name string, v any) error {
 		data, err := json.Marshal(v)
 		if err != nil {
@@ -156,8 +166,10 @@ func (s *Server) streamWatch(ctx context.Context, w watchWriter, evs <-chan wire
 			}
 			w.Flush()
 		case ev := <-evs:
-			if err := send("event", ev); err != nil {
-				return err
+			if !ev.Time.Before(start) {
+				if err := send("event", ev); err != nil {
+					return err
+				}
 			}
 			if ev.Node == "" {
 				continue
@@ -166,12 +178,12 @@ func (s *Server) streamWatch(ctx context.Context, w watchWriter, evs <-chan wire
 			sn, err := s.deps.Locks.Snapshot(rctx, ev.Node)
 			cancel()
 			if err != nil {
-				continue // the next tick reads it again
+				continue // the next event naming it, or the resync, reads it again
 			}
 			if err := changed(sn); err != nil {
 				return err
 			}
-		case <-tick.C:
+		case <-tick.C: // resync: what no event announced
 			snaps, err := summary()
 			if err != nil {
 				if ctx.Err() != nil {

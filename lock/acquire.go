@@ -128,6 +128,8 @@ type attempt struct {
 	// later still, so a lease counted from sent ends no later than the
 	// server's: that is what the holder's deadline is counted from.
 	sent time.Time
+	// queued is set once the attempt was reported Queued (Config.OnChange).
+	queued bool
 }
 
 func (a *attempt) try(ctx context.Context, index bool) (reply, error) {
@@ -234,6 +236,10 @@ func (a *attempt) patient(ctx context.Context) (*Lock, error) {
 		case stDuplicate, stUsed:
 			return nil, a.refused(r.status)
 		case stQueued:
+			if !a.queued {
+				a.queued = true
+				a.l.notify(a.change(Queued, 0))
+			}
 		default:
 			return nil, fmt.Errorf("lock: acquire %s: unexpected status %d", a.resource, r.status)
 		}
@@ -275,6 +281,8 @@ func (a *attempt) leave(ctx context.Context, cause error) error {
 	if _, err := a.l.run(lctx, scriptLeave, a.keys, a.ticket, a.claimer); err != nil {
 		// The lease will drop us within TTL anyway.
 		a.l.cfg.Logger.Debug("lock: leave line failed", "resource", a.resource, "err", err)
+	} else {
+		a.l.notify(a.change(Left, 0))
 	}
 	return fmt.Errorf("lock: acquire %s: %w", a.resource, cause)
 }
@@ -286,7 +294,13 @@ func (a *attempt) granted(ctx context.Context, token uint64, claimed bool) *Lock
 	if claimed {
 		m.claims.WithLabelValues("granted").Inc()
 	}
-	return newLock(ctx, a, token, a.sent)
+	lk := newLock(ctx, a, token, a.sent)
+	a.l.notify(a.change(Acquired, token))
+	return lk
+}
+
+func (a *attempt) change(kind ChangeKind, token uint64) Change {
+	return Change{Kind: kind, Resource: a.resource, Holder: a.holder, Purpose: a.purpose, Mode: a.mode, Token: token}
 }
 
 // Reserve takes a place at the back of resource's line now for ticket, to be

@@ -114,6 +114,15 @@
 // with cause ErrLost a margin (TTL/10) before that lease could end when
 // renewals keep failing.
 //
+// Observing: Config.OnChange, when set, is told of each change a Locker
+// makes — granted, queued (once per patient Acquire), left, released,
+// handed off — after the script that made it answered, on the caller's
+// goroutine, outside every script and mutex. It must not block: it is on
+// the lock's path. It is what lets a process publish lock events (ironfleet
+// puts them on its EVENTS stream) without the lock knowing any bus. It sees
+// only what this process did: a lease that lapsed, or another process's
+// changes, are reported by nobody here.
+//
 // # Guarantees and what they assume
 //
 // Mutual exclusion holds by Redis's clock while Redis keeps its data; if it

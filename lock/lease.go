@@ -21,6 +21,8 @@ type Lock struct {
 	token    uint64
 	ttl      time.Duration
 	keys     []string
+	// change is what Config.OnChange is told of this lock (holder, purpose, mode).
+	change Change
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -44,7 +46,8 @@ func newLock(ctx context.Context, a *attempt, token uint64, leaseFrom time.Time)
 		l: a.l, resource: a.resource, ticket: a.ticket, named: a.named, claimer: a.claimer, token: token,
 		ttl: a.ttl, keys: a.keys, ctx: lctx, cancel: cancel,
 		done: make(chan struct{}), pause: make(chan struct{}),
-		until: leaseFrom.Add(a.ttl - leaseMargin(a.ttl)),
+		until:  leaseFrom.Add(a.ttl - leaseMargin(a.ttl)),
+		change: a.change(0, 0),
 	}
 	go lk.refresh(leaseFrom) //nolint:contextcheck // the lease outlives Acquire's context by design; Release or loss ends it
 	return lk
@@ -208,6 +211,9 @@ func (lk *Lock) release(ctx context.Context, memory int64) error {
 	if r.extra == 1 {
 		lk.l.metrics.handoffs.WithLabelValues("line").Inc()
 	}
+	c := lk.change
+	c.Kind, c.Passed = Released, r.extra == 1
+	lk.l.notify(c)
 	return nil
 }
 
@@ -243,5 +249,8 @@ func (lk *Lock) Handoff(ctx context.Context, next string, claim time.Duration) (
 		return 0, fmt.Errorf("lock: handoff %s: %w", lk.resource, ErrNotHeld)
 	}
 	lk.l.metrics.handoffs.WithLabelValues("ticket").Inc()
-	return uint64(r.value), nil //nolint:gosec // tokens from the scripts are positive
+	c := lk.change
+	c.Kind, c.Token = HandedOff, uint64(r.value) //nolint:gosec // tokens from the scripts are positive
+	lk.l.notify(c)
+	return c.Token, nil
 }

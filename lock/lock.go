@@ -92,6 +92,14 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Logger receives debug logs; nil means none.
 	Logger *slog.Logger
+	// OnChange, if set, is told of each change this Locker (and those
+	// WithHolder derives from it) makes to a lock: granted, queued, left,
+	// released, handed off — after the Redis script that made it answered,
+	// never inside one, on the caller's goroutine. It must not block or
+	// call the Locker: it runs on the lock's path (hand the Change to a
+	// buffered channel and return). Changes nobody here made are not
+	// reported: another process's, and a lease that lapsed on the server.
+	OnChange func(Change)
 }
 
 // Limits on input.

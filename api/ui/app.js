@@ -149,7 +149,9 @@ function connectFeed() {
     const ev = JSON.parse(m.data);
     state.events.unshift(ev);
     state.events.length = Math.min(state.events.length, 50);
-    if (ev.node) refreshNode(ev.node);
+    // A lock event changes no node field: its 'lock' message (sent right
+    // after it, when the view changed) refreshes the node if the holder did.
+    if (ev.node && !ev.type.startsWith('lock.')) refreshNode(ev.node);
     render();
   });
 }
@@ -284,7 +286,7 @@ function eventsTable(events) {
     h('tbody', {}, events.map((ev) => h('tr', {},
       h('td', {}, new Date(ev.time).toLocaleTimeString()), h('td', {}, ev.type),
       h('td', {}, ev.node ? nodeLink(ev.node) : ''),
-      h('td', {}, [ev.op, ev.from || ev.to ? `${ev.from || ''} → ${ev.to || ''}` : '', ev.conductor, ev.code, ev.message].filter(Boolean).join(' · '))))));
+      h('td', {}, [ev.op, ev.from || ev.to ? `${ev.from || ''} → ${ev.to || ''}` : '', ev.holder, ev.purpose, ev.conductor, ev.code, ev.message].filter(Boolean).join(' · '))))));
 }
 
 function lineList(entry) {

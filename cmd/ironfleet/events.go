@@ -17,7 +17,7 @@ import (
 func newEventsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "events",
-		Short: "Print fleet events (state changes, task outcomes, lock handoffs) from NATS",
+		Short: "Print fleet events (state changes, task outcomes, lock changes) from NATS",
 		Long: `events prints the events on the EVENTS stream: node provision and power state
 changes, task outcomes (task.dead is a task given up on, with the reason), lock
 handoffs and expiries. It prints the stored events and exits, or with --follow

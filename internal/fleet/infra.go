@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ironfleet/ironfleet/internal/dispatch"
 	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
 )
@@ -45,6 +46,8 @@ type Infra struct {
 	Inventory *transport.Inventory
 	Registry  *transport.Registry
 	Locks     *lock.Locker
+	// lockEvents publishes Locks' changes on EVENTS (the lock view follows them).
+	lockEvents *dispatch.LockEvents
 }
 
 // NewInfra builds the bus, inventory, registry and lock on nc and rc, which
@@ -68,18 +71,29 @@ func NewInfra(ctx context.Context, nc *nats.Conn, rc *redis.Client, cfg InfraCon
 		inv.Close()
 		return nil, err
 	}
+	// Every lock change this process makes goes on EVENTS, off the lock's
+	// path, so that watchers need not read the locks in a loop.
+	evs := dispatch.NewLockEvents(bus, cfg.Logger)
+	if also := cfg.Lock.OnChange; also != nil {
+		cfg.Lock.OnChange = func(c lock.Change) { evs.Observe(c); also(c) }
+	} else {
+		cfg.Lock.OnChange = evs.Observe
+	}
 	locks, err := lock.New(ctx, rc, cfg.Lock)
 	if err != nil {
+		evs.Close()
 		inv.Close()
 		return nil, err
 	}
-	return &Infra{NATS: nc, Redis: rc, Bus: bus, Inventory: inv, Registry: reg, Locks: locks}, nil
+	return &Infra{NATS: nc, Redis: rc, Bus: bus, Inventory: inv, Registry: reg, Locks: locks, lockEvents: evs}, nil
 }
 
-// Close stops the inventory's watch and the lock's subscription.
+// Close stops the inventory's watch, the lock's subscription and the
+// publishing of its events.
 func (i *Infra) Close() {
 	i.Inventory.Close()
 	_ = i.Locks.Close()
+	i.lockEvents.Close()
 }
 
 // NewRedis returns a client of the Redis at url (any form RedisClients

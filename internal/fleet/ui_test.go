@@ -22,6 +22,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/nats-io/nats.go"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/ironfleet/ironfleet/api"
@@ -361,16 +362,23 @@ func startReaderAPI(t *testing.T, dev *fleet.Dev) string {
 // startPests runs n pests on node's lock until ctx ends: each waits in line
 // (patient mode) for the lock, holds it a moment and lines up again, as the
 // benchmarks' pests (internal/fleetbench) imitate a console, but waiting.
+// They are a process of the fleet, wired as every process is (NewInfra):
+// their lock changes go on EVENTS, which is all the lock view follows.
 func startPests(ctx context.Context, t *testing.T, dev *fleet.Dev, node string, n int) *sync.WaitGroup {
 	t.Helper()
 	rc, err := fleet.NewRedis(ctx, dev.RedisURL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	lk, err := lock.New(ctx, rc, lock.Config{Holder: "pest"})
+	nc, err := nats.Connect(dev.NATSURL(), nats.Name("pests"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	infra, err := fleet.NewInfra(ctx, nc, rc, fleet.InfraConfig{Lock: lock.Config{Holder: "pest"}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lk := infra.Locks
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() {
@@ -389,7 +397,8 @@ func startPests(ctx context.Context, t *testing.T, dev *fleet.Dev, node string, 
 	}
 	t.Cleanup(func() {
 		wg.Wait()
-		_ = lk.Close()
+		infra.Close()
+		nc.Close()
 		_ = rc.Close()
 	})
 	return &wg

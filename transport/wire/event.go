@@ -19,6 +19,13 @@ const (
 	EventTaskDead    EventType = "task.dead"
 	EventLockHandoff EventType = "lock.handoff"
 	EventLockExpired EventType = "lock.expired"
+	// The node's lock as the process that changed it reports it (Holder,
+	// Purpose; internal/dispatch.LockEvents): granted, a waiter joined its
+	// line or left it, the holder released it.
+	EventLockAcquired EventType = "lock.acquired"
+	EventLockQueued   EventType = "lock.queued"
+	EventLockLeft     EventType = "lock.left"
+	EventLockReleased EventType = "lock.released"
 )
 
 // Event is published on the event stream for subscribers.
@@ -35,4 +42,8 @@ type Event struct {
 	Conductor string    `json:"conductor,omitempty"`
 	Code      Code      `json:"code,omitempty"`
 	Message   string    `json:"message,omitempty"`
+	// Holder and Purpose name who took, waited for or let go of a node's
+	// lock, and why (lock.* events).
+	Holder  string `json:"holder,omitempty"`
+	Purpose string `json:"purpose,omitempty"`
 }
