@@ -73,7 +73,7 @@ func NewInfra(ctx context.Context, nc *nats.Conn, rc *redis.Client, cfg InfraCon
 	}
 	// Every lock change this process makes goes on EVENTS, off the lock's
 	// path, so that watchers need not read the locks in a loop.
-	evs := dispatch.NewLockEvents(bus, cfg.Logger)
+	evs := dispatch.NewLockEvents(bus, cfg.Logger) //nolint:contextcheck // its publisher lives until Close, not as long as this call
 	if also := cfg.Lock.OnChange; also != nil {
 		cfg.Lock.OnChange = func(c lock.Change) { evs.Observe(c); also(c) }
 	} else {
