@@ -81,7 +81,7 @@ func startLab(t *testing.T, opts ...labOption) *lab {
 }
 
 // startLabMachine is startLab with the machine mc (its AgentPort, TFTP
-// and, with withSOL, SerialPort are set here).
+// and, with withSOL, SerialLine are set here).
 func startLabMachine(t *testing.T, mc MachineConfig, opts ...labOption) *lab {
 	t.Helper()
 	var o labOptions
@@ -196,26 +196,75 @@ func startLabMachine(t *testing.T, mc MachineConfig, opts ...labOption) *lab {
 	l.tftpAddr = fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
 	agentPort := freeTCPPort(t)
 	mc.AgentPort, mc.TFTP = agentPort, l.tftpAddr
+	var line *SerialLine
 	if o.sol {
-		mc.SerialPort = freeTCPPort(t)
+		var err error
+		if line, err = NewSerialLine(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = line.Close() })
+		mc.SerialLine = line.MachineAddr()
 	}
 	l.machine = newMachine(t, mc)
 	bmcOpts := []ipmitest.Option{ipmitest.WithChassisProgram(l.machine.Program)}
 	if o.sol {
-		bmcOpts = append(bmcOpts, ipmitest.WithSOL(fmt.Sprintf("tcp:127.0.0.1:%d", mc.SerialPort)))
+		bmcOpts = append(bmcOpts, ipmitest.WithSOL("tcp:"+line.BMCAddr()))
 	}
 	l.bmc = ipmitest.Start(t, bmcOpts...)
 	l.startConductor(agentPort)
 	t.Cleanup(func() {
+		var stacks string
+		if t.Failed() {
+			stacks = l.conductorStacks()
+		}
 		l.killConductor()
 		if t.Failed() {
 			for _, f := range l.condLogs {
 				b, _ := os.ReadFile(f)
 				t.Logf("%s (tail):\n%s", f, tail(b, 6000))
 			}
+			if stacks != "" {
+				t.Logf("the running conductor's goroutines in ironfleet's code (SIGQUIT):\n%s", stacks)
+			}
 		}
 	})
 	return l
+}
+
+// conductorStacks makes the running conductor dump its goroutines
+// (SIGQUIT: Go prints them and exits) and returns those whose stack runs
+// through ironfleet's own packages, for a failed test to show where the
+// conductor was: a hang leaves no log line of its own.
+func (l *lab) conductorStacks() string {
+	if l.cond == nil || len(l.condLogs) == 0 {
+		return ""
+	}
+	f := l.condLogs[len(l.condLogs)-1]
+	before, _ := os.ReadFile(f)
+	if l.cond.Process.Signal(syscall.SIGQUIT) != nil {
+		return ""
+	}
+	exited := make(chan struct{})
+	go func() { _ = l.cond.Wait(); close(exited) }()
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		_ = l.cond.Process.Kill()
+		<-exited
+	}
+	l.cond = nil
+	after, _ := os.ReadFile(f)
+	if len(after) <= len(before) {
+		return ""
+	}
+	var out strings.Builder
+	for _, g := range strings.Split(string(after[len(before):]), "\n\n") {
+		if strings.HasPrefix(g, "goroutine ") && strings.Contains(g, "ironfleet/ironfleet/") &&
+			!strings.Contains(g, "nats-server") {
+			out.WriteString(g + "\n\n")
+		}
+	}
+	return out.String()
 }
 
 // startConductor runs `ironfleet conductor` as its own process, so that a

@@ -11,11 +11,6 @@ type labOptions struct {
 
 type labOption func(*labOptions)
 
-// withSOL gives the lab's BMC a Serial-over-LAN to the machine. Its test,
-// TestLabConsole (in this package's history until 2026-11-30), is out of
-// the lab until two faults it found are fixed: the SOL session is lost
-// across the instance's power cycle, and an undeploy's IPMI power off hung
-// while a SOL session was open.
-//
-//nolint:unused // kept for TestLabConsole's return; see above
+// withSOL gives the lab's BMC a Serial-over-LAN to the machine, through a
+// SerialLine that outlives the machine's power cycles.
 func withSOL() labOption { return func(o *labOptions) { o.sol = true } }

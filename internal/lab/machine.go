@@ -47,11 +47,11 @@ type MachineConfig struct {
 	// Kernel, Initrd and Append boot a kernel directly instead of the
 	// firmware's boot order (to test a ramdisk without PXE).
 	Kernel, Initrd, Append string
-	// SerialPort, when not zero, also serves the serial port on TCP
-	// 127.0.0.1:SerialPort (QEMU's socket chardev, as server, not waiting
-	// for a client), where a BMC's SOL connects (ipmitest.WithSOL); the
+	// SerialLine, when not empty, connects the serial port as a client to
+	// this host:port (a SerialLine's MachineAddr, where the BMC's SOL is
+	// on the other end), reconnecting every second until it is there; the
 	// serial log goes on being appended to Machine.Serial.
-	SerialPort int
+	SerialLine string
 	// QEMU is the binary; empty means qemu-system-x86_64 on PATH.
 	QEMU string
 	// Owner is the process the machine belongs to: when it dies, a
@@ -169,9 +169,13 @@ func NewMachine(cfg MachineConfig) (*Machine, error) {
 		netdev += ",hostfwd=tcp:127.0.0.1:" + strconv.Itoa(cfg.AgentPort) + "-:9999"
 	}
 	serial := "file,id=s0,append=on,path=" + m.Serial
-	if cfg.SerialPort != 0 {
-		serial = "socket,id=s0,host=127.0.0.1,port=" + strconv.Itoa(cfg.SerialPort) +
-			",server=on,wait=off,logfile=" + m.Serial + ",logappend=on"
+	if cfg.SerialLine != "" {
+		host, port, err := net.SplitHostPort(cfg.SerialLine)
+		if err != nil {
+			return nil, fmt.Errorf("lab: serial line %q: %w", cfg.SerialLine, err)
+		}
+		serial = "socket,id=s0,host=" + host + ",port=" + port +
+			",server=off,reconnect=1,logfile=" + m.Serial + ",logappend=on"
 	}
 	args := []string{
 		"-accel", "tcg", "-m", strconv.Itoa(cfg.MemoryMiB), "-smp", "1", "-nodefaults", "-display", "none",
