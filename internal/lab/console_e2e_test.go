@@ -139,7 +139,9 @@ func TestLabConsole(t *testing.T) {
 	// the active node, then undeploys (no cleaning).
 	run := func(title string, during func(tl *Timeline), active func()) time.Duration {
 		var took time.Duration
-		l.deploy(ctx, t, n.UUID, title, func(tl *Timeline, start time.Time) {
+		// Only the run with the console waits for the instance's boot:
+		// the others time the deploy to active.
+		l.deployRun(ctx, t, n.UUID, title, map[string]any{"target": "active"}, func(tl *Timeline, start time.Time) {
 			if during != nil {
 				during(tl)
 			}
@@ -149,7 +151,7 @@ func TestLabConsole(t *testing.T) {
 				at = time.Now()
 			}
 			took = at.Sub(start)
-		})
+		}, active != nil)
 		if active != nil {
 			active()
 		}
@@ -255,12 +257,18 @@ func TestLabConsole(t *testing.T) {
 		"console bytes per connection %v (%d of the machine's own); lock sampled %d times, held by the console %d times",
 		base1.Seconds(), base2.Seconds(), spread.Seconds(), withConsole.Seconds(), cr.byConn, len(cr.machineText()), sampled, consoleHeld)
 	// The spread of two runs is the noise, but two samples on a shared
-	// machine can agree by chance: the bound is at least a quarter of the
-	// slowest run (runs of one deploy in this lab ranged from 66 to 107 s
-	// under load) and 5 s (the lab's polling: the conductor's agent poll,
-	// the BMC's power polling, this test's 100 ms). What the console must
-	// never do, hold the node's lock, is asserted exactly below.
-	if limit := slowest + max(spread, slowest/4, 5*time.Second); withConsole > limit {
+	// machine can agree by chance while the third is slowed: most of a
+	// deploy here is QEMU emulating the machine's boot on a CPU shared
+	// with everything else (the console's own socat, ipmitool and
+	// ipmi_sim among them). Runs of this test without a console took 37 to
+	// 75 s on one evening, and two in one run differed by up to 26 %
+	// (docs/benchmarks.md, "Serial console during a deploy"). The bound is
+	// the slowest run without a console plus the larger of the spread and
+	// half of it: loose for the machine's noise, while a console that
+	// starves the deploy (the seed's bug) leaves the node in deploying
+	// until the test's deadline. What the console must never do, hold the
+	// node's lock, is asserted exactly below.
+	if limit := slowest + max(spread, slowest/2); withConsole > limit {
 		t.Errorf("with the console open the deploy took %.1fs, more than the slowest run without (%.1fs) plus the spread (limit %.1fs)",
 			withConsole.Seconds(), slowest.Seconds(), limit.Seconds())
 	}

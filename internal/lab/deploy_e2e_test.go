@@ -539,6 +539,14 @@ func (l *lab) deploy(ctx context.Context, t *testing.T, uuid, title string, duri
 // active, a configdrive …); it returns the instance's report.
 func (l *lab) deployWith(ctx context.Context, t *testing.T, uuid, title string, body map[string]any, during func(tl *Timeline, start time.Time)) string {
 	t.Helper()
+	return l.deployRun(ctx, t, uuid, title, body, during, true)
+}
+
+// deployRun is deployWith; without instance it returns once the node is
+// active, without waiting for the instance to boot (a run that only
+// times the deploy).
+func (l *lab) deployRun(ctx context.Context, t *testing.T, uuid, title string, body map[string]any, during func(tl *Timeline, start time.Time), instance bool) string {
+	t.Helper()
 	var tl Timeline
 	l.setTimeline(&tl)
 	start := time.Now()
@@ -552,6 +560,12 @@ func (l *lab) deployWith(ctx context.Context, t *testing.T, uuid, title string, 
 	}
 	got := l.waitState(ctx, uuid, "active")
 	tl.Mark("active (seen through the API)", time.Now())
+	if !instance {
+		l.chassisMarks(start)
+		l.tftpMarks(start)
+		l.report(ctx, t, title, &tl)
+		return ""
+	}
 	// The instance prints its marker and reports.
 	if err := l.machine.WaitSerial(ctx, InstanceMarker, serialFrom, 100*time.Millisecond); err != nil {
 		t.Fatal(err)
