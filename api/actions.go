@@ -31,7 +31,7 @@ func (s *Server) nodeStates(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, renderStates(n, version(c)))
+	s.writeNode(c, http.StatusOK, &n, "", nodeStatesView(version(c)))
 }
 
 // act runs a user action: validate on the cached node, take the node's lock

@@ -102,15 +102,18 @@ func (s *Server) getNode(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	v := version(c)
-	out := renderNode(n, s.reservation(c.Request.Context(), n.UUID), s.base(c), v)
+	view := wholeNode(version(c))
 	if f := c.Query("fields"); f != "" {
-		if out, err = pickNodeFields(out, f, v); err != nil {
+		if view, err = pickNodeFields(f, version(c)); err != nil {
 			s.fail(c, err)
 			return
 		}
 	}
-	c.JSON(http.StatusOK, out)
+	var holder string
+	if view.has("reservation") { // a lock read only when it is shown
+		holder = s.reservation(c.Request.Context(), n.UUID)
+	}
+	s.writeNode(c, http.StatusOK, &n, holder, view)
 }
 
 // pickFields keeps the fields asked for (plus links), from 1.8, as
@@ -118,9 +121,9 @@ func (s *Server) getNode(c *gin.Context) {
 // check_for_invalid_fields (ironic/api/controllers/v1/utils.py) do: a
 // field newer than the request is 406, one the resource does not have is
 // 400 naming every such field. since gives each field's microversion (a
-// field absent from it is in every version); the sub-resource links a
-// full rendering carries (ports, states, …) are not fields.
-func pickFields(doc map[string]any, fields string, v Version, since map[string]int, subLinks ...string) (map[string]any, error) {
+// field absent from it is in every version). Nodes have their own,
+// pickNodeFields.
+func pickFields(doc map[string]any, fields string, v Version, since map[string]int) (map[string]any, error) {
 	if !v.AtLeast(8) {
 		return nil, notAcceptable()
 	}
@@ -134,7 +137,7 @@ func pickFields(doc map[string]any, fields string, v Version, since map[string]i
 	var invalid []string
 	for _, f := range names {
 		val, ok := doc[f]
-		if !ok || slices.Contains(subLinks, f) {
+		if !ok {
 			invalid = append(invalid, f)
 			continue
 		}
@@ -156,14 +159,6 @@ func splitFields(fields string) []string {
 		}
 	}
 	return out
-}
-
-// nodeSubLinks are the links a node carries only when rendered whole.
-var nodeSubLinks = []string{"ports", "states", "portgroups", "volume"}
-
-// pickNodeFields is pickFields for a node.
-func pickNodeFields(doc map[string]any, fields string, v Version) (map[string]any, error) {
-	return pickFields(doc, fields, v, nodeFieldVersion, nodeSubLinks...)
 }
 
 func parseBool(name, s string) (*bool, error) {
@@ -311,9 +306,15 @@ func (s *Server) listNodes(detail bool) gin.HandlerFunc {
 			s.fail(c, badRequest("Can not specify ?detail=True and fields in the same request."))
 			return
 		}
-		if fields != "" {
-			// Checked once, so that an empty page refuses a bad field too.
-			if _, err := pickNodeFields(renderNode(wire.Node{}, "", "", v), fields, v); err != nil {
+		view := shortNode(v)
+		switch {
+		case detail:
+			view = wholeNode(v)
+		case fields != "":
+			// Checked before the query, so that an empty page refuses a
+			// bad field too.
+			var err error
+			if view, err = pickNodeFields(fields, v); err != nil {
 				s.fail(c, err)
 				return
 			}
@@ -330,35 +331,18 @@ func (s *Server) listNodes(detail bool) gin.HandlerFunc {
 		}
 		base := s.base(c)
 		var held map[string]string
-		if detail || strings.Contains(fields, "reservation") {
+		if view.has("reservation") {
 			held = s.reservations(c.Request.Context())
 		}
-		out := make([]any, 0, len(nodes))
-		for _, n := range nodes {
-			if !detail && fields == "" {
-				out = append(out, renderNodeShort(n, base, v))
-				continue
-			}
-			doc := renderNode(n, held[n.UUID], base, v)
-			switch {
-			case fields != "":
-				if doc, err = pickNodeFields(doc, fields, v); err != nil {
-					s.fail(c, err)
-					return
-				}
-			}
-			out = append(out, doc)
-		}
-		body := gin.H{"nodes": out}
+		var next string
 		// One node per instance: Ironic sends no next link for an
 		// instance_uuid query (NodesController._get_nodes_collection).
 		if len(nodes) == limit && limit > 0 && q.InstanceUUID == "" {
-			next := nextURL(base, c.Request.URL, limit, nodes[len(nodes)-1].UUID)
-			// Ironic sends "next"; gophercloud reads only "nodes_links".
-			body["next"] = next
-			body["nodes_links"] = []link{{Href: next, Rel: "next"}}
+			next = nextURL(base, c.Request.URL, limit, nodes[len(nodes)-1].UUID)
 		}
-		c.JSON(http.StatusOK, body)
+		s.writeBody(c, http.StatusOK, func(b []byte) ([]byte, error) {
+			return appendNodeList(b, nodes, held, base, v, view, next)
+		})
 	}
 }
 
@@ -656,7 +640,7 @@ func (s *Server) createNode(c *gin.Context) {
 	}
 	s.syncCache(ctx)
 	c.Header("Location", s.base(c)+"/v1/nodes/"+created.UUID)
-	c.JSON(http.StatusCreated, renderNode(created, "", s.base(c), v))
+	s.writeNode(c, http.StatusCreated, &created, "", wholeNode(v))
 }
 
 // syncCache waits, briefly, until this process's cache has its own write,
@@ -904,7 +888,7 @@ func (s *Server) patchNode(c *gin.Context) {
 		return
 	}
 	s.syncCache(ctx)
-	c.JSON(http.StatusOK, renderNode(updated, s.reservation(ctx, updated.UUID), s.base(c), v))
+	s.writeNode(c, http.StatusOK, &updated, s.reservation(ctx, updated.UUID), wholeNode(v))
 }
 
 // applyNodePatch applies patch to cur: the patched document, the interface

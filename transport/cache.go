@@ -357,6 +357,22 @@ func (inv *Inventory) List(q NodeQuery) ([]wire.Node, error) {
 	if q.Limit <= 0 || q.Limit > MaxLimit {
 		q.Limit = MaxLimit
 	}
+	page, build, err := inv.page(&q, true)
+	if build != nil {
+		// The page would walk far more nodes than it returns: build the
+		// index's tree for this query's filters and sort key, then walk it
+		// (or, should it be gone already, walk as without it).
+		inv.cache.mu.Lock()
+		inv.cache.index.build(build)
+		inv.cache.mu.Unlock()
+		page, _, err = inv.page(&q, false)
+	}
+	return page, err
+}
+
+// page is List's page from the cache's index, copied, or, if ask, the tree
+// the index asks to build first (nodeIndex.page).
+func (inv *Inventory) page(q *NodeQuery, ask bool) ([]wire.Node, *treeRequest, error) {
 	inv.cache.mu.RLock()
 	defer inv.cache.mu.RUnlock()
 	ix := inv.cache.index
@@ -364,16 +380,19 @@ func (inv *Inventory) List(q NodeQuery) ([]wire.Node, error) {
 	if q.Marker != "" {
 		m, ok := ix.entries[q.Marker]
 		if !ok {
-			return nil, wire.Errorf(wire.CodeInvalidInput, "%w: marker %q is no node", ErrInvalid, q.Marker)
+			return nil, nil, wire.Errorf(wire.CodeInvalidInput, "%w: marker %q is no node", ErrInvalid, q.Marker)
 		}
 		marker = m
 	}
-	page := ix.page(&q, q.SortKey, strings.EqualFold(q.SortDir, "desc"), marker)
+	page, build := ix.page(q, q.SortKey, strings.EqualFold(q.SortDir, "desc"), marker, ask)
+	if build != nil {
+		return nil, build, nil
+	}
 	out := make([]wire.Node, len(page))
 	for i, n := range page {
 		out[i] = copyNode(*n)
 	}
-	return out, nil
+	return out, nil, nil
 }
 
 // match reports whether n passes every filter of q.

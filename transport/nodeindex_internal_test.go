@@ -43,8 +43,13 @@ func pageUUIDs(ix *nodeIndex, q NodeQuery) []string {
 	if q.Marker != "" {
 		marker = ix.entries[q.Marker]
 	}
+	page, build := ix.page(&q, q.SortKey, q.SortDir == "desc", marker, true)
+	if build != nil { // as List does
+		ix.build(build)
+		page, _ = ix.page(&q, q.SortKey, q.SortDir == "desc", marker, false)
+	}
 	var out []string
-	for _, n := range ix.page(&q, q.SortKey, q.SortDir == "desc", marker) {
+	for _, n := range page {
 		out = append(out, n.UUID)
 	}
 	return out
@@ -154,10 +159,53 @@ func randomQuery(r *rand.Rand, uuids []string) NodeQuery {
 
 // TestNodeIndexPageIsTheScan checks the index against the full scan it
 // replaced, for random queries over nodes that are added, changed in every
-// indexed field and removed: same nodes, same order.
+// indexed field and removed: same nodes, same order. It runs with the
+// index's own limits, and again building a tree for every query that can
+// have one and keeping only three, so that trees are built, kept current
+// through every change, and dropped.
 func TestNodeIndexPageIsTheScan(t *testing.T) {
+	tests := []struct {
+		name            string
+		worth, maxTrees int
+	}{
+		{"as configured", treeWorth, maxMatchTrees},
+		{"a tree for every query", -1 << 30, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ix := newNodeIndex()
+			ix.worth, ix.maxTrees = tt.worth, tt.maxTrees
+			checkIndexIsTheScan(t, ix)
+			if tt.worth < 0 && len(ix.trees) != tt.maxTrees {
+				t.Errorf("%d trees kept, want %d", len(ix.trees), tt.maxTrees)
+			}
+		})
+	}
+}
+
+// checkMatchTrees checks that each tree of ix holds exactly the nodes that
+// pass its filters, in its order.
+func checkMatchTrees(t *testing.T, ix *nodeIndex) {
+	t.Helper()
+	for _, mt := range ix.trees {
+		var want []*wire.Node
+		for _, e := range ix.entries {
+			if mt.member(e) {
+				want = append(want, e)
+			}
+		}
+		slices.SortFunc(want, ix.orders[mt.key])
+		var got []*wire.Node
+		mt.tree.Ascend(func(e *wire.Node) bool { got = append(got, e); return true })
+		if !slices.Equal(got, want) {
+			t.Fatalf("tree %v by %s holds %d nodes, want %d", mt.filters, mt.key, len(got), len(want))
+		}
+	}
+}
+
+func checkIndexIsTheScan(t *testing.T, ix *nodeIndex) {
+	t.Helper()
 	r := rand.New(rand.NewPCG(1, 2))
-	ix := newNodeIndex()
 	nodes := map[string]wire.Node{}
 	var uuids []string
 	for i := range 600 {
@@ -203,9 +251,11 @@ func TestNodeIndexPageIsTheScan(t *testing.T) {
 		live := slices.DeleteFunc(slices.Clone(uuids), func(u string) bool { _, ok := nodes[u]; return !ok })
 		uuidsBefore := uuids
 		uuids = live
+		checkMatchTrees(t, ix)
 		check(fmt.Sprintf("after changes %d", round))
 		uuids = uuidsBefore
 	}
+	checkMatchTrees(t, ix)
 	if len(ix.entries) != len(nodes) {
 		t.Fatalf("index holds %d nodes, want %d", len(ix.entries), len(nodes))
 	}
