@@ -199,7 +199,7 @@ func startLabMachine(t *testing.T, mc MachineConfig, opts ...labOption) *lab {
 	var line *SerialLine
 	if o.sol {
 		var err error
-		if line, err = NewSerialLine(); err != nil {
+		if line, err = NewSerialLine(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = line.Close() })

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"context"
 	"errors"
 	"net"
 	"sync"
@@ -37,13 +38,15 @@ type SerialLine struct {
 // WriteTimeout bounds one write to either end of a SerialLine.
 const WriteTimeout = 2 * time.Second
 
-// NewSerialLine listens on two free ports of 127.0.0.1.
-func NewSerialLine() (*SerialLine, error) {
-	bmcL, err := net.Listen("tcp", "127.0.0.1:0")
+// NewSerialLine listens on two free ports of 127.0.0.1 (ctx bounds only
+// that; Close ends the line).
+func NewSerialLine(ctx context.Context) (*SerialLine, error) {
+	var lc net.ListenConfig
+	bmcL, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	machL, err := net.Listen("tcp", "127.0.0.1:0")
+	machL, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		_ = bmcL.Close()
 		return nil, err

@@ -12,7 +12,7 @@ import (
 // the machine behind it is replaced (a power cycle), and both directions
 // reach whichever machine runs.
 func TestSerialLineOutlivesTheMachine(t *testing.T) {
-	s, err := NewSerialLine()
+	s, err := NewSerialLine(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
