@@ -734,9 +734,18 @@ func (c *Conductor) heartbeat(ctx context.Context, t wire.Task, d transport.Deli
 		return transport.Done(), "stale"
 	}
 	w := &job{c: c, ctx: lk.Context(), outer: ctx, lk: lk, node: node, task: t}
-	if err := w.update(func(n *wire.Node) {
+	// The write applies to the record as stored, which may be newer than
+	// the one read above: its agent is checked again there (a nil agent
+	// there panicked a conductor of a three-server cluster).
+	if err := w.updateIf(func(n *wire.Node) error {
+		if n.Agent == nil || n.Agent.TokenHash != p.TokenHash {
+			return errStaleAgent
+		}
 		n.Agent.URL, n.Agent.Version, n.Agent.LastHeartbeat = p.CallbackURL, p.AgentVersion, time.Now().UTC()
-	}); err != nil {
+		return nil
+	}); errors.Is(err, errStaleAgent) {
+		return transport.Done(), "stale"
+	} else if err != nil {
 		return transport.Retry(0, err), "retry"
 	}
 	if err := w.resume(); err != nil { //nolint:contextcheck // work under a node lock runs on the lock's context: losing the lock cancels it

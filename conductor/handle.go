@@ -80,6 +80,10 @@ func (c *Conductor) handle(ctx context.Context, t wire.Task, d transport.Deliver
 // errBusy marks work that cannot start now but will later (a limit reached).
 var errBusy = errors.New("conductor: busy")
 
+// errStaleAgent: a heartbeat's agent is no longer the node's (its token
+// was forgotten when the node rebooted, or replaced by a later agent's).
+var errStaleAgent = errors.New("conductor: heartbeat of an agent the node no longer has")
+
 // withLock takes the task's node lock, runs op under it and releases it
 // (unless op handed it off).
 func (c *Conductor) withLock(ctx context.Context, t wire.Task, d transport.Delivery, op func(*job) error) (transport.Outcome, string) {
@@ -204,8 +208,17 @@ func (w *job) log(msg string, args ...any) {
 
 // update writes the node with this lock's fencing token.
 func (w *job) update(fn func(*wire.Node)) error {
+	return w.updateIf(func(n *wire.Node) error { fn(n); return nil })
+}
+
+// updateIf is update with fn able to refuse the write: fn runs on the
+// record as stored, which may be newer than w.node, and its error is
+// returned (wrapped) without writing.
+func (w *job) updateIf(fn func(*wire.Node) error) error {
 	n, err := w.c.d.Nodes.UpdateNode(w.ctx, w.node.UUID, w.lk.Token(), func(n *wire.Node) error {
-		fn(n)
+		if err := fn(n); err != nil {
+			return err
+		}
 		n.Conductor = w.c.cfg.Host
 		return nil
 	})
