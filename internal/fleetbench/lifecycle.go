@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -64,11 +65,17 @@ type LifecycleConfig struct {
 	// RedisServer is the redis-server binary; empty means
 	// redisproc.DefaultBinary.
 	RedisServer string
-	// NATSSync is how often the fleet's NATS server fsyncs; zero means on
-	// every write (fleet.DevConfig.NATSSync).
-	NATSSync time.Duration
+	// SyncInterval is how often the fleet's NATS and Redis fsync
+	// (fleet.DevConfig.SyncInterval); zero means
+	// fleet.DefaultTempSyncInterval, as `ironfleet dev` with its temporary
+	// data directory, and negative means on every write.
+	SyncInterval time.Duration
 	// Logger receives the fleet's warnings; nil means none.
 	Logger *slog.Logger
+	// CPUProfile receives a CPU profile (runtime/pprof) of the measured
+	// part of the run, from the first enroll to the last node seen
+	// active; nil means none.
+	CPUProfile io.Writer
 }
 
 // Hop is one hop of the nodes' timelines: how long it took, over the nodes
@@ -123,10 +130,12 @@ var lifecycleHops = []struct{ name, from, to string }{
 	{"manage: PUT → 202", "created", "manage 202"},
 	{"manage: 202 → manageable", "manage 202", "manageable"},
 	{"manage: manageable → client sees it", "manageable", "manageable seen"},
-	{"provide: PUT → 202", "manageable seen", "provide 202"},
+	{"provide: client's queue (seen → PUT sent)", "manageable seen", "provide sent"},
+	{"provide: PUT sent → 202", "provide sent", "provide 202"},
 	{"provide: 202 → available", "provide 202", "available"},
 	{"provide: available → client sees it", "available", "available seen"},
-	{"deploy: PUT → 202 (lock, first move, publish, handoff)", "available seen", "deploy 202"},
+	{"deploy: client's queue (seen → PUT sent)", "available seen", "deploy sent"},
+	{"deploy: PUT sent → 202 (lock, first move, publish, handoff)", "deploy sent", "deploy 202"},
 	{"deploy: 202 → task pulled", "deploy 202", "deploy pulled"},
 	{"deploy: pulled → lock claimed", "deploy pulled", "deploy claimed"},
 	{"deploy: claimed → wait call-back (boot step)", "deploy claimed", "wait call-back"},
@@ -282,6 +291,9 @@ func RunLifecycle(ctx context.Context, cfg LifecycleConfig) (LifecycleResult, er
 	if cfg.ImageSize <= 0 {
 		cfg.ImageSize = DefaultImageSize
 	}
+	if cfg.SyncInterval == 0 {
+		cfg.SyncInterval = fleet.DefaultTempSyncInterval
+	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
@@ -303,8 +315,8 @@ func RunLifecycle(ctx context.Context, cfg LifecycleConfig) (LifecycleResult, er
 	d, err := fleet.StartDev(ctx, fleet.DevConfig{
 		DataDir: dir, APIAddr: "127.0.0.1:0", Nodes: cfg.Nodes, NoEnroll: true, Conductors: cfg.Conductors,
 		ImageSize: cfg.ImageSize, HeartbeatTimeout: cfg.HeartbeatTimeout, RedisServer: cfg.RedisServer,
-		NATSSync: cfg.NATSSync,
-		Logger:   slog.New(&traceHandler{t: tl, next: cfg.Logger.Handler()}),
+		SyncInterval: max(cfg.SyncInterval, 0),
+		Logger:       slog.New(&traceHandler{t: tl, next: cfg.Logger.Handler()}),
 	})
 	if err != nil {
 		return r, err
@@ -324,6 +336,11 @@ func RunLifecycle(ctx context.Context, cfg LifecycleConfig) (LifecycleResult, er
 	if err != nil {
 		return r, err
 	}
+	if cfg.CPUProfile != nil {
+		if err := pprof.StartCPUProfile(cfg.CPUProfile); err != nil {
+			return r, fmt.Errorf("cpu profile: %w", err)
+		}
+	}
 	start := time.Now()
 	lctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
@@ -341,6 +358,9 @@ func RunLifecycle(ctx context.Context, cfg LifecycleConfig) (LifecycleResult, er
 	}
 	wg.Wait()
 	r.Seconds = time.Since(start).Seconds()
+	if cfg.CPUProfile != nil {
+		pprof.StopCPUProfile()
+	}
 	cpu1, err := cpuSeconds(ctx, rc)
 	if err != nil {
 		return r, err
@@ -579,6 +599,7 @@ func (l *lifecycleClient) enroll(ctx context.Context, i int) error {
 // set asks for target, retrying on 409/503 as SetProvisionState does, and
 // marks the 202.
 func (l *lifecycleClient) set(ctx context.Context, uuid, target, mark string) error {
+	l.tl.mark(uuid, mark+" sent", time.Now())
 	conflicts, err := l.c.SetProvisionState(ctx, uuid, target)
 	l.stats.requests += conflicts + 1
 	l.stats.conflicts += conflicts
