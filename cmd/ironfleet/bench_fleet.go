@@ -22,6 +22,7 @@ type benchFleetFlags struct {
 	svg             string
 	asJSON, verbose bool
 	lifecycle       bool
+	watch           bool
 	clients         int
 	poll, sync      time.Duration
 	cpuProfile      string
@@ -67,6 +68,7 @@ busy and every node's timeline broken down by hop (p50/p99/max).`,
 	f.IntVar(&o.clients, "clients", fleetbench.DefaultClients, "with --lifecycle: concurrent clients")
 	f.DurationVar(&o.sync, "sync-interval", fleet.DefaultTempSyncInterval, "with --lifecycle: how often NATS and Redis fsync the fleet's data (0: on every write), as ironfleet dev's --sync-interval")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "with --lifecycle: write a CPU profile of the measured run (the whole process) to this file")
+	f.BoolVar(&o.watch, "watch", false, "with --lifecycle: clients also follow GET /v1/watch and read their nodes' states when it announces a change (--poll is then their resync)")
 	f.DurationVar(&o.poll, "poll", fleetbench.DefaultClientPoll, "with --lifecycle: how often an idle client reads its nodes' states")
 	return cmd
 }
@@ -150,7 +152,7 @@ func strategyNames() []string {
 // runBenchLifecycle runs `bench fleet --lifecycle`.
 func runBenchLifecycle(cmd *cobra.Command, o benchFleetFlags) error {
 	cfg := fleetbench.LifecycleConfig{
-		Clients: o.clients, Poll: o.poll, Conductors: o.cfg.Conductors, HeartbeatTimeout: o.cfg.HeartbeatTimeout,
+		Clients: o.clients, Poll: o.poll, Watch: o.watch, Conductors: o.cfg.Conductors, HeartbeatTimeout: o.cfg.HeartbeatTimeout,
 		Timeout: o.cfg.Timeout, DataDir: o.cfg.DataDir, RedisServer: o.cfg.RedisServer, SyncInterval: o.sync,
 	}
 	if o.sync == 0 {

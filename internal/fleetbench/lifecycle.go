@@ -1,9 +1,11 @@
 package fleetbench
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -49,6 +51,11 @@ type LifecycleConfig struct {
 	// Poll is how often a client with nothing to send reads its nodes'
 	// states (one list request); zero means DefaultClientPoll.
 	Poll time.Duration
+	// Watch makes each client follow GET /v1/watch as well, as a
+	// controller's informer does: a provision state change of one of its
+	// nodes wakes it to read the list at once, and Poll is then only its
+	// resync when nothing announced a change.
+	Watch bool
 	// Conductors is how many conductors the fleet runs; zero means
 	// fleet.DefaultConductors.
 	Conductors int
@@ -353,6 +360,14 @@ func RunLifecycle(ctx context.Context, cfg LifecycleConfig) (LifecycleResult, er
 		}
 		wg.Go(func() {
 			cl := &lifecycleClient{c: newClient(d.APIURL()).Client, tl: tl, image: d.ImageURL(), imageSum: imageSum, poll: cfg.Poll}
+			if cfg.Watch {
+				wctx, stop := context.WithCancel(lctx)
+				var watching sync.WaitGroup
+				defer watching.Wait()
+				defer stop()
+				cl.wake = make(chan struct{}, 1)
+				watching.Go(func() { cl.watch(wctx, d.APIURL()) })
+			}
 			stats[c] = cl.run(lctx, mine)
 		})
 	}
@@ -488,13 +503,17 @@ type clientStats struct {
 // node reach the one before, and otherwise reads its nodes' states every
 // poll.
 type lifecycleClient struct {
-	c              *apiclient.Client
-	tl             *timelines
-	image          string
-	imageSum       string
-	poll           time.Duration
-	stats          clientStats
+	c        *apiclient.Client
+	tl       *timelines
+	image    string
+	imageSum string
+	poll     time.Duration
+	stats    clientStats
+	// wake, when not nil, is signalled by watch when one of the client's
+	// nodes changed provision state.
+	wake           chan struct{}
 	uuids, pending map[string]string // node UUID → name; node UUID → state awaited
+	mu             sync.Mutex        // guards uuids, which watch reads
 }
 
 // the lifecycle: having seen a node in state, ask for next and await want.
@@ -504,7 +523,9 @@ var lifecycleSteps = map[string]struct{ target, want, mark string }{
 }
 
 func (l *lifecycleClient) run(ctx context.Context, mine []int) clientStats {
+	l.mu.Lock()
 	l.uuids, l.pending = map[string]string{}, map[string]string{}
+	l.mu.Unlock()
 	for _, i := range mine {
 		if err := l.enroll(ctx, i); err != nil {
 			l.stats.err = err
@@ -547,13 +568,85 @@ func (l *lifecycleClient) run(ctx context.Context, mine []int) clientStats {
 			}
 			l.pending[n.UUID] = step.want
 		}
-		if len(l.pending) > 0 && wait.Sleep(ctx, l.poll) != nil {
+		if len(l.pending) > 0 && l.idle(ctx) != nil {
 			l.stats.err = fmt.Errorf("%d nodes not active: %w", len(l.pending), ctx.Err())
 			return l.stats
 		}
 	}
 	return l.stats
 }
+
+// idle waits for the next read of the list: a poll, or a wake from watch.
+func (l *lifecycleClient) idle(ctx context.Context) error {
+	if l.wake == nil {
+		return wait.Sleep(ctx, l.poll)
+	}
+	t := time.NewTimer(l.poll)
+	defer t.Stop()
+	select {
+	case <-l.wake:
+	case <-t.C:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// watch follows the API's event stream (GET /v1/watch) until ctx ends,
+// waking the client when one of its nodes reaches a state it awaits. A
+// stream that ends or fails is opened again; meanwhile the poll goes on.
+func (l *lifecycleClient) watch(ctx context.Context, base string) {
+	hc := &http.Client{} // a stream: bounded by ctx, not by a timeout
+	for ctx.Err() == nil {
+		if err := l.follow(ctx, hc, base+"/v1/watch"); err != nil && ctx.Err() == nil {
+			_ = wait.Sleep(ctx, l.poll)
+		}
+	}
+}
+
+// follow reads one watch stream.
+func (l *lifecycleClient) follow(ctx context.Context, hc *http.Client, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("watch: HTTP %d", resp.StatusCode)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var name string
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "event: "):
+			name = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: ") && name == "event":
+			var ev wire.Event
+			if json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &ev) != nil || ev.Type != wire.EventProvisionState {
+				continue
+			}
+			l.mu.Lock()
+			_, mine := l.uuids[ev.Node]
+			l.mu.Unlock()
+			if mine && lifecycleAwaited[ev.To] {
+				select {
+				case l.wake <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}
+	return sc.Err()
+}
+
+// lifecycleAwaited are the states a lifecycle client waits for.
+var lifecycleAwaited = map[string]bool{"manageable": true, "available": true, "active": true}
 
 // failed is the error of a node found failed.
 func (l *lifecycleClient) failed(ctx context.Context, uuid string) error {
@@ -588,7 +681,9 @@ func (l *lifecycleClient) enroll(ctx context.Context, i int) error {
 	}
 	l.tl.mark(node.UUID, "create", t0)
 	l.tl.mark(node.UUID, "created", time.Now())
+	l.mu.Lock()
 	l.uuids[node.UUID] = name
+	l.mu.Unlock()
 	if err := l.set(ctx, node.UUID, "manage", "manage"); err != nil {
 		return err
 	}
