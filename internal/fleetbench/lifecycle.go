@@ -503,17 +503,18 @@ type clientStats struct {
 // node reach the one before, and otherwise reads its nodes' states every
 // poll.
 type lifecycleClient struct {
-	c        *apiclient.Client
-	tl       *timelines
-	image    string
-	imageSum string
-	poll     time.Duration
-	stats    clientStats
+	c              *apiclient.Client
+	tl             *timelines
+	image          string
+	imageSum       string
+	poll           time.Duration
+	stats          clientStats
+	uuids, pending map[string]string // node UUID → name; node UUID → state awaited
 	// wake, when not nil, is signalled by watch when one of the client's
 	// nodes changed provision state.
-	wake           chan struct{}
-	uuids, pending map[string]string // node UUID → name; node UUID → state awaited
-	mu             sync.Mutex        // guards uuids, which watch reads
+	wake chan struct{}
+	// mu guards uuids, which watch reads.
+	mu sync.Mutex
 }
 
 // the lifecycle: having seen a node in state, ask for next and await want.
