@@ -58,7 +58,7 @@ type Ports interface {
 // Tasks publishes tasks for conductors (*transport.Bus).
 type Tasks interface {
 	Publish(ctx context.Context, t wire.Task) (uint64, error)
-	PublishEvent(ctx context.Context, ev wire.Event) error
+	EmitEvent(ctx context.Context, ev wire.Event) error
 }
 
 // Locks is what the API needs of the node lock (*lock.Locker): a

@@ -24,7 +24,7 @@ import (
 // Tasks is the task bus as the conductor uses it (*transport.Bus).
 type Tasks interface {
 	Publish(ctx context.Context, t wire.Task) (uint64, error)
-	PublishEvent(ctx context.Context, ev wire.Event) error
+	EmitEvent(ctx context.Context, ev wire.Event) error
 	Consume(ctx context.Context, group string, h transport.Handler, cfg transport.ConsumeConfig) error
 }
 

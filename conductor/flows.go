@@ -240,8 +240,13 @@ func (w *job) bootAgent(purpose wire.BootPurpose) error {
 		return w.fail(wire.Errorf(wire.CodeInvalidInput, "the node has no port with PXE enabled to boot from"))
 	}
 	// A new boot gets a new agent: forget the old one's token and address.
-	if err := w.update(func(n *wire.Node) { n.Agent = nil }); err != nil {
-		return err
+	// A node with none (its first boot) needs no write: only a holder of
+	// its lock sets one (the agent's lookup waits in line for it), and the
+	// writes below raise the fence to this job's token all the same.
+	if w.node.Agent != nil {
+		if err := w.update(func(n *wire.Node) { n.Agent = nil }); err != nil {
+			return err
+		}
 	}
 	params := w.c.cfg.Boot
 	params.Purpose = purpose

@@ -659,3 +659,78 @@ func TestFullQueueRefusesNewTasks(t *testing.T) {
 		t.Fatalf("queue holds %d tasks from seq %d, want the first 2 kept", info.State.Msgs, info.State.FirstSeq)
 	}
 }
+
+// TestEmitEvent: events emitted without waiting are stored in the order
+// emitted, and one the server cannot store is counted lost, not dropped
+// silently.
+func TestEmitEvent(t *testing.T) {
+	tests := []struct {
+		name       string
+		noStream   bool // EVENTS deleted before emitting: nothing can be stored
+		emit       int
+		wantStored int
+		wantLost   float64
+	}{
+		{"stored in order", false, 50, 50, 0},
+		{"refused, counted lost", true, 3, 0, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := natstest.Start(t)
+			cfg := fastBus()
+			reg := prometheus.NewRegistry()
+			cfg.Registerer = reg
+			b := newBus(t, srv.Conn(t), cfg)
+			if tt.noStream {
+				if err := b.JetStream().DeleteStream(t.Context(), transport.EventsStream); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range tt.emit {
+				ev := wire.NewEvent(wire.EventPowerState, "n1")
+				ev.Message = fmt.Sprint(i)
+				if err := b.EmitEvent(t.Context(), ev); err != nil {
+					t.Fatalf("EmitEvent %d: %v", i, err)
+				}
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			if err := b.FlushEvents(ctx); err != nil {
+				t.Fatalf("FlushEvents: %v", err)
+			}
+			if got := plainCounter(t, reg, "ironfleet_bus_events_lost_total"); got != tt.wantLost {
+				t.Errorf("events lost: got %v, want %v", got, tt.wantLost)
+			}
+			if tt.noStream {
+				return
+			}
+			var got []string
+			if err := b.SubscribeEvents(t.Context(), transport.EventSubscription{Node: "n1"}, func(ev wire.Event) { got = append(got, ev.Message) }); err != nil {
+				t.Fatalf("SubscribeEvents: %v", err)
+			}
+			if len(got) != tt.wantStored {
+				t.Fatalf("stored %d events, want %d", len(got), tt.wantStored)
+			}
+			for i, m := range got {
+				if m != fmt.Sprint(i) {
+					t.Fatalf("event %d is %q: out of order", i, m)
+				}
+			}
+		})
+	}
+}
+
+// plainCounter reads an unlabelled counter from a registry.
+func plainCounter(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
+}

@@ -74,7 +74,9 @@
 // # Events
 //
 // Bus.PublishEvent fills in ID, time and version, and publishes with the ID
-// as message ID. SubscribeEvents reads EVENTS through an ordered consumer —
+// as message ID; Bus.EmitEvent does the same without waiting for the
+// store's confirmation, which it checks off the caller's path (a failure is
+// logged and counted, never silent). SubscribeEvents reads EVENTS through an ordered consumer —
 // stored events since a time, then optionally following — filtered by node;
 // it creates nothing durable. `ironfleet events` is built on it.
 //

@@ -16,6 +16,7 @@ type busMetrics struct {
 	outcomes      *prometheus.CounterVec
 	dead          prometheus.Counter
 	events        *prometheus.CounterVec
+	eventsLost    prometheus.Counter
 	handle        prometheus.Histogram
 }
 
@@ -45,6 +46,10 @@ func newBusMetrics(reg prometheus.Registerer) (*busMetrics, error) {
 			Namespace: "ironfleet", Subsystem: "bus", Name: "events_published_total",
 			Help: "Events published, by type.",
 		}, []string{"type"}),
+		eventsLost: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "ironfleet", Subsystem: "bus", Name: "events_lost_total",
+			Help: "Events emitted without waiting (EmitEvent) that JetStream refused or did not confirm in time; each is logged.",
+		}),
 		handle: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "ironfleet", Subsystem: "bus", Name: "handler_seconds",
 			Help:    "Time task handlers ran.",
@@ -54,7 +59,7 @@ func newBusMetrics(reg prometheus.Registerer) (*busMetrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.published, m.publishErrors, m.duplicates, m.outcomes, m.dead, m.events, m.handle} {
+	for _, c := range []prometheus.Collector{m.published, m.publishErrors, m.duplicates, m.outcomes, m.dead, m.events, m.eventsLost, m.handle} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

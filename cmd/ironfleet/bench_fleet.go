@@ -22,8 +22,10 @@ type benchFleetFlags struct {
 	svg             string
 	asJSON, verbose bool
 	lifecycle       bool
+	watch           bool
 	clients         int
-	poll, natsSync  time.Duration
+	poll, sync      time.Duration
+	cpuProfile      string
 }
 
 func newBenchFleetCmd() *cobra.Command {
@@ -64,7 +66,9 @@ busy and every node's timeline broken down by hop (p50/p99/max).`,
 	f.BoolVar(&o.verbose, "verbose", false, "log the fleets' warnings to stderr")
 	f.BoolVar(&o.lifecycle, "lifecycle", false, "measure lifecycle throughput (enroll → active) and its per-hop timeline instead")
 	f.IntVar(&o.clients, "clients", fleetbench.DefaultClients, "with --lifecycle: concurrent clients")
-	f.DurationVar(&o.natsSync, "nats-sync", 0, "with --lifecycle: how often NATS fsyncs JetStream's files (0: on every write, as ironfleet dev)")
+	f.DurationVar(&o.sync, "sync-interval", fleet.DefaultTempSyncInterval, "with --lifecycle: how often NATS and Redis fsync the fleet's data (0: on every write), as ironfleet dev's --sync-interval")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "with --lifecycle: write a CPU profile of the measured run (the whole process) to this file")
+	f.BoolVar(&o.watch, "watch", false, "with --lifecycle: clients also follow GET /v1/watch and read their nodes' states when it announces a change (--poll is then their resync)")
 	f.DurationVar(&o.poll, "poll", fleetbench.DefaultClientPoll, "with --lifecycle: how often an idle client reads its nodes' states")
 	return cmd
 }
@@ -148,14 +152,25 @@ func strategyNames() []string {
 // runBenchLifecycle runs `bench fleet --lifecycle`.
 func runBenchLifecycle(cmd *cobra.Command, o benchFleetFlags) error {
 	cfg := fleetbench.LifecycleConfig{
-		Clients: o.clients, Poll: o.poll, Conductors: o.cfg.Conductors, HeartbeatTimeout: o.cfg.HeartbeatTimeout,
-		Timeout: o.cfg.Timeout, DataDir: o.cfg.DataDir, RedisServer: o.cfg.RedisServer, NATSSync: o.natsSync,
+		Clients: o.clients, Poll: o.poll, Watch: o.watch, Conductors: o.cfg.Conductors, HeartbeatTimeout: o.cfg.HeartbeatTimeout,
+		Timeout: o.cfg.Timeout, DataDir: o.cfg.DataDir, RedisServer: o.cfg.RedisServer, SyncInterval: o.sync,
+	}
+	if o.sync == 0 {
+		cfg.SyncInterval = -1 // on every write, where the Config's 0 is the default
 	}
 	if cmd.Flags().Changed("nodes") {
 		cfg.Nodes = o.cfg.Nodes
 	}
 	if o.verbose {
 		cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	if o.cpuProfile != "" {
+		fh, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer fh.Close()
+		cfg.CPUProfile = fh
 	}
 	r, err := fleetbench.RunLifecycle(cmd.Context(), cfg)
 	if o.asJSON {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -39,7 +40,8 @@ is given.`,
 	f.IntVar(&o.cfg.Nodes, "nodes", 20, "simulated machines to run and enroll")
 	f.IntVar(&o.cfg.Conductors, "conductors", fleet.DefaultConductors, "conductors to run")
 	f.BoolVar(&o.cfg.Provide, "provide", true, "take the enrolled nodes to available")
-	f.DurationVar(&o.cfg.NATSSync, "nats-sync", 0, "how often the embedded NATS server fsyncs JetStream's files (0: on every write)")
+	f.DurationVar(&o.cfg.SyncInterval, "sync-interval", fleet.DefaultTempSyncInterval,
+		"how often NATS and Redis fsync the fleet's data (0: on every write; Redis fsyncs every second when not 0); with --data-dir and no --sync-interval, 0: the data is kept, so every acknowledged write is flushed")
 	f.BoolVar(&o.realistic, "realistic", true, "simulate the lab machines' timings (power, ~12s boot) instead of instant ones")
 	return cmd
 }
@@ -54,6 +56,7 @@ func runDev(cmd *cobra.Command, o devFlags) error {
 	if cfg.Nodes < 0 || cfg.Nodes > 10000 {
 		return fmt.Errorf("--nodes %d: want 0 to 10000", cfg.Nodes)
 	}
+	cfg.SyncInterval = devSyncInterval(cfg.DataDir != "", cmd.Flags().Changed("sync-interval"), cfg.SyncInterval)
 	if cfg.DataDir == "" {
 		if cfg.DataDir, err = os.MkdirTemp("", "ironfleet-dev-"); err != nil {
 			return fmt.Errorf("data dir: %w", err)
@@ -97,4 +100,15 @@ ironfleet dev is running (Ctrl-C to stop)
 	case err := <-failed:
 		return fmt.Errorf("the fleet stopped: %w", err)
 	}
+}
+
+// devSyncInterval is the fleet's sync interval: the one given, else on
+// every write where the operator keeps the data (--data-dir), else the
+// flag's default for a temporary directory, which is gone at exit so that a
+// flush per write would buy nothing (fleet.DefaultTempSyncInterval).
+func devSyncInterval(dataDirGiven, given bool, flag time.Duration) time.Duration {
+	if dataDirGiven && !given {
+		return 0
+	}
+	return flag
 }

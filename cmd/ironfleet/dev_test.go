@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ironfleet/ironfleet/internal/fleet"
 	"github.com/ironfleet/ironfleet/internal/redistest"
 )
 
@@ -166,4 +167,25 @@ func findProcess(t *testing.T, s string) string {
 		}
 	}
 	return ""
+}
+
+// TestDevSyncInterval: a dev fleet flushes every write only where its data
+// is kept, unless told otherwise.
+func TestDevSyncInterval(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		dataDir, given bool
+		flag, want     time.Duration
+	}{
+		{"temporary directory, default", false, false, fleet.DefaultTempSyncInterval, fleet.DefaultTempSyncInterval},
+		{"temporary directory, --sync-interval 0", false, true, 0, 0},
+		{"--data-dir, default", true, false, fleet.DefaultTempSyncInterval, 0},
+		{"--data-dir with --sync-interval 5s", true, true, 5 * time.Second, 5 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := devSyncInterval(tc.dataDir, tc.given, tc.flag); got != tc.want {
+				t.Errorf("got %s, want %s", got, tc.want)
+			}
+		})
+	}
 }

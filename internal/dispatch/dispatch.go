@@ -45,7 +45,7 @@ import (
 // Tasks is the task bus as a dispatcher uses it (*transport.Bus).
 type Tasks interface {
 	Publish(ctx context.Context, t wire.Task) (uint64, error)
-	PublishEvent(ctx context.Context, ev wire.Event) error
+	EmitEvent(ctx context.Context, ev wire.Event) error
 }
 
 // Nodes writes node records with a lock's fencing token (*transport.Inventory).
@@ -256,14 +256,16 @@ func (d *Dispatcher) moveEvent(t wire.Task, m wire.Move, lastError string) wire.
 	return ev
 }
 
-// Event publishes ev, stamped with this dispatcher's source, on a context
-// the caller's cancellation does not cut short (an event describes what
-// already happened). Events are best effort: a failure is logged.
+// Event publishes ev, stamped with this dispatcher's source, without
+// waiting for the bus to store it (Tasks.EmitEvent: an event describes
+// what already happened, and the work it describes goes on), on a context
+// the caller's cancellation does not cut short. A failure is logged here,
+// or by the bus when the store does not confirm it.
 func (d *Dispatcher) Event(ctx context.Context, ev wire.Event) {
 	ev.Conductor = d.cfg.Source
 	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := d.tasks.PublishEvent(ectx, ev); err != nil {
+	if err := d.tasks.EmitEvent(ectx, ev); err != nil {
 		d.log.WarnContext(ctx, "publishing event", "type", ev.Type, "node", ev.Node, "err", err)
 	}
 }

@@ -13,7 +13,7 @@ import (
 
 // EventPublisher is where LockEvents publishes (*transport.Bus).
 type EventPublisher interface {
-	PublishEvent(ctx context.Context, ev wire.Event) error
+	EmitEvent(ctx context.Context, ev wire.Event) error
 }
 
 // lockEventBuffer is how many lock events may wait for their publish; past
@@ -129,7 +129,7 @@ func (e *LockEvents) publish(ev wire.Event) {
 }
 
 func (e *LockEvents) publishCtx(ctx context.Context, ev wire.Event) {
-	if err := e.pub.PublishEvent(ctx, ev); err != nil {
+	if err := e.pub.EmitEvent(ctx, ev); err != nil {
 		e.log.Debug("publishing a lock event failed", "node", ev.Node, "type", ev.Type, "err", err)
 		return
 	}

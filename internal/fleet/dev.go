@@ -50,6 +50,13 @@ const (
 	// ramdisk lie under a TFTP root.
 	DefaultKernel  = "agent/vmlinuz"
 	DefaultRamdisk = "agent/initramfs"
+	// DefaultTempSyncInterval is DevConfig.SyncInterval for a fleet whose
+	// data directory is removed when it stops (`ironfleet dev` without
+	// --data-dir): nothing of it outlives the process, so a disk flush per
+	// write buys no durability anyone can use, and it costs 40 % of the
+	// fleet's CPU per node (docs/benchmarks.md, "Lifecycle throughput").
+	// One second is Redis's own appendfsync default.
+	DefaultTempSyncInterval = time.Second
 )
 
 // DevConfig is a whole fleet in one process: what `ironfleet dev` runs.
@@ -82,9 +89,16 @@ type DevConfig struct {
 	// RedisServer is the redis-server binary; empty means
 	// redisproc.DefaultBinary.
 	RedisServer string
-	// NATSSync is how often the embedded NATS server fsyncs JetStream's
-	// files; zero means on every write (transport.EmbeddedConfig.SyncInterval).
-	NATSSync time.Duration
+	// SyncInterval is how often the fleet's own servers fsync their data:
+	// zero means on every write (NATS's sync always, Redis's appendfsync
+	// always), so an acknowledged write survives a power cut; a positive
+	// interval is the embedded NATS server's (transport.EmbeddedConfig)
+	// and makes the AOF of the redis-server the fleet starts fsync once a
+	// second (redisproc.Config.AOFEverySecond). Either way every write
+	// reaches the files at once: only a crash of the machine loses the
+	// last interval's. `ironfleet dev` uses DefaultTempSyncInterval when
+	// its data directory is a temporary one.
+	SyncInterval time.Duration
 	// RedisURL, when set, is a Redis the fleet uses (any form NewRedis
 	// takes, such as a Sentinel-watched master) instead of starting its own
 	// redis-server; the fleet neither starts nor stops it.
@@ -204,12 +218,12 @@ func StartDev(ctx context.Context, cfg DevConfig) (d *Dev, err error) {
 	}
 	d.tftpAddr = tftpC.LocalAddr().String()
 
-	if d.nats, err = transport.StartEmbedded(ctx, transport.EmbeddedConfig{StoreDir: dirs["nats"], SyncInterval: cfg.NATSSync}); err != nil {
+	if d.nats, err = transport.StartEmbedded(ctx, transport.EmbeddedConfig{StoreDir: dirs["nats"], SyncInterval: cfg.SyncInterval}); err != nil {
 		return nil, err
 	}
 	d.log.Info("nats started", "url", d.nats.URL())
 	if cfg.RedisURL == "" {
-		if d.redis, err = redisproc.Start(ctx, redisproc.Config{Dir: dirs["redis"], Binary: cfg.RedisServer, AOF: true}); err != nil {
+		if d.redis, err = redisproc.Start(ctx, redisproc.Config{Dir: dirs["redis"], Binary: cfg.RedisServer, AOF: true, AOFEverySecond: cfg.SyncInterval > 0}); err != nil {
 			return nil, fmt.Errorf("redis: %w", err)
 		}
 		d.log.Info("redis started", "url", d.redis.URL())

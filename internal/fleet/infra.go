@@ -48,6 +48,7 @@ type Infra struct {
 	Locks     *lock.Locker
 	// lockEvents publishes Locks' changes on EVENTS (the lock view follows them).
 	lockEvents *dispatch.LockEvents
+	log        *slog.Logger
 }
 
 // NewInfra builds the bus, inventory, registry and lock on nc and rc, which
@@ -85,15 +86,21 @@ func NewInfra(ctx context.Context, nc *nats.Conn, rc *redis.Client, cfg InfraCon
 		inv.Close()
 		return nil, err
 	}
-	return &Infra{NATS: nc, Redis: rc, Bus: bus, Inventory: inv, Registry: reg, Locks: locks, lockEvents: evs}, nil
+	return &Infra{NATS: nc, Redis: rc, Bus: bus, Inventory: inv, Registry: reg, Locks: locks, lockEvents: evs, log: cfg.Logger}, nil
 }
 
 // Close stops the inventory's watch, the lock's subscription and the
-// publishing of its events.
+// publishing of its events, and waits (5 s at most) for the store of the
+// events emitted so far, so that closing the connection next loses none.
 func (i *Infra) Close() {
 	i.Inventory.Close()
 	_ = i.Locks.Close()
 	i.lockEvents.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := i.Bus.FlushEvents(ctx); err != nil {
+		i.log.Warn("closing with events unconfirmed", "err", err)
+	}
 }
 
 // NewRedis returns a client of the Redis at url (any form RedisClients

@@ -115,9 +115,10 @@ func TestWriteSVGEmpty(t *testing.T) {
 }
 
 // TestRunLifecycle runs the lifecycle benchmark small — 6 nodes, 2 clients
-// — and checks what it promises: every node reaches active, nothing is
-// stuck, every hop of the timeline is traced for every node (each mark was
-// observed), the CPU is measured, and the table names every hop.
+// — with clients that poll and with clients that also watch, and checks
+// what it promises: every node reaches active, nothing is stuck, every hop
+// of the timeline is traced for every node (each mark was observed), the
+// CPU is measured (and profiled when asked), and the table names every hop.
 func TestRunLifecycle(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a whole fleet; skipped with -short")
@@ -126,28 +127,48 @@ func TestRunLifecycle(t *testing.T) {
 		redistest.Unavailable(t, err)
 	}
 	const nodes = 6
-	r, err := fleetbench.RunLifecycle(t.Context(), fleetbench.LifecycleConfig{
-		Nodes: nodes, Clients: 2, Timeout: 40 * time.Second, DataDir: t.TempDir(), HeartbeatTimeout: 2 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Active != nodes || r.Stuck != 0 {
-		t.Fatalf("active %d, stuck %d; want %d active", r.Active, r.Stuck, nodes)
-	}
-	if r.CPUSeconds <= 0 || r.NodesPerSecond <= 0 {
-		t.Errorf("CPU %v s, %v nodes/s: want both measured", r.CPUSeconds, r.NodesPerSecond)
-	}
-	var table bytes.Buffer
-	if err := fleetbench.WriteLifecycle(&table, r); err != nil {
-		t.Fatal(err)
-	}
-	for _, h := range r.Hops {
-		if h.Nodes != nodes {
-			t.Errorf("hop %q traced for %d nodes, want %d", h.Name, h.Nodes, nodes)
-		}
-		if !strings.Contains(table.String(), h.Name) {
-			t.Errorf("the table does not name hop %q:\n%s", h.Name, table.String())
-		}
+	for _, tc := range []struct {
+		name    string
+		watch   bool
+		profile bool
+	}{
+		{"polling", false, true},
+		{"watching", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var prof bytes.Buffer
+			cfg := fleetbench.LifecycleConfig{
+				Nodes: nodes, Clients: 2, Timeout: 40 * time.Second, DataDir: t.TempDir(), HeartbeatTimeout: 2 * time.Second,
+				Watch: tc.watch,
+			}
+			if tc.profile {
+				cfg.CPUProfile = &prof
+			}
+			r, err := fleetbench.RunLifecycle(t.Context(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Active != nodes || r.Stuck != 0 {
+				t.Fatalf("active %d, stuck %d; want %d active", r.Active, r.Stuck, nodes)
+			}
+			if r.CPUSeconds <= 0 || r.NodesPerSecond <= 0 {
+				t.Errorf("CPU %v s, %v nodes/s: want both measured", r.CPUSeconds, r.NodesPerSecond)
+			}
+			if tc.profile && prof.Len() == 0 {
+				t.Error("no CPU profile written")
+			}
+			var table bytes.Buffer
+			if err := fleetbench.WriteLifecycle(&table, r); err != nil {
+				t.Fatal(err)
+			}
+			for _, h := range r.Hops {
+				if h.Nodes != nodes {
+					t.Errorf("hop %q traced for %d nodes, want %d", h.Name, h.Nodes, nodes)
+				}
+				if !strings.Contains(table.String(), h.Name) {
+					t.Errorf("the table does not name hop %q:\n%s", h.Name, table.String())
+				}
+			}
+		})
 	}
 }

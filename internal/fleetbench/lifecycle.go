@@ -1,15 +1,18 @@
 package fleetbench
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,6 +51,11 @@ type LifecycleConfig struct {
 	// Poll is how often a client with nothing to send reads its nodes'
 	// states (one list request); zero means DefaultClientPoll.
 	Poll time.Duration
+	// Watch makes each client follow GET /v1/watch as well, as a
+	// controller's informer does: a provision state change of one of its
+	// nodes wakes it to read the list at once, and Poll is then only its
+	// resync when nothing announced a change.
+	Watch bool
 	// Conductors is how many conductors the fleet runs; zero means
 	// fleet.DefaultConductors.
 	Conductors int
@@ -64,11 +72,17 @@ type LifecycleConfig struct {
 	// RedisServer is the redis-server binary; empty means
 	// redisproc.DefaultBinary.
 	RedisServer string
-	// NATSSync is how often the fleet's NATS server fsyncs; zero means on
-	// every write (fleet.DevConfig.NATSSync).
-	NATSSync time.Duration
+	// SyncInterval is how often the fleet's NATS and Redis fsync
+	// (fleet.DevConfig.SyncInterval); zero means
+	// fleet.DefaultTempSyncInterval, as `ironfleet dev` with its temporary
+	// data directory, and negative means on every write.
+	SyncInterval time.Duration
 	// Logger receives the fleet's warnings; nil means none.
 	Logger *slog.Logger
+	// CPUProfile receives a CPU profile (runtime/pprof) of the measured
+	// part of the run, from the first enroll to the last node seen
+	// active; nil means none.
+	CPUProfile io.Writer
 }
 
 // Hop is one hop of the nodes' timelines: how long it took, over the nodes
@@ -123,10 +137,12 @@ var lifecycleHops = []struct{ name, from, to string }{
 	{"manage: PUT → 202", "created", "manage 202"},
 	{"manage: 202 → manageable", "manage 202", "manageable"},
 	{"manage: manageable → client sees it", "manageable", "manageable seen"},
-	{"provide: PUT → 202", "manageable seen", "provide 202"},
+	{"provide: client's queue (seen → PUT sent)", "manageable seen", "provide sent"},
+	{"provide: PUT sent → 202", "provide sent", "provide 202"},
 	{"provide: 202 → available", "provide 202", "available"},
 	{"provide: available → client sees it", "available", "available seen"},
-	{"deploy: PUT → 202 (lock, first move, publish, handoff)", "available seen", "deploy 202"},
+	{"deploy: client's queue (seen → PUT sent)", "available seen", "deploy sent"},
+	{"deploy: PUT sent → 202 (lock, first move, publish, handoff)", "deploy sent", "deploy 202"},
 	{"deploy: 202 → task pulled", "deploy 202", "deploy pulled"},
 	{"deploy: pulled → lock claimed", "deploy pulled", "deploy claimed"},
 	{"deploy: claimed → wait call-back (boot step)", "deploy claimed", "wait call-back"},
@@ -282,6 +298,9 @@ func RunLifecycle(ctx context.Context, cfg LifecycleConfig) (LifecycleResult, er
 	if cfg.ImageSize <= 0 {
 		cfg.ImageSize = DefaultImageSize
 	}
+	if cfg.SyncInterval == 0 {
+		cfg.SyncInterval = fleet.DefaultTempSyncInterval
+	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
@@ -303,8 +322,8 @@ func RunLifecycle(ctx context.Context, cfg LifecycleConfig) (LifecycleResult, er
 	d, err := fleet.StartDev(ctx, fleet.DevConfig{
 		DataDir: dir, APIAddr: "127.0.0.1:0", Nodes: cfg.Nodes, NoEnroll: true, Conductors: cfg.Conductors,
 		ImageSize: cfg.ImageSize, HeartbeatTimeout: cfg.HeartbeatTimeout, RedisServer: cfg.RedisServer,
-		NATSSync: cfg.NATSSync,
-		Logger:   slog.New(&traceHandler{t: tl, next: cfg.Logger.Handler()}),
+		SyncInterval: max(cfg.SyncInterval, 0),
+		Logger:       slog.New(&traceHandler{t: tl, next: cfg.Logger.Handler()}),
 	})
 	if err != nil {
 		return r, err
@@ -324,6 +343,11 @@ func RunLifecycle(ctx context.Context, cfg LifecycleConfig) (LifecycleResult, er
 	if err != nil {
 		return r, err
 	}
+	if cfg.CPUProfile != nil {
+		if err := pprof.StartCPUProfile(cfg.CPUProfile); err != nil {
+			return r, fmt.Errorf("cpu profile: %w", err)
+		}
+	}
 	start := time.Now()
 	lctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
@@ -336,11 +360,22 @@ func RunLifecycle(ctx context.Context, cfg LifecycleConfig) (LifecycleResult, er
 		}
 		wg.Go(func() {
 			cl := &lifecycleClient{c: newClient(d.APIURL()).Client, tl: tl, image: d.ImageURL(), imageSum: imageSum, poll: cfg.Poll}
+			if cfg.Watch {
+				wctx, stop := context.WithCancel(lctx)
+				var watching sync.WaitGroup
+				defer watching.Wait()
+				defer stop()
+				cl.wake = make(chan struct{}, 1)
+				watching.Go(func() { cl.watch(wctx, d.APIURL()) })
+			}
 			stats[c] = cl.run(lctx, mine)
 		})
 	}
 	wg.Wait()
 	r.Seconds = time.Since(start).Seconds()
+	if cfg.CPUProfile != nil {
+		pprof.StopCPUProfile()
+	}
 	cpu1, err := cpuSeconds(ctx, rc)
 	if err != nil {
 		return r, err
@@ -475,6 +510,11 @@ type lifecycleClient struct {
 	poll           time.Duration
 	stats          clientStats
 	uuids, pending map[string]string // node UUID → name; node UUID → state awaited
+	// wake, when not nil, is signalled by watch when one of the client's
+	// nodes changed provision state.
+	wake chan struct{}
+	// mu guards uuids, which watch reads.
+	mu sync.Mutex
 }
 
 // the lifecycle: having seen a node in state, ask for next and await want.
@@ -484,7 +524,9 @@ var lifecycleSteps = map[string]struct{ target, want, mark string }{
 }
 
 func (l *lifecycleClient) run(ctx context.Context, mine []int) clientStats {
+	l.mu.Lock()
 	l.uuids, l.pending = map[string]string{}, map[string]string{}
+	l.mu.Unlock()
 	for _, i := range mine {
 		if err := l.enroll(ctx, i); err != nil {
 			l.stats.err = err
@@ -527,13 +569,85 @@ func (l *lifecycleClient) run(ctx context.Context, mine []int) clientStats {
 			}
 			l.pending[n.UUID] = step.want
 		}
-		if len(l.pending) > 0 && wait.Sleep(ctx, l.poll) != nil {
+		if len(l.pending) > 0 && l.idle(ctx) != nil {
 			l.stats.err = fmt.Errorf("%d nodes not active: %w", len(l.pending), ctx.Err())
 			return l.stats
 		}
 	}
 	return l.stats
 }
+
+// idle waits for the next read of the list: a poll, or a wake from watch.
+func (l *lifecycleClient) idle(ctx context.Context) error {
+	if l.wake == nil {
+		return wait.Sleep(ctx, l.poll)
+	}
+	t := time.NewTimer(l.poll)
+	defer t.Stop()
+	select {
+	case <-l.wake:
+	case <-t.C:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// watch follows the API's event stream (GET /v1/watch) until ctx ends,
+// waking the client when one of its nodes reaches a state it awaits. A
+// stream that ends or fails is opened again; meanwhile the poll goes on.
+func (l *lifecycleClient) watch(ctx context.Context, base string) {
+	hc := &http.Client{} // a stream: bounded by ctx, not by a timeout
+	for ctx.Err() == nil {
+		if err := l.follow(ctx, hc, base+"/v1/watch"); err != nil && ctx.Err() == nil {
+			_ = wait.Sleep(ctx, l.poll)
+		}
+	}
+}
+
+// follow reads one watch stream.
+func (l *lifecycleClient) follow(ctx context.Context, hc *http.Client, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("watch: HTTP %d", resp.StatusCode)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var name string
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "event: "):
+			name = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: ") && name == "event":
+			var ev wire.Event
+			if json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &ev) != nil || ev.Type != wire.EventProvisionState {
+				continue
+			}
+			l.mu.Lock()
+			_, mine := l.uuids[ev.Node]
+			l.mu.Unlock()
+			if mine && lifecycleAwaited[ev.To] {
+				select {
+				case l.wake <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}
+	return sc.Err()
+}
+
+// lifecycleAwaited are the states a lifecycle client waits for.
+var lifecycleAwaited = map[string]bool{"manageable": true, "available": true, "active": true}
 
 // failed is the error of a node found failed.
 func (l *lifecycleClient) failed(ctx context.Context, uuid string) error {
@@ -568,7 +682,9 @@ func (l *lifecycleClient) enroll(ctx context.Context, i int) error {
 	}
 	l.tl.mark(node.UUID, "create", t0)
 	l.tl.mark(node.UUID, "created", time.Now())
+	l.mu.Lock()
 	l.uuids[node.UUID] = name
+	l.mu.Unlock()
 	if err := l.set(ctx, node.UUID, "manage", "manage"); err != nil {
 		return err
 	}
@@ -579,6 +695,7 @@ func (l *lifecycleClient) enroll(ctx context.Context, i int) error {
 // set asks for target, retrying on 409/503 as SetProvisionState does, and
 // marks the 202.
 func (l *lifecycleClient) set(ctx context.Context, uuid, target, mark string) error {
+	l.tl.mark(uuid, mark+" sent", time.Now())
 	conflicts, err := l.c.SetProvisionState(ctx, uuid, target)
 	l.stats.requests += conflicts + 1
 	l.stats.conflicts += conflicts

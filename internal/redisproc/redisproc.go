@@ -54,6 +54,12 @@ type Config struct {
 	// AOF turns on the append-only file with fsync on every write, so that a
 	// restart keeps every acknowledged write.
 	AOF bool
+	// AOFEverySecond, with AOF, fsyncs the file once a second (appendfsync
+	// everysec, Redis's own default) instead of on every write: every write
+	// still reaches the file at once, so a crash of redis-server alone
+	// loses nothing, and a crash of the machine loses up to the last
+	// second's writes.
+	AOFEverySecond bool
 	// StartTimeout bounds how long Start waits for the first PING; zero means 10s.
 	StartTimeout time.Duration
 	// Args are appended to the command line (e.g. "--maxmemory", "64mb").
@@ -138,9 +144,12 @@ func (s *Server) args() []string {
 		"--daemonize", "no",
 		"--protected-mode", "yes",
 	}
-	if s.cfg.AOF {
+	switch {
+	case s.cfg.AOF && s.cfg.AOFEverySecond:
+		a = append(a, "--appendonly", "yes", "--appendfsync", "everysec")
+	case s.cfg.AOF:
 		a = append(a, "--appendonly", "yes", "--appendfsync", "always")
-	} else {
+	default:
 		a = append(a, "--appendonly", "no")
 	}
 	return append(a, s.cfg.Args...)
