@@ -69,6 +69,10 @@ type LifecycleConfig struct {
 	NATSSync time.Duration
 	// Logger receives the fleet's warnings; nil means none.
 	Logger *slog.Logger
+	// Target, when set, is an API of another process the clients drive
+	// instead of a fleet of this one (target.go); the fields above about
+	// the fleet are then unused. Nil means the in-process fleet.
+	Target *Target
 }
 
 // Hop is one hop of the nodes' timelines: how long it took, over the nodes
@@ -113,6 +117,10 @@ type LifecycleResult struct {
 	StoredPerNode map[string]float64 `json:"stored_per_node"`
 	// Hops is the timeline's breakdown, in the order a node meets them.
 	Hops []Hop `json:"hops"`
+	// Target is set by a run against a Target (where Outcomes are nil
+	// without conductor metrics, StoredPerNode is nil: unknown, and CPU is
+	// the target's processes' plus the clients').
+	Target *TargetResult `json:"target,omitempty"`
 }
 
 // The hops of a node's timeline, each from the mark before it to its own
@@ -185,11 +193,14 @@ func (t *timelines) event(ev wire.Event) {
 }
 
 // hops computes the breakdown.
-func (t *timelines) hops() []Hop {
+func (t *timelines) hops() []Hop { return t.hopsOf(lifecycleHops) }
+
+// hopsOf computes the breakdown into hops.
+func (t *timelines) hopsOf(hops []struct{ name, from, to string }) []Hop {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := make([]Hop, 0, len(lifecycleHops))
-	for _, h := range lifecycleHops {
+	out := make([]Hop, 0, len(hops))
+	for _, h := range hops {
 		var d []float64
 		for _, m := range t.marks {
 			from, ok1 := m[h.from]
@@ -287,6 +298,9 @@ func RunLifecycle(ctx context.Context, cfg LifecycleConfig) (LifecycleResult, er
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Target != nil {
+		return runTarget(ctx, cfg)
 	}
 	r := LifecycleResult{Nodes: cfg.Nodes, Clients: cfg.Clients}
 	dir := cfg.DataDir
@@ -468,11 +482,14 @@ type clientStats struct {
 // node reach the one before, and otherwise reads its nodes' states every
 // poll.
 type lifecycleClient struct {
-	c              *apiclient.Client
-	tl             *timelines
-	image          string
-	imageSum       string
-	poll           time.Duration
+	c        *apiclient.Client
+	tl       *timelines
+	image    string
+	imageSum string
+	poll     time.Duration
+	// node is the body of node i and its port's MAC; nil means the
+	// in-process fleet's simulated machine i (driver sim).
+	node           func(i int) (body map[string]any, mac string)
 	stats          clientStats
 	uuids, pending map[string]string // node UUID → name; node UUID → state awaited
 }
@@ -550,16 +567,21 @@ func (l *lifecycleClient) failed(ctx context.Context, uuid string) error {
 // enroll creates node i and its port and asks for manage.
 func (l *lifecycleClient) enroll(ctx context.Context, i int) error {
 	name, mac := fleet.SimMachine(i)
+	body := map[string]any{
+		"name": name, "driver": fleet.Sim, "driver_info": map[string]any{"sim_machine": name},
+		"instance_info":   map[string]any{"image_source": l.image, "image_checksum": l.imageSum},
+		"automated_clean": false,
+	}
+	if l.node != nil {
+		body, mac = l.node(i)
+		name, _ = body["name"].(string)
+	}
 	var node struct {
 		UUID string `json:"uuid"`
 	}
 	t0 := time.Now()
 	l.stats.requests += 2
-	err := l.c.Do(ctx, http.MethodPost, "/v1/nodes", map[string]any{
-		"name": name, "driver": fleet.Sim, "driver_info": map[string]any{"sim_machine": name},
-		"instance_info":   map[string]any{"image_source": l.image, "image_checksum": l.imageSum},
-		"automated_clean": false,
-	}, &node)
+	err := l.c.Do(ctx, http.MethodPost, "/v1/nodes", body, &node)
 	if err != nil {
 		return fmt.Errorf("enroll %s: %w", name, err)
 	}
