@@ -15,7 +15,7 @@
 #
 # Environment (defaults in brackets):
 #   IRONFLEET [bin/ironfleet]     the ironfleet binary
-#   BENCH_NODES [200]             nodes, BENCH_CLIENTS [8] clients
+#   BENCH_NODES [200]             nodes, BENCH_CLIENTS [8] clients, BENCH_TIMEOUT [10m] per run
 #   IRONIC_PORT [16385]           ironic-api's port; IRONIC_RPC_PORT [18089] the
 #                                 conductor's JSON-RPC port (both on 127.0.0.1)
 #   IRONIC_KEEP [0]               1 keeps the temporary directory (config, logs, sqlite)
@@ -30,6 +30,7 @@ clients=${BENCH_CLIENTS:-8}
 port=${IRONIC_PORT:-16385}
 rpc_port=${IRONIC_RPC_PORT:-18089}
 out=${BENCH_OUT:-.bench/ironic}
+timeout=${BENCH_TIMEOUT:-10m}
 
 log() { printf 'ironic-bench: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
@@ -142,10 +143,10 @@ load0=$(cut -d' ' -f1-3 /proc/loadavg)
 log "load average before: $load0"
 log "measuring Ironic: $nodes nodes, $clients clients"
 "$ironfleet" bench fleet --lifecycle --nodes "$nodes" --clients "$clients" --json \
-  --target "http://127.0.0.1:$port" --driver fake-hardware --target-pids "$api,$conductor" >"$out/ironic.json"
+  --timeout "$timeout" --target "http://127.0.0.1:$port" --driver fake-hardware --target-pids "$api,$conductor" >"$out/ironic.json"
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
 log "measuring ironfleet (in-process fleet, instant machines): $nodes nodes, $clients clients"
-"$ironfleet" bench fleet --lifecycle --nodes "$nodes" --clients "$clients" --json >"$out/ironfleet.json"
+"$ironfleet" bench fleet --lifecycle --nodes "$nodes" --clients "$clients" --json --timeout "$timeout" >"$out/ironfleet.json"
 load2=$(cut -d' ' -f1-3 /proc/loadavg)
 
 python3 - "$out/ironic.json" "$out/ironfleet.json" "$version" "$load0" "$load1" "$load2" <<'EOF' | tee "$out/table.md"
@@ -170,6 +171,8 @@ row("nodes/s", ironic["nodes_per_second"], ours["nodes_per_second"], "{:.1f}")
 row("CPU-s per node (server + clients)", ironic["cpu_s_per_node"], ours["cpu_s_per_node"], "{:.4f}", better_low=True)
 t = ironic["target"]
 print(f"| CPU-s per node, server only | {t['cpu_seconds']/max(ironic['active'],1):.4f} ({t['processes']} processes) | n/a (one process) | |")
+for p in t["by_process"]:
+    print(f"| … of which {p['command'].split()[0]} (pid {p['pid']} and its children) | {p['cpu_seconds']/max(ironic['active'],1):.4f} | | |")
 print(f"| cores busy | {ironic['cores_busy']:.2f} | {ours['cores_busy']:.2f} | |")
 p50a, p99a = total(ironic); p50b, p99b = total(ours)
 row("node POST → seen active, p50 ms", p50a, p50b, "{:.0f}", better_low=True)

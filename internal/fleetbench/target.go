@@ -72,9 +72,19 @@ type TargetResult struct {
 	// process's (the clients').
 	CPUSeconds       float64 `json:"cpu_seconds"`
 	ClientCPUSeconds float64 `json:"client_cpu_seconds"`
+	// ByProcess is CPUSeconds by given process (each with its
+	// descendants), in the order given: where the target's CPU went.
+	ByProcess []ProcessCPU `json:"by_process"`
 	// Conductors is each conductor's tasks over the run, when
 	// ConductorMetrics were given.
 	Conductors []ConductorShare `json:"conductors,omitempty"`
+}
+
+// ProcessCPU is one given process's CPU over the run.
+type ProcessCPU struct {
+	PID        int     `json:"pid"`
+	Command    string  `json:"command"`
+	CPUSeconds float64 `json:"cpu_seconds"`
 }
 
 // ConductorShare is one conductor's part of the run's tasks.
@@ -231,7 +241,12 @@ func runTarget(ctx context.Context, cfg LifecycleConfig) (LifecycleResult, error
 		}
 	}
 	tr.Processes = procs
-	tr.CPUSeconds, tr.ClientCPUSeconds = target1-target0, self1-self0
+	tr.ClientCPUSeconds = self1 - self0
+	for i, pid := range t.PIDs {
+		cpu := target1[i] - target0[i]
+		tr.CPUSeconds += cpu
+		tr.ByProcess = append(tr.ByProcess, ProcessCPU{PID: pid, Command: command(pid), CPUSeconds: cpu})
+	}
 	r.NodesPerSecond = float64(r.Active) / r.Seconds
 	r.CPUSeconds = tr.CPUSeconds + tr.ClientCPUSeconds
 	r.CoresBusy = r.CPUSeconds / r.Seconds
@@ -283,13 +298,13 @@ type procStat struct {
 	cpu float64
 }
 
-// treeCPU is the CPU the processes pids and all their live descendants
-// have used so far, and how many processes that is. A pid that is gone
-// is an error: the target died during the run.
-func treeCPU(pids []int) (float64, int, error) {
+// treeCPU is the CPU each of the processes pids and all its live
+// descendants have used so far, and how many processes that is in all. A
+// pid that is gone is an error: the target died during the run.
+func treeCPU(pids []int) ([]float64, int, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0, 0, err
+		return nil, 0, err
 	}
 	stats := map[int]procStat{}
 	children := map[int][]int{}
@@ -305,25 +320,39 @@ func treeCPU(pids []int) (float64, int, error) {
 		stats[pid] = s
 		children[s.ppid] = append(children[s.ppid], pid)
 	}
-	var total float64
+	out := make([]float64, len(pids))
 	seen := map[int]bool{}
-	queue := slices.Clone(pids)
-	for _, pid := range pids {
-		if _, ok := stats[pid]; !ok {
-			return 0, 0, fmt.Errorf("fleetbench: target process %d is gone", pid)
+	for i, root := range pids {
+		if _, ok := stats[root]; !ok {
+			return nil, 0, fmt.Errorf("fleetbench: target process %d is gone", root)
+		}
+		// A pid given twice, or one given under another, counts once.
+		queue := []int{root}
+		for len(queue) > 0 {
+			pid := queue[0]
+			queue = queue[1:]
+			if seen[pid] {
+				continue
+			}
+			seen[pid] = true
+			out[i] += stats[pid].cpu
+			queue = append(queue, children[pid]...)
 		}
 	}
-	for len(queue) > 0 {
-		pid := queue[0]
-		queue = queue[1:]
-		if seen[pid] {
-			continue
-		}
-		seen[pid] = true
-		total += stats[pid].cpu
-		queue = append(queue, children[pid]...)
+	return out, len(seen), nil
+}
+
+// command is pid's command line, shortened for a table ("" once gone).
+func command(pid int) string {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	if err != nil {
+		return ""
 	}
-	return total, len(seen), nil
+	args := strings.Fields(strings.ReplaceAll(string(b), "\x00", " "))
+	for i, a := range args {
+		args[i] = filepath.Base(a)
+	}
+	return strings.Join(args[:min(len(args), 3)], " ")
 }
 
 // readStat reads /proc/pid/stat.
@@ -472,6 +501,9 @@ func writeTarget(w io.Writer, r LifecycleResult) error {
 	fmt.Fprintf(w, "target %s (%s): %d nodes, %d clients: %d active, %d stuck in %.2f s = %.1f nodes/s; CPU %.1f s (target %.1f s in %d processes, clients %.1f s) = %.4f CPU-s/node, %.2f cores busy; %d requests, %d 409/503; tasks %s\n",
 		t.URL, t.Driver, r.Nodes, r.Clients, r.Active, r.Stuck, r.Seconds, r.NodesPerSecond, r.CPUSeconds,
 		t.CPUSeconds, t.Processes, t.ClientCPUSeconds, r.CPUPerNode, r.CoresBusy, r.Requests, r.Conflicts, tasks)
+	for _, p := range t.ByProcess {
+		fmt.Fprintf(w, "process %d (%s): %.1f CPU-s\n", p.PID, p.Command, p.CPUSeconds)
+	}
 	for _, c := range t.Conductors {
 		fmt.Fprintf(w, "conductor %s: %d tasks (%.0f%%)\n", c.Metrics, c.Tasks, 100*c.Share)
 	}

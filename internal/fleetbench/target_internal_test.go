@@ -47,12 +47,13 @@ func TestTreeCPU(t *testing.T) {
 	for i := 0; i < 2_000_000; i++ { // some CPU of our own to count
 		_ = strings.Repeat("x", i%7)
 	}
-	cpu, procs, err := treeCPU([]int{os.Getpid()})
+	// Given twice, this process counts once.
+	cpu, procs, err := treeCPU([]int{os.Getpid(), os.Getpid()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cpu <= 0 || procs < 1 {
-		t.Errorf("got %v CPU-s in %d processes, want some in at least this one", cpu, procs)
+	if len(cpu) != 2 || cpu[0] <= 0 || cpu[1] != 0 || procs < 1 {
+		t.Errorf("got %v CPU-s in %d processes, want some in at least this one, counted once", cpu, procs)
 	}
 	if _, _, err := treeCPU([]int{1 << 30}); err == nil {
 		t.Error("a pid that does not exist: got no error")

@@ -79,8 +79,9 @@ func TestRunLifecycleTarget(t *testing.T) {
 			if r.Active != nodes || r.Stuck != 0 {
 				t.Fatalf("active %d, stuck %d; want %d active", r.Active, r.Stuck, nodes)
 			}
-			if r.Target == nil || r.Target.CPUSeconds <= 0 || r.Target.Processes < 1 || r.CPUPerNode <= 0 {
-				t.Errorf("target %+v, %v CPU-s/node: want the target's CPU measured", r.Target, r.CPUPerNode)
+			if r.Target == nil || r.Target.CPUSeconds <= 0 || r.Target.Processes < 1 || r.CPUPerNode <= 0 ||
+				len(r.Target.ByProcess) != 1 || r.Target.ByProcess[0].CPUSeconds != r.Target.CPUSeconds {
+				t.Errorf("target %+v, %v CPU-s/node: want the target's CPU measured, all of it in its one process", r.Target, r.CPUPerNode)
 			}
 			if r.StoredPerNode != nil {
 				t.Errorf("stored per node %v: want unknown (nil) from outside", r.StoredPerNode)
