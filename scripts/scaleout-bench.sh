@@ -51,6 +51,10 @@ for n in $counts; do
     --target "http://127.0.0.1:$((6385 + off))" --machines "$state/log/sim.log" \
     --target-pids "$pids" --conductor-metrics "$metrics" >"$out/conductors-$n.json" || log "$n conductor(s): run failed (JSON kept)"
   echo "$load" >"$out/load-$n"
+  # Where the nodes ended, read before the fleet stops.
+  curl -fsS "http://127.0.0.1:$((6385 + off))/v1/nodes?limit=1000" | python3 -c '
+import collections, json, sys
+print(dict(collections.Counter(n["provision_state"] for n in json.load(sys.stdin)["nodes"])))' >"$out/states-$n" || true
   down
   state=
 done
@@ -62,15 +66,16 @@ rows = []
 for n in counts:
     r = json.load(open(f"{out}/conductors-{n}.json"))
     load = open(f"{out}/load-{n}").read().strip()
-    rows.append((n, r, load))
+    states = open(f"{out}/states-{n}").read().strip()
+    rows.append((n, r, load, states))
 base = rows[0][1]["nodes_per_second"] or float("nan")
-print("| conductors | active / stuck | s | nodes/s | × first | CPU-s/node | cores busy | tasks (done / other) | each conductor's share | load average at start |")
-print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |")
-for n, r, load in rows:
+print("| conductors | active / stuck | s | nodes/s | × first | CPU-s/node | cores busy | tasks (done / other) | each conductor's share | load average at start | nodes' states at the end |")
+print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- | --- |")
+for n, r, load, states in rows:
     o = r.get("task_outcomes") or {}
     done = o.get("done", 0)
     other = sum(v for k, v in o.items() if k != "done")
     shares = " / ".join(f"{100*c['share']:.0f} %" for c in r["target"].get("conductors", []))
     print(f"| {n} | {r['active']} / {r['stuck']} | {r['seconds']:.1f} | {r['nodes_per_second']:.1f} | "
-          f"{r['nodes_per_second']/base:.2f} | {r['cpu_s_per_node']:.4f} | {r['cores_busy']:.2f} | {done} / {other} | {shares} | {load} |")
+          f"{r['nodes_per_second']/base:.2f} | {r['cpu_s_per_node']:.4f} | {r['cores_busy']:.2f} | {done} / {other} | {shares} | {load} | {states} |")
 EOF

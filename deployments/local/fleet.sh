@@ -173,7 +173,9 @@ up() {
     # looks itself up (as on hardware, where it takes far longer).
     local enroll=(--enroll) ready=sim_enrolled
     if [ "$sim_enroll" = 0 ]; then enroll=() ready=sim_listed; fi
-    start sim "$ironfleet" sim --nodes "$sim_nodes" "${enroll[@]}" --api-url "http://$api" --disk-dir "$state/disks" \
+    # The agents refuse a relative target path (FLEET_DIR is .fleet).
+    mkdir -p "$state/disks"
+    start sim "$ironfleet" sim --nodes "$sim_nodes" "${enroll[@]}" --api-url "http://$api" --disk-dir "$(cd "$state/disks" && pwd)" \
       --boot-time 1s --lookup-conflict-pause 2s
     healthy sim "$ready"
   fi

@@ -580,12 +580,18 @@ func (l *lifecycleClient) enroll(ctx context.Context, i int) error {
 		UUID string `json:"uuid"`
 	}
 	t0 := time.Now()
-	l.stats.requests += 2
-	err := l.c.Do(ctx, http.MethodPost, "/v1/nodes", body, &node)
+	err := l.create(ctx, "/v1/nodes", body, &node)
+	if apiclient.IsStatus(err, http.StatusConflict) {
+		// A retried create whose first try was stored after all: the
+		// node is there by its name.
+		l.stats.requests++
+		err = l.c.Do(ctx, http.MethodGet, "/v1/nodes/"+name, nil, &node)
+	}
 	if err != nil {
 		return fmt.Errorf("enroll %s: %w", name, err)
 	}
-	if err := l.c.Do(ctx, http.MethodPost, "/v1/ports", map[string]any{"node_uuid": node.UUID, "address": mac}, nil); err != nil {
+	err = l.create(ctx, "/v1/ports", map[string]any{"node_uuid": node.UUID, "address": mac}, nil)
+	if err != nil && !apiclient.IsStatus(err, http.StatusConflict) { // 409: a retried port that was stored
 		return fmt.Errorf("port of %s: %w", name, err)
 	}
 	l.tl.mark(node.UUID, "create", t0)
@@ -596,6 +602,23 @@ func (l *lifecycleClient) enroll(ctx context.Context, i int) error {
 	}
 	l.pending[node.UUID] = "manageable"
 	return nil
+}
+
+// create POSTs body to path, asking again while the API answers 503 (its
+// and Ironic's "retry": a dependency is slow or down), as SetProvisionState
+// does; a 409 after a retry may be the first try's success.
+func (l *lifecycleClient) create(ctx context.Context, path string, body, out any) error {
+	for {
+		l.stats.requests++
+		err := l.c.Do(ctx, http.MethodPost, path, body, out)
+		if !apiclient.IsStatus(err, http.StatusServiceUnavailable) {
+			return err
+		}
+		l.stats.conflicts++
+		if err := wait.Sleep(ctx, l.c.LockedRetry); err != nil {
+			return err
+		}
+	}
 }
 
 // set asks for target, retrying on 409/503 as SetProvisionState does, and

@@ -352,6 +352,10 @@ func command(pid int) string {
 	for i, a := range args {
 		args[i] = filepath.Base(a)
 	}
+	// A script's interpreter says less than the script (python3 ironic-api).
+	if len(args) > 1 && strings.HasPrefix(args[0], "python") {
+		args = args[1:]
+	}
 	return strings.Join(args[:min(len(args), 3)], " ")
 }
 
