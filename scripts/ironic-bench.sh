@@ -71,7 +71,7 @@ trap cleanup EXIT
 # packages.
 cat >"$dir/ironic.conf" <<EOT
 [DEFAULT]
-# ironic/conf/auth.py: no Keystone in front of the API
+# ironic/conf/default.py (auth_strategy): no Keystone in front of the API
 auth_strategy = noauth
 # ironic/conf/default.py: JSON-RPC instead of oslo.messaging, so the API and
 # the conductor are two processes without a message broker. The conductor's

@@ -5,8 +5,10 @@
 # the machines behind IPMI BMCs, not enrolled), then the lifecycle clients of
 # `ironfleet bench fleet --lifecycle --target` enroll every machine and take
 # it to active through the API; the fleet is stopped before the next count.
-# It prints nodes/s, CPU per node and each conductor's share of the tasks
-# (from each conductor's metrics endpoint).
+# It prints nodes/s (active nodes over the time to the last one seen active:
+# a stuck node would otherwise count the clients' wait until the timeout),
+# CPU per node and each conductor's share of the tasks (from each
+# conductor's metrics endpoint).
 #
 #   scripts/scaleout-bench.sh          (make build build-nats first)
 #
@@ -68,14 +70,15 @@ for n in counts:
     load = open(f"{out}/load-{n}").read().strip()
     states = open(f"{out}/states-{n}").read().strip()
     rows.append((n, r, load, states))
-base = rows[0][1]["nodes_per_second"] or float("nan")
-print("| conductors | active / stuck | s | nodes/s | × first | CPU-s/node | cores busy | tasks (done / other) | each conductor's share | load average at start | nodes' states at the end |")
+base = rows[0][1]["target"]["active_nodes_per_second"] or float("nan")
+print("| conductors | active / stuck | s to the last active | nodes/s | × first | CPU-s/node | cores busy | tasks (done / other) | each conductor's share | load average at start | nodes' states at the end |")
 print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- | --- |")
 for n, r, load, states in rows:
     o = r.get("task_outcomes") or {}
     done = o.get("done", 0)
     other = sum(v for k, v in o.items() if k != "done")
     shares = " / ".join(f"{100*c['share']:.0f} %" for c in r["target"].get("conductors", []))
-    print(f"| {n} | {r['active']} / {r['stuck']} | {r['seconds']:.1f} | {r['nodes_per_second']:.1f} | "
-          f"{r['nodes_per_second']/base:.2f} | {r['cpu_s_per_node']:.4f} | {r['cores_busy']:.2f} | {done} / {other} | {shares} | {load} | {states} |")
+    t = r["target"]
+    print(f"| {n} | {r['active']} / {r['stuck']} | {t['active_seconds']:.1f} | {t['active_nodes_per_second']:.1f} | "
+          f"{t['active_nodes_per_second']/base:.2f} | {r['cpu_s_per_node']:.4f} | {r['cores_busy']:.2f} | {done} / {other} | {shares} | {load} | {states} |")
 EOF

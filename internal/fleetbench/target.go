@@ -75,6 +75,12 @@ type TargetResult struct {
 	// ByProcess is CPUSeconds by given process (each with its
 	// descendants), in the order given: where the target's CPU went.
 	ByProcess []ProcessCPU `json:"by_process"`
+	// ActiveSeconds is from the first node's POST to the last node seen
+	// active, and ActiveNodesPerSecond the active nodes over it: the
+	// throughput when some nodes are stuck, where Seconds also holds the
+	// clients waiting for them until the timeout.
+	ActiveSeconds        float64 `json:"active_seconds"`
+	ActiveNodesPerSecond float64 `json:"active_nodes_per_second"`
 	// Conductors is each conductor's tasks over the run, when
 	// ConductorMetrics were given.
 	Conductors []ConductorShare `json:"conductors,omitempty"`
@@ -226,7 +232,11 @@ func runTarget(ctx context.Context, cfg LifecycleConfig) (LifecycleResult, error
 	if err != nil {
 		return r, err
 	}
-	tasks1, err := conductorTasks(ctx, t.ConductorMetrics)
+	// Read after the run even when it was interrupted, so that what it
+	// did is reported.
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer scancel()
+	tasks1, err := conductorTasks(sctx, t.ConductorMetrics)
 	if err != nil {
 		return r, err
 	}
@@ -241,6 +251,10 @@ func runTarget(ctx context.Context, cfg LifecycleConfig) (LifecycleResult, error
 		}
 	}
 	tr.Processes = procs
+	if span := tl.span("create", "active seen"); span > 0 {
+		tr.ActiveSeconds = span.Seconds()
+		tr.ActiveNodesPerSecond = float64(r.Active) / tr.ActiveSeconds
+	}
 	tr.ClientCPUSeconds = self1 - self0
 	for i, pid := range t.PIDs {
 		cpu := target1[i] - target0[i]
@@ -275,6 +289,26 @@ func runTarget(ctx context.Context, cfg LifecycleConfig) (LifecycleResult, error
 	}
 	r.Hops = tl.hopsOf(targetHops)
 	return r, errors.Join(errs...)
+}
+
+// span is from the earliest mark from to the latest mark to, over every
+// node; zero when either was never marked.
+func (t *timelines) span(from, to string) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var first, last time.Time
+	for _, m := range t.marks {
+		if at, ok := m[from]; ok && (first.IsZero() || at.Before(first)) {
+			first = at
+		}
+		if at, ok := m[to]; ok && at.After(last) {
+			last = at
+		}
+	}
+	if first.IsZero() || last.IsZero() {
+		return 0
+	}
+	return last.Sub(first)
 }
 
 // selfCPU is the CPU (user + system) this process has used so far.
@@ -502,8 +536,8 @@ func writeTarget(w io.Writer, r LifecycleResult) error {
 	if r.Outcomes != nil {
 		tasks = fmt.Sprint(r.Outcomes)
 	}
-	fmt.Fprintf(w, "target %s (%s): %d nodes, %d clients: %d active, %d stuck in %.2f s = %.1f nodes/s; CPU %.1f s (target %.1f s in %d processes, clients %.1f s) = %.4f CPU-s/node, %.2f cores busy; %d requests, %d 409/503; tasks %s\n",
-		t.URL, t.Driver, r.Nodes, r.Clients, r.Active, r.Stuck, r.Seconds, r.NodesPerSecond, r.CPUSeconds,
+	fmt.Fprintf(w, "target %s (%s): %d nodes, %d clients: %d active, %d stuck in %.2f s = %.1f nodes/s (last seen active at %.2f s: %.1f nodes/s); CPU %.1f s (target %.1f s in %d processes, clients %.1f s) = %.4f CPU-s/node, %.2f cores busy; %d requests, %d 409/503; tasks %s\n",
+		t.URL, t.Driver, r.Nodes, r.Clients, r.Active, r.Stuck, r.Seconds, r.NodesPerSecond, t.ActiveSeconds, t.ActiveNodesPerSecond, r.CPUSeconds,
 		t.CPUSeconds, t.Processes, t.ClientCPUSeconds, r.CPUPerNode, r.CoresBusy, r.Requests, r.Conflicts, tasks)
 	for _, p := range t.ByProcess {
 		fmt.Fprintf(w, "process %d (%s): %.1f CPU-s\n", p.PID, p.Command, p.CPUSeconds)

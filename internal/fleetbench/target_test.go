@@ -83,6 +83,9 @@ func TestRunLifecycleTarget(t *testing.T) {
 				len(r.Target.ByProcess) != 1 || r.Target.ByProcess[0].CPUSeconds != r.Target.CPUSeconds {
 				t.Errorf("target %+v, %v CPU-s/node: want the target's CPU measured, all of it in its one process", r.Target, r.CPUPerNode)
 			}
+			if r.Target.ActiveSeconds <= 0 || r.Target.ActiveSeconds > r.Seconds || r.Target.ActiveNodesPerSecond < r.NodesPerSecond {
+				t.Errorf("active in %v s of %v, %v nodes/s: want the span to the last active node, within the run", r.Target.ActiveSeconds, r.Seconds, r.Target.ActiveNodesPerSecond)
+			}
 			if r.StoredPerNode != nil {
 				t.Errorf("stored per node %v: want unknown (nil) from outside", r.StoredPerNode)
 			}
