@@ -54,7 +54,8 @@ for n in $counts; do
     --target-pids "$pids" --conductor-metrics "$metrics" >"$out/conductors-$n.json" || log "$n conductor(s): run failed (JSON kept)"
   echo "$load" >"$out/load-$n"
   # Where the nodes ended, read before the fleet stops.
-  curl -fsS "http://127.0.0.1:$((6385 + off))/v1/nodes?limit=1000" | python3 -c '
+  # (the newest microversion: before 1.2 Ironic shows available as null)
+  curl -fsS -H 'X-OpenStack-Ironic-API-Version: latest' "http://127.0.0.1:$((6385 + off))/v1/nodes?limit=1000" | python3 -c '
 import collections, json, sys
 print(dict(collections.Counter(n["provision_state"] for n in json.load(sys.stdin)["nodes"])))' >"$out/states-$n" || true
   down
