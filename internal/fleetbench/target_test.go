@@ -89,8 +89,11 @@ func TestRunLifecycleTarget(t *testing.T) {
 			if r.StoredPerNode != nil {
 				t.Errorf("stored per node %v: want unknown (nil) from outside", r.StoredPerNode)
 			}
-			if r.Outcomes["done"] < 3*nodes {
-				t.Errorf("task outcomes %v: want at least manage, provide and deploy done per node", r.Outcomes)
+			// A task is counted after its handler returns, which may be
+			// after the client saw the node move: only the manage tasks,
+			// done long before the run ends, are certain to be counted.
+			if r.Outcomes["done"] < nodes {
+				t.Errorf("task outcomes %v: want at least each node's manage done", r.Outcomes)
 			}
 			if len(r.Target.Conductors) != 1 || r.Target.Conductors[0].Share != 1 {
 				t.Errorf("conductors %+v: want the one endpoint with all of the tasks", r.Target.Conductors)
