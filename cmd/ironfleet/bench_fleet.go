@@ -26,6 +26,10 @@ type benchFleetFlags struct {
 	clients         int
 	poll, sync      time.Duration
 	cpuProfile      string
+	// --target and what describes it.
+	target, driver, machines string
+	targetPIDs               []int
+	targetProcs, metrics     []string
 }
 
 func newBenchFleetCmd() *cobra.Command {
@@ -44,7 +48,15 @@ p50/p99/max, lock wait p99, raced handoffs and Redis commands per deploy (or, wi
 With --lifecycle it measures throughput instead: --clients clients (default 8) take
 --nodes nodes (default 200) through enroll → manageable → available → active on one
 fleet with instant machines and no pests, and it prints nodes/s, CPU per node, cores
-busy and every node's timeline broken down by hop (p50/p99/max).`,
+busy and every node's timeline broken down by hop (p50/p99/max).
+
+With --lifecycle --target URL the same clients drive an Ironic-compatible API of
+other processes instead (OpenStack Ironic, or the fleet of make up): no fleet
+starts here. Nodes are --driver fake-hardware, or the machines of --machines (the
+JSON lines ironfleet sim prints). CPU is the target's processes' (--target-pids,
+or --target-procs by name, with their descendants) plus the clients'; the timeline
+has the hops the clients see; tasks and each conductor's share come from
+--conductor-metrics, and are unknown without it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runBenchFleet(cmd, o) },
 	}
@@ -70,12 +82,27 @@ busy and every node's timeline broken down by hop (p50/p99/max).`,
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "with --lifecycle: write a CPU profile of the measured run (the whole process) to this file")
 	f.BoolVar(&o.watch, "watch", false, "with --lifecycle: clients also follow GET /v1/watch and read their nodes' states when it announces a change (--poll is then their resync)")
 	f.DurationVar(&o.poll, "poll", fleetbench.DefaultClientPoll, "with --lifecycle: how often an idle client reads its nodes' states")
+	f.StringVar(&o.target, "target", "", "with --lifecycle: drive this API (http://host:port) instead of a fleet in this process")
+	f.StringVar(&o.driver, "driver", fleet.FakeHardware, "with --target: the nodes' driver when --machines is not given")
+	f.StringVar(&o.machines, "machines", "", "with --target: enroll node i as machine i of this file (the JSON lines ironfleet sim prints)")
+	f.IntSliceVar(&o.targetPIDs, "target-pids", nil, "with --target: the target's process ids (their CPU and their descendants' is the target's)")
+	f.StringSliceVar(&o.targetProcs, "target-procs", nil, "with --target: the target's processes by command name (ironic-api,ironic-conductor)")
+	f.StringSliceVar(&o.metrics, "conductor-metrics", nil, "with --target: the conductors' metrics URLs, for tasks by outcome and each one's share")
 	return cmd
 }
 
 // runBenchFleet runs the benchmark as the flags in o say.
 func runBenchFleet(cmd *cobra.Command, o benchFleetFlags) error {
 	asJSON, cfg := o.asJSON, o.cfg
+	for _, name := range []string{"target", "driver", "machines", "target-pids", "target-procs", "conductor-metrics"} {
+		switch {
+		case !cmd.Flags().Changed(name):
+		case !o.lifecycle:
+			return fmt.Errorf("--%s: only with --lifecycle", name)
+		case name != "target" && o.target == "":
+			return fmt.Errorf("--%s: only with --target", name)
+		}
+	}
 	if o.lifecycle {
 		return runBenchLifecycle(cmd, o)
 	}
@@ -172,6 +199,13 @@ func runBenchLifecycle(cmd *cobra.Command, o benchFleetFlags) error {
 		defer fh.Close()
 		cfg.CPUProfile = fh
 	}
+	if o.target != "" {
+		t, err := benchTarget(o)
+		if err != nil {
+			return err
+		}
+		cfg.Target = t
+	}
 	r, err := fleetbench.RunLifecycle(cmd.Context(), cfg)
 	if o.asJSON {
 		if jerr := json.NewEncoder(cmd.OutOrStdout()).Encode(r); jerr != nil {
@@ -183,4 +217,27 @@ func runBenchLifecycle(cmd *cobra.Command, o benchFleetFlags) error {
 		return werr
 	}
 	return err
+}
+
+// benchTarget is the Target --target and its flags describe.
+func benchTarget(o benchFleetFlags) (*fleetbench.Target, error) {
+	t := &fleetbench.Target{URL: o.target, Driver: o.driver, PIDs: o.targetPIDs, ConductorMetrics: o.metrics}
+	if len(o.targetProcs) > 0 {
+		pids, err := fleetbench.PIDsNamed(o.targetProcs...)
+		if err != nil {
+			return nil, fmt.Errorf("--target-procs: %w", err)
+		}
+		t.PIDs = append(t.PIDs, pids...)
+	}
+	if o.machines != "" {
+		fh, err := os.Open(o.machines)
+		if err != nil {
+			return nil, fmt.Errorf("--machines: %w", err)
+		}
+		defer fh.Close()
+		if t.Machines, err = fleetbench.ReadMachines(fh); err != nil {
+			return nil, fmt.Errorf("--machines: %w", err)
+		}
+	}
+	return t, nil
 }

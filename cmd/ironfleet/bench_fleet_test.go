@@ -64,3 +64,26 @@ func TestBenchFleetUnknownStrategy(t *testing.T) {
 		t.Fatalf("got %v, want an error naming the unknown strategy", err)
 	}
 }
+
+// TestBenchFleetTargetFlagsRefused: a flag about --target is refused where
+// nothing would read it, naming it, before anything starts.
+func TestBenchFleetTargetFlagsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"target without lifecycle", []string{"--target", "http://127.0.0.1:1"}, "--target: only with --lifecycle"},
+		{"pids without target", []string{"--lifecycle", "--target-pids", "1"}, "--target-pids: only with --target"},
+		{"machines without target", []string{"--lifecycle", "--machines", "m.json"}, "--machines: only with --target"},
+		{"unknown process", []string{"--lifecycle", "--target", "http://127.0.0.1:1", "--target-procs", "no-such-ironfleet-process"}, "no process named"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out syncbuf.Buffer
+			err := runCmd(t.Context(), &out, append([]string{"bench", "fleet"}, tc.args...)...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error saying %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -60,10 +60,12 @@ and, with --enroll, the node's uuid; then it runs until interrupted.`,
 	return cmd
 }
 
-// simMachine is what sim prints per machine.
+// simMachine is what sim prints per machine: with its instance_info, a
+// client can enroll the machine itself (bench fleet --lifecycle --machines).
 type simMachine struct {
 	simlab.Machine
-	UUID string `json:"uuid,omitempty"`
+	InstanceInfo map[string]any `json:"instance_info"`
+	UUID         string         `json:"uuid,omitempty"`
 }
 
 // runSim runs the simulated machines as the flags in o say.
@@ -116,8 +118,9 @@ func runSim(cmd *cobra.Command, o simFlags) error {
 		log.Info("machines enrolled", "nodes", len(uuids), "took", time.Since(start).Round(time.Millisecond))
 	}
 	enc := json.NewEncoder(cmd.OutOrStdout())
+	instance := map[string]any{"image_source": lab.ImageURL(), "image_checksum": lab.ImageChecksum()}
 	for _, m := range lab.Machines() {
-		if err := enc.Encode(simMachine{Machine: m, UUID: uuids[m.Name]}); err != nil {
+		if err := enc.Encode(simMachine{Machine: m, InstanceInfo: instance, UUID: uuids[m.Name]}); err != nil {
 			return err
 		}
 	}

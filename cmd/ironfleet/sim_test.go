@@ -40,6 +40,9 @@ func TestSimCommand(t *testing.T) {
 		if m.Name != want || len(m.MACs) != 1 || m.DriverInfo["ipmi_password"] != "pw" {
 			t.Fatalf("machine %d: %+v, want %s with one MAC and the password given", i, m, want)
 		}
+		if src, _ := m.InstanceInfo["image_source"].(string); !strings.HasSuffix(src, "/image.raw") || m.InstanceInfo["image_checksum"] == "" {
+			t.Fatalf("machine %d: instance_info %v, want the image sim serves and its checksum", i, m.InstanceInfo)
+		}
 		info, err := ipmi.ParseInfo(m.DriverInfo)
 		if err != nil {
 			t.Fatal(err)

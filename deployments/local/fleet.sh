@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A real multi-process ironfleet fleet on this machine: 3 nats-server
 # processes (one JetStream cluster, deployments/nats), a redis-server with
-# AOF (deployments/redis/redis.conf), `ironfleet api` and two `ironfleet
-# conductor` processes, each its own process with a pid file and a log under
+# AOF (deployments/redis/redis.conf), `ironfleet api` and two (FLEET_CONDUCTORS)
+# `ironfleet conductor` processes, each its own process with a pid file and a log under
 # the state directory; optionally `ironfleet sim` with simulated machines.
 #
 #   deployments/local/fleet.sh up       (make up)   start, wait until each is healthy
@@ -19,9 +19,13 @@
 #                                  to run beside another fleet (the deployments test does)
 #   FLEET_REDIS_PORT [6390]        Redis port (not 6379: leave a system Redis alone)
 #   FLEET_API [127.0.0.1:6385]     API listen address
-#   conductors: TFTP on UDP 6969 and 6970, metrics on 9386 and 9387
+#   FLEET_CONDUCTORS [2]           conductor processes; conductor i (from 1) has TFTP on
+#                                  UDP 6968+i and metrics on 9385+i (6969, 9386, ...)
 #   FLEET_HEARTBEAT_TIMEOUT [30s]  heartbeat timeout the API gives agents
 #   FLEET_SIM_NODES [0]            start `ironfleet sim --enroll` with this many machines
+#   FLEET_SIM_ENROLL [1]           0: sim does not enroll them; its log then holds one JSON
+#                                  line per machine, for a client that enrolls them itself
+#                                  (scripts/scaleout-bench.sh)
 #   FLEET_WAIT [60]                seconds to wait for each process to be healthy
 set -euo pipefail
 
@@ -36,11 +40,16 @@ redis_port=${FLEET_REDIS_PORT:-$((6390 + off))}
 api=${FLEET_API:-127.0.0.1:$((6385 + off))}
 hb=${FLEET_HEARTBEAT_TIMEOUT:-30s}
 sim_nodes=${FLEET_SIM_NODES:-0}
+sim_enroll=${FLEET_SIM_ENROLL:-1}
+conductors=${FLEET_CONDUCTORS:-2}
+[[ "$conductors" =~ ^[1-9][0-9]*$ ]] || { echo "fleet: FLEET_CONDUCTORS=$conductors: want 1 or more" >&2; exit 2; }
 wait_s=${FLEET_WAIT:-60}
 nats_urls=nats://127.0.0.1:$((4222 + off)),nats://127.0.0.1:$((4223 + off)),nats://127.0.0.1:$((4224 + off))
 redis_url=redis://127.0.0.1:${redis_port}/0
 # Start order; down stops in reverse.
-procs=(nats-1 nats-2 nats-3 redis api conductor-1 conductor-2 sim)
+procs=(nats-1 nats-2 nats-3 redis api)
+for ((i = 1; i <= conductors; i++)); do procs+=("conductor-$i"); done
+procs+=(sim)
 
 log() { printf 'fleet: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
@@ -148,30 +157,34 @@ up() {
     --replicas 3 --heartbeat-timeout "$hb" --host api-1
   healthy api http_ok "http://$api/readyz"
 
-  for i in 1 2; do
+  for ((i = 1; i <= conductors; i++)); do
     mkdir -p "$state/tftp-$i"
     start "conductor-$i" "$ironfleet" conductor --host "conductor-$i" --nats "$nats_urls" \
       --redis "$redis_url" --replicas 3 --tftp-root "$state/tftp-$i" \
       --tftp-listen "127.0.0.1:$((6968 + i + off))" --metrics-listen "127.0.0.1:$((9385 + i + off))" \
       --api-url "http://$api"
   done
-  for i in 1 2; do
+  for ((i = 1; i <= conductors; i++)); do
     healthy "conductor-$i" conductor_registered "conductor-$i"
   done
 
   if [ "$sim_nodes" -gt 0 ]; then
     # A second of boot lets the conductor finish its step before the agent
     # looks itself up (as on hardware, where it takes far longer).
-    start sim "$ironfleet" sim --nodes "$sim_nodes" --enroll --api-url "http://$api" --disk-dir "$state/disks" \
+    local enroll=(--enroll) ready=sim_enrolled
+    if [ "$sim_enroll" = 0 ]; then enroll=() ready=sim_listed; fi
+    # The agents refuse a relative target path (FLEET_DIR is .fleet).
+    mkdir -p "$state/disks"
+    start sim "$ironfleet" sim --nodes "$sim_nodes" "${enroll[@]}" --api-url "http://$api" --disk-dir "$(cd "$state/disks" && pwd)" \
       --boot-time 1s --lookup-conflict-pause 2s
-    healthy sim sim_enrolled
+    healthy sim "$ready"
   fi
   trap - EXIT
   cat <<EOT
 
-ironfleet is up: 3 NATS servers, Redis, the API and two conductors, each its own process.
+ironfleet is up: 3 NATS servers, Redis, the API and $conductors conductor(s), each its own process.
   API        http://$api   (noauth)     metrics http://$api/metrics
-  conductors metrics http://127.0.0.1:$((9386 + off))/metrics http://127.0.0.1:$((9387 + off))/metrics
+  conductors metrics $(for ((i = 1; i <= conductors; i++)); do printf 'http://127.0.0.1:%d/metrics ' $((9385 + i + off)); done)
   NATS       $nats_urls   monitor :$((8222 + off))-$((8224 + off))
   Redis      $redis_url
   logs       $state/log/   pids $state/pid/
@@ -200,10 +213,25 @@ conductor_registered() {
 
 sim_enrolled() { grep -q '"uuid"' "$state/log/sim.log"; }
 
+# sim_listed: sim printed its last machine (without --enroll).
+sim_listed() { [ "$(grep -c '"driver_info"' "$state/log/sim.log")" -ge "$sim_nodes" ]; }
+
+# started: every process with a pid file, in start order, including
+# conductors beyond FLEET_CONDUCTORS (an up with more than this down's).
+started() {
+  local p f
+  for p in nats-1 nats-2 nats-3 redis api; do echo "$p"; done
+  for f in "$state"/pid/conductor-*.pid; do
+    [ -e "$f" ] && basename "$f" .pid
+  done | sort -t- -k2 -n
+  echo sim
+}
+
 down() {
-  local i
-  for ((i = ${#procs[@]} - 1; i >= 0; i--)); do
-    stop "${procs[i]}"
+  local i all
+  mapfile -t all < <(started)
+  for ((i = ${#all[@]} - 1; i >= 0; i--)); do
+    stop "${all[i]}"
   done
 }
 

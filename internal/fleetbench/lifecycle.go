@@ -83,6 +83,10 @@ type LifecycleConfig struct {
 	// part of the run, from the first enroll to the last node seen
 	// active; nil means none.
 	CPUProfile io.Writer
+	// Target, when set, is an API of another process the clients drive
+	// instead of a fleet of this one (target.go); the fields above about
+	// the fleet are then unused. Nil means the in-process fleet.
+	Target *Target
 }
 
 // Hop is one hop of the nodes' timelines: how long it took, over the nodes
@@ -127,6 +131,10 @@ type LifecycleResult struct {
 	StoredPerNode map[string]float64 `json:"stored_per_node"`
 	// Hops is the timeline's breakdown, in the order a node meets them.
 	Hops []Hop `json:"hops"`
+	// Target is set by a run against a Target (where Outcomes are nil
+	// without conductor metrics, StoredPerNode is nil: unknown, and CPU is
+	// the target's processes' plus the clients').
+	Target *TargetResult `json:"target,omitempty"`
 }
 
 // The hops of a node's timeline, each from the mark before it to its own
@@ -201,11 +209,14 @@ func (t *timelines) event(ev wire.Event) {
 }
 
 // hops computes the breakdown.
-func (t *timelines) hops() []Hop {
+func (t *timelines) hops() []Hop { return t.hopsOf(lifecycleHops) }
+
+// hopsOf computes the breakdown into hops.
+func (t *timelines) hopsOf(hops []struct{ name, from, to string }) []Hop {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := make([]Hop, 0, len(lifecycleHops))
-	for _, h := range lifecycleHops {
+	out := make([]Hop, 0, len(hops))
+	for _, h := range hops {
 		var d []float64
 		for _, m := range t.marks {
 			from, ok1 := m[h.from]
@@ -306,6 +317,9 @@ func RunLifecycle(ctx context.Context, cfg LifecycleConfig) (LifecycleResult, er
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Target != nil {
+		return runTarget(ctx, cfg)
 	}
 	r := LifecycleResult{Nodes: cfg.Nodes, Clients: cfg.Clients}
 	dir := cfg.DataDir
@@ -503,11 +517,14 @@ type clientStats struct {
 // node reach the one before, and otherwise reads its nodes' states every
 // poll.
 type lifecycleClient struct {
-	c              *apiclient.Client
-	tl             *timelines
-	image          string
-	imageSum       string
-	poll           time.Duration
+	c        *apiclient.Client
+	tl       *timelines
+	image    string
+	imageSum string
+	poll     time.Duration
+	// node is the body of node i and its port's MAC; nil means the
+	// in-process fleet's simulated machine i (driver sim).
+	node           func(i int) (body map[string]any, mac string)
 	stats          clientStats
 	uuids, pending map[string]string // node UUID → name; node UUID → state awaited
 	// wake, when not nil, is signalled by watch when one of the client's
@@ -664,20 +681,31 @@ func (l *lifecycleClient) failed(ctx context.Context, uuid string) error {
 // enroll creates node i and its port and asks for manage.
 func (l *lifecycleClient) enroll(ctx context.Context, i int) error {
 	name, mac := fleet.SimMachine(i)
+	body := map[string]any{
+		"name": name, "driver": fleet.Sim, "driver_info": map[string]any{"sim_machine": name},
+		"instance_info":   map[string]any{"image_source": l.image, "image_checksum": l.imageSum},
+		"automated_clean": false,
+	}
+	if l.node != nil {
+		body, mac = l.node(i)
+		name, _ = body["name"].(string)
+	}
 	var node struct {
 		UUID string `json:"uuid"`
 	}
 	t0 := time.Now()
-	l.stats.requests += 2
-	err := l.c.Do(ctx, http.MethodPost, "/v1/nodes", map[string]any{
-		"name": name, "driver": fleet.Sim, "driver_info": map[string]any{"sim_machine": name},
-		"instance_info":   map[string]any{"image_source": l.image, "image_checksum": l.imageSum},
-		"automated_clean": false,
-	}, &node)
+	err := l.create(ctx, "/v1/nodes", body, &node)
+	if apiclient.IsStatus(err, http.StatusConflict) {
+		// A retried create whose first try was stored after all: the
+		// node is there by its name.
+		l.stats.requests++
+		err = l.c.Do(ctx, http.MethodGet, "/v1/nodes/"+name, nil, &node)
+	}
 	if err != nil {
 		return fmt.Errorf("enroll %s: %w", name, err)
 	}
-	if err := l.c.Do(ctx, http.MethodPost, "/v1/ports", map[string]any{"node_uuid": node.UUID, "address": mac}, nil); err != nil {
+	err = l.create(ctx, "/v1/ports", map[string]any{"node_uuid": node.UUID, "address": mac}, nil)
+	if err != nil && !apiclient.IsStatus(err, http.StatusConflict) { // 409: a retried port that was stored
 		return fmt.Errorf("port of %s: %w", name, err)
 	}
 	l.tl.mark(node.UUID, "create", t0)
@@ -690,6 +718,23 @@ func (l *lifecycleClient) enroll(ctx context.Context, i int) error {
 	}
 	l.pending[node.UUID] = "manageable"
 	return nil
+}
+
+// create POSTs body to path, asking again while the API answers 503 (its
+// and Ironic's "retry": a dependency is slow or down), as SetProvisionState
+// does; a 409 after a retry may be the first try's success.
+func (l *lifecycleClient) create(ctx context.Context, path string, body, out any) error {
+	for {
+		l.stats.requests++
+		err := l.c.Do(ctx, http.MethodPost, path, body, out)
+		if !apiclient.IsStatus(err, http.StatusServiceUnavailable) {
+			return err
+		}
+		l.stats.conflicts++
+		if err := wait.Sleep(ctx, l.c.LockedRetry); err != nil {
+			return err
+		}
+	}
 }
 
 // set asks for target, retrying on 409/503 as SetProvisionState does, and

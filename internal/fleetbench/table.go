@@ -60,6 +60,9 @@ const IronicLifecycleNodesPerSecond = 200 / 25.7
 // WriteLifecycle prints a lifecycle run: throughput and CPU, how they
 // compare with Ironic's recorded figure, then the timeline's hops.
 func WriteLifecycle(w io.Writer, r LifecycleResult) error {
+	if r.Target != nil {
+		return writeTarget(w, r)
+	}
 	fmt.Fprintf(w, "%d nodes, %d clients: %d active, %d stuck in %.2f s = %.1f nodes/s (%.1f× Ironic 21.4's recorded %.1f); CPU %.1f s = %.4f CPU-s/node, %.2f cores busy; %d requests, %d 409/503; tasks %v\n\n",
 		r.Nodes, r.Clients, r.Active, r.Stuck, r.Seconds, r.NodesPerSecond, r.NodesPerSecond/IronicLifecycleNodesPerSecond,
 		IronicLifecycleNodesPerSecond, r.CPUSeconds, r.CPUPerNode, r.CoresBusy, r.Requests, r.Conflicts, r.Outcomes)
