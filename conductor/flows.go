@@ -35,7 +35,12 @@ type first struct {
 func (w *job) firstMove() (f first, ok bool) {
 	n := w.node
 	if m := w.task.FirstMove; m != nil {
-		if n.ProvisionState == m.To && n.TargetProvisionState == m.Target && n.Step == "" {
+		// The node must show this task's own move: a move a retried
+		// request took over (dispatch.Unfinished), or undid, belongs to
+		// another task, or to none. A node recording no task was written
+		// before nodes recorded them.
+		own := n.Dispatched == nil || n.Dispatched.Task == w.task.ID
+		if own && n.ProvisionState == m.To && n.TargetProvisionState == m.Target && n.Step == "" {
 			return first{w: w, tr: provision.Transition{From: m.From, Op: w.task.Op, To: m.To, Target: m.Target}, made: true}, true
 		}
 		w.noLongerApplies(wire.Errorf(wire.CodeInvalidTransition, "node %s is %s (step %q), no longer %s where this %s task's first move left it",
