@@ -2,10 +2,12 @@ package conductor_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/ironfleet/ironfleet/conductor"
 	"github.com/ironfleet/ironfleet/internal/dispatch"
 	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
@@ -56,11 +58,15 @@ func TestLostFirstMoveAnswer(t *testing.T) {
 		// lateTask publishes the task the failed request would have;
 		// retry asks again as a client given 503 does.
 		lateTask, retry bool
+		// sweep lets the recovery sweep find the node first (RecoverAfter
+		// short): it fails the node, and the test then asks again.
+		sweep bool
 	}{
 		{name: "the move sent again finds itself stored", unanswered: 1},
 		{name: "the retry takes the move over", unanswered: 1 << 20, retry: true},
 		{name: "the lost task stored late goes on from its move", unanswered: 1 << 20, lateTask: true},
 		{name: "the retry takes over from the lost task stored late", unanswered: 1 << 20, lateTask: true, retry: true},
+		{name: "nobody asks: the recovery sweep fails the node, which is asked again", unanswered: 1 << 20, sweep: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -105,7 +111,18 @@ func TestLostFirstMoveAnswer(t *testing.T) {
 					e.request(t, node.UUID, wire.OpDeploy, nil)
 				}
 			}
-			e.startConductor(t, "c1", nil, nil)
+			var mod func(*conductor.Config)
+			if tt.sweep {
+				mod = func(c *conductor.Config) { c.RecoverAfter = 200 * time.Millisecond }
+			}
+			e.startConductor(t, "c1", nil, mod)
+			if tt.sweep {
+				failed := e.waitState(t, node.UUID, wire.StateDeployFailed, 30*time.Second)
+				if !strings.Contains(failed.LastError, "never started") {
+					t.Fatalf("last_error %q, want it to say the task never started", failed.LastError)
+				}
+				e.request(t, node.UUID, wire.OpDeploy, nil)
+			}
 			e.waitState(t, node.UUID, wire.StateActive, 30*time.Second)
 			e.waitQueueEmpty(t, 30*time.Second)
 

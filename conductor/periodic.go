@@ -10,6 +10,7 @@ import (
 
 	"github.com/bsm/redislock"
 
+	"github.com/ironfleet/ironfleet/internal/dispatch"
 	"github.com/ironfleet/ironfleet/internal/provision"
 	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
@@ -156,6 +157,14 @@ func (c *Conductor) sweepStuck(ctx context.Context, group string, stale func(wir
 		c.tryNode(ctx, n.UUID, "recover", func(w *job) error { //nolint:contextcheck // the work runs on the node lock's context (w.ctx), derived from ctx
 			if w.node.ProvisionState != n.ProvisionState || w.node.ProvisionUpdatedAt != n.ProvisionUpdatedAt {
 				return nil
+			}
+			if d := w.node.Dispatched; d != nil && dispatch.Unfinished(w.node, d.Op) != nil {
+				// A request's first move whose task never began: the
+				// request's answer was lost (503) and nobody asked again,
+				// or its process died before publishing. A task stored
+				// after all finds the node failed and changes nothing.
+				return w.fail(wire.Errorf(wire.CodeUnavailable, "the %s task %s never started after its first move to %s; ask again",
+					d.Op, d.Task, n.ProvisionState))
 			}
 			return w.fail(wire.Errorf(wire.CodeUnavailable, "%s during %s (conductor %s)", why, n.ProvisionState, n.Conductor))
 		})
