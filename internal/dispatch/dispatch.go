@@ -31,10 +31,11 @@
 // when it finds it there; a write sent again at the same revision either
 // lands or finds the first copy landed; the task's ID is its message ID,
 // so the bus stores it once; the undo undoes only its own task's move.
-// When no answer comes within Config.SettleTimeout, the node may be left with a
-// first move and no task: a retried request finds it (Unfinished) and
-// dispatches it afresh, and the task, if it was stored after all, finds
-// its move taken over and changes nothing.
+// When no answer comes within Config.SettleTimeout, the node may be left
+// with a first move and no task: a retried request finds it (Unfinished)
+// and dispatches it afresh, or, if nobody asks again, the conductors'
+// recovery sweep fails the node; the task, if it was stored after all,
+// finds its move taken over or undone and changes nothing.
 //
 // The API runs every user action through a Dispatcher; a conductor runs
 // every continuation (continue_deploy, continue_clean) through one. Tasks
@@ -104,10 +105,9 @@ const handoffTimeout = 5 * time.Second
 
 // settleTimeout is the default Config.SettleTimeout: how long a dispatch
 // sends again a write or publish whose answer was lost; attemptTimeout
-// bounds each send. settleTimeout
-// stays well inside the task stream's dedup window (transport's
-// DefaultDuplicates, 2 minutes), so that a publish sent again is stored
-// once.
+// bounds each send. settleTimeout stays well inside the task stream's
+// dedup window (transport's DefaultDuplicates, 2 minutes), so that a
+// publish sent again is stored once.
 const (
 	settleTimeout  = 30 * time.Second
 	attemptTimeout = 10 * time.Second
@@ -178,12 +178,14 @@ var errNothingToUndo = errors.New("dispatch: no first move of this task to undo"
 // ticket and first's move recorded in it (both filled in t), and hands lk
 // to that ticket. It returns the node as the first move left it.
 //
-// An error means the publish was not confirmed and n is as it was found
-// (the first move undone); lk is still held and the caller releases it. A
-// publish reported failing may still have stored t (an ack lost at a
-// cluster's leader change): its consumer then finds the node short of the
-// first move and changes nothing, and whatever was waiting for t (an
-// agent's heartbeat, a client's retry) asks again. Once t is
+// An error means t was not published, or its publish went unanswered for
+// Config.SettleTimeout: lk is still held and the caller releases it. n is
+// then as it was found (the first move undone), unless the move's own
+// answer never came (the error is the move's): the node may then be left
+// in the move, recording t, for a retry to take over (Unfinished) or the
+// recovery sweep to fail. A t stored after all finds the node short of its
+// move, or the move not its own, and changes nothing; whatever was waiting
+// for t (an agent's heartbeat, a client's retry) asks again. Once t is
 // published, Dispatch returns nil: lk is handed off, or, if the handoff
 // failed, lapses to t's consumer at the end of its lease.
 func (d *Dispatcher) Dispatch(ctx context.Context, lk Lock, n wire.Node, t *wire.Task, first *First) (wire.Node, error) {
