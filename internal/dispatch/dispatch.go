@@ -297,7 +297,10 @@ func settle(ctx context.Context, within time.Duration, send func(context.Context
 }
 
 // settling is the task bus with every task publish settled: a task's ID is
-// its message ID, so a publish sent again is stored once.
+// its message ID, so a publish sent again is stored once. The publish is
+// sent even when the caller's context has ended meanwhile (a first move
+// that took the API's whole locked-work time to settle): once the move is
+// made, publishing costs no more than undoing it, and moves the node on.
 type settling struct {
 	Tasks
 	within time.Duration
@@ -305,7 +308,7 @@ type settling struct {
 
 func (s settling) Publish(ctx context.Context, t wire.Task) (uint64, error) {
 	var seq uint64
-	err := settle(ctx, s.within, func(ctx context.Context) error {
+	err := settle(context.WithoutCancel(ctx), s.within, func(ctx context.Context) error {
 		var err error
 		seq, err = s.Tasks.Publish(ctx, t)
 		return err
