@@ -149,3 +149,63 @@ func TestLostFirstMoveAnswer(t *testing.T) {
 		})
 	}
 }
+
+// unansweredWrite is a conductor's inventory whose first write of a
+// power state change while a node is deploying is neither stored nor
+// answered: a timeout in an overloaded process.
+type unansweredWrite struct {
+	conductor.Nodes
+	mu   sync.Mutex
+	lost bool
+}
+
+func (u *unansweredWrite) UpdateNode(ctx context.Context, uuid string, fence uint64, fn func(*wire.Node) error) (wire.Node, error) {
+	cur, err := u.Get(ctx, uuid)
+	if err != nil {
+		return wire.Node{}, err
+	}
+	next := cur
+	if err := fn(&next); err == nil && cur.ProvisionState == wire.StateDeploying && next.PowerState != cur.PowerState {
+		u.mu.Lock()
+		lose := !u.lost
+		u.lost = true
+		u.mu.Unlock()
+		if lose {
+			return wire.Node{}, wire.Errorf(wire.CodeUnavailable, "transport: update node %s: %w", uuid, context.DeadlineExceeded)
+		}
+	}
+	return u.Nodes.UpdateNode(ctx, uuid, fence, fn)
+}
+
+func (u *unansweredWrite) didLose() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.lost
+}
+
+// TestUnansweredWriteDoesNotFailTheNode: a conductor's node write that the
+// inventory does not answer is not the node's failure (the 10,000-node run
+// failed 14 deploys so, setting the power to boot the agent): the task is
+// retried, its redelivery resumes the boot, and the deploy finishes with
+// no last_error.
+func TestUnansweredWriteDoesNotFailTheNode(t *testing.T) {
+	e := newEnv(t)
+	unanswered := &unansweredWrite{}
+	e.deps = func(_ string, d *conductor.Deps) { unanswered.Nodes = d.Nodes; d.Nodes = unanswered }
+	e.startConductor(t, "c1", nil, nil)
+	node := e.enroll(t, "unanswered", "")
+	e.request(t, node.UUID, wire.OpManage, nil)
+	e.waitState(t, node.UUID, wire.StateManageable, 20*time.Second)
+	e.request(t, node.UUID, wire.OpProvide, nil)
+	e.waitState(t, node.UUID, wire.StateAvailable, 20*time.Second)
+	e.request(t, node.UUID, wire.OpDeploy, nil)
+	got := e.waitNode(t, node.UUID, "deployed or failed", func(n wire.Node) bool {
+		return n.ProvisionState == wire.StateActive || n.ProvisionState == wire.StateDeployFailed
+	})
+	if !unanswered.didLose() {
+		t.Fatal("no power write was lost: the test tests nothing")
+	}
+	if got.ProvisionState != wire.StateActive || got.LastError != "" {
+		t.Fatalf("node %s, last_error %q; want active with none", got.ProvisionState, got.LastError)
+	}
+}
