@@ -303,13 +303,18 @@ func (b *Bus) Publish(ctx context.Context, t wire.Task) (uint64, error) {
 	return ack.Sequence, nil
 }
 
-// OldestTask returns when the oldest task of op for group still on TASKS
-// was stored; queued is false when there is none. TASKS is a work queue:
-// a task leaves it when its consumer acks it, so one stored before that
-// time may still be waiting or running, and one stored before no queued
-// task is done (or was never stored).
+// OldestTask returns when the oldest task of op (any op when op is "")
+// for group still on TASKS was stored; queued is false when there is none.
+// TASKS is a work queue: a task leaves it when its consumer acks it, so
+// one stored before that time may still be waiting or running, and one
+// stored before no queued task is done (or was never stored).
 func (b *Bus) OldestTask(ctx context.Context, group string, op wire.Operation) (oldest time.Time, queued bool, err error) {
-	subj, err := TaskSubject(group, op)
+	var subj string
+	if op == "" {
+		subj, err = groupFilter(group)
+	} else {
+		subj, err = TaskSubject(group, op)
+	}
 	if err != nil {
 		return time.Time{}, false, err
 	}
