@@ -43,7 +43,7 @@ func (s *Server) nodeStates(c *gin.Context) {
 // state it left), the task published and the lock handed to its ticket. A
 // publish failure leaves the node as it was and releases the lock (503).
 func (s *Server) act(c *gin.Context, n wire.Node, purpose string, op wire.Operation, params json.RawMessage) error {
-	if _, err := provision.Accept(n, op); err != nil {
+	if _, err := provision.Accept(n, op); err != nil && dispatch.Unfinished(n, op) == nil {
 		return s.lockedFirst(c.Request.Context(), n, err)
 	}
 	if err := s.underLimit(n, op); err != nil {
@@ -309,7 +309,15 @@ func (s *Server) setProvision(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if err := s.checkTransition(c, n, op, body); err != nil {
+	// A retry of a request whose answer was lost may find the node in the
+	// first move the request made, its task never started
+	// (dispatch.Unfinished): it is checked as the request was, from the
+	// state the move left, and act takes the move over.
+	asked := n
+	if u := dispatch.Unfinished(n, op); u != nil {
+		asked.ProvisionState = u.Move.From
+	}
+	if err := s.checkTransition(c, asked, op, body); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -326,8 +334,8 @@ func (s *Server) setProvision(c *gin.Context) {
 	// act), as Ironic's provision checks the state machine before the
 	// request's steps.
 	var params json.RawMessage
-	if _, err := provision.Apply(n.UUID, n.ProvisionState, op); err == nil {
-		if params, err = stepParams(n, op, v, body, cd); err != nil {
+	if _, err := provision.Apply(asked.UUID, asked.ProvisionState, op); err == nil {
+		if params, err = stepParams(asked, op, v, body, cd); err != nil {
 			s.fail(c, err)
 			return
 		}

@@ -26,6 +26,9 @@ type Tasks interface {
 	Publish(ctx context.Context, t wire.Task) (uint64, error)
 	EmitEvent(ctx context.Context, ev wire.Event) error
 	Consume(ctx context.Context, group string, h transport.Handler, cfg transport.ConsumeConfig) error
+	// OldestTask says when the oldest task of op (any op for "") for
+	// group still queued was stored (queued false: none).
+	OldestTask(ctx context.Context, group string, op wire.Operation) (oldest time.Time, queued bool, err error)
 }
 
 // Nodes is the node inventory as the conductor uses it (*transport.Inventory).

@@ -47,7 +47,8 @@
 // reported failure after all and the move could not be undone), the node
 // sits in the continuation's step with its lock free, and the agent's next
 // heartbeat past OrphanAfter publishes the continuation again
-// (rescueContinuation). If the continuation's conductor
+// (rescueContinuation) — once no continuation as old is left on the work
+// queue, so that a backlog is not taken for a loss. If the continuation's conductor
 // dies mid-step, JetStream redelivers the task after AckWait; its ticket
 // was claimed, so the new consumer waits in line like anyone and gets the
 // lock when the dead lease ends, then redoes the step (writing an image

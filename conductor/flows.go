@@ -35,7 +35,12 @@ type first struct {
 func (w *job) firstMove() (f first, ok bool) {
 	n := w.node
 	if m := w.task.FirstMove; m != nil {
-		if n.ProvisionState == m.To && n.TargetProvisionState == m.Target && n.Step == "" {
+		// The node must show this task's own move: a move a retried
+		// request took over (dispatch.Unfinished), or undid, belongs to
+		// another task, or to none. A node recording no task was written
+		// before nodes recorded them.
+		own := n.Dispatched == nil || n.Dispatched.Task == w.task.ID
+		if own && n.ProvisionState == m.To && n.TargetProvisionState == m.Target && n.Step == "" {
 			return first{w: w, tr: provision.Transition{From: m.From, Op: w.task.Op, To: m.To, Target: m.Target}, made: true}, true
 		}
 		w.noLongerApplies(wire.Errorf(wire.CodeInvalidTransition, "node %s is %s (step %q), no longer %s where this %s task's first move left it",
@@ -638,7 +643,7 @@ func imageOf(n wire.Node) (protocol.WriteImageParams, error) {
 // continueDeploy is the deploy's second phase: the agent writes the image,
 // the node boots from disk and is active.
 func (w *job) continueDeploy() error {
-	if w.node.ProvisionState != wire.StateDeploying || w.node.Step != stepWriteImage {
+	if w.node.ProvisionState != wire.StateDeploying || w.node.Step != stepWriteImage || w.superseded() {
 		w.log("continue_deploy finds nothing to do", "state", w.node.ProvisionState, "step", w.node.Step)
 		return nil
 	}
@@ -691,11 +696,20 @@ func (w *job) bootFromDisk() error {
 // steps run from where they stand (runCleanSteps) and the node powers off,
 // available (or manageable after a manual clean).
 func (w *job) continueClean() error {
-	if w.node.ProvisionState != wire.StateCleaning || w.node.Step != stepErase {
+	if w.node.ProvisionState != wire.StateCleaning || w.node.Step != stepErase || w.superseded() {
 		w.log("continue_clean finds nothing to do", "state", w.node.ProvisionState, "step", w.node.Step)
 		return nil
 	}
 	return w.runCleanSteps()
+}
+
+// superseded says the node records another task of this continuation's
+// operation as its latest dispatch (wire.Node.Dispatched): the one
+// rescueContinuation published for it when this one seemed lost. That one
+// does the step; this one, come late, does it not a second time.
+func (w *job) superseded() bool {
+	d := w.node.Dispatched
+	return d != nil && d.Op == w.task.Op && d.Task != w.task.ID
 }
 
 // heartbeat records an agent's call-back and, when its node was waiting for
@@ -781,11 +795,11 @@ func (w *job) resume() error {
 // longer than Config.OrphanAfter with its lock free (this heartbeat holds
 // it): the task that should continue it is gone — its publisher died
 // between the move and the publish, or a publish reported failing and the
-// move could not be undone. Any continuation still queued would have
-// claimed the lock long before; one that shows up late finds the step done
-// or redoes it (writing an image or erasing a disk twice is harmless).
-// Without this the node would wait for the recovery sweep (RecoverAfter)
-// while its agent beats.
+// move could not be undone. It does not while a continuation as old is
+// still queued (OldestTask: a backlog, not a loss); one that shows up late
+// finds itself superseded (superseded) and does nothing. Without this the
+// node would wait for the recovery sweep (RecoverAfter) while its agent
+// beats.
 func (w *job) rescueContinuation() error {
 	op := wire.OpContinueDeploy
 	switch {
@@ -798,10 +812,24 @@ func (w *job) rescueContinuation() error {
 	if time.Since(w.node.ProvisionUpdatedAt) < w.c.cfg.OrphanAfter {
 		return nil
 	}
+	// The continuation, published within OrphanAfter of the move, is on
+	// the work queue until its consumer acks it: while a continuation
+	// stored no later than that is still queued, this node's may be one of
+	// them, only slow (a backlog of thousands, as at 10,000 nodes, where
+	// publishing again doubled the continuations).
+	oldest, queued, err := w.c.d.Tasks.OldestTask(w.ctx, w.node.ConductorGroup, op)
+	if err != nil {
+		return err
+	}
+	if queued && !oldest.After(w.node.ProvisionUpdatedAt.Add(w.c.cfg.OrphanAfter)) {
+		return nil
+	}
 	w.c.log.Warn("node sat in its continuation's step with no continuation; publishing it again",
 		"node", w.node.UUID, "state", w.node.ProvisionState, "step", w.node.Step, "since", w.node.ProvisionUpdatedAt)
 	t := wire.NewTask(op, w.node, "conductor:"+w.c.cfg.Host, nil)
-	if _, err := w.c.dispatch.Dispatch(w.ctx, w.lk, w.node, &t, nil); err != nil {
+	// Recorded in the node (an empty first move), so that the lost
+	// continuation, should it show up after all, finds itself superseded.
+	if _, err := w.c.dispatch.Dispatch(w.ctx, w.lk, w.node, &t, &dispatch.First{}); err != nil {
 		return err
 	}
 	w.c.metrics.handoffs.Inc()

@@ -84,6 +84,14 @@ var errBusy = errors.New("conductor: busy")
 // was forgotten when the node rebooted, or replaced by a later agent's).
 var errStaleAgent = errors.New("conductor: heartbeat of an agent the node no longer has")
 
+// errUnanswered marks a node write the inventory did not answer (a
+// timeout: it may or may not be stored). It is not the node's failure:
+// fail leaves the node alone and the task is retried, its redelivery
+// resuming the flow, but on the task's last delivery. At 10,000 nodes on
+// one overloaded process such timeouts failed deploys that a retry
+// finishes.
+var errUnanswered = errors.New("the inventory did not answer")
+
 // withLock takes the task's node lock, runs op under it and releases it
 // (unless op handed it off).
 func (c *Conductor) withLock(ctx context.Context, t wire.Task, d transport.Delivery, op func(*job) error) (transport.Outcome, string) {
@@ -222,6 +230,9 @@ func (w *job) updateIf(fn func(*wire.Node) error) error {
 		n.Conductor = w.c.cfg.Host
 		return nil
 	})
+	if wire.CodeOf(err) == wire.CodeUnavailable {
+		return fmt.Errorf("conductor: write node %s: %w: %w", w.node.UUID, errUnanswered, err)
+	}
 	if err != nil {
 		return fmt.Errorf("conductor: write node %s: %w", w.node.UUID, err)
 	}
@@ -262,8 +273,13 @@ func (w *job) next(e provision.Event, fn func(*wire.Node)) error {
 
 // fail moves the node to the failed state of where it stands, recording why,
 // and cleans up its network boot. The node's failure is recorded, so fail
-// returns only errors in recording it.
+// returns only errors in recording it — or cause itself, recording
+// nothing, when cause is a node write the inventory did not answer
+// (errUnanswered) and the task has deliveries left.
 func (w *job) fail(cause error) error {
+	if errors.Is(cause, errUnanswered) && !w.last {
+		return cause
+	}
 	msg := cause.Error()
 	w.c.log.Warn("node failed", "node", w.node.UUID, "state", w.node.ProvisionState, "err", msg)
 	w.cleanUpBoot()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/bsm/redislock"
 
+	"github.com/ironfleet/ironfleet/internal/dispatch"
 	"github.com/ironfleet/ironfleet/internal/provision"
 	"github.com/ironfleet/ironfleet/lock"
 	"github.com/ironfleet/ironfleet/transport"
@@ -144,18 +145,39 @@ func (c *Conductor) sweepWaits(ctx context.Context, group string) {
 }
 
 // sweepStuck fails nodes left in a transient state (by a conductor that
-// died mid-work) that stale says are stuck, when nobody holds their lock.
+// died mid-work) that stale says are stuck, when nobody holds their lock —
+// but not while the group's work queue still holds a task stored no later
+// than OrphanAfter past the node's last move: the node's next task may be
+// among them, only slow (at 10,000 nodes the backlog outlasted
+// RecoverAfter, and this sweep failed 70 deploys whose tasks were queued).
 func (c *Conductor) sweepStuck(ctx context.Context, group string, stale func(wire.Node) bool, why string) {
-	for _, n := range c.nodesIn(group, provision.InKind(provision.Transient)...) {
+	nodes := c.nodesIn(group, provision.InKind(provision.Transient)...)
+	if len(nodes) == 0 {
+		return
+	}
+	oldest, queued, err := c.d.Tasks.OldestTask(ctx, group, "")
+	if err != nil {
+		c.log.Warn("reading the task queue; nodes are not swept this time", "group", group, "err", err)
+		return
+	}
+	for _, n := range nodes {
 		if ctx.Err() != nil {
 			return
 		}
-		if !stale(n) {
+		if !stale(n) || (queued && !oldest.After(n.ProvisionUpdatedAt.Add(c.cfg.OrphanAfter))) {
 			continue
 		}
 		c.tryNode(ctx, n.UUID, "recover", func(w *job) error { //nolint:contextcheck // the work runs on the node lock's context (w.ctx), derived from ctx
 			if w.node.ProvisionState != n.ProvisionState || w.node.ProvisionUpdatedAt != n.ProvisionUpdatedAt {
 				return nil
+			}
+			if d := w.node.Dispatched; d != nil && dispatch.Unfinished(w.node, d.Op) != nil {
+				// A request's first move whose task never began: the
+				// request's answer was lost (503) and nobody asked again,
+				// or its process died before publishing. A task stored
+				// after all finds the node failed and changes nothing.
+				return w.fail(wire.Errorf(wire.CodeUnavailable, "the %s task %s never started after its first move to %s; ask again",
+					d.Op, d.Task, n.ProvisionState))
 			}
 			return w.fail(wire.Errorf(wire.CodeUnavailable, "%s during %s (conductor %s)", why, n.ProvisionState, n.Conductor))
 		})

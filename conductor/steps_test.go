@@ -254,6 +254,9 @@ func TestRedeliveredCleanGoesOnAtItsStep(t *testing.T) {
 		n.TargetProvisionState = wire.StateManageable
 		n.Steps = []wire.Step{apply("First"), apply("Second")}
 		n.StepIndex, n.Step = 1, "steps"
+		// Moved just now: a node in cleaning since the zero time is
+		// stale at once, and the recovery sweep could fail it first.
+		n.ProvisionUpdatedAt = time.Now().UTC()
 	})
 	task := wire.NewTask(wire.OpClean, n, "test", nil)
 	task.FirstMove = &wire.Move{From: wire.StateManageable, To: wire.StateCleaning, Target: wire.StateManageable}

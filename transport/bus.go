@@ -323,6 +323,35 @@ func (b *Bus) Publish(ctx context.Context, t wire.Task) (uint64, error) {
 	return ack.Sequence, nil
 }
 
+// OldestTask returns when the oldest task of op (any op when op is "")
+// for group still on TASKS was stored; queued is false when there is none.
+// TASKS is a work queue: a task leaves it when its consumer acks it, so
+// one stored before that time may still be waiting or running, and one
+// stored before no queued task is done (or was never stored).
+func (b *Bus) OldestTask(ctx context.Context, group string, op wire.Operation) (oldest time.Time, queued bool, err error) {
+	var subj string
+	if op == "" {
+		subj, err = groupFilter(group)
+	} else {
+		subj, err = TaskSubject(group, op)
+	}
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	st, err := b.js.Stream(ctx, TasksStream)
+	if err != nil {
+		return time.Time{}, false, wire.Errorf(wire.CodeUnavailable, "transport: stream %s: %w", TasksStream, err)
+	}
+	m, err := st.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(subj))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, wire.Errorf(wire.CodeUnavailable, "transport: oldest task on %s: %w", subj, err)
+	}
+	return m.Time, true, nil
+}
+
 // PublishEvent publishes ev on ifl.events.<node>.<type>. A missing ID, Time
 // or Version is filled in; the ID is the message ID, so republishing the same
 // event is deduplicated.

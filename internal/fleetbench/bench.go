@@ -590,13 +590,21 @@ type node struct {
 	State string `json:"provision_state"`
 }
 
+// clientTimeout bounds one request of the bench's clients.
+const clientTimeout = 2 * time.Minute
+
 func newClient(base string) *client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	// Every node's deploy is asked at once; they queue for a bounded pool
 	// rather than open one connection (two descriptors, both ends in this
 	// process) each.
 	tr.MaxConnsPerHost, tr.MaxIdleConnsPerHost = clientConns, clientConns
-	return &client{&apiclient.Client{Base: base, HTTP: &http.Client{Transport: tr, Timeout: 30 * time.Second}, LockedRetry: 100 * time.Millisecond}}
+	// A request waits for a pooled connection within its timeout, and an
+	// action whose writes go unanswered in an overloaded process is
+	// answered only once the dispatch knows what happened (internal/
+	// dispatch settles each write for up to 30 s): give it room, rather
+	// than give up on a request that is still being done.
+	return &client{&apiclient.Client{Base: base, HTTP: &http.Client{Transport: tr, Timeout: clientTimeout}, LockedRetry: 100 * time.Millisecond}}
 }
 
 // list returns every node, following the pages.

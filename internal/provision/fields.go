@@ -10,9 +10,9 @@ import (
 // and that only the holder of the node's lock may write, or "" when none
 // does. These fields carry the flow a conductor drives under the lock —
 // provision_state, target_provision_state, power_state, target_power_state,
-// step, the flow's steps and step index, conductor, fence — and a write
-// without the lock's fencing token must leave them alone (the inventory
-// refuses it with ErrFenceRequired).
+// step, the flow's steps and step index, conductor, the dispatched first
+// move, fence — and a write without the lock's fencing token must leave
+// them alone (the inventory refuses it with ErrFenceRequired).
 func HolderOnlyChange(old, n wire.Node) string {
 	switch {
 	case n.ProvisionState != old.ProvisionState:
@@ -29,6 +29,8 @@ func HolderOnlyChange(old, n wire.Node) string {
 		return "steps"
 	case n.Conductor != old.Conductor:
 		return "conductor"
+	case !reflect.DeepEqual(n.Dispatched, old.Dispatched):
+		return "dispatched"
 	case n.Fence != old.Fence:
 		return "fence"
 	}

@@ -170,6 +170,14 @@ type Node struct {
 	TargetRAIDConfig map[string]any `json:"target_raid_config,omitempty"`
 	RAIDConfig       map[string]any `json:"raid_config,omitempty"`
 
+	// Dispatched is the first move (internal/dispatch) that last changed
+	// the node, with the task it was made for, written in the same write:
+	// a first move whose write's answer was lost is recognised by it, a
+	// retried request finds the move its lost answer made, and a task's
+	// consumer goes on from a first move only if it is its own. Not
+	// rendered.
+	Dispatched *Dispatched `json:"dispatched,omitempty"`
+
 	// Fence is the highest lock fencing token the inventory accepted a write
 	// with; writes carrying a lower token are rejected.
 	Fence uint64 `json:"fence,omitempty"`

@@ -67,6 +67,16 @@ type Move struct {
 	Target ProvisionState `json:"target,omitempty"`
 }
 
+// Dispatched is a first move as the node records it (Node.Dispatched).
+type Dispatched struct {
+	// Task is the ID of the task the move was made for.
+	Task string    `json:"task"`
+	Op   Operation `json:"op"`
+	// Move is the provision state change, nil for none (a power action's
+	// first move sets only its target).
+	Move *Move `json:"move,omitempty"`
+}
+
 // PowerParams are the parameters of OpPower.
 type PowerParams struct {
 	Target PowerState `json:"target"`
