@@ -200,12 +200,14 @@ func TestFIFO(t *testing.T) {
 	}
 }
 
-// TestWakeUpIsConfirmed: the message that wakes a granted waiter only
-// prompts it to run acquire again, and that one script run, which finds its
-// ticket owning the lock, is what makes it the holder: one command, no
-// more. Both the release and the handoff to a waiting claimer are checked;
-// the waiter holds the token granted, above the last holder's.
-func TestWakeUpIsConfirmed(t *testing.T) {
+// TestWakeUpIsTheGrant: the message that wakes a granted waiter names the
+// acquire run whose lease the grant keeps, and the waiter, whose last run
+// that is, holds the lock on reading it: no command between the release
+// (or the handoff to a waiting claimer) and holding. The waiter holds the
+// token granted, above the last holder's. (When the message cannot be
+// taken, the waiter confirms with one acquire run:
+// TestStaleWakeUpIsNotAGrant, TestWakeUpTakenOnlyWhenItCanBeHeld.)
+func TestWakeUpIsTheGrant(t *testing.T) {
 	srv := redistest.Start(t)
 	// Long leases and fallback: neither a refresh nor a fallback re-check
 	// can send a command during the test, only the wake-up can prompt one.
@@ -231,8 +233,8 @@ func TestWakeUpIsConfirmed(t *testing.T) {
 				t.Fatal(err)
 			}
 			lk := recv(t, waiter, "woken waiter")
-			if n := wf.sent.Load() - before; n != 1 {
-				t.Errorf("woken waiter sent %d commands before holding the lock, want 1 (its acquire)", n)
+			if n := wf.sent.Load() - before; n != 0 {
+				t.Errorf("woken waiter sent %d commands before holding the lock, want 0 (the wake-up is the grant)", n)
 			}
 			if lk.Token() <= holder.Token() || (handed != 0 && lk.Token() != handed) {
 				t.Errorf("woken waiter's token %d, holder's %d, handoff's %d: want the granted one, above the holder's",
