@@ -71,6 +71,11 @@ type runs struct {
 	floor uint64
 }
 
+// maxRuns bounds the runs kept unanswered (a waiter retrying while Redis
+// is unreachable): a grant naming one dropped is confirmed by a run
+// instead of taken, which is always safe.
+const maxRuns = 64
+
 // next numbers a run sent now.
 func (r *runs) next(now time.Time) uint64 {
 	if r.sent == nil {
@@ -78,6 +83,9 @@ func (r *runs) next(now time.Time) uint64 {
 	}
 	r.last++
 	r.sent[r.last] = now
+	if len(r.sent) > maxRuns {
+		delete(r.sent, r.last-maxRuns)
+	}
 	return r.last
 }
 

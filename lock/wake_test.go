@@ -105,3 +105,25 @@ func TestPostKeepsTheGrant(t *testing.T) {
 		})
 	}
 }
+
+// TestRunsKeepsTheNewest: a waiter retrying without answers keeps the
+// sending times of its newest maxRuns runs only; a grant naming an older
+// one is not taken (it prompts a run instead).
+func TestRunsKeepsTheNewest(t *testing.T) {
+	now := time.Now()
+	var r runs
+	for range 100 {
+		r.next(now)
+	}
+	if got := len(r.sent); got != maxRuns {
+		t.Fatalf("%d runs kept, want %d", got, maxRuns)
+	}
+	for _, tt := range []struct {
+		n    uint64
+		take bool
+	}{{100, true}, {100 - maxRuns + 1, true}, {100 - maxRuns, false}, {1, false}} {
+		if _, ok := r.grantFrom(tt.n); ok != tt.take {
+			t.Errorf("grantFrom(%d) ok = %v, want %v", tt.n, ok, tt.take)
+		}
+	}
+}
