@@ -245,6 +245,39 @@ func TestWakeUpIsTheGrant(t *testing.T) {
 	}
 }
 
+// TestRetriedJoinKeepsOnePlace: a waiter whose first acquire run joined
+// the line but lost its reply runs again, and finds its place instead of
+// taking a second one (the first run of a fresh ticket skips looking for
+// it; a retry must not).
+func TestRetriedJoinKeepsOnePlace(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := fastConfig()
+	cfg.TTL = 3 * time.Second
+	h := newLocker(t, newClient(t, srv), cfg)
+	wc, wf := newFaultyClient(t, srv)
+	w := newLocker(t, wc, cfg)
+	ctx := t.Context()
+
+	holder, err := h.Acquire(ctx, "n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wf.lose.Store(1)
+	ran := wf.ran.Load()
+	waiter := acquireAsync(t, ctx, w, h, "n", &Options{Mode: Patient}, 1)
+	// The first run (the script and the index's update, its reply lost)
+	// and the retry after it.
+	waitFor(t, 5*time.Second, "the waiter's retry", func() bool { return wf.ran.Load() >= ran+3 })
+	if n := lineLen(t, h, "n"); n != 1 {
+		t.Fatalf("line of %d after the waiter's retry, want 1", n)
+	}
+	mustRelease(t, holder)
+	mustRelease(t, recv(t, waiter, "waiter"))
+	if n := lineLen(t, h, "n"); n != 0 {
+		t.Fatalf("line of %d once the waiter was granted and released, want 0", n)
+	}
+}
+
 // TestNoBarging: while a patient waiter is in line, standard-mode callers
 // never get the lock, not even in the instant of release.
 func TestNoBarging(t *testing.T) {

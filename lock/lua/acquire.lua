@@ -2,7 +2,7 @@
 -- Grants the lock to ticket when it may have it, queues it (patient mode) or
 -- reports the holder (standard mode). Idempotent: a retry after a lost reply
 -- finds the same grant or the same place in line. named is '1' when the
--- caller presented the ticket (a claim), which may have been spent. n
+-- caller presented the ticket (a claim), which may have been spent. n (from 1)
 -- numbers this run among the caller's: a waiter's record keeps the n of
 -- the run that last renewed its lease, and the wake-up of its grant names
 -- it (see wake in lib.lua).
@@ -22,7 +22,10 @@ local function grant_self(claimed)
 end
 
 local function join()
-  local info = winfo(ticket)
+  -- A fresh ticket's first run (not presented by the caller, so drawn by
+  -- this Acquire just now) cannot be in line yet: skip the lookup.
+  local info
+  if named or n ~= 1 then info = winfo(ticket) end
   if info and not alive(info) then
     -- Its lease ran out while it stood in line: it starts again at the back.
     dequeue(ticket)
