@@ -247,8 +247,9 @@ func TestWakeUpIsTheGrant(t *testing.T) {
 
 // TestRetriedJoinKeepsOnePlace: a waiter whose first acquire run joined
 // the line but lost its reply runs again, and finds its place instead of
-// taking a second one (the first run of a fresh ticket skips looking for
-// it; a retry must not).
+// taking a second one. (The same run sent twice — go-redis retries a
+// command after a broken connection — must find it too, so the first run
+// of a fresh ticket cannot skip looking for it either.)
 func TestRetriedJoinKeepsOnePlace(t *testing.T) {
 	srv := redistest.Start(t)
 	cfg := fastConfig()

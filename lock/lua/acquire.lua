@@ -22,10 +22,9 @@ local function grant_self(claimed)
 end
 
 local function join()
-  -- A fresh ticket's first run (not presented by the caller, so drawn by
-  -- this Acquire just now) cannot be in line yet: skip the lookup.
-  local info
-  if named or n ~= 1 then info = winfo(ticket) end
+  -- Looked up even on a fresh ticket's first run: the client may send a
+  -- run again after a broken connection, and it must find its place.
+  local info = winfo(ticket)
   if info and not alive(info) then
     -- Its lease ran out while it stood in line: it starts again at the back.
     dequeue(ticket)
