@@ -130,19 +130,29 @@ type attempt struct {
 	sent time.Time
 	// queued is set once the attempt was reported Queued (Config.OnChange).
 	queued bool
+	// runs numbers the acquire runs sent, for the wake-ups that name them.
+	runs runs
 }
 
 func (a *attempt) try(ctx context.Context, index bool) (reply, error) {
 	a.sent = time.Now()
+	n := a.runs.next(a.sent)
 	named := "0"
 	if a.named {
 		named = "1"
 	}
-	args := []any{a.ticket, a.claimer, a.mode.String(), ms(a.ttl), a.holder, a.purpose, a.l.channel, ms(a.l.cfg.Grace), named}
-	if !index {
-		return a.l.run(ctx, scriptAcquire, a.keys, args...)
+	args := []any{a.ticket, a.claimer, a.mode.String(), ms(a.ttl), a.holder, a.purpose, a.l.channel, ms(a.l.cfg.Grace), named, n}
+	var r reply
+	var err error
+	if index {
+		r, err = a.l.runIndexed(ctx, a.resource, scriptAcquire, a.keys, args...)
+	} else {
+		r, err = a.l.run(ctx, scriptAcquire, a.keys, args...)
 	}
-	return a.l.runIndexed(ctx, a.resource, scriptAcquire, a.keys, args...)
+	if err == nil {
+		a.runs.answered(n)
+	}
+	return r, err
 }
 
 // fresh reports whether the grant the last try answered still has a lease
@@ -194,23 +204,25 @@ func (a *attempt) standard(ctx context.Context, attempts int, interval time.Dura
 	}
 }
 
-// patient waits in line. Only the reply of an acquire script run grants the
-// lock: a wake-up (or a reconnect of the subscription, or the fallback
-// timer) only makes the waiter run acquire again. A wake-up can be stale:
-// while the waiter's commands were failing, the grant it announced may have
-// lapsed and gone to the next waiter, and the waiter may since have joined
-// the line again.
+// patient waits in line. It holds the lock when an acquire run's reply
+// grants it, or when the wake-up of a grant names a lease it can still
+// count on (woken); any other wake-up (a stale one, a reconnect of the
+// subscription) and the fallback timer only make it run acquire again.
 func (a *attempt) patient(ctx context.Context) (*Lock, error) {
 	recheck, err := a.l.register(a.ticket)
 	if err != nil {
 		return nil, err
 	}
-	defer a.l.unregister(a.ticket)
+	defer a.l.unregister(a.ticket, recheck)
 	backoff := time.Millisecond
 	for first := true; ; first = false {
-		// The try answers every signal that came before it.
+		// The try answers every prompt that came before it; a grant that
+		// came before it is taken if it can be.
 		select {
-		case <-recheck:
+		case w := <-recheck:
+			if lk := a.woken(ctx, w); lk != nil {
+				return lk, nil
+			}
 		default:
 		}
 		r, err := a.try(ctx, first)
@@ -252,14 +264,57 @@ func (a *attempt) patient(ctx context.Context) (*Lock, error) {
 		}
 		t := time.NewTimer(wait)
 		select {
-		case <-recheck:
+		case w := <-recheck:
 			t.Stop()
+			if lk := a.woken(ctx, w); lk != nil {
+				return lk, nil
+			}
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
 			return nil, a.leave(ctx, context.Cause(ctx))
 		}
 	}
+}
+
+// woken returns the Lock that wake-up w grants, or nil when w is only a
+// prompt to run acquire again (see takes).
+func (a *attempt) woken(ctx context.Context, w wakeUp) *Lock {
+	from, ok := a.takes(w, time.Now())
+	if !ok {
+		return nil
+	}
+	a.sent = from
+	return a.granted(ctx, w.token, false)
+}
+
+// takes says whether wake-up w, read at now, is a grant this attempt can
+// hold without a round trip, and from when its lease counts. A grant's
+// message names the claimer it was made to and the acquire run whose lease
+// it keeps: the server renewed the waiter's lease in that run, after it was
+// sent, and a grant passes that lease on unchanged. So the holder counts it
+// from the run's sending, as it counts a lease from the sending of the
+// acquire whose reply granted it. It takes the message when it is this
+// attempt's, the run is one it sent and no older than the last run it had
+// an answer to (an earlier grant would have been that answer, or had
+// lapsed), and at least half of the lease counted from that run is left.
+//
+// A stale message — the grant lapsed, by the server's clock, while the
+// waiter's commands failed or its process was stopped, and went to the
+// next waiter — names a run whose lease, counted from its sending, ended
+// no later than on the server: it is never taken. Nor is a grant with
+// less than half its lease left: the acquire run it prompts instead
+// renews the lease if the grant still stands, so a waiter that was slow to
+// read its message does not start holding a lease about to end.
+func (a *attempt) takes(w wakeUp, now time.Time) (from time.Time, ok bool) {
+	if !w.grant || w.claimer != a.claimer {
+		return time.Time{}, false
+	}
+	from, ok = a.runs.grantFrom(w.n)
+	if !ok || now.Sub(from) >= a.ttl/2 {
+		return time.Time{}, false
+	}
+	return from, true
 }
 
 // refused is the error of a claim of a ticket someone else claimed: still

@@ -236,6 +236,9 @@ func runChecker(t *testing.T, o checkerOpts) {
 	wg.Wait()
 
 	if err := live.err(); err != nil {
+		if o.restart {
+			t.Fatalf("mutual exclusion violated: %v (the restart began at %d µs, was done at %d µs)", err, restartBegan.Load(), restartDone.Load())
+		}
 		t.Fatalf("mutual exclusion violated: %v", err)
 	}
 	total := grants.Load()

@@ -41,7 +41,7 @@
 //
 //	<prefix>:{R}:owner    hash: ticket, claimer, token, since, expiry, holder, purpose, mode
 //	<prefix>:{R}:line     list of waiting tickets, first in line first
-//	<prefix>:{R}:waiters  hash ticket → {holder, purpose, joined, claimer, wake channel, ttl, lease expiry}
+//	<prefix>:{R}:waiters  hash ticket → {holder, purpose, joined, claimer, wake channel, ttl, lease expiry, run}
 //	<prefix>:{R}:used     zset spent ticket → until when it is remembered (ms, server clock)
 //	<prefix>:index        zset of resources touched (for Summary, no SCAN)
 //
@@ -64,8 +64,8 @@
 //     in it (patient) or report the holder (standard).
 //   - release: only the owner; ownership passes to the first live waiter
 //     inside the script, with the lease that waiter already has, and its
-//     process is told on its wake channel to confirm — the lock is never
-//     free while someone waits.
+//     process is told on its wake channel (see Wake-ups) — the lock is
+//     never free while someone waits.
 //   - handoff: only the owner; ownership passes to the ticket.
 //   - reserve, refresh (the holder's lease), leave (a waiter giving up, or
 //     passing on a grant it will not take).
@@ -86,15 +86,25 @@
 // spent ticket is a fresh one again.
 //
 // Wake-ups: each Locker subscribes once, at New, to its own channel and
-// waits for the confirmation; a grant publishes the granted ticket there,
-// so exactly one process gets each message and only the granted waiter
-// acts. A wake-up is never a grant by itself: it only makes the waiter run
-// acquire again, and the waiter holds the lock when that run finds its
-// ticket owning it (renewing the lease from then). A message can be stale —
-// while the waiter's commands were failing, the grant may have lapsed and
-// gone to the next waiter — and the re-run is what tells. Signals coalesce
-// (a waiter drops those that came before its next run, which answers
-// them), so none is lost to a full buffer. Pub/sub is fire-and-forget, so a
+// waits for the confirmation; a grant publishes "ticket claimer n token"
+// there, so exactly one process gets each message and only the granted
+// waiter acts. n names the waiter's acquire run whose lease the grant
+// keeps: every acquire run a waiter sends is numbered, the script keeps
+// the number of the run that last renewed the waiter's lease in its
+// record, and a grant passes that lease on unchanged. The waiter holds the
+// lock on reading the message — no round trip — when it names this
+// Acquire's claimer and a run it sent, no older than the last run it had
+// an answer to, and at least half of the lease counted from that run's
+// sending is left; it counts its lease from that sending, as it would from
+// the sending of an acquire whose reply granted it. Otherwise the message
+// only makes it run acquire again, and it holds the lock when that run
+// finds its ticket owning it (renewing the lease from then). A message can
+// be stale — while the waiter's commands were failing, or its process was
+// stopped, the grant may have lapsed and gone to the next waiter — but a
+// lapsed grant names a run whose lease, counted from its sending, ended no
+// later than on the server, so it is never taken. Wake-ups coalesce (a
+// waiter keeps the newest grant, and a prompt never displaces one), so
+// none is lost to a full buffer. Pub/sub is fire-and-forget, so a
 // waiter also re-runs acquire on a fallback timer (Config.Fallback, 1s by
 // default, but never more than a third of the waiter's own lease —
 // Options.TTL when given — since the re-run is what renews its place),

@@ -329,12 +329,18 @@ func (s *fencedStore) write(token uint64) bool {
 	return true
 }
 
-// TestStaleWakeUpIsNotAGrant: a waiter whose commands fail (cut) or hang
+// TestStaleWakeUpIsNotAGrant: a waiter W whose commands fail (cut) or hang
 // (its process frozen) while its pub/sub connection stays up is granted
-// the lock; the wake-up waits in its process while the grant's lease lapses
-// and the next waiter is granted. When its commands come back, the stale
-// wake-up must not make it a second holder: only a script run that finds
-// its ticket owning the lock may.
+// the lock; it cannot renew, the grant's lease lapses and the next waiter
+// Y is granted. W must never hold the lock while Y does:
+//   - frozen: W's wake-up waits in its process while the grant lapses.
+//     When W's commands come back the message is stale and must not make
+//     it a holder: W runs acquire and waits in line behind Y.
+//   - cut: W reads its wake-up at once and may hold the lock from it (the
+//     grant's lease, counted from W's last acquire run, is still good) or
+//     read it as stale if it came too late. A W that held cannot renew:
+//     by its own clock its lease ended before Y was granted (Check fails),
+//     and its context ends with ErrLost.
 func TestStaleWakeUpIsNotAGrant(t *testing.T) {
 	for _, fault := range []string{"cut", "frozen"} {
 		t.Run(fault, func(t *testing.T) {
@@ -354,7 +360,7 @@ func TestStaleWakeUpIsNotAGrant(t *testing.T) {
 			waiter := acquireAsync(t, ctx, w, h, "n", &Options{Mode: Patient, Purpose: "w"}, 1)
 			// Fault W's commands and wait until one of its re-checks has
 			// failed (or hangs): it will not get through until the fault
-			// ends, and does not read its wake-ups meanwhile.
+			// ends.
 			restore := func() { wf.setCut(false) }
 			if fault == "cut" {
 				wf.setCut(true)
@@ -368,6 +374,41 @@ func TestStaleWakeUpIsNotAGrant(t *testing.T) {
 			next := acquireAsync(t, ctx, y, h, "n", &Options{Mode: Patient, Purpose: "y"}, 1)
 			// W cannot renew: its lease lapses and Y is granted.
 			ylk := recv(t, next, "next waiter, after the first one's lease lapsed")
+			yHeld := time.Now()
+
+			var early *Lock // W's Lock from the wake-up, if it took it in time
+			if fault == "cut" {
+				select {
+				case a := <-waiter:
+					if a.err != nil {
+						t.Fatalf("first waiter: %v", a.err)
+					}
+					early = a.lk
+				default:
+				}
+			}
+			if early != nil {
+				if early.Token() >= ylk.Token() {
+					t.Fatalf("first waiter holds token %d, the next waiter %d: want the earlier grant", early.Token(), ylk.Token())
+				}
+				early.mu.Lock()
+				until := early.until
+				early.mu.Unlock()
+				if !until.Before(yHeld) {
+					t.Fatalf("first waiter's lease, by its clock, lasts until %s, after the next waiter held the lock at %s",
+						until.Format(time.StampMicro), yHeld.Format(time.StampMicro))
+				}
+				if err := early.Check(); !errors.Is(err, ErrLost) {
+					t.Fatalf("first waiter's Check once the next waiter holds: %v, want ErrLost", err)
+				}
+				waitFor(t, 5*time.Second, "the first waiter's context to end", func() bool { return early.Context().Err() != nil })
+				if cause := context.Cause(early.Context()); !errors.Is(cause, ErrLost) {
+					t.Fatalf("first waiter's context ended with %v, want ErrLost", cause)
+				}
+				restore()
+				mustRelease(t, ylk)
+				return
+			}
 
 			sentBefore := wf.sent.Load()
 			restore()

@@ -169,6 +169,12 @@ type faults struct {
 	// sending them.
 	late   atomic.Int64
 	lateBy time.Duration
+	// lose is how many of the next calls run on the server but get no
+	// reply (errKilled instead), as when a connection breaks after sending.
+	lose atomic.Int64
+	// ran counts the commands that ran on the server (their reply lost or
+	// not), not counting a new connection's handshake.
+	ran atomic.Int64
 }
 
 // newFaultyClient is a client whose commands f can cut or block.
@@ -210,13 +216,19 @@ func (f *faults) block() (unblock func()) {
 	}
 }
 
-func (f *faults) gate(ctx context.Context, cmds ...redis.Cmder) error {
+// counted is how many of cmds are not a new connection's handshake.
+func counted(cmds ...redis.Cmder) int {
 	n := 0
 	for _, c := range cmds {
 		if name := c.Name(); name != "hello" && name != "client" {
 			n++
 		}
 	}
+	return n
+}
+
+func (f *faults) gate(ctx context.Context, cmds ...redis.Cmder) error {
+	n := counted(cmds...)
 	f.mu.Lock()
 	cut, blocked := f.cut, f.blocked
 	f.mu.Unlock()
@@ -248,7 +260,10 @@ func (f *faults) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 			return err
 		}
 		defer f.stall()
-		return next(ctx, cmd)
+		if err := next(ctx, cmd); err != nil {
+			return err
+		}
+		return f.loseReply(cmd)
 	}
 }
 func (f *faults) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
@@ -260,8 +275,30 @@ func (f *faults) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proce
 			return err
 		}
 		defer f.stall()
-		return next(ctx, cmds)
+		if err := next(ctx, cmds); err != nil {
+			return err
+		}
+		return f.loseReply(cmds...)
 	}
+}
+
+// loseReply counts the commands of a call that ran and turns its reply
+// into errKilled, if one of the next calls is to lose its reply (a new
+// connection's handshake is neither counted nor lost).
+func (f *faults) loseReply(cmds ...redis.Cmder) error {
+	n := counted(cmds...)
+	if n == 0 {
+		return nil
+	}
+	f.ran.Add(int64(n))
+	if f.lose.Add(-1) < 0 {
+		f.lose.Add(1)
+		return nil
+	}
+	for _, c := range cmds {
+		c.SetErr(errKilled)
+	}
+	return errKilled
 }
 
 func (f *faults) stall() {

@@ -133,9 +133,9 @@ type core struct {
 
 	mu sync.Mutex
 	// waiters maps the ticket of each patient Acquire of this process to
-	// its re-check signal. A signal says only "look again": a wake-up is
-	// never taken as a grant by itself (it may be stale, see patient).
-	waiters map[string]chan struct{}
+	// the channel its wake-ups are posted on (see post). Only dispatch
+	// posts, always under mu.
+	waiters map[string]chan wakeUp
 	closed  bool
 
 	pubsub *redis.PubSub
@@ -166,7 +166,7 @@ func New(ctx context.Context, client RedisClient, cfg Config) (*Locker, error) {
 		cfg:     cfg,
 		id:      randomHex(8),
 		metrics: m,
-		waiters: make(map[string]chan struct{}),
+		waiters: make(map[string]chan wakeUp),
 		done:    make(chan struct{}),
 	}, holder: cfg.Holder}
 	l.channel = cfg.Prefix + ":wake:" + l.id
@@ -290,10 +290,10 @@ func (l *Locker) Close() error {
 }
 
 // dispatch delivers wake-ups to the waiters of this process. A wake-up names
-// the ticket granted, and only that waiter is told to re-check; after the
-// subscription reconnects (a message may have been lost meanwhile) every
-// waiter is. It reads the subscription itself, so a wake-up costs one
-// goroutine switch.
+// the ticket granted, and only that waiter is told (see wakeUp for what it
+// may take from it); after the subscription reconnects (a message may have
+// been lost meanwhile) every waiter is told to re-check. It reads the
+// subscription itself, so a wake-up costs one goroutine switch.
 func (l *Locker) dispatch(ctx context.Context) {
 	defer close(l.done)
 	for {
@@ -312,22 +312,19 @@ func (l *Locker) dispatch(ctx context.Context) {
 		}
 		switch m := m.(type) {
 		case *redis.Message:
-			// The payload is the ticket; earlier versions added its token
-			// after a space, which is ignored.
-			ticket, _, _ := strings.Cut(m.Payload, " ")
-			l.wake(ticket)
+			ticket, w := parseWake(m.Payload)
+			l.wake(ticket, w)
 		case *redis.Subscription:
 			l.wakeAll()
 		}
 	}
 }
 
-func (l *Locker) wake(ticket string) {
+func (l *Locker) wake(ticket string, w wakeUp) {
 	l.mu.Lock()
-	ch := l.waiters[ticket]
-	l.mu.Unlock()
-	if ch != nil {
-		signal(ch)
+	defer l.mu.Unlock()
+	if ch := l.waiters[ticket]; ch != nil {
+		post(ch, w)
 	}
 }
 
@@ -335,34 +332,29 @@ func (l *Locker) wakeAll() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, ch := range l.waiters {
-		signal(ch)
+		post(ch, wakeUp{})
 	}
 }
 
-// signal asks the waiter behind ch to re-check. Signals coalesce: one
-// already pending means a re-check will run after this signal was sent,
-// which answers this one too.
-func signal(ch chan struct{}) {
-	select {
-	case ch <- struct{}{}:
-	default:
-	}
-}
-
-func (l *Locker) register(ticket string) (chan struct{}, error) {
+func (l *Locker) register(ticket string) (chan wakeUp, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		return nil, ErrClosed
 	}
-	ch := make(chan struct{}, 1)
+	ch := make(chan wakeUp, 1)
 	l.waiters[ticket] = ch
 	return ch, nil
 }
 
-func (l *Locker) unregister(ticket string) {
+// unregister forgets the waiter behind ch, unless another Acquire of this
+// process has registered the same ticket since (a task delivered twice):
+// that one's wake-ups must still reach it.
+func (l *Locker) unregister(ticket string, ch chan wakeUp) {
 	l.mu.Lock()
-	delete(l.waiters, ticket)
+	if l.waiters[ticket] == ch {
+		delete(l.waiters, ticket)
+	}
 	l.mu.Unlock()
 }
 

@@ -200,12 +200,14 @@ func TestFIFO(t *testing.T) {
 	}
 }
 
-// TestWakeUpIsConfirmed: the message that wakes a granted waiter only
-// prompts it to run acquire again, and that one script run, which finds its
-// ticket owning the lock, is what makes it the holder: one command, no
-// more. Both the release and the handoff to a waiting claimer are checked;
-// the waiter holds the token granted, above the last holder's.
-func TestWakeUpIsConfirmed(t *testing.T) {
+// TestWakeUpIsTheGrant: the message that wakes a granted waiter names the
+// acquire run whose lease the grant keeps, and the waiter, whose last run
+// that is, holds the lock on reading it: no command between the release
+// (or the handoff to a waiting claimer) and holding. The waiter holds the
+// token granted, above the last holder's. (When the message cannot be
+// taken, the waiter confirms with one acquire run:
+// TestStaleWakeUpIsNotAGrant, TestWakeUpTakenOnlyWhenItCanBeHeld.)
+func TestWakeUpIsTheGrant(t *testing.T) {
 	srv := redistest.Start(t)
 	// Long leases and fallback: neither a refresh nor a fallback re-check
 	// can send a command during the test, only the wake-up can prompt one.
@@ -231,8 +233,8 @@ func TestWakeUpIsConfirmed(t *testing.T) {
 				t.Fatal(err)
 			}
 			lk := recv(t, waiter, "woken waiter")
-			if n := wf.sent.Load() - before; n != 1 {
-				t.Errorf("woken waiter sent %d commands before holding the lock, want 1 (its acquire)", n)
+			if n := wf.sent.Load() - before; n != 0 {
+				t.Errorf("woken waiter sent %d commands before holding the lock, want 0 (the wake-up is the grant)", n)
 			}
 			if lk.Token() <= holder.Token() || (handed != 0 && lk.Token() != handed) {
 				t.Errorf("woken waiter's token %d, holder's %d, handoff's %d: want the granted one, above the holder's",
@@ -240,6 +242,40 @@ func TestWakeUpIsConfirmed(t *testing.T) {
 			}
 			mustRelease(t, lk)
 		})
+	}
+}
+
+// TestRetriedJoinKeepsOnePlace: a waiter whose first acquire run joined
+// the line but lost its reply runs again, and finds its place instead of
+// taking a second one. (The same run sent twice — go-redis retries a
+// command after a broken connection — must find it too, so the first run
+// of a fresh ticket cannot skip looking for it either.)
+func TestRetriedJoinKeepsOnePlace(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := fastConfig()
+	cfg.TTL = 3 * time.Second
+	h := newLocker(t, newClient(t, srv), cfg)
+	wc, wf := newFaultyClient(t, srv)
+	w := newLocker(t, wc, cfg)
+	ctx := t.Context()
+
+	holder, err := h.Acquire(ctx, "n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wf.lose.Store(1)
+	ran := wf.ran.Load()
+	waiter := acquireAsync(t, ctx, w, h, "n", &Options{Mode: Patient}, 1)
+	// The first run (the script and the index's update, its reply lost)
+	// and the retry after it.
+	waitFor(t, 5*time.Second, "the waiter's retry", func() bool { return wf.ran.Load() >= ran+3 })
+	if n := lineLen(t, h, "n"); n != 1 {
+		t.Fatalf("line of %d after the waiter's retry, want 1", n)
+	}
+	mustRelease(t, holder)
+	mustRelease(t, recv(t, waiter, "waiter"))
+	if n := lineLen(t, h, "n"); n != 0 {
+		t.Fatalf("line of %d once the waiter was granted and released, want 0", n)
 	}
 }
 

@@ -28,10 +28,11 @@ func newBenchLockCmd() *cobra.Command {
 		Use:   "lock",
 		Short: "Compare ironfleet's lock with bsm/redislock (1s, 10ms polling) and go-redsync",
 		Long: `lock runs, in one process against one Redis, handoff latency, a 16-process hot key
-(grants/s, Jain's fairness index, FIFO inversions, Redis commands per grant) and the
-seed's starvation race (a handoff while 8 pests re-grab the lock) for each lock
-implementation, and prints a table with ratios (or, with --json, one object per line).
-Without --redis it starts a private redis-server.`,
+(grants/s, Jain's fairness index, FIFO inversions, Redis commands and Redis and client
+CPU per grant) and the seed's starvation race (a handoff while 8 pests re-grab the
+lock) for each lock implementation, and prints a table with ratios and the bound on
+ironfleet's fair grants that the run's own numbers give (or, with --json, one object
+per line). Without --redis it starts a private redis-server.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runBenchLock(cmd, o) },
 	}

@@ -12,7 +12,8 @@
 //     grants per second, Jain's fairness index over grants per process, FIFO
 //     inversions (a grant to a process while another had been waiting more
 //     than 5 ms longer), Redis commands per grant (INFO counts the commands
-//     run inside scripts too).
+//     run inside scripts too), and the CPU per grant of redis-server and of
+//     this process (where all the simulated processes run).
 //   - starvation (the seed's race): a holder passes the lock to the next
 //     step of a deploy while 8 pests re-grab it for short holds in a tight
 //     loop; lost handoffs (the next step gave up after Ironic's 3 attempts)
@@ -29,6 +30,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -96,19 +98,24 @@ type Result struct {
 	// RTTMicros is the PING round trip measured the way handoffs are: after
 	// the same 2–52 ms idle gaps (the machine's wake-up costs included).
 	// RTTHotMicros is PING back to back.
-	RTTMicros              float64 `json:"rtt_us"`
-	RTTHotMicros           float64 `json:"rtt_hot_us"`
-	HandoffSamples         int     `json:"handoff_samples"`
-	HandoffP50Micros       float64 `json:"handoff_p50_us"`
-	HandoffP99Micros       float64 `json:"handoff_p99_us"`
-	HandoffMaxMicros       float64 `json:"handoff_max_us"`
-	HotKeyGrantsPerSecond  float64 `json:"hot_key_grants_per_s"`
-	RedisCommandsPerGrant  float64 `json:"redis_cmds_per_grant"`
-	JainIndex              float64 `json:"jain_index"`
-	FIFOInversions         int     `json:"fifo_inversions"`
-	StarvationRounds       int     `json:"starvation_rounds"`
-	StarvationLostHandoffs int     `json:"starvation_lost_handoffs"`
-	StarvationMaxWaitMS    float64 `json:"starvation_max_wait_ms"`
+	RTTMicros             float64 `json:"rtt_us"`
+	RTTHotMicros          float64 `json:"rtt_hot_us"`
+	HandoffSamples        int     `json:"handoff_samples"`
+	HandoffP50Micros      float64 `json:"handoff_p50_us"`
+	HandoffP99Micros      float64 `json:"handoff_p99_us"`
+	HandoffMaxMicros      float64 `json:"handoff_max_us"`
+	HotKeyGrantsPerSecond float64 `json:"hot_key_grants_per_s"`
+	RedisCommandsPerGrant float64 `json:"redis_cmds_per_grant"`
+	// RedisCPUMicrosPerGrant is the CPU redis-server used (user + system,
+	// INFO cpu) over the hot-key run, per grant; ClientCPUMicrosPerGrant
+	// the same for this process, where the simulated processes all run.
+	RedisCPUMicrosPerGrant  float64 `json:"redis_cpu_us_per_grant"`
+	ClientCPUMicrosPerGrant float64 `json:"client_cpu_us_per_grant"`
+	JainIndex               float64 `json:"jain_index"`
+	FIFOInversions          int     `json:"fifo_inversions"`
+	StarvationRounds        int     `json:"starvation_rounds"`
+	StarvationLostHandoffs  int     `json:"starvation_lost_handoffs"`
+	StarvationMaxWaitMS     float64 `json:"starvation_max_wait_ms"`
 }
 
 // Run measures every implementation in turn, calling done after each.
@@ -251,6 +258,11 @@ func hotKey(ctx context.Context, admin *redis.Client, impl Impl, cfg Config, r *
 	if err != nil {
 		return err
 	}
+	redisCPU0, err := redisCPU(ctx, admin)
+	if err != nil {
+		return err
+	}
+	clientCPU0 := processCPU()
 	var (
 		mu         sync.Mutex
 		waitingAt  = make(map[int]time.Time) // process -> when it started waiting
@@ -302,7 +314,12 @@ func hotKey(ctx context.Context, admin *redis.Client, impl Impl, cfg Config, r *
 	if firstErr != nil {
 		return firstErr
 	}
+	clientCPU := processCPU() - clientCPU0
 	after, err := commandsProcessed(ctx, admin)
+	if err != nil {
+		return err
+	}
+	redisCPU1, err := redisCPU(ctx, admin)
 	if err != nil {
 		return err
 	}
@@ -310,6 +327,8 @@ func hotKey(ctx context.Context, admin *redis.Client, impl Impl, cfg Config, r *
 	r.HotKeyGrantsPerSecond = float64(n) / elapsed.Seconds()
 	if n > 0 {
 		r.RedisCommandsPerGrant = float64(after-before) / float64(n)
+		r.RedisCPUMicrosPerGrant = micros(redisCPU1-redisCPU0) / float64(n)
+		r.ClientCPUMicrosPerGrant = micros(clientCPU) / float64(n)
 	}
 	r.JainIndex = jain(grants)
 	r.FIFOInversions = inversions
@@ -393,6 +412,41 @@ func commandsProcessed(ctx context.Context, c *redis.Client) (int64, error) {
 		}
 	}
 	return 0, errors.New("no total_commands_processed in INFO stats")
+}
+
+// redisCPU is the CPU time redis-server has used, user and system (INFO cpu).
+func redisCPU(ctx context.Context, c *redis.Client) (time.Duration, error) {
+	info, err := c.Info(ctx, "cpu").Result()
+	if err != nil {
+		return 0, err
+	}
+	var total float64
+	found := 0
+	for line := range strings.SplitSeq(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || (k != "used_cpu_user" && k != "used_cpu_sys") {
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return 0, fmt.Errorf("INFO cpu %s: %w", k, err)
+		}
+		total += f
+		found++
+	}
+	if found != 2 {
+		return 0, errors.New("no used_cpu_user and used_cpu_sys in INFO cpu")
+	}
+	return time.Duration(total * float64(time.Second)), nil
+}
+
+// processCPU is the CPU time this process has used, user and system.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // jain is Jain's fairness index: 1 when every process got the same share.

@@ -2,12 +2,14 @@ package lockbench
 
 import (
 	"context"
+	"math"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ironfleet/ironfleet/internal/redistest"
+	"github.com/ironfleet/ironfleet/lock"
 )
 
 func clientFactory(tb testing.TB, srv *redistest.Server) func() *redis.Client {
@@ -45,7 +47,8 @@ func TestRun(t *testing.T) {
 		t.Fatalf("got %d results, want 2", len(results))
 	}
 	ours := results[0]
-	if ours.Impl != "ironfleet" || ours.HandoffSamples == 0 || ours.HotKeyGrantsPerSecond == 0 || ours.RTTMicros == 0 {
+	if ours.Impl != "ironfleet" || ours.HandoffSamples == 0 || ours.HotKeyGrantsPerSecond == 0 || ours.RTTMicros == 0 ||
+		ours.RedisCPUMicrosPerGrant <= 0 || ours.ClientCPUMicrosPerGrant <= 0 {
 		t.Fatalf("ironfleet result incomplete: %+v", ours)
 	}
 	if ours.StarvationLostHandoffs != 0 || ours.StarvationRounds != 3 {
@@ -53,6 +56,110 @@ func TestRun(t *testing.T) {
 	}
 	if ours.JainIndex < 0.95 {
 		t.Fatalf("ironfleet Jain index %.3f on a hot key, want ≥ 0.95 (a fair line)", ours.JainIndex)
+	}
+}
+
+// TestReleaseCommands: a release that passes the lock to a waiter runs
+// releaseCommands commands in Redis (the count FairBound costs the chain
+// with), and the waiter then holds the lock without one.
+func TestReleaseCommands(t *testing.T) {
+	srv := redistest.Start(t)
+	newClient := clientFactory(t, srv)
+	admin := newClient()
+	ctx := t.Context()
+	// Long leases and fallback: no refresh or re-check can run meanwhile.
+	cfg := lock.Config{TTL: time.Minute, Fallback: 20 * time.Second}
+	holderL, err := lock.New(ctx, newClient(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holderL.Close()
+	waiterL, err := lock.New(ctx, newClient(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer waiterL.Close()
+	// Load the release script first: its first run is an EVALSHA that
+	// fails (NOSCRIPT) and an EVAL.
+	warm, err := holderL.Acquire(ctx, "warm-up", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := warm.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	holder, err := holderL.Acquire(ctx, "k", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan *lock.Lock, 1)
+	go func() {
+		lk, err := waiterL.Acquire(ctx, "k", &lock.Options{Mode: lock.Patient})
+		if err != nil {
+			t.Error(err)
+		}
+		got <- lk
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s, err := holderL.Snapshot(ctx, "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(s.Line) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the waiter never joined the line")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	before, err := commandsProcessed(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lk := <-got
+	if lk == nil {
+		t.FailNow()
+	}
+	after, err := commandsProcessed(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first INFO is counted by the second.
+	if n := after - before - 1; n != releaseCommands {
+		t.Errorf("a release passing the lock on, and the waiter holding it, ran %d commands, want %d", n, releaseCommands)
+	}
+	if err := lk.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFairBound(t *testing.T) {
+	tests := []struct {
+		name string
+		r    Result
+		want Bound
+	}{
+		{"the chain bounds", Result{RTTHotMicros: 20, RedisCommandsPerGrant: 16, RedisCPUMicrosPerGrant: 32, HotKeyGrantsPerSecond: 9000},
+			Bound{CommandMicros: 2, ChainMicros: 36, RedisMicros: 32, GrantsPerSecond: 1e6 / 36, Share: 9000 * 36 / 1e6}},
+		{"redis bounds", Result{RTTHotMicros: 10, RedisCommandsPerGrant: 16, RedisCPUMicrosPerGrant: 64, HotKeyGrantsPerSecond: 5000},
+			Bound{CommandMicros: 4, ChainMicros: 42, RedisMicros: 64, GrantsPerSecond: 1e6 / 64, Share: 5000 * 64 / 1e6}},
+		{"no cpu measured", Result{RTTHotMicros: 10, RedisCommandsPerGrant: 16}, Bound{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := FairBound(tt.r)
+			near := func(a, b float64) bool { return math.Abs(a-b) < 1e-9*math.Max(1, math.Abs(b)) }
+			if !near(got.CommandMicros, tt.want.CommandMicros) || !near(got.ChainMicros, tt.want.ChainMicros) ||
+				!near(got.RedisMicros, tt.want.RedisMicros) || !near(got.GrantsPerSecond, tt.want.GrantsPerSecond) ||
+				!near(got.Share, tt.want.Share) {
+				t.Fatalf("FairBound = %+v, want %+v", got, tt.want)
+			}
+		})
 	}
 }
 

@@ -1,15 +1,18 @@
--- acquire(ticket, claimer, mode, ttl, holder, purpose, channel, grace, named)
+-- acquire(ticket, claimer, mode, ttl, holder, purpose, channel, grace, named, n)
 -- Grants the lock to ticket when it may have it, queues it (patient mode) or
 -- reports the holder (standard mode). Idempotent: a retry after a lost reply
 -- finds the same grant or the same place in line. named is '1' when the
--- caller presented the ticket (a claim), which may have been spent.
+-- caller presented the ticket (a claim), which may have been spent. n (from 1)
+-- numbers this run among the caller's: a waiter's record keeps the n of
+-- the run that last renewed its lease, and the wake-up of its grant names
+-- it (see wake in lib.lua).
 -- Returns result(status, value, extra): status 1 granted (value token,
 -- extra 1 when this claimed a handed-off or reserved ticket), 2 queued (value
 -- position, 0 = head), 3 locked, 4 ticket claimed by someone else, 7 ticket
 -- spent (claimed, then released or handed on).
 local ticket, claimer, mode = ARGV[1], ARGV[2], ARGV[3]
 local ttl, holder, purpose, channel = tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
-local grace, named = tonumber(ARGV[8]), ARGV[9] == '1'
+local grace, named, n = tonumber(ARGV[8]), ARGV[9] == '1', tonumber(ARGV[10])
 
 evict()
 
@@ -19,6 +22,8 @@ local function grant_self(claimed)
 end
 
 local function join()
+  -- Looked up even on a fresh ticket's first run: the client may send a
+  -- run again after a broken connection, and it must find its place.
   local info = winfo(ticket)
   if info and not alive(info) then
     -- Its lease ran out while it stood in line: it starts again at the back.
@@ -31,11 +36,11 @@ local function join()
     if info.c and info.c ~= '' and info.c ~= claimer then
       return result(4, 0)
     end
-    info.c, info.ch, info.ttl, info.m = claimer, channel, ttl, mode
+    info.c, info.ch, info.ttl, info.m, info.n = claimer, channel, ttl, mode, n
     if holder ~= '' then info.h = holder end
     if purpose ~= '' then info.p = purpose end
   else
-    info = {h = holder, p = purpose, j = NOW, c = claimer, ch = channel, ttl = ttl, m = mode, r = 0}
+    info = {h = holder, p = purpose, j = NOW, c = claimer, ch = channel, ttl = ttl, m = mode, r = 0, n = n}
     -- A newcomer's place is the line's new length less one.
     pos = redis.call('RPUSH', K_LINE, ticket) - 1
   end
@@ -48,9 +53,9 @@ end
 if OWNER and OWNER.t == ticket then
   if OWNER.c == '' or OWNER.c == claimer then
     -- Claim of a ticket handed to us, or the waiter granted by a release
-    -- or handoff confirming its grant (a wake-up only prompts this run), or
-    -- a re-run of our own grant: keep the token granted, take over the
-    -- lease from now.
+    -- or handoff confirming its grant (a wake-up it could not take
+    -- prompts this run), or a re-run of our own grant: keep the token
+    -- granted, take over the lease from now.
     local f = {'c', claimer, 'e', NOW + ttl, 'm', mode}
     if holder ~= '' then f[#f + 1] = 'h'; f[#f + 1] = holder end
     if purpose ~= '' then f[#f + 1] = 'p'; f[#f + 1] = purpose end

@@ -27,7 +27,7 @@ local tok
 if info and info.c and info.c ~= '' then
   -- Its claimer waits in line: it keeps the lease it has, as at a release.
   tok = make_owner(nxt, info.c, tonumber(info.x), info.h, info.p, info.m)
-  wake(info.ch, nxt)
+  wake(info, nxt, tok)
 else
   tok = make_owner(nxt, '', NOW + claim, 'ticket', purpose, 'handoff')
 end

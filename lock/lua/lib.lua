@@ -20,7 +20,8 @@ local EXP_WAITERS, EXP_HOLDERS, EXP_TICKETS = 0, 0, 0
 -- reservation nobody has claimed yet), ch its process's wake channel, ttl,
 -- m mode, r 1 for a reservation, claim (a reservation's lease once at the
 -- front), x lease expiry (ms, server clock; renewed by every acquire the
--- waiter runs).
+-- waiter runs), n the number the waiter gave the acquire run that set x
+-- (its wake-up names it, see wake).
 local function winfo(ticket)
   local raw = redis.call('HGET', K_WAITERS, ticket)
   if not raw then return nil end
@@ -100,13 +101,21 @@ local function next_token()
   return tok
 end
 
--- Tell the process waiting for ticket (through its wake channel ch) to run
--- acquire again: it was granted the lock. The message is only a prompt; the
--- waiter holds the lock once its acquire finds its ticket owning it, so a
--- message that arrives late (after the grant lapsed) grants nothing.
-local function wake(ch, ticket)
-  if ch and ch ~= '' then
-    redis.call('PUBLISH', ch, ticket)
+-- Tell the process of the waiter granted (info, waiting with ticket) that
+-- it holds the lock, through its wake channel: "ticket claimer n token",
+-- where n names the waiter's acquire run that set the lease the grant
+-- keeps (info.x). The waiter takes the message as its grant only when n is
+-- that of a run it sent, no older than the last run it had an answer to,
+-- and the lease counted from that run's sending is still good; otherwise
+-- (a stale message: the grant lapsed while the waiter could not act) it
+-- only runs acquire again. A record without n (written by an older
+-- version) gets the ticket alone: a prompt to re-check.
+local function wake(info, ticket, tok)
+  if not info.ch or info.ch == '' then return end
+  if info.n and info.c and info.c ~= '' then
+    redis.call('PUBLISH', info.ch, string.format('%s %s %d %d', ticket, info.c, info.n, tok))
+  else
+    redis.call('PUBLISH', info.ch, ticket)
   end
 end
 
@@ -140,7 +149,7 @@ local function promote_head()
       local expiry = tonumber(info.x)
       if claimer == '' then expiry = NOW + tonumber(info.claim or 1000) end
       local tok = make_owner(head, claimer, expiry, info.h, info.p, info.m)
-      wake(info.ch, head)
+      wake(info, head, tok)
       return head, tok
     end
     count_dead(info)
