@@ -365,27 +365,9 @@ func RunLifecycle(ctx context.Context, cfg LifecycleConfig) (LifecycleResult, er
 	start := time.Now()
 	lctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
-	var wg sync.WaitGroup
-	stats := make([]clientStats, cfg.Clients)
-	for c := range cfg.Clients {
-		var mine []int
-		for i := c; i < cfg.Nodes; i += cfg.Clients {
-			mine = append(mine, i)
-		}
-		wg.Go(func() {
-			cl := &lifecycleClient{c: newClient(d.APIURL()).Client, tl: tl, image: d.ImageURL(), imageSum: imageSum, poll: cfg.Poll}
-			if cfg.Watch {
-				wctx, stop := context.WithCancel(lctx)
-				var watching sync.WaitGroup
-				defer watching.Wait()
-				defer stop()
-				cl.wake = make(chan struct{}, 1)
-				watching.Go(func() { cl.watch(wctx, d.APIURL()) })
-			}
-			stats[c] = cl.run(lctx, mine)
-		})
-	}
-	wg.Wait()
+	stats := runClients(lctx, cfg, d.APIURL(), func() *lifecycleClient {
+		return &lifecycleClient{c: newClient(d.APIURL()).Client, tl: tl, image: d.ImageURL(), imageSum: imageSum, poll: cfg.Poll}
+	})
 	r.Seconds = time.Since(start).Seconds()
 	if cfg.CPUProfile != nil {
 		pprof.StopCPUProfile()
@@ -443,6 +425,35 @@ func RunLifecycle(ctx context.Context, cfg LifecycleConfig) (LifecycleResult, er
 }
 
 // taskOutcomes counts the conductors' tasks by outcome.
+// runClients runs cfg.Clients clients, each made by newCl, over cfg.Nodes
+// nodes (node i is client i mod cfg.Clients's) until they are done or ctx
+// ends, and returns each one's stats. With cfg.Watch a client also follows
+// api's GET /v1/watch.
+func runClients(ctx context.Context, cfg LifecycleConfig, api string, newCl func() *lifecycleClient) []clientStats {
+	var wg sync.WaitGroup
+	stats := make([]clientStats, cfg.Clients)
+	for c := range cfg.Clients {
+		var mine []int
+		for i := c; i < cfg.Nodes; i += cfg.Clients {
+			mine = append(mine, i)
+		}
+		wg.Go(func() {
+			cl := newCl()
+			if cfg.Watch {
+				wctx, stop := context.WithCancel(ctx)
+				var watching sync.WaitGroup
+				defer watching.Wait()
+				defer stop()
+				cl.wake = make(chan struct{}, 1)
+				watching.Go(func() { cl.watch(wctx, api) })
+			}
+			stats[c] = cl.run(ctx, mine)
+		})
+	}
+	wg.Wait()
+	return stats
+}
+
 func taskOutcomes(d *fleet.Dev) (map[string]int, error) {
 	mfs, err := d.Registry.Gather()
 	if err != nil {

@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -210,19 +209,9 @@ func runTarget(ctx context.Context, cfg LifecycleConfig) (LifecycleResult, error
 	start := time.Now()
 	lctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
-	var wg sync.WaitGroup
-	stats := make([]clientStats, cfg.Clients)
-	for c := range cfg.Clients {
-		var mine []int
-		for i := c; i < cfg.Nodes; i += cfg.Clients {
-			mine = append(mine, i)
-		}
-		wg.Go(func() {
-			cl := &lifecycleClient{c: newClient(t.URL).Client, tl: tl, poll: cfg.Poll, node: t.enrollee}
-			stats[c] = cl.run(lctx, mine)
-		})
-	}
-	wg.Wait()
+	stats := runClients(lctx, cfg, t.URL, func() *lifecycleClient {
+		return &lifecycleClient{c: newClient(t.URL).Client, tl: tl, poll: cfg.Poll, node: t.enrollee}
+	})
 	r.Seconds = time.Since(start).Seconds()
 	target1, procs, err := treeCPU(t.PIDs)
 	if err != nil {
