@@ -169,7 +169,7 @@ func NewInventory(ctx context.Context, js jetstream.JetStream, cfg InventoryConf
 			return nil, fmt.Errorf("transport: ensure bucket %s: %w", b.name, err)
 		}
 		if cfg.Replicas > 1 {
-			if kv, err = readFromLeader(ctx, js, kv); err != nil {
+			if kv, err = readFromLeader(js, kv); err != nil {
 				return nil, fmt.Errorf("transport: ensure bucket %s: %w", b.name, err)
 			}
 		}
@@ -190,34 +190,6 @@ func NewInventory(ctx context.Context, js jetstream.JetStream, cfg InventoryConf
 		}
 	}
 	return inv, nil
-}
-
-// readFromLeader makes a replicated bucket's reads go to its stream's
-// leader. nats.go creates every bucket with AllowDirect, and a direct get
-// is answered by whichever replica answers first, follower included: a
-// follower behind the leader answers with a record older than a write
-// already acknowledged (nats-server turns a follower's direct gets on once
-// it is 90 % caught up: jetstream_cluster.go, monitorStream). A conductor of a three-server cluster read a node
-// from before the API's first move, took its task as one that no longer
-// applied and dropped it, leaving the node in verifying, cleaning or
-// deploying with no task (scripts/scaleout-bench.sh with 4 conductors). A
-// read through the stream's API (STREAM.MSG.GET) is answered by the
-// leader, which has stored every acknowledged write. The cache's watch is
-// unaffected; a single-server bucket has no follower and keeps direct gets.
-// The bucket is reopened so that its handle reads the new setting.
-func readFromLeader(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue) (jetstream.KeyValue, error) {
-	st, err := js.Stream(ctx, "KV_"+kv.Bucket())
-	if err != nil {
-		return nil, err
-	}
-	sc := st.CachedInfo().Config
-	if sc.AllowDirect {
-		sc.AllowDirect = false
-		if _, err := js.UpdateStream(ctx, sc); err != nil {
-			return nil, fmt.Errorf("reads from the leader: %w", err)
-		}
-	}
-	return js.KeyValue(ctx, kv.Bucket())
 }
 
 // MaxRecordBytes is the largest node or port record, encoded, that the

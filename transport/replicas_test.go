@@ -1,11 +1,10 @@
 package transport_test
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ironfleet/ironfleet/internal/natstest"
 	"github.com/ironfleet/ironfleet/transport"
@@ -27,22 +26,24 @@ func TestReplicatedReadsSeeAcknowledgedWrites(t *testing.T) {
 		newInventory(t, natstest.Connect(t, c.Nodes[1].URL()), cfg),
 		newInventory(t, natstest.Connect(t, c.Nodes[2].URL()), cfg),
 	}
-	// Every replicated bucket reads from its leader: a follower serves
-	// direct gets once 90 % caught up, so no load this test can make
-	// shows the stale read reliably; the setting is what prevents it.
-	js, err := jetstream.New(natstest.Connect(t, c.Nodes[1].URL()))
+	// Every read of a replicated bucket goes to its leader: a follower
+	// serves direct gets once 90 % caught up, so no load this test can
+	// make shows the stale read reliably; never asking one prevents it.
+	// A plain subscriber sees every direct get request sent.
+	nc := natstest.Connect(t, c.Nodes[1].URL())
+	direct, err := nc.SubscribeSync("$JS.API.DIRECT.GET.>")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, b := range []string{transport.NodesBucket, transport.PortsBucket, transport.IndexBucket, transport.RecordsBucket} {
-		st, err := js.Stream(t.Context(), "KV_"+b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.CachedInfo().Config.AllowDirect {
-			t.Errorf("bucket %s: direct gets allowed: a follower may answer a read with a record older than an acknowledged write", b)
-		}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
 	}
+	defer func() {
+		if n, _, _ := direct.Pending(); n > 0 {
+			m, _ := direct.NextMsg(0)
+			t.Errorf("%d direct get requests of a replicated bucket, the first on %s: a follower may answer with a record older than an acknowledged write", n, m.Subject)
+		}
+	}()
 	// Eight nodes written at once, so that a follower falls behind as one
 	// does under a fleet's load.
 	var wg sync.WaitGroup
@@ -77,5 +78,14 @@ func TestReplicatedReadsSeeAcknowledgedWrites(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+	// A deleted node reads as missing through the leader too.
+	gone := createNode(t, writer, wire.Node{Name: "deleted", Driver: "fake-hardware"})
+	if err := writer.DeleteNode(t.Context(), gone.UUID, 0); err != nil {
+		t.Fatal(err)
+	}
+	syncCache(t, readers[0])
+	if _, err := readers[0].Get(t.Context(), gone.UUID); !errors.Is(err, transport.ErrNotFound) {
+		t.Errorf("a deleted node read from another server: %v, want not found", err)
 	}
 }
