@@ -46,7 +46,17 @@ type leaderKV struct {
 // kvOperation is the header a KV delete or purge marker carries.
 const kvOperation = "KV-Operation"
 
+// leaderReadTimeout bounds a leader read whose context has no deadline (a
+// conductor's work under a node lock), as jetstream bounds its own API
+// requests.
+const leaderReadTimeout = 5 * time.Second
+
 func (l *leaderKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, leaderReadTimeout)
+		defer cancel()
+	}
 	m, err := l.js.GetLastMsg(l.stream, l.subject+key, nats.Context(ctx))
 	if errors.Is(err, nats.ErrMsgNotFound) {
 		return nil, jetstream.ErrKeyNotFound

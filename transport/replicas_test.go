@@ -1,6 +1,7 @@
 package transport_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -87,5 +88,18 @@ func TestReplicatedReadsSeeAcknowledgedWrites(t *testing.T) {
 	syncCache(t, readers[0])
 	if _, err := readers[0].Get(t.Context(), gone.UUID); !errors.Is(err, transport.ErrNotFound) {
 		t.Errorf("a deleted node read from another server: %v, want not found", err)
+	}
+}
+
+// TestLeaderReadWithoutADeadline: a conductor reads under its node lock's
+// context, which has no deadline; a replicated bucket's read still
+// answers (and is bounded).
+func TestLeaderReadWithoutADeadline(t *testing.T) {
+	c := natstest.StartCluster(t, 3)
+	inv := newInventory(t, natstest.Connect(t, c.Nodes[2].URL()), transport.InventoryConfig{Replicas: 3})
+	n := createNode(t, inv, wire.Node{Name: "no-deadline", Driver: "fake-hardware"})
+	got, err := inv.Get(context.WithoutCancel(t.Context()), n.UUID)
+	if err != nil || got.UUID != n.UUID {
+		t.Fatalf("Get without a deadline: %+v, %v", got.UUID, err)
 	}
 }
