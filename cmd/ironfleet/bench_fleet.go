@@ -78,7 +78,7 @@ has the hops the clients see; tasks and each conductor's share come from
 	f.BoolVar(&o.verbose, "verbose", false, "log the fleets' warnings to stderr")
 	f.BoolVar(&o.lifecycle, "lifecycle", false, "measure lifecycle throughput (enroll → active) and its per-hop timeline instead")
 	f.IntVar(&o.clients, "clients", fleetbench.DefaultClients, "with --lifecycle: concurrent clients")
-	f.DurationVar(&o.sync, "sync-interval", fleet.DefaultTempSyncInterval, "with --lifecycle: how often NATS and Redis fsync the fleet's data (0: on every write), as ironfleet dev's --sync-interval")
+	f.DurationVar(&o.sync, "sync-interval", fleet.DefaultTempSyncInterval, "how often NATS and Redis fsync the fleets' data (0: on every write), as ironfleet dev's --sync-interval")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "with --lifecycle: write a CPU profile of the measured run (the whole process) to this file")
 	f.BoolVar(&o.watch, "watch", false, "with --lifecycle: clients also follow GET /v1/watch and read their nodes' states when it announces a change (--poll is then their resync)")
 	f.DurationVar(&o.poll, "poll", fleetbench.DefaultClientPoll, "with --lifecycle: how often an idle client reads its nodes' states")
@@ -116,6 +116,7 @@ func runBenchFleet(cmd *cobra.Command, o benchFleetFlags) error {
 	if cfg.Pests == 0 {
 		cfg.Pests = -1 // --pests 0 is none, where the Config's 0 is the default
 	}
+	cfg.SyncInterval = benchSync(o.sync)
 	if o.verbose {
 		cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
@@ -176,14 +177,20 @@ func strategyNames() []string {
 	return out
 }
 
+// benchSync is the fleetbench configs' SyncInterval for --sync-interval:
+// the flag's 0 is on every write, where the configs' 0 is their default.
+func benchSync(flag time.Duration) time.Duration {
+	if flag == 0 {
+		return -1
+	}
+	return flag
+}
+
 // runBenchLifecycle runs `bench fleet --lifecycle`.
 func runBenchLifecycle(cmd *cobra.Command, o benchFleetFlags) error {
 	cfg := fleetbench.LifecycleConfig{
 		Clients: o.clients, Poll: o.poll, Watch: o.watch, Conductors: o.cfg.Conductors, HeartbeatTimeout: o.cfg.HeartbeatTimeout,
-		Timeout: o.cfg.Timeout, DataDir: o.cfg.DataDir, RedisServer: o.cfg.RedisServer, SyncInterval: o.sync,
-	}
-	if o.sync == 0 {
-		cfg.SyncInterval = -1 // on every write, where the Config's 0 is the default
+		Timeout: o.cfg.Timeout, DataDir: o.cfg.DataDir, RedisServer: o.cfg.RedisServer, SyncInterval: benchSync(o.sync),
 	}
 	if cmd.Flags().Changed("nodes") {
 		cfg.Nodes = o.cfg.Nodes

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ironfleet/ironfleet/internal/redistest"
 	"github.com/ironfleet/ironfleet/internal/syncbuf"
@@ -85,5 +86,22 @@ func TestBenchFleetTargetFlagsRefused(t *testing.T) {
 				t.Fatalf("got %v, want an error saying %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestBenchSync: --sync-interval 0 reaches the benchmarks as "on every
+// write" (negative), since their configs' zero is the 1 s default; any
+// other value passes unchanged, in both modes of bench fleet.
+func TestBenchSync(t *testing.T) {
+	for _, tc := range []struct {
+		flag, want time.Duration
+	}{
+		{0, -1},
+		{time.Second, time.Second},
+		{250 * time.Millisecond, 250 * time.Millisecond},
+	} {
+		if got := benchSync(tc.flag); got != tc.want {
+			t.Errorf("benchSync(%v) = %v, want %v", tc.flag, got, tc.want)
+		}
 	}
 }

@@ -85,6 +85,12 @@ type Config struct {
 	// ReplaceConductorAfter, when not zero, stops one conductor this long
 	// into the deploys and starts a replacement (Scale); zero means none.
 	ReplaceConductorAfter time.Duration
+	// SyncInterval is how often the fleets' NATS and Redis fsync their
+	// data (fleet.DevConfig.SyncInterval), as LifecycleConfig's: zero means
+	// fleet.DefaultTempSyncInterval, as `ironfleet dev` on a temporary
+	// directory (a fleet's data is removed after its run), and negative
+	// means on every write.
+	SyncInterval time.Duration
 	// Logger receives the fleets' logs; nil means none.
 	Logger *slog.Logger
 }
@@ -116,6 +122,9 @@ func (c *Config) defaults() {
 	}
 	if c.ImageSize <= 0 {
 		c.ImageSize = DefaultImageSize
+	}
+	if c.SyncInterval == 0 {
+		c.SyncInterval = fleet.DefaultTempSyncInterval
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -212,7 +221,7 @@ func runOne(ctx context.Context, cfg Config, s Strategy, dir string) (Result, er
 	d, err := fleet.StartDev(ctx, fleet.DevConfig{
 		DataDir: dir, APIAddr: "127.0.0.1:0", Nodes: cfg.Nodes, Conductors: cfg.Conductors,
 		Provide: true, ManualClean: true, EnrollWorkers: 32, ImageSize: cfg.ImageSize,
-		HeartbeatTimeout: cfg.HeartbeatTimeout, RedisServer: cfg.RedisServer,
+		HeartbeatTimeout: cfg.HeartbeatTimeout, RedisServer: cfg.RedisServer, SyncInterval: max(cfg.SyncInterval, 0),
 		LockAttempts: cfg.LockAttempts, LockInterval: cfg.LockInterval,
 		// Every node deploys at once: the benchmark measures the handoff,
 		// not the group's admission limits.
