@@ -49,6 +49,12 @@ func (s *Server) act(c *gin.Context, n wire.Node, purpose string, op wire.Operat
 	if err := s.underLimit(n, op); err != nil {
 		return err
 	}
+	// Nothing is written for an action whose task cannot be published: with
+	// NATS away, the first move and the publish would each wait out their
+	// deadlines and the undo after them (a minute in all) before the 503.
+	if err := s.deps.Tasks.Connected(); err != nil {
+		return unavailable("task bus (NATS)", err)
+	}
 	ctx := c.Request.Context()
 	lk, err := s.lockNode(ctx, n.UUID, purpose)
 	if err != nil {

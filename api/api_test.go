@@ -679,6 +679,48 @@ func TestDependencyDown(t *testing.T) {
 	}
 }
 
+// TestActionRefusedWhileNATSIsAway: with the NATS server gone, a
+// provision request is refused (503) before it takes
+// the node's lock, so nothing is written and there is nothing to undo:
+// the node's record and its lock keys are as they were. Without the check
+// the request takes the lock and waits out the first move's write.
+func TestActionRefusedWhileNATSIsAway(t *testing.T) {
+	e := newEnv(t)
+	id := e.createNode("nats-away-1", nil)
+	before, err := e.inv.Get(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := redis.NewClient(e.rs.Options())
+	t.Cleanup(func() { _ = rc.Close() })
+	lockKeys := func() []string {
+		t.Helper()
+		ks, err := rc.Keys(t.Context(), "*{"+id+"}*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(ks)
+		return ks
+	}
+	keysBefore := lockKeys()
+	e.ns.Stop()
+	// The client learns of the server's going when its read fails.
+	waitUntil(t, "the NATS connection to see the server gone", func() bool { return !e.nc.IsConnected() })
+	r := e.do(http.MethodPut, "/v1/nodes/"+id+"/states/provision", map[string]any{"target": "manage"})
+	mustStatus(t, r, 503)
+	if r.fault(t)["faultcode"] != "Server" {
+		t.Errorf("fault %s", r.body)
+	}
+	if ks := lockKeys(); !slices.Equal(ks, keysBefore) {
+		t.Errorf("the node's lock keys changed from %v to %v: the refused request took the lock", keysBefore, ks)
+	}
+	// The cache still answers reads, and shows the node as it was.
+	n, ok := e.inv.Node(id)
+	if !ok || n.ProvisionState != before.ProvisionState || n.Fence != before.Fence {
+		t.Errorf("node after the refusal: %+v (found %v), want it as before: %s, fence %d", n, ok, before.ProvisionState, before.Fence)
+	}
+}
+
 func TestNewValidates(t *testing.T) {
 	e := newEnv(t)
 	full := api.Deps{Nodes: e.inv, Ports: e.inv, Tasks: e.bus, Locks: e.locker, Conductors: e.reg,

@@ -52,6 +52,7 @@ type env struct {
 	locker *lock.Locker
 	js     jetstream.JetStream
 	nc     *nats.Conn
+	ns     *natstest.Server
 	rs     *redistest.Server
 }
 
@@ -126,7 +127,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 	return &env{t: t, srv: srv, http: hs, url: hs.URL, inv: inv, bus: bus, reg: reg, locker: locker,
-		js: bus.JetStream(), nc: nc, rs: rs}
+		js: bus.JetStream(), nc: nc, ns: ns, rs: rs}
 }
 
 // resp is an answer read in full.

@@ -59,6 +59,9 @@ type Ports interface {
 type Tasks interface {
 	Publish(ctx context.Context, t wire.Task) (uint64, error)
 	EmitEvent(ctx context.Context, ev wire.Event) error
+	// Connected is nil while the bus can take a publish now; a user
+	// action is refused (503) before its lock and first move otherwise.
+	Connected() error
 }
 
 // Locks is what the API needs of the node lock (*lock.Locker): a

@@ -295,6 +295,19 @@ func (b *Bus) minAckWait() time.Duration {
 	return d
 }
 
+// Connected reports whether the bus's connection to NATS is up now: nil,
+// or a wire.CodeUnavailable error naming the connection's state. A caller
+// that is about to make a change which only a publish can carry on (the
+// API's first move of a user action) asks first, so that while NATS is
+// away it refuses at once, with nothing written, instead of waiting out a
+// write and a publish that nats.go buffers until their deadlines.
+func (b *Bus) Connected() error {
+	if b.nc.IsConnected() {
+		return nil
+	}
+	return wire.Errorf(wire.CodeUnavailable, "transport: NATS connection is %s", b.nc.Status())
+}
+
 // Publish validates and publishes t on ifl.tasks.<group>.<op> with t.ID as
 // the message ID, waits for JetStream to store it, and returns its stream
 // sequence. A task republished within the dedup window is stored once: the

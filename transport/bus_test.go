@@ -268,6 +268,23 @@ func TestBadMessagesAreTerminatedWithAReason(t *testing.T) {
 	}
 }
 
+// TestConnected: the bus says it is connected while NATS is up, and
+// unavailable, naming the connection's state, once the server is gone.
+func TestConnected(t *testing.T) {
+	srv := natstest.Start(t)
+	b := newBus(t, srv.Conn(t), transport.BusConfig{})
+	if err := b.Connected(); err != nil {
+		t.Fatalf("Connected with the server up: %v", err)
+	}
+	srv.Stop()
+	// The client learns of the server's going when its read fails.
+	waitFor(t, "the bus to see the server gone", func() bool { return b.Connected() != nil })
+	err := b.Connected()
+	if wire.CodeOf(err) != wire.CodeUnavailable || !strings.Contains(err.Error(), "NATS connection is") {
+		t.Fatalf("Connected with the server gone: %v, want unavailable naming the connection's state", err)
+	}
+}
+
 func TestPublishRejectsBadTasks(t *testing.T) {
 	srv := natstest.Start(t)
 	b := newBus(t, srv.Conn(t), transport.BusConfig{MaxTaskBytes: 512})
