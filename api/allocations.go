@@ -149,16 +149,17 @@ func (s *Server) listAllocations(c *gin.Context) {
 	for _, a := range all {
 		docs = append(docs, renderAllocation(a, base, v))
 	}
-	docs, more, err := q.page(docs, allocationNotFound)
+	page, err := q.page(docs, allocationNotFound)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	if docs, err = pickAll(docs, fields, v); err != nil {
+	out, err := pickAll(page, fields, v)
+	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	s.answerList(c, "allocations", q, docs, more)
+	s.writeList(c, "allocations", out, page, q.limit)
 }
 
 // asBadRequest turns a not-found into a 400 with the same message, as

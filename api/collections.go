@@ -34,16 +34,10 @@ type listing struct {
 // on a …/detail route, where every field is shown and detail is refused.
 func (s *Server) page(c *gin.Context, l listing, docs []map[string]any, notFound func(id string) error, detailRoute bool) {
 	v := version(c)
-	limit := transport.MaxLimit
-	if q := c.Query("limit"); q != "" {
-		n, err := strconv.Atoi(q)
-		if err != nil || n < 0 {
-			s.fail(c, badRequest("Limit must be a non-negative integer, got %q.", q))
-			return
-		}
-		if n > 0 && n < limit {
-			limit = n
-		}
+	limit, err := readLimit(c)
+	if err != nil {
+		s.fail(c, err)
+		return
 	}
 	detail, err := parseBool("detail", c.Query("detail"))
 	if err != nil {
@@ -66,25 +60,21 @@ func (s *Server) page(c *gin.Context, l listing, docs []map[string]any, notFound
 		s.fail(c, badRequest("Can't fetch a subset of fields with 'detail' set"))
 		return
 	}
-	key, dir := c.DefaultQuery("sort_key", "id"), c.DefaultQuery("sort_dir", "asc")
-	if dir != "asc" && dir != "desc" {
-		s.fail(c, badRequest("Invalid sort direction: %s. Acceptable values are 'asc' or 'desc'", dir))
-		return
-	}
-	if err := sortDocs(docs, key, l.noSort); err != nil {
+	desc, err := readSortDir(c)
+	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	if dir == "desc" {
+	if err := sortDocs(docs, c.DefaultQuery("sort_key", "id"), l.noSort); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if desc {
 		slices.Reverse(docs)
 	}
-	if m := c.Query("marker"); m != "" {
-		i := slices.IndexFunc(docs, func(d map[string]any) bool { return d["uuid"] == strings.ToLower(m) })
-		if !isUUID(m) || i < 0 {
-			s.fail(c, notFound(m))
-			return
-		}
-		docs = docs[i+1:]
+	if docs, err = afterMarker(docs, c.Query("marker"), notFound); err != nil {
+		s.fail(c, err)
+		return
 	}
 	docs = docs[:min(len(docs), limit)]
 	out := make([]map[string]any, 0, len(docs))
@@ -104,11 +94,64 @@ func (s *Server) page(c *gin.Context, l listing, docs []map[string]any, notFound
 		}
 		out = append(out, d)
 	}
-	body := gin.H{l.item: out}
-	if len(docs) == limit && limit > 0 {
-		next := nextURL(s.base(c), c.Request.URL, limit, docs[len(docs)-1]["uuid"].(string))
+	s.writeList(c, l.item, out, docs, limit)
+}
+
+// readLimit reads a list's limit: at most transport.MaxLimit, which is
+// also what 0 or none means, as on Ironic's lists.
+func readLimit(c *gin.Context) (int, error) {
+	limit := transport.MaxLimit
+	if q := c.Query("limit"); q != "" {
+		n, err := strconv.Atoi(q)
+		if err != nil || n < 0 {
+			return 0, badRequest("Limit must be a non-negative integer, got %q.", q)
+		}
+		if n > 0 && n < limit {
+			limit = n
+		}
+	}
+	return limit, nil
+}
+
+// readSortDir reads sort_dir: whether the list runs descending.
+func readSortDir(c *gin.Context) (bool, error) {
+	switch d := c.Query("sort_dir"); d {
+	case "", "asc":
+		return false, nil
+	case "desc":
+		return true, nil
+	default:
+		return false, badRequest("Invalid sort direction: %s. Acceptable values are 'asc' or 'desc'", d)
+	}
+}
+
+// afterMarker returns the sorted docs after the one whose uuid is marker
+// (any case), all of them without a marker; notFound makes the error of a
+// marker that names none.
+func afterMarker(docs []map[string]any, marker string, notFound func(id string) error) ([]map[string]any, error) {
+	if marker == "" {
+		return docs, nil
+	}
+	m := strings.ToLower(marker)
+	i := slices.IndexFunc(docs, func(d map[string]any) bool { return d["uuid"] == m })
+	if !isUUID(marker) || i < 0 {
+		return nil, notFound(marker)
+	}
+	return docs[i+1:], nil
+}
+
+// writeList answers a page of items under key item: out, the page's
+// records as shown (fields, or the short view, may leave out their uuid),
+// rendered from page, the records in full. The "next" link (and
+// "<item>_links", which gophercloud reads) is there when the page is full,
+// as Ironic's collection.has_next: a client pages on until a page comes
+// back short.
+func (s *Server) writeList(c *gin.Context, item string, out, page []map[string]any, limit int) {
+	body := gin.H{item: out}
+	if len(page) == limit && limit > 0 {
+		next := nextURL(s.base(c), c.Request.URL, limit, fmt.Sprint(page[len(page)-1]["uuid"]))
 		body["next"] = next
-		body[l.item+"_links"] = []link{{Href: next, Rel: "next"}}
+		body[item+"_links"] = []link{{Href: next, Rel: "next"}}
 	}
 	c.JSON(http.StatusOK, body)
 }

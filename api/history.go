@@ -79,21 +79,23 @@ func (s *Server) historyList(c *gin.Context, full bool) {
 	for _, ev := range h.Events {
 		docs = append(docs, renderHistoryEvent(n.UUID, ev, true, base))
 	}
-	docs, more, err := q.page(docs, historyNotFound)
+	page, err := q.page(docs, historyNotFound)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
+	out := page
 	if !full {
 		byID := make(map[any]wire.HistoryEvent, len(h.Events))
 		for _, ev := range h.Events {
 			byID[ev.UUID] = ev
 		}
-		for i, d := range docs {
-			docs[i] = renderHistoryEvent(n.UUID, byID[d["uuid"]], false, base)
+		out = make([]map[string]any, len(page))
+		for i, d := range page {
+			out[i] = renderHistoryEvent(n.UUID, byID[d["uuid"]], false, base)
 		}
 	}
-	s.answerList(c, "history", q, docs, more)
+	s.writeList(c, "history", out, page, q.limit)
 }
 
 func (s *Server) getHistoryEvent(c *gin.Context) {

@@ -106,6 +106,23 @@ func TestDeployTemplates(t *testing.T) {
 		if next, _ := page["next"].(string); !strings.Contains(next, "marker="+id) {
 			t.Errorf("page of 1: next %q, want a marker at %s", next, id)
 		}
+		// fields without uuid: the next link still names the page's last
+		// template (it once read the uuid from what the page showed).
+		page = e.do(http.MethodGet, "/v1/deploy_templates?limit=1&fields=name", nil).json(t)
+		if next, _ := page["next"].(string); !strings.Contains(next, "marker="+id) {
+			t.Errorf("page of 1 with fields=name: next %q, want a marker at %s", next, id)
+		}
+		// A full last page has a next link too, as Ironic's has_next
+		// (api/controllers/v1/collection.py): the page after it is empty.
+		second := list[1].(map[string]any)["uuid"].(string)
+		page = e.do(http.MethodGet, "/v1/deploy_templates?limit=1&marker="+id, nil).json(t)
+		if next, _ := page["next"].(string); !strings.Contains(next, "marker="+second) {
+			t.Errorf("full last page: next %q, want a marker at %s", next, second)
+		}
+		page = e.do(http.MethodGet, "/v1/deploy_templates?limit=1&marker="+second, nil).json(t)
+		if got := page["deploy_templates"].([]any); len(got) != 0 || page["next"] != nil {
+			t.Errorf("after the last: %v, want no templates and no next", page)
+		}
 	})
 	t.Run("patch renames", func(t *testing.T) {
 		r := e.do(http.MethodPatch, "/v1/deploy_templates/"+id, []map[string]any{

@@ -183,7 +183,7 @@ func (s *Server) listTemplates(c *gin.Context) {
 	for _, t := range all {
 		docs = append(docs, renderTemplate(t, base))
 	}
-	docs, more, err := q.page(docs, templateNotFound)
+	page, err := q.page(docs, templateNotFound)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -191,11 +191,12 @@ func (s *Server) listTemplates(c *gin.Context) {
 	if !full && fields == "" {
 		fields = "uuid,name" // Ironic's DEFAULT_RETURN_FIELDS
 	}
-	if docs, err = pickAll(docs, fields, v); err != nil {
+	out, err := pickAll(page, fields, v)
+	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	s.answerList(c, "deploy_templates", q, docs, more)
+	s.writeList(c, "deploy_templates", out, page, q.limit)
 }
 
 func (s *Server) getTemplate(c *gin.Context) {
