@@ -5,6 +5,11 @@
 //
 // Workloads, each run once per implementation:
 //   - rtt: Redis PING round trip, the floor a direct handoff cannot beat.
+//   - relay: the cross-process wake-up alone, measured once per run: as
+//     many processes as the hot key's (each its own client and
+//     subscription) pass one message round a ring by PUBLISH, each sending
+//     on as soon as it reads; the time per hop is what a fair grant's
+//     wake-up costs on this machine before any lock work (FairBound).
 //   - handoff: one holder, one waiter that starts waiting 2–52 ms before the
 //     release; latency from the release call to the waiter holding the lock.
 //   - hot key: 16 processes, each warmed up on a key of its own (connections
@@ -98,8 +103,12 @@ type Result struct {
 	// RTTMicros is the PING round trip measured the way handoffs are: after
 	// the same 2–52 ms idle gaps (the machine's wake-up costs included).
 	// RTTHotMicros is PING back to back.
-	RTTMicros             float64 `json:"rtt_us"`
-	RTTHotMicros          float64 `json:"rtt_hot_us"`
+	RTTMicros    float64 `json:"rtt_us"`
+	RTTHotMicros float64 `json:"rtt_hot_us"`
+	// RelayHopMicros is one hop of the relay: a PUBLISH read by another
+	// of the hot key's processes, which publishes on (the run's, the same
+	// for every implementation).
+	RelayHopMicros        float64 `json:"relay_hop_us"`
 	HandoffSamples        int     `json:"handoff_samples"`
 	HandoffP50Micros      float64 `json:"handoff_p50_us"`
 	HandoffP99Micros      float64 `json:"handoff_p99_us"`
@@ -129,9 +138,13 @@ func Run(ctx context.Context, admin *redis.Client, impls []Impl, cfg Config, don
 	if err != nil {
 		return nil, fmt.Errorf("lockbench: ping: %w", err)
 	}
+	hop, err := relay(ctx, admin.Options(), cfg.HotKeyProcs, relayDuration)
+	if err != nil {
+		return nil, fmt.Errorf("lockbench: relay: %w", err)
+	}
 	var out []Result
 	for _, impl := range impls {
-		r := Result{Impl: impl.Name(), RTTMicros: micros(cold), RTTHotMicros: micros(hot)}
+		r := Result{Impl: impl.Name(), RTTMicros: micros(cold), RTTHotMicros: micros(hot), RelayHopMicros: micros(hop)}
 		if err := handoff(ctx, impl, cfg, &r); err != nil {
 			return out, fmt.Errorf("lockbench: %s: handoff: %w", impl.Name(), err)
 		}
@@ -165,6 +178,87 @@ func pingRTT(ctx context.Context, c *redis.Client, n int, idle bool) (time.Durat
 		d = append(d, time.Since(t))
 	}
 	return percentile(d, 0.5), nil
+}
+
+// relayDuration is how long the relay runs.
+const relayDuration = time.Second
+
+// relay passes one message round a ring of n processes, each with its own
+// client (opts) and its own subscription, for about d, each publishing to
+// the next as soon as it reads; it returns the mean time per hop. It is a
+// fair grant's chain without the lock: a PUBLISH that wakes another
+// process, which sends a command at once.
+func relay(ctx context.Context, opts *redis.Options, n int, d time.Duration) (time.Duration, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	channel := func(i int) string { return "lockbench:relay:" + strconv.Itoa(i%n) }
+	clients := make([]*redis.Client, n)
+	subs := make([]*redis.PubSub, n)
+	defer func() {
+		for i := range n {
+			if subs[i] != nil {
+				_ = subs[i].Close()
+			}
+			if clients[i] != nil {
+				_ = clients[i].Close()
+			}
+		}
+	}()
+	for i := range n {
+		o := *opts
+		clients[i] = redis.NewClient(&o)
+		subs[i] = clients[i].Subscribe(ctx, channel(i))
+		if _, err := subs[i].Receive(ctx); err != nil { // the subscription's confirmation
+			return 0, err
+		}
+	}
+	var hops atomic.Int64
+	end := time.Now().Add(d)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			for {
+				_, err := subs[i].ReceiveMessage(ctx)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if !time.Now().Before(end) {
+					errs <- nil
+					return
+				}
+				hops.Add(1)
+				if err := clients[i].Publish(ctx, channel(i+1), "hop").Err(); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	// Closing the subscriptions ends every process still reading.
+	stop := func() {
+		cancel()
+		for _, sub := range subs {
+			_ = sub.Close()
+		}
+		wg.Wait()
+	}
+	start := time.Now()
+	if err := clients[0].Publish(ctx, channel(0), "hop").Err(); err != nil {
+		stop()
+		return 0, err
+	}
+	err := <-errs // from the first process to see the end
+	elapsed := time.Since(start)
+	stop()
+	if err != nil {
+		return 0, err
+	}
+	if hops.Load() == 0 {
+		return 0, errors.New("no message went round the relay")
+	}
+	return elapsed / time.Duration(hops.Load()), nil
 }
 
 func processes(ctx context.Context, impl Impl, n int) ([]Process, func(), error) {

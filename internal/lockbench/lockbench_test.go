@@ -47,7 +47,7 @@ func TestRun(t *testing.T) {
 		t.Fatalf("got %d results, want 2", len(results))
 	}
 	ours := results[0]
-	if ours.Impl != "ironfleet" || ours.HandoffSamples == 0 || ours.HotKeyGrantsPerSecond == 0 || ours.RTTMicros == 0 ||
+	if ours.Impl != "ironfleet" || ours.HandoffSamples == 0 || ours.HotKeyGrantsPerSecond == 0 || ours.RTTMicros == 0 || ours.RelayHopMicros <= 0 ||
 		ours.RedisCPUMicrosPerGrant <= 0 || ours.ClientCPUMicrosPerGrant <= 0 {
 		t.Fatalf("ironfleet result incomplete: %+v", ours)
 	}
@@ -148,6 +148,8 @@ func TestFairBound(t *testing.T) {
 			Bound{CommandMicros: 2, ChainMicros: 36, RedisMicros: 32, GrantsPerSecond: 1e6 / 36, Share: 9000 * 36 / 1e6}},
 		{"redis bounds", Result{RTTHotMicros: 10, RedisCommandsPerGrant: 16, RedisCPUMicrosPerGrant: 64, HotKeyGrantsPerSecond: 5000},
 			Bound{CommandMicros: 4, ChainMicros: 42, RedisMicros: 64, GrantsPerSecond: 1e6 / 64, Share: 5000 * 64 / 1e6}},
+		{"the relay's hop for the wake-up", Result{RTTHotMicros: 10, RelayHopMicros: 40, RedisCommandsPerGrant: 16, RedisCPUMicrosPerGrant: 64, HotKeyGrantsPerSecond: 5000},
+			Bound{CommandMicros: 4, ChainMicros: 68, RedisMicros: 64, GrantsPerSecond: 1e6 / 68, Share: 5000 * 68 / 1e6}},
 		{"no cpu measured", Result{RTTHotMicros: 10, RedisCommandsPerGrant: 16}, Bound{}},
 	}
 	for _, tt := range tests {

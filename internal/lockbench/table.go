@@ -40,8 +40,13 @@ func WriteTable(w io.Writer, results []Result) error {
 			ratio(r.HandoffP50Micros, ours.HandoffP50Micros), ratio(ours.HotKeyGrantsPerSecond, r.HotKeyGrantsPerSecond))
 	}
 	if b := FairBound(*ours); b.GrantsPerSecond > 0 {
-		fmt.Fprintf(w, "\nironfleet fair-grant bound: in series, one hot round trip %.0f µs (release out, wake-up back) + the release's %d commands × %.1f µs = %.0f µs → ≤ %.0f grants/s;\n",
-			ours.RTTHotMicros, releaseCommands, b.CommandMicros, b.ChainMicros, 1e6/b.ChainMicros)
+		if ours.RelayHopMicros > 0 {
+			fmt.Fprintf(w, "\nironfleet fair-grant bound: in series, one wake-up of another process %.0f µs (a PUBLISH relayed among the hot key's processes, measured) + the release's other %d commands × %.1f µs = %.0f µs → ≤ %.0f grants/s;\n",
+				ours.RelayHopMicros, releaseCommands-1, b.CommandMicros, b.ChainMicros, 1e6/b.ChainMicros)
+		} else {
+			fmt.Fprintf(w, "\nironfleet fair-grant bound: in series, one hot round trip %.0f µs (release out, wake-up back) + the release's %d commands × %.1f µs = %.0f µs → ≤ %.0f grants/s;\n",
+				ours.RTTHotMicros, releaseCommands, b.CommandMicros, b.ChainMicros, 1e6/b.ChainMicros)
+		}
 		fmt.Fprintf(w, "  Redis's one thread, %.0f commands × %.1f µs = %.0f µs per grant → ≤ %.0f grants/s; measured %.0f = %.0f%% of the lower\n",
 			ours.RedisCommandsPerGrant, b.CommandMicros, b.RedisMicros, 1e6/b.RedisMicros, ours.HotKeyGrantsPerSecond, 100*b.Share)
 	}
@@ -57,27 +62,34 @@ const releaseCommands = 8
 // goes to another process: the holder's release reaches Redis, the release
 // script passes the lock on and publishes the wake-up, the wake-up reaches
 // the waiter's process, which holds the lock on reading it, works and
-// releases in turn. So grants follow each other no faster than one round
-// trip plus the release script (the chain); and Redis's single thread does
-// all of a grant's commands (the release, the previous holder joining the
-// line again) one after the other. Commands are costed at the Redis CPU
-// the run measured per command.
+// releases in turn. So grants follow each other no faster than one
+// cross-process wake-up plus the release script (the chain): the relay's
+// hop (a PUBLISH read by another process, which sends its next command at
+// once) and the release's commands other than its PUBLISH, or, without a
+// relay measured, one hot round trip and all of the release's commands.
+// And Redis's single thread does all of a grant's commands (the release,
+// the previous holder joining the line again) one after the other.
+// Commands are costed at the Redis CPU the run measured per command.
 type Bound struct {
 	CommandMicros   float64 // Redis CPU per command in the run
-	ChainMicros     float64 // hot PING + releaseCommands × CommandMicros
+	ChainMicros     float64 // relay hop + (releaseCommands-1) × CommandMicros, or hot PING + releaseCommands × CommandMicros
 	RedisMicros     float64 // Redis CPU per grant
 	GrantsPerSecond float64 // 1e6 over the larger of ChainMicros and RedisMicros
 	Share           float64 // the run's grants/s over GrantsPerSecond
 }
 
-// FairBound estimates the bound from r's hot PING, commands per grant and
-// Redis CPU per grant; the zero Bound when r lacks them.
+// FairBound estimates the bound from r's relay hop (or, without one, its
+// hot PING), commands per grant and Redis CPU per grant; the zero Bound
+// when r lacks them.
 func FairBound(r Result) Bound {
 	if r.RedisCommandsPerGrant <= 0 || r.RedisCPUMicrosPerGrant <= 0 || r.RTTHotMicros <= 0 {
 		return Bound{}
 	}
 	b := Bound{CommandMicros: r.RedisCPUMicrosPerGrant / r.RedisCommandsPerGrant, RedisMicros: r.RedisCPUMicrosPerGrant}
 	b.ChainMicros = r.RTTHotMicros + releaseCommands*b.CommandMicros
+	if r.RelayHopMicros > 0 {
+		b.ChainMicros = r.RelayHopMicros + (releaseCommands-1)*b.CommandMicros
+	}
 	b.GrantsPerSecond = 1e6 / max(b.ChainMicros, b.RedisMicros)
 	b.Share = r.HotKeyGrantsPerSecond / b.GrantsPerSecond
 	return b
