@@ -93,6 +93,15 @@ func NewRegistry(ctx context.Context, js jetstream.JetStream, cfg RegistryConfig
 	if err != nil {
 		return nil, fmt.Errorf("transport: ensure bucket %s: %w", ConductorsBucket, err)
 	}
+	// Replicated, its reads go to the leader, as the inventory's do: a
+	// follower's answer may be older than a keepalive it acknowledged, and
+	// the consoles' reconciliation takes a conductor it reads as offline
+	// for gone.
+	if cfg.Replicas > 1 {
+		if kv, err = readFromLeader(js, kv); err != nil {
+			return nil, fmt.Errorf("transport: ensure bucket %s: %w", ConductorsBucket, err)
+		}
+	}
 	return &Registry{kv: kv, cfg: cfg, log: cfg.Logger, now: time.Now}, nil
 }
 

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ironfleet/ironfleet/internal/natstest"
 	"github.com/ironfleet/ironfleet/transport"
@@ -101,5 +104,54 @@ func TestLeaderReadWithoutADeadline(t *testing.T) {
 	got, err := inv.Get(context.WithoutCancel(t.Context()), n.UUID)
 	if err != nil || got.UUID != n.UUID {
 		t.Fatalf("Get without a deadline: %+v, %v", got.UUID, err)
+	}
+}
+
+// TestReplicatedRegistryReadsFromTheLeader: a replicated registry reads
+// its records from the bucket's leader, as the inventory does: a process
+// connected to another server lists a conductor that registered and then
+// left without one direct get (which a follower may answer with a record
+// older than the keepalive it acknowledged).
+func TestReplicatedRegistryReadsFromTheLeader(t *testing.T) {
+	c := natstest.StartCluster(t, 3)
+	ctx := t.Context()
+	registry := func(i int) *transport.Registry {
+		js, err := jetstream.New(natstest.Connect(t, c.Nodes[i].URL()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := transport.NewRegistry(ctx, js, transport.RegistryConfig{Replicas: 3, KeepAlive: 20 * time.Millisecond, OfflineAfter: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	writer, reader := registry(0), registry(1)
+	nc := natstest.Connect(t, c.Nodes[2].URL())
+	direct, err := nc.SubscribeSync("$JS.API.DIRECT.GET.KV_" + transport.ConductorsBucket + ".>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- writer.Register(rctx, transport.ConductorInfo{Host: "cond-replicated.example"}) }()
+	waitFor(t, "the conductor to be listed from another server", func() bool {
+		cs, err := reader.Conductors(ctx)
+		return err == nil && len(cs) == 1 && cs[0].Host == "cond-replicated.example" && cs[0].Alive
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Register: %v", err)
+	}
+	waitFor(t, "the conductor's clean leave to be seen from another server", func() bool {
+		cs, err := reader.Conductors(ctx)
+		return err == nil && len(cs) == 0
+	})
+	if n, _, _ := direct.Pending(); n > 0 {
+		m, _ := direct.NextMsg(0)
+		t.Errorf("%d direct get requests of the replicated registry, the first on %s", n, m.Subject)
 	}
 }
